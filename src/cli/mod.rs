@@ -1,0 +1,16 @@
+//! Subcommands besides `serve`: each reads the config the same way and talks to the store.
+
+pub mod journal;
+
+use anyhow::Result;
+use std::path::Path;
+
+use crate::config::Config;
+
+/// The config named by `--config` / `SPONTS_CONFIG`, or the embedded defaults.
+pub fn load_config(path: Option<&Path>) -> Result<Config> {
+    match path {
+        Some(p) => Config::load(p).map_err(|e| anyhow::anyhow!("{}:\n{e}", p.display())),
+        None => Ok(Config::default()),
+    }
+}

@@ -1,0 +1,484 @@
+//! Configuration: the TOML file (or the embedded defaults) parsed into typed structs and
+//! validated once at start-up, so that a mistake is reported with its key before any mail flows.
+//!
+//! Every section is deserialized on its own, so `sponts check-config` can report the problems of
+//! all sections in one run; each error names the key (`smtp.max_recipients: ...`).
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer};
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use crate::net::Cidr;
+
+/// The whole configuration, as the rest of sponts sees it.
+#[derive(Debug, Clone, Default)]
+pub struct Config {
+    pub smtp: SmtpConfig,
+    pub backend: BackendConfig,
+    pub domains: DomainsConfig,
+    pub storage: StorageConfig,
+    pub log: LogConfig,
+    /// Modules that run, in order. `None`: every module that needs no outside service.
+    pub modules: Option<Vec<String>>,
+    pub access: AccessConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SmtpConfig {
+    pub listen: Vec<SocketAddr>,
+    pub hostname: String,
+    pub max_message_size: ByteSize,
+    pub max_recipients: usize,
+    pub max_connections: usize,
+    pub max_connections_per_ip: usize,
+    /// Protocol errors tolerated in one session before 421 and close.
+    pub max_errors: usize,
+    /// RFC 5321 4.5.3.2: at least 5 minutes waiting for a command.
+    pub command_timeout: Duration,
+    /// Waiting for the next data block inside DATA (RFC 5321 4.5.3.2: 3 minutes).
+    pub data_timeout: Duration,
+    /// Hard cap on the whole session, whatever the client does.
+    pub session_timeout: Duration,
+    /// Client networks allowed to relay to any domain (none by default, loopback included).
+    pub relay_networks: Vec<Cidr>,
+    pub tls: TlsConfig,
+}
+
+impl Default for SmtpConfig {
+    fn default() -> Self {
+        SmtpConfig {
+            listen: vec!["127.0.0.1:2525".parse().expect("static address")],
+            hostname: system_hostname(),
+            max_message_size: ByteSize(25 * 1024 * 1024),
+            max_recipients: 100,
+            max_connections: 500,
+            max_connections_per_ip: 20,
+            max_errors: 10,
+            command_timeout: Duration::secs(300),
+            data_timeout: Duration::secs(180),
+            session_timeout: Duration::secs(1800),
+            relay_networks: Vec::new(),
+            tls: TlsConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// PEM certificate chain. Absent: a self-signed certificate kept in the data dir.
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BackendConfig {
+    /// `HOST:PORT` of the real mail server.
+    pub address: String,
+    pub starttls: StartTls,
+    pub connect_timeout: Duration,
+}
+
+impl Default for BackendConfig {
+    fn default() -> Self {
+        BackendConfig {
+            address: "127.0.0.1:25".into(),
+            starttls: StartTls::Opportunistic,
+            connect_timeout: Duration::secs(30),
+        }
+    }
+}
+
+/// How sponts talks TLS to the backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StartTls {
+    /// Never.
+    Off,
+    /// When the backend offers it (the certificate is not verified: encryption on the LAN only).
+    Opportunistic,
+    /// Always; a backend that does not offer STARTTLS gets no mail (4xx to the client).
+    Required,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DomainsConfig {
+    /// The domains sponts accepts mail for; every other recipient is refused (no relay).
+    pub local: Vec<String>,
+}
+
+impl Default for DomainsConfig {
+    fn default() -> Self {
+        DomainsConfig { local: vec!["localhost".into()] }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    pub data_dir: PathBuf,
+    /// A SQLite file path (relative to `data_dir`) or a `postgres://` URL.
+    pub database: String,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig { data_dir: PathBuf::from("./sponts-data"), database: "sponts.db".into() }
+    }
+}
+
+impl StorageConfig {
+    /// The database as sponts opens it: a postgres URL, or the SQLite file resolved against `data_dir`.
+    pub fn database_location(&self) -> DatabaseLocation {
+        if self.database.starts_with("postgres://") || self.database.starts_with("postgresql://") {
+            DatabaseLocation::Postgres(self.database.clone())
+        } else {
+            DatabaseLocation::Sqlite(self.data_dir.join(&self.database))
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseLocation {
+    Sqlite(PathBuf),
+    Postgres(String),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `error`, `warn`, `info`, `debug` or `trace`.
+    pub level: String,
+    pub format: LogFormat,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig { level: "info".into(), format: LogFormat::Text }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Settings of the `access` module: static refusals by client network, HELO and sender.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AccessConfig {
+    pub reject_networks: Vec<Cidr>,
+    /// Sender addresses (`user@domain`) or whole domains (`@domain`), case-insensitive.
+    pub reject_senders: Vec<String>,
+    /// HELO/EHLO names refused, case-insensitive.
+    pub reject_helo: Vec<String>,
+}
+
+/// One problem found in a configuration, with the key it concerns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.key.is_empty() { write!(f, "{}", self.message) } else { write!(f, "{}: {}", self.key, self.message) }
+    }
+}
+
+/// Every problem of a configuration file.
+#[derive(Debug, Clone)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+const SECTIONS: &[&str] = &["smtp", "backend", "domains", "storage", "log", "modules", "access"];
+
+impl Config {
+    /// Reads and validates a file; the errors name the file's keys.
+    pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigErrors(vec![ConfigError { key: String::new(), message: format!("cannot read {}: {e}", path.display()) }])
+        })?;
+        Config::parse(&text)
+    }
+
+    /// Parses TOML text; collects the problems of every section before giving up.
+    pub fn parse(text: &str) -> Result<Config, ConfigErrors> {
+        let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+            ConfigErrors(vec![ConfigError { key: String::new(), message: format!("invalid TOML: {}", e.to_string().trim_end()) }])
+        })?;
+        let mut errors = Vec::new();
+        for key in table.keys() {
+            if !SECTIONS.contains(&key.as_str()) {
+                errors.push(ConfigError {
+                    key: key.clone(),
+                    message: format!("unknown key (expected one of: {})", SECTIONS.join(", ")),
+                });
+            }
+        }
+        let config = Config {
+            smtp: section(&table, "smtp", &mut errors),
+            backend: section(&table, "backend", &mut errors),
+            domains: section(&table, "domains", &mut errors),
+            storage: section(&table, "storage", &mut errors),
+            log: section(&table, "log", &mut errors),
+            modules: section::<Option<Vec<String>>>(&table, "modules", &mut errors),
+            access: section(&table, "access", &mut errors),
+        };
+        errors.extend(config.validate());
+        if errors.is_empty() { Ok(config) } else { Err(ConfigErrors(errors)) }
+    }
+
+    /// Semantic checks that serde cannot express; one error per problem.
+    pub fn validate(&self) -> Vec<ConfigError> {
+        let mut errors = Vec::new();
+        let mut err = |key: &str, message: String| errors.push(ConfigError { key: key.into(), message });
+        if self.smtp.listen.is_empty() {
+            err("smtp.listen", "at least one address is needed".into());
+        }
+        if !crate::smtp::address::is_domain(&self.smtp.hostname) {
+            err("smtp.hostname", format!("`{}` is not a fully qualified host name", self.smtp.hostname));
+        }
+        for (key, value, min) in [
+            ("smtp.max_message_size", self.smtp.max_message_size.0 as usize, 1024),
+            ("smtp.max_recipients", self.smtp.max_recipients, 1),
+            ("smtp.max_connections", self.smtp.max_connections, 1),
+            ("smtp.max_connections_per_ip", self.smtp.max_connections_per_ip, 1),
+            ("smtp.max_errors", self.smtp.max_errors, 1),
+        ] {
+            if value < min {
+                err(key, format!("must be at least {min}"));
+            }
+        }
+        if self.smtp.max_connections_per_ip > self.smtp.max_connections {
+            err("smtp.max_connections_per_ip", "must not exceed smtp.max_connections".into());
+        }
+        if self.smtp.command_timeout.0 < std::time::Duration::from_secs(1) {
+            err("smtp.command_timeout", "must be at least 1s".into());
+        }
+        if self.smtp.tls.cert.is_some() != self.smtp.tls.key.is_some() {
+            err("smtp.tls", "cert and key must be given together".into());
+        }
+        for (key, path) in [("smtp.tls.cert", &self.smtp.tls.cert), ("smtp.tls.key", &self.smtp.tls.key)] {
+            if let Some(p) = path {
+                if !p.is_file() {
+                    err(key, format!("{} is not a readable file", p.display()));
+                }
+            }
+        }
+        if crate::net::parse_host_port(&self.backend.address).is_none() {
+            err("backend.address", format!("`{}` is not HOST:PORT", self.backend.address));
+        }
+        for (i, d) in self.domains.local.iter().enumerate() {
+            if !crate::smtp::address::is_domain(d) && d != "localhost" {
+                err(&format!("domains.local[{i}]"), format!("`{d}` is not a domain name"));
+            }
+        }
+        if self.storage.database.trim().is_empty() {
+            err("storage.database", "must be a SQLite file name or a postgres:// URL".into());
+        }
+        if !["error", "warn", "info", "debug", "trace"].contains(&self.log.level.as_str()) {
+            err("log.level", format!("`{}` is not one of error, warn, info, debug, trace", self.log.level));
+        }
+        if let Some(modules) = &self.modules {
+            for (i, m) in modules.iter().enumerate() {
+                if !crate::modules::KNOWN.contains(&m.as_str()) {
+                    err(&format!("modules[{i}]"), format!("unknown module `{m}` (known: {})", crate::modules::KNOWN.join(", ")));
+                }
+            }
+        }
+        errors
+    }
+
+    /// Is `domain` one sponts accepts mail for?
+    pub fn is_local_domain(&self, domain: &str) -> bool {
+        self.domains.local.iter().any(|d| d.eq_ignore_ascii_case(domain))
+    }
+}
+
+fn section<T: DeserializeOwned + Default>(table: &toml::Table, name: &str, errors: &mut Vec<ConfigError>) -> T {
+    let Some(value) = table.get(name) else { return T::default() };
+    match serde_path_to_error::deserialize::<_, T>(value.clone()) {
+        Ok(v) => v,
+        Err(e) => {
+            let path = e.path().to_string();
+            let key = if path == "." || path.is_empty() { name.to_string() } else { format!("{name}.{path}") };
+            errors.push(ConfigError { key, message: e.into_inner().to_string() });
+            T::default()
+        }
+    }
+}
+
+fn system_hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| crate::smtp::address::is_domain(h))
+        .unwrap_or_else(|| "localhost.localdomain".into())
+}
+
+/// A duration written as `30s`, `5m`, `2h`, `7d`, or a number of seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Duration(pub std::time::Duration);
+
+impl Duration {
+    pub const fn secs(s: u64) -> Self {
+        Duration(std::time::Duration::from_secs(s))
+    }
+
+    pub fn parse(text: &str) -> Option<Duration> {
+        let text = text.trim();
+        let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+        let (num, unit) = text.split_at(split);
+        let n: u64 = num.parse().ok()?;
+        let mult = match unit.trim() {
+            "" | "s" => 1,
+            "m" => 60,
+            "h" => 3600,
+            "d" => 86400,
+            "w" => 7 * 86400,
+            _ => return None,
+        };
+        Some(Duration::secs(n.checked_mul(mult)?))
+    }
+}
+
+impl<'de> Deserialize<'de> for Duration {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            N(u64),
+            S(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::N(n) => Ok(Duration::secs(n)),
+            Raw::S(s) => Duration::parse(&s)
+                .ok_or_else(|| serde::de::Error::custom(format!("`{s}` is not a duration (e.g. 30s, 5m, 2h, 7d)"))),
+        }
+    }
+}
+
+/// A size in bytes written as a number or with a suffix: `512K`, `25M`, `1G` (powers of 1024).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteSize(pub u64);
+
+impl ByteSize {
+    pub fn parse(text: &str) -> Option<ByteSize> {
+        let t = text.trim();
+        let t = t.strip_suffix(['B', 'b']).unwrap_or(t);
+        let (num, mult) = match t.chars().last()? {
+            'K' | 'k' => (&t[..t.len() - 1], 1024),
+            'M' | 'm' => (&t[..t.len() - 1], 1024 * 1024),
+            'G' | 'g' => (&t[..t.len() - 1], 1024 * 1024 * 1024),
+            _ => (t, 1),
+        };
+        num.trim().parse::<u64>().ok()?.checked_mul(mult).map(ByteSize)
+    }
+}
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            N(u64),
+            S(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::N(n) => Ok(ByteSize(n)),
+            Raw::S(s) => ByteSize::parse(&s)
+                .ok_or_else(|| serde::de::Error::custom(format!("`{s}` is not a size (e.g. 10485760, 512K, 25M)"))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn errors(text: &str) -> Vec<String> {
+        Config::parse(text).unwrap_err().0.iter().map(|e| e.to_string()).collect()
+    }
+
+    #[test]
+    fn empty_file_gives_the_embedded_defaults() {
+        let c = Config::parse("").unwrap();
+        assert_eq!(c.smtp.listen, vec!["127.0.0.1:2525".parse().unwrap()]);
+        assert_eq!(c.backend.address, "127.0.0.1:25");
+        assert_eq!(c.storage.database_location(), DatabaseLocation::Sqlite(PathBuf::from("./sponts-data/sponts.db")));
+    }
+
+    #[test]
+    fn wrong_type_names_the_key() {
+        let e = errors("[smtp]\nmax_recipients = \"many\"\n");
+        assert_eq!(e.len(), 1);
+        assert!(e[0].starts_with("smtp.max_recipients: "), "{e:?}");
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let e = errors("[smtp]\nmax_recipient = 5\n[bogus]\n");
+        assert!(e.iter().any(|m| m.starts_with("smtp") && m.contains("max_recipient")), "{e:?}");
+        assert!(e.iter().any(|m| m.starts_with("bogus: unknown key")), "{e:?}");
+    }
+
+    #[test]
+    fn problems_of_all_sections_are_reported_together() {
+        let e = errors("[smtp]\nmax_recipients = 0\n[backend]\naddress = \"nowhere\"\n[log]\nlevel = \"loud\"\n[domains]\nlocal = [\"ex ample.org\"]\n");
+        assert!(e.iter().any(|m| m.starts_with("smtp.max_recipients: must be at least 1")), "{e:?}");
+        assert!(e.iter().any(|m| m.starts_with("backend.address: ")), "{e:?}");
+        assert!(e.iter().any(|m| m.starts_with("log.level: ")), "{e:?}");
+        assert!(e.iter().any(|m| m.starts_with("domains.local[0]: ")), "{e:?}");
+    }
+
+    #[test]
+    fn durations_and_sizes_parse_with_units() {
+        let c = Config::parse("[smtp]\ncommand_timeout = \"2m\"\nmax_message_size = \"10M\"\n").unwrap();
+        assert_eq!(c.smtp.command_timeout.0.as_secs(), 120);
+        assert_eq!(c.smtp.max_message_size.0, 10 * 1024 * 1024);
+        let e = errors("[smtp]\ndata_timeout = \"soon\"\n");
+        assert!(e[0].starts_with("smtp.data_timeout: `soon` is not a duration"), "{e:?}");
+    }
+
+    #[test]
+    fn syntax_errors_carry_the_line() {
+        let e = errors("[smtp\n");
+        assert!(e[0].contains("line 1"), "{e:?}");
+    }
+
+    #[test]
+    fn postgres_urls_select_postgres() {
+        let c = Config::parse("[storage]\ndatabase = \"postgres://localhost/sponts\"\n").unwrap();
+        assert_eq!(c.storage.database_location(), DatabaseLocation::Postgres("postgres://localhost/sponts".into()));
+    }
+
+    #[test]
+    fn the_example_config_is_valid() {
+        let text = include_str!("../sponts.example.toml");
+        if let Err(e) = Config::parse(text) {
+            panic!("sponts.example.toml: {e}");
+        }
+    }
+}

@@ -1,0 +1,119 @@
+//! The `sponts` command line: parses arguments and hands over to the library.
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use sponts::config::{Config, Duration};
+
+#[derive(Parser)]
+#[command(name = "sponts", version, about = "A modular SMTP gateway in front of your mail server")]
+struct Cli {
+    /// Config file (TOML). Without it: the embedded defaults.
+    #[arg(long, global = true, env = "SPONTS_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the gateway.
+    Serve,
+    /// Check a config file; prints every problem with its key, exit status 1 if any.
+    CheckConfig {
+        /// The file to check (default: --config).
+        file: Option<PathBuf>,
+    },
+    /// Show transaction records.
+    Journal {
+        /// Only records newer than this (e.g. 30m, 2h, 7d).
+        #[arg(long, value_parser = parse_duration)]
+        since: Option<Duration>,
+        /// Sender contains this text.
+        #[arg(long)]
+        sender: Option<String>,
+        /// A recipient contains this text.
+        #[arg(long)]
+        rcpt: Option<String>,
+        /// Client IP address.
+        #[arg(long)]
+        ip: Option<String>,
+        /// Subject contains this text.
+        #[arg(long)]
+        subject: Option<String>,
+        /// One transaction id.
+        #[arg(long)]
+        id: Option<String>,
+        /// At most this many records (the newest).
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+        /// JSON lines instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    Duration::parse(s).ok_or_else(|| format!("`{s}` is not a duration (e.g. 30s, 5m, 2h, 7d)"))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("sponts: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    if let Cmd::CheckConfig { file } = &cli.command {
+        let Some(path) = file.as_ref().or(cli.config.as_ref()) else {
+            anyhow::bail!("check-config needs a FILE (or --config)");
+        };
+        return Ok(match Config::load(path) {
+            Ok(_) => {
+                println!("{}: ok", path.display());
+                ExitCode::SUCCESS
+            }
+            Err(errors) => {
+                for e in &errors.0 {
+                    println!("{}: {e}", path.display());
+                }
+                ExitCode::FAILURE
+            }
+        });
+    }
+    let config = sponts::cli::load_config(cli.config.as_deref())?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        match cli.command {
+            Cmd::Serve => serve(config).await,
+            Cmd::Journal { since, sender, rcpt, ip, subject, id, limit, json } => {
+                let store = sponts::storage::Store::open(&config.storage.database_location()).await?;
+                let q = sponts::cli::journal::Query { since, sender, rcpt, ip, subject, id, limit, json };
+                sponts::cli::journal::run(&store, q, &mut std::io::stdout().lock()).await?;
+                Ok(ExitCode::SUCCESS)
+            }
+            Cmd::CheckConfig { .. } => unreachable!("handled above"),
+        }
+    })
+}
+
+async fn serve(config: Config) -> Result<ExitCode> {
+    sponts::logging::init(&config.log);
+    let (server, store) = sponts::start(config).await?;
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!("shutting down: finishing transactions in flight");
+    server.shutdown(std::time::Duration::from_secs(30)).await;
+    store.close().await;
+    Ok(ExitCode::SUCCESS)
+}

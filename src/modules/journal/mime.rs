@@ -1,0 +1,97 @@
+//! What the journal keeps of a message's content: the decoded Subject (RFC 2047), the
+//! Message-ID, and every attachment with its decoded file name (RFC 2231/2047), decoded size and
+//! MIME type. Malformed mail never fails: whatever can be read is kept.
+
+use mail_parser::{Message, MessageParser, MimeHeaders};
+
+use crate::storage::AttachmentEntry;
+
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Summary {
+    pub subject: Option<String>,
+    pub message_id: Option<String>,
+    pub attachments: Vec<AttachmentEntry>,
+}
+
+/// Nested messages are followed this deep; a bomb of nested message/rfc822 parts stops here.
+const MAX_DEPTH: usize = 8;
+/// Attachments listed per message, at most.
+const MAX_ATTACHMENTS: usize = 1000;
+
+pub fn summarize(raw: &[u8]) -> Summary {
+    let Some(msg) = MessageParser::default().parse(raw) else { return Summary::default() };
+    let mut s = Summary {
+        subject: msg.subject().map(clean),
+        message_id: msg.message_id().map(clean),
+        attachments: Vec::new(),
+    };
+    collect(&msg, 0, &mut s.attachments);
+    s
+}
+
+fn collect(msg: &Message<'_>, depth: usize, out: &mut Vec<AttachmentEntry>) {
+    for part in msg.attachments() {
+        if out.len() >= MAX_ATTACHMENTS {
+            return;
+        }
+        let mime_type = match part.content_type() {
+            Some(ct) => match ct.subtype() {
+                Some(sub) => format!("{}/{}", ct.ctype(), sub).to_ascii_lowercase(),
+                None => ct.ctype().to_ascii_lowercase(),
+            },
+            None if part.is_message() => "message/rfc822".into(),
+            None => "application/octet-stream".into(),
+        };
+        let filename = part
+            .attachment_name()
+            .map(clean)
+            .or_else(|| part.message().and_then(|m| m.subject()).map(|s| format!("{}.eml", clean(s))))
+            .unwrap_or_default();
+        out.push(AttachmentEntry { filename, mime_type, size: part.len() as i64 });
+        if let Some(nested) = part.message() {
+            if depth < MAX_DEPTH {
+                collect(nested, depth + 1, out);
+            }
+        }
+    }
+}
+
+/// Control characters out, length bounded: this text ends up in terminals and web pages.
+fn clean(s: &str) -> String {
+    s.chars().filter(|c| !c.is_control()).take(998).collect::<String>().trim().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subject_and_attachments_are_decoded() {
+        let raw = b"Subject: =?UTF-8?Q?Gr=C3=BC=C3=9Fe?= aus =?ISO-8859-1?B?S/Zsbg==?=\r\n\
+Message-ID: <abc@example.org>\r\n\
+MIME-Version: 1.0\r\n\
+Content-Type: multipart/mixed; boundary=\"b1\"\r\n\
+\r\n\
+--b1\r\n\
+Content-Type: text/plain\r\n\
+\r\n\
+Hello\r\n\
+--b1\r\n\
+Content-Type: application/pdf\r\n\
+Content-Disposition: attachment; filename*=UTF-8''Rechnung%20M%C3%A4rz.pdf\r\n\
+Content-Transfer-Encoding: base64\r\n\
+\r\n\
+SGVsbG8gV29ybGQh\r\n\
+--b1--\r\n";
+        let s = summarize(raw);
+        assert_eq!(s.subject.as_deref(), Some("Grüße aus Köln"));
+        assert_eq!(s.message_id.as_deref(), Some("abc@example.org"));
+        assert_eq!(s.attachments, vec![AttachmentEntry { filename: "Rechnung März.pdf".into(), mime_type: "application/pdf".into(), size: 12 }]);
+    }
+
+    #[test]
+    fn garbage_does_not_fail() {
+        let s = summarize(b"\xff\xfe\r\n\r\n--\r\n");
+        assert!(s.attachments.is_empty());
+    }
+}

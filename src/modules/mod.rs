@@ -1,0 +1,36 @@
+//! The modules sponts ships, and the builder that turns the config's `modules` list into a
+//! [`Pipeline`]. To add a module: a file here, a name in [`KNOWN`], an arm in [`build`].
+
+pub mod access;
+pub mod journal;
+
+use anyhow::Result;
+use std::sync::Arc;
+
+use crate::config::Config;
+use crate::pipeline::{Module, Pipeline};
+use crate::storage::Store;
+
+/// Every module name the config may list.
+pub const KNOWN: &[&str] = &["access", "journal"];
+
+/// Modules that need no outside service: they run when the config has no `modules` list.
+const DEFAULT: &[&str] = &["access", "journal"];
+
+/// Builds the pipeline in the configured order.
+pub fn build(config: &Config, store: &Store) -> Result<Pipeline> {
+    let names: Vec<String> = match &config.modules {
+        Some(list) => list.clone(),
+        None => DEFAULT.iter().map(|s| s.to_string()).collect(),
+    };
+    let mut modules: Vec<Arc<dyn Module>> = Vec::new();
+    for name in &names {
+        let m: Arc<dyn Module> = match name.as_str() {
+            "access" => Arc::new(access::Access::new(&config.access)),
+            "journal" => Arc::new(journal::Journal::start(store.clone())),
+            other => anyhow::bail!("modules: unknown module `{other}`"),
+        };
+        modules.push(m);
+    }
+    Ok(Pipeline::new(modules))
+}

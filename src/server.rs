@@ -1,0 +1,170 @@
+//! The listener: accepts connections, enforces the connection limits (overall and per client
+//! IP), and runs one [`Session`] per connection. Shutdown: stop accepting, tell idle sessions,
+//! wait (bounded) for transactions in flight.
+
+use anyhow::{Context, Result};
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tracing::Instrument;
+
+use crate::config::Config;
+use crate::pipeline::{Pipeline, SessionInfo};
+use crate::smtp::client::{BackendTarget, ClientTimeouts};
+use crate::smtp::conn::Conn;
+use crate::smtp::reply::{replies, Reply};
+use crate::smtp::session::Session;
+
+/// What every session shares.
+pub struct Gateway {
+    pub config: Config,
+    pub pipeline: Pipeline,
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
+    pub backend: BackendTarget,
+    /// Becomes `true` when sponts is shutting down.
+    pub shutdown: watch::Receiver<bool>,
+}
+
+impl Gateway {
+    pub fn new(config: Config, pipeline: Pipeline, shutdown: watch::Receiver<bool>) -> Result<Gateway> {
+        let tls = crate::smtp::tls::server_config(&config)?;
+        let backend = BackendTarget {
+            address: config.backend.address.clone(),
+            helo: config.smtp.hostname.clone(),
+            starttls: config.backend.starttls,
+            timeouts: ClientTimeouts::rfc5321(config.backend.connect_timeout.0),
+            tls: crate::smtp::tls::backend_client_config(),
+        };
+        Ok(Gateway { config, pipeline, tls: Some(tokio_rustls::TlsAcceptor::from(tls)), backend, shutdown })
+    }
+}
+
+/// Counts open connections, overall and per client address; a slot is freed when dropped.
+#[derive(Default)]
+struct Limits {
+    per_ip: Mutex<HashMap<IpAddr, usize>>,
+    total: std::sync::atomic::AtomicUsize,
+}
+
+struct Slot {
+    limits: Arc<Limits>,
+    ip: IpAddr,
+}
+
+impl Limits {
+    fn take(self: &Arc<Self>, ip: IpAddr, max_total: usize, max_per_ip: usize) -> Option<Slot> {
+        use std::sync::atomic::Ordering;
+        let mut map = self.per_ip.lock().expect("limits lock");
+        if self.total.load(Ordering::Relaxed) >= max_total {
+            return None;
+        }
+        let n = map.entry(ip).or_insert(0);
+        if *n >= max_per_ip {
+            return None;
+        }
+        *n += 1;
+        self.total.fetch_add(1, Ordering::Relaxed);
+        Some(Slot { limits: self.clone(), ip })
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut map = self.limits.per_ip.lock().expect("limits lock");
+        if let Some(n) = map.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&self.ip);
+            }
+        }
+        self.limits.total.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// A bound, running SMTP service.
+pub struct Server {
+    pub addrs: Vec<SocketAddr>,
+    stop: watch::Sender<bool>,
+    tasks: tokio::task::JoinSet<()>,
+    limits: Arc<Limits>,
+}
+
+impl Server {
+    /// Binds every `smtp.listen` address and starts accepting.
+    pub async fn start(config: Config, pipeline: Pipeline) -> Result<Server> {
+        let (stop, stopped) = watch::channel(false);
+        let gw = Arc::new(Gateway::new(config, pipeline, stopped)?);
+        let limits = Arc::new(Limits::default());
+        let mut tasks = tokio::task::JoinSet::new();
+        let mut addrs = Vec::new();
+        for addr in &gw.config.smtp.listen {
+            let listener = TcpListener::bind(addr).await.with_context(|| format!("smtp.listen: cannot listen on {addr}"))?;
+            addrs.push(listener.local_addr()?);
+            tasks.spawn(accept_loop(listener, gw.clone(), limits.clone()));
+        }
+        tracing::info!(listen = ?addrs, backend = %gw.config.backend.address, modules = ?gw.pipeline.names(), "sponts is accepting mail");
+        Ok(Server { addrs, stop, tasks, limits })
+    }
+
+    /// Stops accepting, closes idle sessions, and waits up to `grace` for the others.
+    pub async fn shutdown(mut self, grace: Duration) {
+        let _ = self.stop.send(true);
+        let deadline = tokio::time::Instant::now() + grace;
+        while self.limits.total.load(std::sync::atomic::Ordering::Relaxed) > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        self.tasks.abort_all();
+    }
+}
+
+async fn accept_loop(listener: TcpListener, gw: Arc<Gateway>, limits: Arc<Limits>) {
+    let mut stop = gw.shutdown.clone();
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = stop.wait_for(|s| *s) => return,
+        };
+        let (stream, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                // Out of file descriptors and the like: back off instead of spinning.
+                tracing::warn!("accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let smtp = &gw.config.smtp;
+        match limits.take(peer.ip(), smtp.max_connections, smtp.max_connections_per_ip) {
+            Some(slot) => {
+                let gw = gw.clone();
+                tokio::spawn(async move {
+                    serve(stream, peer, gw).await;
+                    drop(slot);
+                });
+            }
+            None => {
+                tracing::info!(%peer, "connection refused: too many connections");
+                tokio::spawn(refuse(stream, replies::too_many_connections()));
+            }
+        }
+    }
+}
+
+async fn serve(stream: TcpStream, peer: SocketAddr, gw: Arc<Gateway>) {
+    let _ = stream.set_nodelay(true);
+    let local = stream.local_addr().unwrap_or(peer);
+    let info = SessionInfo { peer, local, helo: None, tls: None };
+    let span = tracing::info_span!("smtp", %peer);
+    Session::new(Conn::new(Box::new(stream)), gw, info).run().instrument(span).await;
+}
+
+async fn refuse(mut stream: TcpStream, reply: Reply) {
+    let mut out = Vec::new();
+    reply.write_to(&mut out);
+    let _ = tokio::time::timeout(Duration::from_secs(5), stream.write_all(&out)).await;
+    let _ = stream.shutdown().await;
+}

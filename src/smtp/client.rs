@@ -1,0 +1,229 @@
+//! The SMTP client towards the backend mail server. One `Backend` is opened per client session
+//! at its first MAIL and mirrors the client's transaction command by command, so the backend's
+//! own answers can be handed back to the client during the dialogue.
+
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+use thiserror::Error;
+use tokio::net::TcpStream;
+use tokio::time::timeout;
+
+use super::conn::{Conn, Line};
+use super::data::write_stuffed;
+use super::reply::Reply;
+use crate::config::StartTls;
+
+#[derive(Debug, Error)]
+pub enum BackendError {
+    #[error("cannot connect to {addr}: {source}")]
+    Connect { addr: String, source: io::Error },
+    #[error("backend I/O: {0}")]
+    Io(#[from] io::Error),
+    #[error("backend timed out ({0})")]
+    Timeout(&'static str),
+    #[error("backend protocol error: {0}")]
+    Protocol(String),
+    #[error("backend refused the session: {0}")]
+    Refused(Reply),
+    #[error("backend does not offer STARTTLS, and backend.starttls = \"required\"")]
+    TlsRequired,
+    #[error("TLS handshake with the backend failed: {0}")]
+    Tls(io::Error),
+}
+
+/// Timeouts of RFC 5321 4.5.3.2, as a client.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientTimeouts {
+    pub connect: Duration,
+    pub greeting: Duration,
+    pub command: Duration,
+    pub data_init: Duration,
+    pub data_block: Duration,
+    pub data_end: Duration,
+}
+
+impl ClientTimeouts {
+    pub fn rfc5321(connect: Duration) -> Self {
+        ClientTimeouts {
+            connect,
+            greeting: Duration::from_secs(300),
+            command: Duration::from_secs(300),
+            data_init: Duration::from_secs(120),
+            data_block: Duration::from_secs(180),
+            data_end: Duration::from_secs(600),
+        }
+    }
+}
+
+/// What the backend said it supports in its EHLO reply.
+#[derive(Debug, Clone, Default)]
+pub struct Capabilities {
+    pub pipelining: bool,
+    pub size: bool,
+    pub eight_bit_mime: bool,
+    pub starttls: bool,
+}
+
+/// Everything needed to open a backend session.
+#[derive(Clone)]
+pub struct BackendTarget {
+    pub address: String,
+    pub helo: String,
+    pub starttls: StartTls,
+    pub timeouts: ClientTimeouts,
+    pub tls: Arc<rustls::ClientConfig>,
+}
+
+pub struct Backend {
+    conn: Conn,
+    pub caps: Capabilities,
+    /// "TLSv1.3 TLS13_..." when the link to the backend is encrypted.
+    pub tls: Option<String>,
+    timeouts: ClientTimeouts,
+}
+
+const MAX_REPLY_LINES: usize = 100;
+
+impl Backend {
+    pub async fn connect(target: &BackendTarget) -> Result<Backend, BackendError> {
+        let t = target.timeouts;
+        let tcp = timeout(t.connect, TcpStream::connect(&target.address))
+            .await
+            .map_err(|_| BackendError::Timeout("connect"))?
+            .map_err(|source| BackendError::Connect { addr: target.address.clone(), source })?;
+        let _ = tcp.set_nodelay(true);
+        let mut b = Backend { conn: Conn::new(Box::new(tcp)), caps: Capabilities::default(), tls: None, timeouts: t };
+        let greeting = b.read_reply(t.greeting, "greeting").await?;
+        if greeting.code != 220 {
+            return Err(BackendError::Refused(greeting));
+        }
+        b.ehlo(&target.helo).await?;
+        if target.starttls != StartTls::Off {
+            if b.caps.starttls {
+                b.starttls(target).await?;
+                b.ehlo(&target.helo).await?;
+            } else if target.starttls == StartTls::Required {
+                return Err(BackendError::TlsRequired);
+            }
+        }
+        Ok(b)
+    }
+
+    async fn ehlo(&mut self, helo: &str) -> Result<(), BackendError> {
+        let reply = self.command(&format!("EHLO {helo}"), self.timeouts.command, "EHLO").await?;
+        if reply.code != 250 {
+            return Err(BackendError::Refused(reply));
+        }
+        let mut caps = Capabilities::default();
+        for line in reply.lines.iter().skip(1) {
+            let kw = line.split(' ').next().unwrap_or("").to_ascii_uppercase();
+            match kw.as_str() {
+                "PIPELINING" => caps.pipelining = true,
+                "SIZE" => caps.size = true,
+                "8BITMIME" => caps.eight_bit_mime = true,
+                "STARTTLS" => caps.starttls = true,
+                _ => {}
+            }
+        }
+        self.caps = caps;
+        Ok(())
+    }
+
+    async fn starttls(&mut self, target: &BackendTarget) -> Result<(), BackendError> {
+        let reply = self.command("STARTTLS", self.timeouts.command, "STARTTLS").await?;
+        if reply.code != 220 {
+            return Err(BackendError::Refused(reply));
+        }
+        let io = self.conn.take_io().ok_or_else(|| BackendError::Protocol("stream gone".into()))?;
+        let host = crate::net::parse_host_port(&target.address).map(|(h, _)| h).unwrap_or_default();
+        let name = rustls::pki_types::ServerName::try_from(host).unwrap_or_else(|_| rustls::pki_types::ServerName::try_from("backend.invalid").expect("static name")).to_owned();
+        let connector = tokio_rustls::TlsConnector::from(target.tls.clone());
+        let stream = timeout(self.timeouts.command, connector.connect(name, io))
+            .await
+            .map_err(|_| BackendError::Timeout("TLS handshake"))?
+            .map_err(BackendError::Tls)?;
+        self.tls = Some(super::tls::describe(stream.get_ref().1));
+        self.conn.set_io(Box::new(stream));
+        Ok(())
+    }
+
+    /// Sends one command line and reads its reply.
+    pub async fn command(&mut self, line: &str, wait: Duration, what: &'static str) -> Result<Reply, BackendError> {
+        self.conn.queue_bytes(line.as_bytes());
+        self.conn.queue_bytes(b"\r\n");
+        self.conn.flush().await?;
+        self.read_reply(wait, what).await
+    }
+
+    pub async fn mail(&mut self, from: &str, size: Option<u64>, eight_bit: bool) -> Result<Reply, BackendError> {
+        let mut line = format!("MAIL FROM:<{from}>");
+        if let (Some(n), true) = (size, self.caps.size) {
+            line.push_str(&format!(" SIZE={n}"));
+        }
+        if eight_bit && self.caps.eight_bit_mime {
+            line.push_str(" BODY=8BITMIME");
+        }
+        self.command(&line, self.timeouts.command, "MAIL").await
+    }
+
+    pub async fn rcpt(&mut self, to: &str) -> Result<Reply, BackendError> {
+        self.command(&format!("RCPT TO:<{to}>"), self.timeouts.command, "RCPT").await
+    }
+
+    pub async fn rset(&mut self) -> Result<Reply, BackendError> {
+        self.command("RSET", self.timeouts.command, "RSET").await
+    }
+
+    /// DATA, the message (already CRLF-clean), and the final reply. A non-354 answer to DATA
+    /// is returned as the final reply.
+    pub async fn data(&mut self, parts: &[&[u8]]) -> Result<Reply, BackendError> {
+        let go = self.command("DATA", self.timeouts.data_init, "DATA").await?;
+        if go.code != 354 {
+            return Ok(go);
+        }
+        let size: usize = parts.iter().map(|p| p.len()).sum();
+        // Generous: a data block timeout per MiB, never less than one block timeout.
+        let budget = self.timeouts.data_block * (1 + (size / (1 << 20)) as u32);
+        timeout(budget, write_stuffed(&mut self.conn, parts)).await.map_err(|_| BackendError::Timeout("sending data"))??;
+        self.read_reply(self.timeouts.data_end, "end of data").await
+    }
+
+    /// QUIT without waiting long for the answer: the session is over either way.
+    pub async fn quit(mut self) {
+        let _ = self.command("QUIT", Duration::from_secs(5), "QUIT").await;
+        self.conn.shutdown().await;
+    }
+
+    async fn read_reply(&mut self, wait: Duration, what: &'static str) -> Result<Reply, BackendError> {
+        timeout(wait, self.read_reply_inner()).await.map_err(|_| BackendError::Timeout(what))?
+    }
+
+    async fn read_reply_inner(&mut self) -> Result<Reply, BackendError> {
+        let mut lines = Vec::new();
+        loop {
+            let line = match self.conn.read_line(2048).await? {
+                Line::Text(t) => t,
+                Line::TooLong => return Err(BackendError::Protocol("reply line too long".into())),
+                Line::Eof => return Err(BackendError::Io(io::ErrorKind::UnexpectedEof.into())),
+            };
+            let text = String::from_utf8_lossy(&line);
+            let code: u16 = text
+                .get(..3)
+                .filter(|c| c.bytes().all(|b| b.is_ascii_digit()))
+                .and_then(|c| c.parse().ok())
+                .filter(|c| (200..600).contains(c))
+                .ok_or_else(|| BackendError::Protocol(format!("bad reply line {text:?}")))?;
+            let sep = text.as_bytes().get(3).copied();
+            lines.push(text.get(4..).unwrap_or("").to_string());
+            if lines.len() > MAX_REPLY_LINES {
+                return Err(BackendError::Protocol("reply too long".into()));
+            }
+            match sep {
+                Some(b'-') => continue,
+                Some(b' ') | None => return Ok(Reply::from_backend(code, lines)),
+                Some(_) => return Err(BackendError::Protocol(format!("bad reply line {text:?}"))),
+            }
+        }
+    }
+}

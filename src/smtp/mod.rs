@@ -1,0 +1,11 @@
+//! The SMTP protocol, both as a server (facing the internet) and as a client (facing the backend).
+
+pub mod address;
+pub mod client;
+pub mod command;
+pub mod conn;
+pub mod data;
+pub mod received;
+pub mod reply;
+pub mod session;
+pub mod tls;

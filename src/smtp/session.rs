@@ -1,0 +1,504 @@
+//! One client connection: the RFC 5321 state machine. It reads commands, asks the module
+//! pipeline, mirrors the transaction to the backend and hands the backend's answers back. It is
+//! the only code that writes replies to the client.
+//!
+//! Flow of one message: MAIL (modules, then the backend's answer) → RCPT (relay check, modules,
+//! backend) → DATA (354 from sponts, the message is read whole and checked for smuggling, modules
+//! judge it, then the backend gets it with our Received: header) → the transaction record is
+//! committed by the modules (journal) → the final reply, carrying the transaction id.
+
+use std::sync::Arc;
+use tokio::time::Instant;
+
+use super::address::Address;
+use super::client::Backend;
+use super::command::{self, Command, MailParams};
+use super::conn::{Conn, Line};
+use super::data::{self, Data, DataProblem};
+use super::received::received_header;
+use super::reply::{replies, Reply};
+use crate::pipeline::{Outcome, RcptRecord, SessionInfo, TransactionRecord, TxInfo, Verdict};
+use crate::server::Gateway;
+
+/// RFC 5321 4.5.3.1.4: a command line is at most 512 octets with its CRLF.
+pub const MAX_COMMAND_LINE: usize = 512;
+
+/// The transaction between a successful MAIL and its end.
+struct Tx {
+    id: String,
+    time_us: i64,
+    sender: Option<Address>,
+    params: MailParams,
+    rcpts: Vec<RcptRecord>,
+    accepted: Vec<Address>,
+    /// The backend failed mid-transaction: every further command of it gets this reply.
+    broken: Option<Reply>,
+}
+
+impl Tx {
+    fn info(&self) -> TxInfo {
+        TxInfo { id: self.id.clone(), sender: self.sender.clone(), recipients: self.accepted.clone() }
+    }
+}
+
+enum Flow {
+    Continue,
+    Close,
+}
+
+pub struct Session {
+    conn: Conn,
+    gw: Arc<Gateway>,
+    info: SessionInfo,
+    tx: Option<Tx>,
+    backend: Option<Backend>,
+    /// The backend still holds a transaction that must be reset before the next MAIL.
+    backend_dirty: bool,
+    errors: usize,
+    deadline: Instant,
+}
+
+impl Session {
+    pub fn new(conn: Conn, gw: Arc<Gateway>, info: SessionInfo) -> Session {
+        let deadline = Instant::now() + gw.config.smtp.session_timeout.0;
+        Session { conn, gw, info, tx: None, backend: None, backend_dirty: false, errors: 0, deadline }
+    }
+
+    /// Runs the session to its end; never panics on input.
+    pub async fn run(mut self) {
+        let mut shutdown = self.gw.shutdown.clone();
+        if let Flow::Continue = self.greet().await {
+            loop {
+                if !self.conn.has_buffered_input() && self.conn.flush().await.is_err() {
+                    break;
+                }
+                let line = tokio::select! {
+                    r = tokio::time::timeout_at(self.deadline, self.conn.read_line(MAX_COMMAND_LINE)) => r,
+                    _ = shutdown.wait_for(|stop| *stop), if self.tx.is_none() => {
+                        self.reply(&replies::shutting_down());
+                        break;
+                    }
+                };
+                let flow = match line {
+                    Err(_) => {
+                        self.reply(&replies::session_too_long());
+                        break;
+                    }
+                    Ok(Err(e)) if e.kind() == std::io::ErrorKind::TimedOut => {
+                        self.reply(&replies::timeout());
+                        break;
+                    }
+                    Ok(Err(_)) | Ok(Ok(Line::Eof)) => break,
+                    Ok(Ok(Line::TooLong)) => self.error(replies::line_too_long()),
+                    Ok(Ok(Line::Text(bytes))) => match command::parse(&bytes) {
+                        Ok(cmd) => self.handle(cmd).await,
+                        Err(reply) => self.error(reply),
+                    },
+                };
+                if let Flow::Close = flow {
+                    break;
+                }
+            }
+        }
+        let _ = self.conn.flush().await;
+        self.end_transaction_abandoned().await;
+        if let Some(b) = self.backend.take() {
+            b.quit().await;
+        }
+        self.conn.shutdown().await;
+    }
+
+    fn reply(&mut self, r: &Reply) {
+        tracing::debug!(peer = %self.info.peer, "> {r}");
+        self.conn.queue_reply(r);
+    }
+
+    /// A protocol error: counted, and too many end the session.
+    fn error(&mut self, r: Reply) -> Flow {
+        self.reply(&r);
+        self.errors += 1;
+        if self.errors >= self.gw.config.smtp.max_errors {
+            self.reply(&replies::too_many_errors());
+            return Flow::Close;
+        }
+        Flow::Continue
+    }
+
+    async fn greet(&mut self) -> Flow {
+        self.conn.set_read_timeout(Some(self.gw.config.smtp.command_timeout.0));
+        let info = self.info.clone();
+        let d = self.gw.pipeline.run(|m| m.connect(&info)).await;
+        tokio::time::sleep(d.delay).await;
+        match d.verdict {
+            Verdict::Reject(r) | Verdict::TempFail(r) => {
+                tracing::info!(peer = %self.info.peer, module = d.module, "connection refused: {r}");
+                self.reply(&r);
+                Flow::Close
+            }
+            _ => {
+                self.reply(&Reply::new(220, "", format!("{} ESMTP sponts", self.gw.config.smtp.hostname)));
+                Flow::Continue
+            }
+        }
+    }
+
+    async fn handle(&mut self, cmd: Command) -> Flow {
+        match cmd {
+            Command::Ehlo(name) => self.helo(name, true).await,
+            Command::Helo(name) => self.helo(name, false).await,
+            Command::Mail { from, params } => self.mail(from, params).await,
+            Command::Rcpt { to } => self.rcpt(to).await,
+            Command::Data => self.data().await,
+            Command::Rset => {
+                self.end_transaction_abandoned().await;
+                self.reply(&replies::ok());
+                Flow::Continue
+            }
+            Command::Noop => {
+                self.reply(&replies::ok());
+                Flow::Continue
+            }
+            Command::Quit => {
+                self.reply(&replies::bye());
+                Flow::Close
+            }
+            Command::Vrfy => {
+                self.reply(&replies::vrfy());
+                Flow::Continue
+            }
+            Command::Expn => self.error(replies::not_implemented("EXPN")),
+            Command::Help => {
+                self.reply(&Reply::new(214, "2.0.0", "See RFC 5321"));
+                Flow::Continue
+            }
+            Command::StartTls => self.starttls().await,
+            Command::NotImplemented(verb) => self.error(replies::not_implemented(&verb)),
+        }
+    }
+
+    async fn helo(&mut self, name: String, extended: bool) -> Flow {
+        let mut info = self.info.clone();
+        info.helo = Some(name.clone());
+        let d = self.gw.pipeline.run(|m| m.helo(&info)).await;
+        tokio::time::sleep(d.delay).await;
+        if let Verdict::Reject(r) | Verdict::TempFail(r) = d.verdict {
+            self.reply(&r);
+            return Flow::Continue;
+        }
+        self.end_transaction_abandoned().await;
+        self.info.helo = Some(name.clone());
+        let host = &self.gw.config.smtp.hostname;
+        if !extended {
+            self.reply(&Reply::new(250, "", host.clone()));
+            return Flow::Continue;
+        }
+        let mut lines = vec![
+            format!("{host} greets {name}"),
+            "PIPELINING".into(),
+            format!("SIZE {}", self.gw.config.smtp.max_message_size.0),
+            "8BITMIME".into(),
+            "ENHANCEDSTATUSCODES".into(),
+        ];
+        if self.gw.tls.is_some() && self.info.tls.is_none() {
+            lines.push("STARTTLS".into());
+        }
+        self.reply(&Reply { code: 250, enhanced: String::new(), lines });
+        Flow::Continue
+    }
+
+    async fn mail(&mut self, from: Option<Address>, params: MailParams) -> Flow {
+        if self.info.helo.is_none() {
+            return self.error(replies::need_helo());
+        }
+        if self.tx.is_some() {
+            return self.error(replies::bad_sequence("Nested MAIL command"));
+        }
+        if params.size.is_some_and(|s| s > self.gw.config.smtp.max_message_size.0) {
+            self.reply(&replies::size_exceeded());
+            return Flow::Continue;
+        }
+        let tx = Tx {
+            id: crate::id::new_transaction_id(),
+            time_us: crate::clock::now_us(),
+            sender: from,
+            params,
+            rcpts: Vec::new(),
+            accepted: Vec::new(),
+            broken: None,
+        };
+        let (info, txi) = (self.info.clone(), tx.info());
+        let d = self.gw.pipeline.run(|m| m.mail(&info, &txi)).await;
+        tokio::time::sleep(d.delay).await;
+        if let Verdict::Reject(r) | Verdict::TempFail(r) = d.verdict {
+            self.finish(&tx, None, outcome_of(&r), d.module.unwrap_or("smtp"), &r).await;
+            self.reply(&r);
+            return Flow::Continue;
+        }
+        let sender = tx.sender.as_ref().map(|a| a.to_string()).unwrap_or_default();
+        let answer = match self.backend_ready().await {
+            Ok(b) => b.mail(&sender, tx.params.size, tx.params.eight_bit).await.map_err(|e| e.to_string()),
+            Err(e) => Err(e),
+        };
+        match answer {
+            Ok(r) if r.is_positive() => {
+                self.backend_dirty = true;
+                self.tx = Some(tx);
+                self.reply(&r);
+            }
+            Ok(r) => {
+                self.finish(&tx, None, outcome_of(&r), "backend", &r).await;
+                self.reply(&r);
+            }
+            Err(e) => {
+                tracing::warn!(id = %tx.id, "backend unavailable at MAIL: {e}");
+                self.backend = None;
+                let r = replies::backend_unavailable();
+                self.finish(&tx, None, Outcome::TempFailed, "backend", &r).await;
+                self.reply(&r);
+            }
+        }
+        Flow::Continue
+    }
+
+    /// The backend session, connected and reset, ready for a new transaction.
+    async fn backend_ready(&mut self) -> Result<&mut Backend, String> {
+        if self.backend_dirty {
+            self.backend_dirty = false;
+            let reset_ok = match self.backend.as_mut() {
+                Some(b) => b.rset().await.map(|r| r.code == 250).unwrap_or(false),
+                None => true,
+            };
+            if !reset_ok {
+                self.backend = None;
+            }
+        }
+        if self.backend.is_none() {
+            let b = Backend::connect(&self.gw.backend).await.map_err(|e| e.to_string())?;
+            self.backend = Some(b);
+        }
+        Ok(self.backend.as_mut().expect("just connected"))
+    }
+
+    async fn rcpt(&mut self, mut to: Address) -> Flow {
+        let Some(tx) = self.tx.as_mut() else {
+            return self.error(replies::bad_sequence("Need MAIL command"));
+        };
+        if let Some(r) = tx.broken.clone() {
+            self.reply(&r);
+            return Flow::Continue;
+        }
+        if tx.rcpts.len() >= self.gw.config.smtp.max_recipients {
+            self.reply(&replies::too_many_recipients());
+            return Flow::Continue;
+        }
+        if to.domain.is_empty() {
+            // <Postmaster>: ours, at our first domain.
+            match self.gw.config.domains.local.first() {
+                Some(d) => to.domain = d.clone(),
+                None => return self.error(replies::bad_address("postmaster")),
+            }
+        }
+        let address = to.to_string();
+        let relay_ok = self.gw.config.is_local_domain(&to.domain)
+            || self.gw.config.smtp.relay_networks.iter().any(|n| n.contains(self.info.peer.ip()));
+        if !relay_ok {
+            let r = replies::relay_denied(&address);
+            tx.rcpts.push(RcptRecord { address, accepted: false, reply: r.summary() });
+            tracing::info!(id = %tx.id, peer = %self.info.peer, "relay attempt refused: {r}");
+            return self.error(r);
+        }
+        let (info, txi) = (self.info.clone(), tx.info());
+        let d = self.gw.pipeline.run(|m| m.rcpt(&info, &txi, &to)).await;
+        tokio::time::sleep(d.delay).await;
+        let tx = self.tx.as_mut().expect("transaction checked above");
+        if let Verdict::Reject(r) | Verdict::TempFail(r) = d.verdict {
+            tx.rcpts.push(RcptRecord { address, accepted: false, reply: r.summary() });
+            self.reply(&r);
+            return Flow::Continue;
+        }
+        let answer = match self.backend.as_mut() {
+            Some(b) => b.rcpt(&address).await.map_err(|e| e.to_string()),
+            None => Err("no backend session".into()),
+        };
+        let tx = self.tx.as_mut().expect("transaction checked above");
+        let r = match answer {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(id = %tx.id, "backend failed at RCPT: {e}");
+                self.backend = None;
+                self.backend_dirty = false;
+                let r = replies::backend_unavailable();
+                tx.broken = Some(r.clone());
+                r
+            }
+        };
+        tx.rcpts.push(RcptRecord { address, accepted: r.is_positive(), reply: r.summary() });
+        if r.is_positive() {
+            tx.accepted.push(to);
+        }
+        self.reply(&r);
+        Flow::Continue
+    }
+
+    async fn data(&mut self) -> Flow {
+        let Some(tx) = self.tx.as_ref() else {
+            return self.error(replies::bad_sequence("Need MAIL command"));
+        };
+        if let Some(r) = tx.broken.clone() {
+            self.reply(&r);
+            return Flow::Continue;
+        }
+        if tx.accepted.is_empty() {
+            return self.error(replies::no_valid_recipients());
+        }
+        let max = self.gw.config.smtp.max_message_size.0 as usize;
+        let hint = tx.params.size.unwrap_or(0).min(max as u64) as usize;
+        self.reply(&replies::start_data());
+        if self.conn.flush().await.is_err() {
+            return Flow::Close;
+        }
+        self.conn.set_read_timeout(Some(self.gw.config.smtp.data_timeout.0));
+        let read = tokio::time::timeout_at(self.deadline, data::read_data(&mut self.conn, max, hint)).await;
+        self.conn.set_read_timeout(Some(self.gw.config.smtp.command_timeout.0));
+        let message = match read {
+            Err(_) => {
+                self.reply(&replies::session_too_long());
+                return Flow::Close;
+            }
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::TimedOut => {
+                self.reply(&replies::timeout());
+                return Flow::Close;
+            }
+            Ok(Err(_)) | Ok(Ok(Data::Eof)) => return Flow::Close,
+            Ok(Ok(Data::Refused(problem))) => {
+                let r = match problem {
+                    DataProblem::TooBig => replies::size_exceeded(),
+                    DataProblem::BadLineEnding => replies::bad_line_ending(),
+                    DataProblem::LineTooLong => replies::data_line_too_long(),
+                };
+                let tx = self.tx.take().expect("transaction checked above");
+                tracing::info!(id = %tx.id, "message refused: {r}");
+                self.finish(&tx, None, Outcome::Refused, "smtp", &r).await;
+                self.reply(&r);
+                return Flow::Continue;
+            }
+            Ok(Ok(Data::Message(m))) => Arc::new(m),
+        };
+        let tx = self.tx.take().expect("transaction checked above");
+        let (info, txi) = (self.info.clone(), tx.info());
+        let d = self.gw.pipeline.run(|m| m.message(&info, &txi, &message)).await;
+        tokio::time::sleep(d.delay).await;
+        let (outcome, decided_by, reply) = match d.verdict {
+            Verdict::Reject(r) | Verdict::TempFail(r) => (outcome_of(&r), d.module.unwrap_or("smtp"), with_id(&r, &tx.id)),
+            Verdict::Discard => (Outcome::Discarded, d.module.unwrap_or("smtp"), Reply::new(250, "2.0.0", format!("Ok id={}", tx.id))),
+            Verdict::Continue | Verdict::Accept | Verdict::Delay(_) => self.deliver(&tx, &message).await,
+        };
+        self.finish(&tx, Some(message), outcome, decided_by, &reply).await;
+        self.reply(&reply);
+        Flow::Continue
+    }
+
+    /// Hands the message to the backend; the answer is the client's final reply.
+    async fn deliver(&mut self, tx: &Tx, message: &[u8]) -> (Outcome, &'static str, Reply) {
+        let single = (tx.accepted.len() == 1).then(|| tx.accepted[0].to_string());
+        let header = received_header(&self.gw.config.smtp.hostname, &self.info, &tx.id, single.as_deref(), tx.time_us);
+        self.backend_dirty = false;
+        let answer = match self.backend.as_mut() {
+            Some(b) => b.data(&[&header, message]).await.map_err(|e| e.to_string()),
+            None => Err("no backend session".into()),
+        };
+        match answer {
+            Ok(r) if r.is_positive() => {
+                let text = format!("Ok: {} id={}", r.text(), tx.id);
+                let enhanced = if r.enhanced.is_empty() { "2.0.0".to_string() } else { r.enhanced.clone() };
+                tracing::info!(id = %tx.id, rcpts = tx.accepted.len(), size = message.len(), "delivered: {r}");
+                (Outcome::Delivered, "backend", Reply { code: 250, enhanced, lines: vec![text] })
+            }
+            Ok(r) => {
+                tracing::info!(id = %tx.id, "backend refused the message: {r}");
+                (outcome_of(&r), "backend", with_id(&r, &tx.id))
+            }
+            Err(e) => {
+                tracing::warn!(id = %tx.id, "backend failed during DATA: {e}");
+                self.backend = None;
+                (Outcome::TempFailed, "backend", with_id(&replies::backend_unavailable(), &tx.id))
+            }
+        }
+    }
+
+    async fn starttls(&mut self) -> Flow {
+        let Some(acceptor) = self.gw.tls.clone() else {
+            self.reply(&replies::tls_unavailable());
+            return Flow::Continue;
+        };
+        if self.info.tls.is_some() {
+            return self.error(replies::bad_sequence("TLS already active"));
+        }
+        if self.tx.is_some() {
+            return self.error(replies::bad_sequence("STARTTLS inside a transaction"));
+        }
+        self.reply(&replies::ready_tls());
+        if self.conn.flush().await.is_err() {
+            return Flow::Close;
+        }
+        // CVE-2011-0411: anything pipelined after STARTTLS was sent in the clear; drop it.
+        let stale = self.conn.buffered().len();
+        if stale > 0 {
+            tracing::info!(peer = %self.info.peer, bytes = stale, "discarded plaintext pipelined after STARTTLS");
+        }
+        let Some(io) = self.conn.take_io() else { return Flow::Close };
+        let handshake = tokio::time::timeout(self.gw.config.smtp.command_timeout.0, acceptor.accept(io)).await;
+        match handshake {
+            Ok(Ok(stream)) => {
+                self.info.tls = Some(super::tls::describe(stream.get_ref().1));
+                self.conn.set_io(Box::new(stream));
+                self.info.helo = None;
+                Flow::Continue
+            }
+            Ok(Err(e)) => {
+                tracing::info!(peer = %self.info.peer, "TLS handshake failed: {e}");
+                Flow::Close
+            }
+            Err(_) => Flow::Close,
+        }
+    }
+
+    /// Ends an open transaction that never got to a message (RSET, new EHLO, QUIT, lost client).
+    async fn end_transaction_abandoned(&mut self) {
+        if let Some(tx) = self.tx.take() {
+            self.backend_dirty = self.backend.is_some();
+            let r = Reply::new(0, "", "transaction abandoned by the client");
+            self.finish(&tx, None, Outcome::Abandoned, "client", &r).await;
+        }
+    }
+
+    async fn finish(&self, tx: &Tx, message: Option<Arc<Vec<u8>>>, outcome: Outcome, decided_by: &str, reply: &Reply) {
+        let record = TransactionRecord {
+            id: tx.id.clone(),
+            time_us: tx.time_us,
+            peer: self.info.peer,
+            helo: self.info.helo.clone().unwrap_or_default(),
+            tls: self.info.tls.clone(),
+            sender: tx.sender.as_ref().map(|a| a.to_string()).unwrap_or_default(),
+            recipients: tx.rcpts.clone(),
+            message,
+            outcome,
+            decided_by: decided_by.to_string(),
+            final_reply: if reply.code == 0 { String::new() } else { reply.summary() },
+        };
+        self.gw.pipeline.finish(&record).await;
+    }
+}
+
+fn outcome_of(r: &Reply) -> Outcome {
+    if r.is_transient() { Outcome::TempFailed } else if r.is_positive() { Outcome::Delivered } else { Outcome::Refused }
+}
+
+/// The reply with the transaction id appended, so the client's log leads to the journal.
+fn with_id(r: &Reply, id: &str) -> Reply {
+    let mut r = r.clone();
+    if let Some(last) = r.lines.last_mut() {
+        last.push_str(&format!(" id={id}"));
+    }
+    r
+}

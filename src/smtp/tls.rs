@@ -1,0 +1,129 @@
+//! TLS for both directions, with rustls: the server side offered by STARTTLS (a configured
+//! certificate, or a self-signed one made once and kept in the data dir), and the client side
+//! used towards the backend (opportunistic: encrypts, does not verify — the backend is on the LAN).
+
+use anyhow::{Context, Result};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::config::Config;
+
+/// The one crypto provider sponts uses everywhere.
+pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// Builds the server-side TLS configuration from the config (or the kept self-signed pair).
+pub fn server_config(config: &Config) -> Result<Arc<rustls::ServerConfig>> {
+    let (cert_path, key_path) = match (&config.smtp.tls.cert, &config.smtp.tls.key) {
+        (Some(c), Some(k)) => (c.clone(), k.clone()),
+        _ => self_signed(&config.storage.data_dir, &config.smtp.hostname)?,
+    };
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&cert_path)
+        .with_context(|| format!("smtp.tls.cert: cannot read {}", cert_path.display()))?
+        .collect::<Result<_, _>>()
+        .with_context(|| format!("smtp.tls.cert: bad PEM in {}", cert_path.display()))?;
+    if certs.is_empty() {
+        anyhow::bail!("smtp.tls.cert: no certificate in {}", cert_path.display());
+    }
+    let key = PrivateKeyDer::from_pem_file(&key_path).with_context(|| format!("smtp.tls.key: no private key in {}", key_path.display()))?;
+    let tls = rustls::ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .context("smtp.tls: certificate and key do not match")?;
+    Ok(Arc::new(tls))
+}
+
+/// The self-signed certificate in `DATA_DIR/tls/`, made on first use.
+fn self_signed(data_dir: &Path, hostname: &str) -> Result<(PathBuf, PathBuf)> {
+    let dir = data_dir.join("tls");
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    if cert.is_file() && key.is_file() {
+        return Ok((cert, key));
+    }
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let made = rcgen::generate_simple_self_signed(vec![hostname.to_string()]).context("cannot make a self-signed certificate")?;
+    write_private(&key, made.signing_key.serialize_pem().as_bytes())?;
+    std::fs::write(&cert, made.cert.pem()).with_context(|| format!("cannot write {}", cert.display()))?;
+    tracing::info!(cert = %cert.display(), "made a self-signed certificate for {hostname}");
+    Ok((cert, key))
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    Ok(())
+}
+
+/// Client-side TLS towards the backend: encryption without certificate verification.
+pub fn backend_client_config() -> Arc<rustls::ClientConfig> {
+    let provider = provider();
+    let config = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default versions")
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
+        .with_no_client_auth();
+    Arc::new(config)
+}
+
+/// Accepts whatever certificate the backend shows; signatures are still checked so the
+/// handshake is real.
+#[derive(Debug)]
+struct AnyCertificate(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        _now: UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// Protocol version and cipher suite of an established connection, for the journal and Received:.
+pub fn describe(conn: &rustls::CommonState) -> String {
+    let version = match conn.protocol_version() {
+        Some(rustls::ProtocolVersion::TLSv1_3) => "TLSv1.3".to_string(),
+        Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2".to_string(),
+        Some(v) => format!("{v:?}"),
+        None => "TLS".to_string(),
+    };
+    match conn.negotiated_cipher_suite() {
+        Some(s) => format!("{version} {:?}", s.suite()),
+        None => version,
+    }
+}

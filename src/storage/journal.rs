@@ -1,0 +1,209 @@
+//! Journal records in SQL: one row per transaction, with its recipients and attachments in
+//! child tables. Written in batches (one database transaction for many records), read by filter.
+
+use anyhow::Result;
+use serde::Serialize;
+use sqlx::Row;
+
+use super::{with_pool, Store};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct JournalEntry {
+    pub id: String,
+    pub time_us: i64,
+    pub client_ip: String,
+    pub client_port: u16,
+    pub helo: String,
+    pub tls: Option<String>,
+    pub sender: String,
+    pub recipients: Vec<RcptEntry>,
+    pub subject: Option<String>,
+    pub message_id: Option<String>,
+    pub size: Option<i64>,
+    pub attachments: Vec<AttachmentEntry>,
+    pub outcome: String,
+    pub decided_by: String,
+    pub final_reply: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RcptEntry {
+    pub address: String,
+    pub accepted: bool,
+    pub reply: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AttachmentEntry {
+    pub filename: String,
+    pub mime_type: String,
+    pub size: i64,
+}
+
+/// Which records to read; every set field must match. Text fields match case-insensitively as
+/// substrings; the IP matches exactly.
+#[derive(Debug, Clone, Default)]
+pub struct JournalFilter {
+    pub since_us: Option<i64>,
+    pub sender: Option<String>,
+    pub rcpt: Option<String>,
+    pub ip: Option<String>,
+    pub subject: Option<String>,
+    pub id: Option<String>,
+    /// Newest first, at most this many (default 100).
+    pub limit: Option<i64>,
+}
+
+enum Param {
+    Text(String),
+    Int(i64),
+}
+
+fn like(text: &str) -> String {
+    let escaped = text.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+    format!("%{escaped}%")
+}
+
+impl Store {
+    /// Stores records in one database transaction.
+    pub async fn insert_journal(&self, entries: &[JournalEntry]) -> Result<()> {
+        with_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            for e in entries {
+                sqlx::query(
+                    "INSERT INTO journal (id, time_us, client_ip, client_port, helo, tls, sender, subject, message_id, size, outcome, decided_by, final_reply)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+                )
+                .bind(&e.id)
+                .bind(e.time_us)
+                .bind(&e.client_ip)
+                .bind(i32::from(e.client_port))
+                .bind(&e.helo)
+                .bind(&e.tls)
+                .bind(&e.sender)
+                .bind(&e.subject)
+                .bind(&e.message_id)
+                .bind(e.size)
+                .bind(&e.outcome)
+                .bind(&e.decided_by)
+                .bind(&e.final_reply)
+                .execute(&mut *tx)
+                .await?;
+                for (i, r) in e.recipients.iter().enumerate() {
+                    sqlx::query("INSERT INTO journal_rcpt (journal_id, position, address, accepted, reply) VALUES ($1, $2, $3, $4, $5)")
+                        .bind(&e.id)
+                        .bind(i as i32)
+                        .bind(&r.address)
+                        .bind(r.accepted)
+                        .bind(&r.reply)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                for (i, a) in e.attachments.iter().enumerate() {
+                    sqlx::query("INSERT INTO journal_attachment (journal_id, position, filename, mime_type, size) VALUES ($1, $2, $3, $4, $5)")
+                        .bind(&e.id)
+                        .bind(i as i32)
+                        .bind(&a.filename)
+                        .bind(&a.mime_type)
+                        .bind(a.size)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    /// Reads matching records, newest first.
+    pub async fn query_journal(&self, f: &JournalFilter) -> Result<Vec<JournalEntry>> {
+        let mut sql = String::from(
+            "SELECT id, time_us, client_ip, client_port, helo, tls, sender, subject, message_id, size, outcome, decided_by, final_reply FROM journal WHERE 1=1",
+        );
+        let mut params: Vec<Param> = Vec::new();
+        let cond = |sql: &mut String, params: &mut Vec<Param>, clause: &str, p: Param| {
+            params.push(p);
+            sql.push_str(&clause.replace("$?", &format!("${}", params.len())));
+        };
+        if let Some(t) = f.since_us {
+            cond(&mut sql, &mut params, " AND time_us >= $?", Param::Int(t));
+        }
+        if let Some(s) = &f.sender {
+            cond(&mut sql, &mut params, " AND LOWER(sender) LIKE $? ESCAPE '\\'", Param::Text(like(s)));
+        }
+        if let Some(r) = &f.rcpt {
+            cond(&mut sql, &mut params, " AND EXISTS (SELECT 1 FROM journal_rcpt r WHERE r.journal_id = journal.id AND LOWER(r.address) LIKE $? ESCAPE '\\')", Param::Text(like(r)));
+        }
+        if let Some(ip) = &f.ip {
+            cond(&mut sql, &mut params, " AND client_ip = $?", Param::Text(ip.clone()));
+        }
+        if let Some(s) = &f.subject {
+            cond(&mut sql, &mut params, " AND LOWER(subject) LIKE $? ESCAPE '\\'", Param::Text(like(s)));
+        }
+        if let Some(id) = &f.id {
+            cond(&mut sql, &mut params, " AND id = $?", Param::Text(id.clone()));
+        }
+        cond(&mut sql, &mut params, " ORDER BY time_us DESC, id DESC LIMIT $?", Param::Int(f.limit.unwrap_or(100)));
+
+        with_pool!(self, pool => {
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.clone()));
+            for p in params {
+                q = match p {
+                    Param::Text(s) => q.bind(s),
+                    Param::Int(i) => q.bind(i),
+                };
+            }
+            let rows = q.fetch_all(pool).await?;
+            let mut entries = Vec::with_capacity(rows.len());
+            for row in rows {
+                entries.push(JournalEntry {
+                    id: row.try_get("id")?,
+                    time_us: row.try_get("time_us")?,
+                    client_ip: row.try_get("client_ip")?,
+                    client_port: row.try_get::<i32, _>("client_port")? as u16,
+                    helo: row.try_get("helo")?,
+                    tls: row.try_get("tls")?,
+                    sender: row.try_get("sender")?,
+                    recipients: Vec::new(),
+                    subject: row.try_get("subject")?,
+                    message_id: row.try_get("message_id")?,
+                    size: row.try_get("size")?,
+                    attachments: Vec::new(),
+                    outcome: row.try_get("outcome")?,
+                    decided_by: row.try_get("decided_by")?,
+                    final_reply: row.try_get("final_reply")?,
+                });
+            }
+            if entries.is_empty() {
+                return Ok(entries);
+            }
+            let placeholders: Vec<String> = (1..=entries.len()).map(|i| format!("${i}")).collect();
+            let list = placeholders.join(", ");
+            let index: std::collections::HashMap<String, usize> = entries.iter().enumerate().map(|(i, e)| (e.id.clone(), i)).collect();
+
+            let sql = format!("SELECT journal_id, address, accepted, reply FROM journal_rcpt WHERE journal_id IN ({list}) ORDER BY journal_id, position");
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.clone()));
+            for e in &entries {
+                q = q.bind(e.id.clone());
+            }
+            for row in q.fetch_all(pool).await? {
+                let id: String = row.try_get("journal_id")?;
+                if let Some(&i) = index.get(&id) {
+                    entries[i].recipients.push(RcptEntry { address: row.try_get("address")?, accepted: row.try_get("accepted")?, reply: row.try_get("reply")? });
+                }
+            }
+            let sql = format!("SELECT journal_id, filename, mime_type, size FROM journal_attachment WHERE journal_id IN ({list}) ORDER BY journal_id, position");
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.clone()));
+            for e in &entries {
+                q = q.bind(e.id.clone());
+            }
+            for row in q.fetch_all(pool).await? {
+                let id: String = row.try_get("journal_id")?;
+                if let Some(&i) = index.get(&id) {
+                    entries[i].attachments.push(AttachmentEntry { filename: row.try_get("filename")?, mime_type: row.try_get("mime_type")?, size: row.try_get("size")? });
+                }
+            }
+            Ok(entries)
+        })
+    }
+}

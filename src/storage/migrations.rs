@@ -1,0 +1,78 @@
+//! Versioned schema migrations, applied in order at open and recorded in `schema_migrations`.
+//! On PostgreSQL an advisory lock keeps several nodes from migrating at once.
+
+use anyhow::{Context, Result};
+
+use super::{with_pool, Store};
+
+struct Migration {
+    version: i64,
+    /// Statements for both databases (the common subset of SQL).
+    sql: &'static str,
+}
+
+const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    sql: r#"
+CREATE TABLE journal (
+    id TEXT PRIMARY KEY,
+    time_us BIGINT NOT NULL,
+    client_ip TEXT NOT NULL,
+    client_port INTEGER NOT NULL,
+    helo TEXT NOT NULL,
+    tls TEXT,
+    sender TEXT NOT NULL,
+    subject TEXT,
+    message_id TEXT,
+    size BIGINT,
+    outcome TEXT NOT NULL,
+    decided_by TEXT NOT NULL,
+    final_reply TEXT NOT NULL
+);
+CREATE INDEX journal_time ON journal (time_us);
+CREATE INDEX journal_sender ON journal (sender);
+CREATE INDEX journal_client_ip ON journal (client_ip);
+CREATE TABLE journal_rcpt (
+    journal_id TEXT NOT NULL REFERENCES journal (id) ON DELETE CASCADE,
+    position INTEGER NOT NULL,
+    address TEXT NOT NULL,
+    accepted BOOLEAN NOT NULL,
+    reply TEXT NOT NULL,
+    PRIMARY KEY (journal_id, position)
+);
+CREATE INDEX journal_rcpt_address ON journal_rcpt (address);
+CREATE TABLE journal_attachment (
+    journal_id TEXT NOT NULL REFERENCES journal (id) ON DELETE CASCADE,
+    position INTEGER NOT NULL,
+    filename TEXT NOT NULL,
+    mime_type TEXT NOT NULL,
+    size BIGINT NOT NULL,
+    PRIMARY KEY (journal_id, position)
+);
+"#,
+}];
+
+pub async fn run(store: &Store) -> Result<()> {
+    with_pool!(store, pool => {
+        let mut tx = pool.begin().await?;
+        if let Store::Postgres(_) = store {
+            sqlx::query("SELECT pg_advisory_xact_lock(7418522)").execute(&mut *tx).await?;
+        }
+        sqlx::raw_sql("CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_us BIGINT NOT NULL)")
+            .execute(&mut *tx)
+            .await?;
+        let current: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM schema_migrations").fetch_one(&mut *tx).await?;
+        let current = current.unwrap_or(0);
+        for m in MIGRATIONS.iter().filter(|m| m.version > current) {
+            sqlx::raw_sql(m.sql).execute(&mut *tx).await.with_context(|| format!("migration {}", m.version))?;
+            sqlx::query("INSERT INTO schema_migrations (version, applied_us) VALUES ($1, $2)")
+                .bind(m.version)
+                .bind(crate::clock::now_us())
+                .execute(&mut *tx)
+                .await?;
+            tracing::info!(version = m.version, "database schema migrated");
+        }
+        tx.commit().await?;
+        Ok(())
+    })
+}

@@ -1,0 +1,83 @@
+//! The one storage API of sponts, with two real backends behind it: SQLite (the embedded
+//! default, WAL mode) and PostgreSQL (selected by a `postgres://` URL, shared by several nodes).
+//! Both take the same SQL (`$1` placeholders work in both); where they differ, `migrations`
+//! says so. Schema migrations run at open.
+
+mod journal;
+mod migrations;
+
+pub use journal::{AttachmentEntry, JournalEntry, JournalFilter, RcptEntry};
+
+use anyhow::{Context, Result};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use std::str::FromStr;
+use std::time::Duration;
+
+use crate::config::DatabaseLocation;
+
+#[derive(Clone, Debug)]
+pub enum Store {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Runs the same code against whichever pool the store holds.
+macro_rules! with_pool {
+    ($store:expr, $pool:ident => $body:expr) => {
+        match $store {
+            $crate::storage::Store::Sqlite($pool) => $body,
+            $crate::storage::Store::Postgres($pool) => $body,
+        }
+    };
+}
+pub(crate) use with_pool;
+
+impl Store {
+    /// Opens (creating if needed) the database and brings its schema up to date.
+    pub async fn open(location: &DatabaseLocation) -> Result<Store> {
+        let store = match location {
+            DatabaseLocation::Sqlite(path) => {
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir).with_context(|| format!("storage.data_dir: cannot create {}", dir.display()))?;
+                }
+                let opts = SqliteConnectOptions::new()
+                    .filename(path)
+                    .create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Normal)
+                    .foreign_keys(true)
+                    .busy_timeout(Duration::from_secs(10));
+                let pool = SqlitePoolOptions::new()
+                    .max_connections(4)
+                    .connect_with(opts)
+                    .await
+                    .with_context(|| format!("storage.database: cannot open SQLite database {}", path.display()))?;
+                Store::Sqlite(pool)
+            }
+            DatabaseLocation::Postgres(url) => {
+                let opts = PgConnectOptions::from_str(url).context("storage.database: bad postgres:// URL")?;
+                let pool = PgPoolOptions::new()
+                    .max_connections(8)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .connect_with(opts)
+                    .await
+                    .context("storage.database: cannot connect to PostgreSQL")?;
+                Store::Postgres(pool)
+            }
+        };
+        migrations::run(&store).await.context("database schema migration failed")?;
+        Ok(store)
+    }
+
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Store::Sqlite(_) => "sqlite",
+            Store::Postgres(_) => "postgres",
+        }
+    }
+
+    pub async fn close(&self) {
+        with_pool!(self, p => p.close().await)
+    }
+}
