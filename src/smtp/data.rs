@@ -35,7 +35,7 @@ pub const MAX_TEXT_LINE: usize = 1000;
 
 /// Reads the message that follows a 354 reply, up to and including `CRLF . CRLF`.
 pub async fn read_data(conn: &mut Conn, max_size: usize, size_hint: usize) -> io::Result<Data> {
-    let mut msg = Vec::with_capacity(size_hint.clamp(4096, max_size));
+    let mut msg = Vec::with_capacity(size_hint.max(4096).min(max_size));
     let mut problem: Option<DataProblem> = None;
     // Length of the current line so far, and whether the previous line ended with a proper CRLF
     // (only then can a "." line end the data).
@@ -108,15 +108,15 @@ pub async fn read_data(conn: &mut Conn, max_size: usize, size_hint: usize) -> io
             }
             i += 1;
         }
-        if problem.is_none() && done {
-            msg.truncate(dot_mark);
-        } else if problem.is_none() {
-            let chunk = &buf[copy_from..i];
-            if msg.len() + chunk.len() > max_size {
+        if problem.is_none() {
+            if done {
+                msg.truncate(dot_mark);
+            } else {
+                msg.extend_from_slice(&buf[copy_from..i]);
+            }
+            if msg.len() > max_size {
                 problem = Some(DataProblem::TooBig);
                 msg = Vec::new();
-            } else {
-                msg.extend_from_slice(chunk);
             }
         }
         conn.consume(i);

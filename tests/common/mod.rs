@@ -1,0 +1,107 @@
+//! Shared test fixtures: a sponts gateway started in-process on loopback, a capture backend that
+//! records what it receives byte for byte (parsed independently of sponts' own code), and a
+//! transcript client that reads like an RFC session.
+#![allow(dead_code)]
+
+pub mod backend;
+pub mod client;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+pub use backend::{Capture, CaptureOptions};
+pub use client::Client;
+
+/// A running gateway with its own data directory.
+pub struct Gateway {
+    pub addr: SocketAddr,
+    pub server: Option<sponts::server::Server>,
+    pub store: sponts::storage::Store,
+    pub dir: tempfile::TempDir,
+}
+
+impl Gateway {
+    pub async fn stop(mut self) {
+        if let Some(s) = self.server.take() {
+            s.shutdown(std::time::Duration::from_secs(2)).await;
+        }
+    }
+}
+
+/// A config for tests: listen on an ephemeral loopback port, relay `example.org` to `backend`.
+pub fn config(backend: SocketAddr, extra: &str) -> (sponts::config::Config, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "[smtp]\nlisten = [\"127.0.0.1:0\"]\nhostname = \"gw.test.example\"\n[backend]\naddress = \"{backend}\"\nstarttls = \"off\"\n[domains]\nlocal = [\"example.org\", \"example.net\"]\n[storage]\ndata_dir = \"{}\"\n{}",
+        dir.path().display(),
+        extra
+    );
+    let config = sponts::config::Config::parse(&merge(&text)).unwrap_or_else(|e| panic!("test config: {e}\n{text}"));
+    (config, dir)
+}
+
+/// TOML allows a table once; tests add keys to [smtp] by writing `[smtp]` again, which we fold.
+fn merge(text: &str) -> String {
+    let mut sections: Vec<(String, Vec<String>)> = vec![(String::new(), vec![])];
+    for line in text.lines() {
+        let t = line.trim();
+        if t.starts_with('[') && !t.starts_with("[[") {
+            if let Some(pos) = sections.iter().position(|(h, _)| h == t) {
+                let s = sections.remove(pos);
+                sections.push(s);
+            } else {
+                sections.push((t.to_string(), vec![]));
+            }
+        } else {
+            sections.last_mut().unwrap().1.push(line.to_string());
+        }
+    }
+    let mut out = String::new();
+    for (h, lines) in sections {
+        if !h.is_empty() {
+            out.push_str(&h);
+            out.push('\n');
+        }
+        for l in lines {
+            out.push_str(&l);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+pub async fn start_with(config: sponts::config::Config, dir: tempfile::TempDir) -> Gateway {
+    let (server, store) = sponts::start(config).await.expect("gateway starts");
+    let addr = server.addrs[0];
+    Gateway { addr, server: Some(server), store, dir }
+}
+
+/// A gateway in front of `backend`, with extra TOML appended to the test config.
+pub async fn gateway(backend: SocketAddr, extra: &str) -> Gateway {
+    let (config, dir) = config(backend, extra);
+    start_with(config, dir).await
+}
+
+/// An address on loopback where nothing listens.
+pub fn dead_address() -> SocketAddr {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap()
+}
+
+pub fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+}
+
+/// The journal records matching `id`, waiting briefly (records are committed before the reply,
+/// so normally at once).
+pub async fn journal_entry(store: &sponts::storage::Store, id: &str) -> sponts::storage::JournalEntry {
+    let f = sponts::storage::JournalFilter { id: Some(id.to_string()), ..Default::default() };
+    let mut v = store.query_journal(&f).await.unwrap();
+    assert_eq!(v.len(), 1, "journal entry {id}");
+    v.remove(0)
+}
+
+/// `id=XXXX` from a final reply.
+pub fn reply_id(text: &str) -> String {
+    text.rsplit("id=").next().unwrap().trim().to_string()
+}
