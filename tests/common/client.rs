@@ -22,7 +22,11 @@ impl Client {
     }
 
     pub async fn connect_raw(addr: SocketAddr) -> (Client, String) {
-        let s = TcpStream::connect(addr).await.unwrap();
+        Client::from_stream(TcpStream::connect(addr).await.unwrap()).await
+    }
+
+    /// Wraps a connected stream and reads the greeting.
+    pub async fn from_stream(s: TcpStream) -> (Client, String) {
         let mut c = Client { io: Some(Box::new(s)), buf: Vec::new() };
         let g = c.reply().await;
         (c, g)
