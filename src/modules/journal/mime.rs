@@ -2,7 +2,7 @@
 //! Message-ID, and every attachment with its decoded file name (RFC 2231/2047), decoded size and
 //! MIME type. Malformed mail never fails: whatever can be read is kept.
 
-use mail_parser::{Message, MessageParser, MimeHeaders};
+use mail_parser::{Message, MessagePart, MessageParser, MimeHeaders};
 
 use crate::storage::AttachmentEntry;
 
@@ -47,13 +47,26 @@ fn collect(msg: &Message<'_>, depth: usize, out: &mut Vec<AttachmentEntry>) {
             .map(clean)
             .or_else(|| part.message().and_then(|m| m.subject()).map(|s| format!("{}.eml", clean(s))))
             .unwrap_or_default();
-        out.push(AttachmentEntry { filename, mime_type, size: part.len() as i64 });
+        out.push(AttachmentEntry { filename, mime_type, size: decoded_size(part, msg.raw_message()) as i64 });
         if let Some(nested) = part.message() {
             if depth < MAX_DEPTH {
                 collect(nested, depth + 1, out);
             }
         }
     }
+}
+
+/// The decoded size. mail-parser leaves a base64 part it could not decode cleanly (e.g. a last
+/// part whose boundary never closes) as raw text; its size is then counted from the base64 itself.
+fn decoded_size(part: &MessagePart<'_>, raw: &[u8]) -> usize {
+    let base64 = part.content_transfer_encoding().is_some_and(|e| e.eq_ignore_ascii_case("base64"));
+    if !(part.is_encoding_problem && base64) {
+        return part.len();
+    }
+    let (start, end) = (part.offset_body as usize, (part.offset_end as usize).min(raw.len()));
+    let body = raw.get(start..end).unwrap_or_default();
+    let chars = body.iter().take_while(|&&b| b != b'=').filter(|b| b.is_ascii_alphanumeric() || **b == b'+' || **b == b'/').count();
+    chars * 3 / 4
 }
 
 /// Control characters out, length bounded: this text ends up in terminals and web pages.
@@ -90,8 +103,15 @@ SGVsbG8gV29ybGQh\r\n\
     }
 
     #[test]
+    fn base64_in_an_unclosed_last_part_is_counted_decoded() {
+        let raw = b"Subject: x\r\nContent-Type: multipart/mixed; boundary=\"nc\"\r\n\r\n--nc\r\nContent-Type: application/octet-stream; name=\"a.bin\"\r\nContent-Transfer-Encoding: base64\r\n\r\nTVoAAAAAAAAAAAAAAAAA\r\nAAAA\r\n";
+        assert_eq!(summarize(raw).attachments[0].size, 18);
+    }
+
+    #[test]
     fn garbage_does_not_fail() {
         let s = summarize(b"\xff\xfe\r\n\r\n--\r\n");
         assert!(s.attachments.is_empty());
     }
 }
+

@@ -1,0 +1,129 @@
+//! The journal, field by field, for real-world-shaped MIME messages — on SQLite and on
+//! PostgreSQL, with the same assertions.
+
+mod common;
+
+use common::*;
+use sponts::storage::{AttachmentEntry, JournalEntry};
+
+fn crlf(path: &str) -> Vec<u8> {
+    let text = std::fs::read(fixture(path)).unwrap();
+    let mut out = Vec::new();
+    for line in text.split_inclusive(|&b| b == b'\n') {
+        let line = line.strip_suffix(b"\n").unwrap_or(line);
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        out.extend_from_slice(line);
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
+
+fn att(name: &str, mime: &str, size: i64) -> AttachmentEntry {
+    AttachmentEntry { filename: name.into(), mime_type: mime.into(), size }
+}
+
+async fn send(gw: &Gateway, file: &str, from: &str, rcpts: &[&str]) -> (JournalEntry, usize) {
+    let msg = crlf(&format!("eml/{file}"));
+    let mut c = Client::connect(gw.addr).await;
+    c.expect("EHLO mua.partner.example", 250).await;
+    let r = c.send_mail(from, rcpts, &msg).await;
+    assert!(r.starts_with("250"), "{file}: {r}");
+    c.expect("QUIT", 221).await;
+    (journal_entry(&gw.store, &reply_id(&r)).await, msg.len())
+}
+
+async fn check_fixtures(gw: &Gateway) {
+    let (e, size) = send(gw, "nested-multipart.eml", "newsletter@shop.example", &["customer@example.org"]).await;
+    assert_eq!(e.subject.as_deref(), Some("Your invoice and the forwarded note"));
+    assert_eq!(e.message_id.as_deref(), Some("nested-1@shop.example"));
+    assert_eq!(e.size, Some(size as i64));
+    assert_eq!(e.sender, "newsletter@shop.example");
+    assert_eq!(e.helo, "mua.partner.example");
+    assert_eq!(e.client_ip, "127.0.0.1");
+    assert!(e.client_port > 0);
+    assert_eq!(e.tls, None);
+    assert_eq!((e.outcome.as_str(), e.decided_by.as_str()), ("delivered", "backend"));
+    assert!(e.final_reply.starts_with("250 2.0.0 Ok: Ok: queued as CAPTURE id="), "{}", e.final_reply);
+    assert_eq!(e.recipients.len(), 1);
+    assert_eq!((e.recipients[0].address.as_str(), e.recipients[0].accepted), ("customer@example.org", true));
+    assert_eq!(e.recipients[0].reply, "250 2.1.5 Ok");
+    assert_eq!(e.attachments.len(), 3, "{:?}", e.attachments);
+    assert_eq!(e.attachments[0], att("invoice-2026-11.pdf", "application/pdf", 1040));
+    assert_eq!((e.attachments[1].filename.as_str(), e.attachments[1].mime_type.as_str()), ("Forwarded note.eml", "message/rfc822"));
+    assert!(e.attachments[1].size > 300);
+    assert_eq!(e.attachments[2], att("notes.txt", "text/plain", 220));
+
+    let (e, _) = send(gw, "rfc2231-names.eml", "sender@partner.example", &["team@example.org", "boss@example.net"]).await;
+    assert_eq!(e.subject.as_deref(), Some("Prüfbericht über die Lieferung"));
+    assert_eq!(e.message_id.as_deref(), Some("2231@partner.example"));
+    assert_eq!(
+        e.attachments,
+        vec![att("Prüfbericht Teil eins – Fotos.png", "image/png", 508), att("Unterlagen für März.zip", "application/zip", 2004)]
+    );
+    assert_eq!(e.recipients.iter().map(|r| r.address.as_str()).collect::<Vec<_>>(), vec!["team@example.org", "boss@example.net"]);
+
+    let (e, _) = send(gw, "plain-folded.eml", "alice@partner.example", &["bob@example.org"]).await;
+    assert_eq!(e.subject.as_deref(), Some("A rather long subject line that was folded by the sending client onto two lines"));
+    assert_eq!(e.message_id.as_deref(), Some("folded@partner.example"));
+    assert!(e.attachments.is_empty());
+
+    let (e, _) = send(gw, "malformed-boundary.eml", "spammer@bulk.example", &["someone@example.org"]).await;
+    assert_eq!(e.subject.as_deref(), Some("Cheap € deals"));
+    assert_eq!(e.message_id, None);
+    assert_eq!(e.attachments, vec![att("deal.exe", "application/octet-stream", 100)]);
+}
+
+#[tokio::test]
+async fn journal_fields_on_sqlite() {
+    let cap = Capture::start(CaptureOptions::default()).await;
+    let gw = gateway(cap.addr, "").await;
+    check_fixtures(&gw).await;
+    assert_eq!(cap.wait_for(4).await.len(), 4);
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn journal_fields_on_postgres() {
+    let db = pg::TestDb::create().await;
+    let cap = Capture::start(CaptureOptions::default()).await;
+    let gw = gateway(cap.addr, &format!("[storage]\ndatabase = \"{}\"\n", db.url)).await;
+    assert_eq!(gw.store.kind(), "postgres");
+    check_fixtures(&gw).await;
+    gw.stop().await;
+    db.drop_db().await;
+}
+
+#[tokio::test]
+async fn filters_work_the_same_on_both_stores() {
+    let db = pg::TestDb::create().await;
+    let cap = Capture::start(CaptureOptions { unknown: ["gone@example.org".to_string()].into(), ..Default::default() }).await;
+    for extra in [String::new(), format!("[storage]\ndatabase = \"{}\"\n", db.url)] {
+        let gw = gateway(cap.addr, &extra).await;
+        let mut c = Client::connect(gw.addr).await;
+        c.expect("EHLO filter.test", 250).await;
+        c.send_mail("Alice@Partner.example", &["x@example.org"], b"Subject: Quarterly 100%_report\r\n\r\n.\r\n").await;
+        c.send_mail("bob@other.example", &["y@example.net"], b"Subject: lunch\r\n\r\nx\r\n").await;
+        c.expect("MAIL FROM:<carol@other.example>", 250).await;
+        c.expect("RCPT TO:<gone@example.org>", 550).await;
+        c.expect("QUIT", 221).await;
+        let q = |f: sponts::storage::JournalFilter| {
+            let store = gw.store.clone();
+            async move { store.query_journal(&f).await.unwrap().into_iter().map(|e| e.sender).collect::<Vec<_>>() }
+        };
+        use sponts::storage::JournalFilter as F;
+        assert_eq!(q(F::default()).await.len(), 3, "{}", gw.store.kind());
+        assert_eq!(q(F { sender: Some("alice@partner".into()), ..F::default() }).await, vec!["Alice@Partner.example"]);
+        assert_eq!(q(F { rcpt: Some("Y@EXAMPLE".into()), ..F::default() }).await, vec!["bob@other.example"]);
+        assert_eq!(q(F { subject: Some("100%_".into()), ..F::default() }).await, vec!["Alice@Partner.example"]);
+        assert_eq!(q(F { subject: Some("0%x".into()), ..F::default() }).await, Vec::<String>::new());
+        assert_eq!(q(F { ip: Some("127.0.0.1".into()), ..F::default() }).await.len(), 3);
+        assert_eq!(q(F { ip: Some("192.0.2.1".into()), ..F::default() }).await.len(), 0);
+        assert_eq!(q(F { since_us: Some(sponts::clock::now_us() + 1_000_000), ..F::default() }).await.len(), 0);
+        assert_eq!(q(F { limit: Some(1), ..F::default() }).await, vec!["carol@other.example"], "newest first");
+        let refused = gw.store.query_journal(&F { sender: Some("carol".into()), ..F::default() }).await.unwrap();
+        assert_eq!(refused[0].outcome, "abandoned");
+        assert!(!refused[0].recipients[0].accepted);
+        gw.stop().await;
+    }
+    db.drop_db().await;
+}
