@@ -317,17 +317,40 @@ impl Config {
     }
 }
 
+/// Deserializes one section. On an error the offending key is set aside and the rest is tried
+/// again, so every bad key of the section is reported, not just the first.
 fn section<T: DeserializeOwned + Default>(table: &toml::Table, name: &str, errors: &mut Vec<ConfigError>) -> T {
-    let Some(value) = table.get(name) else { return T::default() };
-    match serde_path_to_error::deserialize::<_, T>(value.clone()) {
-        Ok(v) => v,
-        Err(e) => {
-            let path = e.path().to_string();
-            let key = if path == "." || path.is_empty() { name.to_string() } else { format!("{name}.{path}") };
-            errors.push(ConfigError { key, message: e.into_inner().to_string() });
-            T::default()
+    let Some(mut value) = table.get(name).cloned() else { return T::default() };
+    for _ in 0..64 {
+        match serde_path_to_error::deserialize::<_, T>(value.clone()) {
+            Ok(v) => return v,
+            Err(e) => {
+                let path = e.path().to_string();
+                let message = tidy(&e.inner().to_string());
+                let unknown = message.strip_prefix("unknown field `").and_then(|m| m.split('`').next()).map(str::to_string);
+                let key = match (&unknown, path.as_str()) {
+                    (Some(field), "." | "") => format!("{name}.{field}"),
+                    (Some(field), p) => format!("{name}.{p}.{field}"),
+                    (None, "." | "") => name.to_string(),
+                    (None, p) => format!("{name}.{p}"),
+                };
+                errors.push(ConfigError { key, message });
+                // Set the key aside (the unknown one, or the first segment of the bad path).
+                let first = path.split(['.', '[']).next().unwrap_or("").to_string();
+                let culprit = if unknown.is_some() && (path == "." || path.is_empty()) { unknown.unwrap() } else { first };
+                let removed = value.as_table_mut().and_then(|t| t.remove(&culprit));
+                if removed.is_none() {
+                    return T::default();
+                }
+            }
         }
     }
+    T::default()
+}
+
+/// toml's messages may carry a trailing "in `key`" line; the key is named by us already.
+fn tidy(message: &str) -> String {
+    message.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with("in `")).collect::<Vec<_>>().join(" ")
 }
 
 fn system_hostname() -> String {
