@@ -13,7 +13,10 @@ pub fn init(c: &LogConfig) {
     let filter = Targets::new().with_default(LevelFilter::WARN.min(level)).with_target("sponts", level);
     let registry = tracing_subscriber::registry().with(filter);
     let result = match c.format {
-        LogFormat::Text => registry.with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_target(false)).try_init(),
+        LogFormat::Text => {
+            let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+            registry.with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_target(false).with_ansi(ansi)).try_init()
+        }
         LogFormat::Json => registry.with(tracing_subscriber::fmt::layer().json().with_writer(std::io::stderr)).try_init(),
     };
     let _ = result;
