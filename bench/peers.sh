@@ -1,0 +1,88 @@
+# Helpers for the bench scripts: start and stop real peers on loopback (sourced, not run).
+# smtp-sink (fake backend that counts), a separate Postfix instance as a pure relay, and sponts.
+
+bench_install() {
+  local missing=()
+  for p in postfix python3; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+  if [ ${#missing[@]} -gt 0 ]; then
+    apt-get update -qq
+    echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    rm -f /usr/sbin/policy-rc.d
+  fi
+}
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+wait_port() {
+  local host=$1 port=$2
+  for _ in $(seq 1 300); do (exec 3<>"/dev/tcp/$host/$port") 2>/dev/null && return 0; sleep 0.02; done
+  echo "nothing listens on $host:$port" >&2; return 1
+}
+
+# sink_start ADDR DIR: smtp-sink writing "sess=N quit=N mesg=N" counters to DIR/counter.out
+sink_start() {
+  local addr=$1 dir=$2
+  mkdir -p "$dir"
+  /usr/sbin/smtp-sink -c -u nobody -m 2000 -h sink.bench.test "$addr" 1024 >"$dir/counter.out" 2>"$dir/stderr.log" &
+  echo $! > "$dir/pid"
+  wait_port "${addr%:*}" "${addr##*:}"
+}
+
+sink_count() { tr '\r' '\n' < "$1/counter.out" | grep -o 'mesg=[0-9]*' | tail -n 1 | cut -d= -f2 || echo 0; }
+
+# postfix_start LISTEN RELAYHOST DIR: a Postfix instance relaying everything from 127.0.0.0/8.
+postfix_start() {
+  local listen=$1 relay=$2 dir=$3
+  mkdir -p "$dir/etc" "$dir/queue" "$dir/data"
+  chmod 755 "$dir"; chown root:root "$dir/queue"; chown postfix:postfix "$dir/data"
+  cp /etc/postfix/master.cf "$dir/etc/master.cf"
+  cp /usr/share/postfix/main.cf.debian "$dir/etc/main.cf" 2>/dev/null || : > "$dir/etc/main.cf"
+  local pc="postconf -c $dir/etc"
+  $pc -e "compatibility_level=3.6" "queue_directory=$dir/queue" "data_directory=$dir/data" \
+    "myhostname=relay.bench.test" "mydomain=bench.test" "inet_interfaces=127.0.0.1" "inet_protocols=ipv4" \
+    "mydestination=" "local_recipient_maps=" "local_transport=error:local delivery disabled" \
+    "alias_maps=" "alias_database=" "relay_domains=" "mynetworks=127.0.0.0/8" \
+    "smtpd_relay_restrictions=permit_mynetworks,reject_unauth_destination" \
+    "relayhost=[${relay%:*}]:${relay##*:}" "smtp_dns_support_level=disabled" "disable_dns_lookups=yes" \
+    "smtpd_peername_lookup=no" "smtpd_tls_security_level=none" "smtp_tls_security_level=none" \
+    "syslog_name=postfix-bench" "maillog_file=$dir/maillog" "biff=no" "append_dot_mydomain=no"
+  $pc -M -X smtp/inet
+  $pc -M "$listen/inet=$listen inet n - n - - smtpd"
+  $pc -F '*/*/chroot = n'
+  postfix -c "$dir/etc" set-permissions >/dev/null 2>&1 || true
+  postfix -c "$dir/etc" start >/dev/null 2>&1
+  wait_port "${listen%:*}" "${listen##*:}"
+}
+
+postfix_stop() { postfix -c "$1/etc" stop >/dev/null 2>&1 || true; }
+
+# sponts_start BIN LISTEN BACKEND DIR [extra toml]: sponts relaying example domain rcpts.
+sponts_start() {
+  local bin=$1 listen=$2 backend=$3 dir=$4 extra=${5:-}
+  mkdir -p "$dir"
+  cat > "$dir/sponts.toml" <<TOML
+[smtp]
+listen = ["$listen"]
+hostname = "gw.bench.test"
+max_connections = 5000
+max_connections_per_ip = 5000
+max_message_size = "64M"
+[backend]
+address = "$backend"
+starttls = "off"
+[domains]
+local = ["dest.bench.test"]
+[storage]
+data_dir = "$dir/data"
+[log]
+level = "warn"
+$extra
+TOML
+  "$bin" serve --config "$dir/sponts.toml" 2>"$dir/stderr.log" &
+  echo $! > "$dir/pid"
+  wait_port "${listen%:*}" "${listen##*:}"
+}
+
+stop_pid() { [ -f "$1/pid" ] && kill "$(cat "$1/pid")" 2>/dev/null; sleep 0.2; [ -f "$1/pid" ] && kill -9 "$(cat "$1/pid")" 2>/dev/null; true; }
