@@ -389,17 +389,21 @@ impl Duration {
 
 impl<'de> Deserialize<'de> for Duration {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            N(u64),
-            S(String),
-        }
-        match Raw::deserialize(d)? {
-            Raw::N(n) => Ok(Duration::secs(n)),
-            Raw::S(s) => Duration::parse(&s)
-                .ok_or_else(|| serde::de::Error::custom(format!("`{s}` is not a duration (e.g. 30s, 5m, 2h, 7d)"))),
-        }
+        number_or_text(d, Duration::secs, Duration::parse, "a duration (e.g. 30s, 5m, 2h, 7d)")
+    }
+}
+
+/// A value written either as a plain number or as text with a unit.
+fn number_or_text<'de, D: Deserializer<'de>, T>(d: D, from_number: fn(u64) -> T, parse: fn(&str) -> Option<T>, what: &str) -> Result<T, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        N(u64),
+        S(String),
+    }
+    match Raw::deserialize(d)? {
+        Raw::N(n) => Ok(from_number(n)),
+        Raw::S(s) => parse(&s).ok_or_else(|| serde::de::Error::custom(format!("`{s}` is not {what}"))),
     }
 }
 
@@ -423,17 +427,7 @@ impl ByteSize {
 
 impl<'de> Deserialize<'de> for ByteSize {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            N(u64),
-            S(String),
-        }
-        match Raw::deserialize(d)? {
-            Raw::N(n) => Ok(ByteSize(n)),
-            Raw::S(s) => ByteSize::parse(&s)
-                .ok_or_else(|| serde::de::Error::custom(format!("`{s}` is not a size (e.g. 10485760, 512K, 25M)"))),
-        }
+        number_or_text(d, ByteSize, ByteSize::parse, "a size (e.g. 10485760, 512K, 25M)")
     }
 }
 

@@ -64,6 +64,20 @@ fn like(text: &str) -> String {
     format!("%{escaped}%")
 }
 
+/// Binds the ids of `entries` to a query's `$1..$n`.
+fn bind_ids<'q, DB: sqlx::Database>(
+    mut q: sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments>,
+    entries: &[JournalEntry],
+) -> sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments>
+where
+    String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    for e in entries {
+        q = q.bind(e.id.clone());
+    }
+    q
+}
+
 impl Store {
     /// Stores records in one database transaction.
     pub async fn insert_journal(&self, entries: &[JournalEntry]) -> Result<()> {
@@ -182,26 +196,14 @@ impl Store {
             let index: std::collections::HashMap<String, usize> = entries.iter().enumerate().map(|(i, e)| (e.id.clone(), i)).collect();
 
             let sql = format!("SELECT journal_id, address, accepted, reply FROM journal_rcpt WHERE journal_id IN ({list}) ORDER BY journal_id, position");
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.clone()));
-            for e in &entries {
-                q = q.bind(e.id.clone());
-            }
-            for row in q.fetch_all(pool).await? {
-                let id: String = row.try_get("journal_id")?;
-                if let Some(&i) = index.get(&id) {
-                    entries[i].recipients.push(RcptEntry { address: row.try_get("address")?, accepted: row.try_get("accepted")?, reply: row.try_get("reply")? });
-                }
+            for row in bind_ids(sqlx::query(sqlx::AssertSqlSafe(sql)), &entries).fetch_all(pool).await? {
+                let i = index[&row.try_get::<String, _>("journal_id")?];
+                entries[i].recipients.push(RcptEntry { address: row.try_get("address")?, accepted: row.try_get("accepted")?, reply: row.try_get("reply")? });
             }
             let sql = format!("SELECT journal_id, filename, mime_type, size FROM journal_attachment WHERE journal_id IN ({list}) ORDER BY journal_id, position");
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.clone()));
-            for e in &entries {
-                q = q.bind(e.id.clone());
-            }
-            for row in q.fetch_all(pool).await? {
-                let id: String = row.try_get("journal_id")?;
-                if let Some(&i) = index.get(&id) {
-                    entries[i].attachments.push(AttachmentEntry { filename: row.try_get("filename")?, mime_type: row.try_get("mime_type")?, size: row.try_get("size")? });
-                }
+            for row in bind_ids(sqlx::query(sqlx::AssertSqlSafe(sql)), &entries).fetch_all(pool).await? {
+                let i = index[&row.try_get::<String, _>("journal_id")?];
+                entries[i].attachments.push(AttachmentEntry { filename: row.try_get("filename")?, mime_type: row.try_get("mime_type")?, size: row.try_get("size")? });
             }
             Ok(entries)
         })
