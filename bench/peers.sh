@@ -47,12 +47,13 @@ postfix_start() {
     "smtpd_relay_restrictions=permit_mynetworks,reject_unauth_destination" \
     "relayhost=[${relay%:*}]:${relay##*:}" "smtp_dns_support_level=disabled" "disable_dns_lookups=yes" \
     "smtpd_peername_lookup=no" "smtpd_tls_security_level=none" "smtp_tls_security_level=none" \
-    "syslog_name=postfix-bench" "maillog_file=$dir/maillog" "biff=no" "append_dot_mydomain=no"
+    "syslog_name=postfix-bench" "maillog_file_prefixes=/var,/dev/stdout,$dir" "maillog_file=$dir/maillog" "multi_instance_enable=no" "biff=no" "append_dot_mydomain=no"
   $pc -M -X smtp/inet
   $pc -M "$listen/inet=$listen inet n - n - - smtpd"
   $pc -F '*/*/chroot = n'
   postfix -c "$dir/etc" set-permissions >/dev/null 2>&1 || true
-  postfix -c "$dir/etc" start >/dev/null 2>&1
+  postfix -c "$dir/etc" check || { echo "postfix check failed for $dir" >&2; return 1; }
+  postfix -c "$dir/etc" start >/dev/null 2>&1 || { echo "postfix did not start (see $dir/maillog)" >&2; return 1; }
   wait_port "${listen%:*}" "${listen##*:}"
 }
 

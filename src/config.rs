@@ -81,6 +81,8 @@ pub struct BackendConfig {
     pub address: String,
     pub starttls: StartTls,
     pub connect_timeout: Duration,
+    /// Idle backend connections kept for the next message (0: a new connection per session).
+    pub pool_size: usize,
 }
 
 impl Default for BackendConfig {
@@ -89,6 +91,7 @@ impl Default for BackendConfig {
             address: "127.0.0.1:25".into(),
             starttls: StartTls::Opportunistic,
             connect_timeout: Duration::secs(30),
+            pool_size: 32,
         }
     }
 }

@@ -16,6 +16,7 @@ use crate::config::Config;
 use crate::pipeline::{Pipeline, SessionInfo};
 use crate::smtp::client::{BackendTarget, ClientTimeouts};
 use crate::smtp::conn::Conn;
+use crate::smtp::pool::BackendPool;
 use crate::smtp::reply::{replies, Reply};
 use crate::smtp::session::Session;
 
@@ -24,7 +25,8 @@ pub struct Gateway {
     pub config: Config,
     pub pipeline: Pipeline,
     pub tls: Option<tokio_rustls::TlsAcceptor>,
-    pub backend: BackendTarget,
+    /// Connections to the backend, kept between sessions.
+    pub backend: BackendPool,
     /// Becomes `true` when sponts is shutting down.
     pub shutdown: watch::Receiver<bool>,
 }
@@ -39,6 +41,7 @@ impl Gateway {
             timeouts: ClientTimeouts::rfc5321(config.backend.connect_timeout.0),
             tls: crate::smtp::tls::backend_client_config(),
         };
+        let backend = BackendPool::new(backend, config.backend.pool_size);
         Ok(Gateway { config, pipeline, tls: Some(tokio_rustls::TlsAcceptor::from(tls)), backend, shutdown })
     }
 }
@@ -88,6 +91,7 @@ impl Drop for Slot {
 /// A bound, running SMTP service.
 pub struct Server {
     pub addrs: Vec<SocketAddr>,
+    gw: Arc<Gateway>,
     stop: watch::Sender<bool>,
     tasks: tokio::task::JoinSet<()>,
     limits: Arc<Limits>,
@@ -107,7 +111,7 @@ impl Server {
             tasks.spawn(accept_loop(listener, gw.clone(), limits.clone()));
         }
         tracing::info!(listen = ?addrs, backend = %gw.config.backend.address, modules = ?gw.pipeline.names(), "sponts is accepting mail");
-        Ok(Server { addrs, stop, tasks, limits })
+        Ok(Server { addrs, gw, stop, tasks, limits })
     }
 
     /// Stops accepting, closes idle sessions, and waits up to `grace` for the others.
@@ -118,6 +122,7 @@ impl Server {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         self.tasks.abort_all();
+        self.gw.backend.close().await;
     }
 }
 

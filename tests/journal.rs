@@ -127,3 +127,43 @@ async fn filters_work_the_same_on_both_stores() {
     }
     db.drop_db().await;
 }
+
+/// A batch larger than one INSERT statement holds, written and read back on both stores.
+#[tokio::test]
+async fn large_batches_round_trip() {
+    let db = pg::TestDb::create().await;
+    let dir = tempfile::tempdir().unwrap();
+    for location in [
+        sponts::config::DatabaseLocation::Sqlite(dir.path().join("j.db")),
+        sponts::config::DatabaseLocation::Postgres(db.url.clone()),
+    ] {
+        let store = sponts::storage::Store::open(&location).await.unwrap();
+        let entries: Vec<JournalEntry> = (0..150)
+            .map(|i| JournalEntry {
+                id: format!("BATCH{i:04}"),
+                time_us: 1_000_000 + i,
+                client_ip: "192.0.2.1".into(),
+                client_port: 1000,
+                helo: "h".into(),
+                tls: None,
+                sender: format!("s{i}@x.example"),
+                recipients: (0..(i % 3) as usize)
+                    .map(|r| sponts::storage::RcptEntry { address: format!("r{r}@example.org"), accepted: r == 0, reply: "250 ok".into() })
+                    .collect(),
+                subject: Some(format!("subject {i}")),
+                message_id: None,
+                size: Some(i),
+                attachments: (0..(i % 2) as usize).map(|_| att("a.pdf", "application/pdf", i)).collect(),
+                outcome: "delivered".into(),
+                decided_by: "backend".into(),
+                final_reply: "250 ok".into(),
+            })
+            .collect();
+        store.insert_journal(&entries).await.unwrap();
+        let mut back = store.query_journal(&sponts::storage::JournalFilter { limit: Some(1000), ..Default::default() }).await.unwrap();
+        back.reverse();
+        assert_eq!(back, entries, "{}", store.kind());
+        store.close().await;
+    }
+    db.drop_db().await;
+}

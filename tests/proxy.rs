@@ -187,3 +187,52 @@ async fn loopback_is_refused_at_connect_when_listed() {
     assert!(c.closed().await);
     gw.stop().await;
 }
+
+async fn one_message(addr: std::net::SocketAddr, subject: &str) -> String {
+    let mut c = Client::connect(addr).await;
+    c.expect("EHLO client.test", 250).await;
+    let r = c.send_mail("a@sender.example", &["u@example.org"], format!("Subject: {subject}\r\n\r\nx\r\n").as_bytes()).await;
+    c.expect("QUIT", 221).await;
+    r
+}
+
+#[tokio::test]
+async fn backend_connections_are_reused_across_client_sessions() {
+    let cap = Capture::start(CaptureOptions::default()).await;
+    let gw = gateway(cap.addr, "").await;
+    for i in 0..5 {
+        assert!(one_message(gw.addr, &format!("m{i}")).await.starts_with("250"));
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(cap.wait_for(5).await.len(), 5);
+    assert_eq!(*cap.sessions.lock().unwrap(), 1);
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn a_pooled_connection_the_backend_closed_is_replaced() {
+    for say_421 in [false, true] {
+        let cap = Capture::start(CaptureOptions { hang_up_after_data: true, say_421_on_hang_up: say_421, ..Default::default() }).await;
+        let gw = gateway(cap.addr, "").await;
+        for i in 0..3 {
+            let r = one_message(gw.addr, &format!("m{i}")).await;
+            assert!(r.starts_with("250"), "421={say_421} message {i}: {r}");
+            tokio::time::sleep(std::time::Duration::from_millis(60)).await;
+        }
+        assert_eq!(cap.wait_for(3).await.len(), 3);
+        assert_eq!(*cap.sessions.lock().unwrap(), 3);
+        gw.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn pool_size_zero_opens_a_connection_per_session() {
+    let cap = Capture::start(CaptureOptions::default()).await;
+    let gw = gateway(cap.addr, "[backend]\npool_size = 0\n").await;
+    for i in 0..3 {
+        assert!(one_message(gw.addr, &format!("m{i}")).await.starts_with("250"));
+    }
+    cap.wait_for(3).await;
+    assert_eq!(*cap.sessions.lock().unwrap(), 3);
+    gw.stop().await;
+}

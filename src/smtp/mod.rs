@@ -5,6 +5,7 @@ pub mod client;
 pub mod command;
 pub mod conn;
 pub mod data;
+pub mod pool;
 pub mod received;
 pub mod reply;
 pub mod session;

@@ -102,10 +102,8 @@ impl Session {
         }
         let _ = self.conn.flush().await;
         self.end_transaction_abandoned().await;
-        if let Some(b) = self.backend.take() {
-            b.quit().await;
-        }
         self.conn.shutdown().await;
+        self.release_backend().await;
     }
 
     fn reply(&mut self, r: &Reply) {
@@ -128,7 +126,7 @@ impl Session {
         self.conn.set_read_timeout(Some(self.gw.config.smtp.command_timeout.0));
         let info = self.info.clone();
         let d = self.gw.pipeline.run(|m| m.connect(&info)).await;
-        tokio::time::sleep(d.delay).await;
+        tarpit(d.delay).await;
         match d.verdict {
             Verdict::Reject(r) | Verdict::TempFail(r) => {
                 tracing::info!(peer = %self.info.peer, module = d.module, "connection refused: {r}");
@@ -180,7 +178,7 @@ impl Session {
         let mut info = self.info.clone();
         info.helo = Some(name.clone());
         let d = self.gw.pipeline.run(|m| m.helo(&info)).await;
-        tokio::time::sleep(d.delay).await;
+        tarpit(d.delay).await;
         if let Verdict::Reject(r) | Verdict::TempFail(r) = d.verdict {
             self.reply(&r);
             return Flow::Continue;
@@ -228,17 +226,14 @@ impl Session {
         };
         let (info, txi) = (self.info.clone(), tx.info());
         let d = self.gw.pipeline.run(|m| m.mail(&info, &txi)).await;
-        tokio::time::sleep(d.delay).await;
+        tarpit(d.delay).await;
         if let Verdict::Reject(r) | Verdict::TempFail(r) = d.verdict {
             self.finish(&tx, None, outcome_of(&r), d.module.unwrap_or("smtp"), &r).await;
             self.reply(&r);
             return Flow::Continue;
         }
         let sender = tx.sender.as_ref().map(|a| a.to_string()).unwrap_or_default();
-        let answer = match self.backend_ready().await {
-            Ok(b) => b.mail(&sender, tx.params.size, tx.params.eight_bit).await.map_err(|e| e.to_string()),
-            Err(e) => Err(e),
-        };
+        let answer = self.backend_mail(&sender, &tx.params).await;
         match answer {
             Ok(r) if r.is_positive() => {
                 self.backend_dirty = true;
@@ -260,8 +255,33 @@ impl Session {
         Flow::Continue
     }
 
-    /// The backend session, connected and reset, ready for a new transaction.
-    async fn backend_ready(&mut self) -> Result<&mut Backend, String> {
+    /// MAIL at the backend. A pooled connection that turns out dead is replaced once.
+    async fn backend_mail(&mut self, sender: &str, params: &MailParams) -> Result<Reply, String> {
+        let mut fresh = false;
+        loop {
+            let reused = self.backend_ready(fresh).await?;
+            let b = self.backend.as_mut().expect("backend_ready connected it");
+            match b.mail(sender, params.size, params.eight_bit).await {
+                // A 421 on a reused connection is the backend's idle timeout, not an answer.
+                Ok(r) if !(reused && !fresh && r.code == 421) => return Ok(r),
+                Ok(_) if reused && !fresh => {
+                    self.backend = None;
+                    fresh = true;
+                }
+                Ok(r) => return Ok(r),
+                Err(e) if reused && !fresh => {
+                    tracing::debug!("pooled backend connection was dead ({e}); opening a new one");
+                    self.backend = None;
+                    fresh = true;
+                }
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+    }
+
+    /// The backend session, connected and reset, ready for a new transaction. `true` when it is
+    /// a connection that was already open (from this session or the pool).
+    async fn backend_ready(&mut self, fresh: bool) -> Result<bool, String> {
         if self.backend_dirty {
             self.backend_dirty = false;
             let reset_ok = match self.backend.as_mut() {
@@ -272,11 +292,26 @@ impl Session {
                 self.backend = None;
             }
         }
-        if self.backend.is_none() {
-            let b = Backend::connect(&self.gw.backend).await.map_err(|e| e.to_string())?;
-            self.backend = Some(b);
+        if self.backend.is_some() {
+            return Ok(true);
         }
-        Ok(self.backend.as_mut().expect("just connected"))
+        let (b, reused) = if fresh {
+            (self.gw.backend.fresh().await.map_err(|e| e.to_string())?, false)
+        } else {
+            self.gw.backend.get().await.map_err(|e| e.to_string())?
+        };
+        self.backend = Some(b);
+        Ok(reused)
+    }
+
+    /// At the end of the session the backend connection goes back to the pool, reset if needed.
+    async fn release_backend(&mut self) {
+        let Some(mut b) = self.backend.take() else { return };
+        if self.backend_dirty && !b.rset().await.is_ok_and(|r| r.code == 250) {
+            b.quit().await;
+            return;
+        }
+        self.gw.backend.put(b);
     }
 
     async fn rcpt(&mut self, mut to: Address) -> Flow {
@@ -309,7 +344,7 @@ impl Session {
         }
         let (info, txi) = (self.info.clone(), tx.info());
         let d = self.gw.pipeline.run(|m| m.rcpt(&info, &txi, &to)).await;
-        tokio::time::sleep(d.delay).await;
+        tarpit(d.delay).await;
         let tx = self.tx.as_mut().expect("transaction checked above");
         if let Verdict::Reject(r) | Verdict::TempFail(r) = d.verdict {
             tx.rcpts.push(RcptRecord { address, accepted: false, reply: r.summary() });
@@ -387,7 +422,7 @@ impl Session {
         let tx = self.tx.take().expect("transaction checked above");
         let (info, txi) = (self.info.clone(), tx.info());
         let d = self.gw.pipeline.run(|m| m.message(&info, &txi, &message)).await;
-        tokio::time::sleep(d.delay).await;
+        tarpit(d.delay).await;
         let (outcome, decided_by, reply) = match d.verdict {
             Verdict::Reject(r) | Verdict::TempFail(r) => (outcome_of(&r), d.module.unwrap_or("smtp"), with_id(&r, &tx.id)),
             Verdict::Discard => (Outcome::Discarded, d.module.unwrap_or("smtp"), Reply::new(250, "2.0.0", format!("Ok id={}", tx.id))),
@@ -501,4 +536,12 @@ fn with_id(r: &Reply, id: &str) -> Reply {
         last.push_str(&format!(" id={id}"));
     }
     r
+}
+
+/// Sleeps the delay the modules asked for; no timer at all when there is none (a zero sleep
+/// would still wait for the next timer tick, about a millisecond, on every reply).
+async fn tarpit(delay: std::time::Duration) {
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
 }

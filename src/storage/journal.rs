@@ -54,6 +54,25 @@ pub struct JournalFilter {
     pub limit: Option<i64>,
 }
 
+/// Rows per INSERT: 60 x 13 parameters stays far below both databases' limits.
+const ROWS_PER_STATEMENT: usize = 60;
+
+/// `($1, $2), ($3, $4)` for `rows` rows of `cols` parameters.
+fn values(rows: usize, cols: usize) -> String {
+    let mut out = String::with_capacity(rows * cols * 5);
+    for r in 0..rows {
+        out.push_str(if r == 0 { "(" } else { ", (" });
+        for c in 0..cols {
+            if c > 0 {
+                out.push_str(", ");
+            }
+            out.push_str(&format!("${}", r * cols + c + 1));
+        }
+        out.push(')');
+    }
+    out
+}
+
 enum Param {
     Text(String),
     Int(i64),
@@ -79,50 +98,42 @@ where
 }
 
 impl Store {
-    /// Stores records in one database transaction.
+    /// Stores records in one database transaction, many rows per statement (a batch costs a
+    /// handful of statements, not three per record).
     pub async fn insert_journal(&self, entries: &[JournalEntry]) -> Result<()> {
+        let rcpts: Vec<(&str, i32, &RcptEntry)> =
+            entries.iter().flat_map(|e| e.recipients.iter().enumerate().map(move |(i, r)| (e.id.as_str(), i as i32, r))).collect();
+        let atts: Vec<(&str, i32, &AttachmentEntry)> =
+            entries.iter().flat_map(|e| e.attachments.iter().enumerate().map(move |(i, a)| (e.id.as_str(), i as i32, a))).collect();
         with_pool!(self, pool => {
             let mut tx = pool.begin().await?;
-            for e in entries {
-                sqlx::query(
-                    "INSERT INTO journal (id, time_us, client_ip, client_port, helo, tls, sender, subject, message_id, size, outcome, decided_by, final_reply)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-                )
-                .bind(&e.id)
-                .bind(e.time_us)
-                .bind(&e.client_ip)
-                .bind(i32::from(e.client_port))
-                .bind(&e.helo)
-                .bind(&e.tls)
-                .bind(&e.sender)
-                .bind(&e.subject)
-                .bind(&e.message_id)
-                .bind(e.size)
-                .bind(&e.outcome)
-                .bind(&e.decided_by)
-                .bind(&e.final_reply)
-                .execute(&mut *tx)
-                .await?;
-                for (i, r) in e.recipients.iter().enumerate() {
-                    sqlx::query("INSERT INTO journal_rcpt (journal_id, position, address, accepted, reply) VALUES ($1, $2, $3, $4, $5)")
-                        .bind(&e.id)
-                        .bind(i as i32)
-                        .bind(&r.address)
-                        .bind(r.accepted)
-                        .bind(&r.reply)
-                        .execute(&mut *tx)
-                        .await?;
+            for chunk in entries.chunks(ROWS_PER_STATEMENT) {
+                let sql = format!(
+                    "INSERT INTO journal (id, time_us, client_ip, client_port, helo, tls, sender, subject, message_id, size, outcome, decided_by, final_reply) VALUES {}",
+                    values(chunk.len(), 13)
+                );
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                for e in chunk {
+                    q = q.bind(&e.id).bind(e.time_us).bind(&e.client_ip).bind(i32::from(e.client_port)).bind(&e.helo).bind(&e.tls)
+                        .bind(&e.sender).bind(&e.subject).bind(&e.message_id).bind(e.size).bind(&e.outcome).bind(&e.decided_by).bind(&e.final_reply);
                 }
-                for (i, a) in e.attachments.iter().enumerate() {
-                    sqlx::query("INSERT INTO journal_attachment (journal_id, position, filename, mime_type, size) VALUES ($1, $2, $3, $4, $5)")
-                        .bind(&e.id)
-                        .bind(i as i32)
-                        .bind(&a.filename)
-                        .bind(&a.mime_type)
-                        .bind(a.size)
-                        .execute(&mut *tx)
-                        .await?;
+                q.execute(&mut *tx).await?;
+            }
+            for chunk in rcpts.chunks(ROWS_PER_STATEMENT) {
+                let sql = format!("INSERT INTO journal_rcpt (journal_id, position, address, accepted, reply) VALUES {}", values(chunk.len(), 5));
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                for (id, i, r) in chunk {
+                    q = q.bind(*id).bind(*i).bind(&r.address).bind(r.accepted).bind(&r.reply);
                 }
+                q.execute(&mut *tx).await?;
+            }
+            for chunk in atts.chunks(ROWS_PER_STATEMENT) {
+                let sql = format!("INSERT INTO journal_attachment (journal_id, position, filename, mime_type, size) VALUES {}", values(chunk.len(), 5));
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                for (id, i, a) in chunk {
+                    q = q.bind(*id).bind(*i).bind(&a.filename).bind(&a.mime_type).bind(a.size);
+                }
+                q.execute(&mut *tx).await?;
             }
             tx.commit().await?;
             Ok(())

@@ -25,6 +25,10 @@ pub struct CaptureOptions {
     pub unknown: HashSet<String>,
     /// Reply to the end of DATA; default `250 2.0.0 Ok: queued as CAPTURE`.
     pub data_reply: Option<String>,
+    /// After answering DATA, hang up (as an idle backend does later) ...
+    pub hang_up_after_data: bool,
+    /// ... and say `421` first.
+    pub say_421_on_hang_up: bool,
 }
 
 #[derive(Clone)]
@@ -112,6 +116,13 @@ async fn session(s: tokio::net::TcpStream, cap: Capture, opts: CaptureOptions) -
             cap.deliveries.lock().unwrap().push(std::mem::take(&mut cur));
             let reply = opts.data_reply.clone().unwrap_or_else(|| "250 2.0.0 Ok: queued as CAPTURE".into());
             w.write_all(format!("{reply}\r\n").as_bytes()).await?;
+            if opts.hang_up_after_data {
+                if opts.say_421_on_hang_up {
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                    w.write_all(b"421 4.4.2 capture.test Error: timeout exceeded\r\n").await?;
+                }
+                return Ok(());
+            }
         } else if upper == "RSET" {
             cur = Delivery::default();
             w.write_all(b"250 2.0.0 Ok\r\n").await?;
