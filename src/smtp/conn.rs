@@ -11,7 +11,8 @@ use super::reply::Reply;
 pub trait Io: AsyncRead + AsyncWrite + Unpin + Send + Sync {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send + Sync> Io for T {}
 
-const BUF_SIZE: usize = 64 * 1024;
+/// Read buffer per connection: ample for 512-octet commands and 1000-octet text lines.
+const BUF_SIZE: usize = 16 * 1024;
 
 /// The outcome of reading one line.
 #[derive(Debug, PartialEq, Eq)]

@@ -68,6 +68,15 @@ pub async fn read_data(conn: &mut Conn, max_size: usize, size_hint: usize) -> io
                     copy_from = i + 1;
                 }
             }
+            if !prev_cr {
+                // Fast path: ordinary octets up to the next CR, LF or NUL.
+                let skip = memchr::memchr3(b'\n', b'\r', 0, &buf[i..]).unwrap_or(buf.len() - i);
+                if skip > 0 {
+                    line_len += skip;
+                    i += skip;
+                    continue;
+                }
+            }
             line_len += 1;
             match b {
                 b'\n' => {
@@ -292,6 +301,67 @@ mod split_tests {
                 (Data::Message(m), Some(w)) => assert_eq!(m, w),
                 (Data::Refused(DataProblem::BadLineEnding), None) => {}
                 (d, w) => panic!("{d:?} vs {w:?}"),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod model_tests {
+    //! `read_data` against a plain reference of RFC 5321 DATA: for any input, the same end of data,
+    //! the same message, and a refusal exactly when the reference sees a bare CR, LF or NUL.
+    use super::*;
+    use proptest::prelude::*;
+    use tokio::io::AsyncWriteExt;
+
+    fn reference(wire: &[u8]) -> Option<(usize, Option<Vec<u8>>)> {
+        let end = if wire.starts_with(b".\r\n") { 3 } else { wire.windows(5).position(|w| w == b"\r\n.\r\n")? + 5 };
+        let content = &wire[..end - 3];
+        let bad = content.iter().enumerate().any(|(i, &b)| {
+            b == 0 || (b == b'\r' && content.get(i + 1) != Some(&b'\n')) || (b == b'\n' && (i == 0 || content[i - 1] != b'\r'))
+        });
+        if bad {
+            return Some((end, None));
+        }
+        let mut msg = Vec::new();
+        for line in content.split_inclusive(|&b| b == b'\n') {
+            msg.extend_from_slice(line.strip_prefix(b".").unwrap_or(line));
+        }
+        Some((end, Some(msg)))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+        #[test]
+        fn same_end_and_message_as_the_reference(parts in proptest::collection::vec(prop_oneof![
+            Just(&b"a"[..]), Just(&b"."[..]), Just(&b"\r"[..]), Just(&b"\n"[..]), Just(&b"\r\n"[..]),
+            Just(&b"\0"[..]), Just(&b"\r\n.\r\n"[..]), Just(&b"xyz "[..])], 0..40), chunk in 1usize..7) {
+            let mut wire: Vec<u8> = parts.concat();
+            wire.extend_from_slice(b"\r\n.\r\nTAIL");
+            let (end, want) = reference(&wire).expect("the wire has an end");
+            let got = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+                let (mut client, server) = tokio::io::duplex(chunk);
+                let w = wire.clone();
+                tokio::spawn(async move {
+                    for c in w.chunks(chunk) {
+                        if client.write_all(c).await.is_err() { return; }
+                    }
+                });
+                let mut conn = Conn::new(Box::new(server));
+                let d = read_data(&mut conn, 1 << 20, 0).await.unwrap();
+                let mut rest = conn.buffered().to_vec();
+                while rest.len() < wire.len() - end {
+                    conn.consume(conn.buffered().len());
+                    if conn.fill().await.unwrap() == 0 { break; }
+                    rest.extend_from_slice(conn.buffered());
+                }
+                (d, rest)
+            });
+            prop_assert_eq!(&got.1[..], &wire[end..]);
+            match (got.0, want) {
+                (Data::Message(m), Some(w)) => prop_assert_eq!(m, w),
+                (Data::Refused(DataProblem::BadLineEnding), None) => {}
+                (d, w) => prop_assert!(false, "{:?} vs {:?}", d, w),
             }
         }
     }
