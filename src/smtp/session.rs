@@ -157,6 +157,8 @@ impl Session {
                 Flow::Continue
             }
             Command::Quit => {
+                // The record is committed before the client hears 221.
+                self.end_transaction_abandoned().await;
                 self.reply(&replies::bye());
                 Flow::Close
             }
