@@ -23,6 +23,7 @@ pub struct Config {
     /// Modules that run, in order. `None`: every module that needs no outside service.
     pub modules: Option<Vec<String>>,
     pub access: AccessConfig,
+    pub backup: BackupConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -184,6 +185,23 @@ pub struct AccessConfig {
     pub reject_helo: Vec<String>,
 }
 
+/// Settings of the `backup` module: every message kept, compressed, for a while.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BackupConfig {
+    pub retention_days: u64,
+    /// Upper bound of the stored (compressed) bytes; the oldest go first. None: no bound.
+    pub max_bytes: Option<ByteSize>,
+    /// zstd level, 1 (fast) to 19 (small).
+    pub compression_level: i32,
+}
+
+impl Default for BackupConfig {
+    fn default() -> Self {
+        BackupConfig { retention_days: 180, max_bytes: None, compression_level: 3 }
+    }
+}
+
 /// One problem found in a configuration, with the key it concerns.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
@@ -215,7 +233,7 @@ impl fmt::Display for ConfigErrors {
 
 impl std::error::Error for ConfigErrors {}
 
-const SECTIONS: &[&str] = &["smtp", "backend", "domains", "storage", "log", "modules", "access"];
+const SECTIONS: &[&str] = &["smtp", "backend", "domains", "storage", "log", "modules", "access", "backup"];
 
 impl Config {
     /// Reads and validates a file; the errors name the file's keys.
@@ -248,6 +266,7 @@ impl Config {
             log: section(&table, "log", &mut errors),
             modules: section::<Option<Vec<String>>>(&table, "modules", &mut errors),
             access: section(&table, "access", &mut errors),
+            backup: section(&table, "backup", &mut errors),
         };
         errors.extend(config.validate());
         if errors.is_empty() { Ok(config) } else { Err(ConfigErrors(errors)) }
@@ -303,6 +322,12 @@ impl Config {
         }
         if !["error", "warn", "info", "debug", "trace"].contains(&self.log.level.as_str()) {
             err("log.level", format!("`{}` is not one of error, warn, info, debug, trace", self.log.level));
+        }
+        if self.backup.retention_days == 0 {
+            err("backup.retention_days", "must be at least 1".into());
+        }
+        if !(1..=19).contains(&self.backup.compression_level) {
+            err("backup.compression_level", "must be between 1 and 19".into());
         }
         if let Some(modules) = &self.modules {
             for (i, m) in modules.iter().enumerate() {

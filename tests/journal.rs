@@ -157,6 +157,8 @@ async fn large_batches_round_trip() {
                 outcome: "delivered".into(),
                 decided_by: "backend".into(),
                 final_reply: "250 ok".into(),
+                replay_of: (i % 5 == 0).then(|| "ORIGINAL".to_string()),
+                actor: (i % 5 == 0).then(|| "cli:root".to_string()),
             })
             .collect();
         store.insert_journal(&entries).await.unwrap();

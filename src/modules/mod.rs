@@ -2,6 +2,7 @@
 //! [`Pipeline`]. To add a module: a file here, a name in [`KNOWN`], an arm in [`build`].
 
 pub mod access;
+pub mod backup;
 pub mod journal;
 
 use anyhow::Result;
@@ -12,10 +13,10 @@ use crate::pipeline::{Module, Pipeline};
 use crate::storage::Store;
 
 /// Every module name the config may list.
-pub const KNOWN: &[&str] = &["access", "journal"];
+pub const KNOWN: &[&str] = &["access", "backup", "journal"];
 
 /// Modules that need no outside service: they run when the config has no `modules` list.
-const DEFAULT: &[&str] = &["access", "journal"];
+const DEFAULT: &[&str] = &["access", "backup", "journal"];
 
 /// Builds the pipeline in the configured order.
 pub fn build(config: &Config, store: &Store) -> Result<Pipeline> {
@@ -27,6 +28,7 @@ pub fn build(config: &Config, store: &Store) -> Result<Pipeline> {
     for name in &names {
         let m: Arc<dyn Module> = match name.as_str() {
             "access" => Arc::new(access::Access::new(&config.access)),
+            "backup" => Arc::new(backup::Backup::start(store.clone(), &config.backup)),
             "journal" => Arc::new(journal::Journal::start(store.clone())),
             other => anyhow::bail!("modules: unknown module `{other}`"),
         };

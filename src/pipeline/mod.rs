@@ -77,6 +77,12 @@ pub trait Module: Send + Sync {
     async fn rcpt(&self, _s: &SessionInfo, _tx: &TxInfo, _rcpt: &Address) -> Verdict {
         Verdict::Continue
     }
+    /// Keeps the message durably: called for every message that reached the end of DATA,
+    /// whatever its fate, before any verdict on it and before delivery. An error turns into
+    /// `451 4.3.0` for the client: sponts never accepts a message it could not keep.
+    async fn store(&self, _s: &SessionInfo, _tx: &TxInfo, _message: &Arc<Vec<u8>>) -> anyhow::Result<()> {
+        Ok(())
+    }
     /// The whole message (dot-unstuffed, without sponts' Received: header), before delivery.
     async fn message(&self, _s: &SessionInfo, _tx: &TxInfo, _message: &[u8]) -> Verdict {
         Verdict::Continue
@@ -129,6 +135,14 @@ impl Pipeline {
             }
         }
         Decision { verdict: Verdict::Continue, module: None, delay }
+    }
+
+    /// Lets every module keep the message; the first failure is returned with its module.
+    pub async fn store(&self, s: &SessionInfo, tx: &TxInfo, message: &Arc<Vec<u8>>) -> Result<(), (&'static str, anyhow::Error)> {
+        for m in &self.modules {
+            m.store(s, tx, message).await.map_err(|e| (m.name(), e))?;
+        }
+        Ok(())
     }
 
     /// Hands the finished transaction to every module.

@@ -423,6 +423,14 @@ impl Session {
         };
         let tx = self.tx.take().expect("transaction checked above");
         let (info, txi) = (self.info.clone(), tx.info());
+        if let Err((module, e)) = self.gw.pipeline.store(&info, &txi, &message).await {
+            tracing::error!(id = %tx.id, module, "cannot keep the message, refusing it for now: {e:#}");
+            let r = with_id(&replies::local_error(), &tx.id);
+            self.backend_dirty = self.backend.is_some();
+            self.finish(&tx, Some(message), Outcome::TempFailed, module, &r).await;
+            self.reply(&r);
+            return Flow::Continue;
+        }
         let d = self.gw.pipeline.run(|m| m.message(&info, &txi, &message)).await;
         tarpit(d.delay).await;
         let (outcome, decided_by, reply) = match d.verdict {

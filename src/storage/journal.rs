@@ -24,6 +24,10 @@ pub struct JournalEntry {
     pub outcome: String,
     pub decided_by: String,
     pub final_reply: String,
+    /// For a replay: the transaction whose message was delivered again.
+    pub replay_of: Option<String>,
+    /// Who caused the transaction when it was not an SMTP client (`cli:root`, `web:alice@...`).
+    pub actor: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -54,7 +58,7 @@ pub struct JournalFilter {
     pub limit: Option<i64>,
 }
 
-/// Rows per INSERT: 60 x 13 parameters stays far below both databases' limits.
+/// Rows per INSERT: 60 x 15 parameters stays far below both databases' limits.
 const ROWS_PER_STATEMENT: usize = 60;
 
 /// `($1, $2), ($3, $4)` for `rows` rows of `cols` parameters.
@@ -109,13 +113,14 @@ impl Store {
             let mut tx = pool.begin().await?;
             for chunk in entries.chunks(ROWS_PER_STATEMENT) {
                 let sql = format!(
-                    "INSERT INTO journal (id, time_us, client_ip, client_port, helo, tls, sender, subject, message_id, size, outcome, decided_by, final_reply) VALUES {}",
-                    values(chunk.len(), 13)
+                    "INSERT INTO journal (id, time_us, client_ip, client_port, helo, tls, sender, subject, message_id, size, outcome, decided_by, final_reply, replay_of, actor) VALUES {}",
+                    values(chunk.len(), 15)
                 );
                 let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
                 for e in chunk {
                     q = q.bind(&e.id).bind(e.time_us).bind(&e.client_ip).bind(i32::from(e.client_port)).bind(&e.helo).bind(&e.tls)
-                        .bind(&e.sender).bind(&e.subject).bind(&e.message_id).bind(e.size).bind(&e.outcome).bind(&e.decided_by).bind(&e.final_reply);
+                        .bind(&e.sender).bind(&e.subject).bind(&e.message_id).bind(e.size).bind(&e.outcome).bind(&e.decided_by).bind(&e.final_reply)
+                        .bind(&e.replay_of).bind(&e.actor);
                 }
                 q.execute(&mut *tx).await?;
             }
@@ -143,7 +148,7 @@ impl Store {
     /// Reads matching records, newest first.
     pub async fn query_journal(&self, f: &JournalFilter) -> Result<Vec<JournalEntry>> {
         let mut sql = String::from(
-            "SELECT id, time_us, client_ip, client_port, helo, tls, sender, subject, message_id, size, outcome, decided_by, final_reply FROM journal WHERE 1=1",
+            "SELECT id, time_us, client_ip, client_port, helo, tls, sender, subject, message_id, size, outcome, decided_by, final_reply, replay_of, actor FROM journal WHERE 1=1",
         );
         let mut params: Vec<Param> = Vec::new();
         let cond = |sql: &mut String, params: &mut Vec<Param>, clause: &str, p: Param| {
@@ -197,6 +202,8 @@ impl Store {
                     outcome: row.try_get("outcome")?,
                     decided_by: row.try_get("decided_by")?,
                     final_reply: row.try_get("final_reply")?,
+                    replay_of: row.try_get("replay_of")?,
+                    actor: row.try_get("actor")?,
                 });
             }
             if entries.is_empty() {

@@ -7,12 +7,14 @@ use super::{with_pool, Store};
 
 struct Migration {
     version: i64,
-    /// Statements for both databases (the common subset of SQL).
+    /// Statements for both databases (the common subset of SQL); `{BLOB}` becomes each
+    /// database's binary type.
     sql: &'static str,
 }
 
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
     sql: r#"
 CREATE TABLE journal (
     id TEXT PRIMARY KEY,
@@ -50,7 +52,34 @@ CREATE TABLE journal_attachment (
     PRIMARY KEY (journal_id, position)
 );
 "#,
-}];
+    },
+    Migration {
+        version: 2,
+        sql: r#"
+CREATE TABLE backup (
+    id TEXT PRIMARY KEY,
+    time_us BIGINT NOT NULL,
+    size BIGINT NOT NULL,
+    stored_size BIGINT NOT NULL,
+    body {BLOB} NOT NULL
+);
+CREATE INDEX backup_time ON backup (time_us);
+CREATE TABLE users (
+    address TEXT PRIMARY KEY,
+    password_hash TEXT NOT NULL,
+    role TEXT NOT NULL,
+    created_us BIGINT NOT NULL
+);
+CREATE TABLE user_aliases (
+    alias TEXT PRIMARY KEY,
+    address TEXT NOT NULL REFERENCES users (address) ON DELETE CASCADE
+);
+ALTER TABLE journal ADD COLUMN replay_of TEXT;
+ALTER TABLE journal ADD COLUMN actor TEXT;
+CREATE INDEX journal_replay_of ON journal (replay_of);
+"#,
+    },
+];
 
 pub async fn run(store: &Store) -> Result<()> {
     with_pool!(store, pool => {
@@ -64,7 +93,9 @@ pub async fn run(store: &Store) -> Result<()> {
         let current: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM schema_migrations").fetch_one(&mut *tx).await?;
         let current = current.unwrap_or(0);
         for m in MIGRATIONS.iter().filter(|m| m.version > current) {
-            sqlx::raw_sql(m.sql).execute(&mut *tx).await.with_context(|| format!("migration {}", m.version))?;
+            let blob = if let Store::Postgres(_) = store { "BYTEA" } else { "BLOB" };
+            let sql = m.sql.replace("{BLOB}", blob);
+            sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut *tx).await.with_context(|| format!("migration {}", m.version))?;
             sqlx::query("INSERT INTO schema_migrations (version, applied_us) VALUES ($1, $2)")
                 .bind(m.version)
                 .bind(crate::clock::now_us())

@@ -3,10 +3,15 @@
 //! Both take the same SQL (`$1` placeholders work in both); where they differ, `migrations`
 //! says so. Schema migrations run at open.
 
+mod backup;
+pub mod batch;
 mod journal;
 mod migrations;
+mod users;
 
+pub use backup::{Purged, StoredBody};
 pub use journal::{AttachmentEntry, JournalEntry, JournalFilter, RcptEntry};
+pub use users::{Role, User};
 
 use anyhow::{Context, Result};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};

@@ -6,15 +6,13 @@
 pub mod mime;
 
 use async_trait::async_trait;
-use tokio::sync::{mpsc, oneshot};
 
 use crate::pipeline::{Module, TransactionRecord};
+use crate::storage::batch::BatchWriter;
 use crate::storage::{JournalEntry, RcptEntry, Store};
 
-type Job = (JournalEntry, oneshot::Sender<Result<(), String>>);
-
 pub struct Journal {
-    queue: mpsc::Sender<Job>,
+    writer: BatchWriter<JournalEntry>,
 }
 
 /// Records written in one database transaction, at most.
@@ -25,23 +23,13 @@ const INLINE_PARSE_LIMIT: usize = 256 * 1024;
 impl Journal {
     /// Starts the writer task (needs a Tokio runtime).
     pub fn start(store: Store) -> Journal {
-        let (queue, rx) = mpsc::channel(4096);
-        tokio::spawn(writer(store, rx));
-        Journal { queue }
+        let writer = BatchWriter::start(BATCH, move |entries: Vec<JournalEntry>| {
+            let store = store.clone();
+            async move { store.insert_journal(&entries).await }
+        });
+        Journal { writer }
     }
 }
-
-async fn writer(store: Store, mut rx: mpsc::Receiver<Job>) {
-    let mut batch: Vec<Job> = Vec::with_capacity(BATCH);
-    while rx.recv_many(&mut batch, BATCH).await > 0 {
-        let (entries, acks): (Vec<JournalEntry>, Vec<_>) = batch.drain(..).unzip();
-        let result = store.insert_journal(&entries).await.map_err(|e| format!("{e:#}"));
-        for ack in acks {
-            let _ = ack.send(result.clone());
-        }
-    }
-}
-
 /// The journal's view of a finished transaction.
 pub async fn entry(record: &TransactionRecord) -> JournalEntry {
     let summary = match &record.message {
@@ -68,6 +56,8 @@ pub async fn entry(record: &TransactionRecord) -> JournalEntry {
         outcome: record.outcome.as_str().to_string(),
         decided_by: record.decided_by.clone(),
         final_reply: record.final_reply.clone(),
+        replay_of: None,
+        actor: None,
     }
 }
 
@@ -78,8 +68,6 @@ impl Module for Journal {
     }
 
     async fn finish(&self, record: &TransactionRecord) -> anyhow::Result<()> {
-        let (ack, done) = oneshot::channel();
-        self.queue.send((entry(record).await, ack)).await.map_err(|_| anyhow::anyhow!("journal writer has stopped"))?;
-        done.await.map_err(|_| anyhow::anyhow!("journal writer has stopped"))?.map_err(|e| anyhow::anyhow!(e))
+        self.writer.write(entry(record).await).await
     }
 }

@@ -1,0 +1,85 @@
+//! The `backup` module: every message that reaches the end of DATA is kept byte-exact —
+//! delivered, refused or discarded alike, so a false positive can always be replayed — zstd-
+//! compressed, once per transaction however many recipients it has. It is committed before the
+//! message goes to the backend; if it cannot be kept the client gets 451, never 250. A purge job
+//! applies `backup.retention_days` and `backup.max_bytes`, oldest first, and logs what it removed.
+
+use async_trait::async_trait;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::BackupConfig;
+use crate::pipeline::{Module, SessionInfo, TxInfo};
+use crate::storage::batch::BatchWriter;
+use crate::storage::{Store, StoredBody};
+
+pub struct Backup {
+    writer: BatchWriter<StoredBody>,
+    level: i32,
+}
+
+const BATCH: usize = 64;
+/// Messages bigger than this are compressed off the async threads.
+const INLINE_COMPRESS_LIMIT: usize = 128 * 1024;
+const PURGE_EVERY: Duration = Duration::from_secs(3600);
+
+impl Backup {
+    /// Starts the writer and the purge job (needs a Tokio runtime).
+    pub fn start(store: Store, config: &BackupConfig) -> Backup {
+        let writer_store = store.clone();
+        let writer = BatchWriter::start(BATCH, move |bodies: Vec<StoredBody>| {
+            let store = writer_store.clone();
+            async move { store.insert_bodies(&bodies).await }
+        });
+        tokio::spawn(purge_job(store, config.clone()));
+        Backup { writer, level: config.compression_level }
+    }
+}
+
+pub fn compress(message: &[u8], level: i32) -> std::io::Result<Vec<u8>> {
+    zstd::bulk::compress(message, level)
+}
+
+/// The message as it was received.
+pub fn decompress(body: &StoredBody) -> std::io::Result<Vec<u8>> {
+    zstd::bulk::decompress(&body.compressed, body.size.max(0) as usize)
+}
+
+/// One purge pass: age first, then size.
+pub async fn purge(store: &Store, config: &BackupConfig) -> anyhow::Result<crate::storage::Purged> {
+    let before = crate::clock::now_us() - (config.retention_days as i64) * 86_400_000_000;
+    let purged = store.purge_backup(before, config.max_bytes.map(|b| b.0 as i64)).await?;
+    if purged.messages > 0 {
+        tracing::info!(messages = purged.messages, bytes = purged.bytes, "backup purge removed the oldest messages");
+    }
+    Ok(purged)
+}
+
+async fn purge_job(store: Store, config: BackupConfig) {
+    let mut tick = tokio::time::interval(PURGE_EVERY);
+    loop {
+        tick.tick().await;
+        if let Err(e) = purge(&store, &config).await {
+            tracing::warn!("backup purge failed: {e:#}");
+        }
+    }
+}
+
+#[async_trait]
+impl Module for Backup {
+    fn name(&self) -> &'static str {
+        "backup"
+    }
+
+    async fn store(&self, _s: &SessionInfo, tx: &TxInfo, message: &Arc<Vec<u8>>) -> anyhow::Result<()> {
+        let level = self.level;
+        let compressed = if message.len() > INLINE_COMPRESS_LIMIT {
+            let m = message.clone();
+            tokio::task::spawn_blocking(move || compress(&m, level)).await??
+        } else {
+            compress(message, level)?
+        };
+        let body = StoredBody { id: tx.id.clone(), time_us: crate::clock::now_us(), size: message.len() as i64, compressed };
+        self.writer.write(body).await
+    }
+}
