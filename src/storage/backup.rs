@@ -58,7 +58,7 @@ impl Store {
     /// (messages, raw bytes, stored bytes) in the backup.
     pub async fn backup_totals(&self) -> Result<(i64, i64, i64)> {
         with_pool!(self, pool => {
-            let r = sqlx::query("SELECT COUNT(*) AS n, COALESCE(SUM(size), 0) AS raw, COALESCE(SUM(stored_size), 0) AS stored FROM backup").fetch_one(pool).await?;
+            let r = sqlx::query("SELECT COUNT(*) AS n, CAST(COALESCE(SUM(size), 0) AS BIGINT) AS raw, CAST(COALESCE(SUM(stored_size), 0) AS BIGINT) AS stored FROM backup").fetch_one(pool).await?;
             Ok((r.try_get("n")?, r.try_get::<i64, _>("raw")?, r.try_get::<i64, _>("stored")?))
         })
     }
@@ -67,7 +67,7 @@ impl Store {
     pub async fn purge_backup(&self, before_us: i64, max_bytes: Option<i64>) -> Result<Purged> {
         let mut purged = Purged::default();
         with_pool!(self, pool => {
-            let r = sqlx::query("SELECT COUNT(*) AS n, COALESCE(SUM(stored_size), 0) AS b FROM backup WHERE time_us < $1").bind(before_us).fetch_one(pool).await?;
+            let r = sqlx::query("SELECT COUNT(*) AS n, CAST(COALESCE(SUM(stored_size), 0) AS BIGINT) AS b FROM backup WHERE time_us < $1").bind(before_us).fetch_one(pool).await?;
             let (n, b): (i64, i64) = (r.try_get("n")?, r.try_get("b")?);
             if n > 0 {
                 sqlx::query("DELETE FROM backup WHERE time_us < $1").bind(before_us).execute(pool).await?;
@@ -76,7 +76,7 @@ impl Store {
             }
             if let Some(max) = max_bytes {
                 loop {
-                    let total: i64 = sqlx::query_scalar("SELECT COALESCE(SUM(stored_size), 0) FROM backup").fetch_one(pool).await?;
+                    let total: i64 = sqlx::query_scalar("SELECT CAST(COALESCE(SUM(stored_size), 0) AS BIGINT) FROM backup").fetch_one(pool).await?;
                     if total <= max {
                         break;
                     }
