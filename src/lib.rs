@@ -13,6 +13,7 @@
 //! - [`config`]: the TOML config, validated at start with the key named in every error.
 //! - [`cli`]: the subcommands other than `serve`.
 
+pub mod auth;
 pub mod cli;
 pub mod clock;
 pub mod config;
@@ -21,6 +22,7 @@ pub mod logging;
 pub mod modules;
 pub mod net;
 pub mod pipeline;
+pub mod replay;
 pub mod server;
 pub mod smtp;
 pub mod storage;

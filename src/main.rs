@@ -53,6 +53,58 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Manage the accounts of the web UI, API and POP3.
+    User {
+        #[command(subcommand)]
+        cmd: UserCmd,
+    },
+    /// Deliver kept messages again: one (--id), or a recipient's mail of a period (--rcpt --since).
+    Replay {
+        /// The transaction whose message is delivered again.
+        #[arg(long, conflicts_with_all = ["rcpt", "since"])]
+        id: Option<String>,
+        /// Deliver to this local address instead of the original recipients.
+        #[arg(long, requires = "id")]
+        to: Option<String>,
+        /// Bulk: every message delivered to this address ...
+        #[arg(long, requires = "since")]
+        rcpt: Option<String>,
+        /// ... in this period (e.g. 2h, 3d).
+        #[arg(long, value_parser = parse_duration, requires = "rcpt")]
+        since: Option<Duration>,
+        /// One JSON line per replay.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCmd {
+    /// Add an account (a mail address).
+    Add {
+        address: String,
+        /// Sees all mail and manages users.
+        #[arg(long)]
+        admin: bool,
+        /// Read the password from standard input instead of the terminal.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Change a password.
+    Passwd {
+        address: String,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Remove an account.
+    Del { address: String },
+    /// List the accounts.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Let an account also see the mail of another address.
+    Alias { address: String, alias: String },
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -98,6 +150,28 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 let q = sponts::cli::journal::Query { since, sender, rcpt, ip, subject, id, limit, json };
                 sponts::cli::journal::run(&store, q, &mut std::io::stdout().lock()).await?;
                 Ok(ExitCode::SUCCESS)
+            }
+            Cmd::User { cmd } => {
+                let store = sponts::storage::Store::open(&config.storage.database_location()).await?;
+                use sponts::cli::user;
+                match cmd {
+                    UserCmd::Add { address, admin, password_stdin } => user::add(&store, &address, admin, &user::read_password(password_stdin)?).await?,
+                    UserCmd::Passwd { address, password_stdin } => user::passwd(&store, &address, &user::read_password(password_stdin)?).await?,
+                    UserCmd::Del { address } => user::del(&store, &address).await?,
+                    UserCmd::List { json } => user::list(&store, json, &mut std::io::stdout().lock()).await?,
+                    UserCmd::Alias { address, alias } => user::alias(&store, &address, &alias).await?,
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+            Cmd::Replay { id, to, rcpt, since, json } => {
+                let store = sponts::storage::Store::open(&config.storage.database_location()).await?;
+                use sponts::cli::replay;
+                let failed = match (id, rcpt, since) {
+                    (Some(id), _, _) => replay::one(&config, &store, &id, to.as_deref(), json).await?,
+                    (None, Some(rcpt), Some(since)) => replay::bulk(&config, &store, &rcpt, since, json).await?,
+                    _ => anyhow::bail!("replay needs --id ID, or --rcpt ADDR --since DUR"),
+                };
+                Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
             }
             Cmd::CheckConfig { .. } => unreachable!("handled above"),
         }

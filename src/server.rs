@@ -14,7 +14,7 @@ use tracing::Instrument;
 
 use crate::config::Config;
 use crate::pipeline::{Pipeline, SessionInfo};
-use crate::smtp::client::{BackendTarget, ClientTimeouts};
+use crate::smtp::client::BackendTarget;
 use crate::smtp::conn::Conn;
 use crate::smtp::pool::BackendPool;
 use crate::smtp::reply::{replies, Reply};
@@ -34,14 +34,7 @@ pub struct Gateway {
 impl Gateway {
     pub fn new(config: Config, pipeline: Pipeline, shutdown: watch::Receiver<bool>) -> Result<Gateway> {
         let tls = crate::smtp::tls::server_config(&config)?;
-        let backend = BackendTarget {
-            address: config.backend.address.clone(),
-            helo: config.smtp.hostname.clone(),
-            starttls: config.backend.starttls,
-            timeouts: ClientTimeouts::rfc5321(config.backend.connect_timeout.0),
-            tls: crate::smtp::tls::backend_client_config(),
-        };
-        let backend = BackendPool::new(backend, config.backend.pool_size);
+        let backend = BackendPool::new(BackendTarget::from_config(&config), config.backend.pool_size);
         Ok(Gateway { config, pipeline, tls: Some(tokio_rustls::TlsAcceptor::from(tls)), backend, shutdown })
     }
 }

@@ -1,6 +1,8 @@
 //! Subcommands besides `serve`: each reads the config the same way and talks to the store.
 
 pub mod journal;
+pub mod replay;
+pub mod user;
 
 use anyhow::Result;
 use std::path::Path;

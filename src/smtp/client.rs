@@ -75,6 +75,18 @@ pub struct BackendTarget {
     pub tls: Arc<rustls::ClientConfig>,
 }
 
+impl BackendTarget {
+    pub fn from_config(config: &crate::config::Config) -> BackendTarget {
+        BackendTarget {
+            address: config.backend.address.clone(),
+            helo: config.smtp.hostname.clone(),
+            starttls: config.backend.starttls,
+            timeouts: ClientTimeouts::rfc5321(config.backend.connect_timeout.0),
+            tls: super::tls::backend_client_config(),
+        }
+    }
+}
+
 pub struct Backend {
     conn: Conn,
     pub caps: Capabilities,

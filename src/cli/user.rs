@@ -1,0 +1,99 @@
+//! `sponts user add|passwd|del|list|alias`: accounts for the web UI, API and POP3.
+
+use anyhow::{bail, Context, Result};
+use std::io::{BufRead, Write};
+
+use crate::smtp::address::{parse_path, Side};
+use crate::storage::{Role, Store};
+
+/// Reads a password: one line from standard input, or twice from the terminal without echo.
+pub fn read_password(from_stdin: bool) -> Result<String> {
+    if from_stdin {
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line).context("cannot read the password from standard input")?;
+        return Ok(line.trim_end_matches(['\r', '\n']).to_string());
+    }
+    let first = prompt("Password: ")?;
+    let second = prompt("Again: ")?;
+    if first != second {
+        bail!("the two passwords differ");
+    }
+    Ok(first)
+}
+
+fn prompt(text: &str) -> Result<String> {
+    let tty = std::fs::OpenOptions::new().read(true).write(true).open("/dev/tty").context("no terminal to ask for a password; use --password-stdin")?;
+    let mut out = tty.try_clone()?;
+    write!(out, "{text}")?;
+    out.flush()?;
+    let echo_off = std::process::Command::new("stty").arg("-echo").stdin(tty.try_clone()?).status().is_ok_and(|s| s.success());
+    let mut line = String::new();
+    let read = std::io::BufReader::new(tty.try_clone()?).read_line(&mut line);
+    if echo_off {
+        let _ = std::process::Command::new("stty").arg("echo").stdin(tty.try_clone()?).status();
+    }
+    writeln!(out)?;
+    read?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_string())
+}
+
+/// A mail address as an account name: `user@domain`, stored lowercase.
+pub fn account_name(address: &str) -> Result<String> {
+    match parse_path(address, Side::Recipient) {
+        Ok(Some(a)) => Ok(a.to_string().to_lowercase()),
+        _ => bail!("`{address}` is not a mail address (user@domain)"),
+    }
+}
+
+pub async fn add(store: &Store, address: &str, admin: bool, password: &str) -> Result<()> {
+    let name = account_name(address)?;
+    if store.user(&name).await?.is_some() {
+        bail!("user {name} exists already");
+    }
+    let hash = crate::auth::hash_password(password)?;
+    store.add_user(&name, &hash, if admin { Role::Admin } else { Role::User }).await?;
+    println!("added {} {name}", if admin { "admin" } else { "user" });
+    Ok(())
+}
+
+pub async fn passwd(store: &Store, address: &str, password: &str) -> Result<()> {
+    let name = account_name(address)?;
+    let hash = crate::auth::hash_password(password)?;
+    if !store.set_password(&name, &hash).await? {
+        bail!("no user {name}");
+    }
+    println!("password of {name} changed");
+    Ok(())
+}
+
+pub async fn del(store: &Store, address: &str) -> Result<()> {
+    let name = account_name(address)?;
+    if !store.delete_user(&name).await? {
+        bail!("no user {name}");
+    }
+    println!("removed {name}");
+    Ok(())
+}
+
+pub async fn alias(store: &Store, address: &str, alias: &str) -> Result<()> {
+    let (name, alias) = (account_name(address)?, account_name(alias)?);
+    if store.user(&name).await?.is_none() {
+        bail!("no user {name}");
+    }
+    store.add_alias(&name, &alias).await.with_context(|| format!("{alias} is an alias already"))?;
+    println!("{name} now also sees mail of {alias}");
+    Ok(())
+}
+
+pub async fn list(store: &Store, json: bool, out: &mut dyn Write) -> Result<()> {
+    let users = store.users(None).await?;
+    for u in &users {
+        if json {
+            writeln!(out, "{}", serde_json::to_string(u)?)?;
+        } else {
+            let aliases = if u.aliases.is_empty() { String::new() } else { format!("  (also {})", u.aliases.join(", ")) };
+            writeln!(out, "{:<6} {}{aliases}", u.role.as_str(), u.address)?;
+        }
+    }
+    Ok(())
+}
