@@ -108,7 +108,8 @@ async fn deliver(target: &BackendTarget, sender: &str, recipients: &[String], tr
         Err(e) => return (rcpts, format!("backend unavailable: {e}"), false),
     };
     let result = async {
-        let r = backend.mail(sender, Some(message.len() as u64), true).await?;
+        let eight_bit = message.iter().any(|&b| b >= 0x80);
+        let r = backend.mail(sender, Some((trace.len() + message.len()) as u64), eight_bit).await?;
         if !r.is_positive() {
             return Ok::<_, crate::smtp::client::BackendError>((r.summary(), false));
         }
