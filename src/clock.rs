@@ -56,3 +56,33 @@ mod tests {
         assert_eq!(rfc3339(951_782_400_000_000), "2000-02-29T00:00:00Z");
     }
 }
+
+/// Microseconds at 00:00 UTC of a `YYYY-MM-DD` date.
+pub fn parse_date(s: &str) -> Option<i64> {
+    let mut it = s.trim().splitn(3, '-');
+    let (y, m, d): (i64, u32, u32) = (it.next()?.parse().ok()?, it.next()?.parse().ok()?, it.next()?.parse().ok()?);
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+        return None;
+    }
+    // H. Hinnant's days_from_civil.
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = (m as i64 + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d as i64 - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let us = days * 86_400_000_000;
+    (rfc3339(us)[..10] == *s.trim()).then_some(us)
+}
+
+#[cfg(test)]
+mod date_tests {
+    #[test]
+    fn parse_dates() {
+        assert_eq!(super::parse_date("1970-01-01"), Some(0));
+        assert_eq!(super::parse_date("2000-02-29"), Some(951_782_400_000_000));
+        assert_eq!(super::parse_date("2001-02-29"), None);
+        assert_eq!(super::parse_date("yesterday"), None);
+    }
+}

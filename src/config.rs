@@ -24,6 +24,25 @@ pub struct Config {
     pub modules: Option<Vec<String>>,
     pub access: AccessConfig,
     pub backup: BackupConfig,
+    pub web: WebConfig,
+}
+
+/// The web UI and JSON API.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebConfig {
+    pub enabled: bool,
+    pub listen: SocketAddr,
+    /// HTTPS with the SMTP certificate (smtp.tls, or the self-signed one).
+    pub tls: bool,
+    /// How long a login lasts.
+    pub session_hours: u64,
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        WebConfig { enabled: true, listen: "127.0.0.1:8025".parse().expect("static address"), tls: false, session_hours: 12 }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -233,7 +252,7 @@ impl fmt::Display for ConfigErrors {
 
 impl std::error::Error for ConfigErrors {}
 
-const SECTIONS: &[&str] = &["smtp", "backend", "domains", "storage", "log", "modules", "access", "backup"];
+const SECTIONS: &[&str] = &["smtp", "backend", "domains", "storage", "log", "modules", "access", "backup", "web"];
 
 impl Config {
     /// Reads and validates a file; the errors name the file's keys.
@@ -267,6 +286,7 @@ impl Config {
             modules: section::<Option<Vec<String>>>(&table, "modules", &mut errors),
             access: section(&table, "access", &mut errors),
             backup: section(&table, "backup", &mut errors),
+            web: section(&table, "web", &mut errors),
         };
         errors.extend(config.validate());
         if errors.is_empty() { Ok(config) } else { Err(ConfigErrors(errors)) }
@@ -328,6 +348,9 @@ impl Config {
         }
         if !(1..=19).contains(&self.backup.compression_level) {
             err("backup.compression_level", "must be between 1 and 19".into());
+        }
+        if self.web.session_hours == 0 || self.web.session_hours > 24 * 30 {
+            err("web.session_hours", "must be between 1 and 720".into());
         }
         if let Some(modules) = &self.modules {
             for (i, m) in modules.iter().enumerate() {

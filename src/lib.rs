@@ -10,6 +10,8 @@
 //!   transaction record every module sees at the end.
 //! - [`modules`]: the modules sponts ships (`access`, `journal`).
 //! - [`storage`]: one store API over SQLite and PostgreSQL, with migrations.
+//! - [`replay`]: a kept message delivered again; [`auth`]: passwords.
+//! - [`web`]: the web UI and JSON API (sessions, CSRF, who may see what).
 //! - [`config`]: the TOML config, validated at start with the key named in every error.
 //! - [`cli`]: the subcommands other than `serve`.
 
@@ -26,11 +28,31 @@ pub mod replay;
 pub mod server;
 pub mod smtp;
 pub mod storage;
+pub mod web;
+
+/// A running sponts: the SMTP listeners, the web UI and API, and the store they share.
+pub struct Running {
+    pub smtp: server::Server,
+    pub web: Option<web::WebServer>,
+    pub store: storage::Store,
+}
+
+impl Running {
+    /// Stops accepting, lets transactions in flight finish (up to `grace`), closes the store.
+    pub async fn stop(self, grace: std::time::Duration) {
+        if let Some(w) = self.web {
+            w.stop();
+        }
+        self.smtp.shutdown(grace).await;
+        self.store.close().await;
+    }
+}
 
 /// Starts sponts on a config: opens storage, builds the pipeline, binds the listeners.
-pub async fn start(config: config::Config) -> anyhow::Result<(server::Server, storage::Store)> {
+pub async fn start(config: config::Config) -> anyhow::Result<Running> {
     let store = storage::Store::open(&config.storage.database_location()).await?;
     let pipeline = modules::build(&config, &store)?;
-    let server = server::Server::start(config, pipeline).await?;
-    Ok((server, store))
+    let web = if config.web.enabled { Some(web::start(config.clone(), store.clone()).await?) } else { None };
+    let smtp = server::Server::start(config, pipeline).await?;
+    Ok(Running { smtp, web, store })
 }

@@ -180,14 +180,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
 
 async fn serve(config: Config) -> Result<ExitCode> {
     sponts::logging::init(&config.log);
-    let (server, store) = sponts::start(config).await?;
+    let running = sponts::start(config).await?;
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
     }
     tracing::info!("shutting down: finishing transactions in flight");
-    server.shutdown(std::time::Duration::from_secs(30)).await;
-    store.close().await;
+    running.stop(std::time::Duration::from_secs(30)).await;
     Ok(ExitCode::SUCCESS)
 }

@@ -26,6 +26,7 @@ pub async fn run(store: &Store, q: Query, out: &mut dyn Write) -> Result<()> {
         subject: q.subject,
         id: q.id,
         limit: Some(q.limit),
+        ..Default::default()
     };
     let mut entries = store.query_journal(&filter).await?;
     entries.reverse(); // oldest first, like a log

@@ -54,8 +54,20 @@ pub struct JournalFilter {
     pub ip: Option<String>,
     pub subject: Option<String>,
     pub id: Option<String>,
-    /// Newest first, at most this many (default 100).
+    /// Free text: sender, a recipient or the subject contains it.
+    pub text: Option<String>,
+    /// Only records older than this.
+    pub until_us: Option<i64>,
+    /// `delivered`, `refused`, ...
+    pub outcome: Option<String>,
+    /// Only records with (true) or without (false) attachments.
+    pub has_attachment: Option<bool>,
+    /// Only records whose sender or a recipient is one of these addresses (lowercase): what a
+    /// user may see.
+    pub visible_to: Option<Vec<String>>,
+    /// Newest first, at most this many (default 100), after skipping `offset`.
     pub limit: Option<i64>,
+    pub offset: Option<i64>,
 }
 
 /// Rows per INSERT: 60 x 15 parameters stays far below both databases' limits.
@@ -173,7 +185,38 @@ impl Store {
         if let Some(id) = &f.id {
             cond(&mut sql, &mut params, " AND id = $?", Param::Text(id.clone()));
         }
+        if let Some(t) = &f.text {
+            params.push(Param::Text(like(t)));
+            let n = params.len();
+            sql.push_str(&format!(
+                " AND (LOWER(sender) LIKE ${n} ESCAPE '\\' OR LOWER(subject) LIKE ${n} ESCAPE '\\' OR EXISTS (SELECT 1 FROM journal_rcpt r WHERE r.journal_id = journal.id AND LOWER(r.address) LIKE ${n} ESCAPE '\\'))"
+            ));
+        }
+        if let Some(t) = f.until_us {
+            cond(&mut sql, &mut params, " AND time_us < $?", Param::Int(t));
+        }
+        if let Some(o) = &f.outcome {
+            cond(&mut sql, &mut params, " AND outcome = $?", Param::Text(o.clone()));
+        }
+        if let Some(has) = f.has_attachment {
+            sql.push_str(if has { " AND" } else { " AND NOT" });
+            sql.push_str(" EXISTS (SELECT 1 FROM journal_attachment a WHERE a.journal_id = journal.id)");
+        }
+        if let Some(addrs) = &f.visible_to {
+            if addrs.is_empty() {
+                sql.push_str(" AND 1=0");
+            } else {
+                let start = params.len() + 1;
+                params.extend(addrs.iter().map(|a| Param::Text(a.to_lowercase())));
+                let list: Vec<String> = (start..start + addrs.len()).map(|i| format!("${i}")).collect();
+                let list = list.join(", ");
+                sql.push_str(&format!(
+                    " AND (LOWER(sender) IN ({list}) OR EXISTS (SELECT 1 FROM journal_rcpt r WHERE r.journal_id = journal.id AND LOWER(r.address) IN ({list})))"
+                ));
+            }
+        }
         cond(&mut sql, &mut params, " ORDER BY time_us DESC, id DESC LIMIT $?", Param::Int(f.limit.unwrap_or(100)));
+        cond(&mut sql, &mut params, " OFFSET $?", Param::Int(f.offset.unwrap_or(0)));
 
         with_pool!(self, pool => {
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.clone()));

@@ -79,6 +79,19 @@ ALTER TABLE journal ADD COLUMN actor TEXT;
 CREATE INDEX journal_replay_of ON journal (replay_of);
 "#,
     },
+    Migration {
+        version: 3,
+        sql: r#"
+CREATE TABLE web_sessions (
+    token_hash TEXT PRIMARY KEY,
+    address TEXT NOT NULL REFERENCES users (address) ON DELETE CASCADE,
+    csrf TEXT NOT NULL,
+    created_us BIGINT NOT NULL,
+    expires_us BIGINT NOT NULL
+);
+CREATE INDEX web_sessions_expires ON web_sessions (expires_us);
+"#,
+    },
 ];
 
 pub async fn run(store: &Store) -> Result<()> {

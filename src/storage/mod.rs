@@ -7,10 +7,12 @@ mod backup;
 pub mod batch;
 mod journal;
 mod migrations;
+mod sessions;
 mod users;
 
 pub use backup::{Purged, StoredBody};
 pub use journal::{AttachmentEntry, JournalEntry, JournalFilter, RcptEntry};
+pub use sessions::WebSession;
 pub use users::{Role, User};
 
 use anyhow::{Context, Result};

@@ -16,15 +16,17 @@ pub use client::Client;
 /// A running gateway with its own data directory.
 pub struct Gateway {
     pub addr: SocketAddr,
-    pub server: Option<sponts::server::Server>,
+    /// The web UI and API.
+    pub web: SocketAddr,
+    pub running: Option<sponts::Running>,
     pub store: sponts::storage::Store,
     pub dir: tempfile::TempDir,
 }
 
 impl Gateway {
     pub async fn stop(mut self) {
-        if let Some(s) = self.server.take() {
-            s.shutdown(std::time::Duration::from_secs(2)).await;
+        if let Some(r) = self.running.take() {
+            r.stop(std::time::Duration::from_secs(2)).await;
         }
     }
 }
@@ -33,7 +35,7 @@ impl Gateway {
 pub fn config(backend: SocketAddr, extra: &str) -> (sponts::config::Config, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let text = format!(
-        "[smtp]\nlisten = [\"127.0.0.1:0\"]\nhostname = \"gw.test.example\"\n[backend]\naddress = \"{backend}\"\nstarttls = \"off\"\n[domains]\nlocal = [\"example.org\", \"example.net\"]\n[storage]\ndata_dir = \"{}\"\n{}",
+        "[smtp]\nlisten = [\"127.0.0.1:0\"]\nhostname = \"gw.test.example\"\n[web]\nlisten = \"127.0.0.1:0\"\n[backend]\naddress = \"{backend}\"\nstarttls = \"off\"\n[domains]\nlocal = [\"example.org\", \"example.net\"]\n[storage]\ndata_dir = \"{}\"\n{}",
         dir.path().display(),
         extra
     );
@@ -72,9 +74,11 @@ fn merge(text: &str) -> String {
 }
 
 pub async fn start_with(config: sponts::config::Config, dir: tempfile::TempDir) -> Gateway {
-    let (server, store) = sponts::start(config).await.expect("gateway starts");
-    let addr = server.addrs[0];
-    Gateway { addr, server: Some(server), store, dir }
+    let running = sponts::start(config).await.expect("gateway starts");
+    let addr = running.smtp.addrs[0];
+    let web = running.web.as_ref().map(|w| w.addr).unwrap_or_else(dead_address);
+    let store = running.store.clone();
+    Gateway { addr, web, running: Some(running), store, dir }
 }
 
 /// A gateway in front of `backend`, with extra TOML appended to the test config.

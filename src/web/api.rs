@@ -1,0 +1,287 @@
+//! The JSON API under `/api/v1/` (described in docs/openapi.yaml). Same rules as the pages:
+//! a bearer token or the session cookie (with `X-CSRF-Token` on POST), users see their own mail.
+
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::auth::{random_token, token_hash, ApiViewer, COOKIE_NAME};
+use super::policy::{find, replay_target, scope};
+use super::Web;
+use crate::storage::{JournalEntry, JournalFilter};
+
+pub fn routes() -> Router<Web> {
+    Router::new()
+        .route("/api/v1/login", post(login))
+        .route("/api/v1/logout", post(logout))
+        .route("/api/v1/me", get(me))
+        .route("/api/v1/messages", get(messages))
+        .route("/api/v1/messages/{id}", get(message))
+        .route("/api/v1/messages/{id}/raw", get(raw))
+        .route("/api/v1/messages/{id}/replay", post(replay))
+}
+
+pub fn error(status: StatusCode, text: &str) -> Response {
+    (status, Json(json!({ "error": text }))).into_response()
+}
+
+#[derive(Deserialize)]
+pub struct LoginBody {
+    pub username: String,
+    pub password: String,
+}
+
+/// What a successful login gives: the token and its CSRF partner.
+pub struct Login {
+    pub token: String,
+    pub csrf: String,
+    pub cookie: String,
+}
+
+/// Checks a password (throttled) and opens a session. Shared by the API and the login page.
+pub async fn sign_in(web: &Web, ip: std::net::IpAddr, username: &str, password: &str) -> Result<Login, (StatusCode, String)> {
+    let username = username.trim().to_lowercase();
+    if let Some(wait) = web.throttle.blocked(ip, &username) {
+        return Err((StatusCode::TOO_MANY_REQUESTS, format!("too many failed logins; try again in {} s", wait.as_secs().max(1))));
+    }
+    let user = web.store.user(&username).await.map_err(|_| (StatusCode::INTERNAL_SERVER_ERROR, "storage error".to_string()))?;
+    let hash = user.as_ref().map(|u| u.password_hash.clone());
+    let pw = password.to_string();
+    let ok = tokio::task::spawn_blocking(move || crate::auth::verify_password(&pw, hash.as_deref())).await.unwrap_or(false);
+    if !ok {
+        web.throttle.failed(ip, &username);
+        tracing::info!(%ip, user = %username, "failed login");
+        return Err((StatusCode::UNAUTHORIZED, "wrong user name or password".into()));
+    }
+    web.throttle.succeeded(&username);
+    let (token, csrf) = (random_token(), random_token());
+    let hours = web.config.web.session_hours as i64;
+    let expires = crate::clock::now_us() + hours * 3_600_000_000;
+    web.store.create_session(&token_hash(&token), &username, &csrf, expires).await.map_err(|_| (StatusCode::INTERNAL_SERVER_ERROR, "storage error".to_string()))?;
+    let secure = if web.https { "; Secure" } else { "" };
+    let cookie = format!("{COOKIE_NAME}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{secure}", hours * 3600);
+    Ok(Login { token, csrf, cookie })
+}
+
+pub fn clear_cookie(web: &Web) -> String {
+    let secure = if web.https { "; Secure" } else { "" };
+    format!("{COOKIE_NAME}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0{secure}")
+}
+
+async fn login(State(web): State<Web>, ConnectInfo(super::Peer(peer)): ConnectInfo<super::Peer>, Json(body): Json<LoginBody>) -> Response {
+    match sign_in(&web, peer.ip(), &body.username, &body.password).await {
+        Ok(l) => ([(header::SET_COOKIE, l.cookie)], Json(json!({ "token": l.token, "csrf": l.csrf }))).into_response(),
+        Err((status, text)) => error(status, &text),
+    }
+}
+
+fn csrf_header(h: &HeaderMap) -> Option<&str> {
+    h.get("x-csrf-token").and_then(|v| v.to_str().ok())
+}
+
+async fn logout(State(web): State<Web>, ApiViewer(v): ApiViewer, headers: HeaderMap) -> Response {
+    if let Err(s) = v.check_csrf(csrf_header(&headers)) {
+        return error(s, "missing or wrong X-CSRF-Token");
+    }
+    let _ = web.store.delete_session(&v.token_hash).await;
+    ([(header::SET_COOKIE, clear_cookie(&web))], Json(json!({ "ok": true }))).into_response()
+}
+
+async fn me(ApiViewer(v): ApiViewer) -> Response {
+    Json(json!({ "address": v.user.address, "role": v.user.role, "addresses": v.addresses, "csrf": v.csrf })).into_response()
+}
+
+/// Search parameters shared by the API and the message list page.
+#[derive(Debug, Default, Deserialize)]
+pub struct Search {
+    pub q: Option<String>,
+    pub sender: Option<String>,
+    pub rcpt: Option<String>,
+    pub subject: Option<String>,
+    pub ip: Option<String>,
+    /// `delivered`, `refused`, `tempfailed`, `discarded`, `abandoned`.
+    pub verdict: Option<String>,
+    /// `YYYY-MM-DD`, inclusive.
+    pub from: Option<String>,
+    pub until: Option<String>,
+    pub attachments: Option<String>,
+    pub limit: Option<i64>,
+    pub offset: Option<i64>,
+}
+
+fn nonempty(s: &Option<String>) -> Option<String> {
+    s.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_string)
+}
+
+impl Search {
+    pub fn filter(&self) -> Result<JournalFilter, String> {
+        let day = |s: &Option<String>, end: bool| -> Result<Option<i64>, String> {
+            match nonempty(s) {
+                None => Ok(None),
+                Some(d) => crate::clock::parse_date(&d).map(|us| Some(if end { us + 86_400_000_000 } else { us })).ok_or(format!("`{d}` is not a date (YYYY-MM-DD)")),
+            }
+        };
+        let verdict = nonempty(&self.verdict);
+        if let Some(v) = &verdict {
+            if crate::pipeline::Outcome::parse(v).is_none() {
+                return Err(format!("`{v}` is not a verdict"));
+            }
+        }
+        Ok(JournalFilter {
+            text: nonempty(&self.q),
+            sender: nonempty(&self.sender),
+            rcpt: nonempty(&self.rcpt),
+            subject: nonempty(&self.subject),
+            ip: nonempty(&self.ip),
+            outcome: verdict,
+            since_us: day(&self.from, false)?,
+            until_us: day(&self.until, true)?,
+            has_attachment: match nonempty(&self.attachments).as_deref() {
+                Some("yes" | "true" | "1" | "on") => Some(true),
+                Some("no" | "false" | "0") => Some(false),
+                _ => None,
+            },
+            limit: Some(self.limit.unwrap_or(50).clamp(1, 500)),
+            offset: Some(self.offset.unwrap_or(0).max(0)),
+            ..Default::default()
+        })
+    }
+}
+
+#[derive(Serialize)]
+struct Summary<'a> {
+    id: &'a str,
+    time: String,
+    sender: &'a str,
+    recipients: Vec<&'a str>,
+    subject: Option<&'a str>,
+    size: Option<i64>,
+    verdict: &'a str,
+    decided_by: &'a str,
+    client_ip: &'a str,
+    attachments: usize,
+    replay_of: Option<&'a str>,
+}
+
+fn summary(e: &JournalEntry) -> Summary<'_> {
+    Summary {
+        id: &e.id,
+        time: crate::clock::rfc3339(e.time_us),
+        sender: &e.sender,
+        recipients: e.recipients.iter().map(|r| r.address.as_str()).collect(),
+        subject: e.subject.as_deref(),
+        size: e.size,
+        verdict: &e.outcome,
+        decided_by: &e.decided_by,
+        client_ip: &e.client_ip,
+        attachments: e.attachments.len(),
+        replay_of: e.replay_of.as_deref(),
+    }
+}
+
+async fn messages(State(web): State<Web>, ApiViewer(v): ApiViewer, Query(s): Query<Search>) -> Response {
+    let mut f = match s.filter() {
+        Ok(f) => f,
+        Err(e) => return error(StatusCode::BAD_REQUEST, &e),
+    };
+    scope(&v, &mut f);
+    match web.store.query_journal(&f).await {
+        Ok(list) => Json(json!({ "messages": list.iter().map(summary).collect::<Vec<_>>() })).into_response(),
+        Err(e) => {
+            tracing::error!("message search failed: {e:#}");
+            error(StatusCode::INTERNAL_SERVER_ERROR, "search failed")
+        }
+    }
+}
+
+/// The kept message of a record, decompressed.
+pub async fn raw_message(web: &Web, id: &str) -> Result<Option<Vec<u8>>, StatusCode> {
+    match web.store.body(id).await {
+        Ok(Some(b)) => crate::modules::backup::decompress(&b).map(Some).map_err(|_| StatusCode::INTERNAL_SERVER_ERROR),
+        Ok(None) => Ok(None),
+        Err(_) => Err(StatusCode::INTERNAL_SERVER_ERROR),
+    }
+}
+
+async fn message(State(web): State<Web>, ApiViewer(v): ApiViewer, Path(id): Path<String>) -> Response {
+    let e = match find(&web, &v, &id).await {
+        Ok(e) => e,
+        Err(s) => return error(s, "no such message"),
+    };
+    let raw = raw_message(&web, &e.replay_of.clone().unwrap_or(e.id.clone())).await.ok().flatten();
+    let view = raw.as_deref().map(super::message::view);
+    Json(json!({
+        "message": summary(&e),
+        "recipients": e.recipients,
+        "attachments": e.attachments,
+        "message_id": e.message_id,
+        "helo": e.helo,
+        "tls": e.tls,
+        "final_reply": e.final_reply,
+        "actor": e.actor,
+        "kept": raw.is_some(),
+        "headers": view.as_ref().map(|v| &v.headers),
+        "text": view.as_ref().and_then(|v| v.text.as_ref()),
+        "has_html": view.as_ref().is_some_and(|v| v.html.is_some()),
+    }))
+    .into_response()
+}
+
+/// `message/rfc822` download, shared with the pages.
+pub async fn raw_response(web: &Web, v: &super::auth::Viewer, id: &str) -> Response {
+    let e = match find(web, v, id).await {
+        Ok(e) => e,
+        Err(s) => return error(s, "no such message"),
+    };
+    match raw_message(web, &e.id).await {
+        Ok(Some(bytes)) => (
+            [(header::CONTENT_TYPE, "message/rfc822".to_string()), (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{}.eml\"", e.id))],
+            bytes,
+        )
+            .into_response(),
+        Ok(None) => error(StatusCode::NOT_FOUND, "the message was not kept"),
+        Err(s) => error(s, "cannot read the message"),
+    }
+}
+
+async fn raw(State(web): State<Web>, ApiViewer(v): ApiViewer, Path(id): Path<String>) -> Response {
+    raw_response(&web, &v, &id).await
+}
+
+#[derive(Deserialize, Default)]
+struct ReplayBody {
+    to: Option<String>,
+}
+
+async fn replay(State(web): State<Web>, ApiViewer(v): ApiViewer, Path(id): Path<String>, headers: HeaderMap, body: Option<Json<ReplayBody>>) -> Response {
+    if let Err(s) = v.check_csrf(csrf_header(&headers)) {
+        return error(s, "missing or wrong X-CSRF-Token");
+    }
+    let e = match find(&web, &v, &id).await {
+        Ok(e) => e,
+        Err(s) => return error(s, "no such message"),
+    };
+    let requested = body.and_then(|Json(b)| b.to);
+    let to = match replay_target(&v, &e, requested.as_deref()) {
+        Ok(t) => t,
+        Err((s, text)) => return error(s, text),
+    };
+    match crate::replay::replay(&web.config, &web.store, &e.id, to.as_deref(), &v.actor()).await {
+        Ok(r) => Json(json!(r)).into_response(),
+        Err(err) => replay_error(err),
+    }
+}
+
+pub fn replay_error(err: crate::replay::ReplayError) -> Response {
+    use crate::replay::ReplayError::*;
+    let status = match &err {
+        NotFound(_) | NotKept(_) => StatusCode::NOT_FOUND,
+        NotLocal(_) | NoRecipient => StatusCode::UNPROCESSABLE_ENTITY,
+        Other(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    error(status, &err.to_string())
+}

@@ -1,0 +1,188 @@
+//! Who is asking: a session cookie (browser) or a bearer token (API), both backed by the
+//! `web_sessions` table; CSRF tokens for cookie sessions; and login throttling per client address
+//! and per account.
+
+use axum::extract::FromRequestParts;
+use axum::http::header::{AUTHORIZATION, COOKIE};
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use super::Web;
+use crate::storage::{Role, User};
+
+pub const COOKIE_NAME: &str = "sponts_session";
+
+/// The signed-in user of a request.
+#[derive(Debug, Clone)]
+pub struct Viewer {
+    pub user: User,
+    /// The user's address and aliases, lowercase: the mail they may see.
+    pub addresses: Vec<String>,
+    /// Set for cookie sessions: state-changing requests must echo it.
+    pub csrf: Option<String>,
+    pub token_hash: String,
+}
+
+impl Viewer {
+    pub fn is_admin(&self) -> bool {
+        self.user.role == Role::Admin
+    }
+
+    /// CSRF: a cookie session must present its token; a bearer token is not ambient, so it need not.
+    pub fn check_csrf(&self, presented: Option<&str>) -> Result<(), StatusCode> {
+        match &self.csrf {
+            None => Ok(()),
+            Some(expected) if presented.is_some_and(|p| constant_time_eq(p.as_bytes(), expected.as_bytes())) => Ok(()),
+            Some(_) => Err(StatusCode::FORBIDDEN),
+        }
+    }
+
+    pub fn actor(&self) -> String {
+        format!("web:{}", self.user.address)
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// 32 random bytes, hex.
+pub fn random_token() -> String {
+    let mut b = [0u8; 32];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b).expect("system random");
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+pub fn token_hash(token: &str) -> String {
+    ring::digest::digest(&ring::digest::SHA256, token.as_bytes()).as_ref().iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn cookie_token(parts: &Parts) -> Option<String> {
+    parts.headers.get_all(COOKIE).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(';')).find_map(|kv| {
+        let (k, v) = kv.trim().split_once('=')?;
+        (k == COOKIE_NAME && !v.is_empty()).then(|| v.to_string())
+    })
+}
+
+async fn viewer(parts: &Parts, web: &Web) -> Option<Viewer> {
+    let bearer = parts.headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")).map(str::to_string);
+    let (token, via_cookie) = match bearer {
+        Some(t) => (t, false),
+        None => (cookie_token(parts)?, true),
+    };
+    let hash = token_hash(token.trim());
+    let session = web.store.session(&hash).await.ok()??;
+    let user = web.store.user(&session.address).await.ok()??;
+    let mut addresses = vec![user.address.to_lowercase()];
+    addresses.extend(user.aliases.iter().map(|a| a.to_lowercase()));
+    Some(Viewer { user, addresses, csrf: via_cookie.then_some(session.csrf), token_hash: hash })
+}
+
+/// A signed-in user, for the JSON API: 401 otherwise.
+pub struct ApiViewer(pub Viewer);
+
+impl FromRequestParts<Web> for ApiViewer {
+    type Rejection = Response;
+    async fn from_request_parts(parts: &mut Parts, web: &Web) -> Result<Self, Self::Rejection> {
+        match viewer(parts, web).await {
+            Some(v) => Ok(ApiViewer(v)),
+            None => Err(super::api::error(StatusCode::UNAUTHORIZED, "sign in first: POST /api/v1/login")),
+        }
+    }
+}
+
+/// A signed-in user, for HTML pages: a redirect to the login page otherwise.
+pub struct PageViewer(pub Viewer);
+
+impl FromRequestParts<Web> for PageViewer {
+    type Rejection = Response;
+    async fn from_request_parts(parts: &mut Parts, web: &Web) -> Result<Self, Self::Rejection> {
+        match viewer(parts, web).await {
+            Some(v) => Ok(PageViewer(v)),
+            None => Err(Redirect::to("/login").into_response()),
+        }
+    }
+}
+
+/// Failed logins per client address and per account: after `FREE` failures within `WINDOW`, each
+/// further attempt must wait, doubling up to `MAX_WAIT`. A success clears the account's record.
+#[derive(Default)]
+pub struct Throttle {
+    failures: Mutex<HashMap<String, (u32, Instant)>>,
+}
+
+const FREE: u32 = 5;
+const WINDOW: Duration = Duration::from_secs(15 * 60);
+const MAX_WAIT: Duration = Duration::from_secs(15 * 60);
+
+impl Throttle {
+    fn keys(ip: IpAddr, account: &str) -> [String; 2] {
+        [format!("ip:{ip}"), format!("user:{}", account.to_lowercase())]
+    }
+
+    /// `Some(wait)` when this attempt must be refused without checking the password.
+    pub fn blocked(&self, ip: IpAddr, account: &str) -> Option<Duration> {
+        let map = self.failures.lock().expect("throttle lock");
+        Self::keys(ip, account)
+            .iter()
+            .filter_map(|k| map.get(k))
+            .filter(|(n, last)| *n >= FREE && last.elapsed() < WINDOW)
+            .map(|(n, last)| {
+                let wait = Duration::from_secs(1u64 << (n - FREE).min(10)).min(MAX_WAIT);
+                wait.saturating_sub(last.elapsed())
+            })
+            .filter(|w| !w.is_zero())
+            .max()
+    }
+
+    pub fn failed(&self, ip: IpAddr, account: &str) {
+        let mut map = self.failures.lock().expect("throttle lock");
+        if map.len() > 100_000 {
+            map.retain(|_, (_, last)| last.elapsed() < WINDOW);
+        }
+        for k in Self::keys(ip, account) {
+            let e = map.entry(k).or_insert((0, Instant::now()));
+            if e.1.elapsed() >= WINDOW {
+                e.0 = 0;
+            }
+            e.0 += 1;
+            e.1 = Instant::now();
+        }
+    }
+
+    pub fn succeeded(&self, account: &str) {
+        self.failures.lock().expect("throttle lock").remove(&format!("user:{}", account.to_lowercase()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn throttle_blocks_after_free_attempts_per_ip_and_per_account() {
+        let t = Throttle::default();
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        for _ in 0..FREE {
+            assert!(t.blocked(ip, "a@example.org").is_none());
+            t.failed(ip, "a@example.org");
+        }
+        assert!(t.blocked(ip, "a@example.org").is_some());
+        assert!(t.blocked(ip, "other@example.org").is_some(), "same address");
+        assert!(t.blocked("192.0.2.2".parse().unwrap(), "a@example.org").is_some(), "same account");
+        assert!(t.blocked("192.0.2.2".parse().unwrap(), "b@example.org").is_none());
+    }
+
+    #[test]
+    fn tokens() {
+        let a = random_token();
+        assert_eq!(a.len(), 64);
+        assert_ne!(a, random_token());
+        assert_eq!(token_hash("x"), "2d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a4881");
+    }
+}

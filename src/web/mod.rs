@@ -1,0 +1,155 @@
+//! The web UI and the JSON API, served by sponts itself on `web.listen` (HTTP, or HTTPS with the
+//! SMTP certificate). Pages are plain HTML rendered on the server with an embedded stylesheet: no
+//! script runs anywhere, a strict Content-Security-Policy says so, and nothing comes from a CDN.
+//!
+//! - [`auth`]: sessions (cookie or bearer token), CSRF, login throttling.
+//! - [`policy`]: who may see and replay which message — the one place that decides it.
+//! - [`api`]: `/api/v1/...` (docs/openapi.yaml).
+//! - [`pages`]: the HTML pages; [`html`]: layout and escaping; [`message`]: a stored message
+//!   taken apart for display.
+
+pub mod api;
+pub mod auth;
+pub mod bulk;
+pub mod html;
+pub mod message;
+pub mod pages;
+pub mod policy;
+
+use anyhow::{Context, Result};
+use axum::http::{header, HeaderValue, Request};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::Router;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use crate::config::Config;
+use crate::storage::Store;
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct Web(Arc<WebInner>);
+
+pub struct WebInner {
+    pub config: Config,
+    pub store: Store,
+    pub throttle: auth::Throttle,
+    pub bulk: bulk::Jobs,
+    /// Cookies get `Secure` under HTTPS.
+    pub https: bool,
+}
+
+impl std::ops::Deref for Web {
+    type Target = WebInner;
+    fn deref(&self) -> &WebInner {
+        &self.0
+    }
+}
+
+impl Web {
+    pub fn new(config: Config, store: Store) -> Web {
+        let https = config.web.tls;
+        Web(Arc::new(WebInner { config, store, throttle: auth::Throttle::default(), bulk: bulk::Jobs::default(), https }))
+    }
+}
+
+pub fn router(web: Web) -> Router {
+    Router::new().merge(api::routes()).merge(pages::routes()).layer(middleware::from_fn(security_headers)).with_state(web)
+}
+
+/// Headers every response carries; a handler's own Content-Security-Policy (the mail HTML
+/// frame) is kept.
+async fn security_headers(req: Request<axum::body::Body>, next: Next) -> Response {
+    let mut res = next.run(req).await;
+    let h = res.headers_mut();
+    h.entry(header::CONTENT_SECURITY_POLICY).or_insert(HeaderValue::from_static(
+        "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-src 'self'; frame-ancestors 'none'; base-uri 'none'",
+    ));
+    h.entry(header::X_FRAME_OPTIONS).or_insert(HeaderValue::from_static("DENY"));
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.entry(header::CACHE_CONTROL).or_insert(HeaderValue::from_static("no-store"));
+    res
+}
+
+/// A running web server.
+pub struct WebServer {
+    pub addr: SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl WebServer {
+    pub fn stop(self) {
+        self.task.abort();
+    }
+}
+
+/// Binds `web.listen` and serves until stopped.
+pub async fn start(config: Config, store: Store) -> Result<WebServer> {
+    let listener = tokio::net::TcpListener::bind(config.web.listen).await.with_context(|| format!("web.listen: cannot listen on {}", config.web.listen))?;
+    let addr = listener.local_addr()?;
+    let tls = if config.web.tls { Some(tokio_rustls::TlsAcceptor::from(crate::smtp::tls::server_config(&config)?)) } else { None };
+    let web = Web::new(config, store.clone());
+    let app = router(web).into_make_service_with_connect_info::<Peer>();
+    tokio::spawn(expire_sessions(store));
+    let task = match tls {
+        None => tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        }),
+        Some(acceptor) => tokio::spawn(async move {
+            let _ = axum::serve(TlsListener { tcp: listener, acceptor }, app).await;
+        }),
+    };
+    tracing::info!(%addr, "web UI and API listening");
+    Ok(WebServer { addr, task })
+}
+
+async fn expire_sessions(store: Store) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(600));
+    loop {
+        tick.tick().await;
+        let _ = store.delete_expired_sessions().await;
+    }
+}
+
+/// The client's address, as handlers see it (over plain TCP or TLS).
+#[derive(Clone, Copy, Debug)]
+pub struct Peer(pub SocketAddr);
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, tokio::net::TcpListener>> for Peer {
+    fn connect_info(stream: axum::serve::IncomingStream<'_, tokio::net::TcpListener>) -> Peer {
+        Peer(*stream.remote_addr())
+    }
+}
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, TlsListener>> for Peer {
+    fn connect_info(stream: axum::serve::IncomingStream<'_, TlsListener>) -> Peer {
+        Peer(*stream.remote_addr())
+    }
+}
+
+/// TLS in front of axum: each accepted connection is handshaken (bounded) before it is served.
+pub struct TlsListener {
+    tcp: tokio::net::TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            let Ok((tcp, addr)) = self.tcp.accept().await else { continue };
+            let handshake = tokio::time::timeout(std::time::Duration::from_secs(10), self.acceptor.accept(tcp)).await;
+            if let Ok(Ok(tls)) = handshake {
+                return (tls, addr);
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.tcp.local_addr()
+    }
+}

@@ -1,0 +1,43 @@
+//! Who may see and replay which message. Users see mail sent to or from one of their addresses
+//! (their own and their aliases); admins see all. A message a user may not see does not exist for
+//! them: 404, the same answer as for an id that was never used, so guessing ids reveals nothing.
+
+use axum::http::StatusCode;
+
+use super::auth::Viewer;
+use super::Web;
+use crate::storage::{JournalEntry, JournalFilter};
+
+pub fn can_see(v: &Viewer, e: &JournalEntry) -> bool {
+    v.is_admin()
+        || v.addresses.iter().any(|a| a.eq_ignore_ascii_case(&e.sender) || e.recipients.iter().any(|r| r.address.eq_ignore_ascii_case(a)))
+}
+
+/// Narrows a search to what the viewer may see.
+pub fn scope(v: &Viewer, f: &mut JournalFilter) {
+    if !v.is_admin() {
+        f.visible_to = Some(v.addresses.clone());
+    }
+}
+
+/// The record of `id` if the viewer may see it.
+pub async fn find(web: &Web, v: &Viewer, id: &str) -> Result<JournalEntry, StatusCode> {
+    let f = JournalFilter { id: Some(id.to_string()), limit: Some(1), ..Default::default() };
+    let e = web.store.query_journal(&f).await.map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?.pop().ok_or(StatusCode::NOT_FOUND)?;
+    if can_see(v, &e) { Ok(e) } else { Err(StatusCode::NOT_FOUND) }
+}
+
+/// Where a replay may go. Admins: any local address (checked by the replay itself), or the
+/// original recipients. Users: only their own address among the original recipients.
+pub fn replay_target(v: &Viewer, e: &JournalEntry, requested: Option<&str>) -> Result<Option<String>, (StatusCode, &'static str)> {
+    let requested = requested.map(str::trim).filter(|s| !s.is_empty());
+    if v.is_admin() {
+        return Ok(requested.map(str::to_string));
+    }
+    let mine: Vec<&String> = v.addresses.iter().filter(|a| e.recipients.iter().any(|r| r.accepted && r.address.eq_ignore_ascii_case(a))).collect();
+    match requested {
+        Some(to) if mine.iter().any(|a| a.eq_ignore_ascii_case(to)) => Ok(Some(to.to_lowercase())),
+        Some(_) => Err((StatusCode::FORBIDDEN, "you can replay only to your own address")),
+        None => mine.first().map(|a| Some(a.to_string())).ok_or((StatusCode::FORBIDDEN, "this message was not addressed to you")),
+    }
+}
