@@ -5,6 +5,7 @@
 
 pub mod backend;
 pub mod client;
+pub mod http;
 pub mod pg;
 
 use std::net::SocketAddr;

@@ -1,0 +1,207 @@
+//! The web API and pages: who sees what (every endpoint x anonymous, user A, user B, admin),
+//! CSRF on state-changing requests, login throttling, and the security headers.
+
+mod common;
+
+use common::http::{login, request, Login, Response};
+use common::*;
+
+struct World {
+    gw: Gateway,
+    cap: Capture,
+    for_alice: String,
+    for_bob: String,
+    alice: Login,
+    bob: Login,
+    admin: Login,
+}
+
+async fn world() -> World {
+    let cap = Capture::start(CaptureOptions::default()).await;
+    let gw = gateway(cap.addr, "").await;
+    for (addr, role) in [("alice@example.org", sponts::storage::Role::User), ("bob@example.org", sponts::storage::Role::User), ("admin@example.org", sponts::storage::Role::Admin)] {
+        gw.store.add_user(addr, &sponts::auth::hash_password("password for tests").unwrap(), role).await.unwrap();
+    }
+    let mut ids = Vec::new();
+    for rcpt in ["alice@example.org", "bob@example.org"] {
+        let mut c = Client::connect(gw.addr).await;
+        c.expect("EHLO client.test", 250).await;
+        let r = c.send_mail("news@partner.example", &[rcpt], format!("Subject: for {rcpt}\r\n\r\nhello\r\n").as_bytes()).await;
+        ids.push(reply_id(&r));
+    }
+    let alice = login(gw.web, "alice@example.org", "password for tests").await.unwrap();
+    let bob = login(gw.web, "Bob@Example.org", "password for tests").await.unwrap();
+    let admin = login(gw.web, "admin@example.org", "password for tests").await.unwrap();
+    World { gw, cap, for_alice: ids[0].clone(), for_bob: ids[1].clone(), alice, bob, admin }
+}
+
+async fn get(w: &World, who: Option<&Login>, path: &str) -> Response {
+    let auth = who.map(|l| format!("Bearer {}", l.token));
+    let headers: Vec<(&str, &str)> = auth.as_deref().map(|a| vec![("Authorization", a)]).unwrap_or_default();
+    request(w.gw.web, "GET", path, &headers, None).await
+}
+
+async fn post_json(w: &World, who: Option<&Login>, path: &str, body: &str) -> Response {
+    let auth = who.map(|l| format!("Bearer {}", l.token));
+    let headers: Vec<(&str, &str)> = auth.as_deref().map(|a| vec![("Authorization", a)]).unwrap_or_default();
+    request(w.gw.web, "POST", path, &headers, Some(("application/json", body.as_bytes()))).await
+}
+
+fn ids(r: &Response) -> Vec<String> {
+    r.json()["messages"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap().to_string()).collect()
+}
+
+#[tokio::test]
+async fn authorization_matrix() {
+    let w = world().await;
+    let (a, b) = (w.for_alice.clone(), w.for_bob.clone());
+
+    // The list: each sees their own, the admin sees both, nobody else anything.
+    assert_eq!(get(&w, None, "/api/v1/messages").await.status, 401);
+    assert_eq!(ids(&get(&w, Some(&w.alice), "/api/v1/messages").await), vec![a.clone()]);
+    assert_eq!(ids(&get(&w, Some(&w.bob), "/api/v1/messages").await), vec![b.clone()]);
+    let all = ids(&get(&w, Some(&w.admin), "/api/v1/messages").await);
+    assert!(all.contains(&a) && all.contains(&b));
+    assert_eq!(ids(&get(&w, Some(&w.alice), "/api/v1/messages?q=bob").await), Vec::<String>::new(), "search cannot widen the view");
+
+    // One message, its raw form, its replay: 404 for whoever may not see it (no hint it exists).
+    for (path, what) in [(format!("/api/v1/messages/{a}"), "view"), (format!("/api/v1/messages/{a}/raw"), "raw")] {
+        assert_eq!(get(&w, None, &path).await.status, 401, "{what}");
+        assert_eq!(get(&w, Some(&w.alice), &path).await.status, 200, "{what}");
+        assert_eq!(get(&w, Some(&w.bob), &path).await.status, 404, "{what}");
+        assert_eq!(get(&w, Some(&w.admin), &path).await.status, 200, "{what}");
+    }
+    assert_eq!(get(&w, Some(&w.alice), "/api/v1/messages/NOSUCHID").await.status, 404);
+    let raw = get(&w, Some(&w.alice), &format!("/api/v1/messages/{a}/raw")).await;
+    assert_eq!(raw.header("content-type"), Some("message/rfc822"));
+    assert_eq!(raw.body, b"Subject: for alice@example.org\r\n\r\nhello\r\n");
+    let view = get(&w, Some(&w.alice), &format!("/api/v1/messages/{a}")).await.json();
+    assert_eq!(view["message"]["subject"], "for alice@example.org");
+    assert_eq!(view["text"].as_str().map(str::trim), Some("hello"));
+
+    let replay = format!("/api/v1/messages/{a}/replay");
+    assert_eq!(post_json(&w, None, &replay, "{}").await.status, 401);
+    assert_eq!(post_json(&w, Some(&w.bob), &replay, "{}").await.status, 404);
+    assert_eq!(post_json(&w, Some(&w.alice), &replay, r#"{"to": "bob@example.org"}"#).await.status, 403, "a user replays only to herself");
+    let r = post_json(&w, Some(&w.alice), &replay, "{}").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["delivered"], true);
+    let r = post_json(&w, Some(&w.admin), &replay, r#"{"to": "bob@example.org"}"#).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = post_json(&w, Some(&w.admin), &replay, r#"{"to": "someone@elsewhere.example"}"#).await;
+    assert_eq!(r.status, 422, "never a relay, not even for admins: {}", r.text());
+    let d = w.cap.wait_for(4).await;
+    assert_eq!(d[2].rcpts, vec!["alice@example.org"]);
+    assert_eq!(d[3].rcpts, vec!["bob@example.org"]);
+    let journal = w.gw.store.query_journal(&sponts::storage::JournalFilter { limit: Some(10), ..Default::default() }).await.unwrap();
+    let actors: Vec<_> = journal.iter().filter_map(|e| e.actor.clone()).collect();
+    assert!(actors.contains(&"web:alice@example.org".to_string()) && actors.contains(&"web:admin@example.org".to_string()), "{actors:?}");
+
+    // The replay record of alice's mail is alice's too; bob's replay copy (sent to bob) is bob's.
+    assert_eq!(ids(&get(&w, Some(&w.alice), "/api/v1/messages").await).len(), 2);
+
+    // Pages.
+    let page = |who: Option<&Login>, path: String| {
+        let cookie = who.map(|l| l.cookie.clone());
+        let web = w.gw.web;
+        async move {
+            let headers: Vec<(&str, &str)> = cookie.as_deref().map(|c| vec![("Cookie", c)]).unwrap_or_default();
+            request(web, "GET", &path, &headers, None).await
+        }
+    };
+    let r = page(None, "/".into()).await;
+    assert_eq!((r.status, r.header("location")), (303, Some("/login")));
+    assert_eq!(page(None, format!("/messages/{a}")).await.status, 303);
+    let r = page(Some(&w.alice), "/".into()).await;
+    assert_eq!(r.status, 200);
+    assert!(r.text().contains("for alice@example.org") && !r.text().contains("for bob@example.org"));
+    assert_eq!(page(Some(&w.alice), format!("/messages/{a}")).await.status, 200);
+    assert_eq!(page(Some(&w.bob), format!("/messages/{a}")).await.status, 404);
+    assert_eq!(page(Some(&w.bob), format!("/messages/{a}/raw")).await.status, 404);
+    assert_eq!(page(Some(&w.bob), format!("/messages/{a}/html")).await.status, 404);
+    assert_eq!(page(Some(&w.alice), "/admin/users".into()).await.status, 403);
+    assert_eq!(page(Some(&w.alice), "/admin/bulk".into()).await.status, 403);
+    assert_eq!(page(Some(&w.admin), "/admin/users".into()).await.status, 200);
+    assert_eq!(page(None, "/admin/users".into()).await.status, 303);
+
+    // Logout ends the session for the token too.
+    let out = request(w.gw.web, "POST", "/api/v1/logout", &[("Authorization", &format!("Bearer {}", w.bob.token))], None).await;
+    assert_eq!(out.status, 200);
+    assert_eq!(get(&w, Some(&w.bob), "/api/v1/messages").await.status, 401);
+    w.gw.stop().await;
+}
+
+#[tokio::test]
+async fn csrf_is_required_for_cookie_sessions() {
+    let w = world().await;
+    let path = format!("/api/v1/messages/{}/replay", w.for_alice);
+    let cookie = w.alice.cookie.as_str();
+    let r = request(w.gw.web, "POST", &path, &[("Cookie", cookie)], Some(("application/json", b"{}"))).await;
+    assert_eq!(r.status, 403, "{}", r.text());
+    let r = request(w.gw.web, "POST", &path, &[("Cookie", cookie), ("X-CSRF-Token", "0000")], Some(("application/json", b"{}"))).await;
+    assert_eq!(r.status, 403);
+    let r = request(w.gw.web, "POST", &path, &[("Cookie", cookie), ("X-CSRF-Token", &w.alice.csrf)], Some(("application/json", b"{}"))).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    // HTML forms: the hidden field.
+    let form_path = format!("/messages/{}/replay", w.for_alice);
+    let r = request(w.gw.web, "POST", &form_path, &[("Cookie", cookie)], Some(("application/x-www-form-urlencoded", b"csrf=wrong"))).await;
+    assert_eq!(r.status, 403);
+    let body = format!("csrf={}", w.alice.csrf);
+    let r = request(w.gw.web, "POST", &form_path, &[("Cookie", cookie)], Some(("application/x-www-form-urlencoded", body.as_bytes()))).await;
+    assert_eq!(r.status, 303);
+    assert!(r.header("location").unwrap().contains("replayed="), "{:?}", r.header("location"));
+    // Another user's CSRF token does not fit alice's session.
+    let r = request(w.gw.web, "POST", &path, &[("Cookie", cookie), ("X-CSRF-Token", &w.bob.csrf)], Some(("application/json", b"{}"))).await;
+    assert_eq!(r.status, 403);
+    w.gw.stop().await;
+}
+
+#[tokio::test]
+async fn logins_are_throttled_and_cookies_are_strict() {
+    let w = world().await;
+    for _ in 0..5 {
+        let r = login(w.gw.web, "alice@example.org", "wrong password").await.unwrap_err();
+        assert_eq!(r.status, 401);
+    }
+    let r = login(w.gw.web, "alice@example.org", "password for tests").await.unwrap_err();
+    assert_eq!(r.status, 429, "even the right password waits");
+    let r = login(w.gw.web, "nobody@example.org", "whatever it is").await.unwrap_err();
+    assert_eq!(r.status, 429, "the same client address waits too");
+    let ok = request(w.gw.web, "POST", "/api/v1/login", &[], Some(("application/json", br#"{"username":"x@example.org","password":"y"}"#))).await;
+    assert_eq!(ok.status, 429);
+
+    let fresh = gateway(w.cap.addr, "").await;
+    fresh.store.add_user("carol@example.org", &sponts::auth::hash_password("password for tests").unwrap(), sponts::storage::Role::User).await.unwrap();
+    let r = request(fresh.web, "POST", "/api/v1/login", &[], Some(("application/json", br#"{"username":"carol@example.org","password":"password for tests"}"#))).await;
+    let cookie = r.header("set-cookie").unwrap();
+    for part in ["HttpOnly", "SameSite=Strict", "Path=/"] {
+        assert!(cookie.contains(part), "{cookie}");
+    }
+    let page = request(fresh.web, "GET", "/login", &[], None).await;
+    let csp = page.header("content-security-policy").unwrap();
+    assert!(csp.contains("default-src 'none'") && !csp.contains("script-src"), "{csp}");
+    assert_eq!(page.header("x-frame-options"), Some("DENY"));
+    assert_eq!(page.header("x-content-type-options"), Some("nosniff"));
+    fresh.stop().await;
+    w.gw.stop().await;
+}
+
+#[tokio::test]
+async fn html_mail_is_framed_without_script_or_remote_content() {
+    let cap = Capture::start(CaptureOptions::default()).await;
+    let gw = gateway(cap.addr, "").await;
+    gw.store.add_user("alice@example.org", &sponts::auth::hash_password("password for tests").unwrap(), sponts::storage::Role::User).await.unwrap();
+    let mut c = Client::connect(gw.addr).await;
+    c.expect("EHLO client.test", 250).await;
+    let html = b"Subject: rich\r\nMIME-Version: 1.0\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<p>Hi</p><script>alert(1)</script><img src=\"https://tracker.example/p.gif\">\r\n";
+    let id = reply_id(&c.send_mail("n@partner.example", &["alice@example.org"], html).await);
+    let l = login(gw.web, "alice@example.org", "password for tests").await.unwrap();
+    let page = request(gw.web, "GET", &format!("/messages/{id}"), &[("Cookie", &l.cookie)], None).await;
+    assert!(page.text().contains(&format!(r#"<iframe class="html" sandbox="" src="/messages/{id}/html""#)), "{}", page.text());
+    assert!(!page.text().contains("<script>"));
+    let frame = request(gw.web, "GET", &format!("/messages/{id}/html"), &[("Cookie", &l.cookie)], None).await;
+    let csp = frame.header("content-security-policy").unwrap();
+    assert!(csp.contains("default-src 'none'") && csp.contains("sandbox") && csp.contains("img-src data:"), "{csp}");
+    assert_eq!(frame.header("x-frame-options"), Some("SAMEORIGIN"));
+    gw.stop().await;
+}
