@@ -83,9 +83,15 @@ iframe.html { width:100%; height:60vh; border:1px solid var(--line); border-radi
 progress { width:100%; height:14px; }
 .pager { display:flex; gap:.6rem; margin-top:.8rem; }
 @media (max-width: 760px) {
+  main { padding:0 .6rem; }
   form.search { grid-template-columns: 1fr 1fr; }
-  table.messages .hide-narrow { display:none; }
+  form.search > div:first-child { grid-column: 1 / -1; }
+  table.messages thead, table.messages .hide-narrow { display:none; }
+  table.messages tr { display:block; padding:.55rem .7rem; border-bottom:1px solid var(--line); }
+  table.messages td { display:block; border:0; padding:.05rem 0; word-break:break-word; }
+  table.messages td:nth-child(4) { font-size:1.05em; font-weight:600; }
   th, td { padding:.45rem .35rem; }
+  nav .who { margin-left:0; }
 }
 "#;
 
