@@ -1,0 +1,14 @@
+//! docs/openapi.yaml describes every API route the server has, and no route it lacks.
+
+#[test]
+fn openapi_lists_exactly_the_api_routes() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let code = std::fs::read_to_string(format!("{root}/src/web/api.rs")).unwrap();
+    let spec = std::fs::read_to_string(format!("{root}/docs/openapi.yaml")).unwrap();
+    let in_code: std::collections::BTreeSet<String> =
+        code.lines().filter_map(|l| l.trim().strip_prefix(".route(\"")).map(|r| r.split('"').next().unwrap().to_string()).collect();
+    let in_spec: std::collections::BTreeSet<String> =
+        spec.lines().filter(|l| l.starts_with("  /api/")).map(|l| l.trim().trim_end_matches(':').to_string()).collect();
+    assert!(!in_code.is_empty());
+    assert_eq!(in_code, in_spec);
+}
