@@ -25,6 +25,28 @@ pub struct Config {
     pub access: AccessConfig,
     pub backup: BackupConfig,
     pub web: WebConfig,
+    pub digest: DigestConfig,
+}
+
+/// The digest mail: each user is told what was refused for them, with one-click replay links.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DigestConfig {
+    pub enabled: bool,
+    /// How often (a user gets a digest only when something was refused for them).
+    pub every: Duration,
+    /// Where the links point, e.g. `https://mail-gw.example.org:8025`. Empty: web.listen.
+    pub base_url: String,
+    /// How long a replay link works.
+    pub link_days: u64,
+    /// The digest's sender. Empty: postmaster@ the first local domain.
+    pub from: String,
+}
+
+impl Default for DigestConfig {
+    fn default() -> Self {
+        DigestConfig { enabled: true, every: Duration::secs(86_400), base_url: String::new(), link_days: 7, from: String::new() }
+    }
 }
 
 /// The web UI and JSON API.
@@ -252,7 +274,7 @@ impl fmt::Display for ConfigErrors {
 
 impl std::error::Error for ConfigErrors {}
 
-const SECTIONS: &[&str] = &["smtp", "backend", "domains", "storage", "log", "modules", "access", "backup", "web"];
+const SECTIONS: &[&str] = &["smtp", "backend", "domains", "storage", "log", "modules", "access", "backup", "web", "digest"];
 
 impl Config {
     /// Reads and validates a file; the errors name the file's keys.
@@ -287,6 +309,7 @@ impl Config {
             access: section(&table, "access", &mut errors),
             backup: section(&table, "backup", &mut errors),
             web: section(&table, "web", &mut errors),
+            digest: section(&table, "digest", &mut errors),
         };
         errors.extend(config.validate());
         if errors.is_empty() { Ok(config) } else { Err(ConfigErrors(errors)) }
@@ -351,6 +374,15 @@ impl Config {
         }
         if self.web.session_hours == 0 || self.web.session_hours > 24 * 30 {
             err("web.session_hours", "must be between 1 and 720".into());
+        }
+        if self.digest.every.0 < std::time::Duration::from_secs(60) {
+            err("digest.every", "must be at least 1m".into());
+        }
+        if self.digest.link_days == 0 {
+            err("digest.link_days", "must be at least 1".into());
+        }
+        if !self.digest.base_url.is_empty() && !(self.digest.base_url.starts_with("http://") || self.digest.base_url.starts_with("https://")) {
+            err("digest.base_url", "must start with http:// or https://".into());
         }
         if let Some(modules) = &self.modules {
             for (i, m) in modules.iter().enumerate() {

@@ -19,6 +19,7 @@ pub mod auth;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod digest;
 pub mod id;
 pub mod logging;
 pub mod modules;
@@ -53,6 +54,9 @@ pub async fn start(config: config::Config) -> anyhow::Result<Running> {
     let store = storage::Store::open(&config.storage.database_location()).await?;
     let pipeline = modules::build(&config, &store)?;
     let web = if config.web.enabled { Some(web::start(config.clone(), store.clone()).await?) } else { None };
+    if config.digest.enabled {
+        tokio::spawn(digest::job(config.clone(), store.clone()));
+    }
     let smtp = server::Server::start(config, pipeline).await?;
     Ok(Running { smtp, web, store })
 }

@@ -53,6 +53,8 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Send the digest mails now (normally sent every digest.every).
+    Digest,
     /// Manage the accounts of the web UI, API and POP3.
     User {
         #[command(subcommand)]
@@ -149,6 +151,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 let store = sponts::storage::Store::open(&config.storage.database_location()).await?;
                 let q = sponts::cli::journal::Query { since, sender, rcpt, ip, subject, id, limit, json };
                 sponts::cli::journal::run(&store, q, &mut std::io::stdout().lock()).await?;
+                Ok(ExitCode::SUCCESS)
+            }
+            Cmd::Digest => {
+                let store = sponts::storage::Store::open(&config.storage.database_location()).await?;
+                let n = sponts::digest::run_once(&config, &store).await?;
+                println!("{n} digest{} sent", if n == 1 { "" } else { "s" });
                 Ok(ExitCode::SUCCESS)
             }
             Cmd::User { cmd } => {

@@ -104,7 +104,7 @@ pub async fn replay(config: &Config, store: &Store, of: &str, to: Option<&str>, 
 }
 
 /// One SMTP transaction with the backend; never fails, the replies tell what happened.
-async fn deliver(target: &BackendTarget, sender: &str, recipients: &[String], trace: &[u8], message: &[u8]) -> (Vec<RcptEntry>, String, bool) {
+pub(crate) async fn deliver(target: &BackendTarget, sender: &str, recipients: &[String], trace: &[u8], message: &[u8]) -> (Vec<RcptEntry>, String, bool) {
     let mut rcpts: Vec<RcptEntry> = recipients.iter().map(|a| RcptEntry { address: a.clone(), accepted: false, reply: String::new() }).collect();
     let mut backend = match Backend::connect(target).await {
         Ok(b) => b,

@@ -92,6 +92,23 @@ CREATE TABLE web_sessions (
 CREATE INDEX web_sessions_expires ON web_sessions (expires_us);
 "#,
     },
+    Migration {
+        version: 4,
+        sql: r#"
+CREATE TABLE secrets (
+    name TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE used_links (
+    token_hash TEXT PRIMARY KEY,
+    used_us BIGINT NOT NULL
+);
+CREATE TABLE digest_state (
+    address TEXT PRIMARY KEY,
+    last_us BIGINT NOT NULL
+);
+"#,
+    },
 ];
 
 pub async fn run(store: &Store) -> Result<()> {

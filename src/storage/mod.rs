@@ -6,6 +6,7 @@
 mod backup;
 pub mod batch;
 mod journal;
+mod links;
 mod migrations;
 mod sessions;
 mod users;

@@ -12,6 +12,7 @@ pub mod api;
 pub mod auth;
 pub mod bulk;
 pub mod html;
+pub mod links;
 pub mod message;
 pub mod pages;
 pub mod policy;
@@ -55,7 +56,7 @@ impl Web {
 }
 
 pub fn router(web: Web) -> Router {
-    Router::new().merge(api::routes()).merge(pages::routes()).layer(middleware::from_fn(security_headers)).with_state(web)
+    Router::new().merge(api::routes()).merge(pages::routes()).merge(links::routes()).layer(middleware::from_fn(security_headers)).with_state(web)
 }
 
 /// Headers every response carries; a handler's own Content-Security-Policy (the mail HTML
