@@ -86,4 +86,9 @@ TOML
   wait_port "${listen%:*}" "${listen##*:}"
 }
 
-stop_pid() { [ -f "$1/pid" ] && kill "$(cat "$1/pid")" 2>/dev/null; sleep 0.2; [ -f "$1/pid" ] && kill -9 "$(cat "$1/pid")" 2>/dev/null; true; }
+stop_pid() {
+  [ -f "$1/pid" ] || return 0
+  local p; p=$(cat "$1/pid"); kill "$p" 2>/dev/null || return 0
+  for _ in $(seq 1 100); do kill -0 "$p" 2>/dev/null || return 0; sleep 0.05; done
+  kill -9 "$p" 2>/dev/null; true
+}

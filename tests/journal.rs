@@ -120,6 +120,14 @@ async fn filters_work_the_same_on_both_stores() {
         assert_eq!(q(F { ip: Some("192.0.2.1".into()), ..F::default() }).await.len(), 0);
         assert_eq!(q(F { since_us: Some(sponts::clock::now_us() + 1_000_000), ..F::default() }).await.len(), 0);
         assert_eq!(q(F { limit: Some(1), ..F::default() }).await, vec!["carol@other.example"], "newest first");
+        assert_eq!(q(F { text: Some("QUARTERLY".into()), ..F::default() }).await, vec!["Alice@Partner.example"], "subject, any case");
+        assert_eq!(q(F { text: Some("y@example.n".into()), ..F::default() }).await, vec!["bob@other.example"], "a recipient");
+        assert_eq!(q(F { text: Some("other.example".into()), ..F::default() }).await.len(), 2, "senders");
+        assert_eq!(q(F { text: Some("lu".into()), ..F::default() }).await, vec!["bob@other.example"], "short terms too");
+        assert_eq!(q(F { text: Some("nothing like it".into()), ..F::default() }).await.len(), 0);
+        assert_eq!(q(F { visible_to: Some(vec!["x@example.org".into()]), ..F::default() }).await, vec!["Alice@Partner.example"]);
+        assert_eq!(q(F { visible_to: Some(vec!["alice@partner.example".into(), "gone@example.org".into()]), ..F::default() }).await.len(), 2);
+        assert_eq!(q(F { visible_to: Some(vec![]), ..F::default() }).await.len(), 0);
         let refused = gw.store.query_journal(&F { sender: Some("carol".into()), ..F::default() }).await.unwrap();
         assert_eq!(refused[0].outcome, "abandoned");
         assert!(!refused[0].recipients[0].accepted);

@@ -70,7 +70,35 @@ pub struct JournalFilter {
     pub offset: Option<i64>,
 }
 
-/// Rows per INSERT: 60 x 15 parameters stays far below both databases' limits.
+/// What free-text search looks in: sender, recipients and subject, lowercase.
+fn search_text(e: &JournalEntry) -> String {
+    let mut t = e.sender.to_lowercase();
+    for r in &e.recipients {
+        t.push(' ');
+        t.push_str(&r.address.to_lowercase());
+    }
+    t.push(' ');
+    t.push_str(&e.subject.as_deref().unwrap_or("").to_lowercase());
+    t
+}
+
+/// (address, record, time) for the sender and every recipient: the index behind "my mail".
+fn parties(entries: &[JournalEntry]) -> Vec<(String, &str, i64)> {
+    let mut out = Vec::new();
+    for e in entries {
+        let mut seen: Vec<String> = Vec::new();
+        let all = std::iter::once(e.sender.as_str()).chain(e.recipients.iter().map(|r| r.address.as_str()));
+        for a in all.filter(|a| !a.is_empty()).map(str::to_lowercase) {
+            if !seen.contains(&a) {
+                seen.push(a.clone());
+                out.push((a, e.id.as_str(), e.time_us));
+            }
+        }
+    }
+    out
+}
+
+/// Rows per INSERT: 60 x 16 parameters stays far below both databases' limits.
 const ROWS_PER_STATEMENT: usize = 60;
 
 /// `($1, $2), ($3, $4)` for `rows` rows of `cols` parameters.
@@ -121,18 +149,19 @@ impl Store {
             entries.iter().flat_map(|e| e.recipients.iter().enumerate().map(move |(i, r)| (e.id.as_str(), i as i32, r))).collect();
         let atts: Vec<(&str, i32, &AttachmentEntry)> =
             entries.iter().flat_map(|e| e.attachments.iter().enumerate().map(move |(i, a)| (e.id.as_str(), i as i32, a))).collect();
+        let parties = parties(entries);
         with_pool!(self, pool => {
             let mut tx = pool.begin().await?;
             for chunk in entries.chunks(ROWS_PER_STATEMENT) {
                 let sql = format!(
-                    "INSERT INTO journal (id, time_us, client_ip, client_port, helo, tls, sender, subject, message_id, size, outcome, decided_by, final_reply, replay_of, actor) VALUES {}",
-                    values(chunk.len(), 15)
+                    "INSERT INTO journal (id, time_us, client_ip, client_port, helo, tls, sender, subject, message_id, size, outcome, decided_by, final_reply, replay_of, actor, search_text) VALUES {}",
+                    values(chunk.len(), 16)
                 );
                 let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
                 for e in chunk {
                     q = q.bind(&e.id).bind(e.time_us).bind(&e.client_ip).bind(i32::from(e.client_port)).bind(&e.helo).bind(&e.tls)
                         .bind(&e.sender).bind(&e.subject).bind(&e.message_id).bind(e.size).bind(&e.outcome).bind(&e.decided_by).bind(&e.final_reply)
-                        .bind(&e.replay_of).bind(&e.actor);
+                        .bind(&e.replay_of).bind(&e.actor).bind(search_text(e));
                 }
                 q.execute(&mut *tx).await?;
             }
@@ -141,6 +170,14 @@ impl Store {
                 let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
                 for (id, i, r) in chunk {
                     q = q.bind(*id).bind(*i).bind(&r.address).bind(r.accepted).bind(&r.reply);
+                }
+                q.execute(&mut *tx).await?;
+            }
+            for chunk in parties.chunks(ROWS_PER_STATEMENT) {
+                let sql = format!("INSERT INTO journal_party (address, journal_id, time_us) VALUES {}", values(chunk.len(), 3));
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                for (address, id, t) in chunk {
+                    q = q.bind(address.clone()).bind(*id).bind(*t);
                 }
                 q.execute(&mut *tx).await?;
             }
@@ -185,12 +222,16 @@ impl Store {
         if let Some(id) = &f.id {
             cond(&mut sql, &mut params, " AND id = $?", Param::Text(id.clone()));
         }
-        if let Some(t) = &f.text {
-            params.push(Param::Text(like(t)));
-            let n = params.len();
-            sql.push_str(&format!(
-                " AND (LOWER(sender) LIKE ${n} ESCAPE '\\' OR LOWER(subject) LIKE ${n} ESCAPE '\\' OR EXISTS (SELECT 1 FROM journal_rcpt r WHERE r.journal_id = journal.id AND LOWER(r.address) LIKE ${n} ESCAPE '\\'))"
-            ));
+        if let Some(t) = f.text.as_deref().map(str::to_lowercase) {
+            // Indexed substring search: SQLite's FTS5 trigram table, PostgreSQL's pg_trgm index.
+            // Terms under three characters have no trigram and scan instead.
+            match self {
+                Store::Sqlite(_) if t.chars().count() >= 3 => {
+                    let phrase = format!("\"{}\"", t.replace('"', "\"\""));
+                    cond(&mut sql, &mut params, " AND journal.rowid IN (SELECT rowid FROM journal_fts WHERE journal_fts MATCH $?)", Param::Text(phrase));
+                }
+                _ => cond(&mut sql, &mut params, " AND search_text LIKE $? ESCAPE '\\'", Param::Text(like(&t))),
+            }
         }
         if let Some(t) = f.until_us {
             cond(&mut sql, &mut params, " AND time_us < $?", Param::Int(t));
@@ -209,10 +250,7 @@ impl Store {
                 let start = params.len() + 1;
                 params.extend(addrs.iter().map(|a| Param::Text(a.to_lowercase())));
                 let list: Vec<String> = (start..start + addrs.len()).map(|i| format!("${i}")).collect();
-                let list = list.join(", ");
-                sql.push_str(&format!(
-                    " AND (LOWER(sender) IN ({list}) OR EXISTS (SELECT 1 FROM journal_rcpt r WHERE r.journal_id = journal.id AND LOWER(r.address) IN ({list})))"
-                ));
+                sql.push_str(&format!(" AND id IN (SELECT journal_id FROM journal_party WHERE address IN ({}))", list.join(", ")));
             }
         }
         cond(&mut sql, &mut params, " ORDER BY time_us DESC, id DESC LIMIT $?", Param::Int(f.limit.unwrap_or(100)));

@@ -10,6 +10,9 @@ struct Migration {
     /// Statements for both databases (the common subset of SQL); `{BLOB}` becomes each
     /// database's binary type.
     sql: &'static str,
+    /// Then statements for one database only (full-text indexes differ).
+    sqlite: &'static str,
+    postgres: &'static str,
 }
 
 const MIGRATIONS: &[Migration] = &[
@@ -52,6 +55,8 @@ CREATE TABLE journal_attachment (
     PRIMARY KEY (journal_id, position)
 );
 "#,
+        sqlite: "",
+        postgres: "",
     },
     Migration {
         version: 2,
@@ -78,6 +83,8 @@ ALTER TABLE journal ADD COLUMN replay_of TEXT;
 ALTER TABLE journal ADD COLUMN actor TEXT;
 CREATE INDEX journal_replay_of ON journal (replay_of);
 "#,
+        sqlite: "",
+        postgres: "",
     },
     Migration {
         version: 3,
@@ -91,6 +98,8 @@ CREATE TABLE web_sessions (
 );
 CREATE INDEX web_sessions_expires ON web_sessions (expires_us);
 "#,
+        sqlite: "",
+        postgres: "",
     },
     Migration {
         version: 4,
@@ -108,6 +117,44 @@ CREATE TABLE digest_state (
     last_us BIGINT NOT NULL
 );
 "#,
+        sqlite: "",
+        postgres: "",
+    },
+    Migration {
+        version: 5,
+        sql: r#"
+ALTER TABLE journal ADD COLUMN search_text TEXT;
+CREATE TABLE journal_party (
+    address TEXT NOT NULL,
+    journal_id TEXT NOT NULL REFERENCES journal (id) ON DELETE CASCADE,
+    time_us BIGINT NOT NULL,
+    PRIMARY KEY (address, journal_id)
+);
+CREATE INDEX journal_party_time ON journal_party (address, time_us);
+INSERT INTO journal_party (address, journal_id, time_us)
+    SELECT DISTINCT LOWER(sender), id, time_us FROM journal WHERE sender <> '';
+INSERT INTO journal_party (address, journal_id, time_us)
+    SELECT DISTINCT LOWER(r.address), r.journal_id, j.time_us FROM journal_rcpt r JOIN journal j ON j.id = r.journal_id
+    ON CONFLICT (address, journal_id) DO NOTHING;
+"#,
+        sqlite: r#"
+UPDATE journal SET search_text = LOWER(sender || ' ' || COALESCE(subject, '') || ' ' ||
+    COALESCE((SELECT group_concat(address, ' ') FROM journal_rcpt r WHERE r.journal_id = journal.id), ''));
+CREATE VIRTUAL TABLE journal_fts USING fts5 (search_text, content = '', tokenize = 'trigram');
+INSERT INTO journal_fts (rowid, search_text) SELECT rowid, search_text FROM journal;
+CREATE TRIGGER journal_fts_insert AFTER INSERT ON journal BEGIN
+    INSERT INTO journal_fts (rowid, search_text) VALUES (new.rowid, new.search_text);
+END;
+CREATE TRIGGER journal_fts_delete AFTER DELETE ON journal BEGIN
+    INSERT INTO journal_fts (journal_fts, rowid, search_text) VALUES ('delete', old.rowid, old.search_text);
+END;
+"#,
+        postgres: r#"
+UPDATE journal SET search_text = LOWER(sender || ' ' || COALESCE(subject, '') || ' ' ||
+    COALESCE((SELECT string_agg(address, ' ') FROM journal_rcpt r WHERE r.journal_id = journal.id), ''));
+CREATE EXTENSION IF NOT EXISTS pg_trgm;
+CREATE INDEX journal_search_trgm ON journal USING gin (search_text gin_trgm_ops);
+"#,
     },
 ];
 
@@ -124,7 +171,8 @@ pub async fn run(store: &Store) -> Result<()> {
         let current = current.unwrap_or(0);
         for m in MIGRATIONS.iter().filter(|m| m.version > current) {
             let blob = if let Store::Postgres(_) = store { "BYTEA" } else { "BLOB" };
-            let sql = m.sql.replace("{BLOB}", blob);
+            let extra = if let Store::Postgres(_) = store { m.postgres } else { m.sqlite };
+            let sql = format!("{}\n{extra}", m.sql.replace("{BLOB}", blob));
             sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut *tx).await.with_context(|| format!("migration {}", m.version))?;
             sqlx::query("INSERT INTO schema_migrations (version, applied_us) VALUES ($1, $2)")
                 .bind(m.version)
