@@ -98,6 +98,9 @@ fn parties(entries: &[JournalEntry]) -> Vec<(String, &str, i64)> {
     out
 }
 
+/// A search term in at least this many records is searched newest-first instead of by index.
+const COMMON_TERM: i64 = 2000;
+
 /// Rows per INSERT: 60 x 16 parameters stays far below both databases' limits.
 const ROWS_PER_STATEMENT: usize = 60;
 
@@ -194,6 +197,12 @@ impl Store {
         })
     }
 
+    /// How many records contain an FTS phrase, counting no further than `cap` (SQLite only).
+    async fn fts_hits(&self, phrase: &str, cap: i64) -> Result<i64> {
+        let Store::Sqlite(pool) = self else { return Ok(0) };
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM (SELECT rowid FROM journal_fts WHERE journal_fts MATCH $1 LIMIT $2)").bind(phrase).bind(cap).fetch_one(pool).await?)
+    }
+
     /// Reads matching records, newest first.
     pub async fn query_journal(&self, f: &JournalFilter) -> Result<Vec<JournalEntry>> {
         let mut sql = String::from(
@@ -224,13 +233,14 @@ impl Store {
         }
         if let Some(t) = f.text.as_deref().map(str::to_lowercase) {
             // Indexed substring search: SQLite's FTS5 trigram table, PostgreSQL's pg_trgm index.
-            // Terms under three characters have no trigram and scan instead.
-            match self {
-                Store::Sqlite(_) if t.chars().count() >= 3 => {
-                    let phrase = format!("\"{}\"", t.replace('"', "\"\""));
-                    cond(&mut sql, &mut params, " AND journal.rowid IN (SELECT rowid FROM journal_fts WHERE journal_fts MATCH $?)", Param::Text(phrase));
-                }
-                _ => cond(&mut sql, &mut params, " AND search_text LIKE $? ESCAPE '\\'", Param::Text(like(&t))),
+            // On SQLite a term found in many records is faster the other way round (newest first,
+            // testing each until the page is full), so the index is asked first how common it is.
+            let phrase = format!("\"{}\"", t.replace('"', "\"\""));
+            let use_fts = matches!(self, Store::Sqlite(_)) && t.chars().count() >= 3 && self.fts_hits(&phrase, COMMON_TERM).await? < COMMON_TERM;
+            if use_fts {
+                cond(&mut sql, &mut params, " AND journal.rowid IN (SELECT rowid FROM journal_fts WHERE journal_fts MATCH $?)", Param::Text(phrase));
+            } else {
+                cond(&mut sql, &mut params, " AND search_text LIKE $? ESCAPE '\\'", Param::Text(like(&t)));
             }
         }
         if let Some(t) = f.until_us {
