@@ -205,3 +205,36 @@ async fn html_mail_is_framed_without_script_or_remote_content() {
     assert_eq!(frame.header("x-frame-options"), Some("SAMEORIGIN"));
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn admin_pages_manage_users() {
+    let w = world().await;
+    let cookie = w.admin.cookie.as_str();
+    let form = |body: String| body;
+    let post = |path: &'static str, body: String| {
+        let web = w.gw.web;
+        let cookie = cookie.to_string();
+        async move { request(web, "POST", path, &[("Cookie", &cookie)], Some(("application/x-www-form-urlencoded", body.as_bytes()))).await }
+    };
+    let csrf = &w.admin.csrf;
+    let r = post("/admin/users", form(format!("csrf={csrf}&address=carol%40example.org&password=carols+password&role=user"))).await;
+    assert_eq!((r.status, r.header("location").map(|l| l.contains("msg=added"))), (303, Some(true)));
+    assert!(login(w.gw.web, "carol@example.org", "carols password").await.is_ok());
+    let r = post("/admin/users/password", form(format!("csrf={csrf}&address=carol%40example.org&password=a+new+one+for+carol"))).await;
+    assert_eq!(r.status, 303);
+    assert!(login(w.gw.web, "carol@example.org", "a new one for carol").await.is_ok());
+    let r = post("/admin/users/alias", form(format!("csrf={csrf}&address=carol%40example.org&role=alice%40example.org"))).await;
+    assert!(r.header("location").unwrap().contains("msg="), "{:?}", r.header("location"));
+    let carol = login(w.gw.web, "carol@example.org", "a new one for carol").await.unwrap();
+    let r = request(w.gw.web, "GET", "/api/v1/messages", &[("Authorization", &format!("Bearer {}", carol.token))], None).await;
+    assert_eq!(ids(&r), vec![w.for_alice.clone()], "the alias shows alice's mail to carol");
+    let r = post("/admin/users/delete", form(format!("csrf={csrf}&address=carol%40example.org"))).await;
+    assert_eq!(r.status, 303);
+    let r = request(w.gw.web, "GET", "/api/v1/messages", &[("Authorization", &format!("Bearer {}", carol.token))], None).await;
+    assert_eq!(r.status, 401, "a removed user's sessions end with the account");
+    // Users cannot use the admin forms.
+    let r = request(w.gw.web, "POST", "/admin/users", &[("Cookie", &w.alice.cookie)], Some(("application/x-www-form-urlencoded", format!("csrf={}&address=x%40example.org&password=12345678&role=admin", w.alice.csrf).as_bytes()))).await;
+    assert_eq!(r.status, 403);
+    assert!(w.gw.store.user("x@example.org").await.unwrap().is_none());
+    w.gw.stop().await;
+}

@@ -27,6 +27,8 @@ pub fn routes() -> Router<Web> {
         .route("/messages/{id}/replay", post(replay))
         .route("/admin/users", get(users).post(user_add))
         .route("/admin/users/delete", post(user_delete))
+        .route("/admin/users/password", post(user_password))
+        .route("/admin/users/alias", post(user_alias))
         .route("/admin/bulk", get(bulk_page).post(bulk_start))
         .route("/admin/bulk/{job}", get(bulk_progress))
 }
@@ -373,6 +375,8 @@ async fn users(State(web): State<Web>, PageViewer(v): PageViewer, Query(q): Quer
     };
     let body = format!(
         r#"<h1>Users</h1>{notice}<table><thead><tr><th>Address</th><th>Role</th><th>Aliases</th><th></th></tr></thead><tbody>{rows}</tbody></table>
+<h2>Change a password</h2><form class="card row" method="post" action="/admin/users/password"><input type="hidden" name="csrf" value="{csrf}"><div><label for="pw-address">Mail address</label><input id="pw-address" name="address" type="email" required></div><div><label for="pw-password">New password</label><input id="pw-password" name="password" type="password" minlength="8" required></div><div><button type="submit" class="secondary">Change</button></div></form>
+<h2>Attach an alias</h2><form class="card row" method="post" action="/admin/users/alias"><input type="hidden" name="csrf" value="{csrf}"><div><label for="al-address">User</label><input id="al-address" name="address" type="email" required></div><div><label for="al-alias">Also sees mail of</label><input id="al-alias" name="role" type="email" required></div><div><button type="submit" class="secondary">Attach</button></div></form>
 <h2>Add a user</h2><form class="card row" method="post" action="/admin/users"><input type="hidden" name="csrf" value="{csrf}"><div><label for="address">Mail address</label><input id="address" name="address" type="email" required></div><div><label for="password">Password (8 characters or more)</label><input id="password" name="password" type="password" minlength="8" required></div><div><label for="role">Role</label><select id="role" name="role"><option value="user">user</option><option value="admin">admin</option></select></div><div><button type="submit">Add</button></div></form>"#
     );
     Html(page("Users", Some(&v), &body)).into_response()
@@ -406,6 +410,45 @@ async fn user_add(State(web): State<Web>, PageViewer(v): PageViewer, Form(f): Fo
     .await;
     match result {
         Ok(name) => Redirect::to(&format!("/admin/users?msg={}", url(&format!("added {name}")))).into_response(),
+        Err(e) => Redirect::to(&format!("/admin/users?error={}", url(&e.to_string()))).into_response(),
+    }
+}
+
+async fn user_password(State(web): State<Web>, PageViewer(v): PageViewer, Form(f): Form<UserForm>) -> Response {
+    if let Err(r) = admin_only(&v).and_then(|_| csrf_ok(&v, &f.csrf)) {
+        return r;
+    }
+    let pw = f.password.clone();
+    let result = async {
+        let hash = tokio::task::spawn_blocking(move || crate::auth::hash_password(&pw)).await??;
+        if !web.store.set_password(&f.address, &hash).await? {
+            anyhow::bail!("no user {}", f.address);
+        }
+        Ok::<_, anyhow::Error>(())
+    }
+    .await;
+    match result {
+        Ok(()) => Redirect::to(&format!("/admin/users?msg={}", url(&format!("password of {} changed", f.address)))).into_response(),
+        Err(e) => Redirect::to(&format!("/admin/users?error={}", url(&e.to_string()))).into_response(),
+    }
+}
+
+/// The alias travels in the form's `role` field (one form struct serves all user forms).
+async fn user_alias(State(web): State<Web>, PageViewer(v): PageViewer, Form(f): Form<UserForm>) -> Response {
+    if let Err(r) = admin_only(&v).and_then(|_| csrf_ok(&v, &f.csrf)) {
+        return r;
+    }
+    let result = async {
+        let (name, alias) = (crate::cli::user::account_name(&f.address)?, crate::cli::user::account_name(&f.role)?);
+        if web.store.user(&name).await?.is_none() {
+            anyhow::bail!("no user {name}");
+        }
+        web.store.add_alias(&name, &alias).await.map_err(|_| anyhow::anyhow!("{alias} is an alias already"))?;
+        Ok::<_, anyhow::Error>(format!("{name} now also sees mail of {alias}"))
+    }
+    .await;
+    match result {
+        Ok(m) => Redirect::to(&format!("/admin/users?msg={}", url(&m))).into_response(),
         Err(e) => Redirect::to(&format!("/admin/users?error={}", url(&e.to_string()))).into_response(),
     }
 }
