@@ -161,3 +161,25 @@ async fn session_duration_is_capped() {
     assert_eq!(last, "421 4.4.2 Session too long, closing connection");
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn a_client_that_stops_reading_is_cut_off_and_frees_its_slot() {
+    let cap = Capture::start(CaptureOptions::default()).await;
+    let gw = gateway(cap.addr, "[smtp]\ncommand_timeout = 1\nmax_connections_per_ip = 1\nmax_errors = 1000000\n").await;
+    let mut s = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    // Pipeline commands and never read a reply: sponts' writes back up and must time out.
+    let flood = "NOOP\r\n".repeat(200_000);
+    let _ = tokio::time::timeout(Duration::from_secs(10), tokio::io::AsyncWriteExt::write_all(&mut s, flood.as_bytes())).await;
+    let mut freed = false;
+    for _ in 0..100 {
+        let (_c, g) = Client::connect_raw(gw.addr).await;
+        if g.starts_with("220") {
+            freed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(freed, "the stalled session still holds the only slot");
+    drop(s);
+    gw.stop().await;
+}

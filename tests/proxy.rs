@@ -236,3 +236,22 @@ async fn pool_size_zero_opens_a_connection_per_session() {
     assert_eq!(*cap.sessions.lock().unwrap(), 3);
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn a_backend_that_refuses_the_data_command_is_reset_for_the_next_message() {
+    let cap = Capture::start(CaptureOptions { data_command_reply: Some("554 5.5.1 Error: no valid recipients".into()), ..Default::default() }).await;
+    let gw = gateway(cap.addr, "").await;
+    let mut c = Client::connect(gw.addr).await;
+    c.expect("EHLO client.test", 250).await;
+    for _ in 0..2 {
+        // Each time MAIL must find a clean backend transaction (no "nested MAIL").
+        let r = c.send_mail("a@sender.example", &["u@example.org"], b"Subject: x\r\n\r\nx\r\n").await;
+        assert!(r.starts_with("554 5.5.1 Error: no valid recipients id="), "{r}");
+    }
+    c.expect("QUIT", 221).await;
+    for _ in 0..2 {
+        let r = one_message(gw.addr, "again").await;
+        assert!(r.starts_with("554"), "pooled connection is clean too: {r}");
+    }
+    gw.stop().await;
+}

@@ -223,6 +223,13 @@ async fn admin_pages_manage_users() {
     let r = post("/admin/users/password", form(format!("csrf={csrf}&address=carol%40example.org&password=a+new+one+for+carol"))).await;
     assert_eq!(r.status, 303);
     assert!(login(w.gw.web, "carol@example.org", "a new one for carol").await.is_ok());
+    let old_session = login(w.gw.web, "carol@example.org", "a new one for carol").await.unwrap();
+    let r = post("/admin/users/password", form(format!("csrf={csrf}&address=carol%40example.org&password=and+another+one"))).await;
+    assert_eq!(r.status, 303);
+    let r = request(w.gw.web, "GET", "/api/v1/me", &[("Authorization", &format!("Bearer {}", old_session.token))], None).await;
+    assert_eq!(r.status, 401, "a new password ends the sessions of the old one");
+    let r = post("/admin/users/password", form(format!("csrf={csrf}&address=carol%40example.org&password=a+new+one+for+carol"))).await;
+    assert_eq!(r.status, 303);
     let r = post("/admin/users/alias", form(format!("csrf={csrf}&address=carol%40example.org&role=alice%40example.org"))).await;
     assert!(r.header("location").unwrap().contains("msg="), "{:?}", r.header("location"));
     let carol = login(w.gw.web, "carol@example.org", "a new one for carol").await.unwrap();
@@ -236,5 +243,33 @@ async fn admin_pages_manage_users() {
     let r = request(w.gw.web, "POST", "/admin/users", &[("Cookie", &w.alice.cookie)], Some(("application/x-www-form-urlencoded", format!("csrf={}&address=x%40example.org&password=12345678&role=admin", w.alice.csrf).as_bytes()))).await;
     assert_eq!(r.status, 403);
     assert!(w.gw.store.user("x@example.org").await.unwrap().is_none());
+    w.gw.stop().await;
+}
+
+#[tokio::test]
+async fn bulk_replay_for_an_address_takes_only_its_own_mail() {
+    let w = world().await;
+    for rcpt in ["ann@example.org", "joann@example.org"] {
+        let mut c = Client::connect(w.gw.addr).await;
+        c.expect("EHLO client.test", 250).await;
+        c.send_mail("news@partner.example", &[rcpt], format!("Subject: for {rcpt}\r\n\r\nx\r\n").as_bytes()).await;
+    }
+    let before = w.cap.wait_for(4).await.len();
+    let body = format!("csrf={}&rcpt=ann%40example.org", w.admin.csrf);
+    let r = request(w.gw.web, "POST", "/admin/bulk", &[("Cookie", &w.admin.cookie)], Some(("application/x-www-form-urlencoded", body.as_bytes()))).await;
+    assert_eq!(r.status, 303, "{}", r.text());
+    let d = w.cap.wait_for(before + 1).await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let d2 = w.cap.deliveries();
+    assert_eq!(d2.len(), before + 1, "joann's mail must not go to ann: {:?}", d2.iter().map(|m| &m.rcpts).collect::<Vec<_>>());
+    assert_eq!(d[before].rcpts, vec!["ann@example.org"]);
+    assert!(String::from_utf8_lossy(&d[before].data).contains("Subject: for ann@example.org"));
+
+    // The replay record's own download gives the original message.
+    let replay = w.gw.store.query_journal(&sponts::storage::JournalFilter { limit: Some(1), ..Default::default() }).await.unwrap().remove(0);
+    assert!(replay.replay_of.is_some());
+    let raw = get(&w, Some(&w.admin), &format!("/api/v1/messages/{}/raw", replay.id)).await;
+    assert_eq!(raw.status, 200);
+    assert!(raw.text().contains("Subject: for ann@example.org"));
     w.gw.stop().await;
 }

@@ -46,8 +46,12 @@ pub fn sign(key: &hmac::Key, link: &Link) -> String {
 
 pub fn verify(key: &hmac::Key, token: &str, now_us: i64) -> Result<Link, LinkError> {
     let parts: Vec<&str> = token.split('.').collect();
-    let [id, rcpt_hex, expires, sig] = parts[..] else { return Err(LinkError::Invalid) };
-    let expires: i64 = expires.parse().map_err(|_| LinkError::Invalid)?;
+    let [id, rcpt_hex, expires_text, sig] = parts[..] else { return Err(LinkError::Invalid) };
+    let expires: i64 = expires_text.parse().map_err(|_| LinkError::Invalid)?;
+    // One spelling per link: `+1000` or `01000` must not make a second "unused" token.
+    if expires.to_string() != expires_text {
+        return Err(LinkError::Invalid);
+    }
     let want = signature(key, id, rcpt_hex, expires);
     let ok = want.len() == sig.len() && want.bytes().zip(sig.bytes()).fold(0u8, |a, (x, y)| a | (x ^ y)) == 0;
     if !ok {
@@ -77,5 +81,7 @@ mod tests {
         assert_eq!(verify(&key, &forged, 0), Err(LinkError::Invalid));
         assert_eq!(verify(&hmac::Key::new(hmac::HMAC_SHA256, b"other key"), &t, 0), Err(LinkError::Invalid));
         assert_eq!(verify(&key, "garbage", 0), Err(LinkError::Invalid));
+        let respelled = t.replace(".1000.", ".01000.");
+        assert_eq!(verify(&key, &respelled, 0), Err(LinkError::Invalid), "no second spelling of the same link");
     }
 }

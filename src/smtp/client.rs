@@ -192,6 +192,9 @@ impl Backend {
     pub async fn data(&mut self, parts: &[&[u8]]) -> Result<Reply, BackendError> {
         let go = self.command("DATA", self.timeouts.data_init, "DATA").await?;
         if go.code != 354 {
+            // The transaction is still open at the backend: close it, so this connection can
+            // serve the next one.
+            self.rset().await?;
             return Ok(go);
         }
         let size: usize = parts.iter().map(|p| p.len()).sum();

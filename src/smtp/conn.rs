@@ -32,15 +32,34 @@ pub struct Conn {
     out: Vec<u8>,
     /// How long one read may wait (RFC 5321 4.5.3.2 timeouts); `None`: forever.
     read_timeout: Option<std::time::Duration>,
+    /// How long one write may wait for a peer that does not read.
+    write_timeout: std::time::Duration,
+    /// No I/O past this instant (the session's total cap).
+    deadline: Option<tokio::time::Instant>,
 }
 
 impl Conn {
     pub fn new(io: Box<dyn Io>) -> Conn {
-        Conn { io: Some(io), buf: vec![0; BUF_SIZE].into_boxed_slice(), start: 0, end: 0, out: Vec::with_capacity(1024), read_timeout: None }
+        Conn { io: Some(io), buf: vec![0; BUF_SIZE].into_boxed_slice(), start: 0, end: 0, out: Vec::with_capacity(1024), read_timeout: None, write_timeout: std::time::Duration::from_secs(300), deadline: None }
     }
 
     pub fn set_read_timeout(&mut self, t: Option<std::time::Duration>) {
         self.read_timeout = t;
+    }
+
+    pub fn set_write_timeout(&mut self, t: std::time::Duration) {
+        self.write_timeout = t;
+    }
+
+    /// A hard end for every read and write of this connection.
+    pub fn set_deadline(&mut self, at: tokio::time::Instant) {
+        self.deadline = Some(at);
+    }
+
+    /// When the current write must be done: the write timeout, capped by the deadline.
+    fn write_by(&self) -> tokio::time::Instant {
+        let by = tokio::time::Instant::now() + self.write_timeout;
+        self.deadline.map_or(by, |d| d.min(by))
     }
 
     fn io(&mut self) -> io::Result<&mut Box<dyn Io>> {
@@ -85,8 +104,13 @@ impl Conn {
         }
         let end = self.end;
         let io = self.io.as_mut().ok_or_else(|| io::Error::new(io::ErrorKind::NotConnected, "stream taken"))?;
-        let n = match self.read_timeout {
-            Some(t) => tokio::time::timeout(t, io.read(&mut self.buf[end..]))
+        let by = match (self.read_timeout, self.deadline) {
+            (Some(t), Some(d)) => Some(d.min(tokio::time::Instant::now() + t)),
+            (Some(t), None) => Some(tokio::time::Instant::now() + t),
+            (None, d) => d,
+        };
+        let n = match by {
+            Some(by) => tokio::time::timeout_at(by, io.read(&mut self.buf[end..]))
                 .await
                 .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "read timed out"))??,
             None => io.read(&mut self.buf[end..]).await?,
@@ -136,18 +160,24 @@ impl Conn {
             return Ok(());
         }
         let out = std::mem::take(&mut self.out);
+        let by = self.write_by();
         let io = self.io()?;
-        io.write_all(&out).await?;
-        io.flush().await?;
+        let written = tokio::time::timeout_at(by, async {
+            io.write_all(&out).await?;
+            io.flush().await
+        })
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "write timed out"))?;
         self.out = out;
         self.out.clear();
-        Ok(())
+        written
     }
 
     /// Writes bytes straight through (message bodies), after anything queued.
     pub async fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
         self.flush().await?;
-        self.io()?.write_all(bytes).await
+        let by = self.write_by();
+        tokio::time::timeout_at(by, self.io()?.write_all(bytes)).await.map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "write timed out"))?
     }
 
     /// Takes the stream out for a TLS handshake; the caller puts the upgraded one back with `set_io`.
@@ -162,7 +192,7 @@ impl Conn {
 
     pub async fn shutdown(&mut self) {
         if let Ok(io) = self.io() {
-            let _ = io.shutdown().await;
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), io.shutdown()).await;
         }
     }
 }

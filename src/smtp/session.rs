@@ -59,8 +59,11 @@ pub struct Session {
 }
 
 impl Session {
-    pub fn new(conn: Conn, gw: Arc<Gateway>, info: SessionInfo) -> Session {
+    pub fn new(mut conn: Conn, gw: Arc<Gateway>, info: SessionInfo) -> Session {
         let deadline = Instant::now() + gw.config.smtp.session_timeout.0;
+        // A client that stops reading our replies is cut off like one that stops writing.
+        conn.set_deadline(deadline);
+        conn.set_write_timeout(gw.config.smtp.command_timeout.0);
         Session { conn, gw, info, tx: None, backend: None, backend_dirty: false, errors: 0, deadline }
     }
 
@@ -85,7 +88,7 @@ impl Session {
                         break;
                     }
                     Ok(Err(e)) if e.kind() == std::io::ErrorKind::TimedOut => {
-                        self.reply(&replies::timeout());
+                        self.reply(&self.timed_out());
                         break;
                     }
                     Ok(Err(_)) | Ok(Ok(Line::Eof)) => break,
@@ -100,10 +103,16 @@ impl Session {
                 }
             }
         }
-        let _ = self.conn.flush().await;
+        // The record is committed before the client hears the last reply.
         self.end_transaction_abandoned().await;
+        let _ = self.conn.flush().await;
         self.conn.shutdown().await;
         self.release_backend().await;
+    }
+
+    /// Which limit a timed-out read hit: the session's total, or the wait for the next line.
+    fn timed_out(&self) -> Reply {
+        if Instant::now() >= self.deadline { replies::session_too_long() } else { replies::timeout() }
     }
 
     fn reply(&mut self, r: &Reply) {
@@ -403,7 +412,7 @@ impl Session {
                 return Flow::Close;
             }
             Ok(Err(e)) if e.kind() == std::io::ErrorKind::TimedOut => {
-                self.reply(&replies::timeout());
+                self.reply(&self.timed_out());
                 return Flow::Close;
             }
             Ok(Err(_)) | Ok(Ok(Data::Eof)) => return Flow::Close,

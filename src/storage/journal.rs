@@ -130,16 +130,19 @@ fn like(text: &str) -> String {
     format!("%{escaped}%")
 }
 
-/// Binds the ids of `entries` to a query's `$1..$n`.
+/// Records whose recipients and attachments are fetched by one query.
+const CHILD_FETCH: usize = 1000;
+
+/// Binds ids to a query's `$1..$n`.
 fn bind_ids<'q, DB: sqlx::Database>(
     mut q: sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments>,
-    entries: &[JournalEntry],
+    ids: &[String],
 ) -> sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments>
 where
     String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
 {
-    for e in entries {
-        q = q.bind(e.id.clone());
+    for id in ids {
+        q = q.bind(id.clone());
     }
     q
 }
@@ -300,19 +303,22 @@ impl Store {
             if entries.is_empty() {
                 return Ok(entries);
             }
-            let placeholders: Vec<String> = (1..=entries.len()).map(|i| format!("${i}")).collect();
-            let list = placeholders.join(", ");
             let index: std::collections::HashMap<String, usize> = entries.iter().enumerate().map(|(i, e)| (e.id.clone(), i)).collect();
-
-            let sql = format!("SELECT journal_id, address, accepted, reply FROM journal_rcpt WHERE journal_id IN ({list}) ORDER BY journal_id, position");
-            for row in bind_ids(sqlx::query(sqlx::AssertSqlSafe(sql)), &entries).fetch_all(pool).await? {
-                let i = index[&row.try_get::<String, _>("journal_id")?];
-                entries[i].recipients.push(RcptEntry { address: row.try_get("address")?, accepted: row.try_get("accepted")?, reply: row.try_get("reply")? });
-            }
-            let sql = format!("SELECT journal_id, filename, mime_type, size FROM journal_attachment WHERE journal_id IN ({list}) ORDER BY journal_id, position");
-            for row in bind_ids(sqlx::query(sqlx::AssertSqlSafe(sql)), &entries).fetch_all(pool).await? {
-                let i = index[&row.try_get::<String, _>("journal_id")?];
-                entries[i].attachments.push(AttachmentEntry { filename: row.try_get("filename")?, mime_type: row.try_get("mime_type")?, size: row.try_get("size")? });
+            // Children are fetched for a slice of records at a time: one parameter per id, far
+            // below either database's limit.
+            let ids: Vec<String> = entries.iter().map(|e| e.id.clone()).collect();
+            for chunk in ids.chunks(CHILD_FETCH) {
+                let list = (1..=chunk.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
+                let sql = format!("SELECT journal_id, address, accepted, reply FROM journal_rcpt WHERE journal_id IN ({list}) ORDER BY journal_id, position");
+                for row in bind_ids(sqlx::query(sqlx::AssertSqlSafe(sql)), chunk).fetch_all(pool).await? {
+                    let i = index[&row.try_get::<String, _>("journal_id")?];
+                    entries[i].recipients.push(RcptEntry { address: row.try_get("address")?, accepted: row.try_get("accepted")?, reply: row.try_get("reply")? });
+                }
+                let sql = format!("SELECT journal_id, filename, mime_type, size FROM journal_attachment WHERE journal_id IN ({list}) ORDER BY journal_id, position");
+                for row in bind_ids(sqlx::query(sqlx::AssertSqlSafe(sql)), chunk).fetch_all(pool).await? {
+                    let i = index[&row.try_get::<String, _>("journal_id")?];
+                    entries[i].attachments.push(AttachmentEntry { filename: row.try_get("filename")?, mime_type: row.try_get("mime_type")?, size: row.try_get("size")? });
+                }
             }
             Ok(entries)
         })

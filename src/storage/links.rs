@@ -26,6 +26,14 @@ impl Store {
         })
     }
 
+    /// Gives a link back (its use did not deliver anything).
+    pub async fn release_link(&self, token_hash: &str) -> Result<()> {
+        with_pool!(self, pool => {
+            sqlx::query("DELETE FROM used_links WHERE token_hash = $1").bind(token_hash).execute(pool).await?;
+            Ok(())
+        })
+    }
+
     pub async fn link_used(&self, token_hash: &str) -> Result<bool> {
         with_pool!(self, pool => {
             let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM used_links WHERE token_hash = $1").bind(token_hash).fetch_one(pool).await?;

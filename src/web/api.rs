@@ -48,16 +48,17 @@ pub async fn sign_in(web: &Web, ip: std::net::IpAddr, username: &str, password: 
     if let Some(wait) = web.throttle.blocked(ip, &username) {
         return Err((StatusCode::TOO_MANY_REQUESTS, format!("too many failed logins; try again in {} s", wait.as_secs().max(1))));
     }
+    // Counted before the (slow) check, so parallel attempts cannot slip past the throttle.
+    web.throttle.failed(ip, &username);
     let user = web.store.user(&username).await.map_err(|_| (StatusCode::INTERNAL_SERVER_ERROR, "storage error".to_string()))?;
     let hash = user.as_ref().map(|u| u.password_hash.clone());
     let pw = password.to_string();
     let ok = tokio::task::spawn_blocking(move || crate::auth::verify_password(&pw, hash.as_deref())).await.unwrap_or(false);
     if !ok {
-        web.throttle.failed(ip, &username);
         tracing::info!(%ip, user = %username, "failed login");
         return Err((StatusCode::UNAUTHORIZED, "wrong user name or password".into()));
     }
-    web.throttle.succeeded(&username);
+    web.throttle.succeeded(ip, &username);
     let (token, csrf) = (random_token(), random_token());
     let hours = web.config.web.session_hours as i64;
     let expires = crate::clock::now_us() + hours * 3_600_000_000;
@@ -237,7 +238,7 @@ pub async fn raw_response(web: &Web, v: &super::auth::Viewer, id: &str) -> Respo
         Ok(e) => e,
         Err(s) => return error(s, "no such message"),
     };
-    match raw_message(web, &e.id).await {
+    match raw_message(web, e.replay_of.as_deref().unwrap_or(&e.id)).await {
         Ok(Some(bytes)) => (
             [(header::CONTENT_TYPE, "message/rfc822".to_string()), (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{}.eml\"", e.id))],
             bytes,

@@ -155,8 +155,14 @@ impl Throttle {
         }
     }
 
-    pub fn succeeded(&self, account: &str) {
-        self.failures.lock().expect("throttle lock").remove(&format!("user:{}", account.to_lowercase()));
+    /// The attempt counted by `failed` before the check turned out right: the account's record
+    /// goes, the address gets its attempt back.
+    pub fn succeeded(&self, ip: IpAddr, account: &str) {
+        let mut map = self.failures.lock().expect("throttle lock");
+        map.remove(&format!("user:{}", account.to_lowercase()));
+        if let Some(e) = map.get_mut(&format!("ip:{ip}")) {
+            e.0 = e.0.saturating_sub(1);
+        }
     }
 }
 

@@ -53,14 +53,19 @@ async fn use_link(State(web): State<Web>, Path(token): Path<String>) -> Response
         Ok(l) => l,
         Err(r) => return r,
     };
-    match web.store.use_link(&super::auth::token_hash(&token)).await {
+    let hash = super::auth::token_hash(&token);
+    match web.store.use_link(&hash).await {
         Ok(true) => {}
         Ok(false) => return answer(StatusCode::GONE, "Link used", "This link was used already: the message has been delivered."),
         Err(_) => return answer(StatusCode::INTERNAL_SERVER_ERROR, "Error", "Try again later."),
     }
     match crate::replay::replay(&web.config, &web.store, &l.id, Some(&l.rcpt), &format!("link:{}", l.rcpt)).await {
         Ok(r) if r.delivered => answer(StatusCode::OK, "Delivered", &format!("The message is on its way to {}.", l.rcpt)),
-        Ok(r) => answer(StatusCode::BAD_GATEWAY, "Not delivered", &format!("The mail server answered: {}", r.reply)),
+        Ok(r) => {
+            // Nothing was delivered: the link stays good for another try.
+            let _ = web.store.release_link(&hash).await;
+            answer(StatusCode::BAD_GATEWAY, "Not delivered", &format!("The mail server answered: {} Try the link again later.", r.reply))
+        }
         Err(e) => answer(StatusCode::NOT_FOUND, "Not delivered", &e.to_string()),
     }
 }

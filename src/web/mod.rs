@@ -98,9 +98,12 @@ pub async fn start(config: Config, store: Store) -> Result<WebServer> {
         None => tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         }),
-        Some(acceptor) => tokio::spawn(async move {
-            let _ = axum::serve(TlsListener { tcp: listener, acceptor }, app).await;
-        }),
+        Some(acceptor) => {
+            let tls = TlsListener::new(listener, acceptor)?;
+            tokio::spawn(async move {
+                let _ = axum::serve(tls, app).await;
+            })
+        }
     };
     tracing::info!(%addr, "web UI and API listening");
     Ok(WebServer { addr, task })
@@ -130,10 +133,36 @@ impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, TlsL
     }
 }
 
-/// TLS in front of axum: each accepted connection is handshaken (bounded) before it is served.
+/// TLS in front of axum. A background task accepts TCP connections and runs each handshake in a
+/// task of its own (bounded in time), so a client that connects and says nothing holds up no one.
 pub struct TlsListener {
-    tcp: tokio::net::TcpListener,
-    acceptor: tokio_rustls::TlsAcceptor,
+    ready: tokio::sync::mpsc::Receiver<(tokio_rustls::server::TlsStream<tokio::net::TcpStream>, SocketAddr)>,
+    addr: SocketAddr,
+}
+
+impl TlsListener {
+    fn new(tcp: tokio::net::TcpListener, acceptor: tokio_rustls::TlsAcceptor) -> std::io::Result<TlsListener> {
+        let addr = tcp.local_addr()?;
+        let (tx, ready) = tokio::sync::mpsc::channel(64);
+        tokio::spawn(async move {
+            loop {
+                let (stream, peer) = match tcp.accept().await {
+                    Ok(a) => a,
+                    Err(_) => {
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let (acceptor, tx) = (acceptor.clone(), tx.clone());
+                tokio::spawn(async move {
+                    if let Ok(Ok(tls)) = tokio::time::timeout(std::time::Duration::from_secs(10), acceptor.accept(stream)).await {
+                        let _ = tx.send((tls, peer)).await;
+                    }
+                });
+            }
+        });
+        Ok(TlsListener { ready, addr })
+    }
 }
 
 impl axum::serve::Listener for TlsListener {
@@ -141,16 +170,14 @@ impl axum::serve::Listener for TlsListener {
     type Addr = SocketAddr;
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        loop {
-            let Ok((tcp, addr)) = self.tcp.accept().await else { continue };
-            let handshake = tokio::time::timeout(std::time::Duration::from_secs(10), self.acceptor.accept(tcp)).await;
-            if let Ok(Ok(tls)) = handshake {
-                return (tls, addr);
-            }
+        match self.ready.recv().await {
+            Some(conn) => conn,
+            // The accepting task is gone (it never ends on its own): wait for the server to stop.
+            None => std::future::pending().await,
         }
     }
 
     fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        self.tcp.local_addr()
+        Ok(self.addr)
     }
 }

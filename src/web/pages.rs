@@ -137,7 +137,7 @@ fn search_form(s: &Search, admin: bool) -> String {
 
 fn query_string(s: &Search, offset: i64) -> String {
     let mut parts = Vec::new();
-    for (k, v) in [("q", &s.q), ("from", &s.from), ("until", &s.until), ("verdict", &s.verdict), ("attachments", &s.attachments), ("ip", &s.ip), ("rcpt", &s.rcpt), ("sender", &s.sender)] {
+    for (k, v) in [("q", &s.q), ("from", &s.from), ("until", &s.until), ("verdict", &s.verdict), ("attachments", &s.attachments), ("ip", &s.ip), ("rcpt", &s.rcpt), ("sender", &s.sender), ("subject", &s.subject)] {
         if let Some(v) = v.as_deref().filter(|v| !v.is_empty()) {
             parts.push(format!("{k}={}", url(v)));
         }
@@ -172,7 +172,7 @@ async fn list(State(web): State<Web>, PageViewer(v): PageViewer, Query(s): Query
         pager.push_str(&format!(r#"<a class="button secondary" href="/?{}">Older</a>"#, query_string(&s, offset + limit)));
     }
     let bulk = if v.is_admin() && !list.is_empty() {
-        let hidden: String = [("q", &s.q), ("from", &s.from), ("until", &s.until), ("verdict", &s.verdict), ("attachments", &s.attachments), ("ip", &s.ip), ("rcpt", &s.rcpt), ("sender", &s.sender)]
+        let hidden: String = [("q", &s.q), ("from", &s.from), ("until", &s.until), ("verdict", &s.verdict), ("attachments", &s.attachments), ("ip", &s.ip), ("rcpt", &s.rcpt), ("sender", &s.sender), ("subject", &s.subject)]
             .iter()
             .filter_map(|(k, v)| v.as_deref().filter(|v| !v.is_empty()).map(|v| format!(r#"<input type="hidden" name="{k}" value="{}">"#, esc(v))))
             .collect();
@@ -222,7 +222,7 @@ async fn show(State(web): State<Web>, PageViewer(v): PageViewer, Path(id): Path<
     let mut notice = String::new();
     if let Some(new) = &q.replayed {
         let f = crate::storage::JournalFilter { id: Some(new.clone()), limit: Some(1), ..Default::default() };
-        if let Some(r) = web.store.query_journal(&f).await.ok().and_then(|mut l| l.pop()).filter(|r| r.replay_of.as_deref() == Some(source.as_str())) {
+        if let Some(r) = web.store.query_journal(&f).await.ok().and_then(|mut l| l.pop()).filter(|r| r.replay_of.as_deref() == Some(source.as_str()) && super::policy::can_see(&v, r)) {
             let class = if r.outcome == "delivered" { "ok" } else { "bad" };
             let to: Vec<&str> = r.recipients.iter().map(|x| x.address.as_str()).collect();
             notice = format!(
@@ -495,6 +495,7 @@ struct BulkForm {
 #[derive(Deserialize, Default)]
 struct SearchFields {
     q: Option<String>,
+    subject: Option<String>,
     sender: Option<String>,
     rcpt: Option<String>,
     ip: Option<String>,
@@ -509,7 +510,7 @@ async fn bulk_start(State(web): State<Web>, PageViewer(v): PageViewer, Form(f): 
         return r;
     }
     let s = f.search;
-    let search = Search { q: s.q, sender: s.sender, rcpt: s.rcpt.clone(), subject: None, ip: s.ip, verdict: s.verdict, from: s.from, until: s.until, attachments: s.attachments, limit: None, offset: None };
+    let search = Search { q: s.q, sender: s.sender, rcpt: s.rcpt.clone(), subject: s.subject, ip: s.ip, verdict: s.verdict, from: s.from, until: s.until, attachments: s.attachments, limit: None, offset: None };
     let mut filter = match search.filter() {
         Ok(f) => f,
         Err(e) => return status_page(StatusCode::BAD_REQUEST, Some(&v), &e),
@@ -519,8 +520,12 @@ async fn bulk_start(State(web): State<Web>, PageViewer(v): PageViewer, Form(f): 
     let mut list = web.store.query_journal(&filter).await.unwrap_or_default();
     list.retain(|e| e.replay_of.is_none());
     list.reverse();
-    // An exact recipient in the search: deliver to that address only (the outage case).
+    // A full address as recipient: its own accepted mail only (the search matches substrings,
+    // ann@ must not collect joann@'s mail), delivered to that address alone (the outage case).
     let rcpt_exact = s.rcpt.as_deref().and_then(|r| crate::cli::user::account_name(r).ok());
+    if let Some(r) = &rcpt_exact {
+        list.retain(|e| e.recipients.iter().any(|x| x.accepted && x.address.eq_ignore_ascii_case(r)));
+    }
     let to = f.to.filter(|t| !t.trim().is_empty()).or(rcpt_exact);
     if list.is_empty() {
         return status_page(StatusCode::BAD_REQUEST, Some(&v), "Nothing matches: no message to replay.");

@@ -29,6 +29,8 @@ pub struct CaptureOptions {
     pub hang_up_after_data: bool,
     /// ... and say `421` first.
     pub say_421_on_hang_up: bool,
+    /// Answer the DATA command itself with this (the transaction stays open, as in Postfix).
+    pub data_command_reply: Option<String>,
 }
 
 #[derive(Clone)]
@@ -79,6 +81,8 @@ async fn session(s: tokio::net::TcpStream, cap: Capture, opts: CaptureOptions) -
     w.write_all(b"220 capture.test ESMTP\r\n").await?;
     let mut cur = Delivery::default();
     let mut helo = String::new();
+    // A transaction is open from MAIL to the end of DATA or RSET; MAIL inside one is an error.
+    let mut in_tx = false;
     loop {
         let mut line = String::new();
         if r.read_line(&mut line).await? == 0 {
@@ -90,6 +94,11 @@ async fn session(s: tokio::net::TcpStream, cap: Capture, opts: CaptureOptions) -
             helo = line[5..].to_string();
             w.write_all(b"250-capture.test\r\n250-PIPELINING\r\n250-SIZE 100000000\r\n250 8BITMIME\r\n").await?;
         } else if upper.starts_with("MAIL FROM:") {
+            if in_tx {
+                w.write_all(b"503 5.5.1 Error: nested MAIL command\r\n").await?;
+                continue;
+            }
+            in_tx = true;
             cur = Delivery { helo: helo.clone(), mail: line[10..].to_string(), ..Default::default() };
             w.write_all(b"250 2.1.0 Ok\r\n").await?;
         } else if upper.starts_with("RCPT TO:") {
@@ -101,6 +110,11 @@ async fn session(s: tokio::net::TcpStream, cap: Capture, opts: CaptureOptions) -
                 w.write_all(b"250 2.1.5 Ok\r\n").await?;
             }
         } else if upper == "DATA" {
+            if let Some(r) = &opts.data_command_reply {
+                w.write_all(format!("{r}\r\n").as_bytes()).await?;
+                continue;
+            }
+            in_tx = false;
             w.write_all(b"354 End data with <CR><LF>.<CR><LF>\r\n").await?;
             let mut wire = Vec::new();
             loop {
@@ -124,6 +138,7 @@ async fn session(s: tokio::net::TcpStream, cap: Capture, opts: CaptureOptions) -
                 return Ok(());
             }
         } else if upper == "RSET" {
+            in_tx = false;
             cur = Delivery::default();
             w.write_all(b"250 2.0.0 Ok\r\n").await?;
         } else if upper == "QUIT" {
