@@ -26,6 +26,26 @@ pub struct Config {
     pub backup: BackupConfig,
     pub web: WebConfig,
     pub digest: DigestConfig,
+    pub queue: QueueConfig,
+}
+
+/// Queue mode: while the backend is down, mail for known recipients is kept and delivered later.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueueConfig {
+    pub enabled: bool,
+    /// Recipients the backend accepted within this many days count as known in queue mode.
+    pub known_recipient_days: u64,
+    /// How often the queue runner looks for due messages (and so probes the backend).
+    pub probe: Duration,
+    /// The longest wait between two attempts of one message.
+    pub max_retry: Duration,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        QueueConfig { enabled: true, known_recipient_days: 90, probe: Duration::secs(5), max_retry: Duration::secs(3600) }
+    }
 }
 
 /// The digest mail: each user is told what was refused for them, with one-click replay links.
@@ -274,7 +294,7 @@ impl fmt::Display for ConfigErrors {
 
 impl std::error::Error for ConfigErrors {}
 
-const SECTIONS: &[&str] = &["smtp", "backend", "domains", "storage", "log", "modules", "access", "backup", "web", "digest"];
+const SECTIONS: &[&str] = &["smtp", "backend", "domains", "storage", "log", "modules", "access", "backup", "web", "digest", "queue"];
 
 impl Config {
     /// Reads and validates a file; the errors name the file's keys.
@@ -310,6 +330,7 @@ impl Config {
             backup: section(&table, "backup", &mut errors),
             web: section(&table, "web", &mut errors),
             digest: section(&table, "digest", &mut errors),
+            queue: section(&table, "queue", &mut errors),
         };
         errors.extend(config.validate());
         if errors.is_empty() { Ok(config) } else { Err(ConfigErrors(errors)) }
@@ -383,6 +404,12 @@ impl Config {
         }
         if !self.digest.base_url.is_empty() && !(self.digest.base_url.starts_with("http://") || self.digest.base_url.starts_with("https://")) {
             err("digest.base_url", "must start with http:// or https://".into());
+        }
+        if self.queue.probe.0 < std::time::Duration::from_secs(1) || self.queue.probe.0 > std::time::Duration::from_secs(30) {
+            err("queue.probe", "must be between 1s and 30s (the drain must start within 30 s of the backend's return)".into());
+        }
+        if self.queue.max_retry.0 < self.queue.probe.0 {
+            err("queue.max_retry", "must not be shorter than queue.probe".into());
         }
         if let Some(modules) = &self.modules {
             for (i, m) in modules.iter().enumerate() {

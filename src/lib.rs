@@ -25,6 +25,7 @@ pub mod logging;
 pub mod modules;
 pub mod net;
 pub mod pipeline;
+pub mod queue;
 pub mod replay;
 pub mod server;
 pub mod smtp;
@@ -57,6 +58,9 @@ pub async fn start(config: config::Config) -> anyhow::Result<Running> {
     if config.digest.enabled {
         tokio::spawn(digest::job(config.clone(), store.clone()));
     }
-    let smtp = server::Server::start(config, pipeline).await?;
+    if config.queue.enabled {
+        tokio::spawn(queue::runner(config.clone(), store.clone()));
+    }
+    let smtp = server::Server::start(config, pipeline, store.clone()).await?;
     Ok(Running { smtp, web, store })
 }

@@ -19,6 +19,7 @@ use crate::smtp::conn::Conn;
 use crate::smtp::pool::BackendPool;
 use crate::smtp::reply::{replies, Reply};
 use crate::smtp::session::Session;
+use crate::storage::Store;
 
 /// What every session shares.
 pub struct Gateway {
@@ -29,13 +30,15 @@ pub struct Gateway {
     pub backend: BackendPool,
     /// Becomes `true` when sponts is shutting down.
     pub shutdown: watch::Receiver<bool>,
+    /// For queue mode: known recipients, and the queue itself.
+    pub store: Store,
 }
 
 impl Gateway {
-    pub fn new(config: Config, pipeline: Pipeline, shutdown: watch::Receiver<bool>) -> Result<Gateway> {
+    pub fn new(config: Config, pipeline: Pipeline, store: Store, shutdown: watch::Receiver<bool>) -> Result<Gateway> {
         let tls = crate::smtp::tls::server_config(&config)?;
         let backend = BackendPool::new(BackendTarget::from_config(&config), config.backend.pool_size);
-        Ok(Gateway { config, pipeline, tls: Some(tokio_rustls::TlsAcceptor::from(tls)), backend, shutdown })
+        Ok(Gateway { config, pipeline, tls: Some(tokio_rustls::TlsAcceptor::from(tls)), backend, shutdown, store })
     }
 }
 
@@ -92,9 +95,9 @@ pub struct Server {
 
 impl Server {
     /// Binds every `smtp.listen` address and starts accepting.
-    pub async fn start(config: Config, pipeline: Pipeline) -> Result<Server> {
+    pub async fn start(config: Config, pipeline: Pipeline, store: Store) -> Result<Server> {
         let (stop, stopped) = watch::channel(false);
-        let gw = Arc::new(Gateway::new(config, pipeline, stopped)?);
+        let gw = Arc::new(Gateway::new(config, pipeline, store, stopped)?);
         let limits = Arc::new(Limits::default());
         let mut tasks = tokio::task::JoinSet::new();
         let mut addrs = Vec::new();

@@ -78,7 +78,7 @@ async fn backend_refusal_of_the_message_is_passed_on_with_the_id() {
 
 #[tokio::test]
 async fn unreachable_backend_gives_451_and_is_journaled() {
-    let gw = gateway(dead_address(), "").await;
+    let gw = gateway(dead_address(), "[queue]\nenabled = false\n").await;
     let mut c = Client::connect(gw.addr).await;
     c.expect("EHLO client.test", 250).await;
     let r = c.expect("MAIL FROM:<a@sender.example>", 451).await;

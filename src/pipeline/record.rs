@@ -16,6 +16,8 @@ pub enum Outcome {
     Discarded,
     /// The client left or reset before sending a message.
     Abandoned,
+    /// Kept in the queue while the backend was down (the queue runner records the final outcome).
+    Queued,
 }
 
 impl Outcome {
@@ -26,11 +28,12 @@ impl Outcome {
             Outcome::TempFailed => "tempfailed",
             Outcome::Discarded => "discarded",
             Outcome::Abandoned => "abandoned",
+            Outcome::Queued => "queued",
         }
     }
 
     pub fn parse(s: &str) -> Option<Outcome> {
-        [Outcome::Delivered, Outcome::Refused, Outcome::TempFailed, Outcome::Discarded, Outcome::Abandoned]
+        [Outcome::Delivered, Outcome::Refused, Outcome::TempFailed, Outcome::Discarded, Outcome::Abandoned, Outcome::Queued]
             .into_iter()
             .find(|o| o.as_str() == s)
     }

@@ -33,6 +33,8 @@ struct Tx {
     accepted: Vec<Address>,
     /// The backend failed mid-transaction: every further command of it gets this reply.
     broken: Option<Reply>,
+    /// Queue mode: the backend was down at MAIL, the message goes to the durable queue.
+    queued: bool,
 }
 
 impl Tx {
@@ -234,6 +236,7 @@ impl Session {
             rcpts: Vec::new(),
             accepted: Vec::new(),
             broken: None,
+            queued: false,
         };
         let (info, txi) = (self.info.clone(), tx.info());
         let d = self.gw.pipeline.run(|m| m.mail(&info, &txi)).await;
@@ -255,6 +258,15 @@ impl Session {
                 self.finish(&tx, None, outcome_of(&r), "backend", &r).await;
                 self.reply(&r);
             }
+            Err(e) if self.gw.config.queue.enabled => {
+                tracing::warn!(id = %tx.id, "backend unavailable at MAIL, queue mode: {e}");
+                self.backend = None;
+                self.backend_dirty = false;
+                let mut tx = tx;
+                tx.queued = true;
+                self.tx = Some(tx);
+                self.reply(&Reply::new(250, "2.1.0", "Ok"));
+            }
             Err(e) => {
                 tracing::warn!(id = %tx.id, "backend unavailable at MAIL: {e}");
                 self.backend = None;
@@ -264,6 +276,26 @@ impl Session {
             }
         }
         Flow::Continue
+    }
+
+    /// Queue mode: a recipient is known if it is an account or alias, or the backend accepted it
+    /// lately. Others wait (450): the backend cannot confirm them, so never a 550.
+    async fn known_recipient(&self, address: &str) -> Reply {
+        let days = self.gw.config.queue.known_recipient_days as i64;
+        let since = crate::clock::now_us() - days * 86_400_000_000;
+        let known = match self.gw.store.is_user_address(address).await {
+            Ok(true) => Ok(true),
+            Ok(false) => self.gw.store.backend_knew(address, since).await,
+            Err(e) => Err(e),
+        };
+        match known {
+            Ok(true) => Reply::new(250, "2.1.5", "Ok"),
+            Ok(false) => Reply::new(450, "4.2.1", format!("<{address}>: Recipient address rejected: mailbox unavailable, try again later")),
+            Err(e) => {
+                tracing::error!("queue mode recipient check failed: {e:#}");
+                replies::local_error()
+            }
+        }
     }
 
     /// MAIL at the backend. A pooled connection that turns out dead is replaced once.
@@ -362,7 +394,9 @@ impl Session {
             self.reply(&r);
             return Flow::Continue;
         }
+        let queued = self.tx.as_ref().is_some_and(|t| t.queued);
         let answer = match self.backend.as_mut() {
+            _ if queued => Ok(self.known_recipient(&address).await),
             Some(b) => b.rcpt(&address).await.map_err(|e| e.to_string()),
             None => Err("no backend session".into()),
         };
@@ -445,6 +479,7 @@ impl Session {
         let (outcome, decided_by, reply) = match d.verdict {
             Verdict::Reject(r) | Verdict::TempFail(r) => (outcome_of(&r), d.module.unwrap_or("smtp"), with_id(&r, &tx.id)),
             Verdict::Discard => (Outcome::Discarded, d.module.unwrap_or("smtp"), Reply::new(250, "2.0.0", format!("Ok id={}", tx.id))),
+            Verdict::Continue | Verdict::Accept | Verdict::Delay(_) if tx.queued => self.enqueue(&tx, &message).await,
             Verdict::Continue | Verdict::Accept | Verdict::Delay(_) => self.deliver(&tx, &message).await,
         };
         self.finish(&tx, Some(message), outcome, decided_by, &reply).await;
@@ -476,6 +511,29 @@ impl Session {
                 tracing::warn!(id = %tx.id, "backend failed during DATA: {e}");
                 self.backend = None;
                 (Outcome::TempFailed, "backend", with_id(&replies::backend_unavailable(), &tx.id))
+            }
+        }
+    }
+
+    /// Queue mode: the message is committed to the durable queue before the 250.
+    async fn enqueue(&mut self, tx: &Tx, message: &[u8]) -> (Outcome, &'static str, Reply) {
+        let single = (tx.accepted.len() == 1).then(|| tx.accepted[0].to_string());
+        let mut full = received_header(&self.gw.config.smtp.hostname, &self.info, &tx.id, single.as_deref(), tx.time_us);
+        full.extend_from_slice(message);
+        let sender = tx.sender.as_ref().map(|a| a.to_string()).unwrap_or_default();
+        let rcpts: Vec<String> = tx.accepted.iter().map(|a| a.to_string()).collect();
+        let stored = match crate::modules::backup::compress(&full, 3) {
+            Ok(z) => self.gw.store.enqueue(&tx.id, tx.time_us, &sender, full.len() as i64, &z, &rcpts).await,
+            Err(e) => Err(e.into()),
+        };
+        match stored {
+            Ok(()) => {
+                tracing::info!(id = %tx.id, rcpts = rcpts.len(), "queued: the backend is down");
+                (Outcome::Queued, "queue", Reply::new(250, "2.0.0", format!("Ok: queued, delivery deferred id={}", tx.id)))
+            }
+            Err(e) => {
+                tracing::error!(id = %tx.id, "cannot queue the message: {e:#}");
+                (Outcome::TempFailed, "queue", with_id(&replies::local_error(), &tx.id))
             }
         }
     }

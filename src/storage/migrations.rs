@@ -156,6 +156,35 @@ CREATE EXTENSION IF NOT EXISTS pg_trgm;
 CREATE INDEX journal_search_trgm ON journal USING gin (search_text gin_trgm_ops);
 "#,
     },
+    Migration {
+        version: 6,
+        sql: r#"
+CREATE TABLE queue (
+    id TEXT PRIMARY KEY,
+    time_us BIGINT NOT NULL,
+    sender TEXT NOT NULL,
+    size BIGINT NOT NULL,
+    body {BLOB} NOT NULL,
+    attempts INTEGER NOT NULL,
+    next_attempt_us BIGINT NOT NULL,
+    last_reply TEXT NOT NULL,
+    lease_until_us BIGINT NOT NULL,
+    leased_by TEXT NOT NULL
+);
+CREATE INDEX queue_due ON queue (next_attempt_us);
+CREATE INDEX queue_arrival ON queue (time_us);
+CREATE TABLE queue_rcpt (
+    queue_id TEXT NOT NULL REFERENCES queue (id) ON DELETE CASCADE,
+    address TEXT NOT NULL,
+    done BOOLEAN NOT NULL,
+    last_reply TEXT NOT NULL,
+    PRIMARY KEY (queue_id, address)
+);
+CREATE INDEX journal_rcpt_lower ON journal_rcpt (LOWER(address));
+"#,
+        sqlite: "",
+        postgres: "",
+    },
 ];
 
 pub async fn run(store: &Store) -> Result<()> {

@@ -8,11 +8,13 @@ pub mod batch;
 mod journal;
 mod links;
 mod migrations;
+mod queue;
 mod sessions;
 mod users;
 
 pub use backup::{Purged, StoredBody};
 pub use journal::{AttachmentEntry, JournalEntry, JournalFilter, RcptEntry};
+pub use queue::Queued;
 pub use sessions::WebSession;
 pub use users::{Role, User};
 
@@ -53,7 +55,8 @@ impl Store {
                     .filename(path)
                     .create_if_missing(true)
                     .journal_mode(SqliteJournalMode::Wal)
-                    .synchronous(SqliteSynchronous::Normal)
+                    // FULL: a commit is on disk before it returns (the queue promises it; see docs/storage.md).
+                    .synchronous(SqliteSynchronous::Full)
                     .foreign_keys(true)
                     .busy_timeout(Duration::from_secs(10));
                 let pool = SqlitePoolOptions::new()

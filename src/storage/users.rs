@@ -83,6 +83,18 @@ impl Store {
         })
     }
 
+    /// Is this an account's address or one of its aliases?
+    pub async fn is_user_address(&self, address: &str) -> Result<bool> {
+        with_pool!(self, pool => {
+            let a = address.to_lowercase();
+            let n: i64 = sqlx::query_scalar("SELECT (SELECT COUNT(*) FROM users WHERE address = $1) + (SELECT COUNT(*) FROM user_aliases WHERE alias = $1)")
+                .bind(&a)
+                .fetch_one(pool)
+                .await?;
+            Ok(n > 0)
+        })
+    }
+
     pub async fn user(&self, address: &str) -> Result<Option<User>> {
         Ok(self.users(Some(address)).await?.into_iter().next())
     }

@@ -42,7 +42,12 @@ pub struct Capture {
 
 impl Capture {
     pub async fn start(opts: CaptureOptions) -> Capture {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Capture::start_on("127.0.0.1:0".parse().unwrap(), opts).await
+    }
+
+    /// On a given address (a backend that comes back where it was).
+    pub async fn start_on(addr: SocketAddr, opts: CaptureOptions) -> Capture {
+        let listener = TcpListener::bind(addr).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let cap = Capture { addr, deliveries: Default::default(), sessions: Default::default() };
         let c = cap.clone();

@@ -1,0 +1,137 @@
+//! The queue runner: while messages wait in the durable queue (accepted in queue mode), it leases
+//! the due ones in arrival order, tries the backend, and records each recipient's answer. A 2xx
+//! or 5xx ends a recipient; a 4xx or an unreachable backend means another try later — soon while
+//! the backend is down (so the drain starts within `queue.probe` of its return), with a doubling
+//! wait per message when the backend itself defers. The journal record of the original
+//! transaction gets the final outcome.
+
+use std::time::Duration;
+
+use crate::config::Config;
+use crate::smtp::client::{Backend, BackendTarget};
+use crate::storage::Store;
+
+/// How long a node owns a leased message before another may take it (a node died mid-delivery).
+const LEASE: Duration = Duration::from_secs(300);
+/// Messages leased per round.
+const BATCH: i64 = 50;
+
+/// Runs forever: a round every `queue.probe`.
+pub async fn runner(config: Config, store: Store) {
+    let node = format!("{}:{}", config.smtp.hostname, std::process::id());
+    let mut tick = tokio::time::interval(config.queue.probe.0);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Err(e) = run_once(&config, &store, &node).await {
+            tracing::warn!("queue round failed: {e:#}");
+        }
+    }
+}
+
+/// The wait before attempt `n + 1` after the backend deferred: 30 s, doubling, capped.
+fn backoff(attempts: i32, max: Duration) -> Duration {
+    Duration::from_secs(30u64 << attempts.clamp(0, 16) as u32).min(max)
+}
+
+/// One round; returns how many messages left the queue.
+pub async fn run_once(config: &Config, store: &Store, node: &str) -> anyhow::Result<usize> {
+    let now = crate::clock::now_us();
+    let ids = store.lease_due(node, now, LEASE.as_micros() as i64, BATCH).await?;
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    let target = BackendTarget::from_config(config);
+    let mut done = 0;
+    for id in ids {
+        let Some(item) = store.queue_list(Some(&id)).await?.pop() else { continue };
+        let Some(body) = store.queued_body(&id).await? else { continue };
+        let message = zstd::bulk::decompress(&body, item.size.max(0) as usize)?;
+        let mut backend = match Backend::connect(&target).await {
+            Ok(b) => b,
+            Err(e) => {
+                // Still down: every leased message waits for the next probe, no attempt counted.
+                let next = crate::clock::now_us() + config.queue.probe.0.as_micros() as i64;
+                store.reschedule(&id, next, &format!("backend unavailable: {e}"), false).await?;
+                continue;
+            }
+        };
+        let outcome = attempt(&mut backend, store, &item, &message).await;
+        backend.quit().await;
+        match outcome {
+            Ok(Attempt::Finished { delivered, reply }) => {
+                store.dequeue(&id).await?;
+                store.set_outcome(&id, if delivered { "delivered" } else { "refused" }, &reply).await?;
+                tracing::info!(%id, delivered, "queued message through: {reply}");
+                done += 1;
+            }
+            Ok(Attempt::Later(reply)) | Err(reply) => {
+                let next = crate::clock::now_us() + backoff(item.attempts, config.queue.max_retry.0).as_micros() as i64;
+                store.reschedule(&id, next, &reply, true).await?;
+            }
+        }
+    }
+    Ok(done)
+}
+
+enum Attempt {
+    /// Every recipient has its final answer.
+    Finished { delivered: bool, reply: String },
+    /// Some recipient is deferred.
+    Later(String),
+}
+
+async fn attempt(backend: &mut Backend, store: &Store, item: &crate::storage::Queued, message: &[u8]) -> Result<Attempt, String> {
+    let err = |e: crate::smtp::client::BackendError| e.to_string();
+    let eight_bit = message.iter().any(|&b| b >= 0x80);
+    let r = backend.mail(&item.sender, Some(message.len() as u64), eight_bit).await.map_err(err)?;
+    if r.is_transient() {
+        return Ok(Attempt::Later(r.summary()));
+    }
+    if !r.is_positive() {
+        for a in &item.pending {
+            store.queue_rcpt_done(&item.id, a, &r.summary()).await.map_err(|e| e.to_string())?;
+        }
+        return Ok(Attempt::Finished { delivered: false, reply: r.summary() });
+    }
+    let mut accepted = Vec::new();
+    let mut deferred = false;
+    for a in &item.pending {
+        let r = backend.rcpt(a).await.map_err(err)?;
+        if r.is_positive() {
+            accepted.push(a.clone());
+        } else if r.is_permanent() {
+            store.queue_rcpt_done(&item.id, a, &r.summary()).await.map_err(|e| e.to_string())?;
+        } else {
+            deferred = true;
+        }
+    }
+    if accepted.is_empty() {
+        backend.rset().await.map_err(err)?;
+        return Ok(if deferred { Attempt::Later("every recipient deferred".into()) } else { Attempt::Finished { delivered: false, reply: "every recipient refused".into() } });
+    }
+    let r = backend.data(&[message]).await.map_err(err)?;
+    if r.is_transient() {
+        return Ok(Attempt::Later(r.summary()));
+    }
+    for a in &accepted {
+        store.queue_rcpt_done(&item.id, a, &r.summary()).await.map_err(|e| e.to_string())?;
+    }
+    if deferred {
+        return Ok(Attempt::Later(format!("partly delivered: {}", r.summary())));
+    }
+    Ok(Attempt::Finished { delivered: r.is_positive(), reply: r.summary() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_is_capped() {
+        let max = Duration::from_secs(3600);
+        assert_eq!(backoff(0, max), Duration::from_secs(30));
+        assert_eq!(backoff(3, max), Duration::from_secs(240));
+        assert_eq!(backoff(20, max), max);
+    }
+}

@@ -1,0 +1,150 @@
+//! The durable queue: messages accepted while the backend was down, with their pending
+//! recipients, attempt count, next attempt and last reply. Rows are leased for delivery (on
+//! PostgreSQL with `FOR UPDATE SKIP LOCKED`), so several nodes sharing the database deliver each
+//! message once, and a lease that runs out (a node died mid-delivery) makes the row due again.
+
+use anyhow::Result;
+use serde::Serialize;
+use sqlx::Row;
+
+use super::{with_pool, Store};
+
+/// A queued message as the queue runner and the CLI see it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Queued {
+    pub id: String,
+    pub time_us: i64,
+    pub sender: String,
+    pub size: i64,
+    pub attempts: i32,
+    pub next_attempt_us: i64,
+    pub last_reply: String,
+    /// Recipients not yet delivered (or bounced).
+    pub pending: Vec<String>,
+}
+
+impl Store {
+    /// Queues a message in one transaction; returns once it is committed.
+    pub async fn enqueue(&self, id: &str, time_us: i64, sender: &str, size: i64, compressed: &[u8], rcpts: &[String]) -> Result<()> {
+        with_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            sqlx::query("INSERT INTO queue (id, time_us, sender, size, body, attempts, next_attempt_us, last_reply, lease_until_us, leased_by) VALUES ($1, $2, $3, $4, $5, 0, $6, '', 0, '')")
+                .bind(id).bind(time_us).bind(sender).bind(size).bind(compressed).bind(time_us)
+                .execute(&mut *tx).await?;
+            for r in rcpts {
+                sqlx::query("INSERT INTO queue_rcpt (queue_id, address, done, last_reply) VALUES ($1, $2, $3, '')").bind(id).bind(r).bind(false).execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    /// Leases up to `limit` due messages, oldest arrival first, for `lease_us`.
+    pub async fn lease_due(&self, node: &str, now_us: i64, lease_us: i64, limit: i64) -> Result<Vec<String>> {
+        let lock = if matches!(self, Store::Postgres(_)) { " FOR UPDATE SKIP LOCKED" } else { "" };
+        let sql = format!(
+            "UPDATE queue SET lease_until_us = $1, leased_by = $2 WHERE id IN \
+             (SELECT id FROM queue WHERE next_attempt_us <= $3 AND lease_until_us < $3 ORDER BY time_us, id LIMIT $4{lock}) RETURNING id, time_us"
+        );
+        with_pool!(self, pool => {
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now_us + lease_us).bind(node).bind(now_us).bind(limit).fetch_all(pool).await?;
+            let mut v: Vec<(i64, String)> = rows.iter().map(|r| Ok((r.try_get("time_us")?, r.try_get("id")?))).collect::<Result<_, sqlx::Error>>()?;
+            v.sort();
+            Ok(v.into_iter().map(|(_, id)| id).collect())
+        })
+    }
+
+    /// The compressed body of a queued message.
+    pub async fn queued_body(&self, id: &str) -> Result<Option<Vec<u8>>> {
+        with_pool!(self, pool => {
+            Ok(sqlx::query_scalar("SELECT body FROM queue WHERE id = $1").bind(id).fetch_optional(pool).await?)
+        })
+    }
+
+    /// Records one recipient's final answer (delivered or bounced).
+    pub async fn queue_rcpt_done(&self, id: &str, address: &str, reply: &str) -> Result<()> {
+        with_pool!(self, pool => {
+            sqlx::query("UPDATE queue_rcpt SET done = $1, last_reply = $2 WHERE queue_id = $3 AND address = $4").bind(true).bind(reply).bind(id).bind(address).execute(pool).await?;
+            Ok(())
+        })
+    }
+
+    /// The message is through: it leaves the queue.
+    pub async fn dequeue(&self, id: &str) -> Result<()> {
+        with_pool!(self, pool => {
+            sqlx::query("DELETE FROM queue WHERE id = $1").bind(id).execute(pool).await?;
+            Ok(())
+        })
+    }
+
+    /// Another attempt later; the lease is given back.
+    pub async fn reschedule(&self, id: &str, next_us: i64, reply: &str, count_attempt: bool) -> Result<()> {
+        with_pool!(self, pool => {
+            sqlx::query("UPDATE queue SET next_attempt_us = $1, last_reply = $2, attempts = attempts + $3, lease_until_us = 0, leased_by = '' WHERE id = $4")
+                .bind(next_us).bind(reply).bind(i32::from(count_attempt)).bind(id).execute(pool).await?;
+            Ok(())
+        })
+    }
+
+    /// Makes every message (or one) due now.
+    pub async fn retry_now(&self, id: Option<&str>) -> Result<u64> {
+        let now = crate::clock::now_us();
+        with_pool!(self, pool => {
+            let r = match id {
+                Some(id) => sqlx::query("UPDATE queue SET next_attempt_us = $1 WHERE id = $2").bind(now).bind(id).execute(pool).await?,
+                None => sqlx::query("UPDATE queue SET next_attempt_us = $1").bind(now).execute(pool).await?,
+            };
+            Ok(r.rows_affected())
+        })
+    }
+
+    /// The queue in arrival order (or one message).
+    pub async fn queue_list(&self, id: Option<&str>) -> Result<Vec<Queued>> {
+        with_pool!(self, pool => {
+            let rows = match id {
+                Some(id) => sqlx::query("SELECT id, time_us, sender, size, attempts, next_attempt_us, last_reply FROM queue WHERE id = $1").bind(id).fetch_all(pool).await?,
+                None => sqlx::query("SELECT id, time_us, sender, size, attempts, next_attempt_us, last_reply FROM queue ORDER BY time_us, id").fetch_all(pool).await?,
+            };
+            let mut out = Vec::with_capacity(rows.len());
+            for r in rows {
+                let id: String = r.try_get("id")?;
+                let pending = sqlx::query_scalar("SELECT address FROM queue_rcpt WHERE queue_id = $1 AND done = $2 ORDER BY address").bind(&id).bind(false).fetch_all(pool).await?;
+                out.push(Queued {
+                    id,
+                    time_us: r.try_get("time_us")?,
+                    sender: r.try_get("sender")?,
+                    size: r.try_get("size")?,
+                    attempts: r.try_get("attempts")?,
+                    next_attempt_us: r.try_get("next_attempt_us")?,
+                    last_reply: r.try_get("last_reply")?,
+                    pending,
+                });
+            }
+            Ok(out)
+        })
+    }
+
+    /// Did the backend accept mail for this address since `since_us` (outside queue mode)?
+    pub async fn backend_knew(&self, address: &str, since_us: i64) -> Result<bool> {
+        with_pool!(self, pool => {
+            let n: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM (SELECT 1 FROM journal_rcpt r JOIN journal j ON j.id = r.journal_id \
+                 WHERE LOWER(r.address) = $1 AND r.accepted = $2 AND j.time_us >= $3 AND j.decided_by <> 'queue' LIMIT 1) AS k",
+            )
+            .bind(address.to_lowercase())
+            .bind(true)
+            .bind(since_us)
+            .fetch_one(pool)
+            .await?;
+            Ok(n > 0)
+        })
+    }
+
+    /// A journal record's outcome, once a queued message got its final answer.
+    pub async fn set_outcome(&self, id: &str, outcome: &str, final_reply: &str) -> Result<()> {
+        with_pool!(self, pool => {
+            sqlx::query("UPDATE journal SET outcome = $1, final_reply = $2 WHERE id = $3").bind(outcome).bind(final_reply).bind(id).execute(pool).await?;
+            Ok(())
+        })
+    }
+}

@@ -1,0 +1,108 @@
+//! Queue mode: while the backend is down, mail for known recipients is committed to the durable
+//! queue before the 250, unknown recipients wait with 450, and the queue drains in arrival order,
+//! exactly once, when the backend returns.
+
+mod common;
+
+use common::*;
+use std::time::Duration;
+
+#[tokio::test]
+async fn mail_is_queued_while_the_backend_is_down_and_drained_in_order_when_it_returns() {
+    let backend_addr = dead_address();
+    let gw = gateway(backend_addr, "[queue]\nprobe = 1\n").await;
+    gw.store.add_user("alice@example.org", &sponts::auth::hash_password("password for tests").unwrap(), sponts::storage::Role::User).await.unwrap();
+    // bob is no user, but the backend accepted mail for him last week.
+    gw.store
+        .insert_journal(&[sponts::storage::JournalEntry {
+            id: "EARLIER".into(),
+            time_us: sponts::clock::now_us() - 7 * 86_400_000_000,
+            client_ip: "192.0.2.1".into(),
+            client_port: 1,
+            helo: "h".into(),
+            tls: None,
+            sender: "x@partner.example".into(),
+            recipients: vec![sponts::storage::RcptEntry { address: "Bob@example.org".into(), accepted: true, reply: "250 2.1.5 Ok".into() }],
+            subject: None,
+            message_id: None,
+            size: None,
+            attachments: vec![],
+            outcome: "delivered".into(),
+            decided_by: "backend".into(),
+            final_reply: "250 ok".into(),
+            replay_of: None,
+            actor: None,
+        }])
+        .await
+        .unwrap();
+
+    let mut c = Client::connect(gw.addr).await;
+    c.expect("EHLO client.test", 250).await;
+    c.expect("MAIL FROM:<a@partner.example>", 250).await;
+    let r = c.expect("RCPT TO:<stranger@example.org>", 450).await;
+    assert!(r.starts_with("450 4.2.1"), "never 550 while the backend cannot confirm: {r}");
+    c.expect("RCPT TO:<bob@example.org>", 250).await;
+    c.expect("RSET", 250).await;
+    let mut ids = Vec::new();
+    for i in 0..20 {
+        let r = c.send_mail("a@partner.example", &["alice@example.org"], format!("Subject: queued {i:02}\r\n\r\nx\r\n").as_bytes()).await;
+        assert!(r.starts_with("250 2.0.0 Ok: queued, delivery deferred id="), "{r}");
+        ids.push(reply_id(&r));
+    }
+    c.expect("QUIT", 221).await;
+    assert_eq!(gw.store.queue_list(None).await.unwrap().len(), 20);
+    assert_eq!(journal_entry(&gw.store, &ids[0]).await.outcome, "queued");
+
+    // The backend returns where it was.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let cap = Capture::start_on(backend_addr, CaptureOptions::default()).await;
+    let mut drained = false;
+    for _ in 0..100 {
+        if gw.store.queue_list(None).await.unwrap().is_empty() {
+            drained = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(drained, "the queue drains within seconds of the backend's return");
+    let d = cap.wait_for(20).await;
+    assert_eq!(d.len(), 20, "each exactly once");
+    for (i, m) in d.iter().enumerate() {
+        let text = String::from_utf8_lossy(&m.data);
+        assert!(text.contains(&format!("Subject: queued {i:02}")), "arrival order: #{i} is {text}");
+        assert!(text.starts_with("Received: from client.test"), "{text}");
+        assert_eq!(m.rcpts, vec!["alice@example.org"]);
+    }
+    let e = journal_entry(&gw.store, &ids[19]).await;
+    assert_eq!(e.outcome, "delivered");
+    assert!(e.final_reply.contains("queued as CAPTURE"), "{}", e.final_reply);
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn a_backend_refusal_ends_a_queued_message_and_deferrals_wait() {
+    let backend_addr = dead_address();
+    let gw = gateway(backend_addr, "[queue]\nprobe = 1\n").await;
+    for a in ["alice@example.org", "carol@example.org"] {
+        gw.store.add_user(a, &sponts::auth::hash_password("password for tests").unwrap(), sponts::storage::Role::User).await.unwrap();
+    }
+    let mut c = Client::connect(gw.addr).await;
+    c.expect("EHLO client.test", 250).await;
+    let r = c.send_mail("a@partner.example", &["alice@example.org", "carol@example.org"], b"Subject: two\r\n\r\nx\r\n").await;
+    let id = reply_id(&r);
+    c.expect("QUIT", 221).await;
+    // carol is unknown to the backend after all.
+    let cap = Capture::start_on(backend_addr, CaptureOptions { unknown: ["carol@example.org".to_string()].into(), ..Default::default() }).await;
+    for _ in 0..100 {
+        if gw.store.queue_list(None).await.unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(gw.store.queue_list(None).await.unwrap().is_empty());
+    let d = cap.wait_for(1).await;
+    assert_eq!(d.len(), 1);
+    assert_eq!(d[0].rcpts, vec!["alice@example.org"]);
+    assert_eq!(journal_entry(&gw.store, &id).await.outcome, "delivered");
+    gw.stop().await;
+}
