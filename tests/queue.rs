@@ -9,8 +9,19 @@ use std::time::Duration;
 
 #[tokio::test]
 async fn mail_is_queued_while_the_backend_is_down_and_drained_in_order_when_it_returns() {
+    queue_and_drain("").await;
+}
+
+#[tokio::test]
+async fn the_same_on_postgres() {
+    let db = pg::TestDb::create().await;
+    queue_and_drain(&format!("[storage]\ndatabase = \"{}\"\n", db.url)).await;
+    db.drop_db().await;
+}
+
+async fn queue_and_drain(extra: &str) {
     let backend_addr = dead_address();
-    let gw = gateway(backend_addr, "[queue]\nprobe = 1\n").await;
+    let gw = gateway(backend_addr, &format!("[queue]\nprobe = 1\n{extra}")).await;
     gw.store.add_user("alice@example.org", &sponts::auth::hash_password("password for tests").unwrap(), sponts::storage::Role::User).await.unwrap();
     // bob is no user, but the backend accepted mail for him last week.
     gw.store

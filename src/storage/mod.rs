@@ -55,8 +55,9 @@ impl Store {
                     .filename(path)
                     .create_if_missing(true)
                     .journal_mode(SqliteJournalMode::Wal)
-                    // FULL: a commit is on disk before it returns (the queue promises it; see docs/storage.md).
-                    .synchronous(SqliteSynchronous::Full)
+                    // NORMAL: commits survive a crash of sponts; the queue's commits are made FULL
+                    // (on disk before they return), see storage/queue.rs and docs/storage.md.
+                    .synchronous(SqliteSynchronous::Normal)
                     .foreign_keys(true)
                     .busy_timeout(Duration::from_secs(10));
                 let pool = SqlitePoolOptions::new()

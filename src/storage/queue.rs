@@ -24,18 +24,20 @@ pub struct Queued {
 }
 
 impl Store {
-    /// Queues a message in one transaction; returns once it is committed.
+    /// Queues a message in one transaction; returns once it is on disk (the 250 depends on it).
     pub async fn enqueue(&self, id: &str, time_us: i64, sender: &str, size: i64, compressed: &[u8], rcpts: &[String]) -> Result<()> {
+        if let Store::Sqlite(pool) = self {
+            // This connection's commits wait for fsync of the WAL (which also makes every earlier
+            // commit durable); the others stay fast.
+            let mut conn = pool.acquire().await?;
+            sqlx::query("PRAGMA synchronous = FULL").execute(&mut *conn).await?;
+            let result = insert_queued(&mut conn, id, time_us, sender, size, compressed, rcpts).await;
+            let _ = sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *conn).await;
+            return result;
+        }
         with_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
-            sqlx::query("INSERT INTO queue (id, time_us, sender, size, body, attempts, next_attempt_us, last_reply, lease_until_us, leased_by) VALUES ($1, $2, $3, $4, $5, 0, $6, '', 0, '')")
-                .bind(id).bind(time_us).bind(sender).bind(size).bind(compressed).bind(time_us)
-                .execute(&mut *tx).await?;
-            for r in rcpts {
-                sqlx::query("INSERT INTO queue_rcpt (queue_id, address, done, last_reply) VALUES ($1, $2, $3, '')").bind(id).bind(r).bind(false).execute(&mut *tx).await?;
-            }
-            tx.commit().await?;
-            Ok(())
+            let mut conn = pool.acquire().await?;
+            insert_queued(&mut conn, id, time_us, sender, size, compressed, rcpts).await
         })
     }
 
@@ -147,4 +149,35 @@ impl Store {
             Ok(())
         })
     }
+}
+
+/// The queue rows of one message, in one transaction on the given connection.
+async fn insert_queued<DB: sqlx::Database>(
+    conn: &mut sqlx::pool::PoolConnection<DB>,
+    id: &str,
+    time_us: i64,
+    sender: &str,
+    size: i64,
+    compressed: &[u8],
+    rcpts: &[String],
+) -> Result<()>
+where
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    for<'q> &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> &'q [u8]: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> &'q String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> bool: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> <DB as sqlx::Database>::Arguments: sqlx::IntoArguments<DB>,
+{
+    use sqlx::Connection;
+    let mut tx = conn.begin().await?;
+    sqlx::query("INSERT INTO queue (id, time_us, sender, size, body, attempts, next_attempt_us, last_reply, lease_until_us, leased_by) VALUES ($1, $2, $3, $4, $5, 0, $6, '', 0, '')")
+        .bind(id).bind(time_us).bind(sender).bind(size).bind(compressed).bind(time_us)
+        .execute(&mut *tx).await?;
+    for r in rcpts {
+        sqlx::query("INSERT INTO queue_rcpt (queue_id, address, done, last_reply) VALUES ($1, $2, $3, '')").bind(id).bind(r).bind(false).execute(&mut *tx).await?;
+    }
+    tx.commit().await?;
+    Ok(())
 }
