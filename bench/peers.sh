@@ -60,10 +60,12 @@ postfix_start() {
 postfix_stop() { postfix -c "$1/etc" stop >/dev/null 2>&1 || true; }
 
 # sponts_start BIN LISTEN BACKEND DIR [extra toml]: sponts relaying example domain rcpts.
+# Env SPONTS_MODULES='["access", "journal"]' picks the modules (default: all of them).
 sponts_start() {
   local bin=$1 listen=$2 backend=$3 dir=$4 extra=${5:-}
   mkdir -p "$dir"
   cat > "$dir/sponts.toml" <<TOML
+${SPONTS_MODULES:+modules = $SPONTS_MODULES}
 [smtp]
 listen = ["$listen"]
 hostname = "gw.bench.test"
