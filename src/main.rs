@@ -55,6 +55,11 @@ enum Cmd {
     },
     /// Send the digest mails now (normally sent every digest.every).
     Digest,
+    /// The queue of mail waiting for the backend.
+    Queue {
+        #[command(subcommand)]
+        cmd: QueueCmd,
+    },
     /// Manage the accounts of the web UI, API and POP3.
     User {
         #[command(subcommand)]
@@ -78,6 +83,19 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Subcommand)]
+enum QueueCmd {
+    /// Everything queued, in arrival order.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// One queued message.
+    Show { id: String },
+    /// Try now: one message, or all.
+    Retry { id: Option<String> },
 }
 
 #[derive(Subcommand)]
@@ -157,6 +175,16 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 let store = sponts::storage::Store::open(&config.storage.database_location()).await?;
                 let n = sponts::digest::run_once(&config, &store).await?;
                 println!("{n} digest{} sent", if n == 1 { "" } else { "s" });
+                Ok(ExitCode::SUCCESS)
+            }
+            Cmd::Queue { cmd } => {
+                let store = sponts::storage::Store::open(&config.storage.database_location()).await?;
+                use sponts::cli::queue;
+                match cmd {
+                    QueueCmd::List { json } => queue::list(&store, json, &mut std::io::stdout().lock()).await?,
+                    QueueCmd::Show { id } => queue::show(&store, &id, &mut std::io::stdout().lock()).await?,
+                    QueueCmd::Retry { id } => queue::retry(&store, id.as_deref()).await?,
+                }
                 Ok(ExitCode::SUCCESS)
             }
             Cmd::User { cmd } => {

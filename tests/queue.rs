@@ -102,6 +102,28 @@ async fn a_backend_refusal_ends_a_queued_message_and_deferrals_wait() {
     let r = c.send_mail("a@partner.example", &["alice@example.org", "carol@example.org"], b"Subject: two\r\n\r\nx\r\n").await;
     let id = reply_id(&r);
     c.expect("QUIT", 221).await;
+
+    // The CLI sees it.
+    let cfg = gw.dir.path().join("cli.toml");
+    std::fs::write(&cfg, format!("[storage]\ndata_dir = \"{}\"\n", gw.dir.path().display())).unwrap();
+    let cli = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_sponts")).args(args).env("SPONTS_CONFIG", &cfg).output().unwrap();
+        (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr))
+    };
+    let (ok, out) = cli(&["queue", "list", "--json"]);
+    assert!(ok, "{out}");
+    let item: serde_json::Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
+    assert_eq!(item["id"], id.as_str());
+    assert_eq!(item["pending"], serde_json::json!(["alice@example.org", "carol@example.org"]));
+    let (ok, out) = cli(&["queue", "list"]);
+    assert!(ok && out.contains("(1 queued)"), "{out}");
+    let (ok, out) = cli(&["queue", "show", &id]);
+    assert!(ok && out.contains("\"sender\": \"a@partner.example\""), "{out}");
+    let (ok, out) = cli(&["queue", "retry"]);
+    assert!(ok && out.contains("1 message due now"), "{out}");
+    let (ok, out) = cli(&["queue", "show", "NOSUCH"]);
+    assert!(!ok && out.contains("not in the queue"), "{out}");
+
     // carol is unknown to the backend after all.
     let cap = Capture::start_on(backend_addr, CaptureOptions { unknown: ["carol@example.org".to_string()].into(), ..Default::default() }).await;
     for _ in 0..100 {

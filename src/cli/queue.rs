@@ -1,0 +1,48 @@
+//! `sponts queue list|show ID|retry [ID]`: what waits for the backend, and a nudge to try now.
+
+use anyhow::{bail, Result};
+use std::io::Write;
+
+use crate::storage::Store;
+
+pub async fn list(store: &Store, json: bool, out: &mut dyn Write) -> Result<()> {
+    let items = store.queue_list(None).await?;
+    if json {
+        for q in &items {
+            writeln!(out, "{}", serde_json::to_string(q)?)?;
+        }
+        return Ok(());
+    }
+    writeln!(out, "{:<16} {:<20} {:>8} {:>4} {:<20} {:<28} LAST REPLY", "ID", "QUEUED", "SIZE", "TRY", "NEXT", "SENDER → PENDING")?;
+    for q in &items {
+        let who = format!("{} → {}", if q.sender.is_empty() { "<>" } else { &q.sender }, q.pending.join(","));
+        writeln!(
+            out,
+            "{:<16} {:<20} {:>8} {:>4} {:<20} {:<28} {}",
+            q.id,
+            crate::clock::rfc3339(q.time_us),
+            q.size,
+            q.attempts,
+            crate::clock::rfc3339(q.next_attempt_us),
+            who,
+            q.last_reply
+        )?;
+    }
+    writeln!(out, "({} queued)", items.len())?;
+    Ok(())
+}
+
+pub async fn show(store: &Store, id: &str, out: &mut dyn Write) -> Result<()> {
+    let Some(q) = store.queue_list(Some(id)).await?.pop() else { bail!("{id} is not in the queue") };
+    writeln!(out, "{}", serde_json::to_string_pretty(&q)?)?;
+    Ok(())
+}
+
+pub async fn retry(store: &Store, id: Option<&str>) -> Result<()> {
+    let n = store.retry_now(id).await?;
+    if n == 0 && id.is_some() {
+        bail!("{} is not in the queue", id.unwrap_or_default());
+    }
+    println!("{n} message{} due now", if n == 1 { "" } else { "s" });
+    Ok(())
+}
