@@ -133,9 +133,14 @@ async fn a_backend_refusal_ends_a_queued_message_and_deferrals_wait() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(gw.store.queue_list(None).await.unwrap().is_empty());
-    let d = cap.wait_for(1).await;
-    assert_eq!(d.len(), 1);
+    let d = cap.wait_for(2).await;
+    assert_eq!(d.len(), 2, "the message to alice, and a DSN about carol");
     assert_eq!(d[0].rcpts, vec!["alice@example.org"]);
+    assert_eq!(d[1].mail, format!("<> SIZE={}", d[1].data.len()), "DSNs come from the null sender");
+    assert_eq!(d[1].rcpts, vec!["a@partner.example"]);
+    let dsn = String::from_utf8_lossy(&d[1].data);
+    assert!(dsn.contains("Final-Recipient: rfc822; carol@example.org\r\nAction: failed\r\nStatus: 5.1.1"), "{dsn}");
+    assert!(dsn.contains("Subject: two"), "the original headers come back: {dsn}");
     assert_eq!(journal_entry(&gw.store, &id).await.outcome, "delivered");
     gw.stop().await;
 }

@@ -5,6 +5,8 @@
 //! wait per message when the backend itself defers. The journal record of the original
 //! transaction gets the final outcome.
 
+pub mod dsn;
+
 use std::time::Duration;
 
 use crate::config::Config;
@@ -56,8 +58,12 @@ pub async fn run_once(config: &Config, store: &Store, node: &str) -> anyhow::Res
                 continue;
             }
         };
-        let outcome = attempt(&mut backend, store, &item, &message).await;
+        let mut failures = Vec::new();
+        let outcome = attempt(&mut backend, store, &item, &message, &mut failures).await;
         backend.quit().await;
+        if !failures.is_empty() {
+            dsn::send(config, &id, item.time_us, &item.sender, &failures, &message).await;
+        }
         match outcome {
             Ok(Attempt::Finished { delivered, reply }) => {
                 store.dequeue(&id).await?;
@@ -81,7 +87,8 @@ enum Attempt {
     Later(String),
 }
 
-async fn attempt(backend: &mut Backend, store: &Store, item: &crate::storage::Queued, message: &[u8]) -> Result<Attempt, String> {
+/// One delivery attempt; recipients refused for good are added to `failures` (for the DSN).
+async fn attempt(backend: &mut Backend, store: &Store, item: &crate::storage::Queued, message: &[u8], failures: &mut Vec<dsn::Failure>) -> Result<Attempt, String> {
     let err = |e: crate::smtp::client::BackendError| e.to_string();
     let eight_bit = message.iter().any(|&b| b >= 0x80);
     let r = backend.mail(&item.sender, Some(message.len() as u64), eight_bit).await.map_err(err)?;
@@ -91,6 +98,7 @@ async fn attempt(backend: &mut Backend, store: &Store, item: &crate::storage::Qu
     if !r.is_positive() {
         for a in &item.pending {
             store.queue_rcpt_done(&item.id, a, &r.summary()).await.map_err(|e| e.to_string())?;
+            failures.push(dsn::Failure { address: a.clone(), reply: r.summary() });
         }
         return Ok(Attempt::Finished { delivered: false, reply: r.summary() });
     }
@@ -102,6 +110,7 @@ async fn attempt(backend: &mut Backend, store: &Store, item: &crate::storage::Qu
             accepted.push(a.clone());
         } else if r.is_permanent() {
             store.queue_rcpt_done(&item.id, a, &r.summary()).await.map_err(|e| e.to_string())?;
+            failures.push(dsn::Failure { address: a.clone(), reply: r.summary() });
         } else {
             deferred = true;
         }
@@ -116,6 +125,9 @@ async fn attempt(backend: &mut Backend, store: &Store, item: &crate::storage::Qu
     }
     for a in &accepted {
         store.queue_rcpt_done(&item.id, a, &r.summary()).await.map_err(|e| e.to_string())?;
+        if r.is_permanent() {
+            failures.push(dsn::Failure { address: a.clone(), reply: r.summary() });
+        }
     }
     if deferred {
         return Ok(Attempt::Later(format!("partly delivered: {}", r.summary())));

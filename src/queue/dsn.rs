@@ -1,0 +1,73 @@
+//! Delivery status notifications (RFC 3464): when the backend refuses a queued message for good,
+//! the sender learns it — unless the sender is the null path. The DSN goes out through the
+//! backend (which must relay for sponts), from the null sender so it can never loop.
+
+use crate::config::Config;
+use crate::smtp::client::BackendTarget;
+
+/// A recipient that failed for good, with the backend's reply (e.g. `550 5.1.1 User unknown`).
+pub struct Failure {
+    pub address: String,
+    pub reply: String,
+}
+
+/// The DSN message for `sender` about queued message `id` (CRLF text).
+pub fn compose(config: &Config, id: &str, arrival_us: i64, sender: &str, failures: &[Failure], original: &[u8]) -> Vec<u8> {
+    let host = &config.smtp.hostname;
+    let now = crate::clock::now_us();
+    let boundary = format!("dsn-{id}");
+    let headers_end = original.windows(4).position(|w| w == b"\r\n\r\n").map(|p| p + 2).unwrap_or(original.len());
+    let headers = String::from_utf8_lossy(&original[..headers_end]);
+    let mut m = String::new();
+    m.push_str(&format!("From: Mail Delivery System <MAILER-DAEMON@{host}>\r\nTo: <{sender}>\r\n"));
+    m.push_str("Subject: Undelivered Mail Returned to Sender\r\n");
+    m.push_str(&format!("Date: {}\r\nMessage-ID: <dsn.{id}@{host}>\r\nAuto-Submitted: auto-replied\r\nMIME-Version: 1.0\r\n", crate::clock::rfc5322(now)));
+    m.push_str(&format!("Content-Type: multipart/report; report-type=delivery-status; boundary=\"{boundary}\"\r\n\r\n"));
+    m.push_str(&format!("--{boundary}\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n"));
+    m.push_str(&format!("This is the mail gateway at {host}.\r\n\r\nYour message was accepted while the mail server was unavailable, but the\r\nmail server has now refused it for these recipients:\r\n\r\n"));
+    for f in failures {
+        m.push_str(&format!("  <{}>: {}\r\n", f.address, f.reply));
+    }
+    m.push_str(&format!("\r\n--{boundary}\r\nContent-Type: message/delivery-status\r\n\r\n"));
+    m.push_str(&format!("Reporting-MTA: dns; {host}\r\nX-Sponts-Queue-ID: {id}\r\nArrival-Date: {}\r\n", crate::clock::rfc5322(arrival_us)));
+    for f in failures {
+        let status = f.reply.split(' ').nth(1).filter(|s| s.starts_with("5.") && s.split('.').count() == 3).unwrap_or("5.0.0");
+        m.push_str(&format!("\r\nFinal-Recipient: rfc822; {}\r\nAction: failed\r\nStatus: {status}\r\nDiagnostic-Code: smtp; {}\r\n", f.address, f.reply));
+    }
+    m.push_str(&format!("\r\n--{boundary}\r\nContent-Type: text/rfc822-headers\r\n\r\n{headers}\r\n--{boundary}--\r\n"));
+    m.into_bytes()
+}
+
+/// Sends the DSN for a queued message; returns the backend's answer.
+pub async fn send(config: &Config, id: &str, arrival_us: i64, sender: &str, failures: &[Failure], original: &[u8]) -> (bool, String) {
+    if sender.is_empty() || failures.is_empty() {
+        return (true, "no DSN for the null sender".into());
+    }
+    let dsn = compose(config, id, arrival_us, sender, failures, original);
+    let target = BackendTarget::from_config(config);
+    let (_, reply, ok) = crate::replay::deliver(&target, "", &[sender.to_string()], b"", &dsn).await;
+    if ok {
+        tracing::info!(%id, %sender, "DSN sent: {reply}");
+    } else {
+        tracing::warn!(%id, %sender, "DSN not delivered: {reply}");
+    }
+    (ok, reply)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn report_has_the_rfc3464_parts() {
+        let c = crate::config::Config::parse("[smtp]\nhostname = \"gw.example.org\"\n").unwrap();
+        let f = [Failure { address: "gone@example.org".into(), reply: "550 5.1.1 <gone@example.org>: User unknown".into() }];
+        let m = String::from_utf8(compose(&c, "Q1", 0, "a@partner.example", &f, b"Subject: hi\r\nFrom: a@partner.example\r\n\r\nbody\r\n")).unwrap();
+        assert!(m.contains("Content-Type: multipart/report; report-type=delivery-status; boundary=\"dsn-Q1\""));
+        assert!(m.contains("Content-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; gw.example.org\r\n"));
+        assert!(m.contains("Final-Recipient: rfc822; gone@example.org\r\nAction: failed\r\nStatus: 5.1.1\r\nDiagnostic-Code: smtp; 550 5.1.1"));
+        assert!(m.contains("Content-Type: text/rfc822-headers\r\n\r\nSubject: hi\r\nFrom: a@partner.example\r\n"));
+        assert!(!m.contains("body\r\n--"), "the original body is not returned");
+        assert!(m.lines().all(|l| l.len() <= 998));
+    }
+}
