@@ -144,3 +144,41 @@ async fn a_backend_refusal_ends_a_queued_message_and_deferrals_wait() {
     assert_eq!(journal_entry(&gw.store, &id).await.outcome, "delivered");
     gw.stop().await;
 }
+
+/// Two nodes share one PostgreSQL and both drain the same queue: every message arrives once.
+#[tokio::test]
+async fn two_nodes_deliver_each_queued_message_once() {
+    let db = pg::TestDb::create().await;
+    let backend_addr = dead_address();
+    let extra = format!("[queue]\nprobe = 1\n[storage]\ndatabase = \"{}\"\n", db.url);
+    let a = gateway(backend_addr, &extra).await;
+    let b = gateway(backend_addr, &extra).await;
+    a.store.add_user("alice@example.org", &sponts::auth::hash_password("password for tests").unwrap(), sponts::storage::Role::User).await.unwrap();
+    for (i, node) in [&a, &b].iter().cycle().take(60).enumerate() {
+        let mut c = Client::connect(node.addr).await;
+        c.expect("EHLO client.test", 250).await;
+        let r = c.send_mail("a@partner.example", &["alice@example.org"], format!("Subject: n{i:02}\r\n\r\nx\r\n").as_bytes()).await;
+        assert!(r.contains("queued"), "{r}");
+        c.expect("QUIT", 221).await;
+    }
+    assert_eq!(a.store.queue_list(None).await.unwrap().len(), 60);
+    let cap = Capture::start_on(backend_addr, CaptureOptions::default()).await;
+    for _ in 0..150 {
+        if a.store.queue_list(None).await.unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(a.store.queue_list(None).await.unwrap().is_empty());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let d = cap.deliveries();
+    let mut subjects: Vec<String> = d.iter().map(|m| String::from_utf8_lossy(&m.data).lines().find(|l| l.starts_with("Subject:")).unwrap().to_string()).collect();
+    subjects.sort();
+    let before = subjects.len();
+    subjects.dedup();
+    assert_eq!(before, subjects.len(), "a message was delivered twice");
+    assert_eq!(subjects.len(), 60);
+    a.stop().await;
+    b.stop().await;
+    db.drop_db().await;
+}
