@@ -81,6 +81,8 @@ local = ["dest.bench.test"]
 data_dir = "$dir/data"
 [log]
 level = "warn"
+[pop3]
+enabled = false
 $extra
 TOML
   "$bin" serve --config "$dir/sponts.toml" 2>"$dir/stderr.log" &

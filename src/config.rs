@@ -27,6 +27,38 @@ pub struct Config {
     pub web: WebConfig,
     pub digest: DigestConfig,
     pub queue: QueueConfig,
+    pub pop3: Pop3Config,
+}
+
+/// POP3 emergency access: users read their new mail while the mail server is down.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Pop3Config {
+    pub enabled: bool,
+    pub listen: SocketAddr,
+    /// Implicit TLS (POP3S), e.g. 127.0.0.1:1995. None: only STLS.
+    pub tls_listen: Option<SocketAddr>,
+    /// Allow USER/PASS and AUTH before TLS (never by default, loopback included).
+    pub allow_plaintext_auth: bool,
+    /// Besides queued mail, what was delivered in the last this many days (0: queued mail only).
+    pub recent_days: u64,
+    /// Idle time before the server closes a session.
+    pub idle_timeout: Duration,
+    pub session_timeout: Duration,
+}
+
+impl Default for Pop3Config {
+    fn default() -> Self {
+        Pop3Config {
+            enabled: true,
+            listen: "127.0.0.1:1110".parse().expect("static address"),
+            tls_listen: None,
+            allow_plaintext_auth: false,
+            recent_days: 7,
+            idle_timeout: Duration::secs(600),
+            session_timeout: Duration::secs(3600),
+        }
+    }
 }
 
 /// Queue mode: while the backend is down, mail for known recipients is kept and delivered later.
@@ -294,7 +326,7 @@ impl fmt::Display for ConfigErrors {
 
 impl std::error::Error for ConfigErrors {}
 
-const SECTIONS: &[&str] = &["smtp", "backend", "domains", "storage", "log", "modules", "access", "backup", "web", "digest", "queue"];
+const SECTIONS: &[&str] = &["smtp", "backend", "domains", "storage", "log", "modules", "access", "backup", "web", "digest", "queue", "pop3"];
 
 impl Config {
     /// Reads and validates a file; the errors name the file's keys.
@@ -331,6 +363,7 @@ impl Config {
             web: section(&table, "web", &mut errors),
             digest: section(&table, "digest", &mut errors),
             queue: section(&table, "queue", &mut errors),
+            pop3: section(&table, "pop3", &mut errors),
         };
         errors.extend(config.validate());
         if errors.is_empty() { Ok(config) } else { Err(ConfigErrors(errors)) }

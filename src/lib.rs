@@ -16,6 +16,7 @@
 //! - [`cli`]: the subcommands other than `serve`.
 
 pub mod auth;
+pub mod base64;
 pub mod cli;
 pub mod clock;
 pub mod config;
@@ -25,6 +26,7 @@ pub mod logging;
 pub mod modules;
 pub mod net;
 pub mod pipeline;
+pub mod pop3;
 pub mod queue;
 pub mod replay;
 pub mod server;
@@ -36,6 +38,7 @@ pub mod web;
 pub struct Running {
     pub smtp: server::Server,
     pub web: Option<web::WebServer>,
+    pub pop3: Option<pop3::Pop3Server>,
     pub store: storage::Store,
 }
 
@@ -44,6 +47,9 @@ impl Running {
     pub async fn stop(self, grace: std::time::Duration) {
         if let Some(w) = self.web {
             w.stop();
+        }
+        if let Some(p) = self.pop3 {
+            p.stop();
         }
         self.smtp.shutdown(grace).await;
         self.store.close().await;
@@ -61,6 +67,7 @@ pub async fn start(config: config::Config) -> anyhow::Result<Running> {
     if config.queue.enabled {
         tokio::spawn(queue::runner(config.clone(), store.clone()));
     }
+    let pop3 = if config.pop3.enabled { Some(pop3::start(config.clone(), store.clone()).await?) } else { None };
     let smtp = server::Server::start(config, pipeline, store.clone()).await?;
-    Ok(Running { smtp, web, store })
+    Ok(Running { smtp, web, pop3, store })
 }

@@ -32,7 +32,7 @@ async fn kill_9_while_queueing_loses_nothing_that_was_acknowledged() {
     std::fs::write(
         &cfg,
         format!(
-            "[smtp]\nlisten = [\"{smtp}\"]\nhostname = \"gw.test.example\"\n[web]\nenabled = false\n[backend]\naddress = \"{backend}\"\nstarttls = \"off\"\n[domains]\nlocal = [\"example.org\"]\n[storage]\ndata_dir = \"{}\"\n[queue]\nprobe = 1\n[log]\nlevel = \"warn\"\n",
+            "[smtp]\nlisten = [\"{smtp}\"]\nhostname = \"gw.test.example\"\n[web]\nenabled = false\n[pop3]\nenabled = false\n[backend]\naddress = \"{backend}\"\nstarttls = \"off\"\n[domains]\nlocal = [\"example.org\"]\n[storage]\ndata_dir = \"{}\"\n[queue]\nprobe = 1\n[log]\nlevel = \"warn\"\n",
             dir.path().join("data").display()
         ),
     )

@@ -149,7 +149,7 @@ async fn binary_serves_and_journal_prints_records() {
     std::fs::write(
         &cfg,
         format!(
-            "[smtp]\nlisten = [\"127.0.0.1:{port}\"]\nhostname = \"bin.test.example\"\n[web]\nlisten = \"127.0.0.1:0\"\n[backend]\naddress = \"{}\"\nstarttls = \"off\"\n[domains]\nlocal = [\"example.org\"]\n[storage]\ndata_dir = \"{}\"\n",
+            "[smtp]\nlisten = [\"127.0.0.1:{port}\"]\nhostname = \"bin.test.example\"\n[web]\nlisten = \"127.0.0.1:0\"\n[pop3]\nlisten = \"127.0.0.1:0\"\n[backend]\naddress = \"{}\"\nstarttls = \"off\"\n[domains]\nlocal = [\"example.org\"]\n[storage]\ndata_dir = \"{}\"\n",
             cap.addr,
             dir.path().join("data").display()
         ),

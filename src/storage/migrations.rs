@@ -185,6 +185,18 @@ CREATE INDEX journal_rcpt_lower ON journal_rcpt (LOWER(address));
         sqlite: "",
         postgres: "",
     },
+    Migration {
+        version: 7,
+        sql: r#"
+CREATE TABLE pop3_hidden (
+    address TEXT NOT NULL,
+    message_id TEXT NOT NULL,
+    PRIMARY KEY (address, message_id)
+);
+"#,
+        sqlite: "",
+        postgres: "",
+    },
 ];
 
 pub async fn run(store: &Store) -> Result<()> {

@@ -7,6 +7,7 @@ mod backup;
 pub mod batch;
 mod journal;
 mod links;
+mod mailbox;
 mod migrations;
 mod queue;
 mod sessions;
@@ -14,6 +15,7 @@ mod users;
 
 pub use backup::{Purged, StoredBody};
 pub use journal::{AttachmentEntry, JournalEntry, JournalFilter, RcptEntry};
+pub use mailbox::MailboxEntry;
 pub use queue::Queued;
 pub use sessions::WebSession;
 pub use users::{Role, User};

@@ -20,6 +20,8 @@ pub struct Gateway {
     pub addr: SocketAddr,
     /// The web UI and API.
     pub web: SocketAddr,
+    /// POP3 (STLS).
+    pub pop3: SocketAddr,
     pub running: Option<sponts::Running>,
     pub store: sponts::storage::Store,
     pub dir: tempfile::TempDir,
@@ -37,7 +39,7 @@ impl Gateway {
 pub fn config(backend: SocketAddr, extra: &str) -> (sponts::config::Config, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let text = format!(
-        "[smtp]\nlisten = [\"127.0.0.1:0\"]\nhostname = \"gw.test.example\"\n[web]\nlisten = \"127.0.0.1:0\"\n[backend]\naddress = \"{backend}\"\nstarttls = \"off\"\n[domains]\nlocal = [\"example.org\", \"example.net\"]\n[storage]\ndata_dir = \"{}\"\n{}",
+        "[smtp]\nlisten = [\"127.0.0.1:0\"]\nhostname = \"gw.test.example\"\n[web]\nlisten = \"127.0.0.1:0\"\n[pop3]\nlisten = \"127.0.0.1:0\"\n[backend]\naddress = \"{backend}\"\nstarttls = \"off\"\n[domains]\nlocal = [\"example.org\", \"example.net\"]\n[storage]\ndata_dir = \"{}\"\n{}",
         dir.path().display(),
         extra
     );
@@ -79,8 +81,9 @@ pub async fn start_with(config: sponts::config::Config, dir: tempfile::TempDir) 
     let running = sponts::start(config).await.expect("gateway starts");
     let addr = running.smtp.addrs[0];
     let web = running.web.as_ref().map(|w| w.addr).unwrap_or_else(dead_address);
+    let pop3 = running.pop3.as_ref().map(|p| p.addr).unwrap_or_else(dead_address);
     let store = running.store.clone();
-    Gateway { addr, web, running: Some(running), store, dir }
+    Gateway { addr, web, pop3, running: Some(running), store, dir }
 }
 
 /// A gateway in front of `backend`, with extra TOML appended to the test config.

@@ -1,0 +1,64 @@
+//! POP3 emergency access (RFC 1939, with CAPA RFC 2449, STLS RFC 2595, AUTH PLAIN RFC 5034):
+//! while the mail server is down, users read their new mail with any mail program. Listeners on
+//! `pop3.listen` (STLS) and optionally `pop3.tls_listen` (implicit TLS).
+
+mod session;
+
+use anyhow::{Context, Result};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+
+use crate::config::Config;
+use crate::storage::Store;
+
+/// What every POP3 session shares.
+pub struct Pop3 {
+    pub config: Config,
+    pub store: Store,
+    pub tls: tokio_rustls::TlsAcceptor,
+    pub throttle: crate::web::auth::Throttle,
+}
+
+pub struct Pop3Server {
+    pub addr: SocketAddr,
+    pub tls_addr: Option<SocketAddr>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Pop3Server {
+    pub fn stop(self) {
+        for t in self.tasks {
+            t.abort();
+        }
+    }
+}
+
+pub async fn start(config: Config, store: Store) -> Result<Pop3Server> {
+    let tls = tokio_rustls::TlsAcceptor::from(crate::smtp::tls::server_config(&config)?);
+    let plain = TcpListener::bind(config.pop3.listen).await.with_context(|| format!("pop3.listen: cannot listen on {}", config.pop3.listen))?;
+    let addr = plain.local_addr()?;
+    let implicit = match config.pop3.tls_listen {
+        Some(a) => Some(TcpListener::bind(a).await.with_context(|| format!("pop3.tls_listen: cannot listen on {a}"))?),
+        None => None,
+    };
+    let tls_addr = implicit.as_ref().map(|l| l.local_addr()).transpose()?;
+    let shared = Arc::new(Pop3 { config, store, tls, throttle: Default::default() });
+    let mut tasks = vec![tokio::spawn(accept(plain, shared.clone(), false))];
+    if let Some(l) = implicit {
+        tasks.push(tokio::spawn(accept(l, shared.clone(), true)));
+    }
+    tracing::info!(%addr, tls = ?tls_addr, "POP3 emergency access listening");
+    Ok(Pop3Server { addr, tls_addr, tasks })
+}
+
+async fn accept(listener: TcpListener, shared: Arc<Pop3>, implicit_tls: bool) {
+    loop {
+        let Ok((stream, peer)) = listener.accept().await else {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            continue;
+        };
+        let shared = shared.clone();
+        tokio::spawn(async move { session::run(stream, peer, shared, implicit_tls).await });
+    }
+}

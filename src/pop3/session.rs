@@ -1,0 +1,386 @@
+//! One POP3 session: AUTHORIZATION (CAPA, STLS, USER/PASS, AUTH PLAIN) then TRANSACTION (STAT,
+//! LIST, UIDL, RETR, TOP, DELE, RSET, NOOP) then UPDATE at QUIT, where DELE takes effect — for
+//! this user's view only; the queue and the backup are never touched.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+use super::Pop3;
+use crate::smtp::conn::{Conn, Line};
+use crate::storage::MailboxEntry;
+
+/// RFC 2449: 255 octets per command line; a little slack for long passwords in AUTH.
+const MAX_LINE: usize = 1024;
+const MAX_ERRORS: usize = 10;
+
+struct Mailbox {
+    address: String,
+    entries: Vec<MailboxEntry>,
+    deleted: HashSet<usize>,
+}
+
+pub async fn run(stream: TcpStream, peer: SocketAddr, p: Arc<Pop3>, implicit_tls: bool) {
+    let _ = stream.set_nodelay(true);
+    let mut conn = Conn::new(Box::new(stream));
+    let mut tls = false;
+    if implicit_tls {
+        let Some(io) = conn.take_io() else { return };
+        match tokio::time::timeout(std::time::Duration::from_secs(30), p.tls.accept(io)).await {
+            Ok(Ok(s)) => {
+                conn.set_io(Box::new(s));
+                tls = true;
+            }
+            _ => return,
+        }
+    }
+    conn.set_deadline(Instant::now() + p.config.pop3.session_timeout.0);
+    conn.set_read_timeout(Some(p.config.pop3.idle_timeout.0));
+    conn.set_write_timeout(p.config.pop3.idle_timeout.0);
+    let mut s = Session { conn, p, peer, tls, user: None, mailbox: None, errors: 0 };
+    s.ok("sponts POP3 emergency access ready");
+    let _ = s.conn.flush().await;
+    loop {
+        let line = match s.conn.read_line(MAX_LINE).await {
+            Ok(Line::Text(t)) => t,
+            Ok(Line::TooLong) => {
+                s.err("line too long");
+                if s.count_error() {
+                    break;
+                }
+                continue;
+            }
+            Ok(Line::Eof) | Err(_) => break,
+        };
+        let text = String::from_utf8_lossy(&line).into_owned();
+        let (verb, arg) = text.split_once(' ').map(|(v, a)| (v.to_ascii_uppercase(), a.to_string())).unwrap_or((text.to_ascii_uppercase(), String::new()));
+        let go_on = s.command(&verb, &arg).await;
+        if s.conn.flush().await.is_err() || !go_on {
+            break;
+        }
+    }
+    let _ = s.conn.flush().await;
+    s.conn.shutdown().await;
+}
+
+struct Session {
+    conn: Conn,
+    p: Arc<Pop3>,
+    peer: SocketAddr,
+    tls: bool,
+    /// USER given, PASS pending.
+    user: Option<String>,
+    mailbox: Option<Mailbox>,
+    errors: usize,
+}
+
+impl Session {
+    fn ok(&mut self, text: &str) {
+        self.conn.queue_bytes(format!("+OK {text}\r\n").as_bytes());
+    }
+
+    fn err(&mut self, text: &str) {
+        self.conn.queue_bytes(format!("-ERR {text}\r\n").as_bytes());
+    }
+
+    /// Counts a protocol error; true when the session must end.
+    fn count_error(&mut self) -> bool {
+        self.errors += 1;
+        if self.errors >= MAX_ERRORS {
+            self.err("too many errors, closing");
+            return true;
+        }
+        false
+    }
+
+    /// Handles one command; false ends the session.
+    async fn command(&mut self, verb: &str, arg: &str) -> bool {
+        match (verb, self.mailbox.is_some()) {
+            ("CAPA", _) => {
+                let mut caps = String::from("+OK Capability list follows\r\nUSER\r\nUIDL\r\nTOP\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\nSASL PLAIN\r\n");
+                if !self.tls && self.mailbox.is_none() {
+                    caps.push_str("STLS\r\n");
+                }
+                caps.push_str("IMPLEMENTATION sponts\r\n.\r\n");
+                self.conn.queue_bytes(caps.as_bytes());
+            }
+            ("QUIT", _) => {
+                if let Some(mb) = self.mailbox.take() {
+                    let uids: Vec<String> = mb.deleted.iter().map(|&i| mb.entries[i].uid.clone()).collect();
+                    if let Err(e) = self.p.store.pop3_hide(&mb.address, &uids).await {
+                        tracing::error!("POP3 update failed: {e:#}");
+                        self.err("[SYS/TEMP] deleted messages could not be removed");
+                        return false;
+                    }
+                }
+                self.ok("bye");
+                return false;
+            }
+            ("NOOP", true) => self.ok(""),
+            ("STLS", false) => return self.stls().await,
+            ("USER", false) => {
+                if let Some(e) = self.plaintext_refused() {
+                    self.err(e);
+                    return !self.count_error();
+                }
+                self.user = Some(arg.trim().to_lowercase());
+                self.ok("send PASS");
+            }
+            ("PASS", false) => {
+                let Some(user) = self.user.take() else {
+                    self.err("USER first");
+                    return !self.count_error();
+                };
+                return self.sign_in(&user, arg).await;
+            }
+            ("AUTH", false) => return self.auth(arg).await,
+            ("STAT", true) => {
+                let (n, size) = self.totals();
+                self.ok(&format!("{n} {size}"));
+            }
+            ("LIST", true) | ("UIDL", true) => {
+                let uidl = verb == "UIDL";
+                let show = |i: usize, e: &MailboxEntry| if uidl { format!("{} {}", i + 1, e.uid) } else { format!("{} {}", i + 1, e.size) };
+                let mb = self.mailbox.as_ref().expect("transaction state");
+                if arg.trim().is_empty() {
+                    let mut out = String::from("+OK\r\n");
+                    for (i, e) in mb.entries.iter().enumerate().filter(|(i, _)| !mb.deleted.contains(i)) {
+                        out.push_str(&show(i, e));
+                        out.push_str("\r\n");
+                    }
+                    out.push_str(".\r\n");
+                    self.conn.queue_bytes(out.as_bytes());
+                } else {
+                    match self.message_number(arg) {
+                        Ok(i) => {
+                            let line = show(i, &self.mailbox.as_ref().expect("transaction state").entries[i]);
+                            self.ok(&line);
+                        }
+                        Err(e) => {
+                            self.err(e);
+                            return !self.count_error();
+                        }
+                    }
+                }
+            }
+            ("RETR", true) | ("TOP", true) => {
+                let mut args = arg.split_whitespace();
+                let n = args.next().unwrap_or("");
+                let lines = if verb == "TOP" {
+                    match args.next().and_then(|k| k.parse::<usize>().ok()) {
+                        Some(k) => Some(k),
+                        None => {
+                            self.err("TOP needs a message number and a line count");
+                            return !self.count_error();
+                        }
+                    }
+                } else {
+                    None
+                };
+                let i = match self.message_number(n) {
+                    Ok(i) => i,
+                    Err(e) => {
+                        self.err(e);
+                        return !self.count_error();
+                    }
+                };
+                return self.send_message(i, lines).await;
+            }
+            ("DELE", true) => match self.message_number(arg) {
+                Ok(i) => {
+                    self.mailbox.as_mut().expect("transaction state").deleted.insert(i);
+                    self.ok(&format!("message {} deleted", i + 1));
+                }
+                Err(e) => {
+                    self.err(e);
+                    return !self.count_error();
+                }
+            },
+            ("RSET", true) => {
+                self.mailbox.as_mut().expect("transaction state").deleted.clear();
+                let (n, size) = self.totals();
+                self.ok(&format!("{n} messages ({size} octets)"));
+            }
+            (_, signed_in) => {
+                self.err(if signed_in { "unknown command" } else { "unknown command, or sign in first" });
+                return !self.count_error();
+            }
+        }
+        true
+    }
+
+    fn plaintext_refused(&self) -> Option<&'static str> {
+        (!self.tls && !self.p.config.pop3.allow_plaintext_auth).then_some("[AUTH] sign-in needs TLS: issue STLS first")
+    }
+
+    async fn stls(&mut self) -> bool {
+        if self.tls {
+            self.err("TLS is active already");
+            return !self.count_error();
+        }
+        self.ok("begin TLS negotiation");
+        if self.conn.flush().await.is_err() {
+            return false;
+        }
+        // Whatever was pipelined in the clear after STLS does not count.
+        let Some(io) = self.conn.take_io() else { return false };
+        match tokio::time::timeout(std::time::Duration::from_secs(30), self.p.tls.accept(io)).await {
+            Ok(Ok(s)) => {
+                self.conn.set_io(Box::new(s));
+                self.tls = true;
+                self.user = None;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// AUTH PLAIN (RFC 4616 inside RFC 5034): `authzid NUL authcid NUL password`, base64.
+    async fn auth(&mut self, arg: &str) -> bool {
+        let mut parts = arg.split_whitespace();
+        if !parts.next().is_some_and(|m| m.eq_ignore_ascii_case("PLAIN")) {
+            self.err("only AUTH PLAIN is offered");
+            return !self.count_error();
+        }
+        if let Some(e) = self.plaintext_refused() {
+            self.err(e);
+            return !self.count_error();
+        }
+        let initial = match parts.next() {
+            Some(i) => i.to_string(),
+            None => {
+                self.conn.queue_bytes(b"+ \r\n");
+                if self.conn.flush().await.is_err() {
+                    return false;
+                }
+                match self.conn.read_line(MAX_LINE).await {
+                    Ok(Line::Text(t)) => String::from_utf8_lossy(&t).into_owned(),
+                    _ => return false,
+                }
+            }
+        };
+        if initial.trim() == "*" {
+            self.err("AUTH cancelled");
+            return true;
+        }
+        let decoded = crate::base64::decode(initial.trim()).unwrap_or_default();
+        let fields: Vec<&[u8]> = decoded.split(|&b| b == 0).collect();
+        let [authz, user, password] = fields[..] else {
+            self.err("malformed AUTH PLAIN");
+            return !self.count_error();
+        };
+        let user = String::from_utf8_lossy(user).to_lowercase();
+        if !authz.is_empty() && !String::from_utf8_lossy(authz).eq_ignore_ascii_case(&user) {
+            self.err("[AUTH] authorization identity must be empty or the user");
+            return !self.count_error();
+        }
+        let password = String::from_utf8_lossy(password).into_owned();
+        self.sign_in(&user, &password).await
+    }
+
+    async fn sign_in(&mut self, user: &str, password: &str) -> bool {
+        if let Some(e) = self.plaintext_refused() {
+            self.err(e);
+            return !self.count_error();
+        }
+        let ip = self.peer.ip();
+        if self.p.throttle.blocked(ip, user).is_some() {
+            self.err("[AUTH] too many failed sign-ins; try again later");
+            return false;
+        }
+        self.p.throttle.failed(ip, user);
+        let account = self.p.store.user(user).await.ok().flatten();
+        let hash = account.as_ref().map(|u| u.password_hash.clone());
+        let pw = password.to_string();
+        let ok = tokio::task::spawn_blocking(move || crate::auth::verify_password(&pw, hash.as_deref())).await.unwrap_or(false);
+        let Some(account) = account.filter(|_| ok) else {
+            tracing::info!(%ip, %user, "failed POP3 sign-in");
+            self.err("[AUTH] wrong user name or password");
+            return !self.count_error();
+        };
+        self.p.throttle.succeeded(ip, user);
+        let mut addresses = vec![account.address.to_lowercase()];
+        addresses.extend(account.aliases.iter().map(|a| a.to_lowercase()));
+        let days = self.p.config.pop3.recent_days as i64;
+        let since = (days > 0).then(|| crate::clock::now_us() - days * 86_400_000_000);
+        match self.p.store.mailbox(&addresses, since).await {
+            Ok(entries) => {
+                let n = entries.len();
+                self.mailbox = Some(Mailbox { address: account.address, entries, deleted: HashSet::new() });
+                let size = self.totals().1;
+                self.ok(&format!("{n} messages ({size} octets)"));
+                true
+            }
+            Err(e) => {
+                tracing::error!("POP3 mailbox failed: {e:#}");
+                self.err("[SYS/TEMP] mailbox unavailable, try again later");
+                false
+            }
+        }
+    }
+
+    fn totals(&self) -> (usize, i64) {
+        let mb = self.mailbox.as_ref().expect("transaction state");
+        let live = mb.entries.iter().enumerate().filter(|(i, _)| !mb.deleted.contains(i));
+        live.fold((0, 0), |(n, s), (_, e)| (n + 1, s + e.size))
+    }
+
+    fn message_number(&self, arg: &str) -> Result<usize, &'static str> {
+        let mb = self.mailbox.as_ref().expect("transaction state");
+        let n: usize = arg.trim().parse().map_err(|_| "a message number is needed")?;
+        if n == 0 || n > mb.entries.len() {
+            return Err("no such message");
+        }
+        if mb.deleted.contains(&(n - 1)) {
+            return Err("message is deleted");
+        }
+        Ok(n - 1)
+    }
+
+    /// RETR (all) or TOP (headers and `lines` body lines), dot-stuffed.
+    async fn send_message(&mut self, i: usize, lines: Option<usize>) -> bool {
+        let e = self.mailbox.as_ref().expect("transaction state").entries[i].clone();
+        let body = if e.queued {
+            match self.p.store.queued_body(&e.uid).await {
+                Ok(Some(z)) => zstd::bulk::decompress(&z, e.size.max(0) as usize).ok(),
+                _ => None,
+            }
+        } else {
+            match self.p.store.body(&e.uid).await {
+                Ok(Some(b)) => crate::modules::backup::decompress(&b).ok(),
+                _ => None,
+            }
+        };
+        // A queued message may have been delivered (and left the queue) since sign-in.
+        let body = match body {
+            Some(b) => Some(b),
+            None if e.queued => self.p.store.body(&e.uid).await.ok().flatten().and_then(|b| crate::modules::backup::decompress(&b).ok()),
+            None => None,
+        };
+        let Some(body) = body else {
+            self.err("[SYS/TEMP] the message cannot be read right now");
+            return true;
+        };
+        let part = match lines {
+            None => &body[..],
+            Some(k) => {
+                let head_end = body.windows(4).position(|w| w == b"\r\n\r\n").map(|p| p + 4).unwrap_or(body.len());
+                let mut end = head_end;
+                for _ in 0..k {
+                    match body[end..].iter().position(|&b| b == b'\n') {
+                        Some(p) => end += p + 1,
+                        None => {
+                            end = body.len();
+                            break;
+                        }
+                    }
+                }
+                &body[..end]
+            }
+        };
+        self.ok(&format!("{} octets", if lines.is_none() { body.len() } else { part.len() }));
+        crate::smtp::data::write_stuffed(&mut self.conn, &[part]).await.is_ok()
+    }
+}

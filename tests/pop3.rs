@@ -1,0 +1,115 @@
+//! POP3 emergency access with real clients: Python's poplib over STLS reads the mail queued
+//! while the backend is down; DELE hides a message for that user only; sign-in needs TLS.
+
+mod common;
+
+use common::*;
+
+async fn queue_for_alice(gw: &Gateway) -> Vec<String> {
+    gw.store.add_user("alice@example.org", &sponts::auth::hash_password("password for tests").unwrap(), sponts::storage::Role::User).await.unwrap();
+    gw.store.add_user("bob@example.org", &sponts::auth::hash_password("password for tests").unwrap(), sponts::storage::Role::User).await.unwrap();
+    let mut ids = Vec::new();
+    for (i, rcpt) in ["alice@example.org", "alice@example.org", "bob@example.org", "alice@example.org"].iter().enumerate() {
+        let mut c = Client::connect(gw.addr).await;
+        c.expect("EHLO client.test", 250).await;
+        let r = c.send_mail("news@partner.example", &[rcpt], format!("Subject: msg {i}\r\nFrom: news@partner.example\r\n\r\nline one\r\n.dot line\r\nline three\r\n").as_bytes()).await;
+        assert!(r.contains("queued"), "{r}");
+        ids.push(reply_id(&r));
+    }
+    ids
+}
+
+fn python(script: String) -> String {
+    let out = std::process::Command::new("python3").arg("-c").arg(script).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    text
+}
+
+#[tokio::test]
+async fn poplib_reads_queued_mail_over_stls_and_dele_hides_it_for_that_user_only() {
+    let gw = gateway(dead_address(), "[queue]\nprobe = 30\n").await;
+    let ids = queue_for_alice(&gw).await;
+    let port = gw.pop3.port();
+    let script = format!(
+        r#"
+import poplib, ssl
+ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+p = poplib.POP3("127.0.0.1", {port}, timeout=20)
+caps = p.capa()
+print("CAPA", sorted(caps))
+try:
+    p.user("alice@example.org"); print("PLAIN-USER accepted")
+except poplib.error_proto as e:
+    print("PLAIN-USER refused", e)
+p.stls(context=ctx)
+print("CAPA-TLS", "STLS" in p.capa())
+p.user("alice@example.org"); p.pass_("password for tests")
+print("STAT", p.stat())
+print("UIDL", [x.decode() for x in p.uidl()[1]])
+print("LIST", [x.decode() for x in p.list()[1]])
+top = p.top(1, 0)[1]
+print("TOP", [x.decode() for x in top if x.startswith(b"Subject")])
+msg = p.retr(2)[1]
+print("RETR", [x.decode() for x in msg][-3:])
+print("DELE", p.dele(1).decode())
+p.quit()
+p = poplib.POP3("127.0.0.1", {port}, timeout=20); p.stls(context=ctx)
+p.user("alice@example.org"); p.pass_("password for tests")
+print("STAT2", p.stat())
+print("UIDL2", [x.decode() for x in p.uidl()[1]])
+try:
+    p.retr(9); print("RETR9 ok")
+except poplib.error_proto as e:
+    print("RETR9", e)
+p.quit()
+"#
+    );
+    let out = tokio::task::spawn_blocking(move || python(script)).await.unwrap();
+    let line = |k: &str| out.lines().find(|l| l.starts_with(&format!("{k} "))).unwrap_or_else(|| panic!("{k} missing in {out}")).to_string();
+    assert!(line("CAPA").contains("'STLS'") && line("CAPA").contains("'UIDL'") && line("CAPA").contains("'SASL'"), "{out}");
+    assert!(line("PLAIN-USER").contains("refused") && line("PLAIN-USER").contains("STLS"), "{out}");
+    assert_eq!(line("CAPA-TLS"), "CAPA-TLS False");
+    assert!(line("STAT").starts_with("STAT (3, "), "{out}");
+    let alice: Vec<&String> = [&ids[0], &ids[1], &ids[3]].into_iter().collect();
+    assert_eq!(line("UIDL"), format!("UIDL ['1 {}', '2 {}', '3 {}']", alice[0], alice[1], alice[2]));
+    assert_eq!(line("TOP"), "TOP ['Subject: msg 0']");
+    assert_eq!(line("RETR"), "RETR ['line one', '.dot line', 'line three']", "dot-stuffing undone by the client");
+    assert!(line("DELE").contains("+OK"));
+    assert!(line("STAT2").starts_with("STAT2 (2, "), "{out}");
+    assert_eq!(line("UIDL2"), format!("UIDL2 ['1 {}', '2 {}']", alice[1], alice[2]), "stable UIDs");
+    assert!(line("RETR9").contains("-ERR"), "{out}");
+    // DELE touched nothing but alice's view.
+    assert_eq!(gw.store.queue_list(None).await.unwrap().len(), 4);
+    gw.stop().await;
+}
+
+async fn pop(addr: std::net::SocketAddr) -> Client {
+    let (c, greeting) = Client::connect_raw(addr).await;
+    assert!(greeting.starts_with("+OK "), "{greeting}");
+    c
+}
+
+#[tokio::test]
+async fn auth_plain_and_throttling() {
+    let gw = gateway(dead_address(), "[queue]\nprobe = 30\n[pop3]\nallow_plaintext_auth = true\n").await;
+    queue_for_alice(&gw).await;
+    let mut c = pop(gw.pop3).await;
+    // base64("\0alice@example.org\0password for tests")
+    let token = "AGFsaWNlQGV4YW1wbGUub3JnAHBhc3N3b3JkIGZvciB0ZXN0cw==";
+    assert!(c.cmd(&format!("AUTH PLAIN {token}")).await.starts_with("+OK 3 messages"));
+    assert!(c.cmd("STAT").await.starts_with("+OK 3 "));
+    assert!(c.cmd("XYZZY").await.starts_with("-ERR"));
+    assert!(c.cmd("QUIT").await.starts_with("+OK"));
+
+    for _ in 0..5 {
+        let mut c = pop(gw.pop3).await;
+        c.cmd("USER bob@example.org").await;
+        assert!(c.cmd("PASS wrong").await.starts_with("-ERR [AUTH]"));
+    }
+    let mut c = pop(gw.pop3).await;
+    c.cmd("USER bob@example.org").await;
+    let r = c.cmd("PASS password for tests").await;
+    assert!(r.starts_with("-ERR [AUTH] too many failed sign-ins"), "{r}");
+    gw.stop().await;
+}
