@@ -45,17 +45,21 @@ pub async fn run_once(config: &Config, store: &Store, node: &str) -> anyhow::Res
     }
     let target = BackendTarget::from_config(config);
     let mut done = 0;
-    for id in ids {
+    for (n, id) in ids.iter().enumerate() {
+        let id = id.clone();
         let Some(item) = store.queue_list(Some(&id)).await?.pop() else { continue };
         let Some(body) = store.queued_body(&id).await? else { continue };
         let message = zstd::bulk::decompress(&body, item.size.max(0) as usize)?;
         let mut backend = match Backend::connect(&target).await {
             Ok(b) => b,
             Err(e) => {
-                // Still down: every leased message waits for the next probe, no attempt counted.
+                // Still down: this and every later leased message wait for the next probe (all
+                // of them, so that arrival order holds), no attempt counted.
                 let next = crate::clock::now_us() + config.queue.probe.0.as_micros() as i64;
-                store.reschedule(&id, next, &format!("backend unavailable: {e}"), false).await?;
-                continue;
+                for rest in &ids[n..] {
+                    store.reschedule(rest, next, &format!("backend unavailable: {e}"), false).await?;
+                }
+                break;
             }
         };
         let mut failures = Vec::new();
