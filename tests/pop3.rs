@@ -113,3 +113,45 @@ async fn auth_plain_and_throttling() {
     assert!(r.starts_with("-ERR [AUTH] too many failed sign-ins"), "{r}");
     gw.stop().await;
 }
+
+/// fetchmail, as a user would run it during an outage: STLS, every new message into an MDA, and
+/// on the next run (UIDL remembered) nothing twice.
+#[tokio::test]
+async fn fetchmail_downloads_everything_once() {
+    assert!(std::path::Path::new("/usr/bin/fetchmail").exists(), "fetchmail is needed (scripts/test installs it)");
+    let gw = gateway(dead_address(), "[queue]\nprobe = 30\n").await;
+    queue_for_alice(&gw).await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("mail");
+    std::fs::create_dir(&out).unwrap();
+    let rc = dir.path().join("fetchmailrc");
+    std::fs::write(
+        &rc,
+        format!(
+            "set no syslog\nset idfile \"{}/fetchids\"\npoll 127.0.0.1 service {} protocol pop3 uidl\n  user \"alice@example.org\" password \"password for tests\"\n  sslproto \"tls1.2+\" no sslcertck keep\n  mda \"/bin/sh -c 'cat > {}/msg.$(date +%s%N)'\"\n",
+            dir.path().display(),
+            gw.pop3.port(),
+            out.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&rc, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let run = |rc: std::path::PathBuf| async move {
+        tokio::task::spawn_blocking(move || std::process::Command::new("/usr/bin/fetchmail").arg("-f").arg(&rc).arg("--nodetach").env("FETCHMAILHOME", rc.parent().unwrap()).output().unwrap())
+            .await
+            .unwrap()
+    };
+    let first = run(rc.clone()).await;
+    let text = String::from_utf8_lossy(&first.stderr).into_owned() + &String::from_utf8_lossy(&first.stdout);
+    assert_eq!(first.status.code(), Some(0), "{text}");
+    let files: Vec<_> = std::fs::read_dir(&out).unwrap().flatten().collect();
+    assert_eq!(files.len(), 3, "{text}");
+    let mut subjects: Vec<String> = files.iter().map(|f| std::fs::read_to_string(f.path()).unwrap().lines().find(|l| l.starts_with("Subject:")).unwrap().to_string()).collect();
+    subjects.sort();
+    assert_eq!(subjects, vec!["Subject: msg 0", "Subject: msg 1", "Subject: msg 3"]);
+    let second = run(rc).await;
+    // fetchmail exits 1 for "no new mail".
+    assert_eq!(second.status.code(), Some(1), "{}", String::from_utf8_lossy(&second.stderr));
+    assert_eq!(std::fs::read_dir(&out).unwrap().count(), 3, "nothing twice");
+    gw.stop().await;
+}
