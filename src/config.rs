@@ -72,11 +72,13 @@ pub struct QueueConfig {
     pub probe: Duration,
     /// The longest wait between two attempts of one message.
     pub max_retry: Duration,
+    /// Older queued mail raises an alert (log, events on the queue page) — it is never deleted.
+    pub max_age: Duration,
 }
 
 impl Default for QueueConfig {
     fn default() -> Self {
-        QueueConfig { enabled: true, known_recipient_days: 90, probe: Duration::secs(5), max_retry: Duration::secs(3600) }
+        QueueConfig { enabled: true, known_recipient_days: 90, probe: Duration::secs(5), max_retry: Duration::secs(3600), max_age: Duration::secs(3 * 86_400) }
     }
 }
 

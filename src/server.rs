@@ -32,13 +32,42 @@ pub struct Gateway {
     pub shutdown: watch::Receiver<bool>,
     /// For queue mode: known recipients, and the queue itself.
     pub store: Store,
+    /// When the backend was first found unreachable (queue mode), if it is.
+    pub backend_down_since: Mutex<Option<i64>>,
+    /// This node's name in events.
+    pub node: String,
+}
+
+impl Gateway {
+    /// Records a switch into queue mode (once per outage) in the events every node sees.
+    pub async fn backend_failed(&self, why: &str) {
+        let first = {
+            let mut since = self.backend_down_since.lock().expect("health lock");
+            since.is_none().then(|| *since = Some(crate::clock::now_us())).is_some()
+        };
+        if first {
+            tracing::warn!(node = %self.node, "backend unreachable: queue mode on ({why})");
+            let _ = self.store.add_event(&self.node, "queue_mode_on", why).await;
+        }
+    }
+
+    /// Records the end of queue mode when the backend answers again.
+    pub async fn backend_ok(&self) {
+        let was = self.backend_down_since.lock().expect("health lock").take();
+        if let Some(since) = was {
+            let secs = (crate::clock::now_us() - since) / 1_000_000;
+            tracing::info!(node = %self.node, "backend answers again: queue mode off after {secs} s");
+            let _ = self.store.add_event(&self.node, "queue_mode_off", &format!("after {secs} s")).await;
+        }
+    }
 }
 
 impl Gateway {
     pub fn new(config: Config, pipeline: Pipeline, store: Store, shutdown: watch::Receiver<bool>) -> Result<Gateway> {
         let tls = crate::smtp::tls::server_config(&config)?;
         let backend = BackendPool::new(BackendTarget::from_config(&config), config.backend.pool_size);
-        Ok(Gateway { config, pipeline, tls: Some(tokio_rustls::TlsAcceptor::from(tls)), backend, shutdown, store })
+        let node = format!("{}:{}", config.smtp.hostname, std::process::id());
+        Ok(Gateway { config, pipeline, tls: Some(tokio_rustls::TlsAcceptor::from(tls)), backend, shutdown, store, backend_down_since: Mutex::new(None), node })
     }
 }
 

@@ -182,3 +182,51 @@ async fn two_nodes_deliver_each_queued_message_once() {
     b.stop().await;
     db.drop_db().await;
 }
+
+/// The switch to queue mode and back is recorded; overdue mail raises an alert, never a
+/// deletion; the admin's queue page shows it all and retries on request.
+#[tokio::test]
+async fn queue_mode_is_visible_and_overdue_mail_alerts() {
+    let backend_addr = dead_address();
+    let gw = gateway(backend_addr, "[queue]\nprobe = 1\nmax_age = 1\n").await;
+    let pw = sponts::auth::hash_password("password for tests").unwrap();
+    gw.store.add_user("alice@example.org", &pw, sponts::storage::Role::User).await.unwrap();
+    gw.store.add_user("admin@example.org", &pw, sponts::storage::Role::Admin).await.unwrap();
+    let mut c = Client::connect(gw.addr).await;
+    c.expect("EHLO client.test", 250).await;
+    let id = reply_id(&c.send_mail("a@partner.example", &["alice@example.org"], b"Subject: waits\r\n\r\nx\r\n").await);
+    c.expect("QUIT", 221).await;
+    let mut kinds = Vec::new();
+    for _ in 0..50 {
+        kinds = gw.store.events(10).await.unwrap().into_iter().map(|e| e.kind).collect::<Vec<_>>();
+        if kinds.contains(&"queue_overdue".to_string()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(kinds.contains(&"queue_mode_on".to_string()) && kinds.contains(&"queue_overdue".to_string()), "{kinds:?}");
+    assert_eq!(gw.store.queue_list(None).await.unwrap().len(), 1, "overdue mail is never deleted");
+
+    let admin = common::http::login(gw.web, "admin@example.org", "password for tests").await.unwrap();
+    let page = common::http::request(gw.web, "GET", "/admin/queue", &[("Cookie", &admin.cookie)], None).await;
+    let text = page.text();
+    assert!(text.contains("Queue mode since") && text.contains(&id) && text.contains("overdue"), "{text}");
+    let alice = common::http::login(gw.web, "alice@example.org", "password for tests").await.unwrap();
+    assert_eq!(common::http::request(gw.web, "GET", "/admin/queue", &[("Cookie", &alice.cookie)], None).await.status, 403);
+
+    // The backend returns; the next message goes straight through and ends queue mode.
+    let cap = Capture::start_on(backend_addr, CaptureOptions::default()).await;
+    let body = format!("csrf={}", admin.csrf);
+    let r = common::http::request(gw.web, "POST", "/admin/queue/retry", &[("Cookie", &admin.cookie)], Some(("application/x-www-form-urlencoded", body.as_bytes()))).await;
+    assert_eq!(r.status, 303);
+    cap.wait_for(1).await;
+    let mut c = Client::connect(gw.addr).await;
+    c.expect("EHLO client.test", 250).await;
+    let r = c.send_mail("a@partner.example", &["alice@example.org"], b"Subject: direct\r\n\r\nx\r\n").await;
+    assert!(r.contains("queued as CAPTURE"), "{r}");
+    let kinds: Vec<String> = gw.store.events(10).await.unwrap().into_iter().map(|e| e.kind).collect();
+    assert_eq!(kinds[0], "queue_mode_off", "{kinds:?}");
+    let page = common::http::request(gw.web, "GET", "/admin/queue", &[("Cookie", &admin.cookie)], None).await;
+    assert!(page.text().contains("mail goes straight through") && page.text().contains("queue-empty"));
+    gw.stop().await;
+}

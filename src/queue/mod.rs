@@ -23,12 +23,34 @@ pub async fn runner(config: Config, store: Store) {
     let node = format!("{}:{}", config.smtp.hostname, std::process::id());
     let mut tick = tokio::time::interval(config.queue.probe.0);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut alerted: std::collections::HashMap<String, std::time::Instant> = Default::default();
     loop {
         tick.tick().await;
         if let Err(e) = run_once(&config, &store, &node).await {
             tracing::warn!("queue round failed: {e:#}");
         }
+        if let Err(e) = alert_overdue(&config, &store, &node, &mut alerted).await {
+            tracing::warn!("queue age check failed: {e:#}");
+        }
     }
+}
+
+/// Queued mail past `queue.max_age`: an alert (log and event) per message at most hourly.
+/// Nothing is ever deleted for its age.
+async fn alert_overdue(config: &Config, store: &Store, node: &str, alerted: &mut std::collections::HashMap<String, std::time::Instant>) -> anyhow::Result<()> {
+    let oldest_allowed = crate::clock::now_us() - config.queue.max_age.0.as_micros() as i64;
+    let overdue: Vec<_> = store.queue_list(None).await?.into_iter().filter(|q| q.time_us < oldest_allowed).collect();
+    alerted.retain(|id, _| overdue.iter().any(|q| &q.id == id));
+    for q in overdue {
+        if alerted.get(&q.id).is_some_and(|at| at.elapsed() < Duration::from_secs(3600)) {
+            continue;
+        }
+        let detail = format!("{} queued since {} for {}: {}", q.id, crate::clock::rfc3339(q.time_us), q.pending.join(", "), q.last_reply);
+        tracing::error!(id = %q.id, "queued mail is overdue (queue.max_age): {detail}");
+        store.add_event(node, "queue_overdue", &detail).await?;
+        alerted.insert(q.id, std::time::Instant::now());
+    }
+    Ok(())
 }
 
 /// The wait before attempt `n + 1` after the backend deferred: 30 s, doubling, capped.

@@ -248,6 +248,11 @@ impl Session {
         }
         let sender = tx.sender.as_ref().map(|a| a.to_string()).unwrap_or_default();
         let answer = self.backend_mail(&sender, &tx.params).await;
+        match &answer {
+            Ok(_) => self.gw.backend_ok().await,
+            Err(e) if self.gw.config.queue.enabled => self.gw.backend_failed(e).await,
+            Err(_) => {}
+        }
         match answer {
             Ok(r) if r.is_positive() => {
                 self.backend_dirty = true;

@@ -193,6 +193,13 @@ CREATE TABLE pop3_hidden (
     message_id TEXT NOT NULL,
     PRIMARY KEY (address, message_id)
 );
+CREATE TABLE gateway_events (
+    time_us BIGINT NOT NULL,
+    node TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    detail TEXT NOT NULL
+);
+CREATE INDEX gateway_events_time ON gateway_events (time_us);
 "#,
         sqlite: "",
         postgres: "",

@@ -6,6 +6,7 @@
 mod backup;
 pub mod batch;
 mod journal;
+mod events;
 mod links;
 mod mailbox;
 mod migrations;
@@ -14,6 +15,7 @@ mod sessions;
 mod users;
 
 pub use backup::{Purged, StoredBody};
+pub use events::GatewayEvent;
 pub use journal::{AttachmentEntry, JournalEntry, JournalFilter, RcptEntry};
 pub use mailbox::MailboxEntry;
 pub use queue::Queued;

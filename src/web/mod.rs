@@ -16,6 +16,7 @@ pub mod links;
 pub mod message;
 pub mod pages;
 pub mod policy;
+pub mod queue;
 
 use anyhow::{Context, Result};
 use axum::http::{header, HeaderValue, Request};
@@ -56,7 +57,7 @@ impl Web {
 }
 
 pub fn router(web: Web) -> Router {
-    Router::new().merge(api::routes()).merge(pages::routes()).merge(links::routes()).layer(middleware::from_fn(security_headers)).with_state(web)
+    Router::new().merge(api::routes()).merge(pages::routes()).merge(links::routes()).merge(queue::routes()).layer(middleware::from_fn(security_headers)).with_state(web)
 }
 
 /// Headers every response carries; a handler's own Content-Security-Policy (the mail HTML

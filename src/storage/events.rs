@@ -1,0 +1,42 @@
+//! Gateway events worth an administrator's eye, kept in SQL so every node's are seen together:
+//! switches into and out of queue mode, overdue queued mail.
+
+use anyhow::Result;
+use serde::Serialize;
+use sqlx::Row;
+
+use super::{with_pool, Store};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GatewayEvent {
+    pub time_us: i64,
+    pub node: String,
+    /// `queue_mode_on`, `queue_mode_off`, `queue_overdue`.
+    pub kind: String,
+    pub detail: String,
+}
+
+impl Store {
+    pub async fn add_event(&self, node: &str, kind: &str, detail: &str) -> Result<()> {
+        with_pool!(self, pool => {
+            sqlx::query("INSERT INTO gateway_events (time_us, node, kind, detail) VALUES ($1, $2, $3, $4)")
+                .bind(crate::clock::now_us())
+                .bind(node)
+                .bind(kind)
+                .bind(detail)
+                .execute(pool)
+                .await?;
+            Ok(())
+        })
+    }
+
+    /// The newest events first.
+    pub async fn events(&self, limit: i64) -> Result<Vec<GatewayEvent>> {
+        with_pool!(self, pool => {
+            let rows = sqlx::query("SELECT time_us, node, kind, detail FROM gateway_events ORDER BY time_us DESC LIMIT $1").bind(limit).fetch_all(pool).await?;
+            rows.iter()
+                .map(|r| Ok(GatewayEvent { time_us: r.try_get("time_us")?, node: r.try_get("node")?, kind: r.try_get("kind")?, detail: r.try_get("detail")? }))
+                .collect()
+        })
+    }
+}

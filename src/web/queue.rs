@@ -1,0 +1,71 @@
+//! The admin's queue page: whether sponts is in queue mode, what waits for the backend (overdue
+//! mail marked), and "retry now".
+
+use axum::extract::{Form, State};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use serde::Deserialize;
+
+use super::auth::PageViewer;
+use super::html::{esc, page};
+use super::Web;
+
+pub fn routes() -> Router<Web> {
+    Router::new().route("/admin/queue", get(show)).route("/admin/queue/retry", post(retry))
+}
+
+async fn show(State(web): State<Web>, PageViewer(v): PageViewer) -> Response {
+    if !v.is_admin() {
+        return (axum::http::StatusCode::FORBIDDEN, Html(page("Forbidden", Some(&v), r#"<div class="notice bad">This page is for administrators.</div>"#))).into_response();
+    }
+    let queue = web.store.queue_list(None).await.unwrap_or_default();
+    let events = web.store.events(10).await.unwrap_or_default();
+    let max_age = web.config.queue.max_age.0.as_micros() as i64;
+    let now = crate::clock::now_us();
+    let mode = match events.iter().find(|e| e.kind.starts_with("queue_mode")) {
+        Some(e) if e.kind == "queue_mode_on" => format!(r#"<div class="notice bad" id="queue-mode">Queue mode since {}: the mail server is not answering ({}).</div>"#, esc(&crate::clock::rfc3339(e.time_us)), esc(&e.detail)),
+        _ => r#"<div class="notice ok" id="queue-mode">The mail server answers: mail goes straight through.</div>"#.to_string(),
+    };
+    let csrf = esc(v.csrf.as_deref().unwrap_or(""));
+    let rows: String = queue
+        .iter()
+        .map(|q| {
+            let overdue = if now - q.time_us > max_age { r#" <span class="badge refused">overdue</span>"# } else { "" };
+            format!(
+                r#"<tr><td class="small">{id}{overdue}</td><td class="small">{at}</td><td>{from}</td><td>{to}</td><td>{tries}</td><td class="small">{next}</td><td class="small">{reply}</td><td><form method="post" action="/admin/queue/retry"><input type="hidden" name="csrf" value="{csrf}"><input type="hidden" name="id" value="{id}"><button class="secondary">Retry</button></form></td></tr>"#,
+                id = esc(&q.id),
+                at = esc(&crate::clock::rfc3339(q.time_us)),
+                from = esc(if q.sender.is_empty() { "<>" } else { &q.sender }),
+                to = esc(&q.pending.join(", ")),
+                tries = q.attempts,
+                next = esc(&crate::clock::rfc3339(q.next_attempt_us)),
+                reply = esc(&q.last_reply),
+            )
+        })
+        .collect();
+    let table = if queue.is_empty() {
+        r#"<div class="card muted" id="queue-empty">The queue is empty.</div>"#.to_string()
+    } else {
+        format!(r#"<table><thead><tr><th>Id</th><th>Queued</th><th>From</th><th>Waiting for</th><th>Tries</th><th>Next try</th><th>Last answer</th><th></th></tr></thead><tbody>{rows}</tbody></table>
+<form class="row" method="post" action="/admin/queue/retry"><input type="hidden" name="csrf" value="{csrf}"><button type="submit">Retry all now</button></form>"#)
+    };
+    let ev: String = events.iter().map(|e| format!("<tr><td class=\"small\">{}</td><td>{}</td><td>{}</td><td class=\"small\">{}</td></tr>", esc(&crate::clock::rfc3339(e.time_us)), esc(&e.node), esc(&e.kind), esc(&e.detail))).collect();
+    let body = format!(r#"<h1>Queue</h1>{mode}<p class="muted">{} messages wait for the mail server.</p>{table}<h2>Events</h2><table><tbody>{ev}</tbody></table>"#, queue.len());
+    Html(page("Queue", Some(&v), &body)).into_response()
+}
+
+#[derive(Deserialize)]
+struct RetryForm {
+    #[serde(default)]
+    csrf: String,
+    id: Option<String>,
+}
+
+async fn retry(State(web): State<Web>, PageViewer(v): PageViewer, Form(f): Form<RetryForm>) -> Response {
+    if !v.is_admin() || v.check_csrf(Some(&f.csrf)).is_err() {
+        return axum::http::StatusCode::FORBIDDEN.into_response();
+    }
+    let _ = web.store.retry_now(f.id.as_deref().filter(|s| !s.is_empty())).await;
+    Redirect::to("/admin/queue").into_response()
+}
