@@ -230,3 +230,57 @@ async fn queue_mode_is_visible_and_overdue_mail_alerts() {
     assert!(page.text().contains("mail goes straight through") && page.text().contains("queue-empty"));
     gw.stop().await;
 }
+
+/// The outage drill of the UMS issue: 1,000 mails while the backend is down, read over POP3
+/// (poplib, STLS), then the backend returns and every one arrives exactly once, in order.
+#[tokio::test]
+async fn a_thousand_mails_through_an_outage() {
+    let backend_addr = dead_address();
+    let gw = gateway(backend_addr, "[queue]\nprobe = 1\n").await;
+    gw.store.add_user("alice@example.org", &sponts::auth::hash_password("password for tests").unwrap(), sponts::storage::Role::User).await.unwrap();
+    let (smtp, pop) = (gw.addr.port(), gw.pop3.port());
+    let script = format!(
+        r#"
+import smtplib, poplib, ssl
+s = smtplib.SMTP("127.0.0.1", {smtp}, timeout=30)
+ok = 0
+for i in range(1000):
+    s.sendmail("a@partner.example", ["alice@example.org"], f"Subject: outage {{i:04d}}\r\n\r\nbody {{i}}\r\n")
+    ok += 1
+s.quit()
+ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+p = poplib.POP3("127.0.0.1", {pop}, timeout=30); p.stls(context=ctx)
+p.user("alice@example.org"); p.pass_("password for tests")
+n, size = p.stat()
+uids = p.uidl()[1]
+last = p.retr(n)[1]
+p.quit()
+print("SENT", ok, "STAT", n, "UIDS", len(set(uids)), "LAST", [x.decode() for x in last if x.startswith(b"Subject")][0])
+"#
+    );
+    let out = tokio::task::spawn_blocking(move || {
+        let o = std::process::Command::new("python3").arg("-c").arg(script).output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    })
+    .await
+    .unwrap();
+    assert_eq!(out.trim(), "SENT 1000 STAT 1000 UIDS 1000 LAST Subject: outage 0999");
+
+    let cap = Capture::start_on(backend_addr, CaptureOptions::default()).await;
+    let started = std::time::Instant::now();
+    for _ in 0..600 {
+        if gw.store.queue_list(None).await.unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let drain = started.elapsed();
+    let d = cap.wait_for(1000).await;
+    assert_eq!(d.len(), 1000, "each exactly once");
+    for (i, m) in d.iter().enumerate() {
+        assert!(String::from_utf8_lossy(&m.data).contains(&format!("Subject: outage {i:04}")), "order broken at {i}");
+    }
+    eprintln!("drained 1000 messages in {:.1} s after the backend returned", drain.as_secs_f64());
+    gw.stop().await;
+}

@@ -26,8 +26,16 @@ pub async fn runner(config: Config, store: Store) {
     let mut alerted: std::collections::HashMap<String, std::time::Instant> = Default::default();
     loop {
         tick.tick().await;
-        if let Err(e) = run_once(&config, &store, &node).await {
-            tracing::warn!("queue round failed: {e:#}");
+        // A full batch means more is due: go on at once (the drain runs at full speed).
+        loop {
+            match run_once(&config, &store, &node).await {
+                Ok(r) if r.leased as i64 == BATCH && r.done > 0 => continue,
+                Ok(_) => break,
+                Err(e) => {
+                    tracing::warn!("queue round failed: {e:#}");
+                    break;
+                }
+            }
         }
         if let Err(e) = alert_overdue(&config, &store, &node, &mut alerted).await {
             tracing::warn!("queue age check failed: {e:#}");
@@ -58,35 +66,56 @@ fn backoff(attempts: i32, max: Duration) -> Duration {
     Duration::from_secs(30u64 << attempts.clamp(0, 16) as u32).min(max)
 }
 
-/// One round; returns how many messages left the queue.
-pub async fn run_once(config: &Config, store: &Store, node: &str) -> anyhow::Result<usize> {
+/// What one round did.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Round {
+    pub leased: usize,
+    /// Messages that left the queue.
+    pub done: usize,
+}
+
+/// One round: lease what is due, deliver it over one backend connection.
+pub async fn run_once(config: &Config, store: &Store, node: &str) -> anyhow::Result<Round> {
     let now = crate::clock::now_us();
     let ids = store.lease_due(node, now, LEASE.as_micros() as i64, BATCH).await?;
+    let mut round = Round { leased: ids.len(), done: 0 };
     if ids.is_empty() {
-        return Ok(0);
+        return Ok(round);
     }
     let target = BackendTarget::from_config(config);
-    let mut done = 0;
+    let mut connection: Option<Backend> = None;
     for (n, id) in ids.iter().enumerate() {
         let id = id.clone();
         let Some(item) = store.queue_list(Some(&id)).await?.pop() else { continue };
         let Some(body) = store.queued_body(&id).await? else { continue };
         let message = zstd::bulk::decompress(&body, item.size.max(0) as usize)?;
-        let mut backend = match Backend::connect(&target).await {
+        let connected = match connection.take() {
+            Some(b) => Ok(b),
+            None => Backend::connect(&target).await,
+        };
+        let mut backend = match connected {
             Ok(b) => b,
             Err(e) => {
-                // Still down: this and every later leased message wait for the next probe (all
-                // of them, so that arrival order holds), no attempt counted.
-                let next = crate::clock::now_us() + config.queue.probe.0.as_micros() as i64;
+                // Still down: this and every later leased message stay due and first in line for
+                // the next probe, no attempt counted.
                 for rest in &ids[n..] {
-                    store.reschedule(rest, next, &format!("backend unavailable: {e}"), false).await?;
+                    store.release_lease(rest, &format!("backend unavailable: {e}")).await?;
                 }
                 break;
             }
         };
         let mut failures = Vec::new();
         let outcome = attempt(&mut backend, store, &item, &message, &mut failures).await;
-        backend.quit().await;
+        // A connection that failed mid-attempt is not reused; a deferred transaction is reset.
+        match &outcome {
+            Ok(Attempt::Finished { .. }) => connection = Some(backend),
+            Ok(Attempt::Later(_)) => {
+                if backend.rset().await.is_ok_and(|r| r.is_positive()) {
+                    connection = Some(backend);
+                }
+            }
+            Err(_) => {}
+        }
         if !failures.is_empty() {
             dsn::send(config, &id, item.time_us, &item.sender, &failures, &message).await;
         }
@@ -95,7 +124,7 @@ pub async fn run_once(config: &Config, store: &Store, node: &str) -> anyhow::Res
                 store.dequeue(&id).await?;
                 store.set_outcome(&id, if delivered { "delivered" } else { "refused" }, &reply).await?;
                 tracing::info!(%id, delivered, "queued message through: {reply}");
-                done += 1;
+                round.done += 1;
             }
             Ok(Attempt::Later(reply)) | Err(reply) => {
                 let next = crate::clock::now_us() + backoff(item.attempts, config.queue.max_retry.0).as_micros() as i64;
@@ -103,7 +132,10 @@ pub async fn run_once(config: &Config, store: &Store, node: &str) -> anyhow::Res
             }
         }
     }
-    Ok(done)
+    if let Some(b) = connection {
+        b.quit().await;
+    }
+    Ok(round)
 }
 
 enum Attempt {

@@ -88,6 +88,15 @@ impl Store {
         })
     }
 
+    /// Gives leases back untouched (the backend was unreachable): the messages stay due, first in
+    /// line, so arrival order holds when it returns.
+    pub async fn release_lease(&self, id: &str, reply: &str) -> Result<()> {
+        with_pool!(self, pool => {
+            sqlx::query("UPDATE queue SET lease_until_us = 0, leased_by = '', last_reply = $1 WHERE id = $2").bind(reply).bind(id).execute(pool).await?;
+            Ok(())
+        })
+    }
+
     /// Makes every message (or one) due now.
     pub async fn retry_now(&self, id: Option<&str>) -> Result<u64> {
         let now = crate::clock::now_us();
