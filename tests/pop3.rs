@@ -155,3 +155,23 @@ async fn fetchmail_downloads_everything_once() {
     assert_eq!(std::fs::read_dir(&out).unwrap().count(), 3, "nothing twice");
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn implicit_tls_listener() {
+    let gw = gateway(dead_address(), "[queue]\nprobe = 30\n[pop3]\ntls_listen = \"127.0.0.1:0\"\n").await;
+    queue_for_alice(&gw).await;
+    let port = gw.running.as_ref().unwrap().pop3.as_ref().unwrap().tls_addr.unwrap().port();
+    let script = format!(
+        r#"
+import poplib, ssl
+ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+p = poplib.POP3_SSL("127.0.0.1", {port}, context=ctx, timeout=20)
+p.user("alice@example.org"); p.pass_("password for tests")
+print("STAT", p.stat()[0], "STLS" in p.capa())
+p.quit()
+"#
+    );
+    let out = tokio::task::spawn_blocking(move || python(script)).await.unwrap();
+    assert_eq!(out.trim(), "STAT 3 False");
+    gw.stop().await;
+}
