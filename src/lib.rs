@@ -10,7 +10,10 @@
 //!   transaction record every module sees at the end.
 //! - [`modules`]: the modules sponts ships (`access`, `journal`).
 //! - [`storage`]: one store API over SQLite and PostgreSQL, with migrations.
-//! - [`replay`]: a kept message delivered again; [`auth`]: passwords.
+//! - [`queue`]: the runner that drains mail queued while the backend was down (DSNs on refusal);
+//!   [`pop3`]: emergency access to that mail over POP3.
+//! - [`replay`]: a kept message delivered again; [`digest`]: the "held back for you" mail and its
+//!   signed links; [`auth`]: passwords.
 //! - [`web`]: the web UI and JSON API (sessions, CSRF, who may see what).
 //! - [`config`]: the TOML config, validated at start with the key named in every error.
 //! - [`cli`]: the subcommands other than `serve`.

@@ -5,9 +5,10 @@
 //! - [`auth`]: sessions (cookie or bearer token), CSRF, login throttling.
 //! - [`policy`]: who may see and replay which message — the one place that decides it.
 //! - [`api`]: `/api/v1/...` (docs/openapi.yaml).
-//! - [`pages`]: the HTML pages; [`html`]: layout and escaping; [`message`]: a stored message
+//! - [`pages`]: the HTML pages, [`admin`] the admin ones, [`queue`] the queue page; [`html`]: layout and escaping; [`message`]: a stored message
 //!   taken apart for display.
 
+pub mod admin;
 pub mod api;
 pub mod auth;
 pub mod bulk;
@@ -57,7 +58,7 @@ impl Web {
 }
 
 pub fn router(web: Web) -> Router {
-    Router::new().merge(api::routes()).merge(pages::routes()).merge(links::routes()).merge(queue::routes()).layer(middleware::from_fn(security_headers)).with_state(web)
+    Router::new().merge(api::routes()).merge(pages::routes()).merge(admin::routes()).merge(links::routes()).merge(queue::routes()).layer(middleware::from_fn(security_headers)).with_state(web)
 }
 
 /// Headers every response carries; a handler's own Content-Security-Policy (the mail HTML
