@@ -96,6 +96,8 @@ enum QueueCmd {
     Show { id: String },
     /// Try now: one message, or all.
     Retry { id: Option<String> },
+    /// Deliver one message to another host now (HOST:PORT), e.g. a standby mail server.
+    Deliver { id: String, host: String },
 }
 
 #[derive(Subcommand)]
@@ -184,6 +186,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     QueueCmd::List { json } => queue::list(&store, json, &mut std::io::stdout().lock()).await?,
                     QueueCmd::Show { id } => queue::show(&store, &id, &mut std::io::stdout().lock()).await?,
                     QueueCmd::Retry { id } => queue::retry(&store, id.as_deref()).await?,
+                    QueueCmd::Deliver { id, host } => queue::deliver(&config, &store, &id, &host).await?,
                 }
                 Ok(ExitCode::SUCCESS)
             }

@@ -175,3 +175,23 @@ p.quit()
     assert_eq!(out.trim(), "STAT 3 False");
     gw.stop().await;
 }
+
+/// Besides queued mail, POP3 shows what was delivered lately (from the backup), unless turned off.
+#[tokio::test]
+async fn recently_delivered_mail_is_in_the_view() {
+    let cap = Capture::start(CaptureOptions::default()).await;
+    for (days, want) in [(7, "+OK 1 "), (0, "+OK 0 ")] {
+        let gw = gateway(cap.addr, &format!("[pop3]\nallow_plaintext_auth = true\nrecent_days = {days}\n")).await;
+        gw.store.add_user("alice@example.org", &sponts::auth::hash_password("password for tests").unwrap(), sponts::storage::Role::User).await.unwrap();
+        let mut c = Client::connect(gw.addr).await;
+        c.expect("EHLO client.test", 250).await;
+        let r = c.send_mail("a@partner.example", &["alice@example.org"], b"Subject: delivered\r\n\r\nx\r\n").await;
+        assert!(r.contains("queued as CAPTURE"), "{r}");
+        let mut p = pop(gw.pop3).await;
+        p.cmd("USER alice@example.org").await;
+        assert!(p.cmd("PASS password for tests").await.starts_with("+OK"));
+        let stat = p.cmd("STAT").await;
+        assert!(stat.starts_with(want), "recent_days = {days}: {stat}");
+        gw.stop().await;
+    }
+}

@@ -123,6 +123,8 @@ async fn a_backend_refusal_ends_a_queued_message_and_deferrals_wait() {
     assert!(ok && out.contains("1 message due now"), "{out}");
     let (ok, out) = cli(&["queue", "show", "NOSUCH"]);
     assert!(!ok && out.contains("not in the queue"), "{out}");
+    let (ok, out) = cli(&["queue", "deliver", &id, &dead_address().to_string()]);
+    assert!(!ok && out.contains("cannot reach"), "{out}");
 
     // carol is unknown to the backend after all.
     let cap = Capture::start_on(backend_addr, CaptureOptions { unknown: ["carol@example.org".to_string()].into(), ..Default::default() }).await;
@@ -282,5 +284,30 @@ print("SENT", ok, "STAT", n, "UIDS", len(set(uids)), "LAST", [x.decode() for x i
         assert!(String::from_utf8_lossy(&m.data).contains(&format!("Subject: outage {i:04}")), "order broken at {i}");
     }
     eprintln!("drained 1000 messages in {:.1} s after the backend returned", drain.as_secs_f64());
+    gw.stop().await;
+}
+
+/// An admin hands one queued message to another host (a standby server) while the backend is down.
+#[tokio::test]
+async fn deliver_by_hand_to_another_host() {
+    let gw = gateway(dead_address(), "[queue]\nprobe = 30\n").await;
+    gw.store.add_user("alice@example.org", &sponts::auth::hash_password("password for tests").unwrap(), sponts::storage::Role::User).await.unwrap();
+    let mut c = Client::connect(gw.addr).await;
+    c.expect("EHLO client.test", 250).await;
+    let id = reply_id(&c.send_mail("a@partner.example", &["alice@example.org"], b"Subject: urgent\r\n\r\nx\r\n").await);
+    c.expect("QUIT", 221).await;
+    let standby = Capture::start(CaptureOptions::default()).await;
+    let (config, _dir) = config(dead_address(), "");
+    let pw = sponts::auth::hash_password("password for tests").unwrap();
+    gw.store.add_user("admin@example.org", &pw, sponts::storage::Role::Admin).await.unwrap();
+    let admin = common::http::login(gw.web, "admin@example.org", "password for tests").await.unwrap();
+    let body = format!("csrf={}&id={id}&host={}", admin.csrf, standby.addr);
+    let r = common::http::request(gw.web, "POST", "/admin/queue/deliver", &[("Cookie", &admin.cookie)], Some(("application/x-www-form-urlencoded", body.as_bytes()))).await;
+    let location = r.header("location").unwrap().to_string();
+    assert!(location.contains("msg=") && location.contains("delivered%20by%20hand%20to"), "{location}");
+    assert!(String::from_utf8_lossy(&standby.wait_for(1).await[0].data).contains("Subject: urgent"));
+    assert!(gw.store.queue_list(None).await.unwrap().is_empty());
+    assert_eq!(journal_entry(&gw.store, &id).await.outcome, "delivered");
+    assert!(sponts::queue::deliver_to(&config, &gw.store, &id, &standby.addr.to_string()).await.is_err(), "gone from the queue");
     gw.stop().await;
 }

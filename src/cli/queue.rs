@@ -1,4 +1,5 @@
-//! `sponts queue list|show ID|retry [ID]`: what waits for the backend, and a nudge to try now.
+//! `sponts queue list|show ID|retry [ID]|deliver ID HOST:PORT`: what waits for the backend, a
+//! nudge to try now, and a hand delivery to another host.
 
 use anyhow::{bail, Result};
 use std::io::Write;
@@ -44,5 +45,11 @@ pub async fn retry(store: &Store, id: Option<&str>) -> Result<()> {
         bail!("{} is not in the queue", id.unwrap_or_default());
     }
     println!("{n} message{} due now", if n == 1 { "" } else { "s" });
+    Ok(())
+}
+
+pub async fn deliver(config: &crate::config::Config, store: &Store, id: &str, host: &str) -> Result<()> {
+    let reply = crate::queue::deliver_to(config, store, id, host).await?;
+    println!("{id}: {reply}");
     Ok(())
 }

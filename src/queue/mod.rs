@@ -138,6 +138,48 @@ pub async fn run_once(config: &Config, store: &Store, node: &str) -> anyhow::Res
     Ok(round)
 }
 
+/// Delivers one queued message to another host (`HOST:PORT`), by an admin's hand. Its result is
+/// recorded like the runner's; returns the host's answer.
+pub async fn deliver_to(config: &Config, store: &Store, id: &str, host: &str) -> anyhow::Result<String> {
+    if crate::net::parse_host_port(host).is_none() {
+        anyhow::bail!("`{host}` is not HOST:PORT");
+    }
+    let node = format!("{}:{}:hand", config.smtp.hostname, std::process::id());
+    if !store.lease_one(id, &node, crate::clock::now_us(), LEASE.as_micros() as i64).await? {
+        anyhow::bail!("{id} is not in the queue, or is being delivered right now");
+    }
+    let item = store.queue_list(Some(id)).await?.pop().ok_or_else(|| anyhow::anyhow!("{id} is not in the queue"))?;
+    let body = store.queued_body(id).await?.ok_or_else(|| anyhow::anyhow!("{id} has no body"))?;
+    let message = zstd::bulk::decompress(&body, item.size.max(0) as usize)?;
+    let mut target = BackendTarget::from_config(config);
+    target.address = host.to_string();
+    let mut backend = match Backend::connect(&target).await {
+        Ok(b) => b,
+        Err(e) => {
+            store.release_lease(id, &format!("{host} unavailable: {e}")).await?;
+            anyhow::bail!("cannot reach {host}: {e}");
+        }
+    };
+    let mut failures = Vec::new();
+    let outcome = attempt(&mut backend, store, &item, &message, &mut failures).await;
+    backend.quit().await;
+    if !failures.is_empty() {
+        dsn::send(config, id, item.time_us, &item.sender, &failures, &message).await;
+    }
+    match outcome {
+        Ok(Attempt::Finished { delivered, reply }) => {
+            let reply = format!("{reply} (delivered by hand to {host})");
+            store.dequeue(id).await?;
+            store.set_outcome(id, if delivered { "delivered" } else { "refused" }, &reply).await?;
+            Ok(reply)
+        }
+        Ok(Attempt::Later(reply)) | Err(reply) => {
+            store.release_lease(id, &format!("{host}: {reply}")).await?;
+            anyhow::bail!("{host} deferred it: {reply}")
+        }
+    }
+}
+
 enum Attempt {
     /// Every recipient has its final answer.
     Finished { delivered: bool, reply: String },

@@ -56,6 +56,16 @@ impl Store {
         })
     }
 
+    /// Leases one message whatever its next attempt (a hand delivery); false if another holds it.
+    pub async fn lease_one(&self, id: &str, node: &str, now_us: i64, lease_us: i64) -> Result<bool> {
+        with_pool!(self, pool => {
+            let r = sqlx::query("UPDATE queue SET lease_until_us = $1, leased_by = $2 WHERE id = $3 AND lease_until_us < $4")
+                .bind(now_us + lease_us).bind(node).bind(id).bind(now_us)
+                .execute(pool).await?;
+            Ok(r.rows_affected() == 1)
+        })
+    }
+
     /// The compressed body of a queued message.
     pub async fn queued_body(&self, id: &str) -> Result<Option<Vec<u8>>> {
         with_pool!(self, pool => {

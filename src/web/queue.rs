@@ -12,10 +12,16 @@ use super::html::{esc, page};
 use super::Web;
 
 pub fn routes() -> Router<Web> {
-    Router::new().route("/admin/queue", get(show)).route("/admin/queue/retry", post(retry))
+    Router::new().route("/admin/queue", get(show)).route("/admin/queue/retry", post(retry)).route("/admin/queue/deliver", post(deliver))
 }
 
-async fn show(State(web): State<Web>, PageViewer(v): PageViewer) -> Response {
+#[derive(Deserialize, Default)]
+struct Notice {
+    msg: Option<String>,
+    error: Option<String>,
+}
+
+async fn show(State(web): State<Web>, PageViewer(v): PageViewer, axum::extract::Query(n): axum::extract::Query<Notice>) -> Response {
     if !v.is_admin() {
         return (axum::http::StatusCode::FORBIDDEN, Html(page("Forbidden", Some(&v), r#"<div class="notice bad">This page is for administrators.</div>"#))).into_response();
     }
@@ -28,6 +34,11 @@ async fn show(State(web): State<Web>, PageViewer(v): PageViewer) -> Response {
         _ => r#"<div class="notice ok" id="queue-mode">The mail server answers: mail goes straight through.</div>"#.to_string(),
     };
     let csrf = esc(v.csrf.as_deref().unwrap_or(""));
+    let notice = match (&n.msg, &n.error) {
+        (Some(m), _) => format!(r#"<div class="notice ok">{}</div>"#, esc(m)),
+        (_, Some(e)) => format!(r#"<div class="notice bad">{}</div>"#, esc(e)),
+        _ => String::new(),
+    };
     let rows: String = queue
         .iter()
         .map(|q| {
@@ -48,10 +59,11 @@ async fn show(State(web): State<Web>, PageViewer(v): PageViewer) -> Response {
         r#"<div class="card muted" id="queue-empty">The queue is empty.</div>"#.to_string()
     } else {
         format!(r#"<table><thead><tr><th>Id</th><th>Queued</th><th>From</th><th>Waiting for</th><th>Tries</th><th>Next try</th><th>Last answer</th><th></th></tr></thead><tbody>{rows}</tbody></table>
-<form class="row" method="post" action="/admin/queue/retry"><input type="hidden" name="csrf" value="{csrf}"><button type="submit">Retry all now</button></form>"#)
+<form class="row" method="post" action="/admin/queue/retry"><input type="hidden" name="csrf" value="{csrf}"><button type="submit">Retry all now</button></form>
+<h2>Deliver to another host</h2><form class="card row" method="post" action="/admin/queue/deliver"><input type="hidden" name="csrf" value="{csrf}"><div><label for="qid">Message id</label><input id="qid" name="id" required></div><div><label for="host">Host (HOST:PORT), e.g. a standby mail server</label><input id="host" name="host" required></div><div><button type="submit" class="secondary">Deliver now</button></div></form>"#)
     };
     let ev: String = events.iter().map(|e| format!("<tr><td class=\"small\">{}</td><td>{}</td><td>{}</td><td class=\"small\">{}</td></tr>", esc(&crate::clock::rfc3339(e.time_us)), esc(&e.node), esc(&e.kind), esc(&e.detail))).collect();
-    let body = format!(r#"<h1>Queue</h1>{mode}<p class="muted">{} messages wait for the mail server.</p>{table}<h2>Events</h2><table><tbody>{ev}</tbody></table>"#, queue.len());
+    let body = format!(r#"<h1>Queue</h1>{notice}{mode}<p class="muted">{} messages wait for the mail server.</p>{table}<h2>Events</h2><table><tbody>{ev}</tbody></table>"#, queue.len());
     Html(page("Queue", Some(&v), &body)).into_response()
 }
 
@@ -68,4 +80,23 @@ async fn retry(State(web): State<Web>, PageViewer(v): PageViewer, Form(f): Form<
     }
     let _ = web.store.retry_now(f.id.as_deref().filter(|s| !s.is_empty())).await;
     Redirect::to("/admin/queue").into_response()
+}
+
+#[derive(Deserialize)]
+struct DeliverForm {
+    #[serde(default)]
+    csrf: String,
+    id: String,
+    host: String,
+}
+
+async fn deliver(State(web): State<Web>, PageViewer(v): PageViewer, Form(f): Form<DeliverForm>) -> Response {
+    if !v.is_admin() || v.check_csrf(Some(&f.csrf)).is_err() {
+        return axum::http::StatusCode::FORBIDDEN.into_response();
+    }
+    let to = match crate::queue::deliver_to(&web.config, &web.store, f.id.trim(), f.host.trim()).await {
+        Ok(reply) => format!("msg={}", super::html::url(&format!("{}: {reply}", f.id.trim()))),
+        Err(e) => format!("error={}", super::html::url(&e.to_string())),
+    };
+    Redirect::to(&format!("/admin/queue?{to}")).into_response()
 }
