@@ -210,11 +210,19 @@ async fn queue_mode_is_visible_and_overdue_mail_alerts() {
     assert_eq!(gw.store.queue_list(None).await.unwrap().len(), 1, "overdue mail is never deleted");
 
     let admin = common::http::login(gw.web, "admin@example.org", "password for tests").await.unwrap();
+    let m = common::http::request(gw.web, "GET", "/metrics", &[("Authorization", &format!("Bearer {}", admin.token))], None).await;
+    let metrics = m.text();
+    for line in ["sponts_queue_messages 1", "sponts_queue_overdue_messages 1", "sponts_queue_mode 1", "sponts_gateway_events_total{kind=\"queue_mode_on\"} 1"] {
+        assert!(metrics.lines().any(|l| l == line), "{line} missing in\n{metrics}");
+    }
+    assert!(metrics.contains("# TYPE sponts_queue_messages gauge"));
+    assert_eq!(common::http::request(gw.web, "GET", "/metrics", &[], None).await.status, 401);
     let page = common::http::request(gw.web, "GET", "/admin/queue", &[("Cookie", &admin.cookie)], None).await;
     let text = page.text();
     assert!(text.contains("Queue mode since") && text.contains(&id) && text.contains("overdue"), "{text}");
     let alice = common::http::login(gw.web, "alice@example.org", "password for tests").await.unwrap();
     assert_eq!(common::http::request(gw.web, "GET", "/admin/queue", &[("Cookie", &alice.cookie)], None).await.status, 403);
+    assert_eq!(common::http::request(gw.web, "GET", "/metrics", &[("Authorization", &format!("Bearer {}", alice.token))], None).await.status, 403);
 
     // The backend returns; the next message goes straight through and ends queue mode.
     let cap = Capture::start_on(backend_addr, CaptureOptions::default()).await;
@@ -230,6 +238,8 @@ async fn queue_mode_is_visible_and_overdue_mail_alerts() {
     assert_eq!(kinds[0], "queue_mode_off", "{kinds:?}");
     let page = common::http::request(gw.web, "GET", "/admin/queue", &[("Cookie", &admin.cookie)], None).await;
     assert!(page.text().contains("mail goes straight through") && page.text().contains("queue-empty"));
+    let m = common::http::request(gw.web, "GET", "/metrics", &[("Authorization", &format!("Bearer {}", admin.token))], None).await.text();
+    assert!(m.lines().any(|l| l == "sponts_queue_mode 0") && m.lines().any(|l| l == "sponts_queue_messages 0"), "{m}");
     gw.stop().await;
 }
 
@@ -268,6 +278,29 @@ print("SENT", ok, "STAT", n, "UIDS", len(set(uids)), "LAST", [x.decode() for x i
     .await
     .unwrap();
     assert_eq!(out.trim(), "SENT 1000 STAT 1000 UIDS 1000 LAST Subject: outage 0999");
+
+    // fetchmail fetches the same 1,000 (keeping them on the server).
+    let dir = tempfile::tempdir().unwrap();
+    let maildir = dir.path().join("mail");
+    std::fs::create_dir(&maildir).unwrap();
+    let rc = dir.path().join("fetchmailrc");
+    std::fs::write(
+        &rc,
+        format!(
+            "set no syslog\nset idfile \"{}/fetchids\"\npoll 127.0.0.1 service {pop} protocol pop3 uidl\n  user \"alice@example.org\" password \"password for tests\"\n  sslproto \"tls1.2+\" no sslcertck keep\n  mda \"/bin/sh -c 'cat > {}/msg.$(date +%s%N)'\"\n",
+            dir.path().display(),
+            maildir.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&rc, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let fetched = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("/usr/bin/fetchmail").arg("-f").arg(&rc).arg("--nodetach").env("FETCHMAILHOME", rc.parent().unwrap()).output().unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(fetched.status.code(), Some(0), "{}", String::from_utf8_lossy(&fetched.stderr));
+    assert_eq!(std::fs::read_dir(&maildir).unwrap().count(), 1000, "fetchmail got all 1,000");
 
     let cap = Capture::start_on(backend_addr, CaptureOptions::default()).await;
     let started = std::time::Instant::now();

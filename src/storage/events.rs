@@ -30,6 +30,14 @@ impl Store {
         })
     }
 
+    /// How many events of each kind there are.
+    pub async fn event_counts(&self) -> Result<Vec<(String, i64)>> {
+        with_pool!(self, pool => {
+            let rows = sqlx::query("SELECT kind, COUNT(*) AS n FROM gateway_events GROUP BY kind ORDER BY kind").fetch_all(pool).await?;
+            rows.iter().map(|r| Ok((r.try_get("kind")?, r.try_get("n")?))).collect()
+        })
+    }
+
     /// The newest events first.
     pub async fn events(&self, limit: i64) -> Result<Vec<GatewayEvent>> {
         with_pool!(self, pool => {

@@ -15,6 +15,7 @@ pub mod bulk;
 pub mod html;
 pub mod links;
 pub mod message;
+pub mod metrics;
 pub mod pages;
 pub mod policy;
 pub mod queue;
@@ -58,7 +59,7 @@ impl Web {
 }
 
 pub fn router(web: Web) -> Router {
-    Router::new().merge(api::routes()).merge(pages::routes()).merge(admin::routes()).merge(links::routes()).merge(queue::routes()).layer(middleware::from_fn(security_headers)).with_state(web)
+    Router::new().merge(api::routes()).merge(pages::routes()).merge(admin::routes()).merge(links::routes()).merge(queue::routes()).merge(metrics::routes()).layer(middleware::from_fn(security_headers)).with_state(web)
 }
 
 /// Headers every response carries; a handler's own Content-Security-Policy (the mail HTML

@@ -1,0 +1,52 @@
+//! `/metrics` in the Prometheus text format, for admins (a bearer token of an admin account in the
+//! scrape config): the queue and queue mode for now; the Report module adds its figures here.
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use std::fmt::Write;
+
+use super::auth::ApiViewer;
+use super::Web;
+
+pub fn routes() -> Router<Web> {
+    Router::new().route("/metrics", get(metrics))
+}
+
+async fn metrics(State(web): State<Web>, ApiViewer(v): ApiViewer) -> Response {
+    if !v.is_admin() {
+        return super::api::error(StatusCode::FORBIDDEN, "metrics are for administrators");
+    }
+    match render(&web).await {
+        Ok(text) => ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response(),
+        Err(e) => {
+            tracing::error!("metrics failed: {e:#}");
+            super::api::error(StatusCode::INTERNAL_SERVER_ERROR, "metrics unavailable")
+        }
+    }
+}
+
+async fn render(web: &Web) -> anyhow::Result<String> {
+    let queue = web.store.queue_list(None).await?;
+    let now = crate::clock::now_us();
+    let max_age = web.config.queue.max_age.0.as_micros() as i64;
+    let overdue = queue.iter().filter(|q| now - q.time_us > max_age).count();
+    let oldest = queue.iter().map(|q| (now - q.time_us) as f64 / 1e6).fold(0.0, f64::max);
+    let events = web.store.events(50).await?;
+    let queue_mode = matches!(events.iter().find(|e| e.kind.starts_with("queue_mode")), Some(e) if e.kind == "queue_mode_on");
+    let mut out = String::new();
+    let mut gauge = |name: &str, help: &str, value: String| {
+        let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}\n");
+    };
+    gauge("sponts_queue_messages", "Messages waiting in the queue for the backend.", queue.len().to_string());
+    gauge("sponts_queue_overdue_messages", "Queued messages older than queue.max_age (an alert, never deleted).", overdue.to_string());
+    gauge("sponts_queue_oldest_age_seconds", "Age of the oldest queued message.", format!("{oldest:.0}"));
+    gauge("sponts_queue_mode", "1 while the backend is unreachable and mail is queued.", u8::from(queue_mode).to_string());
+    let _ = write!(out, "# HELP sponts_gateway_events_total Gateway events by kind (queue_mode_on, queue_mode_off, queue_overdue).\n# TYPE sponts_gateway_events_total counter\n");
+    for (kind, n) in web.store.event_counts().await? {
+        let _ = writeln!(out, "sponts_gateway_events_total{{kind=\"{kind}\"}} {n}");
+    }
+    Ok(out)
+}
