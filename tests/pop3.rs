@@ -6,8 +6,8 @@ mod common;
 use common::*;
 
 async fn queue_for_alice(gw: &Gateway) -> Vec<String> {
-    gw.store.add_user("alice@example.org", &sponts::auth::hash_password("password for tests").unwrap(), sponts::storage::Role::User).await.unwrap();
-    gw.store.add_user("bob@example.org", &sponts::auth::hash_password("password for tests").unwrap(), sponts::storage::Role::User).await.unwrap();
+    add_user(&gw.store, "alice@example.org", sponts::storage::Role::User).await;
+    add_user(&gw.store, "bob@example.org", sponts::storage::Role::User).await;
     let mut ids = Vec::new();
     for (i, rcpt) in ["alice@example.org", "alice@example.org", "bob@example.org", "alice@example.org"].iter().enumerate() {
         let mut c = Client::connect(gw.addr).await;
@@ -118,41 +118,20 @@ async fn auth_plain_and_throttling() {
 /// on the next run (UIDL remembered) nothing twice.
 #[tokio::test]
 async fn fetchmail_downloads_everything_once() {
-    assert!(std::path::Path::new("/usr/bin/fetchmail").exists(), "fetchmail is needed (scripts/test installs it)");
     let gw = gateway(dead_address(), "[queue]\nprobe = 30\n").await;
     queue_for_alice(&gw).await;
     let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("mail");
-    std::fs::create_dir(&out).unwrap();
-    let rc = dir.path().join("fetchmailrc");
-    std::fs::write(
-        &rc,
-        format!(
-            "set no syslog\nset idfile \"{}/fetchids\"\npoll 127.0.0.1 service {} protocol pop3 uidl\n  user \"alice@example.org\" password \"password for tests\"\n  sslproto \"tls1.2+\" no sslcertck keep\n  mda \"/bin/sh -c 'cat > {}/msg.$(date +%s%N)'\"\n",
-            dir.path().display(),
-            gw.pop3.port(),
-            out.display()
-        ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&rc, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
-    let run = |rc: std::path::PathBuf| async move {
-        tokio::task::spawn_blocking(move || std::process::Command::new("/usr/bin/fetchmail").arg("-f").arg(&rc).arg("--nodetach").env("FETCHMAILHOME", rc.parent().unwrap()).output().unwrap())
-            .await
-            .unwrap()
-    };
-    let first = run(rc.clone()).await;
-    let text = String::from_utf8_lossy(&first.stderr).into_owned() + &String::from_utf8_lossy(&first.stdout);
-    assert_eq!(first.status.code(), Some(0), "{text}");
-    let files: Vec<_> = std::fs::read_dir(&out).unwrap().flatten().collect();
-    assert_eq!(files.len(), 3, "{text}");
-    let mut subjects: Vec<String> = files.iter().map(|f| std::fs::read_to_string(f.path()).unwrap().lines().find(|l| l.starts_with("Subject:")).unwrap().to_string()).collect();
+    let (code, log) = fetchmail::fetch(gw.pop3.port(), "alice@example.org", PASSWORD, dir.path()).await;
+    assert_eq!(code, Some(0), "{log}");
+    let files = fetchmail::fetched(dir.path());
+    assert_eq!(files.len(), 3, "{log}");
+    let mut subjects: Vec<String> = files.iter().map(|f| std::fs::read_to_string(f).unwrap().lines().find(|l| l.starts_with("Subject:")).unwrap().to_string()).collect();
     subjects.sort();
     assert_eq!(subjects, vec!["Subject: msg 0", "Subject: msg 1", "Subject: msg 3"]);
-    let second = run(rc).await;
     // fetchmail exits 1 for "no new mail".
-    assert_eq!(second.status.code(), Some(1), "{}", String::from_utf8_lossy(&second.stderr));
-    assert_eq!(std::fs::read_dir(&out).unwrap().count(), 3, "nothing twice");
+    let (code, log) = fetchmail::fetch(gw.pop3.port(), "alice@example.org", PASSWORD, dir.path()).await;
+    assert_eq!(code, Some(1), "{log}");
+    assert_eq!(fetchmail::fetched(dir.path()).len(), 3, "nothing twice");
     gw.stop().await;
 }
 
@@ -182,7 +161,7 @@ async fn recently_delivered_mail_is_in_the_view() {
     let cap = Capture::start(CaptureOptions::default()).await;
     for (days, want) in [(7, "+OK 1 "), (0, "+OK 0 ")] {
         let gw = gateway(cap.addr, &format!("[pop3]\nallow_plaintext_auth = true\nrecent_days = {days}\n")).await;
-        gw.store.add_user("alice@example.org", &sponts::auth::hash_password("password for tests").unwrap(), sponts::storage::Role::User).await.unwrap();
+        add_user(&gw.store, "alice@example.org", sponts::storage::Role::User).await;
         let mut c = Client::connect(gw.addr).await;
         c.expect("EHLO client.test", 250).await;
         let r = c.send_mail("a@partner.example", &["alice@example.org"], b"Subject: delivered\r\n\r\nx\r\n").await;

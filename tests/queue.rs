@@ -22,7 +22,7 @@ async fn the_same_on_postgres() {
 async fn queue_and_drain(extra: &str) {
     let backend_addr = dead_address();
     let gw = gateway(backend_addr, &format!("[queue]\nprobe = 1\n{extra}")).await;
-    gw.store.add_user("alice@example.org", &sponts::auth::hash_password("password for tests").unwrap(), sponts::storage::Role::User).await.unwrap();
+    add_user(&gw.store, "alice@example.org", sponts::storage::Role::User).await;
     // bob is no user, but the backend accepted mail for him last week.
     gw.store
         .insert_journal(&[sponts::storage::JournalEntry {
@@ -155,7 +155,7 @@ async fn two_nodes_deliver_each_queued_message_once() {
     let extra = format!("[queue]\nprobe = 1\n[storage]\ndatabase = \"{}\"\n", db.url);
     let a = gateway(backend_addr, &extra).await;
     let b = gateway(backend_addr, &extra).await;
-    a.store.add_user("alice@example.org", &sponts::auth::hash_password("password for tests").unwrap(), sponts::storage::Role::User).await.unwrap();
+    add_user(&a.store, "alice@example.org", sponts::storage::Role::User).await;
     for (i, node) in [&a, &b].iter().cycle().take(60).enumerate() {
         let mut c = Client::connect(node.addr).await;
         c.expect("EHLO client.test", 250).await;
@@ -249,7 +249,7 @@ async fn queue_mode_is_visible_and_overdue_mail_alerts() {
 async fn a_thousand_mails_through_an_outage() {
     let backend_addr = dead_address();
     let gw = gateway(backend_addr, "[queue]\nprobe = 1\n").await;
-    gw.store.add_user("alice@example.org", &sponts::auth::hash_password("password for tests").unwrap(), sponts::storage::Role::User).await.unwrap();
+    add_user(&gw.store, "alice@example.org", sponts::storage::Role::User).await;
     let (smtp, pop) = (gw.addr.port(), gw.pop3.port());
     let script = format!(
         r#"
@@ -281,26 +281,9 @@ print("SENT", ok, "STAT", n, "UIDS", len(set(uids)), "LAST", [x.decode() for x i
 
     // fetchmail fetches the same 1,000 (keeping them on the server).
     let dir = tempfile::tempdir().unwrap();
-    let maildir = dir.path().join("mail");
-    std::fs::create_dir(&maildir).unwrap();
-    let rc = dir.path().join("fetchmailrc");
-    std::fs::write(
-        &rc,
-        format!(
-            "set no syslog\nset idfile \"{}/fetchids\"\npoll 127.0.0.1 service {pop} protocol pop3 uidl\n  user \"alice@example.org\" password \"password for tests\"\n  sslproto \"tls1.2+\" no sslcertck keep\n  mda \"/bin/sh -c 'cat > {}/msg.$(date +%s%N)'\"\n",
-            dir.path().display(),
-            maildir.display()
-        ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&rc, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
-    let fetched = tokio::task::spawn_blocking(move || {
-        std::process::Command::new("/usr/bin/fetchmail").arg("-f").arg(&rc).arg("--nodetach").env("FETCHMAILHOME", rc.parent().unwrap()).output().unwrap()
-    })
-    .await
-    .unwrap();
-    assert_eq!(fetched.status.code(), Some(0), "{}", String::from_utf8_lossy(&fetched.stderr));
-    assert_eq!(std::fs::read_dir(&maildir).unwrap().count(), 1000, "fetchmail got all 1,000");
+    let (code, log) = fetchmail::fetch(pop, "alice@example.org", PASSWORD, dir.path()).await;
+    assert_eq!(code, Some(0), "{log}");
+    assert_eq!(fetchmail::fetched(dir.path()).len(), 1000, "fetchmail got all 1,000");
 
     let cap = Capture::start_on(backend_addr, CaptureOptions::default()).await;
     let started = std::time::Instant::now();
@@ -324,7 +307,7 @@ print("SENT", ok, "STAT", n, "UIDS", len(set(uids)), "LAST", [x.decode() for x i
 #[tokio::test]
 async fn deliver_by_hand_to_another_host() {
     let gw = gateway(dead_address(), "[queue]\nprobe = 30\n").await;
-    gw.store.add_user("alice@example.org", &sponts::auth::hash_password("password for tests").unwrap(), sponts::storage::Role::User).await.unwrap();
+    add_user(&gw.store, "alice@example.org", sponts::storage::Role::User).await;
     let mut c = Client::connect(gw.addr).await;
     c.expect("EHLO client.test", 250).await;
     let id = reply_id(&c.send_mail("a@partner.example", &["alice@example.org"], b"Subject: urgent\r\n\r\nx\r\n").await);

@@ -6,6 +6,7 @@
 pub mod backend;
 pub mod browser;
 pub mod client;
+pub mod fetchmail;
 pub mod http;
 pub mod pg;
 
@@ -115,3 +116,10 @@ pub async fn journal_entry(store: &sponts::storage::Store, id: &str) -> sponts::
 pub fn reply_id(text: &str) -> String {
     text.rsplit("id=").next().unwrap().trim().to_string()
 }
+
+/// An account with the tests' password.
+pub async fn add_user(store: &sponts::storage::Store, address: &str, role: sponts::storage::Role) {
+    store.add_user(address, &sponts::auth::hash_password(PASSWORD).unwrap(), role).await.unwrap();
+}
+
+pub const PASSWORD: &str = "password for tests";
