@@ -73,18 +73,18 @@ impl Gateway {
 
 /// Counts open connections, overall and per client address; a slot is freed when dropped.
 #[derive(Default)]
-struct Limits {
+pub struct Limits {
     per_ip: Mutex<HashMap<IpAddr, usize>>,
     total: std::sync::atomic::AtomicUsize,
 }
 
-struct Slot {
+pub struct Slot {
     limits: Arc<Limits>,
     ip: IpAddr,
 }
 
 impl Limits {
-    fn take(self: &Arc<Self>, ip: IpAddr, max_total: usize, max_per_ip: usize) -> Option<Slot> {
+    pub fn take(self: &Arc<Self>, ip: IpAddr, max_total: usize, max_per_ip: usize) -> Option<Slot> {
         use std::sync::atomic::Ordering;
         let mut map = self.per_ip.lock().expect("limits lock");
         if self.total.load(Ordering::Relaxed) >= max_total {

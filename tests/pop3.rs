@@ -43,7 +43,8 @@ try:
 except poplib.error_proto as e:
     print("PLAIN-USER refused", e)
 p.stls(context=ctx)
-print("CAPA-TLS", "STLS" in p.capa())
+caps = p.capa()
+print("CAPA-TLS", "STLS" in caps, "USER", "USER" in caps)
 p.user("alice@example.org"); p.pass_("password for tests")
 print("STAT", p.stat())
 print("UIDL", [x.decode() for x in p.uidl()[1]])
@@ -67,9 +68,9 @@ p.quit()
     );
     let out = tokio::task::spawn_blocking(move || python(script)).await.unwrap();
     let line = |k: &str| out.lines().find(|l| l.starts_with(&format!("{k} "))).unwrap_or_else(|| panic!("{k} missing in {out}")).to_string();
-    assert!(line("CAPA").contains("'STLS'") && line("CAPA").contains("'UIDL'") && line("CAPA").contains("'SASL'"), "{out}");
+    assert!(line("CAPA").contains("'STLS'") && line("CAPA").contains("'UIDL'") && !line("CAPA").contains("'USER'"), "no sign-in offered before TLS: {out}");
     assert!(line("PLAIN-USER").contains("refused") && line("PLAIN-USER").contains("STLS"), "{out}");
-    assert_eq!(line("CAPA-TLS"), "CAPA-TLS False");
+    assert_eq!(line("CAPA-TLS"), "CAPA-TLS False USER True");
     assert!(line("STAT").starts_with("STAT (3, "), "{out}");
     let alice: Vec<&String> = [&ids[0], &ids[1], &ids[3]].into_iter().collect();
     assert_eq!(line("UIDL"), format!("UIDL ['1 {}', '2 {}', '3 {}']", alice[0], alice[1], alice[2]));

@@ -327,3 +327,27 @@ async fn deliver_by_hand_to_another_host() {
     assert!(sponts::queue::deliver_to(&config, &gw.store, &id, &standby.addr.to_string()).await.is_err(), "gone from the queue");
     gw.stop().await;
 }
+
+/// The same recipient twice in one queued transaction is one delivery, not an error.
+#[tokio::test]
+async fn a_repeated_recipient_is_queued_once() {
+    let backend_addr = dead_address();
+    let gw = gateway(backend_addr, "[queue]\nprobe = 1\n").await;
+    add_user(&gw.store, "alice@example.org", sponts::storage::Role::User).await;
+    let mut c = Client::connect(gw.addr).await;
+    c.expect("EHLO client.test", 250).await;
+    let r = c.send_mail("a@partner.example", &["alice@example.org", "Alice@Example.org"], b"Subject: twice\r\n\r\nx\r\n").await;
+    assert!(r.contains("queued"), "{r}");
+    c.expect("QUIT", 221).await;
+    let cap = Capture::start_on(backend_addr, CaptureOptions::default()).await;
+    for _ in 0..100 {
+        if gw.store.queue_list(None).await.unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let d = cap.deliveries();
+    assert_eq!(d.len(), 1);
+    assert_eq!(d[0].rcpts, vec!["alice@example.org"]);
+    gw.stop().await;
+}

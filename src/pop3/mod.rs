@@ -18,6 +18,8 @@ pub struct Pop3 {
     pub store: Store,
     pub tls: tokio_rustls::TlsAcceptor,
     pub throttle: crate::web::auth::Throttle,
+    /// The SMTP limits on connections apply here too (overall, per client address).
+    pub limits: Arc<crate::server::Limits>,
 }
 
 pub struct Pop3Server {
@@ -43,7 +45,7 @@ pub async fn start(config: Config, store: Store) -> Result<Pop3Server> {
         None => None,
     };
     let tls_addr = implicit.as_ref().map(|l| l.local_addr()).transpose()?;
-    let shared = Arc::new(Pop3 { config, store, tls, throttle: Default::default() });
+    let shared = Arc::new(Pop3 { config, store, tls, throttle: Default::default(), limits: Default::default() });
     let mut tasks = vec![tokio::spawn(accept(plain, shared.clone(), false))];
     if let Some(l) = implicit {
         tasks.push(tokio::spawn(accept(l, shared.clone(), true)));
@@ -58,7 +60,16 @@ async fn accept(listener: TcpListener, shared: Arc<Pop3>, implicit_tls: bool) {
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
             continue;
         };
+        let smtp = &shared.config.smtp;
+        let Some(slot) = shared.limits.take(peer.ip(), smtp.max_connections, smtp.max_connections_per_ip) else {
+            let mut stream = stream;
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), tokio::io::AsyncWriteExt::write_all(&mut stream, b"-ERR [SYS/TEMP] too many connections\r\n")).await;
+            continue;
+        };
         let shared = shared.clone();
-        tokio::spawn(async move { session::run(stream, peer, shared, implicit_tls).await });
+        tokio::spawn(async move {
+            session::run(stream, peer, shared, implicit_tls).await;
+            drop(slot);
+        });
     }
 }

@@ -99,7 +99,11 @@ impl Session {
     async fn command(&mut self, verb: &str, arg: &str) -> bool {
         match (verb, self.mailbox.is_some()) {
             ("CAPA", _) => {
-                let mut caps = String::from("+OK Capability list follows\r\nUSER\r\nUIDL\r\nTOP\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\nSASL PLAIN\r\n");
+                let mut caps = String::from("+OK Capability list follows\r\nUIDL\r\nTOP\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\n");
+                // Sign-in mechanisms only where they can be used (RFC 2595 4).
+                if self.plaintext_refused().is_none() && self.mailbox.is_none() {
+                    caps.push_str("USER\r\nSASL PLAIN\r\n");
+                }
                 if !self.tls && self.mailbox.is_none() {
                     caps.push_str("STLS\r\n");
                 }
@@ -265,6 +269,8 @@ impl Session {
             self.err("AUTH cancelled");
             return true;
         }
+        // "=" is an empty initial response (RFC 5034 4).
+        let initial = if initial.trim() == "=" { String::new() } else { initial };
         let decoded = crate::base64::decode(initial.trim()).unwrap_or_default();
         let fields: Vec<&[u8]> = decoded.split(|&b| b == 0).collect();
         let [authz, user, password] = fields[..] else {

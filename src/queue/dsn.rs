@@ -1,9 +1,8 @@
 //! Delivery status notifications (RFC 3464): when the backend refuses a queued message for good,
-//! the sender learns it — unless the sender is the null path. The DSN goes out through the
-//! backend (which must relay for sponts), from the null sender so it can never loop.
+//! the sender learns it — unless the sender is the null path. The DSN is queued itself and goes
+//! out through the backend (which must relay for sponts), from the null sender so it never loops.
 
 use crate::config::Config;
-use crate::smtp::client::BackendTarget;
 
 /// A recipient that failed for good, with the backend's reply (e.g. `550 5.1.1 User unknown`).
 pub struct Failure {
@@ -38,20 +37,19 @@ pub fn compose(config: &Config, id: &str, arrival_us: i64, sender: &str, failure
     m.into_bytes()
 }
 
-/// Sends the DSN for a queued message; returns the backend's answer.
-pub async fn send(config: &Config, id: &str, arrival_us: i64, sender: &str, failures: &[Failure], original: &[u8]) -> (bool, String) {
+/// Queues the DSN for a queued message, from the null sender: it is delivered (and retried) like
+/// any queued mail, so a backend blip cannot lose it, and it can never cause another DSN.
+pub async fn queue(config: &Config, store: &crate::storage::Store, id: &str, arrival_us: i64, sender: &str, failures: &[Failure], original: &[u8]) -> anyhow::Result<()> {
     if sender.is_empty() || failures.is_empty() {
-        return (true, "no DSN for the null sender".into());
+        return Ok(());
     }
     let dsn = compose(config, id, arrival_us, sender, failures, original);
-    let target = BackendTarget::from_config(config);
-    let (_, reply, ok) = crate::replay::deliver(&target, "", &[sender.to_string()], b"", &dsn).await;
-    if ok {
-        tracing::info!(%id, %sender, "DSN sent: {reply}");
-    } else {
-        tracing::warn!(%id, %sender, "DSN not delivered: {reply}");
-    }
-    (ok, reply)
+    let dsn_id = crate::id::new_transaction_id();
+    let z = crate::modules::backup::compress(&dsn, 3)?;
+    // Due at once (its arrival time is in the past, past the runner's settling wait).
+    store.enqueue(&dsn_id, crate::clock::now_us() - 10_000_000, "", dsn.len() as i64, &z, &[sender.to_string()]).await?;
+    tracing::info!(%id, %sender, dsn = %dsn_id, "DSN queued");
+    Ok(())
 }
 
 #[cfg(test)]

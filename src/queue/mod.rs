@@ -15,6 +15,8 @@ use crate::storage::Store;
 
 /// How long a node owns a leased message before another may take it (a node died mid-delivery).
 const LEASE: Duration = Duration::from_secs(300);
+/// Gateway events are kept this long.
+const EVENTS_KEPT: Duration = Duration::from_secs(90 * 86_400);
 /// Messages leased per round.
 const BATCH: i64 = 50;
 
@@ -24,6 +26,7 @@ pub async fn runner(config: Config, store: Store) {
     let mut tick = tokio::time::interval(config.queue.probe.0);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut alerted: std::collections::HashMap<String, std::time::Instant> = Default::default();
+    let mut last_prune = std::time::Instant::now();
     loop {
         tick.tick().await;
         // A full batch means more is due: go on at once (the drain runs at full speed).
@@ -40,6 +43,10 @@ pub async fn runner(config: Config, store: Store) {
         if let Err(e) = alert_overdue(&config, &store, &node, &mut alerted).await {
             tracing::warn!("queue age check failed: {e:#}");
         }
+        if last_prune.elapsed() > Duration::from_secs(3600) {
+            last_prune = std::time::Instant::now();
+            let _ = store.prune_events(crate::clock::now_us() - EVENTS_KEPT.as_micros() as i64).await;
+        }
     }
 }
 
@@ -47,16 +54,17 @@ pub async fn runner(config: Config, store: Store) {
 /// Nothing is ever deleted for its age.
 async fn alert_overdue(config: &Config, store: &Store, node: &str, alerted: &mut std::collections::HashMap<String, std::time::Instant>) -> anyhow::Result<()> {
     let oldest_allowed = crate::clock::now_us() - config.queue.max_age.0.as_micros() as i64;
-    let overdue: Vec<_> = store.queue_list(None).await?.into_iter().filter(|q| q.time_us < oldest_allowed).collect();
-    alerted.retain(|id, _| overdue.iter().any(|q| &q.id == id));
-    for q in overdue {
-        if alerted.get(&q.id).is_some_and(|at| at.elapsed() < Duration::from_secs(3600)) {
+    let overdue = store.queue_older_than(oldest_allowed).await?;
+    alerted.retain(|id, _| overdue.contains(id));
+    for id in overdue {
+        if alerted.get(&id).is_some_and(|at| at.elapsed() < Duration::from_secs(3600)) {
             continue;
         }
+        let Some(q) = store.queue_list(Some(&id)).await?.pop() else { continue };
         let detail = format!("{} queued since {} for {}: {}", q.id, crate::clock::rfc3339(q.time_us), q.pending.join(", "), q.last_reply);
         tracing::error!(id = %q.id, "queued mail is overdue (queue.max_age): {detail}");
         store.add_event(node, "queue_overdue", &detail).await?;
-        alerted.insert(q.id, std::time::Instant::now());
+        alerted.insert(id, std::time::Instant::now());
     }
     Ok(())
 }
@@ -85,50 +93,27 @@ pub async fn run_once(config: &Config, store: &Store, node: &str) -> anyhow::Res
     let target = BackendTarget::from_config(config);
     let mut connection: Option<Backend> = None;
     for (n, id) in ids.iter().enumerate() {
-        let id = id.clone();
-        let Some(item) = store.queue_list(Some(&id)).await?.pop() else { continue };
-        let Some(body) = store.queued_body(&id).await? else { continue };
-        let message = zstd::bulk::decompress(&body, item.size.max(0) as usize)?;
-        let connected = match connection.take() {
-            Some(b) => Ok(b),
-            None => Backend::connect(&target).await,
-        };
-        let mut backend = match connected {
-            Ok(b) => b,
-            Err(e) => {
+        // The lease is renewed right before the attempt: a message whose lease ran out (a slow
+        // round) may be another node's by now, and is not tried twice.
+        if !store.renew_lease(id, node, crate::clock::now_us(), LEASE.as_micros() as i64).await? {
+            continue;
+        }
+        match deliver_leased(config, store, node, id, &target, &mut connection).await {
+            Ok(Step::Done) => round.done += 1,
+            Ok(Step::Later) => {}
+            Ok(Step::BackendDown(why)) => {
                 // Still down: this and every later leased message stay due and first in line for
                 // the next probe, no attempt counted.
                 for rest in &ids[n..] {
-                    store.release_lease(rest, &format!("backend unavailable: {e}")).await?;
+                    store.release_lease(rest, node, &why).await?;
                 }
                 break;
             }
-        };
-        let mut failures = Vec::new();
-        let outcome = attempt(&mut backend, store, &item, &message, &mut failures).await;
-        // A connection that failed mid-attempt is not reused; a deferred transaction is reset.
-        match &outcome {
-            Ok(Attempt::Finished { .. }) => connection = Some(backend),
-            Ok(Attempt::Later(_)) => {
-                if backend.rset().await.is_ok_and(|r| r.is_positive()) {
-                    connection = Some(backend);
-                }
-            }
-            Err(_) => {}
-        }
-        if !failures.is_empty() {
-            dsn::send(config, &id, item.time_us, &item.sender, &failures, &message).await;
-        }
-        match outcome {
-            Ok(Attempt::Finished { delivered, reply }) => {
-                store.dequeue(&id).await?;
-                store.set_outcome(&id, if delivered { "delivered" } else { "refused" }, &reply).await?;
-                tracing::info!(%id, delivered, "queued message through: {reply}");
-                round.done += 1;
-            }
-            Ok(Attempt::Later(reply)) | Err(reply) => {
-                let next = crate::clock::now_us() + backoff(item.attempts, config.queue.max_retry.0).as_micros() as i64;
-                store.reschedule(&id, next, &reply, true).await?;
+            Err(e) => {
+                // A damaged row or a storage error holds up this message only.
+                tracing::error!(%id, "queued message could not be handled: {e:#}");
+                let next = crate::clock::now_us() + config.queue.max_retry.0.as_micros() as i64;
+                let _ = store.reschedule(id, node, next, &format!("local error: {e:#}"), true).await;
             }
         }
     }
@@ -136,6 +121,67 @@ pub async fn run_once(config: &Config, store: &Store, node: &str) -> anyhow::Res
         b.quit().await;
     }
     Ok(round)
+}
+
+enum Step {
+    Done,
+    Later,
+    BackendDown(String),
+}
+
+/// One leased message: an attempt over the round's connection, and its bookkeeping.
+async fn deliver_leased(config: &Config, store: &Store, node: &str, id: &str, target: &BackendTarget, connection: &mut Option<Backend>) -> anyhow::Result<Step> {
+    let Some(item) = store.queue_list(Some(id)).await?.pop() else { return Ok(Step::Later) };
+    if item.pending.is_empty() {
+        // Every recipient has its answer already (a crash after the last one): just finish.
+        finish(store, node, id, "all recipients answered").await?;
+        return Ok(Step::Done);
+    }
+    let body = store.queued_body(id).await?.ok_or_else(|| anyhow::anyhow!("no body"))?;
+    let message = zstd::bulk::decompress(&body, item.size.max(0) as usize)?;
+    let mut backend = match connection.take() {
+        Some(b) => b,
+        None => match Backend::connect(target).await {
+            Ok(b) => b,
+            Err(e) => return Ok(Step::BackendDown(format!("backend unavailable: {e}"))),
+        },
+    };
+    let mut failures = Vec::new();
+    let outcome = attempt(&mut backend, store, &item, &message, &mut failures).await;
+    // A connection that failed mid-attempt is not reused; a deferred transaction is reset.
+    match &outcome {
+        Ok(Attempt::Finished { .. }) => *connection = Some(backend),
+        Ok(Attempt::Later(_)) => {
+            if backend.rset().await.is_ok_and(|r| r.is_positive()) {
+                *connection = Some(backend);
+            }
+        }
+        Err(_) => {}
+    }
+    if !failures.is_empty() {
+        dsn::queue(config, store, id, item.time_us, &item.sender, &failures, &message).await?;
+    }
+    match outcome {
+        Ok(Attempt::Finished { reply, .. }) => {
+            finish(store, node, id, &reply).await?;
+            tracing::info!(%id, "queued message through: {reply}");
+            Ok(Step::Done)
+        }
+        Ok(Attempt::Later(reply)) | Err(reply) => {
+            let next = crate::clock::now_us() + backoff(item.attempts, config.queue.max_retry.0).as_micros() as i64;
+            store.reschedule(id, node, next, &reply, true).await?;
+            Ok(Step::Later)
+        }
+    }
+}
+
+/// The message leaves the queue; its journal record gets the outcome over all attempts
+/// (delivered if any recipient got it).
+async fn finish(store: &Store, node: &str, id: &str, reply: &str) -> anyhow::Result<()> {
+    let delivered = store.queue_any_delivered(id).await?;
+    store.dequeue(id, node).await?;
+    store.set_outcome(id, if delivered { "delivered" } else { "refused" }, reply).await?;
+    Ok(())
 }
 
 /// Delivers one queued message to another host (`HOST:PORT`), by an admin's hand. Its result is
@@ -156,7 +202,7 @@ pub async fn deliver_to(config: &Config, store: &Store, id: &str, host: &str) ->
     let mut backend = match Backend::connect(&target).await {
         Ok(b) => b,
         Err(e) => {
-            store.release_lease(id, &format!("{host} unavailable: {e}")).await?;
+            store.release_lease(id, &node, &format!("{host} unavailable: {e}")).await?;
             anyhow::bail!("cannot reach {host}: {e}");
         }
     };
@@ -164,17 +210,16 @@ pub async fn deliver_to(config: &Config, store: &Store, id: &str, host: &str) ->
     let outcome = attempt(&mut backend, store, &item, &message, &mut failures).await;
     backend.quit().await;
     if !failures.is_empty() {
-        dsn::send(config, id, item.time_us, &item.sender, &failures, &message).await;
+        dsn::queue(config, store, id, item.time_us, &item.sender, &failures, &message).await?;
     }
     match outcome {
-        Ok(Attempt::Finished { delivered, reply }) => {
+        Ok(Attempt::Finished { reply, .. }) => {
             let reply = format!("{reply} (delivered by hand to {host})");
-            store.dequeue(id).await?;
-            store.set_outcome(id, if delivered { "delivered" } else { "refused" }, &reply).await?;
+            finish(store, &node, id, &reply).await?;
             Ok(reply)
         }
         Ok(Attempt::Later(reply)) | Err(reply) => {
-            store.release_lease(id, &format!("{host}: {reply}")).await?;
+            store.release_lease(id, &node, &format!("{host}: {reply}")).await?;
             anyhow::bail!("{host} deferred it: {reply}")
         }
     }
@@ -182,7 +227,7 @@ pub async fn deliver_to(config: &Config, store: &Store, id: &str, host: &str) ->
 
 enum Attempt {
     /// Every recipient has its final answer.
-    Finished { delivered: bool, reply: String },
+    Finished { reply: String },
     /// Some recipient is deferred.
     Later(String),
 }
@@ -200,7 +245,7 @@ async fn attempt(backend: &mut Backend, store: &Store, item: &crate::storage::Qu
             store.queue_rcpt_done(&item.id, a, &r.summary()).await.map_err(|e| e.to_string())?;
             failures.push(dsn::Failure { address: a.clone(), reply: r.summary() });
         }
-        return Ok(Attempt::Finished { delivered: false, reply: r.summary() });
+        return Ok(Attempt::Finished { reply: r.summary() });
     }
     let mut accepted = Vec::new();
     let mut deferred = false;
@@ -217,7 +262,7 @@ async fn attempt(backend: &mut Backend, store: &Store, item: &crate::storage::Qu
     }
     if accepted.is_empty() {
         backend.rset().await.map_err(err)?;
-        return Ok(if deferred { Attempt::Later("every recipient deferred".into()) } else { Attempt::Finished { delivered: false, reply: "every recipient refused".into() } });
+        return Ok(if deferred { Attempt::Later("every recipient deferred".into()) } else { Attempt::Finished { reply: "every recipient refused".into() } });
     }
     let r = backend.data(&[message]).await.map_err(err)?;
     if r.is_transient() {
@@ -232,7 +277,7 @@ async fn attempt(backend: &mut Backend, store: &Store, item: &crate::storage::Qu
     if deferred {
         return Ok(Attempt::Later(format!("partly delivered: {}", r.summary())));
     }
-    Ok(Attempt::Finished { delivered: r.is_positive(), reply: r.summary() })
+    Ok(Attempt::Finished { reply: r.summary() })
 }
 
 #[cfg(test)]

@@ -38,6 +38,24 @@ impl Store {
         })
     }
 
+    /// The newest switch into or out of queue mode, of any node.
+    pub async fn latest_queue_mode(&self) -> Result<Option<GatewayEvent>> {
+        with_pool!(self, pool => {
+            let r = sqlx::query("SELECT time_us, node, kind, detail FROM gateway_events WHERE kind IN ('queue_mode_on', 'queue_mode_off') ORDER BY time_us DESC LIMIT 1").fetch_optional(pool).await?;
+            match r {
+                Some(r) => Ok(Some(GatewayEvent { time_us: r.try_get("time_us")?, node: r.try_get("node")?, kind: r.try_get("kind")?, detail: r.try_get("detail")? })),
+                None => Ok(None),
+            }
+        })
+    }
+
+    /// Drops events older than `before_us`.
+    pub async fn prune_events(&self, before_us: i64) -> Result<u64> {
+        with_pool!(self, pool => {
+            Ok(sqlx::query("DELETE FROM gateway_events WHERE time_us < $1").bind(before_us).execute(pool).await?.rows_affected())
+        })
+    }
+
     /// The newest events first.
     pub async fn events(&self, limit: i64) -> Result<Vec<GatewayEvent>> {
         with_pool!(self, pool => {

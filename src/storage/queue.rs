@@ -46,7 +46,7 @@ impl Store {
         let lock = if matches!(self, Store::Postgres(_)) { " FOR UPDATE SKIP LOCKED" } else { "" };
         let sql = format!(
             "UPDATE queue SET lease_until_us = $1, leased_by = $2 WHERE id IN \
-             (SELECT id FROM queue WHERE next_attempt_us <= $3 AND lease_until_us < $3 ORDER BY time_us, id LIMIT $4{lock}) RETURNING id, time_us"
+             (SELECT id FROM queue WHERE next_attempt_us <= $3 AND lease_until_us < $3 AND time_us < $3 - 2000000 ORDER BY time_us, id LIMIT $4{lock}) RETURNING id, time_us"
         );
         with_pool!(self, pool => {
             let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now_us + lease_us).bind(node).bind(now_us).bind(limit).fetch_all(pool).await?;
@@ -81,28 +81,61 @@ impl Store {
         })
     }
 
-    /// The message is through: it leaves the queue.
-    pub async fn dequeue(&self, id: &str) -> Result<()> {
+    /// The message is through: it leaves the queue (only by the node that holds its lease).
+    pub async fn dequeue(&self, id: &str, node: &str) -> Result<()> {
         with_pool!(self, pool => {
-            sqlx::query("DELETE FROM queue WHERE id = $1").bind(id).execute(pool).await?;
+            sqlx::query("DELETE FROM queue WHERE id = $1 AND leased_by = $2").bind(id).bind(node).execute(pool).await?;
             Ok(())
         })
     }
 
-    /// Another attempt later; the lease is given back.
-    pub async fn reschedule(&self, id: &str, next_us: i64, reply: &str, count_attempt: bool) -> Result<()> {
+    /// Renews this node's lease right before an attempt; false if the lease was lost (another
+    /// node may have taken the message): then it must not be tried.
+    pub async fn renew_lease(&self, id: &str, node: &str, now_us: i64, lease_us: i64) -> Result<bool> {
         with_pool!(self, pool => {
-            sqlx::query("UPDATE queue SET next_attempt_us = $1, last_reply = $2, attempts = attempts + $3, lease_until_us = 0, leased_by = '' WHERE id = $4")
-                .bind(next_us).bind(reply).bind(i32::from(count_attempt)).bind(id).execute(pool).await?;
+            let r = sqlx::query("UPDATE queue SET lease_until_us = $1 WHERE id = $2 AND leased_by = $3 AND lease_until_us >= $4")
+                .bind(now_us + lease_us).bind(id).bind(node).bind(now_us).execute(pool).await?;
+            Ok(r.rows_affected() == 1)
+        })
+    }
+
+    /// Another attempt later; the lease is given back.
+    pub async fn reschedule(&self, id: &str, node: &str, next_us: i64, reply: &str, count_attempt: bool) -> Result<()> {
+        with_pool!(self, pool => {
+            sqlx::query("UPDATE queue SET next_attempt_us = $1, last_reply = $2, attempts = attempts + $3, lease_until_us = 0, leased_by = '' WHERE id = $4 AND leased_by = $5")
+                .bind(next_us).bind(reply).bind(i32::from(count_attempt)).bind(id).bind(node).execute(pool).await?;
             Ok(())
+        })
+    }
+
+    /// Did any recipient of this queued message get a 2xx (in any attempt)?
+    pub async fn queue_any_delivered(&self, id: &str) -> Result<bool> {
+        with_pool!(self, pool => {
+            let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM queue_rcpt WHERE queue_id = $1 AND done = $2 AND last_reply LIKE '2%'").bind(id).bind(true).fetch_one(pool).await?;
+            Ok(n > 0)
+        })
+    }
+
+    /// (messages, overdue ones, oldest arrival) without reading the queue.
+    pub async fn queue_stats(&self, overdue_before_us: i64) -> Result<(i64, i64, Option<i64>)> {
+        with_pool!(self, pool => {
+            let r = sqlx::query("SELECT COUNT(*) AS n, COUNT(CASE WHEN time_us < $1 THEN 1 END) AS overdue, MIN(time_us) AS oldest FROM queue").bind(overdue_before_us).fetch_one(pool).await?;
+            Ok((r.try_get("n")?, r.try_get("overdue")?, r.try_get("oldest")?))
+        })
+    }
+
+    /// The ids of messages queued before a time (overdue).
+    pub async fn queue_older_than(&self, before_us: i64) -> Result<Vec<String>> {
+        with_pool!(self, pool => {
+            Ok(sqlx::query_scalar("SELECT id FROM queue WHERE time_us < $1 ORDER BY time_us LIMIT 1000").bind(before_us).fetch_all(pool).await?)
         })
     }
 
     /// Gives leases back untouched (the backend was unreachable): the messages stay due, first in
     /// line, so arrival order holds when it returns.
-    pub async fn release_lease(&self, id: &str, reply: &str) -> Result<()> {
+    pub async fn release_lease(&self, id: &str, node: &str, reply: &str) -> Result<()> {
         with_pool!(self, pool => {
-            sqlx::query("UPDATE queue SET lease_until_us = 0, leased_by = '', last_reply = $1 WHERE id = $2").bind(reply).bind(id).execute(pool).await?;
+            sqlx::query("UPDATE queue SET lease_until_us = 0, leased_by = '', last_reply = $1 WHERE id = $2 AND leased_by = $3").bind(reply).bind(id).bind(node).execute(pool).await?;
             Ok(())
         })
     }
@@ -194,7 +227,13 @@ where
     sqlx::query("INSERT INTO queue (id, time_us, sender, size, body, attempts, next_attempt_us, last_reply, lease_until_us, leased_by) VALUES ($1, $2, $3, $4, $5, 0, $6, '', 0, '')")
         .bind(id).bind(time_us).bind(sender).bind(size).bind(compressed).bind(time_us)
         .execute(&mut *tx).await?;
+    let mut seen: Vec<String> = Vec::new();
     for r in rcpts {
+        // The same recipient twice in one transaction is one delivery.
+        if seen.iter().any(|s| s.eq_ignore_ascii_case(r)) {
+            continue;
+        }
+        seen.push(r.clone());
         sqlx::query("INSERT INTO queue_rcpt (queue_id, address, done, last_reply) VALUES ($1, $2, $3, '')").bind(id).bind(r).bind(false).execute(&mut *tx).await?;
     }
     tx.commit().await?;

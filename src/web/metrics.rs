@@ -29,18 +29,15 @@ async fn metrics(State(web): State<Web>, ApiViewer(v): ApiViewer) -> Response {
 }
 
 async fn render(web: &Web) -> anyhow::Result<String> {
-    let queue = web.store.queue_list(None).await?;
     let now = crate::clock::now_us();
-    let max_age = web.config.queue.max_age.0.as_micros() as i64;
-    let overdue = queue.iter().filter(|q| now - q.time_us > max_age).count();
-    let oldest = queue.iter().map(|q| (now - q.time_us) as f64 / 1e6).fold(0.0, f64::max);
-    let events = web.store.events(50).await?;
-    let queue_mode = matches!(events.iter().find(|e| e.kind.starts_with("queue_mode")), Some(e) if e.kind == "queue_mode_on");
+    let (queued, overdue, oldest) = web.store.queue_stats(now - web.config.queue.max_age.0.as_micros() as i64).await?;
+    let oldest = oldest.map_or(0.0, |t| (now - t) as f64 / 1e6);
+    let queue_mode = web.store.latest_queue_mode().await?.is_some_and(|e| e.kind == "queue_mode_on");
     let mut out = String::new();
     let mut gauge = |name: &str, help: &str, value: String| {
         let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}\n");
     };
-    gauge("sponts_queue_messages", "Messages waiting in the queue for the backend.", queue.len().to_string());
+    gauge("sponts_queue_messages", "Messages waiting in the queue for the backend.", queued.to_string());
     gauge("sponts_queue_overdue_messages", "Queued messages older than queue.max_age (an alert, never deleted).", overdue.to_string());
     gauge("sponts_queue_oldest_age_seconds", "Age of the oldest queued message.", format!("{oldest:.0}"));
     gauge("sponts_queue_mode", "1 while the backend is unreachable and mail is queued.", u8::from(queue_mode).to_string());

@@ -29,7 +29,8 @@ async fn show(State(web): State<Web>, PageViewer(v): PageViewer, axum::extract::
     let events = web.store.events(10).await.unwrap_or_default();
     let max_age = web.config.queue.max_age.0.as_micros() as i64;
     let now = crate::clock::now_us();
-    let mode = match events.iter().find(|e| e.kind.starts_with("queue_mode")) {
+    let latest = web.store.latest_queue_mode().await.ok().flatten();
+    let mode = match latest.as_ref() {
         Some(e) if e.kind == "queue_mode_on" => format!(r#"<div class="notice bad" id="queue-mode">Queue mode since {}: the mail server is not answering ({}).</div>"#, esc(&crate::clock::rfc3339(e.time_us)), esc(&e.detail)),
         _ => r#"<div class="notice ok" id="queue-mode">The mail server answers: mail goes straight through.</div>"#.to_string(),
     };
