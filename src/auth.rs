@@ -5,6 +5,15 @@ use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use argon2::Argon2;
 
+/// A mail address as an account name: `user@domain`, stored lowercase.
+pub fn account_name(address: &str) -> anyhow::Result<String> {
+    use crate::smtp::address::{parse_path, Side};
+    match parse_path(address, Side::Recipient) {
+        Ok(Some(a)) => Ok(a.to_string().to_lowercase()),
+        _ => anyhow::bail!("`{address}` is not a mail address (user@domain)"),
+    }
+}
+
 /// Minimum length of a new password.
 pub const MIN_PASSWORD: usize = 8;
 

@@ -48,7 +48,7 @@ pub async fn replay(config: &Config, store: &Store, of: &str, to: Option<&str>, 
         .pop()
         .ok_or_else(|| ReplayError::NotFound(of.to_string()))?;
     // A replay record has no copy of its own: its message is the original's.
-    let of = original.replay_of.clone().unwrap_or_else(|| of.to_string());
+    let of = original.kept_as().to_string();
     let of = of.as_str();
     let body = store.body(of).await?.ok_or_else(|| ReplayError::NotKept(of.to_string()))?;
     let message = decompress(&body).map_err(|e| anyhow::anyhow!("stored message {of} is damaged: {e}"))?;

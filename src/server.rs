@@ -66,9 +66,14 @@ impl Gateway {
     pub fn new(config: Config, pipeline: Pipeline, store: Store, shutdown: watch::Receiver<bool>) -> Result<Gateway> {
         let tls = crate::smtp::tls::server_config(&config)?;
         let backend = BackendPool::new(BackendTarget::from_config(&config), config.backend.pool_size);
-        let node = format!("{}:{}", config.smtp.hostname, std::process::id());
+        let node = node_name(&config);
         Ok(Gateway { config, pipeline, tls: Some(tokio_rustls::TlsAcceptor::from(tls)), backend, shutdown, store, backend_down_since: Mutex::new(None), node })
     }
+}
+
+/// This process's name in events and queue leases: host name and process id.
+pub fn node_name(config: &Config) -> String {
+    format!("{}:{}", config.smtp.hostname, std::process::id())
 }
 
 /// Counts open connections, overall and per client address; a slot is freed when dropped.

@@ -31,7 +31,7 @@ pub async fn one(config: &Config, store: &Store, id: &str, to: Option<&str>, jso
 }
 
 pub async fn bulk(config: &Config, store: &Store, rcpt: &str, since: Duration, json: bool) -> Result<usize> {
-    let rcpt = crate::cli::user::account_name(rcpt)?;
+    let rcpt = crate::auth::account_name(rcpt)?;
     let since_us = crate::clock::now_us() - since.0.as_micros() as i64;
     let todo = delivered_to(store, &rcpt, since_us).await?;
     if todo.is_empty() {

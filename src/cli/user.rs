@@ -3,7 +3,6 @@
 use anyhow::{bail, Context, Result};
 use std::io::{BufRead, Write};
 
-use crate::smtp::address::{parse_path, Side};
 use crate::storage::{Role, Store};
 
 /// Reads a password: one line from standard input, or twice from the terminal without echo.
@@ -37,13 +36,7 @@ fn prompt(text: &str) -> Result<String> {
     Ok(line.trim_end_matches(['\r', '\n']).to_string())
 }
 
-/// A mail address as an account name: `user@domain`, stored lowercase.
-pub fn account_name(address: &str) -> Result<String> {
-    match parse_path(address, Side::Recipient) {
-        Ok(Some(a)) => Ok(a.to_string().to_lowercase()),
-        _ => bail!("`{address}` is not a mail address (user@domain)"),
-    }
-}
+pub use crate::auth::account_name;
 
 pub async fn add(store: &Store, address: &str, admin: bool, password: &str) -> Result<()> {
     let name = account_name(address)?;

@@ -45,7 +45,7 @@ pub async fn queue(config: &Config, store: &crate::storage::Store, id: &str, arr
     }
     let dsn = compose(config, id, arrival_us, sender, failures, original);
     let dsn_id = crate::id::new_transaction_id();
-    let z = crate::modules::backup::compress(&dsn, 3)?;
+    let z = crate::modules::backup::compress(&dsn, config.backup.compression_level)?;
     // Due at once (its arrival time is in the past, past the runner's settling wait).
     store.enqueue(&dsn_id, crate::clock::now_us() - 10_000_000, "", dsn.len() as i64, &z, &[sender.to_string()]).await?;
     tracing::info!(%id, %sender, dsn = %dsn_id, "DSN queued");

@@ -22,7 +22,7 @@ const BATCH: i64 = 50;
 
 /// Runs forever: a round every `queue.probe`.
 pub async fn runner(config: Config, store: Store) {
-    let node = format!("{}:{}", config.smtp.hostname, std::process::id());
+    let node = crate::server::node_name(&config);
     let mut tick = tokio::time::interval(config.queue.probe.0);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut alerted: std::collections::HashMap<String, std::time::Instant> = Default::default();
@@ -190,7 +190,7 @@ pub async fn deliver_to(config: &Config, store: &Store, id: &str, host: &str) ->
     if crate::net::parse_host_port(host).is_none() {
         anyhow::bail!("`{host}` is not HOST:PORT");
     }
-    let node = format!("{}:{}:hand", config.smtp.hostname, std::process::id());
+    let node = format!("{}:hand", crate::server::node_name(config));
     if !store.lease_one(id, &node, crate::clock::now_us(), LEASE.as_micros() as i64).await? {
         anyhow::bail!("{id} is not in the queue, or is being delivered right now");
     }

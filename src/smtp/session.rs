@@ -527,7 +527,7 @@ impl Session {
         full.extend_from_slice(message);
         let sender = tx.sender.as_ref().map(|a| a.to_string()).unwrap_or_default();
         let rcpts: Vec<String> = tx.accepted.iter().map(|a| a.to_string()).collect();
-        let stored = match crate::modules::backup::compress(&full, 3) {
+        let stored = match crate::modules::backup::compress(&full, self.gw.config.backup.compression_level) {
             Ok(z) => self.gw.store.enqueue(&tx.id, tx.time_us, &sender, full.len() as i64, &z, &rcpts).await,
             Err(e) => Err(e.into()),
         };

@@ -30,6 +30,13 @@ pub struct JournalEntry {
     pub actor: Option<String>,
 }
 
+impl JournalEntry {
+    /// The transaction whose kept copy holds this record's message: a replay has none of its own.
+    pub fn kept_as(&self) -> &str {
+        self.replay_of.as_deref().unwrap_or(&self.id)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RcptEntry {
     pub address: String,

@@ -77,7 +77,7 @@ async fn user_add(State(web): State<Web>, PageViewer(v): PageViewer, Form(f): Fo
         return r;
     }
     let result = async {
-        let name = crate::cli::user::account_name(&f.address)?;
+        let name = crate::auth::account_name(&f.address)?;
         if web.store.user(&name).await?.is_some() {
             anyhow::bail!("{name} exists already");
         }
@@ -118,7 +118,7 @@ async fn user_alias(State(web): State<Web>, PageViewer(v): PageViewer, Form(f): 
         return r;
     }
     let result = async {
-        let (name, alias) = (crate::cli::user::account_name(&f.address)?, crate::cli::user::account_name(&f.role)?);
+        let (name, alias) = (crate::auth::account_name(&f.address)?, crate::auth::account_name(&f.role)?);
         if web.store.user(&name).await?.is_none() {
             anyhow::bail!("no user {name}");
         }
@@ -201,7 +201,7 @@ async fn bulk_start(State(web): State<Web>, PageViewer(v): PageViewer, Form(f): 
     list.reverse();
     // A full address as recipient: its own accepted mail only (the search matches substrings,
     // ann@ must not collect joann@'s mail), delivered to that address alone (the outage case).
-    let rcpt_exact = s.rcpt.as_deref().and_then(|r| crate::cli::user::account_name(r).ok());
+    let rcpt_exact = s.rcpt.as_deref().and_then(|r| crate::auth::account_name(r).ok());
     if let Some(r) = &rcpt_exact {
         list.retain(|e| e.recipients.iter().any(|x| x.accepted && x.address.eq_ignore_ascii_case(r)));
     }

@@ -213,7 +213,7 @@ async fn message(State(web): State<Web>, ApiViewer(v): ApiViewer, Path(id): Path
         Ok(e) => e,
         Err(s) => return error(s, "no such message"),
     };
-    let raw = raw_message(&web, &e.replay_of.clone().unwrap_or(e.id.clone())).await.ok().flatten();
+    let raw = raw_message(&web, e.kept_as()).await.ok().flatten();
     let view = raw.as_deref().map(super::message::view);
     Json(json!({
         "message": summary(&e),
@@ -238,7 +238,7 @@ pub async fn raw_response(web: &Web, v: &super::auth::Viewer, id: &str) -> Respo
         Ok(e) => e,
         Err(s) => return error(s, "no such message"),
     };
-    match raw_message(web, e.replay_of.as_deref().unwrap_or(&e.id)).await {
+    match raw_message(web, e.kept_as()).await {
         Ok(Some(bytes)) => (
             [(header::CONTENT_TYPE, "message/rfc822".to_string()), (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{}.eml\"", e.id))],
             bytes,

@@ -210,7 +210,7 @@ async fn show(State(web): State<Web>, PageViewer(v): PageViewer, Path(id): Path<
         Ok(e) => e,
         Err(s) => return status_page(s, Some(&v), "No such message."),
     };
-    let source = e.replay_of.clone().unwrap_or(e.id.clone());
+    let source = e.kept_as().to_string();
     let raw = raw_message(&web, &source).await.ok().flatten();
     let view = raw.as_deref().map(super::message::view).unwrap_or_default();
     let mut notice = String::new();
@@ -296,7 +296,7 @@ async fn download(State(web): State<Web>, PageViewer(v): PageViewer, Path(id): P
 /// The HTML part alone, for the sandboxed frame: no script, no remote content, no navigation.
 async fn html_part(State(web): State<Web>, PageViewer(v): PageViewer, Path(id): Path<String>) -> Response {
     let Ok(e) = find(&web, &v, &id).await else { return StatusCode::NOT_FOUND.into_response() };
-    let source = e.replay_of.clone().unwrap_or(e.id.clone());
+    let source = e.kept_as().to_string();
     let Some(html) = raw_message(&web, &source).await.ok().flatten().and_then(|r| super::message::view(&r).html) else {
         return StatusCode::NOT_FOUND.into_response();
     };
