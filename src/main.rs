@@ -83,6 +83,72 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Train the built-in spam filter: every file in each directory is one message.
+    Learn {
+        #[arg(long, value_name = "DIR")]
+        spam: Option<PathBuf>,
+        #[arg(long, value_name = "DIR")]
+        ham: Option<PathBuf>,
+    },
+    /// Disposable addresses (tag.N.user@domain): list, lock, unlock, reset, delete.
+    Disposable {
+        #[command(subcommand)]
+        cmd: DisposableCmd,
+    },
+    /// Spam traps managed at run time (those of the config are listed too).
+    Trap {
+        #[command(subcommand)]
+        cmd: TrapCmd,
+    },
+    /// The penalty box: client IPs treated as spammers for uce.penalty_hours.
+    Penalty {
+        #[command(subcommand)]
+        cmd: PenaltyCmd,
+    },
+    /// HTML for a web page: the address obfuscated for people, and optionally a hidden trap for spiders.
+    Snippet {
+        address: String,
+        /// A trap address to hide in the page.
+        #[arg(long)]
+        trap: Option<String>,
+        /// The hidden text a tag-stripping spider reads into the address.
+        #[arg(long, default_value = "-nospam")]
+        decoy: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum DisposableCmd {
+    /// All disposable addresses used so far, or one owner's.
+    List {
+        #[arg(long)]
+        user: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Answer "user unknown" from now on.
+    Lock { address: String },
+    /// Accept mail again (until the count is reached).
+    Unlock { address: String },
+    /// Start counting again from zero, unlocked.
+    Reset { address: String },
+    /// Forget the address (its next use starts afresh).
+    Del { address: String },
+}
+
+#[derive(Subcommand)]
+enum TrapCmd {
+    List,
+    /// An address or a pattern (`*` for any run), e.g. honeypot-*@example.org.
+    Add { pattern: String },
+    Del { pattern: String },
+}
+
+#[derive(Subcommand)]
+enum PenaltyCmd {
+    List,
+    /// Let an IP out of the penalty box.
+    Release { ip: String },
 }
 
 #[derive(Subcommand)]
@@ -211,6 +277,53 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     _ => anyhow::bail!("replay needs --id ID, or --rcpt ADDR --since DUR"),
                 };
                 Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+            }
+            Cmd::Learn { spam, ham } => {
+                let store = sponts::storage::Store::open(&config.storage.database_location()).await?;
+                sponts::cli::uce::learn(&store, spam.as_deref(), ham.as_deref(), &mut std::io::stdout().lock()).await?;
+                Ok(ExitCode::SUCCESS)
+            }
+            Cmd::Disposable { cmd } => {
+                let store = sponts::storage::Store::open(&config.storage.database_location()).await?;
+                use sponts::cli::uce;
+                match cmd {
+                    DisposableCmd::List { user, json } => uce::disposable_list(&store, user.as_deref(), json, &mut std::io::stdout().lock()).await?,
+                    DisposableCmd::Lock { address } => uce::disposable_change(&config, &store, &address, "lock").await?,
+                    DisposableCmd::Unlock { address } => uce::disposable_change(&config, &store, &address, "unlock").await?,
+                    DisposableCmd::Reset { address } => uce::disposable_change(&config, &store, &address, "reset").await?,
+                    DisposableCmd::Del { address } => uce::disposable_change(&config, &store, &address, "delete").await?,
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+            Cmd::Trap { cmd } => {
+                let store = sponts::storage::Store::open(&config.storage.database_location()).await?;
+                use sponts::cli::uce;
+                match cmd {
+                    TrapCmd::List => uce::traps(&config, &store, &mut std::io::stdout().lock()).await?,
+                    TrapCmd::Add { pattern } => store.add_trap(&uce::check_trap(&pattern)?, "cli").await?,
+                    TrapCmd::Del { pattern } => {
+                        if !store.delete_trap(&pattern).await? {
+                            anyhow::bail!("{pattern} is not a trap added at run time");
+                        }
+                    }
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+            Cmd::Penalty { cmd } => {
+                let store = sponts::storage::Store::open(&config.storage.database_location()).await?;
+                match cmd {
+                    PenaltyCmd::List => sponts::cli::uce::penalties(&store, &mut std::io::stdout().lock()).await?,
+                    PenaltyCmd::Release { ip } => {
+                        if !store.release_penalty(&ip).await? {
+                            anyhow::bail!("{ip} is not in the penalty box");
+                        }
+                    }
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+            Cmd::Snippet { address, trap, decoy } => {
+                sponts::cli::uce::snippet(&address, trap.as_deref(), &decoy, &mut std::io::stdout().lock())?;
+                Ok(ExitCode::SUCCESS)
             }
             Cmd::CheckConfig { .. } => unreachable!("handled above"),
         }

@@ -60,7 +60,8 @@ pub async fn replay(config: &Config, store: &Store, of: &str, to: Option<&str>, 
             }
             vec![a.to_string()]
         }
-        None => original.recipients.iter().filter(|r| r.accepted).map(|r| r.address.clone()).collect(),
+        // A disposable address goes to its owner, as it did the first time.
+        None => original.recipients.iter().filter(|r| r.accepted).map(|r| r.delivered_to.clone().unwrap_or_else(|| r.address.clone())).collect(),
     };
     if recipients.is_empty() {
         return Err(ReplayError::NoRecipient);
@@ -97,15 +98,21 @@ pub async fn replay(config: &Config, store: &Store, of: &str, to: Option<&str>, 
         final_reply: reply.clone(),
         replay_of: Some(of.to_string()),
         actor: Some(actor),
+        flag: None,
+        notes: None,
     };
     store.insert_journal(&[entry]).await?;
     tracing::info!(id = %id, of, delivered, "replay: {reply}");
+    if delivered && original.flag.as_deref() == Some("spam") {
+        // A person wanted this "spam" delivered: the filter learns it as ham.
+        crate::modules::uce::learn_replayed(config, store, of, &message).await;
+    }
     Ok(Replayed { id, of: of.to_string(), delivered, recipients: rcpts, reply })
 }
 
 /// One SMTP transaction with the backend; never fails, the replies tell what happened.
 pub(crate) async fn deliver(target: &BackendTarget, sender: &str, recipients: &[String], trace: &[u8], message: &[u8]) -> (Vec<RcptEntry>, String, bool) {
-    let mut rcpts: Vec<RcptEntry> = recipients.iter().map(|a| RcptEntry { address: a.clone(), accepted: false, reply: String::new() }).collect();
+    let mut rcpts: Vec<RcptEntry> = recipients.iter().map(|a| RcptEntry { address: a.clone(), accepted: false, reply: String::new(), delivered_to: None }).collect();
     let mut backend = match Backend::connect(target).await {
         Ok(b) => b,
         Err(e) => return (rcpts, format!("backend unavailable: {e}"), false),

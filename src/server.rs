@@ -36,6 +36,24 @@ pub struct Gateway {
     pub backend_down_since: Mutex<Option<i64>>,
     /// This node's name in events.
     pub node: String,
+    /// The `uce` module runs: tarpits apply and "user unknown" answers are made uniform.
+    pub uce: bool,
+    /// How long the backend takes to answer a RCPT (a moving average, microseconds): a module's
+    /// refusal at RCPT waits as long, so it cannot be told from the backend's by its timing.
+    rcpt_time_us: std::sync::atomic::AtomicU64,
+}
+
+impl Gateway {
+    pub fn note_rcpt_time(&self, took: Duration) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let sample = took.as_micros().min(10_000_000) as u64;
+        let avg = self.rcpt_time_us.load(Relaxed);
+        self.rcpt_time_us.store(if avg == 0 { sample } else { avg - avg / 8 + sample / 8 }, Relaxed);
+    }
+
+    pub fn rcpt_time(&self) -> Duration {
+        Duration::from_micros(self.rcpt_time_us.load(std::sync::atomic::Ordering::Relaxed))
+    }
 }
 
 impl Gateway {
@@ -67,7 +85,19 @@ impl Gateway {
         let tls = crate::smtp::tls::server_config(&config)?;
         let backend = BackendPool::new(BackendTarget::from_config(&config), config.backend.pool_size);
         let node = node_name(&config);
-        Ok(Gateway { config, pipeline, tls: Some(tokio_rustls::TlsAcceptor::from(tls)), backend, shutdown, store, backend_down_since: Mutex::new(None), node })
+        let uce = pipeline.names().contains(&"uce");
+        Ok(Gateway {
+            config,
+            pipeline,
+            tls: Some(tokio_rustls::TlsAcceptor::from(tls)),
+            backend,
+            shutdown,
+            store,
+            backend_down_since: Mutex::new(None),
+            node,
+            uce,
+            rcpt_time_us: Default::default(),
+        })
     }
 }
 
@@ -192,7 +222,7 @@ async fn accept_loop(listener: TcpListener, gw: Arc<Gateway>, limits: Arc<Limits
 async fn serve(stream: TcpStream, peer: SocketAddr, gw: Arc<Gateway>) {
     let _ = stream.set_nodelay(true);
     let local = stream.local_addr().unwrap_or(peer);
-    let info = SessionInfo { peer, local, helo: None, tls: None };
+    let info = SessionInfo::new(peer, local);
     let span = tracing::info_span!("smtp", %peer);
     Session::new(Conn::new(Box::new(stream)), gw, info).run().instrument(span).await;
 }

@@ -156,7 +156,12 @@ async fn large_batches_round_trip() {
                 tls: None,
                 sender: format!("s{i}@x.example"),
                 recipients: (0..(i % 3) as usize)
-                    .map(|r| sponts::storage::RcptEntry { address: format!("r{r}@example.org"), accepted: r == 0, reply: "250 ok".into() })
+                    .map(|r| sponts::storage::RcptEntry {
+                        address: format!("r{r}@example.org"),
+                        accepted: r == 0,
+                        reply: "250 ok".into(),
+                        delivered_to: (r == 1).then(|| "owner@example.org".to_string()),
+                    })
                     .collect(),
                 subject: Some(format!("subject {i}")),
                 message_id: None,
@@ -167,6 +172,8 @@ async fn large_batches_round_trip() {
                 final_reply: "250 ok".into(),
                 replay_of: (i % 5 == 0).then(|| "ORIGINAL".to_string()),
                 actor: (i % 5 == 0).then(|| "cli:root".to_string()),
+                flag: (i % 7 == 0).then(|| "spam".to_string()),
+                notes: (i % 7 == 0).then(|| format!("uce: score {i}")),
             })
             .collect();
         store.insert_journal(&entries).await.unwrap();

@@ -33,7 +33,7 @@ async fn queue_and_drain(extra: &str) {
             helo: "h".into(),
             tls: None,
             sender: "x@partner.example".into(),
-            recipients: vec![sponts::storage::RcptEntry { address: "Bob@example.org".into(), accepted: true, reply: "250 2.1.5 Ok".into() }],
+            recipients: vec![sponts::storage::RcptEntry { address: "Bob@example.org".into(), accepted: true, reply: "250 2.1.5 Ok".into(), delivered_to: None }],
             subject: None,
             message_id: None,
             size: None,
@@ -43,6 +43,8 @@ async fn queue_and_drain(extra: &str) {
             final_reply: "250 ok".into(),
             replay_of: None,
             actor: None,
+            flag: None,
+            notes: None,
         }])
         .await
         .unwrap();

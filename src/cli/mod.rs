@@ -3,6 +3,7 @@
 pub mod journal;
 pub mod queue;
 pub mod replay;
+pub mod uce;
 pub mod user;
 
 use anyhow::Result;

@@ -63,7 +63,7 @@ mod tests {
             reject_senders: vec!["@Spam.example".into(), "bad@ok.example".into()],
             reject_helo: vec!["Friend".into()],
         });
-        let mut s = SessionInfo { peer: "198.51.100.9:1000".parse().unwrap(), local: "192.0.2.1:25".parse().unwrap(), helo: None, tls: None };
+        let mut s = SessionInfo::new("198.51.100.9:1000".parse().unwrap(), "192.0.2.1:25".parse().unwrap());
         assert_eq!(a.connect(&s).await, refused());
         s.peer = "192.0.2.9:1000".parse().unwrap();
         assert_eq!(a.connect(&s).await, Verdict::Continue);

@@ -4,6 +4,7 @@
 pub mod access;
 pub mod backup;
 pub mod journal;
+pub mod uce;
 
 use anyhow::Result;
 use std::sync::Arc;
@@ -13,10 +14,10 @@ use crate::pipeline::{Module, Pipeline};
 use crate::storage::Store;
 
 /// Every module name the config may list.
-pub const KNOWN: &[&str] = &["access", "backup", "journal"];
+pub const KNOWN: &[&str] = &["access", "uce", "backup", "journal"];
 
 /// Modules that need no outside service: they run when the config has no `modules` list.
-const DEFAULT: &[&str] = &["access", "backup", "journal"];
+pub const DEFAULT: &[&str] = &["access", "uce", "backup", "journal"];
 
 /// Builds the pipeline in the configured order.
 pub fn build(config: &Config, store: &Store) -> Result<Pipeline> {
@@ -30,6 +31,7 @@ pub fn build(config: &Config, store: &Store) -> Result<Pipeline> {
             "access" => Arc::new(access::Access::new(&config.access)),
             "backup" => Arc::new(backup::Backup::start(store.clone(), &config.backup)),
             "journal" => Arc::new(journal::Journal::start(store.clone())),
+            "uce" => Arc::new(uce::Uce::new(config, store.clone())?),
             other => anyhow::bail!("modules: unknown module `{other}`"),
         };
         modules.push(m);

@@ -6,10 +6,13 @@
 //! (accept, reject, tempfail, discard) ends the phase, and its module is recorded as the one that
 //! decided. `Delay` requests add up and are slept once, centrally, before the reply (a tarpit costs
 //! a timer, not a thread). Modules never touch the socket and never call each other; the session
-//! is the only code that writes replies.
+//! is the only code that writes replies. What a module wants besides a verdict — tarpit this
+//! client, add a header, note its scores for the journal — it leaves in the session's [`Marks`].
 
+mod marks;
 mod record;
 
+pub use marks::{Marks, TxMarks};
 pub use record::{Outcome, RcptRecord, TransactionRecord};
 
 use async_trait::async_trait;
@@ -35,6 +38,9 @@ pub enum Verdict {
     Discard,
     /// Slow the reply down by this much, then ask the next module.
     Delay(Duration),
+    /// RCPT only: hand this address to the backend instead (a disposable address's owner), then
+    /// ask the next module.
+    Rewrite(Address),
 }
 
 /// What the connection looks like, for every hook.
@@ -46,6 +52,14 @@ pub struct SessionInfo {
     pub helo: Option<String>,
     /// "TLSv1.3 TLS13_AES_256_GCM_SHA384" once STARTTLS is done.
     pub tls: Option<String>,
+    /// Shared with the session: what modules ask of it beyond their verdicts.
+    pub marks: Arc<Marks>,
+}
+
+impl SessionInfo {
+    pub fn new(peer: SocketAddr, local: SocketAddr) -> SessionInfo {
+        SessionInfo { peer, local, helo: None, tls: None, marks: Arc::default() }
+    }
 }
 
 /// The transaction in progress, for the MAIL, RCPT and message hooks.
@@ -103,6 +117,8 @@ pub struct Decision {
     pub module: Option<&'static str>,
     /// Total delay requested by the modules.
     pub delay: Duration,
+    /// The address a module asked the backend to be given instead (RCPT).
+    pub rewrite: Option<Address>,
 }
 
 /// The configured modules, in order.
@@ -127,14 +143,16 @@ impl Pipeline {
         Fut: std::future::Future<Output = Verdict> + 'a,
     {
         let mut delay = Duration::ZERO;
+        let mut rewrite = None;
         for m in &self.modules {
             match hook(m.as_ref()).await {
                 Verdict::Continue => {}
                 Verdict::Delay(d) => delay += d,
-                decisive => return Decision { verdict: decisive, module: Some(m.name()), delay },
+                Verdict::Rewrite(a) => rewrite = Some(a),
+                decisive => return Decision { verdict: decisive, module: Some(m.name()), delay, rewrite },
             }
         }
-        Decision { verdict: Verdict::Continue, module: None, delay }
+        Decision { verdict: Verdict::Continue, module: None, delay, rewrite }
     }
 
     /// Lets every module keep the message; the first failure is returned with its module.
@@ -172,7 +190,7 @@ mod tests {
     }
 
     fn info() -> SessionInfo {
-        SessionInfo { peer: "192.0.2.1:4000".parse().unwrap(), local: "192.0.2.2:25".parse().unwrap(), helo: None, tls: None }
+        SessionInfo::new("192.0.2.1:4000".parse().unwrap(), "192.0.2.2:25".parse().unwrap())
     }
 
     #[tokio::test]
@@ -196,6 +214,6 @@ mod tests {
         let p = Pipeline::new(vec![Arc::new(Fixed("a", Verdict::Continue))]);
         let s = info();
         let d = p.run(|m| m.helo(&s)).await;
-        assert_eq!(d, Decision { verdict: Verdict::Continue, module: None, delay: Duration::ZERO });
+        assert_eq!(d, Decision { verdict: Verdict::Continue, module: None, delay: Duration::ZERO, rewrite: None });
     }
 }

@@ -46,6 +46,8 @@ pub struct RcptRecord {
     pub accepted: bool,
     /// The reply the client got for this RCPT, e.g. `550 5.1.1 User unknown`.
     pub reply: String,
+    /// The address the backend was given instead (a disposable address's owner).
+    pub delivered_to: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -66,4 +68,8 @@ pub struct TransactionRecord {
     pub decided_by: String,
     /// The final reply sent to the client for the transaction.
     pub final_reply: String,
+    /// What a module classified the message as (`spam`), delivered or not.
+    pub flag: Option<String>,
+    /// Scores and reasons the modules gave, for the journal (`uce: score 12.0 (trap hit)`).
+    pub notes: Vec<String>,
 }

@@ -173,6 +173,11 @@ impl Conn {
         written
     }
 
+    /// Takes the queued output without sending it (the tarpit sends it slowly itself).
+    pub fn take_output(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.out)
+    }
+
     /// Writes bytes straight through (message bodies), after anything queued.
     pub async fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
         self.flush().await?;

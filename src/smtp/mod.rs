@@ -9,4 +9,5 @@ pub mod pool;
 pub mod received;
 pub mod reply;
 pub mod session;
+pub mod tarpit;
 pub mod tls;

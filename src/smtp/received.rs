@@ -31,12 +31,9 @@ mod tests {
 
     #[test]
     fn shape() {
-        let s = SessionInfo {
-            peer: "192.0.2.7:40000".parse().unwrap(),
-            local: "192.0.2.1:25".parse().unwrap(),
-            helo: Some("client.example".into()),
-            tls: Some("TLSv1.3 TLS13_AES_256_GCM_SHA384".into()),
-        };
+        let mut s = SessionInfo::new("192.0.2.7:40000".parse().unwrap(), "192.0.2.1:25".parse().unwrap());
+        s.helo = Some("client.example".into());
+        s.tls = Some("TLSv1.3 TLS13_AES_256_GCM_SHA384".into());
         let h = String::from_utf8(received_header("mx.example.org", &s, "ABC", Some("u@example.org"), 0)).unwrap();
         assert_eq!(
             h,

@@ -126,6 +126,12 @@ pub mod replies {
     pub fn bad_address(addr: &str) -> Reply {
         Reply::new(553, "5.1.3", format!("<{addr}>: Bad address syntax"))
     }
+    /// The one "user unknown" answer, the same for a real unknown user (the backend's 550
+    /// 5.1.1), a locked disposable address and mail refused as spam: harvesters cannot tell them
+    /// apart.
+    pub fn user_unknown(addr: &str) -> Reply {
+        Reply::new(550, "5.1.1", format!("<{addr}>: Recipient address rejected: User unknown"))
+    }
     pub fn relay_denied(addr: &str) -> Reply {
         Reply::new(554, "5.7.1", format!("<{addr}>: Relay access denied"))
     }

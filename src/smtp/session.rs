@@ -17,6 +17,7 @@ use super::conn::{Conn, Line};
 use super::data::{self, Data, DataProblem};
 use super::received::received_header;
 use super::reply::{replies, Reply};
+use super::tarpit::Tarpit;
 use crate::pipeline::{Outcome, RcptRecord, SessionInfo, TransactionRecord, TxInfo, Verdict};
 use crate::server::Gateway;
 
@@ -35,6 +36,8 @@ struct Tx {
     broken: Option<Reply>,
     /// Queue mode: the backend was down at MAIL, the message goes to the durable queue.
     queued: bool,
+    /// A module took a recipient for itself (a spam trap): the message is kept, never delivered.
+    discarded_by: Option<&'static str>,
 }
 
 impl Tx {
@@ -57,6 +60,10 @@ pub struct Session {
     /// The backend still holds a transaction that must be reset before the next MAIL.
     backend_dirty: bool,
     errors: usize,
+    /// Recipients the backend (or a module) called unknown in this session.
+    unknown_recipients: usize,
+    /// Present when the `uce` module runs; slows replies once the client is marked.
+    tarpit: Option<Tarpit>,
     deadline: Instant,
 }
 
@@ -66,7 +73,8 @@ impl Session {
         // A client that stops reading our replies is cut off like one that stops writing.
         conn.set_deadline(deadline);
         conn.set_write_timeout(gw.config.smtp.command_timeout.0);
-        Session { conn, gw, info, tx: None, backend: None, backend_dirty: false, errors: 0, deadline }
+        let tarpit = gw.uce.then(|| Tarpit::new(&gw.config.uce));
+        Session { conn, gw, info, tx: None, backend: None, backend_dirty: false, errors: 0, unknown_recipients: 0, tarpit, deadline }
     }
 
     /// Runs the session to its end; never panics on input.
@@ -74,7 +82,7 @@ impl Session {
         let mut shutdown = self.gw.shutdown.clone();
         if let Flow::Continue = self.greet().await {
             loop {
-                if !self.conn.has_buffered_input() && self.conn.flush().await.is_err() {
+                if !self.conn.has_buffered_input() && self.flush().await.is_err() {
                     break;
                 }
                 let line = tokio::select! {
@@ -112,6 +120,18 @@ impl Session {
         self.release_backend().await;
     }
 
+    /// Sends the queued replies: at once, or through the tarpit for a marked client.
+    async fn flush(&mut self) -> std::io::Result<()> {
+        match self.tarpit.as_mut() {
+            Some(t) if self.info.marks.is_tarpitted() => {
+                tokio::time::timeout_at(self.deadline, t.flush(&mut self.conn))
+                    .await
+                    .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "session time used up"))?
+            }
+            _ => self.conn.flush().await,
+        }
+    }
+
     /// Which limit a timed-out read hit: the session's total, or the wait for the next line.
     fn timed_out(&self) -> Reply {
         if Instant::now() >= self.deadline { replies::session_too_long() } else { replies::timeout() }
@@ -126,6 +146,10 @@ impl Session {
     fn error(&mut self, r: Reply) -> Flow {
         self.reply(&r);
         self.errors += 1;
+        let tarpit_after = self.gw.config.uce.tarpit_errors;
+        if self.tarpit.is_some() && tarpit_after > 0 && self.errors >= tarpit_after {
+            self.info.marks.tarpit();
+        }
         if self.errors >= self.gw.config.smtp.max_errors {
             self.reply(&replies::too_many_errors());
             return Flow::Close;
@@ -135,6 +159,16 @@ impl Session {
 
     async fn greet(&mut self) -> Flow {
         self.conn.set_read_timeout(Some(self.gw.config.smtp.command_timeout.0));
+        let pause = self.gw.config.uce.greet_delay.0;
+        if self.tarpit.is_some() && !pause.is_zero() {
+            // A real SMTP client waits for the greeting; a bot that talks first is tarpitted.
+            if let Ok(Ok(n)) = tokio::time::timeout(pause, self.conn.fill()).await {
+                if n > 0 {
+                    tracing::info!(peer = %self.info.peer, "client talked before the greeting: tarpitted");
+                    self.info.marks.tarpit();
+                }
+            }
+        }
         let info = self.info.clone();
         let d = self.gw.pipeline.run(|m| m.connect(&info)).await;
         tarpit(d.delay).await;
@@ -237,6 +271,7 @@ impl Session {
             accepted: Vec::new(),
             broken: None,
             queued: false,
+            discarded_by: None,
         };
         let (info, txi) = (self.info.clone(), tx.info());
         let d = self.gw.pipeline.run(|m| m.mail(&info, &txi)).await;
@@ -386,25 +421,53 @@ impl Session {
             || self.gw.config.smtp.relay_networks.iter().any(|n| n.contains(self.info.peer.ip()));
         if !relay_ok {
             let r = replies::relay_denied(&address);
-            tx.rcpts.push(RcptRecord { address, accepted: false, reply: r.summary() });
+            tx.rcpts.push(RcptRecord { address, accepted: false, reply: r.summary(), delivered_to: None });
             tracing::info!(id = %tx.id, peer = %self.info.peer, "relay attempt refused: {r}");
             return self.error(r);
         }
         let (info, txi) = (self.info.clone(), tx.info());
         let d = self.gw.pipeline.run(|m| m.rcpt(&info, &txi, &to)).await;
         tarpit(d.delay).await;
-        let tx = self.tx.as_mut().expect("transaction checked above");
-        if let Verdict::Reject(r) | Verdict::TempFail(r) = d.verdict {
-            tx.rcpts.push(RcptRecord { address, accepted: false, reply: r.summary() });
-            self.reply(&r);
-            return Flow::Continue;
+        match d.verdict {
+            Verdict::Reject(r) | Verdict::TempFail(r) => {
+                if self.gw.uce {
+                    // As long as the backend would have taken to say the same.
+                    tarpit(self.gw.rcpt_time()).await;
+                }
+                self.count_unknown(&r);
+                let tx = self.tx.as_mut().expect("transaction checked above");
+                tx.rcpts.push(RcptRecord { address, accepted: false, reply: r.summary(), delivered_to: None });
+                self.reply(&r);
+                return Flow::Continue;
+            }
+            Verdict::Discard => {
+                // Taken by a module (a trap): accepted as any address would be, never delivered.
+                let r = Reply::new(250, "2.1.5", "Ok");
+                let tx = self.tx.as_mut().expect("transaction checked above");
+                tx.discarded_by = tx.discarded_by.or(d.module);
+                tx.rcpts.push(RcptRecord { address, accepted: true, reply: r.summary(), delivered_to: None });
+                tx.accepted.push(to);
+                self.reply(&r);
+                return Flow::Continue;
+            }
+            _ => {}
         }
+        let delivered_to = d.rewrite.map(|a| a.to_string());
+        let backend_address = delivered_to.clone().unwrap_or_else(|| address.clone());
         let queued = self.tx.as_ref().is_some_and(|t| t.queued);
+        let started = Instant::now();
         let answer = match self.backend.as_mut() {
-            _ if queued => Ok(self.known_recipient(&address).await),
-            Some(b) => b.rcpt(&address).await.map_err(|e| e.to_string()),
+            _ if queued => Ok(self.known_recipient(&backend_address).await),
+            Some(b) => b.rcpt(&backend_address).await.map_err(|e| e.to_string()),
             None => Err("no backend session".into()),
         };
+        if !queued && answer.is_ok() {
+            self.gw.note_rcpt_time(started.elapsed());
+        }
+        let answer = answer.map(|r| self.uniform_unknown(r, &address));
+        if let Ok(r) = &answer {
+            self.count_unknown(r);
+        }
         let tx = self.tx.as_mut().expect("transaction checked above");
         let r = match answer {
             Ok(r) => r,
@@ -417,12 +480,31 @@ impl Session {
                 r
             }
         };
-        tx.rcpts.push(RcptRecord { address, accepted: r.is_positive(), reply: r.summary() });
+        tx.rcpts.push(RcptRecord { address, accepted: r.is_positive(), reply: r.summary(), delivered_to: delivered_to.clone() });
         if r.is_positive() {
-            tx.accepted.push(to);
+            // The backend got the owner of a disposable address; so will the message.
+            let backend_rcpt = delivered_to.and_then(|a| crate::smtp::address::parse_path(&a, crate::smtp::address::Side::Recipient).ok().flatten());
+            tx.accepted.push(backend_rcpt.unwrap_or(to));
         }
         self.reply(&r);
         Flow::Continue
+    }
+
+    /// With `uce`, the backend's "no such user" becomes the one uniform answer, naming the
+    /// address the client gave: the same text as for a refused spammer.
+    fn uniform_unknown(&self, r: Reply, address: &str) -> Reply {
+        if self.gw.uce && r.code == 550 && r.enhanced == "5.1.1" { replies::user_unknown(address) } else { r }
+    }
+
+    /// Many unknown recipients in a session look like a dictionary attack: tarpit it.
+    fn count_unknown(&mut self, r: &Reply) {
+        if r.code == 550 && r.enhanced.starts_with("5.1.") {
+            self.unknown_recipients += 1;
+            let limit = self.gw.config.uce.tarpit_unknown_recipients;
+            if self.tarpit.is_some() && limit > 0 && self.unknown_recipients >= limit {
+                self.info.marks.tarpit();
+            }
+        }
     }
 
     async fn data(&mut self) -> Flow {
@@ -439,7 +521,7 @@ impl Session {
         let max = self.gw.config.smtp.max_message_size.0 as usize;
         let hint = tx.params.size.unwrap_or(0).min(max as u64) as usize;
         self.reply(&replies::start_data());
-        if self.conn.flush().await.is_err() {
+        if self.flush().await.is_err() {
             return Flow::Close;
         }
         self.conn.set_read_timeout(Some(self.gw.config.smtp.data_timeout.0));
@@ -479,13 +561,20 @@ impl Session {
             self.reply(&r);
             return Flow::Continue;
         }
+        if let Some(module) = tx.discarded_by {
+            let r = Reply::new(250, "2.0.0", format!("Ok id={}", tx.id));
+            tracing::info!(id = %tx.id, module, "message kept, not delivered");
+            self.finish(&tx, Some(message), Outcome::Discarded, module, &r).await;
+            self.reply(&r);
+            return Flow::Continue;
+        }
         let d = self.gw.pipeline.run(|m| m.message(&info, &txi, &message)).await;
         tarpit(d.delay).await;
         let (outcome, decided_by, reply) = match d.verdict {
             Verdict::Reject(r) | Verdict::TempFail(r) => (outcome_of(&r), d.module.unwrap_or("smtp"), with_id(&r, &tx.id)),
             Verdict::Discard => (Outcome::Discarded, d.module.unwrap_or("smtp"), Reply::new(250, "2.0.0", format!("Ok id={}", tx.id))),
-            Verdict::Continue | Verdict::Accept | Verdict::Delay(_) if tx.queued => self.enqueue(&tx, &message).await,
-            Verdict::Continue | Verdict::Accept | Verdict::Delay(_) => self.deliver(&tx, &message).await,
+            Verdict::Continue | Verdict::Accept | Verdict::Delay(_) | Verdict::Rewrite(_) if tx.queued => self.enqueue(&tx, &message).await,
+            Verdict::Continue | Verdict::Accept | Verdict::Delay(_) | Verdict::Rewrite(_) => self.deliver(&tx, &message).await,
         };
         self.finish(&tx, Some(message), outcome, decided_by, &reply).await;
         self.reply(&reply);
@@ -495,7 +584,8 @@ impl Session {
     /// Hands the message to the backend; the answer is the client's final reply.
     async fn deliver(&mut self, tx: &Tx, message: &[u8]) -> (Outcome, &'static str, Reply) {
         let single = (tx.accepted.len() == 1).then(|| tx.accepted[0].to_string());
-        let header = received_header(&self.gw.config.smtp.hostname, &self.info, &tx.id, single.as_deref(), tx.time_us);
+        let mut header = received_header(&self.gw.config.smtp.hostname, &self.info, &tx.id, single.as_deref(), tx.time_us);
+        header.extend_from_slice(&self.module_headers());
         self.backend_dirty = false;
         let answer = match self.backend.as_mut() {
             Some(b) => b.data(&[&header, message]).await.map_err(|e| e.to_string()),
@@ -524,6 +614,7 @@ impl Session {
     async fn enqueue(&mut self, tx: &Tx, message: &[u8]) -> (Outcome, &'static str, Reply) {
         let single = (tx.accepted.len() == 1).then(|| tx.accepted[0].to_string());
         let mut full = received_header(&self.gw.config.smtp.hostname, &self.info, &tx.id, single.as_deref(), tx.time_us);
+        full.extend_from_slice(&self.module_headers());
         full.extend_from_slice(message);
         let sender = tx.sender.as_ref().map(|a| a.to_string()).unwrap_or_default();
         let rcpts: Vec<String> = tx.accepted.iter().map(|a| a.to_string()).collect();
@@ -541,6 +632,16 @@ impl Session {
                 (Outcome::TempFailed, "queue", with_id(&replies::local_error(), &tx.id))
             }
         }
+    }
+
+    /// Header lines the modules want on the delivered message, each ending in CRLF.
+    fn module_headers(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        for h in self.info.marks.tx().headers {
+            out.extend_from_slice(h.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        out
     }
 
     async fn starttls(&mut self) -> Flow {
@@ -602,7 +703,11 @@ impl Session {
             outcome,
             decided_by: decided_by.to_string(),
             final_reply: if reply.code == 0 { String::new() } else { reply.summary() },
+            flag: None,
+            notes: Vec::new(),
         };
+        let marks = self.info.marks.take_tx();
+        let record = TransactionRecord { flag: marks.flag, notes: marks.notes, ..record };
         self.gw.pipeline.finish(&record).await;
     }
 }

@@ -28,6 +28,10 @@ pub struct JournalEntry {
     pub replay_of: Option<String>,
     /// Who caused the transaction when it was not an SMTP client (`cli:root`, `web:alice@...`).
     pub actor: Option<String>,
+    /// What the message was classified as (`spam`), whatever happened to it.
+    pub flag: Option<String>,
+    /// The modules' scores and reasons.
+    pub notes: Option<String>,
 }
 
 impl JournalEntry {
@@ -42,6 +46,9 @@ pub struct RcptEntry {
     pub address: String,
     pub accepted: bool,
     pub reply: String,
+    /// The address the backend got instead (a disposable address's owner).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delivered_to: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -94,7 +101,9 @@ fn parties(entries: &[JournalEntry]) -> Vec<(String, &str, i64)> {
     let mut out = Vec::new();
     for e in entries {
         let mut seen: Vec<String> = Vec::new();
-        let all = std::iter::once(e.sender.as_str()).chain(e.recipients.iter().map(|r| r.address.as_str()));
+        let all = std::iter::once(e.sender.as_str())
+            .chain(e.recipients.iter().map(|r| r.address.as_str()))
+            .chain(e.recipients.iter().filter_map(|r| r.delivered_to.as_deref()));
         for a in all.filter(|a| !a.is_empty()).map(str::to_lowercase) {
             if !seen.contains(&a) {
                 seen.push(a.clone());
@@ -167,22 +176,22 @@ impl Store {
             let mut tx = pool.begin().await?;
             for chunk in entries.chunks(ROWS_PER_STATEMENT) {
                 let sql = format!(
-                    "INSERT INTO journal (id, time_us, client_ip, client_port, helo, tls, sender, subject, message_id, size, outcome, decided_by, final_reply, replay_of, actor, search_text) VALUES {}",
-                    values(chunk.len(), 16)
+                    "INSERT INTO journal (id, time_us, client_ip, client_port, helo, tls, sender, subject, message_id, size, outcome, decided_by, final_reply, replay_of, actor, search_text, flag, notes) VALUES {}",
+                    values(chunk.len(), 18)
                 );
                 let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
                 for e in chunk {
                     q = q.bind(&e.id).bind(e.time_us).bind(&e.client_ip).bind(i32::from(e.client_port)).bind(&e.helo).bind(&e.tls)
                         .bind(&e.sender).bind(&e.subject).bind(&e.message_id).bind(e.size).bind(&e.outcome).bind(&e.decided_by).bind(&e.final_reply)
-                        .bind(&e.replay_of).bind(&e.actor).bind(search_text(e));
+                        .bind(&e.replay_of).bind(&e.actor).bind(search_text(e)).bind(&e.flag).bind(&e.notes);
                 }
                 q.execute(&mut *tx).await?;
             }
             for chunk in rcpts.chunks(ROWS_PER_STATEMENT) {
-                let sql = format!("INSERT INTO journal_rcpt (journal_id, position, address, accepted, reply) VALUES {}", values(chunk.len(), 5));
+                let sql = format!("INSERT INTO journal_rcpt (journal_id, position, address, accepted, reply, delivered_to) VALUES {}", values(chunk.len(), 6));
                 let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
                 for (id, i, r) in chunk {
-                    q = q.bind(*id).bind(*i).bind(&r.address).bind(r.accepted).bind(&r.reply);
+                    q = q.bind(*id).bind(*i).bind(&r.address).bind(r.accepted).bind(&r.reply).bind(&r.delivered_to);
                 }
                 q.execute(&mut *tx).await?;
             }
@@ -216,7 +225,7 @@ impl Store {
     /// Reads matching records, newest first.
     pub async fn query_journal(&self, f: &JournalFilter) -> Result<Vec<JournalEntry>> {
         let mut sql = String::from(
-            "SELECT id, time_us, client_ip, client_port, helo, tls, sender, subject, message_id, size, outcome, decided_by, final_reply, replay_of, actor FROM journal WHERE 1=1",
+            "SELECT id, time_us, client_ip, client_port, helo, tls, sender, subject, message_id, size, outcome, decided_by, final_reply, replay_of, actor, flag, notes FROM journal WHERE 1=1",
         );
         let mut params: Vec<Param> = Vec::new();
         let cond = |sql: &mut String, params: &mut Vec<Param>, clause: &str, p: Param| {
@@ -305,6 +314,8 @@ impl Store {
                     final_reply: row.try_get("final_reply")?,
                     replay_of: row.try_get("replay_of")?,
                     actor: row.try_get("actor")?,
+                    flag: row.try_get("flag")?,
+                    notes: row.try_get("notes")?,
                 });
             }
             if entries.is_empty() {
@@ -316,10 +327,15 @@ impl Store {
             let ids: Vec<String> = entries.iter().map(|e| e.id.clone()).collect();
             for chunk in ids.chunks(CHILD_FETCH) {
                 let list = (1..=chunk.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
-                let sql = format!("SELECT journal_id, address, accepted, reply FROM journal_rcpt WHERE journal_id IN ({list}) ORDER BY journal_id, position");
+                let sql = format!("SELECT journal_id, address, accepted, reply, delivered_to FROM journal_rcpt WHERE journal_id IN ({list}) ORDER BY journal_id, position");
                 for row in bind_ids(sqlx::query(sqlx::AssertSqlSafe(sql)), chunk).fetch_all(pool).await? {
                     let i = index[&row.try_get::<String, _>("journal_id")?];
-                    entries[i].recipients.push(RcptEntry { address: row.try_get("address")?, accepted: row.try_get("accepted")?, reply: row.try_get("reply")? });
+                    entries[i].recipients.push(RcptEntry {
+                        address: row.try_get("address")?,
+                        accepted: row.try_get("accepted")?,
+                        reply: row.try_get("reply")?,
+                        delivered_to: row.try_get("delivered_to")?,
+                    });
                 }
                 let sql = format!("SELECT journal_id, filename, mime_type, size FROM journal_attachment WHERE journal_id IN ({list}) ORDER BY journal_id, position");
                 for row in bind_ids(sqlx::query(sqlx::AssertSqlSafe(sql)), chunk).fetch_all(pool).await? {

@@ -204,6 +204,62 @@ CREATE INDEX gateway_events_time ON gateway_events (time_us);
         sqlite: "",
         postgres: "",
     },
+    Migration {
+        version: 8,
+        sql: r#"
+ALTER TABLE journal ADD COLUMN flag TEXT;
+ALTER TABLE journal ADD COLUMN notes TEXT;
+ALTER TABLE journal_rcpt ADD COLUMN delivered_to TEXT;
+CREATE TABLE uce_disposable (
+    owner TEXT NOT NULL,
+    tag TEXT NOT NULL,
+    address TEXT NOT NULL,
+    max_count INTEGER NOT NULL,
+    used INTEGER NOT NULL,
+    locked BOOLEAN NOT NULL,
+    created_us BIGINT NOT NULL,
+    last_us BIGINT NOT NULL,
+    PRIMARY KEY (owner, tag)
+);
+CREATE TABLE uce_penalty (
+    ip TEXT PRIMARY KEY,
+    until_us BIGINT NOT NULL,
+    reason TEXT NOT NULL,
+    hits INTEGER NOT NULL
+);
+CREATE TABLE uce_traps (
+    pattern TEXT PRIMARY KEY,
+    added_by TEXT NOT NULL,
+    created_us BIGINT NOT NULL
+);
+CREATE TABLE uce_greylist (
+    triplet TEXT PRIMARY KEY,
+    first_us BIGINT NOT NULL,
+    last_us BIGINT NOT NULL
+);
+CREATE TABLE uce_greylist_allow (
+    network TEXT PRIMARY KEY,
+    until_us BIGINT NOT NULL
+);
+CREATE TABLE uce_tokens (
+    hash BIGINT PRIMARY KEY,
+    spam BIGINT NOT NULL,
+    ham BIGINT NOT NULL
+);
+CREATE TABLE uce_learned (
+    message TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    time_us BIGINT NOT NULL
+);
+CREATE TABLE uce_callback (
+    ip TEXT PRIMARY KEY,
+    ok BOOLEAN NOT NULL,
+    until_us BIGINT NOT NULL
+);
+"#,
+        sqlite: "",
+        postgres: "",
+    },
 ];
 
 pub async fn run(store: &Store) -> Result<()> {

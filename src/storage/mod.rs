@@ -12,6 +12,7 @@ mod mailbox;
 mod migrations;
 mod queue;
 mod sessions;
+mod uce;
 mod users;
 
 pub use backup::{Purged, StoredBody};
@@ -20,6 +21,7 @@ pub use journal::{AttachmentEntry, JournalEntry, JournalFilter, RcptEntry};
 pub use mailbox::MailboxEntry;
 pub use queue::Queued;
 pub use sessions::WebSession;
+pub use uce::{Disposable, Penalty, TOTALS_TOKEN};
 pub use users::{Role, User};
 
 use anyhow::{Context, Result};

@@ -48,7 +48,12 @@ pub async fn entry(record: &TransactionRecord) -> JournalEntry {
         helo: record.helo.clone(),
         tls: record.tls.clone(),
         sender: record.sender.clone(),
-        recipients: record.recipients.iter().map(|r| RcptEntry { address: r.address.clone(), accepted: r.accepted, reply: r.reply.clone() }).collect(),
+        recipients: record.recipients.iter().map(|r| RcptEntry {
+                address: r.address.clone(),
+                accepted: r.accepted,
+                reply: r.reply.clone(),
+                delivered_to: r.delivered_to.clone(),
+            }).collect(),
         subject: summary.subject,
         message_id: summary.message_id,
         size: record.message.as_ref().map(|m| m.len() as i64),
@@ -58,6 +63,8 @@ pub async fn entry(record: &TransactionRecord) -> JournalEntry {
         final_reply: record.final_reply.clone(),
         replay_of: None,
         actor: None,
+        flag: record.flag.clone(),
+        notes: (!record.notes.is_empty()).then(|| record.notes.join("; ")),
     }
 }
 

@@ -12,6 +12,9 @@ use std::path::{Path, PathBuf};
 
 use crate::net::Cidr;
 
+mod uce;
+pub use uce::{AuthConfig, CallbackConfig, DisposablePosition, DnsList, EngineConfig, GreylistConfig, LearningConfig, SpamPolicy, UceConfig};
+
 /// The whole configuration, as the rest of sponts sees it.
 #[derive(Debug, Clone, Default)]
 pub struct Config {
@@ -28,6 +31,7 @@ pub struct Config {
     pub digest: DigestConfig,
     pub queue: QueueConfig,
     pub pop3: Pop3Config,
+    pub uce: UceConfig,
 }
 
 /// POP3 emergency access: users read their new mail while the mail server is down.
@@ -328,7 +332,7 @@ impl fmt::Display for ConfigErrors {
 
 impl std::error::Error for ConfigErrors {}
 
-const SECTIONS: &[&str] = &["smtp", "backend", "domains", "storage", "log", "modules", "access", "backup", "web", "digest", "queue", "pop3"];
+const SECTIONS: &[&str] = &["smtp", "backend", "domains", "storage", "log", "modules", "access", "backup", "web", "digest", "queue", "pop3", "uce"];
 
 impl Config {
     /// Reads and validates a file; the errors name the file's keys.
@@ -366,6 +370,7 @@ impl Config {
             digest: section(&table, "digest", &mut errors),
             queue: section(&table, "queue", &mut errors),
             pop3: section(&table, "pop3", &mut errors),
+            uce: section(&table, "uce", &mut errors),
         };
         errors.extend(config.validate());
         if errors.is_empty() { Ok(config) } else { Err(ConfigErrors(errors)) }
@@ -453,6 +458,7 @@ impl Config {
                 }
             }
         }
+        uce::collect(self, &mut errors);
         errors
     }
 

@@ -1,0 +1,126 @@
+//! The UCE subcommands: `learn` (train the built-in filter from directories of messages),
+//! `disposable` (list, lock, unlock, reset, delete), `trap` (list, add, delete), `penalty`
+//! (list, release) and `snippet` (HTML for web pages).
+
+use anyhow::{bail, Context, Result};
+use std::io::Write;
+use std::path::Path;
+
+use crate::modules::uce::{disposable, learn, snippet};
+use crate::config::Config;
+use crate::storage::Store;
+
+/// Learns every regular file of `dir` as one message; returns (learned, already known).
+pub async fn learn_dir(store: &Store, dir: &Path, spam: bool) -> Result<(usize, usize)> {
+    let mut entries: Vec<_> = std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))?.collect::<Result<_, _>>()?;
+    entries.sort_by_key(|e| e.file_name());
+    let (mut learned, mut known) = (0, 0);
+    for e in entries {
+        if !e.file_type()?.is_file() {
+            continue;
+        }
+        let message = std::fs::read(e.path()).with_context(|| format!("cannot read {}", e.path().display()))?;
+        // The same file learned twice counts once: it is known by its content.
+        let key = format!("file:{}", hex(&ring::digest::digest(&ring::digest::SHA256, &message).as_ref()[..16]));
+        if learn::learn(store, &key, &message, spam).await? {
+            learned += 1;
+        } else {
+            known += 1;
+        }
+    }
+    Ok((learned, known))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+pub async fn learn(store: &Store, spam: Option<&Path>, ham: Option<&Path>, out: &mut dyn Write) -> Result<()> {
+    if spam.is_none() && ham.is_none() {
+        bail!("learn needs --spam DIR and/or --ham DIR");
+    }
+    for (dir, is_spam) in [(spam, true), (ham, false)] {
+        if let Some(dir) = dir {
+            let (learned, known) = learn_dir(store, dir, is_spam).await?;
+            writeln!(out, "{}: {learned} learned as {}, {known} already known", dir.display(), if is_spam { "spam" } else { "ham" })?;
+        }
+    }
+    let (s, h) = store.learned_totals().await?;
+    writeln!(out, "the filter knows {s} spam and {h} ham messages")?;
+    Ok(())
+}
+
+/// `tag.N.user@domain` (or `tag.user@domain`) → (owner, tag).
+fn disposable_key(config: &Config, address: &str) -> Result<(String, String)> {
+    let (local, domain) = address.rsplit_once('@').with_context(|| format!("`{address}` is not an address"))?;
+    if let Some(d) = disposable::parse(&config.uce, local, domain) {
+        return Ok((d.owner, d.tag));
+    }
+    bail!("`{address}` is not a disposable address (tag{sep}N{sep}user@domain)", sep = config.uce.disposable_separator)
+}
+
+pub async fn disposable_list(store: &Store, owner: Option<&str>, json: bool, out: &mut dyn Write) -> Result<()> {
+    let list = store.disposables(owner.map(str::to_lowercase).as_deref(), None).await?;
+    if json {
+        for d in &list {
+            writeln!(out, "{}", serde_json::to_string(d)?)?;
+        }
+        return Ok(());
+    }
+    writeln!(out, "{:<40} {:<30} {:>9} {:<7} LAST USED", "ADDRESS", "OWNER", "USED", "STATE")?;
+    for d in &list {
+        let state = if d.locked { "locked" } else { "open" };
+        writeln!(out, "{:<40} {:<30} {:>9} {:<7} {}", d.address, d.owner, format!("{}/{}", d.used, d.max_count), state, crate::clock::rfc3339(d.last_us))?;
+    }
+    Ok(())
+}
+
+/// `lock`, `unlock`, `reset` or `delete` one disposable address.
+pub async fn disposable_change(config: &Config, store: &Store, address: &str, action: &str) -> Result<()> {
+    let (owner, tag) = disposable_key(config, address)?;
+    let found = match action {
+        "lock" => store.set_disposable(&owner, &tag, Some(true)).await?,
+        "unlock" => store.set_disposable(&owner, &tag, Some(false)).await?,
+        "reset" => store.set_disposable(&owner, &tag, None).await?,
+        "delete" => store.delete_disposable(&owner, &tag).await?,
+        other => bail!("unknown action {other}"),
+    };
+    if !found {
+        bail!("{address}: no such disposable address has been used yet");
+    }
+    Ok(())
+}
+
+pub async fn traps(config: &Config, store: &Store, out: &mut dyn Write) -> Result<()> {
+    for t in &config.uce.traps {
+        writeln!(out, "{t}\t(config)")?;
+    }
+    for t in store.traps().await? {
+        writeln!(out, "{t}")?;
+    }
+    Ok(())
+}
+
+pub fn check_trap(pattern: &str) -> Result<String> {
+    let p = pattern.trim().to_lowercase();
+    if p.rsplit_once('@').is_none_or(|(l, d)| l.is_empty() || d.is_empty()) || p.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        bail!("`{pattern}` is not an address or address pattern (user@domain, * for any run)");
+    }
+    Ok(p)
+}
+
+pub async fn penalties(store: &Store, out: &mut dyn Write) -> Result<()> {
+    writeln!(out, "{:<40} {:<20} {:>5} REASON", "IP", "UNTIL", "HITS")?;
+    for p in store.penalties().await? {
+        writeln!(out, "{:<40} {:<20} {:>5} {}", p.ip, crate::clock::rfc3339(p.until_us), p.hits, p.reason)?;
+    }
+    Ok(())
+}
+
+pub fn snippet(address: &str, trap: Option<&str>, decoy: &str, out: &mut dyn Write) -> Result<()> {
+    writeln!(out, "{}", snippet::obfuscated(address, decoy))?;
+    if let Some(t) = trap {
+        writeln!(out, "{}", snippet::hidden_trap(t))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,163 @@
+//! The learning filter's view of a message: a set of tokens — words of the subject and the
+//! text, the sender's domain, link domains, a few telling header values — each hashed to 64 bits
+//! (FNV-1a, stable across versions and machines, so every node counts the same token alike).
+
+use mail_parser::{MessageParser, MimeHeaders};
+use std::collections::HashSet;
+
+/// Tokens kept per message, at most (the first ones): bounds the cost of a huge message.
+const MAX_TOKENS: usize = 1500;
+/// Text looked at per message, at most.
+const MAX_TEXT: usize = 200 * 1024;
+
+/// The distinct token hashes of a message.
+pub fn hashes(message: &[u8]) -> Vec<i64> {
+    let mut set = Tokens::default();
+    match MessageParser::default().parse(message) {
+        Some(m) => {
+            if let Some(s) = m.subject() {
+                set.words("s", s);
+            }
+            if let Some(from) = m.from().and_then(|f| f.first()) {
+                if let Some(a) = from.address() {
+                    set.add("from", a.rsplit('@').next().unwrap_or(a));
+                }
+                if let Some(n) = from.name() {
+                    set.words("fn", n);
+                }
+            }
+            for name in ["X-Mailer", "User-Agent", "Content-Type", "Precedence", "List-Id"] {
+                if let Some(v) = m.header_raw(name) {
+                    set.add(&format!("h:{name}"), v.split([';', '/', ' ']).find(|w| !w.is_empty()).unwrap_or(""));
+                }
+            }
+            set.add("rcvd", &m.header_values("Received").count().min(12).to_string());
+            let mut text = String::new();
+            for i in 0..m.text_body_count().min(4) {
+                if let Some(t) = m.body_text(i) {
+                    text.push_str(&t);
+                    text.push('\n');
+                }
+            }
+            for i in 0..m.html_body_count().min(4) {
+                if let Some(h) = m.body_html(i) {
+                    set.html_tags(&h);
+                }
+            }
+            for a in m.attachments() {
+                set.add("att", a.content_type().map(|c| c.ctype()).unwrap_or("none"));
+            }
+            set.body(&text);
+        }
+        None => set.body(&String::from_utf8_lossy(&message[..message.len().min(MAX_TEXT)])),
+    }
+    set.hashes.into_iter().collect()
+}
+
+#[derive(Default)]
+struct Tokens {
+    hashes: HashSet<i64>,
+}
+
+impl Tokens {
+    fn add(&mut self, kind: &str, value: &str) {
+        if self.hashes.len() < MAX_TOKENS {
+            self.hashes.insert(hash(kind, &value.to_lowercase()));
+        }
+    }
+
+    fn words(&mut self, kind: &str, text: &str) {
+        for w in text.split(|c: char| !(c.is_alphanumeric() || "'$!-".contains(c))) {
+            let w = w.trim_matches(|c: char| c == '\'' || c == '-');
+            match w.chars().count() {
+                0..=2 => {}
+                3..=20 => self.add(kind, w),
+                // Long runs (encoded blobs, glued words): their shape is the signal.
+                n => self.add(&format!("{kind}:long"), &format!("{}{}", w.chars().next().unwrap_or('?'), n / 10)),
+            }
+        }
+    }
+
+    fn body(&mut self, text: &str) {
+        let text = &text[..floor_char_boundary(text, MAX_TEXT)];
+        for url in text.split_whitespace().filter_map(|w| w.find("http").map(|i| &w[i..])) {
+            if let Some(host) = url_host(url) {
+                self.add("url", &host);
+            }
+        }
+        self.words("b", text);
+    }
+
+    fn html_tags(&mut self, html: &str) {
+        let html = &html[..floor_char_boundary(html, MAX_TEXT)];
+        for tag in html.split('<').skip(1).filter_map(|t| t.split(|c: char| !c.is_ascii_alphanumeric()).next()).filter(|t| !t.is_empty()).take(400) {
+            self.add("tag", tag);
+        }
+        for url in html.split(['"', '\'', ' ', '>']).filter(|w| w.starts_with("http")) {
+            if let Some(host) = url_host(url) {
+                self.add("url", &host);
+            }
+        }
+    }
+}
+
+/// The host of an http(s) URL, lowercase, without port and credentials.
+pub fn url_host(url: &str) -> Option<String> {
+    let rest = url.strip_prefix("http://").or_else(|| url.strip_prefix("https://")).or_else(|| {
+        let lower = url.get(..8)?.to_ascii_lowercase();
+        if lower.starts_with("http://") { url.get(7..) } else if lower.starts_with("https://") { url.get(8..) } else { None }
+    })?;
+    let host = rest.split(['/', '?', '#', '"', '\'', '<', '>', ')']).next()?;
+    let host = host.rsplit('@').next()?.split(':').next()?.trim_end_matches('.');
+    let ok = !host.is_empty() && host.len() <= 253 && host.contains('.') && host.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-');
+    ok.then(|| host.to_ascii_lowercase())
+}
+
+fn floor_char_boundary(s: &str, max: usize) -> usize {
+    if s.len() <= max {
+        return s.len();
+    }
+    (0..=max).rev().find(|&i| s.is_char_boundary(i)).unwrap_or(0)
+}
+
+/// FNV-1a over `kind:value`; never the reserved totals token 0.
+fn hash(kind: &str, value: &str) -> i64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in kind.bytes().chain(std::iter::once(b':')).chain(value.bytes()) {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    match h as i64 {
+        0 => 1,
+        v => v,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_stable_and_distinct() {
+        let a = hashes(b"From: Shop <deals@shop.example>\r\nSubject: Cheap watches\r\n\r\nBuy now at http://cheap.example/x !\r\n");
+        let b = hashes(b"From: Shop <deals@shop.example>\r\nSubject: cheap WATCHES\r\n\r\nbuy NOW at http://cheap.example/y !\r\n");
+        let (mut a2, mut b2) = (a.clone(), b.clone());
+        a2.sort();
+        b2.sort();
+        assert_eq!(a2, b2, "case and link paths do not matter");
+        assert!(a.contains(&hash("url", "cheap.example")));
+        assert!(a.contains(&hash("s", "cheap")));
+        assert!(a.contains(&hash("from", "shop.example")));
+        assert!(!a.contains(&0));
+        // FNV-1a is fixed: a changed hash would silently invalidate every learned database.
+        assert_eq!(hash("b", "viagra"), 5_367_078_838_454_903_945);
+    }
+
+    #[test]
+    fn url_hosts() {
+        assert_eq!(url_host("https://user@Example.COM:8080/path"), Some("example.com".into()));
+        assert_eq!(url_host("http://x"), None);
+        assert_eq!(url_host("HTTP://A.example/"), Some("a.example".into()));
+        assert_eq!(url_host("ftp://a.example"), None);
+    }
+}

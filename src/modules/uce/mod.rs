@@ -1,0 +1,420 @@
+//! The `uce` module: spam protection that makes the organisation's addresses worthless to
+//! spammers.
+//!
+//! - At connect: the penalty box and the DNS lists mark a client for the tarpit.
+//! - At RCPT: a trap is accepted and the transaction kept but never delivered (and the client
+//!   goes into the penalty box); a client in the penalty box or sure by DNS gets the policy's
+//!   answer, "user unknown" by default; a disposable address goes to its owner or, used up,
+//!   is unknown; greylisting asks strangers to come back.
+//! - At the end of DATA: points from the DNS lists, URI lists, SPF/DKIM/DMARC, the learning
+//!   filter and the engines (rspamd, spamd) give a level — clean, tag or spam — and the
+//!   domain's policy decides. Every decision is noted in the journal with its scores.
+
+pub mod auth;
+pub mod callback;
+pub mod disposable;
+pub mod dns;
+pub mod engines;
+pub mod greylist;
+pub mod learn;
+pub mod score;
+pub mod snippet;
+pub mod traps;
+
+use async_trait::async_trait;
+use mail_auth::MessageAuthenticator;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::config::{Config, SpamPolicy, UceConfig};
+use crate::pipeline::{Module, Outcome, SessionInfo, TransactionRecord, TxInfo, Verdict};
+use crate::smtp::address::Address;
+use crate::smtp::reply::{replies, Reply};
+use crate::storage::Store;
+use disposable::DisposableAddress;
+use score::{Level, Score};
+
+/// How long what is known about a client IP (DNS lists, callback) is reused.
+const IP_CACHE_TIME: Duration = Duration::from_secs(600);
+const IP_CACHE_MAX: usize = 100_000;
+/// How often the penalty box and the traps are re-read from SQL (other nodes add to them).
+const REFRESH: Duration = Duration::from_secs(10);
+
+pub struct Uce {
+    config: UceConfig,
+    hostname: String,
+    store: Store,
+    /// Present when DNS lists or SPF/DKIM/DMARC are configured.
+    dns: Option<Arc<MessageAuthenticator>>,
+    ips: Mutex<HashMap<IpAddr, (Instant, Arc<Score>)>>,
+    shared: Mutex<Shared>,
+    txs: Mutex<HashMap<String, TxState>>,
+}
+
+/// What other nodes may change: re-read every [`REFRESH`].
+#[derive(Default)]
+struct Shared {
+    read: Option<Instant>,
+    penalties: HashMap<IpAddr, String>,
+    traps: Vec<String>,
+}
+
+/// One transaction's UCE state, from MAIL to its end.
+#[derive(Default)]
+struct TxState {
+    trap: Option<String>,
+    disposables: Vec<(DisposableAddress, String, i64)>,
+}
+
+impl Uce {
+    pub fn new(config: &Config, store: Store) -> anyhow::Result<Uce> {
+        let uce = &config.uce;
+        let needs_dns = !uce.dnsbl.is_empty() || !uce.dnswl.is_empty() || !uce.uribl.is_empty() || uce.auth.enabled;
+        let dns = if needs_dns { Some(Arc::new(dns::authenticator(uce)?)) } else { None };
+        Ok(Uce {
+            config: uce.clone(),
+            hostname: config.smtp.hostname.clone(),
+            store,
+            dns,
+            ips: Mutex::default(),
+            shared: Mutex::default(),
+            txs: Mutex::default(),
+        })
+    }
+
+    /// Penalty box and traps as all nodes see them, re-read when stale.
+    async fn refresh(&self) {
+        let stale = self.shared.lock().expect("uce lock").read.is_none_or(|t| t.elapsed() >= REFRESH);
+        if !stale {
+            return;
+        }
+        let (penalties, traps) = (self.store.penalties().await, self.store.traps().await);
+        let mut shared = self.shared.lock().expect("uce lock");
+        shared.read = Some(Instant::now());
+        match penalties {
+            Ok(p) => shared.penalties = p.into_iter().filter_map(|p| Some((p.ip.parse().ok()?, p.reason))).collect(),
+            Err(e) => tracing::warn!("uce: cannot read the penalty box: {e:#}"),
+        }
+        match traps {
+            Ok(t) => shared.traps = t,
+            Err(e) => tracing::warn!("uce: cannot read the traps: {e:#}"),
+        }
+    }
+
+    fn penalty(&self, ip: IpAddr) -> Option<String> {
+        self.shared.lock().expect("uce lock").penalties.get(&ip.to_canonical()).cloned()
+    }
+
+    fn is_trap(&self, address: &str) -> bool {
+        self.config.traps.iter().any(|t| traps::matches(t, address)) || self.shared.lock().expect("uce lock").traps.iter().any(|t| traps::matches(t, address))
+    }
+
+    async fn penalize(&self, ip: IpAddr, reason: &str) {
+        let ip = ip.to_canonical();
+        let until = crate::clock::now_us() + self.config.penalty_hours as i64 * 3_600_000_000;
+        self.shared.lock().expect("uce lock").penalties.insert(ip, reason.to_string());
+        if let Err(e) = self.store.penalize(&ip.to_string(), until, reason).await {
+            tracing::warn!("uce: cannot record {ip} in the penalty box: {e:#}");
+        }
+        tracing::info!(%ip, reason, hours = self.config.penalty_hours, "uce: client put into the penalty box");
+    }
+
+    /// What the DNS lists and the callback say about a client, cached per IP.
+    async fn ip_score(&self, ip: IpAddr) -> Arc<Score> {
+        if let Some((at, s)) = self.ips.lock().expect("uce lock").get(&ip) {
+            if at.elapsed() < IP_CACHE_TIME {
+                return s.clone();
+            }
+        }
+        let mut score = Score::default();
+        let timeout = self.config.dns_timeout.0;
+        if let Some(dns) = &self.dns {
+            let (black, white) = tokio::join!(dns::ip_hits(dns, ip, &self.config.dnsbl, timeout), dns::ip_hits(dns, ip, &self.config.dnswl, timeout));
+            for h in black {
+                score.add(h.weight, format!("dnsbl {}", h.zone));
+            }
+            for h in white {
+                score.add(-h.weight.abs(), format!("dnswl {}", h.zone));
+            }
+        }
+        if self.config.callback.enabled {
+            self.callback(ip, &mut score).await;
+        }
+        let score = Arc::new(score);
+        let mut ips = self.ips.lock().expect("uce lock");
+        if ips.len() >= IP_CACHE_MAX {
+            ips.clear();
+        }
+        ips.insert(ip, (Instant::now(), score.clone()));
+        score
+    }
+
+    async fn callback(&self, ip: IpAddr, score: &mut Score) {
+        let key = ip.to_canonical().to_string();
+        let ok = match self.store.callback_cached(&key).await {
+            Ok(Some(ok)) => ok,
+            _ => {
+                let c = &self.config.callback;
+                let ok = callback::answers_smtp(ip, c.port, c.timeout.0).await;
+                let until = crate::clock::now_us() + c.cache_hours as i64 * 3_600_000_000;
+                if let Err(e) = self.store.cache_callback(&key, ok, until).await {
+                    tracing::debug!("uce: callback cache: {e:#}");
+                }
+                ok
+            }
+        };
+        if !ok {
+            score.add(self.config.callback.weight, "callback none".into());
+        }
+    }
+
+    fn tx_state<T>(&self, id: &str, f: impl FnOnce(&mut TxState) -> T) -> T {
+        f(self.txs.lock().expect("uce lock").entry(id.to_string()).or_default())
+    }
+
+    /// The recipient as the client wrote it: a disposable address is never given away as its
+    /// owner's.
+    fn client_address(&self, tx: &TxInfo) -> String {
+        let first = tx.recipients.first().map(|a| a.to_string()).unwrap_or_default();
+        let txs = self.txs.lock().expect("uce lock");
+        txs.get(&tx.id).and_then(|t| t.disposables.iter().find(|(d, _, _)| d.owner == first.to_lowercase()).map(|(_, given, _)| given.clone())).unwrap_or(first)
+    }
+
+    /// Points for the message itself: URI lists, SPF/DKIM/DMARC, the learning filter, engines.
+    async fn message_score(&self, s: &SessionInfo, tx: &TxInfo, message: &[u8]) -> (Score, Option<String>) {
+        let mut score = (*self.ip_score(s.peer.ip()).await).clone();
+        let timeout = self.config.dns_timeout.0;
+        let uri = async {
+            match &self.dns {
+                Some(dns) => dns::uri_hits(dns, message, &self.config.uribl, timeout).await,
+                None => Vec::new(),
+            }
+        };
+        let auth = async {
+            let mut part = Score::default();
+            let header = match (&self.dns, self.config.auth.enabled) {
+                (Some(dns), true) => auth::verify(dns, &self.config.auth, &self.hostname, s, tx, message, &mut part).await,
+                _ => None,
+            };
+            (part, header)
+        };
+        let bayes = async {
+            if !self.config.learning.enabled {
+                return Ok(None);
+            }
+            learn::classify(&self.store, message, self.config.learning.min_messages).await
+        };
+        let rspamd = async {
+            match &self.config.rspamd {
+                Some(c) => Some((c, engines::rspamd(c, s, tx, message).await)),
+                None => None,
+            }
+        };
+        let spamd = async {
+            match &self.config.spamd {
+                Some(c) => Some((c, engines::spamd(c, message).await)),
+                None => None,
+            }
+        };
+        let (uri, (auth_part, header), bayes, rspamd, spamd) = tokio::join!(uri, auth, bayes, rspamd, spamd);
+        for h in uri {
+            score.add(h.weight, format!("uribl {} {}", h.zone, h.name));
+        }
+        score.points += auth_part.points;
+        score.reasons.extend(auth_part.reasons);
+        match bayes {
+            Ok(Some(c)) => {
+                let w = self.config.learning.weight;
+                // Full weight from 0.95 (sure spam) and, negative, below 0.05 (sure ham).
+                let points = (w * (c.probability - 0.5) / 0.45).clamp(-w, w);
+                score.add(points, format!("bayes {:.3}", c.probability));
+            }
+            Ok(None) => {}
+            Err(e) => score.reasons.push(format!("bayes unavailable: {e:#}")),
+        }
+        for (name, result) in [("rspamd", rspamd), ("spamd", spamd)] {
+            let Some((c, result)) = result else { continue };
+            match result {
+                Ok(r) => {
+                    let rules = r.symbols.iter().take(12).cloned().collect::<Vec<_>>().join(" ");
+                    score.reasons.push(format!("{name} {:.1} ({rules})", r.score));
+                    if r.score >= c.reject {
+                        score.sure = Some(format!("{name} score {:.1}", r.score));
+                    } else if r.score >= c.tag {
+                        score.suspect = true;
+                    }
+                }
+                Err(e) => {
+                    // Fail-open: the message goes on, the journal says the engine was skipped.
+                    tracing::warn!(id = %tx.id, "uce: {name} skipped: {e:#}");
+                    score.reasons.push(format!("{name} skipped: {e:#}"));
+                }
+            }
+        }
+        (score, header)
+    }
+}
+
+#[async_trait]
+impl Module for Uce {
+    fn name(&self) -> &'static str {
+        "uce"
+    }
+
+    async fn connect(&self, s: &SessionInfo) -> Verdict {
+        self.refresh().await;
+        let ip = s.peer.ip();
+        if let Some(reason) = self.penalty(ip) {
+            s.marks.tarpit();
+            s.marks.note(format!("uce: client in the penalty box ({reason})"));
+        } else if self.ip_score(ip).await.points >= self.config.tag_score {
+            s.marks.tarpit();
+        }
+        Verdict::Continue
+    }
+
+    async fn rcpt(&self, s: &SessionInfo, tx: &TxInfo, rcpt: &Address) -> Verdict {
+        let address = rcpt.to_string();
+        let ip = s.peer.ip();
+        if self.is_trap(&address) {
+            self.tx_state(&tx.id, |t| t.trap = Some(address.clone()));
+            s.marks.flag("spam");
+            s.marks.note(format!("uce: trap {address} hit"));
+            self.penalize(ip, &format!("trap {address}")).await;
+            s.marks.tarpit();
+            return Verdict::Discard;
+        }
+        let policy = self.config.policy_for(&rcpt.domain);
+        let sure = match self.penalty(ip) {
+            Some(reason) => Some(format!("penalty box: {reason}")),
+            None => {
+                let ip_score = self.ip_score(ip).await;
+                (ip_score.points >= self.config.reject_score).then(|| format!("client {}", ip_score.describe()))
+            }
+        };
+        if let Some(why) = sure {
+            if let Some(refusal) = score::refusal(policy, &address) {
+                s.marks.flag("spam");
+                s.marks.note(format!("uce: {address} refused ({why}, policy {})", policy.as_str()));
+                return refusal;
+            }
+        }
+        if self.config.disposable {
+            if let Some(d) = disposable::parse(&self.config, &rcpt.local, &rcpt.domain) {
+                let known = self.store.disposables(Some(&d.owner), Some(&d.tag)).await;
+                let state = match known {
+                    Ok(rows) => rows.into_iter().next(),
+                    Err(e) => {
+                        tracing::error!("uce: disposable address lookup failed: {e:#}");
+                        return Verdict::TempFail(replies::local_error());
+                    }
+                };
+                let (max, used, locked) = state.as_ref().map(|r| (r.max_count, r.used, r.locked)).unwrap_or((d.max as i64, 0, false));
+                if locked || used >= max {
+                    s.marks.note(format!("uce: disposable {address} used up ({used} of {max})"));
+                    return Verdict::Reject(replies::user_unknown(&address));
+                }
+                let owner = crate::smtp::address::parse_path(&d.owner, crate::smtp::address::Side::Recipient).ok().flatten();
+                if let Some(owner) = owner {
+                    self.tx_state(&tx.id, |t| t.disposables.push((d, address.clone(), max)));
+                    return Verdict::Rewrite(owner);
+                }
+            }
+        }
+        if self.config.greylist.enabled {
+            let g = &self.config.greylist;
+            let net = greylist::network(g, ip);
+            let sender = tx.sender.as_ref().map(|a| a.to_string()).unwrap_or_default();
+            let now = crate::clock::now_us();
+            let pass = self
+                .store
+                .greylist(&greylist::triplet(&net, &sender, &address), &net, g.delay.0.as_micros() as i64, g.retry_window.0.as_micros() as i64, now + g.allow_days as i64 * 86_400_000_000)
+                .await;
+            match pass {
+                Ok(true) => {}
+                Ok(false) => {
+                    s.marks.note(format!("uce: greylisted {net} {address}"));
+                    return Verdict::TempFail(Reply::new(450, "4.7.1", format!("<{address}>: Recipient address rejected: Greylisted, please try again later")));
+                }
+                Err(e) => tracing::warn!("uce: greylisting unavailable, letting through: {e:#}"),
+            }
+        }
+        Verdict::Continue
+    }
+
+    async fn message(&self, s: &SessionInfo, tx: &TxInfo, message: &[u8]) -> Verdict {
+        let disposables = self.tx_state(&tx.id, |t| t.disposables.clone());
+        for (d, given, max) in &disposables {
+            if tx.recipients.iter().any(|r| r.to_string().eq_ignore_ascii_case(&d.owner)) {
+                let used = self.store.disposables(Some(&d.owner), Some(&d.tag)).await.ok().and_then(|r| r.first().map(|r| r.used)).unwrap_or(0);
+                s.marks.header(format!("X-Sponts-Disposable: {given} ({} of {max})", used + 1));
+            }
+        }
+        let (score, auth_header) = self.message_score(s, tx, message).await;
+        if let Some(h) = auth_header {
+            s.marks.header(h);
+        }
+        let level = score.level(&self.config);
+        let first_domain = tx.recipients.first().map(|a| a.domain.clone()).unwrap_or_default();
+        let policy = self.config.policy_for(&first_domain);
+        let action = match (level, policy) {
+            (Level::Clean, _) => "deliver",
+            (Level::Tag, _) | (Level::Spam, SpamPolicy::Tag) => "tag",
+            (Level::Spam, SpamPolicy::Quarantine) => "quarantine",
+            (Level::Spam, _) => policy.as_str(),
+        };
+        s.marks.note(format!("uce: {} -> {action}", score.describe()));
+        match level {
+            Level::Clean => return Verdict::Continue,
+            Level::Tag => s.marks.flag("suspect"),
+            Level::Spam => s.marks.flag("spam"),
+        }
+        if level == Level::Spam && score.points >= 2.0 * self.config.reject_score {
+            self.penalize(s.peer.ip(), &format!("message score {:.1}", score.points)).await;
+        }
+        if level == Level::Spam {
+            if policy == SpamPolicy::Quarantine {
+                return Verdict::Discard;
+            }
+            if let Some(refusal) = score::refusal(policy, &self.client_address(tx)) {
+                return refusal;
+            }
+        }
+        for h in score.headers(level) {
+            s.marks.header(h);
+        }
+        Verdict::Continue
+    }
+
+    async fn finish(&self, record: &TransactionRecord) -> anyhow::Result<()> {
+        let state = self.txs.lock().expect("uce lock").remove(&record.id).unwrap_or_default();
+        if matches!(record.outcome, Outcome::Delivered | Outcome::Queued) {
+            for (d, given, max) in &state.disposables {
+                if record.recipients.iter().any(|r| r.accepted && r.delivered_to.as_deref().is_some_and(|t| t.eq_ignore_ascii_case(&d.owner))) {
+                    self.store.disposable(&d.owner, &d.tag, given, *max).await?;
+                    self.store.disposable_used(&d.owner, &d.tag).await?;
+                }
+            }
+        }
+        if let (Some(_), Some(message)) = (&state.trap, &record.message) {
+            if self.config.learning.enabled && self.config.learning.auto_learn {
+                learn::learn(&self.store, &record.id, message, true).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A replayed message that had been classified as spam is learned as ham: a person wanted it.
+pub async fn learn_replayed(config: &Config, store: &Store, id: &str, message: &[u8]) {
+    let runs = config.modules.as_ref().map_or(super::DEFAULT.contains(&"uce"), |m| m.iter().any(|n| n == "uce"));
+    if !runs || !config.uce.learning.enabled || !config.uce.learning.auto_learn {
+        return;
+    }
+    match learn::learn(store, id, message, false).await {
+        Ok(_) => tracing::info!(id, "uce: replayed spam learned as ham"),
+        Err(e) => tracing::warn!(id, "uce: learning the replayed message failed: {e:#}"),
+    }
+}
