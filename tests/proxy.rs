@@ -46,7 +46,9 @@ async fn backend_answers_reach_the_client_during_the_dialogue() {
     c.expect("EHLO client.test", 250).await;
     c.expect("MAIL FROM:<a@sender.example>", 250).await;
     let r = c.expect("RCPT TO:<nobody@example.org>", 550).await;
-    assert_eq!(r, "550 5.1.1 <nobody@example.org>: Recipient address rejected: User unknown in virtual mailbox table");
+    // With the uce module (a default) the backend's "no such user" takes the one uniform form
+    // that refused spam gets too; the next test shows it untouched without uce.
+    assert_eq!(r, "550 5.1.1 <nobody@example.org>: Recipient address rejected: User unknown");
     c.expect("RCPT TO:<u@example.org>", 250).await;
     c.expect("DATA", 354).await;
     c.send(b"Subject: x\r\n\r\nhi\r\n.\r\n").await;
@@ -253,5 +255,18 @@ async fn a_backend_that_refuses_the_data_command_is_reset_for_the_next_message()
         let r = one_message(gw.addr, "again").await;
         assert!(r.starts_with("554"), "pooled connection is clean too: {r}");
     }
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn without_uce_the_backends_own_refusal_text_passes_unchanged() {
+    let opts = CaptureOptions { unknown: ["nobody@example.org".to_string()].into(), ..Default::default() };
+    let cap = Capture::start(opts).await;
+    let gw = gateway(cap.addr, "modules = [\"access\", \"backup\", \"journal\"]\n").await;
+    let mut c = Client::connect(gw.addr).await;
+    c.expect("EHLO client.test", 250).await;
+    c.expect("MAIL FROM:<a@sender.example>", 250).await;
+    let r = c.expect("RCPT TO:<nobody@example.org>", 550).await;
+    assert_eq!(r, "550 5.1.1 <nobody@example.org>: Recipient address rejected: User unknown in virtual mailbox table");
     gw.stop().await;
 }

@@ -527,6 +527,7 @@ impl Duration {
         let (num, unit) = text.split_at(split);
         let n: u64 = num.parse().ok()?;
         let mult = match unit.trim() {
+            "ms" => return Some(Duration(std::time::Duration::from_millis(n))),
             "" | "s" => 1,
             "m" => 60,
             "h" => 3600,
@@ -540,7 +541,7 @@ impl Duration {
 
 impl<'de> Deserialize<'de> for Duration {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        number_or_text(d, Duration::secs, Duration::parse, "a duration (e.g. 30s, 5m, 2h, 7d)")
+        number_or_text(d, Duration::secs, Duration::parse, "a duration (e.g. 500ms, 30s, 5m, 2h, 7d)")
     }
 }
 
@@ -644,7 +645,7 @@ mod tests {
 
     #[test]
     fn the_example_config_is_valid() {
-        let text = include_str!("../sponts.example.toml");
+        let text = include_str!("../../sponts.example.toml");
         if let Err(e) = Config::parse(text) {
             panic!("sponts.example.toml: {e}");
         }

@@ -31,6 +31,8 @@ pub struct CaptureOptions {
     pub say_421_on_hang_up: bool,
     /// Answer the DATA command itself with this (the transaction stays open, as in Postfix).
     pub data_command_reply: Option<String>,
+    /// Think this long before answering each RCPT (a backend that looks recipients up).
+    pub rcpt_delay: Option<std::time::Duration>,
 }
 
 #[derive(Clone)]
@@ -107,6 +109,9 @@ async fn session(s: tokio::net::TcpStream, cap: Capture, opts: CaptureOptions) -
             cur = Delivery { helo: helo.clone(), mail: line[10..].to_string(), ..Default::default() };
             w.write_all(b"250 2.1.0 Ok\r\n").await?;
         } else if upper.starts_with("RCPT TO:") {
+            if let Some(d) = opts.rcpt_delay {
+                tokio::time::sleep(d).await;
+            }
             let addr = line[8..].trim_matches(['<', '>']).to_ascii_lowercase();
             if opts.unknown.contains(&addr) {
                 w.write_all(format!("550 5.1.1 <{addr}>: Recipient address rejected: User unknown in virtual mailbox table\r\n").as_bytes()).await?;

@@ -21,8 +21,25 @@ impl Client {
         c
     }
 
+    /// Connects from another loopback address (another client, as far as sponts can tell).
+    pub async fn connect_from(addr: SocketAddr, source: &str) -> Client {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(format!("{source}:0").parse().unwrap()).unwrap();
+        let (c, greeting) = Client::from_stream(socket.connect(addr).await.unwrap()).await;
+        assert!(greeting.starts_with("220 "), "greeting: {greeting}");
+        c
+    }
+
     pub async fn connect_raw(addr: SocketAddr) -> (Client, String) {
         Client::from_stream(TcpStream::connect(addr).await.unwrap()).await
+    }
+
+    /// Sends `early` before the greeting arrives, then reads the greeting.
+    pub async fn from_stream_after(mut s: TcpStream, early: &[u8]) -> Client {
+        s.write_all(early).await.unwrap();
+        let (c, greeting) = Client::from_stream(s).await;
+        assert!(greeting.starts_with("220 "), "greeting: {greeting}");
+        c
     }
 
     /// Wraps a connected stream and reads the greeting.

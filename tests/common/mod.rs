@@ -8,6 +8,7 @@ pub mod browser;
 pub mod client;
 pub mod fetchmail;
 pub mod http;
+pub mod peers;
 pub mod pg;
 
 use std::net::SocketAddr;
@@ -49,6 +50,7 @@ pub fn config(backend: SocketAddr, extra: &str) -> (sponts::config::Config, temp
 }
 
 /// TOML allows a table once; tests add keys to [smtp] by writing `[smtp]` again, which we fold.
+/// A `modules = [...]` line goes to the top, wherever it was written.
 fn merge(text: &str) -> String {
     let mut sections: Vec<(String, Vec<String>)> = vec![(String::new(), vec![])];
     for line in text.lines() {
@@ -60,6 +62,9 @@ fn merge(text: &str) -> String {
             } else {
                 sections.push((t.to_string(), vec![]));
             }
+        } else if t.starts_with("modules") {
+            // The one top-level key: it belongs before every table.
+            sections[0].1.push(line.to_string());
         } else {
             sections.last_mut().unwrap().1.push(line.to_string());
         }

@@ -185,6 +185,9 @@ impl Uce {
     /// Points for the message itself: URI lists, SPF/DKIM/DMARC, the learning filter, engines.
     async fn message_score(&self, s: &SessionInfo, tx: &TxInfo, message: &[u8]) -> (Score, Option<String>) {
         let mut score = (*self.ip_score(s.peer.ip()).await).clone();
+        if let Some(reason) = self.penalty(s.peer.ip()) {
+            score.sure = Some(format!("penalty box: {reason}"));
+        }
         let timeout = self.config.dns_timeout.0;
         let uri = async {
             match &self.dns {

@@ -40,7 +40,7 @@ pub fn spam_probability(counts: &[(i64, i64)], spam_messages: i64, ham_messages:
     let ln_spam: f64 = probs.iter().map(|f| (1.0 - f).ln()).sum();
     let h = 1.0 - chi2q(-2.0 * ln_ham, 2 * n);
     let s = 1.0 - chi2q(-2.0 * ln_spam, 2 * n);
-    Some(((h - s + 1.0) / 2.0).clamp(0.0, 1.0))
+    Some(((s - h + 1.0) / 2.0).clamp(0.0, 1.0))
 }
 
 /// P(chi² > x2) for `v` (even) degrees of freedom.

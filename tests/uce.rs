@@ -1,0 +1,220 @@
+//! The uce module over real SMTP: traps and the penalty box, the uniform "user unknown",
+//! disposable addresses, per-domain policies, greylisting and the tarpit.
+
+mod common;
+
+use common::*;
+use std::time::{Duration, Instant};
+
+/// Fast tarpits for tests.
+const UCE: &str = "[uce]\ntarpit_delay = \"300ms\"\ntarpit_max = \"10s\"\ntraps = [\"trap@example.org\", \"honey-*@example.org\"]\n";
+
+const MSG: &[u8] = b"From: s@sender.example\r\nSubject: offer\r\n\r\nhello\r\n";
+
+async fn newest(store: &sponts::storage::Store) -> sponts::storage::JournalEntry {
+    store.query_journal(&sponts::storage::JournalFilter { limit: Some(1), ..Default::default() }).await.unwrap().remove(0)
+}
+
+#[tokio::test]
+async fn a_trap_is_answered_250_never_delivered_and_boxes_the_client() {
+    let cap = Capture::start(CaptureOptions { unknown: ["gone@example.org".to_string()].into(), ..Default::default() }).await;
+    let gw = gateway(cap.addr, UCE).await;
+    let mut c = Client::connect(gw.addr).await;
+    c.expect("EHLO spammer.test", 250).await;
+    // A trap next to a real recipient: both get 250, neither gets the message.
+    let reply = c.send_mail("s@sender.example", &["u@example.org", "Honey-7@example.org"], MSG).await;
+    assert!(reply.starts_with("250 "), "{reply}");
+    let e = journal_entry(&gw.store, &reply_id(&reply)).await;
+    assert_eq!((e.outcome.as_str(), e.decided_by.as_str(), e.flag.as_deref()), ("discarded", "uce", Some("spam")));
+    assert!(e.notes.as_deref().unwrap_or("").contains("trap Honey-7@example.org hit"), "{:?}", e.notes);
+    assert!(gw.store.body(&e.id).await.unwrap().is_some(), "kept in the backup");
+    assert_eq!(gw.store.learned_totals().await.unwrap(), (1, 0), "learned as spam");
+    assert_eq!(gw.store.penalty("127.0.0.1").await.unwrap().unwrap().reason, "trap Honey-7@example.org");
+    c.expect("QUIT", 221).await;
+
+    // Back from the same IP: every address "does not exist" — in exactly the words of a real
+    // unknown user — and every reply is slowed down.
+    let mut c = Client::connect(gw.addr).await;
+    let start = Instant::now();
+    c.expect("EHLO spammer.test", 250).await;
+    assert!(start.elapsed() >= Duration::from_millis(280), "tarpitted: {:?}", start.elapsed());
+    c.expect("MAIL FROM:<s@sender.example>", 250).await;
+    let fake = c.expect("RCPT TO:<u@example.org>", 550).await;
+    assert_eq!(fake, "550 5.1.1 <u@example.org>: Recipient address rejected: User unknown");
+    c.expect("QUIT", 221).await;
+    assert!(cap.deliveries.lock().unwrap().is_empty());
+
+    // Another client sees the real answers; the backend's unknown user reads the same.
+    let mut c = Client::connect_from(gw.addr, "127.0.0.2").await;
+    c.expect("EHLO friend.test", 250).await;
+    c.expect("MAIL FROM:<f@friend.example>", 250).await;
+    let real = c.expect("RCPT TO:<gone@example.org>", 550).await;
+    assert_eq!(real, "550 5.1.1 <gone@example.org>: Recipient address rejected: User unknown");
+    c.expect("RCPT TO:<u@example.org>", 250).await;
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn a_fake_unknown_takes_as_long_as_the_backends_real_one() {
+    let delay = Duration::from_millis(150);
+    let cap = Capture::start(CaptureOptions { unknown: ["gone@example.org".to_string()].into(), rcpt_delay: Some(delay), ..Default::default() }).await;
+    let gw = gateway(cap.addr, "[uce]\ntarpit_delay = \"0s\"\n").await;
+    gw.store.penalize("127.0.0.3", sponts::clock::now_us() + 3_600_000_000, "test").await.unwrap();
+    // The backend's own answers teach sponts how long a lookup takes.
+    let mut c = Client::connect(gw.addr).await;
+    c.expect("EHLO friend.test", 250).await;
+    c.expect("MAIL FROM:<f@friend.example>", 250).await;
+    for _ in 0..3 {
+        c.expect("RCPT TO:<gone@example.org>", 550).await;
+    }
+    let mut c = Client::connect_from(gw.addr, "127.0.0.3").await;
+    c.expect("EHLO spammer.test", 250).await;
+    c.expect("MAIL FROM:<s@sender.example>", 250).await;
+    let start = Instant::now();
+    let r = c.expect("RCPT TO:<u@example.org>", 550).await;
+    let took = start.elapsed();
+    assert_eq!(r, "550 5.1.1 <u@example.org>: Recipient address rejected: User unknown");
+    assert!(took >= delay.mul_f32(0.8), "the refusal came too fast to pass for a lookup: {took:?}");
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn policies_per_domain_reject_tag_and_quarantine() {
+    let cap = Capture::start(CaptureOptions::default()).await;
+    let extra = "[uce]\ntarpit_delay = \"0s\"\npolicy = \"reject\"\n[uce.domain_policy]\n\"example.net\" = \"tag\"\n";
+    let gw = gateway(cap.addr, extra).await;
+    gw.store.penalize("127.0.0.4", sponts::clock::now_us() + 3_600_000_000, "test").await.unwrap();
+    let mut c = Client::connect_from(gw.addr, "127.0.0.4").await;
+    c.expect("EHLO spammer.test", 250).await;
+    c.expect("MAIL FROM:<s@sender.example>", 250).await;
+    let r = c.expect("RCPT TO:<u@example.org>", 554).await;
+    assert_eq!(r, "554 5.7.1 Message refused as spam");
+    c.expect("RSET", 250).await;
+
+    // tag: delivered, with the verdict in headers.
+    let reply = c.send_mail("s@sender.example", &["u@example.net"], MSG).await;
+    assert!(reply.starts_with("250 "), "{reply}");
+    let d = cap.wait_for(1).await;
+    let text = String::from_utf8_lossy(&d[0].data).to_string();
+    assert!(text.contains("\r\nX-Spam-Flag: YES\r\n"), "{text}");
+    assert!(text.contains("X-Spam-Status: Yes"), "{text}");
+    assert_eq!(journal_entry(&gw.store, &reply_id(&reply)).await.flag.as_deref(), Some("spam"));
+
+    gw.stop().await;
+
+    // quarantine: 250, kept, not delivered.
+    let gw = gateway(cap.addr, "[uce]\ntarpit_delay = \"0s\"\npolicy = \"quarantine\"\n").await;
+    gw.store.penalize("127.0.0.4", sponts::clock::now_us() + 3_600_000_000, "test").await.unwrap();
+    let mut c = Client::connect_from(gw.addr, "127.0.0.4").await;
+    c.expect("EHLO spammer.test", 250).await;
+    let reply = c.send_mail("s@sender.example", &["u@example.org"], MSG).await;
+    assert!(reply.starts_with("250 "), "{reply}");
+    let e = journal_entry(&gw.store, &reply_id(&reply)).await;
+    assert_eq!((e.outcome.as_str(), e.flag.as_deref()), ("discarded", Some("spam")));
+    assert!(gw.store.body(&e.id).await.unwrap().is_some());
+    assert_eq!(cap.deliveries.lock().unwrap().len(), 1);
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn a_disposable_address_delivers_n_times_then_does_not_exist() {
+    let cap = Capture::start(CaptureOptions::default()).await;
+    let gw = gateway(cap.addr, "[uce]\ntarpit_delay = \"0s\"\n").await;
+    let mut c = Client::connect(gw.addr).await;
+    c.expect("EHLO shop.test", 250).await;
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let reply = c.send_mail("news@shop.example", &["shop.2.u@example.org"], MSG).await;
+        assert!(reply.starts_with("250 "), "{reply}");
+        ids.push(reply_id(&reply));
+    }
+    let d = cap.wait_for(2).await;
+    for (i, delivery) in d.iter().enumerate() {
+        assert_eq!(delivery.rcpts, vec!["u@example.org"], "the owner gets it");
+        let text = String::from_utf8_lossy(&delivery.data).to_string();
+        assert!(text.contains(&format!("X-Sponts-Disposable: shop.2.u@example.org ({} of 2)\r\n", i + 1)), "{text}");
+    }
+    c.expect("MAIL FROM:<news@shop.example>", 250).await;
+    let r = c.expect("RCPT TO:<shop.2.u@example.org>", 550).await;
+    assert_eq!(r, "550 5.1.1 <shop.2.u@example.org>: Recipient address rejected: User unknown");
+    // A bigger N does not reopen the tag.
+    let r = c.expect("RCPT TO:<shop.50.u@example.org>", 550).await;
+    assert!(r.starts_with("550 5.1.1 <shop.50.u@example.org>"), "{r}");
+    c.expect("RSET", 250).await;
+    let list = gw.store.disposables(Some("u@example.org"), None).await.unwrap();
+    assert_eq!((list.len(), list[0].used, list[0].locked), (1, 2, true));
+    // The owner finds the mail as theirs.
+    let mine = sponts::storage::JournalFilter { visible_to: Some(vec!["u@example.org".into()]), ..Default::default() };
+    assert_eq!(gw.store.query_journal(&mine).await.unwrap().len(), 2);
+    let e = journal_entry(&gw.store, &ids[0]).await;
+    assert_eq!(e.recipients[0].delivered_to.as_deref(), Some("u@example.org"));
+
+    // Reset: open again.
+    assert!(gw.store.set_disposable("u@example.org", "shop", None).await.unwrap());
+    let reply = c.send_mail("news@shop.example", &["shop.2.u@example.org"], MSG).await;
+    assert!(reply.starts_with("250 "), "{reply}");
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn greylisting_asks_strangers_to_come_back_then_remembers_them() {
+    let cap = Capture::start(CaptureOptions::default()).await;
+    let gw = gateway(cap.addr, "[uce]\ntarpit_delay = \"0s\"\n[uce.greylist]\nenabled = true\ndelay = \"1s\"\n").await;
+    let mut c = Client::connect(gw.addr).await;
+    c.expect("EHLO mx.partner.test", 250).await;
+    c.expect("MAIL FROM:<a@partner.example>", 250).await;
+    let r = c.expect("RCPT TO:<u@example.org>", 450).await;
+    assert!(r.starts_with("450 4.7.1 <u@example.org>: Recipient address rejected: Greylisted"), "{r}");
+    // Too early: still waiting.
+    c.expect("RCPT TO:<u@example.org>", 450).await;
+    c.expect("RSET", 250).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let reply = c.send_mail("a@partner.example", &["u@example.org"], MSG).await;
+    assert!(reply.starts_with("250 "), "{reply}");
+    // The network is now known: another sender from it passes at once.
+    let reply = c.send_mail("b@partner.example", &["v@example.org"], MSG).await;
+    assert!(reply.starts_with("250 "), "{reply}");
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn early_talkers_and_dictionary_attacks_are_tarpitted() {
+    let cap = Capture::start(CaptureOptions { unknown: ["a@example.org".into(), "b@example.org".into(), "c@example.org".into()].into(), ..Default::default() }).await;
+    let gw = gateway(cap.addr, "[uce]\ntarpit_delay = \"300ms\"\ntarpit_stutter = true\ngreet_delay = \"300ms\"\n").await;
+    // Talks before the greeting.
+    let stream = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    let mut c = Client::from_stream_after(stream, b"EHLO bot.test\r\n").await;
+    let start = Instant::now();
+    let r = c.reply().await;
+    assert!(r.starts_with("250"), "{r}");
+    assert!(start.elapsed() >= Duration::from_millis(250), "stuttered over the delay: {:?}", start.elapsed());
+    c.expect("QUIT", 221).await;
+
+    // Waits for the greeting, then guesses addresses.
+    let mut c = Client::connect(gw.addr).await;
+    let start = Instant::now();
+    c.expect("EHLO guesser.test", 250).await;
+    assert!(start.elapsed() < Duration::from_millis(250), "a polite client is not slowed");
+    c.expect("MAIL FROM:<g@guess.example>", 250).await;
+    for a in ["a", "b", "c"] {
+        c.expect(&format!("RCPT TO:<{a}@example.org>"), 550).await;
+    }
+    let start = Instant::now();
+    c.expect("NOOP", 250).await;
+    assert!(start.elapsed() >= Duration::from_millis(250), "tarpitted after 3 unknown recipients: {:?}", start.elapsed());
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn the_journal_notes_every_decision_with_its_score() {
+    let cap = Capture::start(CaptureOptions::default()).await;
+    let gw = gateway(cap.addr, UCE).await;
+    let mut c = Client::connect(gw.addr).await;
+    c.expect("EHLO friend.test", 250).await;
+    let reply = c.send_mail("f@friend.example", &["u@example.org"], MSG).await;
+    let e = journal_entry(&gw.store, &reply_id(&reply)).await;
+    assert_eq!(e.flag, None);
+    assert_eq!(e.notes.as_deref(), Some("uce: score 0.0 -> deliver"));
+    let _ = newest(&gw.store).await;
+    gw.stop().await;
+}
