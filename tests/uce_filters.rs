@@ -1,0 +1,181 @@
+//! The uce module's filters against real peers on loopback: DNS lists and SPF/DMARC answered by
+//! a DNS server with a test zone, SpamAssassin's spamd and rspamd, and the built-in learning
+//! filter trained with `sponts learn`.
+
+mod common;
+
+use common::peers::{Dns, Engine};
+use common::*;
+use std::process::Command;
+
+const GTUBE: &str = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X";
+
+fn msg(from: &str, subject: &str, body: &str) -> Vec<u8> {
+    format!("From: {from}\r\nTo: u@example.org\r\nSubject: {subject}\r\nMessage-ID: <{}@test>\r\n\r\n{body}\r\n", sponts::id::new_transaction_id()).into_bytes()
+}
+
+#[tokio::test]
+async fn dns_lists_refuse_listed_clients_and_links() {
+    let dns = Dns::start(r#"{"2.0.0.127.bl.test.": [{"type": "A", "value": "127.0.0.2"}], "bad.example.uribl.test.": [{"type": "A", "value": "127.0.0.2"}], "3.0.0.127.wl.test.": [{"type": "A", "value": "127.0.0.10"}], "3.0.0.127.bl.test.": [{"type": "A", "value": "127.0.0.2"}]}"#);
+    let cap = Capture::start(CaptureOptions::default()).await;
+    let extra = format!(
+        "[uce]\ntarpit_delay = \"0s\"\nresolver = \"{}\"\ndns_timeout = \"2s\"\ndnsbl = [{{ zone = \"bl.test\", weight = 10 }}]\ndnswl = [{{ zone = \"wl.test\", weight = 8 }}]\nuribl = [{{ zone = \"uribl.test\", weight = 10 }}]\n",
+        dns.address()
+    );
+    let gw = gateway(cap.addr, &extra).await;
+    // 127.0.0.2 is listed: its recipients "do not exist".
+    let mut c = Client::connect_from(gw.addr, "127.0.0.2").await;
+    c.expect("EHLO listed.test", 250).await;
+    c.expect("MAIL FROM:<a@listed.example>", 250).await;
+    let r = c.expect("RCPT TO:<u@example.org>", 550).await;
+    assert_eq!(r, "550 5.1.1 <u@example.org>: Recipient address rejected: User unknown");
+    c.expect("QUIT", 221).await;
+
+    // 127.0.0.1 is clean, but the message links to a listed domain: refused after DATA.
+    let mut c = Client::connect(gw.addr).await;
+    c.expect("EHLO clean.test", 250).await;
+    let reply = c.send_mail("a@clean.example", &["u@example.org"], &msg("a@clean.example", "look", "see https://www.bad.example/offer now")).await;
+    assert!(reply.starts_with("550 5.1.1 <u@example.org>: Recipient address rejected: User unknown"), "{reply}");
+    let e = journal_entry(&gw.store, &reply_id(&reply)).await;
+    assert_eq!((e.outcome.as_str(), e.decided_by.as_str(), e.flag.as_deref()), ("refused", "uce", Some("spam")));
+    assert!(e.notes.as_deref().unwrap().contains("uribl uribl.test bad.example"), "{:?}", e.notes);
+    assert!(gw.store.body(&e.id).await.unwrap().is_some(), "refused spam stays replayable");
+    let reply = c.send_mail("a@clean.example", &["u@example.org"], &msg("a@clean.example", "hi", "see https://good.example/")).await;
+    assert!(reply.starts_with("250 "), "{reply}");
+    c.expect("QUIT", 221).await;
+
+    // 127.0.0.3 is on the block list and the allow list: the allow list weighs it down to a tag.
+    let mut c = Client::connect_from(gw.addr, "127.0.0.3").await;
+    c.expect("EHLO both.test", 250).await;
+    let reply = c.send_mail("a@both.example", &["u@example.org"], &msg("a@both.example", "hi", "plain")).await;
+    assert!(reply.starts_with("250 "), "{reply}");
+    let e = journal_entry(&gw.store, &reply_id(&reply)).await;
+    assert!(e.notes.as_deref().unwrap().contains("dnsbl bl.test +10.0, dnswl wl.test -8.0"), "{:?}", e.notes);
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn spf_and_dmarc_failures_count_and_results_are_recorded() {
+    let dns = Dns::start(
+        r#"{"forged.example.": [{"type": "TXT", "value": "v=spf1 ip4:192.0.2.1 -all"}],
+            "_dmarc.forged.example.": [{"type": "TXT", "value": "v=DMARC1; p=reject"}],
+            "good.example.": [{"type": "TXT", "value": "v=spf1 ip4:127.0.0.0/8 -all"}]}"#,
+    );
+    let cap = Capture::start(CaptureOptions::default()).await;
+    let extra = format!("[uce]\ntarpit_delay = \"0s\"\nresolver = \"{}\"\n[uce.auth]\nenabled = true\n", dns.address());
+    let gw = gateway(cap.addr, &extra).await;
+    let mut c = Client::connect(gw.addr).await;
+    c.expect("EHLO mx.good.example", 250).await;
+    let reply = c.send_mail("a@good.example", &["u@example.org"], &msg("a@good.example", "hi", "hello")).await;
+    assert!(reply.starts_with("250 "), "{reply}");
+    let d = cap.wait_for(1).await;
+    let text = String::from_utf8_lossy(&d[0].data).to_string();
+    assert!(text.contains("Authentication-Results: gw.test.example;"), "{text}");
+    assert!(text.contains("spf=pass"), "{text}");
+    let reply = c.send_mail("boss@forged.example", &["u@example.org"], &msg("boss@forged.example", "wire money", "now")).await;
+    assert!(reply.starts_with("550 5.1.1 "), "{reply}");
+    let e = journal_entry(&gw.store, &reply_id(&reply)).await;
+    let notes = e.notes.unwrap();
+    assert!(notes.contains("spf fail +3.0") && notes.contains("dmarc fail p=reject forged.example +10.0"), "{notes}");
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn spamd_and_rspamd_verdicts_and_fail_open() {
+    let spamd = Engine::spamd();
+    let rspamd = Engine::rspamd();
+    let cap = Capture::start(CaptureOptions::default()).await;
+    for (engine, address) in [("spamd", spamd.address()), ("rspamd", rspamd.address())] {
+        let extra = format!("[uce]\ntarpit_delay = \"0s\"\n[uce.{engine}]\naddress = \"{address}\"\ntag = 5.0\nreject = 15.0\ntimeout = \"10s\"\n");
+        let gw = gateway(cap.addr, &extra).await;
+        let mut c = Client::connect(gw.addr).await;
+        c.expect("EHLO client.test", 250).await;
+        let reply = c.send_mail("a@sender.example", &["u@example.org"], &msg("a@sender.example", "test", GTUBE)).await;
+        assert!(reply.starts_with("550 5.1.1 <u@example.org>"), "{engine}: {reply}");
+        let e = journal_entry(&gw.store, &reply_id(&reply)).await;
+        assert!(e.notes.as_deref().unwrap().contains(&format!("{engine} score")), "{engine}: {:?}", e.notes);
+        let reply = c.send_mail("a@sender.example", &["u@example.org"], &msg("a@sender.example", "lunch", "see you at noon")).await;
+        assert!(reply.starts_with("250 "), "{engine}: {reply}");
+        gw.stop().await;
+    }
+    // An engine that is down: the mail goes on, the journal says the scan was skipped.
+    let extra = format!("[uce]\ntarpit_delay = \"0s\"\n[uce.spamd]\naddress = \"{}\"\ntag = 5.0\nreject = 15.0\n", dead_address());
+    let gw = gateway(cap.addr, &extra).await;
+    let mut c = Client::connect(gw.addr).await;
+    c.expect("EHLO client.test", 250).await;
+    let reply = c.send_mail("a@sender.example", &["u@example.org"], &msg("a@sender.example", "test", GTUBE)).await;
+    assert!(reply.starts_with("250 "), "{reply}");
+    let e = journal_entry(&gw.store, &reply_id(&reply)).await;
+    assert!(e.notes.as_deref().unwrap().contains("spamd skipped"), "{:?}", e.notes);
+    gw.stop().await;
+}
+
+fn sponts(cfg: &std::path::Path, args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_sponts")).args(args).env("SPONTS_CONFIG", cfg).output().unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "sponts {args:?}: {text}");
+    text
+}
+
+#[tokio::test]
+async fn the_learning_filter_learns_from_files_and_from_replays() {
+    let cap = Capture::start(CaptureOptions::default()).await;
+    let (config, dir) = config(cap.addr, "[uce]\ntarpit_delay = \"0s\"\n[uce.learning]\nmin_messages = 5\n");
+    let cfg = dir.path().join("sponts.toml");
+    std::fs::write(&cfg, format!("[storage]\ndata_dir = \"{}\"\n[domains]\nlocal = [\"example.org\"]\n", dir.path().display())).unwrap();
+    let corpus = tempfile::tempdir().unwrap();
+    let (spam, ham) = (corpus.path().join("spam"), corpus.path().join("ham"));
+    std::fs::create_dir_all(&spam).unwrap();
+    std::fs::create_dir_all(&ham).unwrap();
+    let spam_words = ["cheap", "pills", "casino", "winner", "bitcoin", "discount", "pharmacy", "lottery", "prize", "viagra"];
+    let ham_words = ["meeting", "agenda", "project", "invoice", "minutes", "budget", "review", "schedule", "report", "colleagues"];
+    for i in 0..12 {
+        let pick = |w: &[&str]| (0..6).map(|k| w[(i + k * 3) % w.len()]).collect::<Vec<_>>().join(" ");
+        std::fs::write(spam.join(format!("{i}.eml")), msg("promo@spam.example", &pick(&spam_words), &pick(&spam_words))).unwrap();
+        std::fs::write(ham.join(format!("{i}.eml")), msg("boss@work.example", &pick(&ham_words), &pick(&ham_words))).unwrap();
+    }
+    let out = sponts(&cfg, &["learn", "--spam", spam.to_str().unwrap(), "--ham", ham.to_str().unwrap()]);
+    assert!(out.contains("12 learned as spam") && out.contains("12 learned as ham"), "{out}");
+    let again = sponts(&cfg, &["learn", "--spam", spam.to_str().unwrap()]);
+    assert!(again.contains("0 learned as spam, 12 already known"), "{again}");
+
+    let gw = start_with(config.clone(), dir).await;
+    let mut c = Client::connect(gw.addr).await;
+    c.expect("EHLO client.test", 250).await;
+    let reply = c.send_mail("x@spam.example", &["u@example.org"], &msg("x@spam.example", "casino winner prize", "cheap pills lottery bitcoin discount")).await;
+    assert!(reply.starts_with("550 5.1.1 <u@example.org>"), "{reply}");
+    let spam_id = reply_id(&reply);
+    let e = journal_entry(&gw.store, &spam_id).await;
+    assert!(e.notes.as_deref().unwrap().contains("bayes"), "{:?}", e.notes);
+    let reply = c.send_mail("boss@work.example", &["u@example.org"], &msg("boss@work.example", "project meeting agenda", "budget review schedule")).await;
+    assert!(reply.starts_with("250 "), "{reply}");
+
+    // The user wants the refused message after all: it is delivered and learned as ham.
+    let (before_spam, before_ham) = gw.store.learned_totals().await.unwrap();
+    let r = sponts::replay::replay(&config, &gw.store, &spam_id, None, "web:u@example.org").await.unwrap();
+    assert!(r.delivered, "{r:?}");
+    assert_eq!(gw.store.learned_totals().await.unwrap(), (before_spam, before_ham + 1));
+    gw.stop().await;
+}
+
+#[test]
+fn cli_snippet_traps_penalties_and_disposables() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("sponts.toml");
+    std::fs::write(&cfg, format!("[storage]\ndata_dir = \"{}\"\n[domains]\nlocal = [\"example.org\"]\n[uce]\ntraps = [\"bait@example.org\"]\n", dir.path().display())).unwrap();
+    let html = sponts(&cfg, &["snippet", "alice@example.org", "--trap", "spider-food@example.org"]);
+    assert!(!html.contains("alice@example.org") && html.contains("&#97;&#108;"), "{html}");
+    assert!(html.contains("mailto:spider-food@example.org"), "{html}");
+    sponts(&cfg, &["trap", "add", "Honey-*@example.org"]);
+    let traps = sponts(&cfg, &["trap", "list"]);
+    assert!(traps.contains("bait@example.org\t(config)") && traps.contains("honey-*@example.org"), "{traps}");
+    let bad = Command::new(env!("CARGO_BIN_EXE_sponts")).args(["trap", "add", "nonsense"]).env("SPONTS_CONFIG", &cfg).output().unwrap();
+    assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("is not an address or address pattern"));
+    sponts(&cfg, &["trap", "del", "honey-*@example.org"]);
+    assert!(!sponts(&cfg, &["trap", "list"]).contains("honey"));
+    let unknown = Command::new(env!("CARGO_BIN_EXE_sponts")).args(["disposable", "lock", "shop.3.u@example.org"]).env("SPONTS_CONFIG", &cfg).output().unwrap();
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("no such disposable address has been used yet"));
+    let not = Command::new(env!("CARGO_BIN_EXE_sponts")).args(["disposable", "lock", "u@example.org"]).env("SPONTS_CONFIG", &cfg).output().unwrap();
+    assert!(String::from_utf8_lossy(&not.stderr).contains("is not a disposable address"));
+    assert!(sponts(&cfg, &["penalty", "list"]).starts_with("IP"));
+}
