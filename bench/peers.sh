@@ -60,7 +60,8 @@ postfix_start() {
 postfix_stop() { postfix -c "$1/etc" stop >/dev/null 2>&1 || true; }
 
 # sponts_start BIN LISTEN BACKEND DIR [extra toml]: sponts relaying example domain rcpts.
-# Env SPONTS_MODULES='["access", "journal"]' picks the modules (default: all of them).
+# Env SPONTS_MODULES='["access", "journal"]' picks the modules (default: all of them);
+# SPONTS_MAX_CONNECTIONS raises the connection limits (default 5000).
 sponts_start() {
   local bin=$1 listen=$2 backend=$3 dir=$4 extra=${5:-}
   mkdir -p "$dir"
@@ -69,8 +70,8 @@ ${SPONTS_MODULES:+modules = $SPONTS_MODULES}
 [smtp]
 listen = ["$listen"]
 hostname = "gw.bench.test"
-max_connections = 5000
-max_connections_per_ip = 5000
+max_connections = ${SPONTS_MAX_CONNECTIONS:-5000}
+max_connections_per_ip = ${SPONTS_MAX_CONNECTIONS:-5000}
 max_message_size = "64M"
 [backend]
 address = "$backend"

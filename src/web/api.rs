@@ -80,7 +80,7 @@ async fn login(State(web): State<Web>, ConnectInfo(super::Peer(peer)): ConnectIn
     }
 }
 
-fn csrf_header(h: &HeaderMap) -> Option<&str> {
+pub(super) fn csrf_header(h: &HeaderMap) -> Option<&str> {
     h.get("x-csrf-token").and_then(|v| v.to_str().ok())
 }
 
@@ -166,6 +166,7 @@ struct Summary<'a> {
     client_ip: &'a str,
     attachments: usize,
     replay_of: Option<&'a str>,
+    flag: Option<&'a str>,
 }
 
 fn summary(e: &JournalEntry) -> Summary<'_> {
@@ -181,6 +182,7 @@ fn summary(e: &JournalEntry) -> Summary<'_> {
         client_ip: &e.client_ip,
         attachments: e.attachments.len(),
         replay_of: e.replay_of.as_deref(),
+        flag: e.flag.as_deref(),
     }
 }
 
@@ -224,6 +226,7 @@ async fn message(State(web): State<Web>, ApiViewer(v): ApiViewer, Path(id): Path
         "tls": e.tls,
         "final_reply": e.final_reply,
         "actor": e.actor,
+        "notes": e.notes,
         "kept": raw.is_some(),
         "headers": view.as_ref().map(|v| &v.headers),
         "text": view.as_ref().and_then(|v| v.text.as_ref()),

@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod pages;
 pub mod policy;
 pub mod queue;
+pub mod uce;
 
 use anyhow::{Context, Result};
 use axum::http::{header, HeaderValue, Request};
@@ -59,7 +60,7 @@ impl Web {
 }
 
 pub fn router(web: Web) -> Router {
-    Router::new().merge(api::routes()).merge(pages::routes()).merge(admin::routes()).merge(links::routes()).merge(queue::routes()).merge(metrics::routes()).layer(middleware::from_fn(security_headers)).with_state(web)
+    Router::new().merge(api::routes()).merge(pages::routes()).merge(admin::routes()).merge(links::routes()).merge(queue::routes()).merge(metrics::routes()).merge(uce::routes()).layer(middleware::from_fn(security_headers)).with_state(web)
 }
 
 /// Headers every response carries; a handler's own Content-Security-Policy (the mail HTML

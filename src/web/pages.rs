@@ -272,7 +272,7 @@ async fn show(State(web): State<Web>, PageViewer(v): PageViewer, Path(id): Path<
     let subject = e.subject.as_deref().filter(|s| !s.is_empty()).unwrap_or("(no subject)");
     let html = format!(
         r#"{notice}<h1>{subject}</h1>{replay_note}{actions}
-<div class="card"><dl class="headers">{headers}<dt>Envelope from</dt><dd>{sender}</dd><dt>Received</dt><dd>{when} from {ip} ({helo}){tls}</dd><dt>Verdict</dt><dd>{badge} by {by} — <span class="small">{reply}</span></dd><dt>Transaction</dt><dd>{id}</dd></dl></div>
+<div class="card"><dl class="headers">{headers}<dt>Envelope from</dt><dd>{sender}</dd><dt>Received</dt><dd>{when} from {ip} ({helo}){tls}</dd><dt>Verdict</dt><dd>{badge}{flag} by {by} — <span class="small">{reply}</span></dd>{notes}<dt>Transaction</dt><dd>{id}</dd></dl></div>
 <div class="card"><h2>Recipients</h2><table>{rcpts}</table>{atts}</div>
 <div class="card"><h2>Message</h2>{body}</div>"#,
         subject = esc(subject),
@@ -284,6 +284,8 @@ async fn show(State(web): State<Web>, PageViewer(v): PageViewer, Path(id): Path<
         badge = badge(&e.outcome),
         by = esc(&e.decided_by),
         reply = esc(&e.final_reply),
+        flag = e.flag.as_deref().map(|f| format!(r#" <span class="badge refused" id="flag">{}</span>"#, esc(f))).unwrap_or_default(),
+        notes = e.notes.as_deref().map(|n| format!(r#"<dt>Checks</dt><dd class="small" id="notes">{}</dd>"#, esc(n))).unwrap_or_default(),
         id = esc(&e.id),
     );
     Html(page(subject, Some(&v), &html)).into_response()
