@@ -194,8 +194,11 @@ fn default_engine_timeout() -> Duration {
 #[serde(deny_unknown_fields, default)]
 pub struct LearningConfig {
     pub enabled: bool,
-    /// Points for a sure spam verdict (probability 1); a sure ham verdict subtracts as much.
+    /// Points for a sure spam verdict; a sure ham verdict (probability 0.05 or less) subtracts as much.
     pub weight: f64,
+    /// The spam probability from which the verdict counts as sure (full `weight`); halfway
+    /// between 0.5 and this it reaches `tag_score` with the default weights.
+    pub spam_probability: f64,
     /// The filter gives no verdict before it learned this many spam and this many ham messages.
     pub min_messages: u64,
     /// Learn spam from trap hits and ham from replays by users.
@@ -204,7 +207,7 @@ pub struct LearningConfig {
 
 impl Default for LearningConfig {
     fn default() -> Self {
-        LearningConfig { enabled: true, weight: 10.0, min_messages: 20, auto_learn: true }
+        LearningConfig { enabled: true, weight: 10.0, spam_probability: 0.9, min_messages: 20, auto_learn: true }
     }
 }
 
@@ -283,6 +286,9 @@ impl UceConfig {
         }
         if self.learning.weight < 0.0 {
             err("uce.learning.weight", "must not be negative".into());
+        }
+        if !(self.learning.spam_probability > 0.5 && self.learning.spam_probability <= 1.0) {
+            err("uce.learning.spam_probability", "must be above 0.5 and at most 1.0".into());
         }
     }
 }

@@ -30,6 +30,8 @@ pub enum Side {
     Recipient,
 }
 
+/// RFC 5321 4.5.3.1.1 for recipients (our own addresses). Senders may be longer: list servers'
+/// VERP bounce addresses often are, and real MTAs accept them (RFC 5321 asks not to limit).
 const MAX_LOCAL: usize = 64;
 const MAX_PATH: usize = 256;
 
@@ -53,7 +55,8 @@ pub fn parse_path(inner: &str, side: Side) -> Result<Option<Address>, &'static s
     let Some((local, domain)) = inner.rsplit_once('@') else {
         return Err("address must be fully qualified (user@domain)");
     };
-    if local.is_empty() || local.len() > MAX_LOCAL || !is_dot_atom(local) {
+    let max_local = if side == Side::Recipient { MAX_LOCAL } else { MAX_PATH };
+    if local.is_empty() || local.len() > max_local || !is_dot_atom(local) {
         return Err("bad local part");
     }
     if side == Side::Recipient && (local.contains('%') || local.contains('!')) {
@@ -155,5 +158,9 @@ mod tests {
         assert!(rcpt(&long_local).is_err());
         let ok_local = format!("{}@example.org", "a".repeat(64));
         assert!(rcpt(&ok_local).unwrap().is_some());
+        // A list server's VERP bounce address as sender.
+        let verp = "linux-secnews-return-67-legit-lists-secfocus=spamassassin.taint.org@securityfocus.com";
+        assert!(parse_path(verp, Side::Sender).unwrap().is_some());
+        assert!(parse_path(&format!("{}@example.org", "a".repeat(250)), Side::Sender).is_err(), "the whole path stays bounded");
     }
 }

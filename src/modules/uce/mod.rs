@@ -229,9 +229,7 @@ impl Uce {
         score.reasons.extend(auth_part.reasons);
         match bayes {
             Ok(Some(c)) => {
-                let w = self.config.learning.weight;
-                // Full weight from 0.95 (sure spam) and, negative, below 0.05 (sure ham).
-                let points = (w * (c.probability - 0.5) / 0.45).clamp(-w, w);
+                let points = learn::points(&self.config.learning, c.probability);
                 score.add(points, format!("bayes {:.3}", c.probability));
             }
             Ok(None) => {}

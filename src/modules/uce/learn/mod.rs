@@ -30,8 +30,35 @@ pub async fn classify(store: &Store, message: &[u8], min_messages: u64) -> Resul
     Ok(bayes::spam_probability(&counts, spam, ham).map(|probability| Classified { probability }))
 }
 
+/// The filter's points: from 0 at probability 0.5 up to `weight` at `spam_probability`, and
+/// down to `-weight` at 0.05 (a sure ham verdict).
+pub fn points(config: &crate::config::LearningConfig, probability: f64) -> f64 {
+    let w = config.weight;
+    if probability >= 0.5 {
+        w * ((probability - 0.5) / (config.spam_probability - 0.5)).min(1.0)
+    } else {
+        -w * ((0.5 - probability) / 0.45).min(1.0)
+    }
+}
+
 /// Learns one message; `key` identifies it (a transaction id, or a digest of the file), so the
 /// same message is never counted twice. False when it was already learned that way.
 pub async fn learn(store: &Store, key: &str, message: &[u8], spam: bool) -> Result<bool> {
     store.learn_tokens(key, spam, &tokens::hashes(message)).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::points;
+    use crate::config::LearningConfig;
+
+    #[test]
+    fn points_follow_the_probability() {
+        let c = LearningConfig::default();
+        assert_eq!(points(&c, 0.5), 0.0);
+        assert!((points(&c, 0.7) - 5.0).abs() < 1e-9, "halfway to 0.9 is the tag score");
+        assert_eq!(points(&c, 0.95), 10.0);
+        assert_eq!(points(&c, 0.0), -10.0);
+        assert!((points(&c, 0.275) + 5.0).abs() < 1e-9);
+    }
 }
