@@ -194,14 +194,18 @@ mod tests {
     #[test]
     fn tokens_are_stable_and_distinct() {
         let a = hashes(b"From: Shop <deals@shop.example>\r\nSubject: Cheap watches\r\n\r\nBuy now at http://cheap.example/x !\r\n");
-        let b = hashes(b"From: Shop <deals@shop.example>\r\nSubject: cheap WATCHES\r\n\r\nbuy NOW at http://cheap.example/y !\r\n");
+        let b = hashes(b"From: Shop <deals@shop.example>\nSubject: cheap Watches\n\nbuy Now at http://cheap.example/x !\n");
         let (mut a2, mut b2) = (a.clone(), b.clone());
         a2.sort();
         b2.sort();
-        assert_eq!(a2, b2, "case and link paths do not matter");
+        assert_eq!(a2, b2, "word case and line endings do not matter");
         assert!(a.contains(&hash("url", "cheap.example")));
         assert!(a.contains(&hash("s", "cheap")));
         assert!(a.contains(&hash("from", "shop.example")));
+        let shouting = hashes(b"Subject: FREE offer!!!\r\n\r\nsee http://x.example/win/prize\r\n");
+        assert!(shouting.contains(&hash("s:caps", "free")), "all-caps words in the subject are a token of their own");
+        assert!(shouting.contains(&hash("s:punct", "!!!")));
+        assert!(shouting.contains(&hash("url:path", "prize")));
         assert!(!a.contains(&0));
         // FNV-1a is fixed: a changed hash would silently invalidate every learned database.
         assert_eq!(hash("b", "viagra"), 5_367_078_838_454_903_945);
