@@ -11,8 +11,11 @@ use super::reply::Reply;
 pub trait Io: AsyncRead + AsyncWrite + Unpin + Send + Sync {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send + Sync> Io for T {}
 
-/// Read buffer per connection: ample for 512-octet commands and 1000-octet text lines.
+/// Read buffer per connection, at most: ample for 512-octet commands and 1000-octet text lines.
 const BUF_SIZE: usize = 16 * 1024;
+/// The buffer starts this small and is allocated at the first read: thousands of idle or
+/// tarpitted connections cost little. It grows when a line does not fit, or for DATA.
+const INITIAL_BUF: usize = 1024;
 
 /// The outcome of reading one line.
 #[derive(Debug, PartialEq, Eq)]
@@ -26,7 +29,7 @@ pub enum Line {
 
 pub struct Conn {
     io: Option<Box<dyn Io>>,
-    buf: Box<[u8]>,
+    buf: Vec<u8>,
     start: usize,
     end: usize,
     out: Vec<u8>,
@@ -40,7 +43,7 @@ pub struct Conn {
 
 impl Conn {
     pub fn new(io: Box<dyn Io>) -> Conn {
-        Conn { io: Some(io), buf: vec![0; BUF_SIZE].into_boxed_slice(), start: 0, end: 0, out: Vec::with_capacity(1024), read_timeout: None, write_timeout: std::time::Duration::from_secs(300), deadline: None }
+        Conn { io: Some(io), buf: Vec::new(), start: 0, end: 0, out: Vec::with_capacity(1024), read_timeout: None, write_timeout: std::time::Duration::from_secs(300), deadline: None }
     }
 
     pub fn set_read_timeout(&mut self, t: Option<std::time::Duration>) {
@@ -94,13 +97,19 @@ impl Conn {
 
     /// Reads more bytes into the buffer; returns how many (0 at end of stream).
     pub async fn fill(&mut self) -> io::Result<usize> {
+        if self.buf.is_empty() {
+            self.buf = vec![0; INITIAL_BUF];
+        }
         if self.start > 0 && (self.end == self.buf.len() || self.start > self.buf.len() / 2) {
             self.buf.copy_within(self.start..self.end, 0);
             self.end -= self.start;
             self.start = 0;
         }
         if self.end == self.buf.len() {
-            return Err(io::Error::other("line buffer full"));
+            if self.buf.len() >= BUF_SIZE {
+                return Err(io::Error::other("line buffer full"));
+            }
+            self.buf.resize((self.buf.len() * 4).min(BUF_SIZE), 0);
         }
         let end = self.end;
         let io = self.io.as_mut().ok_or_else(|| io::Error::new(io::ErrorKind::NotConnected, "stream taken"))?;
@@ -117,6 +126,13 @@ impl Conn {
         };
         self.end += n;
         Ok(n)
+    }
+
+    /// Full size at once, before reading a message: big reads, few system calls.
+    pub fn grow(&mut self) {
+        if self.buf.len() < BUF_SIZE {
+            self.buf.resize(BUF_SIZE, 0);
+        }
     }
 
     /// Reads one line of at most `max` octets including its CRLF.

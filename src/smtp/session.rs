@@ -104,7 +104,9 @@ impl Session {
                     Ok(Err(_)) | Ok(Ok(Line::Eof)) => break,
                     Ok(Ok(Line::TooLong)) => self.error(replies::line_too_long()),
                     Ok(Ok(Line::Text(bytes))) => match command::parse(&bytes) {
-                        Ok(cmd) => self.handle(cmd).await,
+                        // Boxed: the biggest state (DATA, delivery) exists only while a command
+                        // runs, not for every waiting connection.
+                        Ok(cmd) => Box::pin(self.handle(cmd)).await,
                         Err(reply) => self.error(reply),
                     },
                 };
@@ -525,6 +527,7 @@ impl Session {
             return Flow::Close;
         }
         self.conn.set_read_timeout(Some(self.gw.config.smtp.data_timeout.0));
+        self.conn.grow();
         let read = tokio::time::timeout_at(self.deadline, data::read_data(&mut self.conn, max, hint)).await;
         self.conn.set_read_timeout(Some(self.gw.config.smtp.command_timeout.0));
         let message = match read {
