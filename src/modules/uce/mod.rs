@@ -53,12 +53,22 @@ pub struct Uce {
     txs: Mutex<HashMap<String, TxState>>,
 }
 
+/// Messages the learning filter has learned (spam, ham), as last read: below
+/// `learning.min_messages` a message is not even tokenized.
+#[derive(Default)]
+struct Learned {
+    read: Option<Instant>,
+    spam: i64,
+    ham: i64,
+}
+
 /// What other nodes may change: re-read every [`REFRESH`].
 #[derive(Default)]
 struct Shared {
     read: Option<Instant>,
     penalties: HashMap<IpAddr, String>,
     traps: Vec<String>,
+    learned: Learned,
 }
 
 /// One transaction's UCE state, from MAIL to its end.
@@ -90,9 +100,12 @@ impl Uce {
         if !stale {
             return;
         }
-        let (penalties, traps) = (self.store.penalties().await, self.store.traps().await);
+        let (penalties, traps, learned) = (self.store.penalties().await, self.store.traps().await, self.store.learned_totals().await);
         let mut shared = self.shared.lock().expect("uce lock");
         shared.read = Some(Instant::now());
+        if let Ok((spam, ham)) = learned {
+            shared.learned = Learned { read: Some(Instant::now()), spam, ham };
+        }
         match penalties {
             Ok(p) => shared.penalties = p.into_iter().filter_map(|p| Some((p.ip.parse().ok()?, p.reason))).collect(),
             Err(e) => tracing::warn!("uce: cannot read the penalty box: {e:#}"),
@@ -203,8 +216,13 @@ impl Uce {
             };
             (part, header)
         };
+        let trained = {
+            let l = &self.shared.lock().expect("uce lock").learned;
+            let min = self.config.learning.min_messages as i64;
+            l.read.is_none() || (l.spam >= min && l.ham >= min)
+        };
         let bayes = async {
-            if !self.config.learning.enabled {
+            if !self.config.learning.enabled || !trained {
                 return Ok(None);
             }
             learn::classify(&self.store, message, self.config.learning.min_messages).await
