@@ -241,11 +241,6 @@ CREATE TABLE uce_greylist_allow (
     network TEXT PRIMARY KEY,
     until_us BIGINT NOT NULL
 );
-CREATE TABLE uce_tokens (
-    hash BIGINT PRIMARY KEY,
-    spam BIGINT NOT NULL,
-    ham BIGINT NOT NULL
-);
 CREATE TABLE uce_learned (
     message TEXT PRIMARY KEY,
     kind TEXT NOT NULL,
@@ -257,8 +252,10 @@ CREATE TABLE uce_callback (
     until_us BIGINT NOT NULL
 );
 "#,
-        sqlite: "",
-        postgres: "",
+        // Token hashes are looked up by the thousand per message: on SQLite the hash is the
+        // rowid itself (one B-tree search per token instead of index plus table).
+        sqlite: "CREATE TABLE uce_tokens (hash INTEGER PRIMARY KEY, spam BIGINT NOT NULL, ham BIGINT NOT NULL);",
+        postgres: "CREATE TABLE uce_tokens (hash BIGINT PRIMARY KEY, spam BIGINT NOT NULL, ham BIGINT NOT NULL);",
     },
 ];
 
