@@ -1,0 +1,88 @@
+//! UCE state in SQL behaves the same on SQLite and PostgreSQL (nodes share it through
+//! PostgreSQL): disposable counting and locking, the penalty box, run-time traps, greylisting,
+//! and the learning filter's counts, including a message learned again as the other class.
+
+mod common;
+
+use common::pg;
+use sponts::config::DatabaseLocation;
+use sponts::storage::Store;
+
+async fn exercise(store: &Store) {
+    // Disposable: created at first delivery, locks itself at its count, resets.
+    let d = store.disposable("u@example.org", "shop", "shop.2.u@example.org", 2).await.unwrap();
+    assert_eq!((d.used, d.locked, d.max_count), (0, false, 2));
+    store.disposable_used("u@example.org", "shop").await.unwrap();
+    store.disposable_used("u@example.org", "shop").await.unwrap();
+    let d = &store.disposables(Some("u@example.org"), Some("shop")).await.unwrap()[0];
+    assert_eq!((d.used, d.locked), (2, true));
+    // A second first-use does not reset it.
+    assert_eq!(store.disposable("u@example.org", "shop", "shop.9.u@example.org", 9).await.unwrap().max_count, 2);
+    assert!(store.set_disposable("u@example.org", "shop", None).await.unwrap());
+    let d = &store.disposables(None, None).await.unwrap()[0];
+    assert_eq!((d.used, d.locked), (0, false));
+    assert!(!store.set_disposable("u@example.org", "nothing", Some(true)).await.unwrap());
+
+    // Penalty box: hits add up; expired entries do not count.
+    let now = sponts::clock::now_us();
+    store.penalize("192.0.2.1", now + 3_600_000_000, "trap a@example.org").await.unwrap();
+    store.penalize("192.0.2.1", now + 7_200_000_000, "trap b@example.org").await.unwrap();
+    store.penalize("192.0.2.2", now - 1, "old").await.unwrap();
+    let p = store.penalties().await.unwrap();
+    assert_eq!(p.len(), 1);
+    assert_eq!((p[0].hits, p[0].reason.as_str()), (2, "trap b@example.org"));
+    assert!(store.release_penalty("192.0.2.1").await.unwrap());
+    assert!(store.penalty("192.0.2.1").await.unwrap().is_none());
+
+    // Traps managed at run time, stored lowercase.
+    store.add_trap("Honey-*@Example.org", "test").await.unwrap();
+    store.add_trap("honey-*@example.org", "test").await.unwrap();
+    assert_eq!(store.traps().await.unwrap(), vec!["honey-*@example.org"]);
+    assert!(store.delete_trap("honey-*@example.org").await.unwrap());
+
+    // Greylisting: wait, then pass, then the network passes at once.
+    let (delay, window, allow) = (0, 60_000_000, now + 86_400_000_000);
+    assert!(!store.greylist("n1 a b", "n1", delay, window, allow).await.unwrap());
+    assert!(store.greylist("n1 a b", "n1", delay, window, allow).await.unwrap());
+    assert!(store.greylist("n1 other sender", "n1", 3_600_000_000, window, allow).await.unwrap(), "allowed network");
+    assert!(!store.greylist("n2 a b", "n2", 3_600_000_000, window, allow).await.unwrap(), "too early");
+
+    // Learning: counts per class, once per message, moved over when learned the other way.
+    assert!(store.learn_tokens("m1", true, &[11, 12]).await.unwrap());
+    assert!(!store.learn_tokens("m1", true, &[11, 12]).await.unwrap(), "the same message twice counts once");
+    assert!(store.learn_tokens("m2", false, &[12, 13]).await.unwrap());
+    assert_eq!(store.learned_totals().await.unwrap(), (1, 1));
+    let mut counts = store.token_counts(&[11, 12, 13, 14]).await.unwrap();
+    counts.sort();
+    assert_eq!(counts, vec![(11, 1, 0), (12, 1, 1), (13, 0, 1)]);
+    assert!(store.learn_tokens("m1", false, &[11, 12]).await.unwrap(), "a replayed spam becomes ham");
+    assert_eq!(store.learned_totals().await.unwrap(), (0, 2));
+    let mut counts = store.token_counts(&[11, 12, 13]).await.unwrap();
+    counts.sort();
+    assert_eq!(counts, vec![(11, 0, 1), (12, 0, 2), (13, 0, 1)]);
+    // Hashes use all 64 bits.
+    assert!(store.learn_tokens("m3", true, &[i64::MIN + 1, i64::MAX]).await.unwrap());
+    assert_eq!(store.token_counts(&[i64::MIN + 1, i64::MAX]).await.unwrap().len(), 2);
+
+    // SMTP callback cache.
+    store.cache_callback("192.0.2.9", false, now + 3_600_000_000).await.unwrap();
+    assert_eq!(store.callback_cached("192.0.2.9").await.unwrap(), Some(false));
+    store.cache_callback("192.0.2.9", true, now - 1).await.unwrap();
+    assert_eq!(store.callback_cached("192.0.2.9").await.unwrap(), None, "expired");
+}
+
+#[tokio::test]
+async fn uce_state_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&DatabaseLocation::Sqlite(dir.path().join("t.db"))).await.unwrap();
+    exercise(&store).await;
+}
+
+#[tokio::test]
+async fn uce_state_on_postgres() {
+    let db = pg::TestDb::create().await;
+    let store = Store::open(&DatabaseLocation::Postgres(db.url.clone())).await.unwrap();
+    exercise(&store).await;
+    store.close().await;
+    db.drop_db().await;
+}
