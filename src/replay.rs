@@ -146,7 +146,7 @@ pub(crate) async fn deliver(target: &BackendTarget, sender: &str, recipients: &[
 pub async fn delivered_to(store: &Store, rcpt: &str, since_us: i64) -> anyhow::Result<Vec<JournalEntry>> {
     let filter = JournalFilter { rcpt: Some(rcpt.to_string()), since_us: Some(since_us), limit: Some(1_000_000), ..Default::default() };
     let mut all = store.query_journal(&filter).await?;
-    all.retain(|e| e.replay_of.is_none() && e.outcome == "delivered" && e.recipients.iter().any(|r| r.accepted && r.address.eq_ignore_ascii_case(rcpt)));
+    all.retain(|e| e.replay_of.is_none() && e.outcome == "delivered" && e.recipients.iter().any(|r| r.accepted && r.is(rcpt)));
     all.reverse(); // oldest first, as they arrived
     Ok(all)
 }

@@ -51,6 +51,13 @@ pub struct RcptEntry {
     pub delivered_to: Option<String>,
 }
 
+impl RcptEntry {
+    /// Is this recipient `address` — as given, or as delivered (a disposable address's owner)?
+    pub fn is(&self, address: &str) -> bool {
+        self.address.eq_ignore_ascii_case(address) || self.delivered_to.as_deref().is_some_and(|d| d.eq_ignore_ascii_case(address))
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AttachmentEntry {
     pub filename: String,

@@ -203,7 +203,7 @@ async fn bulk_start(State(web): State<Web>, PageViewer(v): PageViewer, Form(f): 
     // ann@ must not collect joann@'s mail), delivered to that address alone (the outage case).
     let rcpt_exact = s.rcpt.as_deref().and_then(|r| crate::auth::account_name(r).ok());
     if let Some(r) = &rcpt_exact {
-        list.retain(|e| e.recipients.iter().any(|x| x.accepted && x.address.eq_ignore_ascii_case(r)));
+        list.retain(|e| e.recipients.iter().any(|x| x.accepted && x.is(r)));
     }
     let to = f.to.filter(|t| !t.trim().is_empty()).or(rcpt_exact);
     if list.is_empty() {

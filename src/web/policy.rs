@@ -1,5 +1,5 @@
 //! Who may see and replay which message. Users see mail sent to or from one of their addresses
-//! (their own and their aliases); admins see all. A message a user may not see does not exist for
+//! (their own and their aliases, and their disposable addresses); admins see all. A message a user may not see does not exist for
 //! them: 404, the same answer as for an id that was never used, so guessing ids reveals nothing.
 
 use axum::http::StatusCode;
@@ -10,7 +10,7 @@ use crate::storage::{JournalEntry, JournalFilter};
 
 pub fn can_see(v: &Viewer, e: &JournalEntry) -> bool {
     v.is_admin()
-        || v.addresses.iter().any(|a| a.eq_ignore_ascii_case(&e.sender) || e.recipients.iter().any(|r| r.address.eq_ignore_ascii_case(a)))
+        || v.addresses.iter().any(|a| a.eq_ignore_ascii_case(&e.sender) || e.recipients.iter().any(|r| r.is(a)))
 }
 
 /// Narrows a search to what the viewer may see.
@@ -34,7 +34,7 @@ pub fn replay_target(v: &Viewer, e: &JournalEntry, requested: Option<&str>) -> R
     if v.is_admin() {
         return Ok(requested.map(str::to_string));
     }
-    let mine: Vec<&String> = v.addresses.iter().filter(|a| e.recipients.iter().any(|r| r.accepted && r.address.eq_ignore_ascii_case(a))).collect();
+    let mine: Vec<&String> = v.addresses.iter().filter(|a| e.recipients.iter().any(|r| r.accepted && r.is(a))).collect();
     match requested {
         Some(to) if mine.iter().any(|a| a.eq_ignore_ascii_case(to)) => Ok(Some(to.to_lowercase())),
         Some(_) => Err((StatusCode::FORBIDDEN, "you can replay only to your own address")),
