@@ -32,6 +32,19 @@ async fn a_trap_is_answered_250_never_delivered_and_boxes_the_client() {
     assert_eq!(gw.store.penalty("127.0.0.1").await.unwrap().unwrap().reason, "trap Honey-7@example.org");
     c.expect("QUIT", 221).await;
 
+    // A bounce to a trap (anyone can cause one, in the trap's name) is kept, but boxes nobody.
+    let mut b = Client::connect_from(gw.addr, "127.0.0.9").await;
+    b.expect("EHLO bounces.provider.test", 250).await;
+    b.expect("MAIL FROM:<>", 250).await;
+    b.expect("RCPT TO:<trap@example.org>", 250).await;
+    b.expect("DATA", 354).await;
+    b.send(b"Subject: Undeliverable\r\n\r\nbounce\r\n.\r\n").await;
+    let reply = b.reply().await;
+    assert!(reply.starts_with("250 "), "{reply}");
+    assert_eq!(journal_entry(&gw.store, &reply_id(&reply)).await.outcome, "discarded");
+    assert!(gw.store.penalty("127.0.0.9").await.unwrap().is_none());
+    assert_eq!(gw.store.learned_totals().await.unwrap(), (1, 0), "bounces are not learned");
+
     // Back from the same IP: every address "does not exist" — in exactly the words of a real
     // unknown user — and every reply is slowed down.
     let mut c = Client::connect(gw.addr).await;
@@ -118,7 +131,8 @@ async fn policies_per_domain_reject_tag_and_quarantine() {
 
 #[tokio::test]
 async fn a_disposable_address_delivers_n_times_then_does_not_exist() {
-    let cap = Capture::start(CaptureOptions::default()).await;
+    let mailboxes = ["u@example.org", "maria.2.garcia@example.org"].map(String::from).into();
+    let cap = Capture::start(CaptureOptions { mailboxes: Some(mailboxes), ..Default::default() }).await;
     let gw = gateway(cap.addr, "[uce]\ntarpit_delay = \"0s\"\n").await;
     let mut c = Client::connect(gw.addr).await;
     c.expect("EHLO shop.test", 250).await;
@@ -153,6 +167,16 @@ async fn a_disposable_address_delivers_n_times_then_does_not_exist() {
     assert!(gw.store.set_disposable("u@example.org", "shop", None).await.unwrap());
     let reply = c.send_mail("news@shop.example", &["shop.2.u@example.org"], MSG).await;
     assert!(reply.starts_with("250 "), "{reply}");
+
+    // A real mailbox of that shape stays itself.
+    let reply = c.send_mail("f@friend.example", &["maria.2.garcia@example.org"], MSG).await;
+    assert!(reply.starts_with("250 "), "{reply}");
+    assert_eq!(cap.wait_for(4).await[3].rcpts, vec!["maria.2.garcia@example.org"]);
+    assert!(gw.store.disposables(Some("garcia@example.org"), None).await.unwrap().is_empty());
+    // An unknown owner: the answer names the address as written, never the owner.
+    c.expect("MAIL FROM:<news@shop.example>", 250).await;
+    let r = c.expect("RCPT TO:<shop.2.nobody@example.org>", 550).await;
+    assert_eq!(r, "550 5.1.1 <shop.2.nobody@example.org>: Recipient address rejected: User unknown");
     gw.stop().await;
 }
 
@@ -216,5 +240,25 @@ async fn the_journal_notes_every_decision_with_its_score() {
     assert_eq!(e.flag, None);
     assert_eq!(e.notes.as_deref(), Some("uce: score 0.0 -> deliver"));
     let _ = newest(&gw.store).await;
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn our_own_clients_outgoing_mail_is_not_judged() {
+    let cap = Capture::start(CaptureOptions::default()).await;
+    let gw = gateway(cap.addr, "[smtp]\nrelay_networks = [\"127.0.0.20/32\"]\n[uce]\ntarpit_delay = \"0s\"\n[uce.greylist]\nenabled = true\n").await;
+    gw.store.penalize("127.0.0.20", sponts::clock::now_us() + 3_600_000_000, "test").await.unwrap();
+    let mut c = Client::connect_from(gw.addr, "127.0.0.20").await;
+    c.expect("EHLO office.example.org", 250).await;
+    // Outgoing (a relay client to another domain): no greylisting, no disposable rewriting.
+    let reply = c.send_mail("u@example.org", &["info.2.sales@partner.example"], MSG).await;
+    assert!(reply.starts_with("250 "), "{reply}");
+    assert_eq!(cap.wait_for(1).await[0].rcpts, vec!["info.2.sales@partner.example"]);
+    assert!(gw.store.disposables(None, None).await.unwrap().is_empty());
+    // A stranger is greylisted for the same mail to us.
+    let mut c = Client::connect_from(gw.addr, "127.0.0.21").await;
+    c.expect("EHLO stranger.test", 250).await;
+    c.expect("MAIL FROM:<s@stranger.example>", 250).await;
+    c.expect("RCPT TO:<u@example.org>", 450).await;
     gw.stop().await;
 }

@@ -179,3 +179,29 @@ fn cli_snippet_traps_penalties_and_disposables() {
     assert!(String::from_utf8_lossy(&not.stderr).contains("is not a disposable address"));
     assert!(sponts(&cfg, &["penalty", "list"]).starts_with("IP"));
 }
+
+#[tokio::test]
+async fn the_smtp_callback_counts_clients_that_do_not_answer_smtp() {
+    let cap = Capture::start(CaptureOptions::default()).await;
+    // The "client's own mail server" is looked for on this port of the client's address.
+    let answers = Capture::start_on("127.0.0.5:0".parse().unwrap(), CaptureOptions::default()).await;
+    for (port, expect_points) in [(dead_address().port(), true), (answers.addr.port(), false)] {
+        let extra = format!("[uce]\ntarpit_delay = \"0s\"\n[uce.callback]\nenabled = true\nport = {port}\ntimeout = \"2s\"\nweight = 3.0\n");
+        let gw = gateway(cap.addr, &extra).await;
+        // From another address than sponts' own (sponts never probes itself).
+        let mut c = Client::connect_from(gw.addr, "127.0.0.5").await;
+        c.expect("EHLO client.test", 250).await;
+        let reply = c.send_mail("a@sender.example", &["u@example.org"], &msg("a@sender.example", "hi", "hello")).await;
+        assert!(reply.starts_with("250 "), "{reply}");
+        let notes = journal_entry(&gw.store, &reply_id(&reply)).await.notes.unwrap();
+        assert_eq!(notes.contains("callback none +3.0"), expect_points, "port {port}: {notes}");
+        assert_eq!(gw.store.callback_cached("127.0.0.5").await.unwrap(), Some(!expect_points), "cached");
+        // A client on sponts' own address is not probed.
+        let mut c = Client::connect(gw.addr).await;
+        c.expect("EHLO client.test", 250).await;
+        let reply = c.send_mail("a@sender.example", &["u@example.org"], &msg("a@sender.example", "hi", "hello")).await;
+        assert!(!journal_entry(&gw.store, &reply_id(&reply)).await.notes.unwrap().contains("callback"));
+        assert_eq!(gw.store.callback_cached("127.0.0.1").await.unwrap(), None);
+        gw.stop().await;
+    }
+}

@@ -35,7 +35,7 @@ async fn users(gw: &Gateway) -> (Login, Login, Login) {
 
 #[tokio::test]
 async fn disposable_addresses_traps_and_not_spam_through_the_api() {
-    let cap = Capture::start(CaptureOptions::default()).await;
+    let cap = Capture::start(CaptureOptions { mailboxes: Some(["alice@example.org", "bob@example.org"].map(String::from).into()), ..Default::default() }).await;
     let gw = gateway(cap.addr, "[uce]\ntarpit_delay = \"0s\"\n").await;
     let (alice, bob, admin) = users(&gw).await;
     assert!(send(&gw, "shop.5.alice@example.org").await.starts_with("250"));
@@ -105,7 +105,7 @@ async fn disposable_addresses_traps_and_not_spam_through_the_api() {
 
 #[tokio::test]
 async fn the_disposable_page_in_chromium() {
-    let cap = Capture::start(CaptureOptions::default()).await;
+    let cap = Capture::start(CaptureOptions { mailboxes: Some(["alice@example.org".to_string()].into()), ..Default::default() }).await;
     let gw = gateway(cap.addr, "[uce]\ntarpit_delay = \"0s\"\n").await;
     add_user(&gw.store, "alice@example.org", sponts::storage::Role::User).await;
     assert!(send(&gw, "shop.3.alice@example.org").await.starts_with("250"));

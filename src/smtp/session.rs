@@ -125,11 +125,9 @@ impl Session {
     /// Sends the queued replies: at once, or through the tarpit for a marked client.
     async fn flush(&mut self) -> std::io::Result<()> {
         match self.tarpit.as_mut() {
-            Some(t) if self.info.marks.is_tarpitted() => {
-                tokio::time::timeout_at(self.deadline, t.flush(&mut self.conn))
-                    .await
-                    .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "session time used up"))?
-            }
+            // Never past the session's deadline: a held reply is still sent (a 250 for a
+            // delivered message must reach the client, or it would send the message again).
+            Some(t) if self.info.marks.is_tarpitted() => t.flush(&mut self.conn, self.deadline).await,
             _ => self.conn.flush().await,
         }
     }
@@ -443,7 +441,9 @@ impl Session {
                 return Flow::Continue;
             }
             Verdict::Discard => {
-                // Taken by a module (a trap): accepted as any address would be, never delivered.
+                // Taken by a module (a trap): accepted as any address would be — after as long
+                // as the backend takes — and never delivered.
+                tarpit(self.gw.rcpt_time()).await;
                 let r = Reply::new(250, "2.1.5", "Ok");
                 let tx = self.tx.as_mut().expect("transaction checked above");
                 tx.discarded_by = tx.discarded_by.or(d.module);
@@ -454,17 +454,16 @@ impl Session {
             }
             _ => {}
         }
-        let delivered_to = d.rewrite.map(|a| a.to_string());
-        let backend_address = delivered_to.clone().unwrap_or_else(|| address.clone());
         let queued = self.tx.as_ref().is_some_and(|t| t.queued);
-        let started = Instant::now();
-        let answer = match self.backend.as_mut() {
-            _ if queued => Ok(self.known_recipient(&backend_address).await),
-            Some(b) => b.rcpt(&backend_address).await.map_err(|e| e.to_string()),
-            None => Err("no backend session".into()),
-        };
-        if !queued && answer.is_ok() {
-            self.gw.note_rcpt_time(started.elapsed());
+        let mut answer = self.backend_rcpt(&address, queued).await;
+        let mut delivered_to = None;
+        if let Some(owner) = d.rewrite.map(|a| a.to_string()) {
+            // A disposable address — unless the backend knows it as a mailbox of its own
+            // (`maria.2.garcia` may be a real person): then it is delivered as it is.
+            if !answer.as_ref().is_ok_and(|r| r.is_positive()) {
+                answer = self.backend_rcpt(&owner, queued).await.map(|r| hide_owner(r, &owner, &address));
+                delivered_to = Some(owner);
+            }
         }
         let answer = answer.map(|r| self.uniform_unknown(r, &address));
         if let Ok(r) = &answer {
@@ -490,6 +489,23 @@ impl Session {
         }
         self.reply(&r);
         Flow::Continue
+    }
+
+    /// RCPT at the backend (or, in queue mode, the known-recipient check), timed for the
+    /// uniform refusals.
+    async fn backend_rcpt(&mut self, address: &str, queued: bool) -> Result<Reply, String> {
+        if queued {
+            return Ok(self.known_recipient(address).await);
+        }
+        let started = Instant::now();
+        let answer = match self.backend.as_mut() {
+            Some(b) => b.rcpt(address).await.map_err(|e| e.to_string()),
+            None => Err("no backend session".into()),
+        };
+        if answer.is_ok() {
+            self.gw.note_rcpt_time(started.elapsed());
+        }
+        answer
     }
 
     /// With `uce`, the backend's "no such user" becomes the one uniform answer, naming the
@@ -713,6 +729,18 @@ impl Session {
         let record = TransactionRecord { flag: marks.flag, notes: marks.notes, ..record };
         self.gw.pipeline.finish(&record).await;
     }
+}
+
+/// A disposable address's owner is never named to the client: the backend's answer about the
+/// owner is given about the address the client wrote.
+fn hide_owner(mut r: Reply, owner: &str, given: &str) -> Reply {
+    for line in &mut r.lines {
+        let lower = line.to_ascii_lowercase();
+        if let Some(i) = lower.find(&owner.to_ascii_lowercase()) {
+            line.replace_range(i..i + owner.len(), given);
+        }
+    }
+    r
 }
 
 fn outcome_of(r: &Reply) -> Outcome {

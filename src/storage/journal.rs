@@ -246,7 +246,8 @@ impl Store {
             cond(&mut sql, &mut params, " AND LOWER(sender) LIKE $? ESCAPE '\\'", Param::Text(like(s)));
         }
         if let Some(r) = &f.rcpt {
-            cond(&mut sql, &mut params, " AND EXISTS (SELECT 1 FROM journal_rcpt r WHERE r.journal_id = journal.id AND LOWER(r.address) LIKE $? ESCAPE '\\')", Param::Text(like(r)));
+            // As written, or as delivered (a disposable address's owner).
+            cond(&mut sql, &mut params, " AND EXISTS (SELECT 1 FROM journal_rcpt r WHERE r.journal_id = journal.id AND (LOWER(r.address) LIKE $? ESCAPE '\\' OR LOWER(r.delivered_to) LIKE $? ESCAPE '\\'))", Param::Text(like(r)));
         }
         if let Some(ip) = &f.ip {
             cond(&mut sql, &mut params, " AND client_ip = $?", Param::Text(ip.clone()));

@@ -43,7 +43,8 @@ impl Store {
             sqlx::query("INSERT INTO uce_disposable (owner, tag, address, max_count, used, locked, created_us, last_us) VALUES ($1, $2, $3, $4, 0, FALSE, $5, $5) ON CONFLICT (owner, tag) DO NOTHING")
                 .bind(owner).bind(tag).bind(address).bind(max_count).bind(now).execute(pool).await?;
         });
-        Ok(self.disposables(Some(owner), Some(tag)).await?.into_iter().next().expect("row inserted above"))
+        // Deleted in the meantime (web UI, CLI): then there is nothing to count.
+        self.disposables(Some(owner), Some(tag)).await?.into_iter().next().ok_or_else(|| anyhow::anyhow!("disposable address {tag} of {owner} was deleted meanwhile"))
     }
 
     /// Counts one delivered message; the address locks itself when it has had its share.
@@ -196,10 +197,24 @@ impl Store {
     /// message again as the other kind moves its counts over. False when nothing changed.
     pub async fn learn_tokens(&self, message: &str, spam: bool, hashes: &[i64]) -> Result<bool> {
         let kind = if spam { "spam" } else { "ham" };
+        let now = crate::clock::now_us();
         with_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
-            let before: Option<String> = sqlx::query_scalar("SELECT kind FROM uce_learned WHERE message = $1").bind(message).fetch_optional(&mut *tx).await?;
-            if before.as_deref() == Some(kind) {
+            // SQLite: take the write lock at once (a deferred transaction that reads first fails
+            // when another writer commits in between).
+            let mut tx = match self {
+                Store::Sqlite(_) => pool.begin_with("BEGIN IMMEDIATE").await?,
+                Store::Postgres(_) => pool.begin().await?,
+            };
+            // Claim the message first, so two nodes learning it at once count it once.
+            let claimed = sqlx::query("INSERT INTO uce_learned (message, kind, time_us) VALUES ($1, $2, $3) ON CONFLICT (message) DO NOTHING")
+                .bind(message).bind(kind).bind(now).execute(&mut *tx).await?.rows_affected() == 1;
+            let before: Option<String> = if claimed {
+                None
+            } else {
+                let lock = if matches!(self, Store::Postgres(_)) { " FOR UPDATE" } else { "" };
+                sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT kind FROM uce_learned WHERE message = $1{lock}"))).bind(message).fetch_optional(&mut *tx).await?
+            };
+            if !claimed && before.as_deref() == Some(kind) {
                 return Ok(false);
             }
             // (+1 for the new kind, -1 for the old one when the message changes sides.)
@@ -232,8 +247,7 @@ impl Store {
                     q.execute(&mut *tx).await?;
                 }
             }
-            sqlx::query("INSERT INTO uce_learned (message, kind, time_us) VALUES ($1, $2, $3) ON CONFLICT (message) DO UPDATE SET kind = excluded.kind, time_us = excluded.time_us")
-                .bind(message).bind(kind).bind(crate::clock::now_us()).execute(&mut *tx).await?;
+            sqlx::query("UPDATE uce_learned SET kind = $2, time_us = $3 WHERE message = $1").bind(message).bind(kind).bind(now).execute(&mut *tx).await?;
             tx.commit().await?;
             Ok(true)
         })
@@ -242,6 +256,19 @@ impl Store {
     /// How many spam and ham messages the filter has learned.
     pub async fn learned_totals(&self) -> Result<(i64, i64)> {
         Ok(self.token_counts(&[TOTALS_TOKEN]).await?.first().map(|(_, s, h)| (*s, *h)).unwrap_or((0, 0)))
+    }
+
+    /// Deletes expired penalty, callback and greylisting state; greylisting attempts first seen
+    /// before `stale_greylist_us` were never retried in time.
+    pub async fn purge_uce(&self, stale_greylist_us: i64) -> Result<()> {
+        let now = crate::clock::now_us();
+        with_pool!(self, pool => {
+            sqlx::query("DELETE FROM uce_penalty WHERE until_us <= $1").bind(now).execute(pool).await?;
+            sqlx::query("DELETE FROM uce_callback WHERE until_us <= $1").bind(now).execute(pool).await?;
+            sqlx::query("DELETE FROM uce_greylist_allow WHERE until_us <= $1").bind(now).execute(pool).await?;
+            sqlx::query("DELETE FROM uce_greylist WHERE first_us < $1").bind(stale_greylist_us).execute(pool).await?;
+            Ok(())
+        })
     }
 
     /// The cached result of an SMTP callback to `ip`, if still fresh.

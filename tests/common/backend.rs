@@ -23,6 +23,8 @@ pub struct Delivery {
 pub struct CaptureOptions {
     /// Recipients (lowercase) answered with 550 5.1.1 user unknown.
     pub unknown: HashSet<String>,
+    /// When set, the only mailboxes there are (lowercase); everyone else is unknown.
+    pub mailboxes: Option<HashSet<String>>,
     /// Reply to the end of DATA; default `250 2.0.0 Ok: queued as CAPTURE`.
     pub data_reply: Option<String>,
     /// After answering DATA, hang up (as an idle backend does later) ...
@@ -113,7 +115,7 @@ async fn session(s: tokio::net::TcpStream, cap: Capture, opts: CaptureOptions) -
                 tokio::time::sleep(d).await;
             }
             let addr = line[8..].trim_matches(['<', '>']).to_ascii_lowercase();
-            if opts.unknown.contains(&addr) {
+            if opts.unknown.contains(&addr) || opts.mailboxes.as_ref().is_some_and(|m| !m.contains(&addr)) {
                 w.write_all(format!("550 5.1.1 <{addr}>: Recipient address rejected: User unknown in virtual mailbox table\r\n").as_bytes()).await?;
             } else {
                 cur.rcpts.push(addr);

@@ -60,13 +60,23 @@ pub fn reversed(ip: IpAddr, zone: &str) -> String {
     }
 }
 
-/// Is `name` listed (has an A record in 127.0.0.0/8)? A list's error answer or a timeout
-/// counts as not listed.
+/// A listing is an answer in 127.0.0.0/8 — except 127.0.0.1 and 127.255.255.0/24, which lists
+/// use to say "query refused" (public resolvers, over quota): those must never list everyone.
+fn is_listing(a: std::net::Ipv4Addr) -> bool {
+    let o = a.octets();
+    o[0] == 127 && a != std::net::Ipv4Addr::new(127, 0, 0, 1) && !(o[1] == 255 && o[2] == 255)
+}
+
+/// Is `name` listed? A list's error answer or a timeout counts as not listed.
 async fn listed(auth: &MessageAuthenticator, name: &str, timeout: Duration) -> Option<String> {
     let lookup = tokio::time::timeout(timeout, auth.resolver().ipv4_lookup(name)).await.ok()?;
     match lookup {
         Ok(l) => l.answers().iter().find_map(|r| match &r.data {
-            mail_auth::hickory_resolver::proto::rr::RData::A(a) if a.0.octets()[0] == 127 => Some(a.0.to_string()),
+            mail_auth::hickory_resolver::proto::rr::RData::A(a) if is_listing(a.0) => Some(a.0.to_string()),
+            mail_auth::hickory_resolver::proto::rr::RData::A(a) => {
+                tracing::warn!("DNS list answered {} for {name}: an error code (query refused or over quota), not a listing", a.0);
+                None
+            }
             _ => None,
         }),
         Err(e) => {
@@ -134,7 +144,9 @@ fn link_hosts(message: &[u8]) -> Vec<String> {
     while let Some(i) = lower[from..].find("http") {
         let start = from + i;
         from = start + 4;
-        if let Some(host) = super::learn::tokens::url_host(&lower[start..lower.len().min(start + 300)]) {
+        // At most 300 bytes, cut on a character boundary (the text is not ASCII everywhere).
+        let end = (start..=lower.len().min(start + 300)).rev().find(|&i| lower.is_char_boundary(i)).unwrap_or(start);
+        if let Some(host) = super::learn::tokens::url_host(&lower[start..end]) {
             if !out.contains(&host) {
                 out.push(host);
             }
@@ -162,6 +174,23 @@ mod tests {
         assert_eq!(reversed("::ffff:192.0.2.99".parse().unwrap(), "zen.example."), "99.2.0.192.zen.example.");
         let v6 = reversed("2001:db8::1".parse().unwrap(), "l.example");
         assert!(v6.starts_with("1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.l.example."), "{v6}");
+    }
+
+    #[test]
+    fn error_answers_are_not_listings() {
+        assert!(is_listing("127.0.0.2".parse().unwrap()));
+        assert!(is_listing("127.0.1.4".parse().unwrap()));
+        for e in ["127.0.0.1", "127.255.255.254", "127.255.255.252", "10.0.0.2"] {
+            assert!(!is_listing(e.parse().unwrap()), "{e}");
+        }
+    }
+
+    #[test]
+    fn non_ascii_after_a_link_does_not_panic() {
+        let mut m = b"Subject: x\r\n\r\nhttp://a.example/".to_vec();
+        m.extend(std::iter::repeat_n("ä".as_bytes(), 200).flatten());
+        m.extend_from_slice(b" http\xff\xfe\xc3 http://b.example");
+        assert_eq!(link_hosts(&m), vec!["a.example".to_string(), "b.example".to_string()]);
     }
 
     #[test]

@@ -45,6 +45,9 @@ const REFRESH: Duration = Duration::from_secs(10);
 pub struct Uce {
     config: UceConfig,
     hostname: String,
+    local_domains: Vec<String>,
+    /// Our own clients (`smtp.relay_networks`): their outgoing mail is not judged.
+    relay_networks: Vec<crate::net::Cidr>,
     store: Store,
     /// Present when DNS lists or SPF/DKIM/DMARC are configured.
     dns: Option<Arc<MessageAuthenticator>>,
@@ -83,15 +86,24 @@ impl Uce {
         let uce = &config.uce;
         let needs_dns = !uce.dnsbl.is_empty() || !uce.dnswl.is_empty() || !uce.uribl.is_empty() || uce.auth.enabled;
         let dns = if needs_dns { Some(Arc::new(dns::authenticator(uce)?)) } else { None };
+        tokio::spawn(purge_job(store.clone(), uce.clone()));
         Ok(Uce {
             config: uce.clone(),
             hostname: config.smtp.hostname.clone(),
+            local_domains: config.domains.local.clone(),
+            relay_networks: config.smtp.relay_networks.clone(),
             store,
             dns,
             ips: Mutex::default(),
             shared: Mutex::default(),
             txs: Mutex::default(),
         })
+    }
+
+    /// Mail from our own clients, or to someone else's domain, is not for the spam checks.
+    fn judges(&self, s: &SessionInfo, domain: Option<&str>) -> bool {
+        let ours = self.relay_networks.iter().any(|n| n.contains(s.peer.ip()));
+        !ours && domain.is_none_or(|d| self.local_domains.iter().any(|l| l.eq_ignore_ascii_case(d)))
     }
 
     /// Penalty box and traps as all nodes see them, re-read when stale.
@@ -135,7 +147,8 @@ impl Uce {
     }
 
     /// What the DNS lists and the callback say about a client, cached per IP.
-    async fn ip_score(&self, ip: IpAddr) -> Arc<Score> {
+    async fn ip_score(&self, s: &SessionInfo) -> Arc<Score> {
+        let ip = s.peer.ip();
         if let Some((at, s)) = self.ips.lock().expect("uce lock").get(&ip) {
             if at.elapsed() < IP_CACHE_TIME {
                 return s.clone();
@@ -152,7 +165,9 @@ impl Uce {
                 score.add(-h.weight.abs(), format!("dnswl {}", h.zone));
             }
         }
-        if self.config.callback.enabled {
+        // Never ask ourselves: a client on our own address would be probed by a session of
+        // ours, which probes again ...
+        if self.config.callback.enabled && ip.to_canonical() != s.local.ip().to_canonical() {
             self.callback(ip, &mut score).await;
         }
         let score = Arc::new(score);
@@ -197,7 +212,7 @@ impl Uce {
 
     /// Points for the message itself: URI lists, SPF/DKIM/DMARC, the learning filter, engines.
     async fn message_score(&self, s: &SessionInfo, tx: &TxInfo, message: &[u8]) -> (Score, Option<String>) {
-        let mut score = (*self.ip_score(s.peer.ip()).await).clone();
+        let mut score = (*self.ip_score(s).await).clone();
         if let Some(reason) = self.penalty(s.peer.ip()) {
             score.sure = Some(format!("penalty box: {reason}"));
         }
@@ -284,32 +299,42 @@ impl Module for Uce {
 
     async fn connect(&self, s: &SessionInfo) -> Verdict {
         self.refresh().await;
+        if !self.judges(s, None) {
+            return Verdict::Continue;
+        }
         let ip = s.peer.ip();
         if let Some(reason) = self.penalty(ip) {
             s.marks.tarpit();
             s.marks.note(format!("uce: client in the penalty box ({reason})"));
-        } else if self.ip_score(ip).await.points >= self.config.tag_score {
+        } else if self.ip_score(s).await.points >= self.config.tag_score {
             s.marks.tarpit();
         }
         Verdict::Continue
     }
 
     async fn rcpt(&self, s: &SessionInfo, tx: &TxInfo, rcpt: &Address) -> Verdict {
+        if !self.judges(s, Some(&rcpt.domain)) {
+            return Verdict::Continue;
+        }
         let address = rcpt.to_string();
         let ip = s.peer.ip();
         if self.is_trap(&address) {
             self.tx_state(&tx.id, |t| t.trap = Some(address.clone()));
             s.marks.flag("spam");
             s.marks.note(format!("uce: trap {address} hit"));
-            self.penalize(ip, &format!("trap {address}")).await;
-            s.marks.tarpit();
+            // A bounce (null sender) to a trap comes from whoever an impostor wrote to in the
+            // trap's name — a big provider's shared server, often: kept, but nobody is boxed.
+            if tx.sender.is_some() {
+                self.penalize(ip, &format!("trap {address}")).await;
+                s.marks.tarpit();
+            }
             return Verdict::Discard;
         }
         let policy = self.config.policy_for(&rcpt.domain);
         let sure = match self.penalty(ip) {
             Some(reason) => Some(format!("penalty box: {reason}")),
             None => {
-                let ip_score = self.ip_score(ip).await;
+                let ip_score = self.ip_score(s).await;
                 (ip_score.points >= self.config.reject_score).then(|| format!("client {}", ip_score.describe()))
             }
         };
@@ -337,7 +362,12 @@ impl Module for Uce {
                 }
                 let owner = crate::smtp::address::parse_path(&d.owner, crate::smtp::address::Side::Recipient).ok().flatten();
                 if let Some(owner) = owner {
-                    self.tx_state(&tx.id, |t| t.disposables.push((d, address.clone(), max)));
+                    self.tx_state(&tx.id, |t| {
+                        // The same address twice in one transaction is one delivery.
+                        if !t.disposables.iter().any(|(k, _, _)| k.owner == d.owner && k.tag == d.tag) {
+                            t.disposables.push((d, address.clone(), max));
+                        }
+                    });
                     return Verdict::Rewrite(owner);
                 }
             }
@@ -364,9 +394,13 @@ impl Module for Uce {
     }
 
     async fn message(&self, s: &SessionInfo, tx: &TxInfo, message: &[u8]) -> Verdict {
-        let disposables = self.tx_state(&tx.id, |t| t.disposables.clone());
+        if !self.judges(s, None) {
+            return Verdict::Continue;
+        }
+        let disposables = self.txs.lock().expect("uce lock").get(&tx.id).map(|t| t.disposables.clone()).unwrap_or_default();
         for (d, given, max) in &disposables {
-            if tx.recipients.iter().any(|r| r.to_string().eq_ignore_ascii_case(&d.owner)) {
+            // Only on a message for the owner alone: co-recipients do not learn of the address.
+            if tx.recipients.len() == 1 && tx.recipients[0].to_string().eq_ignore_ascii_case(&d.owner) {
                 let used = self.store.disposables(Some(&d.owner), Some(&d.tag)).await.ok().and_then(|r| r.first().map(|r| r.used)).unwrap_or(0);
                 s.marks.header(format!("X-Sponts-Disposable: {given} ({} of {max})", used + 1));
             }
@@ -418,11 +452,25 @@ impl Module for Uce {
             }
         }
         if let (Some(_), Some(message)) = (&state.trap, &record.message) {
-            if self.config.learning.enabled && self.config.learning.auto_learn {
+            // Not from bounces: anyone could make a trap receive one (see `rcpt`).
+            if self.config.learning.enabled && self.config.learning.auto_learn && !record.sender.is_empty() {
                 learn::learn(&self.store, &record.id, message, true).await?;
             }
         }
         Ok(())
+    }
+}
+
+/// Expired penalty, callback and greylisting state is deleted hourly (each node; deleting twice
+/// is harmless).
+async fn purge_job(store: Store, config: UceConfig) {
+    let mut tick = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        tick.tick().await;
+        let stale_greylist = crate::clock::now_us() - config.greylist.retry_window.0.as_micros() as i64;
+        if let Err(e) = store.purge_uce(stale_greylist).await {
+            tracing::warn!("uce: purging expired state failed: {e:#}");
+        }
     }
 }
 
