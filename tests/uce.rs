@@ -239,7 +239,18 @@ async fn the_journal_notes_every_decision_with_its_score() {
     let e = journal_entry(&gw.store, &reply_id(&reply)).await;
     assert_eq!(e.flag, None);
     assert_eq!(e.notes.as_deref(), Some("uce: score 0.0 -> deliver"));
-    let _ = newest(&gw.store).await;
+    assert_eq!(newest(&gw.store).await.id, e.id);
+
+    // Verdicts are sponts' to give: a client's own X-Spam-* and Authentication-Results in
+    // sponts' name are removed from the delivered message (the kept copy stays as received).
+    let forged = b"X-Spam-Flag: NO\r\nAuthentication-Results: gw.test.example; spf=pass\r\nAuthentication-Results: elsewhere.example; spf=fail\r\nSubject: hi\r\n\r\nX-Spam-Flag: NO\r\n";
+    let reply = c.send_mail("f@friend.example", &["u@example.org"], forged).await;
+    let d = cap.wait_for(2).await;
+    let text = String::from_utf8_lossy(&d[1].data).to_string();
+    let (_, rest) = text.split_at(text.find("Authentication-Results: elsewhere").unwrap());
+    assert_eq!(rest, "Authentication-Results: elsewhere.example; spf=fail\r\nSubject: hi\r\n\r\nX-Spam-Flag: NO\r\n");
+    let kept = sponts::modules::backup::decompress(&gw.store.body(&reply_id(&reply)).await.unwrap().unwrap()).unwrap();
+    assert_eq!(kept, forged);
     gw.stop().await;
 }
 

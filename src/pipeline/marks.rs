@@ -19,6 +19,8 @@ pub struct TxMarks {
     pub notes: Vec<String>,
     /// Header lines (without CRLF) put on top of the delivered message.
     pub headers: Vec<String>,
+    /// Header fields removed from the delivered message (forged verdicts).
+    pub strip: Vec<crate::smtp::strip::Strip>,
 }
 
 impl Marks {
@@ -41,6 +43,12 @@ impl Marks {
 
     pub fn header(&self, line: String) {
         self.lock().headers.push(line);
+    }
+
+    /// Removes the client's header fields of this name (`X-Spam-*`) — and value start — from
+    /// the delivered message.
+    pub fn strip(&self, name: &str, value_starts: Option<&str>) {
+        self.lock().strip.push(crate::smtp::strip::Strip { name: name.to_string(), value_starts: value_starts.map(str::to_string) });
     }
 
     /// The current transaction's marks.

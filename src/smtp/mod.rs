@@ -9,5 +9,6 @@ pub mod pool;
 pub mod received;
 pub mod reply;
 pub mod session;
+pub mod strip;
 pub mod tarpit;
 pub mod tls;

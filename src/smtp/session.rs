@@ -605,9 +605,10 @@ impl Session {
         let single = (tx.accepted.len() == 1).then(|| tx.accepted[0].to_string());
         let mut header = received_header(&self.gw.config.smtp.hostname, &self.info, &tx.id, single.as_deref(), tx.time_us);
         header.extend_from_slice(&self.module_headers());
+        let message = super::strip::strip(message, &self.info.marks.tx().strip);
         self.backend_dirty = false;
         let answer = match self.backend.as_mut() {
-            Some(b) => b.data(&[&header, message]).await.map_err(|e| e.to_string()),
+            Some(b) => b.data(&[&header, &message]).await.map_err(|e| e.to_string()),
             None => Err("no backend session".into()),
         };
         match answer {
@@ -634,7 +635,7 @@ impl Session {
         let single = (tx.accepted.len() == 1).then(|| tx.accepted[0].to_string());
         let mut full = received_header(&self.gw.config.smtp.hostname, &self.info, &tx.id, single.as_deref(), tx.time_us);
         full.extend_from_slice(&self.module_headers());
-        full.extend_from_slice(message);
+        full.extend_from_slice(&super::strip::strip(message, &self.info.marks.tx().strip));
         let sender = tx.sender.as_ref().map(|a| a.to_string()).unwrap_or_default();
         let rcpts: Vec<String> = tx.accepted.iter().map(|a| a.to_string()).collect();
         let stored = match crate::modules::backup::compress(&full, self.gw.config.backup.compression_level) {

@@ -397,6 +397,11 @@ impl Module for Uce {
         if !self.judges(s, None) {
             return Verdict::Continue;
         }
+        // Verdicts on this message are sponts' to give: the client's own are removed.
+        for name in ["X-Spam-*", "X-Sponts-Disposable"] {
+            s.marks.strip(name, None);
+        }
+        s.marks.strip("Authentication-Results", Some(&self.hostname));
         let disposables = self.txs.lock().expect("uce lock").get(&tx.id).map(|t| t.disposables.clone()).unwrap_or_default();
         for (d, given, max) in &disposables {
             // Only on a message for the owner alone: co-recipients do not learn of the address.
