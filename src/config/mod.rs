@@ -13,6 +13,8 @@ use std::path::{Path, PathBuf};
 use crate::net::Cidr;
 
 mod uce;
+mod virus;
+pub use virus::{OnScanError, VirusConfig};
 pub use uce::{AuthConfig, CallbackConfig, DisposablePosition, DnsList, EngineConfig, GreylistConfig, LearningConfig, SpamPolicy, UceConfig};
 
 /// The whole configuration, as the rest of sponts sees it.
@@ -32,6 +34,7 @@ pub struct Config {
     pub queue: QueueConfig,
     pub pop3: Pop3Config,
     pub uce: UceConfig,
+    pub virus: VirusConfig,
 }
 
 /// POP3 emergency access: users read their new mail while the mail server is down.
@@ -332,7 +335,7 @@ impl fmt::Display for ConfigErrors {
 
 impl std::error::Error for ConfigErrors {}
 
-const SECTIONS: &[&str] = &["smtp", "backend", "domains", "storage", "log", "modules", "access", "backup", "web", "digest", "queue", "pop3", "uce"];
+const SECTIONS: &[&str] = &["smtp", "backend", "domains", "storage", "log", "modules", "access", "backup", "web", "digest", "queue", "pop3", "uce", "virus"];
 
 impl Config {
     /// Reads and validates a file; the errors name the file's keys.
@@ -371,6 +374,7 @@ impl Config {
             queue: section(&table, "queue", &mut errors),
             pop3: section(&table, "pop3", &mut errors),
             uce: section(&table, "uce", &mut errors),
+            virus: section(&table, "virus", &mut errors),
         };
         errors.extend(config.validate());
         if errors.is_empty() { Ok(config) } else { Err(ConfigErrors(errors)) }
@@ -459,6 +463,7 @@ impl Config {
             }
         }
         uce::collect(self, &mut errors);
+        virus::collect(self, &mut errors);
         errors
     }
 

@@ -5,6 +5,7 @@ pub mod access;
 pub mod backup;
 pub mod journal;
 pub mod uce;
+pub mod virus;
 
 use anyhow::Result;
 use std::sync::Arc;
@@ -14,7 +15,7 @@ use crate::pipeline::{Module, Pipeline};
 use crate::storage::Store;
 
 /// Every module name the config may list.
-pub const KNOWN: &[&str] = &["access", "uce", "backup", "journal"];
+pub const KNOWN: &[&str] = &["access", "virus", "uce", "backup", "journal"];
 
 /// Modules that need no outside service: they run when the config has no `modules` list.
 pub const DEFAULT: &[&str] = &["access", "uce", "backup", "journal"];
@@ -23,7 +24,8 @@ pub const DEFAULT: &[&str] = &["access", "uce", "backup", "journal"];
 pub fn build(config: &Config, store: &Store) -> Result<Pipeline> {
     let names: Vec<String> = match &config.modules {
         Some(list) => list.clone(),
-        None => DEFAULT.iter().map(|s| s.to_string()).collect(),
+        // A clamd in the config turns virus scanning on, before the spam checks.
+        None => DEFAULT.iter().flat_map(|s| if *s == "uce" && config.virus.enabled() { vec!["virus", "uce"] } else { vec![*s] }).map(str::to_string).collect(),
     };
     let mut modules: Vec<Arc<dyn Module>> = Vec::new();
     for name in &names {
@@ -32,6 +34,7 @@ pub fn build(config: &Config, store: &Store) -> Result<Pipeline> {
             "backup" => Arc::new(backup::Backup::start(store.clone(), &config.backup)),
             "journal" => Arc::new(journal::Journal::start(store.clone())),
             "uce" => Arc::new(uce::Uce::new(config, store.clone())?),
+            "virus" => Arc::new(virus::Virus::new(config)),
             other => anyhow::bail!("modules: unknown module `{other}`"),
         };
         modules.push(m);

@@ -215,7 +215,7 @@ async fn message(State(web): State<Web>, ApiViewer(v): ApiViewer, Path(id): Path
         Ok(e) => e,
         Err(s) => return error(s, "no such message"),
     };
-    let raw = raw_message(&web, e.kept_as()).await.ok().flatten();
+    let raw = if super::policy::may_have_content(&v, &e) { raw_message(&web, e.kept_as()).await.ok().flatten() } else { None };
     let view = raw.as_deref().map(super::message::view);
     Json(json!({
         "message": summary(&e),
@@ -241,6 +241,9 @@ pub async fn raw_response(web: &Web, v: &super::auth::Viewer, id: &str) -> Respo
         Ok(e) => e,
         Err(s) => return error(s, "no such message"),
     };
+    if !super::policy::may_have_content(v, &e) {
+        return error(StatusCode::FORBIDDEN, "a message with a virus is downloaded by an administrator only");
+    }
     match raw_message(web, e.kept_as()).await {
         Ok(Some(bytes)) => (
             [(header::CONTENT_TYPE, "message/rfc822".to_string()), (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{}.eml\"", e.id))],

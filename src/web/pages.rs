@@ -211,7 +211,7 @@ async fn show(State(web): State<Web>, PageViewer(v): PageViewer, Path(id): Path<
         Err(s) => return status_page(s, Some(&v), "No such message."),
     };
     let source = e.kept_as().to_string();
-    let raw = raw_message(&web, &source).await.ok().flatten();
+    let raw = if super::policy::may_have_content(&v, &e) { raw_message(&web, &source).await.ok().flatten() } else { None };
     let view = raw.as_deref().map(super::message::view).unwrap_or_default();
     let mut notice = String::new();
     if let Some(new) = &q.replayed {
@@ -299,7 +299,8 @@ async fn download(State(web): State<Web>, PageViewer(v): PageViewer, Path(id): P
 async fn html_part(State(web): State<Web>, PageViewer(v): PageViewer, Path(id): Path<String>) -> Response {
     let Ok(e) = find(&web, &v, &id).await else { return StatusCode::NOT_FOUND.into_response() };
     let source = e.kept_as().to_string();
-    let Some(html) = raw_message(&web, &source).await.ok().flatten().and_then(|r| super::message::view(&r).html) else {
+    let content = if super::policy::may_have_content(&v, &e) { raw_message(&web, &source).await.ok().flatten() } else { None };
+    let Some(html) = content.and_then(|r| super::message::view(&r).html) else {
         return StatusCode::NOT_FOUND.into_response();
     };
     (

@@ -13,6 +13,11 @@ pub fn can_see(v: &Viewer, e: &JournalEntry) -> bool {
         || v.addresses.iter().any(|a| a.eq_ignore_ascii_case(&e.sender) || e.recipients.iter().any(|r| r.is(a)))
 }
 
+/// A message flagged `virus` is the admins' to download or deliver: a user sees its record only.
+pub fn may_have_content(v: &Viewer, e: &JournalEntry) -> bool {
+    v.is_admin() || e.flag.as_deref() != Some("virus")
+}
+
 /// Narrows a search to what the viewer may see.
 pub fn scope(v: &Viewer, f: &mut JournalFilter) {
     if !v.is_admin() {
@@ -31,6 +36,9 @@ pub async fn find(web: &Web, v: &Viewer, id: &str) -> Result<JournalEntry, Statu
 /// original recipients. Users: only their own address among the original recipients.
 pub fn replay_target(v: &Viewer, e: &JournalEntry, requested: Option<&str>) -> Result<Option<String>, (StatusCode, &'static str)> {
     let requested = requested.map(str::trim).filter(|s| !s.is_empty());
+    if !may_have_content(v, e) {
+        return Err((StatusCode::FORBIDDEN, "a message with a virus is delivered by an administrator only"));
+    }
     if v.is_admin() {
         return Ok(requested.map(str::to_string));
     }

@@ -1,5 +1,5 @@
 //! Real third-party peers started for a test from the project's scripts: a DNS server with a
-//! test zone, SpamAssassin's spamd and rspamd. Each is stopped when its handle is dropped.
+//! test zone, SpamAssassin's spamd, rspamd and ClamAV's clamd. Each is stopped when its handle is dropped.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -49,7 +49,7 @@ impl Drop for Dns {
     }
 }
 
-/// spamd or rspamd from `scripts/peers/*_start.sh`.
+/// spamd, rspamd or clamd from `scripts/peers/*_start.sh`.
 pub struct Engine {
     pub port: u16,
     stop: PathBuf,
@@ -63,6 +63,15 @@ impl Engine {
 
     pub fn rspamd() -> Engine {
         Engine::start("rspamd", &[])
+    }
+
+    /// ClamAV's clamd with the project's EICAR signatures; its unix socket is `socket()`.
+    pub fn clamd() -> Engine {
+        Engine::start("clamd", &[])
+    }
+
+    pub fn socket(&self) -> String {
+        self.dir.path().join("clamd.sock").display().to_string()
     }
 
     fn start(name: &str, env: &[(&str, &str)]) -> Engine {
