@@ -26,9 +26,13 @@ fn base64(data: &[u8]) -> String {
 }
 
 fn with_attachment(content: &str) -> Vec<u8> {
-    let b64 = base64(content.as_bytes());
+    with_file("invoice.com", content.as_bytes())
+}
+
+fn with_file(name: &str, content: &[u8]) -> Vec<u8> {
+    let b64 = base64(content);
     format!(
-        "From: a@sender.example\r\nSubject: invoice\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nsee attached\r\n--b\r\nContent-Type: application/octet-stream; name=invoice.com\r\nContent-Transfer-Encoding: base64\r\n\r\n{b64}\r\n--b--\r\n"
+        "From: a@sender.example\r\nSubject: invoice\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nsee attached\r\n--b\r\nContent-Type: application/octet-stream; name={name}\r\nContent-Transfer-Encoding: base64\r\n\r\n{b64}\r\n--b--\r\n"
     )
     .into_bytes()
 }
@@ -120,4 +124,54 @@ fn virus_without_clamd_is_a_config_error() {
     assert!(e.contains("modules: `virus` needs virus.clamd"), "{e}");
     let e = sponts::config::Config::parse("[virus]\nclamd = \"nonsense\"\n").unwrap_err().to_string();
     assert!(e.contains("virus.clamd: `nonsense` is neither HOST:PORT nor a socket path"), "{e}");
+}
+
+/// A minimal zip archive (stored, empty entries) with these file names.
+fn zip(names: &[&str]) -> Vec<u8> {
+    let (mut local, mut central) = (Vec::new(), Vec::new());
+    for n in names {
+        let offset = local.len() as u32;
+        local.extend_from_slice(b"PK\x03\x04");
+        local.extend_from_slice(&[0; 22]);
+        local.extend_from_slice(&(n.len() as u16).to_le_bytes());
+        local.extend_from_slice(&[0; 2]);
+        local.extend_from_slice(n.as_bytes());
+        central.extend_from_slice(b"PK\x01\x02");
+        central.extend_from_slice(&[0; 24]);
+        central.extend_from_slice(&(n.len() as u16).to_le_bytes());
+        central.extend_from_slice(&[0; 12]);
+        central.extend_from_slice(&offset.to_le_bytes());
+        central.extend_from_slice(n.as_bytes());
+    }
+    let cd_offset = local.len() as u32;
+    let mut out = local;
+    out.extend_from_slice(&central);
+    out.extend_from_slice(b"PK\x05\x06\0\0\0\0");
+    out.extend_from_slice(&(names.len() as u16).to_le_bytes());
+    out.extend_from_slice(&(names.len() as u16).to_le_bytes());
+    out.extend_from_slice(&(central.len() as u32).to_le_bytes());
+    out.extend_from_slice(&cd_offset.to_le_bytes());
+    out.extend_from_slice(&[0; 2]);
+    out
+}
+
+#[tokio::test]
+async fn the_attachment_policy_refuses_executables_also_in_zips() {
+    let cap = Capture::start(CaptureOptions::default()).await;
+    // A block list alone turns the module on, without a scanner.
+    let gw = gateway(cap.addr, "[virus]\nblock_extensions = [\"exe\", \"scr\"]\n").await;
+    let mut c = Client::connect(gw.addr).await;
+    c.expect("EHLO client.test", 250).await;
+    let reply = c.send_mail("a@sender.example", &["u@example.org"], &with_file("Invoice.PDF.exe", b"MZ...")).await;
+    assert!(reply.starts_with("554 5.7.1 Message refused: attachment Invoice.PDF.exe (extension exe) is not accepted"), "{reply}");
+    let e = journal_entry(&gw.store, &reply_id(&reply)).await;
+    assert_eq!((e.decided_by.as_str(), e.flag.as_deref()), ("virus", Some("blocked")));
+    let reply = c.send_mail("a@sender.example", &["u@example.org"], &with_file("photos.zip", &zip(&["a.jpg", "screen.scr"]))).await;
+    assert!(reply.starts_with("554 5.7.1 Message refused: attachment screen.scr in photos.zip (extension scr)"), "{reply}");
+    let reply = c.send_mail("a@sender.example", &["u@example.org"], &with_file("photos.zip", &zip(&["a.jpg", "b.png"]))).await;
+    assert!(reply.starts_with("250 "), "{reply}");
+    let reply = c.send_mail("a@sender.example", &["u@example.org"], &with_file("report.pdf", b"%PDF-1.4")).await;
+    assert!(reply.starts_with("250 "), "{reply}");
+    assert_eq!(cap.deliveries.lock().unwrap().len(), 2);
+    gw.stop().await;
 }

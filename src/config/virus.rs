@@ -1,4 +1,5 @@
-//! The `[virus]` section: ClamAV's clamd. Setting `clamd` turns the module on.
+//! The `[virus]` section: ClamAV's clamd and the attachment policy. Setting `clamd` or a block
+//! list turns the module on.
 
 use serde::Deserialize;
 
@@ -14,11 +15,15 @@ pub struct VirusConfig {
     /// When clamd cannot scan: `tempfail` (451, the sender retries) or `accept` (deliver
     /// unscanned; the journal says so).
     pub on_error: OnScanError,
+    /// Attachments refused by file name extension (`exe`, `scr` ...), also inside zip archives.
+    pub block_extensions: Vec<String>,
+    /// Attachments refused by MIME type (`application/x-msdownload`, or `audio/*`).
+    pub block_types: Vec<String>,
 }
 
 impl Default for VirusConfig {
     fn default() -> Self {
-        VirusConfig { clamd: String::new(), timeout: Duration::secs(60), on_error: OnScanError::Tempfail }
+        VirusConfig { clamd: String::new(), timeout: Duration::secs(60), on_error: OnScanError::Tempfail, block_extensions: Vec::new(), block_types: Vec::new() }
     }
 }
 
@@ -30,8 +35,14 @@ pub enum OnScanError {
 }
 
 impl VirusConfig {
-    pub fn enabled(&self) -> bool {
+    /// Is a scanner configured?
+    pub fn scans(&self) -> bool {
         !self.clamd.is_empty()
+    }
+
+    /// Does the module have anything to do?
+    pub fn enabled(&self) -> bool {
+        self.scans() || !self.block_extensions.is_empty() || !self.block_types.is_empty()
     }
 
     /// A unix socket path (starts with `/`) or `HOST:PORT`.
@@ -42,7 +53,7 @@ impl VirusConfig {
 
 pub(super) fn collect(config: &super::Config, errors: &mut Vec<ConfigError>) {
     let v = &config.virus;
-    if v.enabled() && !v.is_socket_path() && crate::net::parse_host_port(&v.clamd).is_none() {
+    if v.scans() && !v.is_socket_path() && crate::net::parse_host_port(&v.clamd).is_none() {
         errors.push(ConfigError { key: "virus.clamd".into(), message: format!("`{}` is neither HOST:PORT nor a socket path", v.clamd) });
     }
     if v.timeout.0 < std::time::Duration::from_secs(1) {
@@ -50,6 +61,11 @@ pub(super) fn collect(config: &super::Config, errors: &mut Vec<ConfigError>) {
     }
     let listed = config.modules.as_ref().is_some_and(|m| m.iter().any(|n| n == "virus"));
     if listed && !v.enabled() {
-        errors.push(ConfigError { key: "modules".into(), message: "`virus` needs virus.clamd (HOST:PORT or a socket path)".into() });
+        errors.push(ConfigError { key: "modules".into(), message: "`virus` needs virus.clamd (HOST:PORT or a socket path) or a block list".into() });
+    }
+    for (i, t) in v.block_types.iter().enumerate() {
+        if t.split_once('/').is_none_or(|(a, b)| a.is_empty() || b.is_empty()) {
+            errors.push(ConfigError { key: format!("virus.block_types[{i}]"), message: format!("`{t}` is not a MIME type (type/subtype or type/*)") });
+        }
     }
 }

@@ -13,9 +13,10 @@ pub fn can_see(v: &Viewer, e: &JournalEntry) -> bool {
         || v.addresses.iter().any(|a| a.eq_ignore_ascii_case(&e.sender) || e.recipients.iter().any(|r| r.is(a)))
 }
 
-/// A message flagged `virus` is the admins' to download or deliver: a user sees its record only.
+/// A message flagged `virus` (or with a `blocked` attachment) is the admins' to download or
+/// deliver: a user sees its record only.
 pub fn may_have_content(v: &Viewer, e: &JournalEntry) -> bool {
-    v.is_admin() || e.flag.as_deref() != Some("virus")
+    v.is_admin() || !matches!(e.flag.as_deref(), Some("virus" | "blocked"))
 }
 
 /// Narrows a search to what the viewer may see.

@@ -3,8 +3,10 @@
 //! where the domain's UCE policy says so, else `554 5.7.1` with the signature's name — kept in
 //! the backup flagged `virus` (admins only), and journaled with the signature. A scan that
 //! cannot be made is never skipped silently: by `virus.on_error` the message is refused for now
-//! (451) or delivered with a journal note.
+//! (451) or delivered with a journal note. Before the scan, the attachment policy refuses file
+//! types that no one should mail (`virus.block_extensions`, `virus.block_types`), also in zips.
 
+pub mod attachments;
 pub mod clamd;
 
 use async_trait::async_trait;
@@ -40,6 +42,15 @@ impl Module for Virus {
     }
 
     async fn message(&self, s: &SessionInfo, tx: &TxInfo, message: &[u8]) -> Verdict {
+        if let Some(blocked) = attachments::check(message, &self.config.block_extensions, &self.config.block_types) {
+            tracing::info!(id = %tx.id, "attachment refused: {}", blocked.0);
+            s.marks.flag("blocked");
+            s.marks.note(format!("virus: attachment {} refused by policy", blocked.0));
+            return Verdict::Reject(Reply::new(554, "5.7.1", format!("Message refused: attachment {} is not accepted", blocked.0)));
+        }
+        if !self.config.scans() {
+            return Verdict::Continue;
+        }
         let started = Instant::now();
         let result = tokio::time::timeout(self.config.timeout.0, clamd::scan(&self.config.clamd, message)).await;
         let ms = started.elapsed().as_millis();
