@@ -5,10 +5,12 @@
 //! - [`smtp`]: the protocol — [`smtp::conn`] (buffered lines with limits), [`smtp::command`]
 //!   (parser), [`smtp::address`] (strict envelope syntax), [`smtp::data`] (DATA and
 //!   smuggling defence), [`smtp::session`] (the state machine, the only writer of replies),
-//!   [`smtp::client`] (the backend side), [`smtp::tls`], [`smtp::received`], [`smtp::reply`].
+//!   [`smtp::client`] (the backend side), [`smtp::tls`], [`smtp::received`], [`smtp::reply`],
+//!   [`smtp::tarpit`] (slow replies for suspicious clients), [`smtp::strip`] (forged verdicts).
 //! - [`pipeline`]: the module contract — hooks per SMTP phase returning verdicts, and the
 //!   transaction record every module sees at the end.
-//! - [`modules`]: the modules sponts ships (`access`, `journal`).
+//! - [`modules`]: the modules sponts ships (`access`, `virus`, `uce`, `backup`, `journal`);
+//!   [`scanners`]: calls and latencies of the scanners they use (clamd, rspamd, spamd).
 //! - [`storage`]: one store API over SQLite and PostgreSQL, with migrations.
 //! - [`queue`]: the runner that drains mail queued while the backend was down (DSNs on refusal);
 //!   [`pop3`]: emergency access to that mail over POP3.
@@ -32,6 +34,7 @@ pub mod pipeline;
 pub mod pop3;
 pub mod queue;
 pub mod replay;
+pub mod scanners;
 pub mod server;
 pub mod smtp;
 pub mod storage;

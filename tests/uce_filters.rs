@@ -107,6 +107,11 @@ async fn spamd_and_rspamd_verdicts_and_fail_open() {
     assert!(reply.starts_with("250 "), "{reply}");
     let e = journal_entry(&gw.store, &reply_id(&reply)).await;
     assert!(e.notes.as_deref().unwrap().contains("spamd skipped"), "{:?}", e.notes);
+    // Every engine call is counted for /metrics: GTUBE found, the ham clean, the dead one an error.
+    for engine in ["spamd", "rspamd"] {
+        assert_eq!((sponts::scanners::calls(engine, "found"), sponts::scanners::calls(engine, "clean")), (1, 1), "{engine}");
+    }
+    assert_eq!(sponts::scanners::calls("spamd", "error"), 1);
     gw.stop().await;
 }
 

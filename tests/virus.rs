@@ -85,6 +85,7 @@ async fn a_scanner_that_is_down_is_never_skipped_silently() {
     assert!(reply.starts_with("250 "), "{reply}");
     let e = journal_entry(&gw.store, &reply_id(&reply)).await;
     assert!(e.notes.as_deref().unwrap().contains("virus: scan skipped, delivered unscanned"), "{:?}", e.notes);
+    assert_eq!(sponts::scanners::calls("clamd", "error"), 2, "both skipped scans are counted");
     gw.stop().await;
 }
 
@@ -115,6 +116,11 @@ async fn a_kept_virus_is_for_admins_only() {
     let raw = get(admin.token.clone(), format!("/api/v1/messages/{id}/raw")).await;
     assert_eq!(raw.status, 200);
     assert!(String::from_utf8_lossy(&raw.body).contains("invoice.com"));
+    // Every scan is counted, by result and latency, on /metrics.
+    let metrics = get(admin.token.clone(), "/metrics".into()).await.text();
+    assert!(metrics.contains("sponts_scanner_calls_total{scanner=\"clamd\",result=\"found\"} 1"), "{metrics}");
+    assert!(metrics.contains("sponts_scanner_duration_seconds_count{scanner=\"clamd\"} 1"), "{metrics}");
+    assert_eq!(get(user.token.clone(), "/metrics".into()).await.status, 403);
     gw.stop().await;
 }
 

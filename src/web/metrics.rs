@@ -1,5 +1,5 @@
 //! `/metrics` in the Prometheus text format, for admins (a bearer token of an admin account in the
-//! scrape config): the queue and queue mode for now; the Report module adds its figures here.
+//! scrape config): the queue and queue mode, and the scanners' calls and latencies (this node's).
 
 use axum::extract::State;
 use axum::http::{header, StatusCode};
@@ -45,5 +45,6 @@ async fn render(web: &Web) -> anyhow::Result<String> {
     for (kind, n) in web.store.event_counts().await? {
         let _ = writeln!(out, "sponts_gateway_events_total{{kind=\"{kind}\"}} {n}");
     }
+    out.push_str(&crate::scanners::prometheus());
     Ok(out)
 }

@@ -244,13 +244,13 @@ impl Uce {
         };
         let rspamd = async {
             match &self.config.rspamd {
-                Some(c) => Some((c, engines::rspamd(c, s, tx, message).await)),
+                Some(c) => Some((c, timed("rspamd", c, engines::rspamd(c, s, tx, message)).await)),
                 None => None,
             }
         };
         let spamd = async {
             match &self.config.spamd {
-                Some(c) => Some((c, engines::spamd(c, message).await)),
+                Some(c) => Some((c, timed("spamd", c, engines::spamd(c, message)).await)),
                 None => None,
             }
         };
@@ -464,6 +464,21 @@ impl Module for Uce {
         }
         Ok(())
     }
+}
+
+/// Runs an engine call and counts it in [`crate::scanners`]: found (its reject threshold), clean,
+/// error or timeout.
+async fn timed(name: &str, c: &crate::config::EngineConfig, call: impl std::future::Future<Output = anyhow::Result<engines::EngineScore>>) -> anyhow::Result<engines::EngineScore> {
+    let started = Instant::now();
+    let result = call.await;
+    let outcome = match &result {
+        Ok(r) if r.score >= c.reject => "found",
+        Ok(_) => "clean",
+        Err(e) if e.to_string().contains("timed out") => "timeout",
+        Err(_) => "error",
+    };
+    crate::scanners::record(name, outcome, started.elapsed());
+    result
 }
 
 /// Expired penalty, callback and greylisting state is deleted hourly (each node; deleting twice

@@ -53,7 +53,15 @@ impl Module for Virus {
         }
         let started = Instant::now();
         let result = tokio::time::timeout(self.config.timeout.0, clamd::scan(&self.config.clamd, message)).await;
-        let ms = started.elapsed().as_millis();
+        let took = started.elapsed();
+        let ms = took.as_millis();
+        let outcome = match &result {
+            Ok(Ok(clamd::Scan::Clean)) => "clean",
+            Ok(Ok(clamd::Scan::Infected(_))) => "found",
+            Ok(Err(_)) => "error",
+            Err(_) => "timeout",
+        };
+        crate::scanners::record("clamd", outcome, took);
         let error = match result {
             Ok(Ok(clamd::Scan::Clean)) => return Verdict::Continue,
             Ok(Ok(clamd::Scan::Infected(name))) => {
