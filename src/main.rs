@@ -83,6 +83,14 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Report figures: rates by class, load, who decided, top spammers.
+    Stats {
+        /// The period (e.g. 24h, 7d).
+        #[arg(long, value_parser = parse_duration, default_value = "24h")]
+        since: Duration,
+        #[arg(long)]
+        json: bool,
+    },
     /// Train the built-in spam filter: every file in each directory is one message.
     Learn {
         #[arg(long, value_name = "DIR")]
@@ -277,6 +285,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     _ => anyhow::bail!("replay needs --id ID, or --rcpt ADDR --since DUR"),
                 };
                 Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+            }
+            Cmd::Stats { since, json } => {
+                let store = sponts::storage::Store::open(&config.storage.database_location()).await?;
+                let since_us = sponts::clock::now_us() - since.0.as_micros() as i64;
+                sponts::cli::stats::run(&store, since_us, json, &mut std::io::stdout().lock()).await?;
+                Ok(ExitCode::SUCCESS)
             }
             Cmd::Learn { spam, ham } => {
                 let store = sponts::storage::Store::open(&config.storage.database_location()).await?;

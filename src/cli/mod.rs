@@ -3,6 +3,7 @@
 pub mod journal;
 pub mod queue;
 pub mod replay;
+pub mod stats;
 pub mod uce;
 pub mod user;
 

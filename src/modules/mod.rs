@@ -4,6 +4,7 @@
 pub mod access;
 pub mod backup;
 pub mod journal;
+pub mod report;
 pub mod uce;
 pub mod virus;
 
@@ -15,10 +16,10 @@ use crate::pipeline::{Module, Pipeline};
 use crate::storage::Store;
 
 /// Every module name the config may list.
-pub const KNOWN: &[&str] = &["access", "virus", "uce", "backup", "journal"];
+pub const KNOWN: &[&str] = &["access", "virus", "uce", "backup", "journal", "report"];
 
 /// Modules that need no outside service: they run when the config has no `modules` list.
-pub const DEFAULT: &[&str] = &["access", "uce", "backup", "journal"];
+pub const DEFAULT: &[&str] = &["access", "uce", "backup", "journal", "report"];
 
 /// Builds the pipeline in the configured order.
 pub fn build(config: &Config, store: &Store) -> Result<Pipeline> {
@@ -35,6 +36,7 @@ pub fn build(config: &Config, store: &Store) -> Result<Pipeline> {
             "journal" => Arc::new(journal::Journal::start(store.clone())),
             "uce" => Arc::new(uce::Uce::new(config, store.clone())?),
             "virus" => Arc::new(virus::Virus::new(config)),
+            "report" => Arc::new(report::Report::start(store.clone())),
             other => anyhow::bail!("modules: unknown module `{other}`"),
         };
         modules.push(m);

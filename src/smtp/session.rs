@@ -38,6 +38,8 @@ struct Tx {
     queued: bool,
     /// A module took a recipient for itself (a spam trap): the message is kept, never delivered.
     discarded_by: Option<&'static str>,
+    /// The module that refused a recipient last: it decided a transaction that ends without one.
+    refused_by: Option<&'static str>,
 }
 
 impl Tx {
@@ -272,6 +274,7 @@ impl Session {
             broken: None,
             queued: false,
             discarded_by: None,
+            refused_by: None,
         };
         let (info, txi) = (self.info.clone(), tx.info());
         let d = self.gw.pipeline.run(|m| m.mail(&info, &txi)).await;
@@ -436,6 +439,7 @@ impl Session {
                 }
                 self.count_unknown(&r);
                 let tx = self.tx.as_mut().expect("transaction checked above");
+                tx.refused_by = d.module;
                 tx.rcpts.push(RcptRecord { address, accepted: false, reply: r.summary(), delivered_to: None });
                 self.reply(&r);
                 return Flow::Continue;
@@ -706,7 +710,9 @@ impl Session {
         if let Some(tx) = self.tx.take() {
             self.backend_dirty = self.backend.is_some();
             let r = Reply::new(0, "", "transaction abandoned by the client");
-            self.finish(&tx, None, Outcome::Abandoned, "client", &r).await;
+            // Left after a module refused its recipients: that module decided it.
+            let by = if tx.accepted.is_empty() { tx.refused_by.unwrap_or("client") } else { "client" };
+            self.finish(&tx, None, Outcome::Abandoned, by, &r).await;
         }
     }
 

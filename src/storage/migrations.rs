@@ -257,6 +257,20 @@ CREATE TABLE uce_callback (
         sqlite: "CREATE TABLE uce_tokens (hash INTEGER PRIMARY KEY, spam BIGINT NOT NULL, ham BIGINT NOT NULL);",
         postgres: "CREATE TABLE uce_tokens (hash BIGINT PRIMARY KEY, spam BIGINT NOT NULL, ham BIGINT NOT NULL);",
     },
+    Migration {
+        version: 9,
+        sql: r#"
+CREATE TABLE stats (
+    hour_us BIGINT NOT NULL,
+    metric TEXT NOT NULL,
+    key TEXT NOT NULL,
+    value BIGINT NOT NULL,
+    PRIMARY KEY (hour_us, metric, key)
+);
+"#,
+        sqlite: "",
+        postgres: "",
+    },
 ];
 
 pub async fn run(store: &Store) -> Result<()> {

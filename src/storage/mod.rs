@@ -12,6 +12,7 @@ mod mailbox;
 mod migrations;
 mod queue;
 mod sessions;
+mod stats;
 mod uce;
 mod users;
 
@@ -21,6 +22,7 @@ pub use journal::{AttachmentEntry, JournalEntry, JournalFilter, RcptEntry};
 pub use mailbox::MailboxEntry;
 pub use queue::Queued;
 pub use sessions::WebSession;
+pub use stats::StatDelta;
 pub use uce::{Disposable, Penalty, TOTALS_TOKEN};
 pub use users::{Role, User};
 

@@ -27,6 +27,8 @@ pub struct CaptureOptions {
     pub mailboxes: Option<HashSet<String>>,
     /// Reply to the end of DATA; default `250 2.0.0 Ok: queued as CAPTURE`.
     pub data_reply: Option<String>,
+    /// A message containing the first string gets the second as its reply (and is not kept).
+    pub data_reply_if: Option<(String, String)>,
     /// After answering DATA, hang up (as an idle backend does later) ...
     pub hang_up_after_data: bool,
     /// ... and say `421` first.
@@ -139,6 +141,12 @@ async fn session(s: tokio::net::TcpStream, cap: Capture, opts: CaptureOptions) -
             }
             cur.data = unstuff(&wire);
             cur.wire = wire;
+            let special = opts.data_reply_if.as_ref().filter(|(marker, _)| String::from_utf8_lossy(&cur.data).contains(marker.as_str()));
+            if let Some((_, reply)) = special {
+                cur = Delivery::default();
+                w.write_all(format!("{reply}\r\n").as_bytes()).await?;
+                continue;
+            }
             cap.deliveries.lock().unwrap().push(std::mem::take(&mut cur));
             let reply = opts.data_reply.clone().unwrap_or_else(|| "250 2.0.0 Ok: queued as CAPTURE".into());
             w.write_all(format!("{reply}\r\n").as_bytes()).await?;
