@@ -43,10 +43,17 @@ async fn figures_match_a_known_mix_of_traffic() {
 
     let cfg = gw.dir.path().join("sponts.toml");
     std::fs::write(&cfg, format!("[storage]\ndata_dir = \"{}\"\n", gw.dir.path().display())).unwrap();
-    // The writer commits before each final reply; QUIT's record before 221.
-    let out = Command::new(env!("CARGO_BIN_EXE_sponts")).args(["stats", "--since", "1h", "--json"]).env("SPONTS_CONFIG", &cfg).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let f: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // Figures are written after the replies: wait (bounded) until all six are in.
+    let mut f = serde_json::Value::Null;
+    for _ in 0..50 {
+        let out = Command::new(env!("CARGO_BIN_EXE_sponts")).args(["stats", "--since", "1h", "--json"]).env("SPONTS_CONFIG", &cfg).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        f = serde_json::from_slice(&out.stdout).unwrap();
+        if f["transactions"] == 6 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     let classes = &f["classes"];
     assert_eq!(classes["clean"], 2, "{f}");
     assert_eq!(classes["virus"], 1, "{f}");

@@ -1,7 +1,8 @@
 //! The `report` module's recording side: every finished transaction adds to hourly figures in
 //! SQL (`storage::stats`) — its class (clean, spam, virus, discarded, tempfailed ...), the load in
 //! and out, who decided, and, for spam and viruses, the client IP, sender domain and HELO name
-//! (the top spammers). Written in batches; a report reads hours, never the journal.
+//! (the top spammers). Written in batches after the reply, off the mail's path: figures are not a
+//! record of truth (the journal is), and a crash may lose the last batch of counts.
 
 use async_trait::async_trait;
 
@@ -20,7 +21,13 @@ impl Report {
     pub fn start(store: Store) -> Report {
         let writer = BatchWriter::start(BATCH, move |batch: Vec<Vec<StatDelta>>| {
             let store = store.clone();
-            async move { store.add_stats(&batch.concat()).await }
+            async move {
+                let result = store.add_stats(&batch.concat()).await;
+                if let Err(e) = &result {
+                    tracing::warn!("report: figures not recorded: {e:#}");
+                }
+                result
+            }
         });
         Report { writer }
     }
@@ -76,6 +83,6 @@ impl Module for Report {
     }
 
     async fn finish(&self, record: &TransactionRecord) -> anyhow::Result<()> {
-        self.writer.write(deltas(record)).await
+        self.writer.queue(deltas(record)).await
     }
 }

@@ -32,6 +32,13 @@ impl<T: Send + 'static> BatchWriter<T> {
         BatchWriter { queue }
     }
 
+    /// Queues one item without waiting for its commit (figures that are not a record of truth):
+    /// it waits only while the queue is full.
+    pub async fn queue(&self, item: T) -> anyhow::Result<()> {
+        let (ack, _) = oneshot::channel();
+        self.queue.send((item, ack)).await.map_err(|_| anyhow::anyhow!("the writer has stopped"))
+    }
+
     /// Queues one item and waits until it is committed (or its batch failed).
     pub async fn write(&self, item: T) -> anyhow::Result<()> {
         let (ack, done) = oneshot::channel();
