@@ -132,33 +132,12 @@ fn virus_without_clamd_is_a_config_error() {
     assert!(e.contains("virus.clamd: `nonsense` is neither HOST:PORT nor a socket path"), "{e}");
 }
 
-/// A minimal zip archive (stored, empty entries) with these file names.
+/// A zip archive with these (empty) files, made by Python's zipfile.
 fn zip(names: &[&str]) -> Vec<u8> {
-    let (mut local, mut central) = (Vec::new(), Vec::new());
-    for n in names {
-        let offset = local.len() as u32;
-        local.extend_from_slice(b"PK\x03\x04");
-        local.extend_from_slice(&[0; 22]);
-        local.extend_from_slice(&(n.len() as u16).to_le_bytes());
-        local.extend_from_slice(&[0; 2]);
-        local.extend_from_slice(n.as_bytes());
-        central.extend_from_slice(b"PK\x01\x02");
-        central.extend_from_slice(&[0; 24]);
-        central.extend_from_slice(&(n.len() as u16).to_le_bytes());
-        central.extend_from_slice(&[0; 12]);
-        central.extend_from_slice(&offset.to_le_bytes());
-        central.extend_from_slice(n.as_bytes());
-    }
-    let cd_offset = local.len() as u32;
-    let mut out = local;
-    out.extend_from_slice(&central);
-    out.extend_from_slice(b"PK\x05\x06\0\0\0\0");
-    out.extend_from_slice(&(names.len() as u16).to_le_bytes());
-    out.extend_from_slice(&(names.len() as u16).to_le_bytes());
-    out.extend_from_slice(&(central.len() as u32).to_le_bytes());
-    out.extend_from_slice(&cd_offset.to_le_bytes());
-    out.extend_from_slice(&[0; 2]);
-    out
+    let script = "import io, sys, zipfile\nb = io.BytesIO()\nwith zipfile.ZipFile(b, 'w', zipfile.ZIP_DEFLATED) as z:\n    [z.writestr(n, 'content of ' + n) for n in sys.argv[1:]]\nsys.stdout.buffer.write(b.getvalue())\n";
+    let out = std::process::Command::new("python3").arg("-c").arg(script).args(names).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    out.stdout
 }
 
 #[tokio::test]

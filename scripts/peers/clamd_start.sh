@@ -7,7 +7,7 @@
 # Usage: scripts/peers/clamd_start.sh PORT DIR      (PORT 0 = pick a free port)
 #   Waits (at most SPONTS_PEER_WAIT seconds, default 60) until clamd answers PING, then prints
 #   CLAMD_PORT=N, CLAMD_PID=N, CLAMD_SOCKET=PATH, CLAMD_DIR=... one per line; exit 1 on failure.
-# Stop:  scripts/peers/clamd_stop.sh DIR
+# Stop:  scripts/peers/stop.sh DIR
 # Needs the Debian package clamav-daemon and python3.
 set -euo pipefail
 PORT="${1:?usage: clamd_start.sh PORT DIR}"

@@ -12,7 +12,7 @@
 #   Env SPONTS_RSPAMD_HSCACHE: hyperscan cache dir (default DIR/hs; a dir shared between runs
 #   saves ~0.5 s per start).
 # Test:  curl -s --data-binary @msg.eml http://127.0.0.1:PORT/checkv2
-# Stop:  scripts/peers/rspamd_stop.sh DIR
+# Stop:  scripts/peers/stop.sh DIR
 # Needs Debian packages rspamd and python3.
 set -euo pipefail
 PORT="${1:?usage: rspamd_start.sh PORT DIR}"

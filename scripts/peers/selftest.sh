@@ -12,7 +12,7 @@ cleanup() {
   [ -n "$DNS_PID" ] && kill "$DNS_PID" 2>/dev/null
   for d in "$T"/spamd-* "$T"/rspamd; do
     [ -d "$d" ] || continue
-    case "$d" in *rspamd) "$HERE/rspamd_stop.sh" "$d" ;; *) "$HERE/spamd_stop.sh" "$d" ;; esac
+    "$HERE/stop.sh" "$d"
   done
   rm -rf "$T"
 }

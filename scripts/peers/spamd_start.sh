@@ -9,7 +9,7 @@
 #                         =minimal: only GTUBE + the test rules (faster start; ham scores 0).
 #   Waits (at most SPONTS_PEER_WAIT seconds, default 60) until spamd answers PING, then prints
 #   SPAMD_PORT=N, SPAMD_PID=N, SPAMD_DIR=..., SPAMD_STARTUP_S=... one per line; exit 1 on failure.
-# Stop:  scripts/peers/spamd_stop.sh DIR
+# Stop:  scripts/peers/stop.sh DIR
 # Needs Debian packages spamd (Debian 12; spamassassin on older releases) and python3.
 set -euo pipefail
 PORT="${1:?usage: spamd_start.sh PORT DIR}"

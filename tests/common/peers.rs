@@ -84,7 +84,7 @@ impl Engine {
         assert!(out.status.success(), "{name} did not start:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
         let key = format!("{}_PORT=", name.to_uppercase());
         let port = stdout.lines().find_map(|l| l.strip_prefix(key.as_str())).unwrap_or_else(|| panic!("no {key} in {stdout}")).trim().parse().unwrap();
-        Engine { port, stop: script(&format!("{name}_stop.sh")), dir }
+        Engine { port, stop: script("stop.sh"), dir }
     }
 
     pub fn address(&self) -> String {

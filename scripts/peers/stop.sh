@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Stop the rspamd started by rspamd_start.sh for sponts tests: SIGTERM to the PID saved in
-# DIR/peer.pid (the main process stops its workers); SIGKILL to it and its children after 10 s.
-# Usage: scripts/peers/rspamd_stop.sh DIR
+# Stop a peer started by one of the scripts/peers/*_start.sh scripts (spamd, rspamd, clamd):
+# SIGTERM to the PID saved in DIR/peer.pid (the main process stops its workers); SIGKILL to it
+# and its children after 10 s.
+# Usage: scripts/peers/stop.sh DIR
 set -u
-DIR="${1:?usage: rspamd_stop.sh DIR}"
-PID=$(cat "$DIR/peer.pid" 2>/dev/null) || { echo "rspamd_stop.sh: no pid file in $DIR" >&2; exit 0; }
+DIR="${1:?usage: stop.sh DIR}"
+PID=$(cat "$DIR/peer.pid" 2>/dev/null) || exit 0
 # Running and not a zombie (the daemon was reparented; its reaper may be slow).
 alive() { local st; read -r st 2>/dev/null < "/proc/$1/stat" || return 1; st=${st##*) }; [ "${st%% *}" != Z ]; }
 if alive "$PID"; then
