@@ -4,7 +4,6 @@
 pub mod access;
 pub mod backup;
 pub mod journal;
-pub mod report;
 pub mod uce;
 pub mod virus;
 
@@ -16,10 +15,10 @@ use crate::pipeline::{Module, Pipeline};
 use crate::storage::Store;
 
 /// Every module name the config may list.
-pub const KNOWN: &[&str] = &["access", "virus", "uce", "backup", "journal", "report"];
+pub const KNOWN: &[&str] = &["access", "virus", "uce", "backup", "journal"];
 
 /// Modules that need no outside service: they run when the config has no `modules` list.
-pub const DEFAULT: &[&str] = &["access", "uce", "backup", "journal", "report"];
+pub const DEFAULT: &[&str] = &["access", "uce", "backup", "journal"];
 
 /// Builds the pipeline in the configured order.
 pub fn build(config: &Config, store: &Store) -> Result<Pipeline> {
@@ -36,7 +35,6 @@ pub fn build(config: &Config, store: &Store) -> Result<Pipeline> {
             "journal" => Arc::new(journal::Journal::start(store.clone())),
             "uce" => Arc::new(uce::Uce::new(config, store.clone())?),
             "virus" => Arc::new(virus::Virus::new(config)),
-            "report" => Arc::new(report::Report::start(store.clone())),
             other => anyhow::bail!("modules: unknown module `{other}`"),
         };
         modules.push(m);
