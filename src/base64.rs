@@ -1,4 +1,4 @@
-//! Standard base64 (RFC 4648) decoding, for SASL PLAIN.
+//! Standard base64 (RFC 4648): decoding for SASL PLAIN, encoding for the report mail's parts.
 
 pub fn decode(s: &str) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(s.len() * 3 / 4);
@@ -24,8 +24,43 @@ pub fn decode(s: &str) -> Option<Vec<u8>> {
     Some(out)
 }
 
+pub fn encode(data: &[u8]) -> String {
+    const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+    for chunk in data.chunks(3) {
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ABC[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn encodes_and_decodes_back() {
+        for (plain, coded) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foobar", "Zm9vYmFy"),
+        ] {
+            assert_eq!(super::encode(plain.as_bytes()), coded);
+            assert_eq!(super::decode(coded).unwrap(), plain.as_bytes());
+        }
+    }
+
     #[test]
     fn decodes() {
         assert_eq!(super::decode("AGFsaWNlAHNlY3JldA==").unwrap(), b"\0alice\0secret");

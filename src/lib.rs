@@ -16,6 +16,8 @@
 //!   [`pop3`]: emergency access to that mail over POP3.
 //! - [`replay`]: a kept message delivered again; [`digest`]: the "held back for you" mail and its
 //!   signed links; [`auth`]: passwords.
+//! - [`report`]: the Report — figures per hour in SQL, the dashboard's charts and tables, the
+//!   report mail; the journal writes its part, a job adds connections, sessions and scanners.
 //! - [`web`]: the web UI and JSON API (sessions, CSRF, who may see what).
 //! - [`config`]: the TOML config, validated at start with the key named in every error.
 //! - [`cli`]: the subcommands other than `serve`.
@@ -34,6 +36,7 @@ pub mod pipeline;
 pub mod pop3;
 pub mod queue;
 pub mod replay;
+pub mod report;
 pub mod scanners;
 pub mod server;
 pub mod smtp;
@@ -45,7 +48,10 @@ pub struct Running {
     pub smtp: server::Server,
     pub web: Option<web::WebServer>,
     pub pop3: Option<pop3::Pop3Server>,
+    pub metrics: Option<web::WebServer>,
     pub store: storage::Store,
+    sampler: std::sync::Arc<report::live::Sampler>,
+    config: config::Config,
 }
 
 impl Running {
@@ -57,7 +63,14 @@ impl Running {
         if let Some(p) = self.pop3 {
             p.stop();
         }
+        if let Some(m) = self.metrics {
+            m.stop();
+        }
         self.smtp.shutdown(grace).await;
+        // The last minute's live figures.
+        if let Err(e) = report::sample(&self.config, &self.store, &self.sampler).await {
+            tracing::warn!("report figures not written at shutdown: {e:#}");
+        }
         self.store.close().await;
     }
 }
@@ -74,6 +87,13 @@ pub async fn start(config: config::Config) -> anyhow::Result<Running> {
         tokio::spawn(queue::runner(config.clone(), store.clone()));
     }
     let pop3 = if config.pop3.enabled { Some(pop3::start(config.clone(), store.clone()).await?) } else { None };
+    let metrics = match config.report.metrics_listen {
+        Some(addr) => Some(web::metrics::serve(addr, config.clone(), store.clone()).await?),
+        None => None,
+    };
+    let sampler = std::sync::Arc::new(report::live::Sampler::default());
+    tokio::spawn(report::job(config.clone(), store.clone(), sampler.clone()));
+    let report_config = config.clone();
     let smtp = server::Server::start(config, pipeline, store.clone()).await?;
-    Ok(Running { smtp, web, pop3, store })
+    Ok(Running { smtp, web, pop3, metrics, store, sampler, config: report_config })
 }

@@ -88,8 +88,17 @@ enum Cmd {
         /// The period (e.g. 24h, 7d).
         #[arg(long, value_parser = parse_duration, default_value = "24h")]
         since: Duration,
+        /// Series buckets: hour, day, week or month (default: by the period's length).
+        #[arg(long, value_parser = parse_bucket)]
+        bucket: Option<sponts::report::figures::Bucket>,
         #[arg(long)]
         json: bool,
+        /// Mail the report (HTML with charts, and text) through the backend.
+        #[arg(long)]
+        mail: bool,
+        /// With --mail: the recipients (default: report.mail_to, or every admin).
+        #[arg(long, value_name = "ADDR")]
+        to: Vec<String>,
     },
     /// Train the built-in spam filter: every file in each directory is one message.
     Learn {
@@ -207,6 +216,10 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     Duration::parse(s).ok_or_else(|| format!("`{s}` is not a duration (e.g. 30s, 5m, 2h, 7d)"))
 }
 
+fn parse_bucket(s: &str) -> Result<sponts::report::figures::Bucket, String> {
+    sponts::report::figures::Bucket::parse(s).ok_or_else(|| format!("`{s}` is not a bucket (hour, day, week or month)"))
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
@@ -286,11 +299,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 };
                 Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
             }
-            Cmd::Stats { since, json } => {
+            Cmd::Stats { since, bucket, json, mail, to } => {
                 let store = sponts::storage::Store::open(&config.storage.database_location()).await?;
                 let since_us = sponts::clock::now_us() - since.0.as_micros() as i64;
-                sponts::cli::stats::run(&store, since_us, json, &mut std::io::stdout().lock()).await?;
-                Ok(ExitCode::SUCCESS)
+                let args = sponts::cli::stats::StatsArgs { since_us, bucket, json, mail, to };
+                let ok = sponts::cli::stats::run(&config, &store, args, &mut std::io::stdout().lock()).await?;
+                Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
             }
             Cmd::Learn { spam, ham } => {
                 let store = sponts::storage::Store::open(&config.storage.database_location()).await?;

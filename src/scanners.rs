@@ -44,6 +44,36 @@ pub fn calls(scanner: &str, result: &str) -> u64 {
     }
 }
 
+/// Calls of every scanner by result, in [`SCANNERS`] × [`RESULTS`] order.
+pub fn all_calls() -> Vec<u64> {
+    STATS
+        .iter()
+        .flat_map(|s| s.results.iter().map(|n| n.load(Relaxed)))
+        .collect()
+}
+
+/// Every scanner's cumulative latency buckets, in [`SCANNERS`] × [`BUCKETS`] order.
+pub fn all_buckets() -> Vec<u64> {
+    STATS
+        .iter()
+        .flat_map(|s| s.buckets.iter().map(|n| n.load(Relaxed)))
+        .collect()
+}
+
+/// The smallest bucket bound that holds `q` (0..1) of `count` calls, from cumulative bucket
+/// counts in [`BUCKETS`] order; `None`: beyond the last bound (or no calls).
+pub fn quantile(cumulative: &[u64], count: u64, q: f64) -> Option<f64> {
+    if count == 0 {
+        return None;
+    }
+    let wanted = (count as f64 * q).ceil().max(1.0) as u64;
+    BUCKETS
+        .iter()
+        .zip(cumulative)
+        .find(|(_, n)| **n >= wanted)
+        .map(|(le, _)| *le)
+}
+
 /// The Prometheus text for every scanner: `sponts_scanner_calls_total` and the
 /// `sponts_scanner_duration_seconds` histogram (cumulative buckets).
 pub fn prometheus() -> String {
@@ -85,5 +115,19 @@ mod tests {
         };
         assert!(bucket("0.025") < bucket("0.05"), "30 ms is above 25 ms and within 50 ms");
         assert!(bucket("0.05") <= bucket("+Inf"));
+    }
+
+    #[test]
+    fn quantiles_from_cumulative_buckets() {
+        // 10 calls: 6 within 10 ms, 9 within 100 ms, one beyond 10 s.
+        let cum = [0, 6, 6, 6, 9, 9, 9, 9, 9, 9];
+        assert_eq!(quantile(&cum, 10, 0.5), Some(0.01));
+        assert_eq!(quantile(&cum, 10, 0.9), Some(0.1));
+        assert_eq!(
+            quantile(&cum, 10, 0.95),
+            None,
+            "the slowest call is beyond the last bound"
+        );
+        assert_eq!(quantile(&cum, 0, 0.5), None);
     }
 }

@@ -206,12 +206,15 @@ async fn accept_loop(listener: TcpListener, gw: Arc<Gateway>, limits: Arc<Limits
         match limits.take(peer.ip(), smtp.max_connections, smtp.max_connections_per_ip) {
             Some(slot) => {
                 let gw = gw.clone();
+                crate::report::live::session_opened();
                 tokio::spawn(async move {
                     serve(stream, peer, gw).await;
+                    crate::report::live::session_closed();
                     drop(slot);
                 });
             }
             None => {
+                crate::report::live::connection_refused();
                 tracing::info!(%peer, "connection refused: too many connections");
                 tokio::spawn(refuse(stream, replies::too_many_connections()));
             }

@@ -13,7 +13,9 @@ use std::path::{Path, PathBuf};
 use crate::net::Cidr;
 
 mod uce;
+mod report;
 mod virus;
+pub use report::{MailEvery, ReportConfig};
 pub use virus::{OnScanError, VirusConfig};
 pub use uce::{AuthConfig, CallbackConfig, DisposablePosition, DnsList, EngineConfig, GreylistConfig, LearningConfig, SpamPolicy, UceConfig};
 
@@ -35,6 +37,7 @@ pub struct Config {
     pub pop3: Pop3Config,
     pub uce: UceConfig,
     pub virus: VirusConfig,
+    pub report: ReportConfig,
 }
 
 /// POP3 emergency access: users read their new mail while the mail server is down.
@@ -335,7 +338,7 @@ impl fmt::Display for ConfigErrors {
 
 impl std::error::Error for ConfigErrors {}
 
-const SECTIONS: &[&str] = &["smtp", "backend", "domains", "storage", "log", "modules", "access", "backup", "web", "digest", "queue", "pop3", "uce", "virus"];
+const SECTIONS: &[&str] = &["smtp", "backend", "domains", "storage", "log", "modules", "access", "backup", "web", "digest", "queue", "pop3", "uce", "virus", "report"];
 
 impl Config {
     /// Reads and validates a file; the errors name the file's keys.
@@ -375,6 +378,7 @@ impl Config {
             pop3: section(&table, "pop3", &mut errors),
             uce: section(&table, "uce", &mut errors),
             virus: section(&table, "virus", &mut errors),
+            report: section(&table, "report", &mut errors),
         };
         errors.extend(config.validate());
         if errors.is_empty() { Ok(config) } else { Err(ConfigErrors(errors)) }
@@ -464,6 +468,7 @@ impl Config {
         }
         uce::collect(self, &mut errors);
         virus::collect(self, &mut errors);
+        report::collect(self, &mut errors);
         errors
     }
 

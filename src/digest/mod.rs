@@ -47,6 +47,11 @@ fn sender(config: &Config) -> String {
     if !config.digest.from.is_empty() {
         return config.digest.from.clone();
     }
+    default_sender(config)
+}
+
+/// The sender of sponts' own mail when none is configured: postmaster@ the first local domain.
+pub fn default_sender(config: &Config) -> String {
     format!("postmaster@{}", config.domains.local.first().map(String::as_str).unwrap_or("localhost"))
 }
 

@@ -5,7 +5,7 @@
 use anyhow::Result;
 use sqlx::Row;
 
-use super::{with_pool, Store};
+use super::{with_pool, BeginWrite, Store};
 
 /// A compressed message ready to be stored.
 #[derive(Debug, Clone)]
@@ -28,7 +28,7 @@ pub struct Purged {
 impl Store {
     pub async fn insert_bodies(&self, bodies: &[StoredBody]) -> Result<()> {
         with_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             for b in bodies {
                 sqlx::query("INSERT INTO backup (id, time_us, size, stored_size, body) VALUES ($1, $2, $3, $4, $5)")
                     .bind(&b.id)

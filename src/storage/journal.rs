@@ -5,7 +5,7 @@ use anyhow::Result;
 use serde::Serialize;
 use sqlx::Row;
 
-use super::{with_pool, Store};
+use super::{with_pool, BeginWrite, Store};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct JournalEntry {
@@ -180,7 +180,7 @@ impl Store {
             entries.iter().flat_map(|e| e.attachments.iter().enumerate().map(move |(i, a)| (e.id.as_str(), i as i32, a))).collect();
         let parties = parties(entries);
         with_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             for chunk in entries.chunks(ROWS_PER_STATEMENT) {
                 let sql = format!(
                     "INSERT INTO journal (id, time_us, client_ip, client_port, helo, tls, sender, subject, message_id, size, outcome, decided_by, final_reply, replay_of, actor, search_text, flag, notes) VALUES {}",

@@ -4,7 +4,7 @@
 use anyhow::Result;
 use sqlx::Row;
 
-use super::{with_pool, Store};
+use super::{with_pool, BeginWrite, Store};
 
 /// One message of a POP3 view. `uid` is the transaction id: stable across sessions and across
 /// the move from queue to delivered.
@@ -69,7 +69,7 @@ impl Store {
     /// DELE, committed at QUIT: the message leaves this user's POP3 view, nothing else.
     pub async fn pop3_hide(&self, address: &str, uids: &[String]) -> Result<()> {
         with_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             for uid in uids {
                 sqlx::query("INSERT INTO pop3_hidden (address, message_id) VALUES ($1, $2) ON CONFLICT (address, message_id) DO NOTHING")
                     .bind(address.to_lowercase())

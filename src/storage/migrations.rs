@@ -3,7 +3,7 @@
 
 use anyhow::{Context, Result};
 
-use super::{with_pool, Store};
+use super::{with_pool, BeginWrite, Store};
 
 struct Migration {
     version: i64,
@@ -271,11 +271,22 @@ CREATE TABLE stats (
         sqlite: "",
         postgres: "",
     },
+    Migration {
+        version: 10,
+        sql: r#"
+CREATE TABLE report_mail (
+    period TEXT PRIMARY KEY,
+    sent_us BIGINT NOT NULL
+);
+"#,
+        sqlite: "",
+        postgres: "",
+    },
 ];
 
 pub async fn run(store: &Store) -> Result<()> {
     with_pool!(store, pool => {
-        let mut tx = pool.begin().await?;
+        let mut tx = pool.begin_write().await?;
         if let Store::Postgres(_) = store {
             sqlx::query("SELECT pg_advisory_xact_lock(7418522)").execute(&mut *tx).await?;
         }

@@ -12,7 +12,7 @@ mod mailbox;
 mod migrations;
 mod queue;
 mod sessions;
-mod stats;
+pub mod stats;
 mod uce;
 mod users;
 
@@ -50,6 +50,34 @@ macro_rules! with_pool {
     };
 }
 pub(crate) use with_pool;
+
+/// Opens a transaction that writes. On SQLite it takes the write lock at BEGIN (IMMEDIATE), where
+/// the busy timeout applies: a deferred transaction that has read first cannot wait for the lock
+/// once another connection committed, and fails at once with "database is locked".
+pub(crate) trait BeginWrite {
+    type Db: sqlx::Database;
+    fn begin_write(
+        &self,
+    ) -> impl Future<Output = sqlx::Result<sqlx::Transaction<'static, Self::Db>>> + Send;
+}
+
+impl BeginWrite for SqlitePool {
+    type Db = sqlx::Sqlite;
+    fn begin_write(
+        &self,
+    ) -> impl Future<Output = sqlx::Result<sqlx::Transaction<'static, sqlx::Sqlite>>> + Send {
+        self.begin_with("BEGIN IMMEDIATE")
+    }
+}
+
+impl BeginWrite for PgPool {
+    type Db = sqlx::Postgres;
+    fn begin_write(
+        &self,
+    ) -> impl Future<Output = sqlx::Result<sqlx::Transaction<'static, sqlx::Postgres>>> + Send {
+        self.begin()
+    }
+}
 
 impl Store {
     /// Opens (creating if needed) the database and brings its schema up to date.

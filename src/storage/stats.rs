@@ -3,6 +3,10 @@
 //! (one writer, one commit). Reports over any range read hours, not journal records, so a month
 //! over ten million records is a few thousand rows.
 //!
+//! Besides the journal's figures, the report job adds this node's live figures each minute
+//! (connections, peak concurrent sessions, queue length, scanner calls and latency buckets), and
+//! compacts the top lists of finished hours and days to their leading keys.
+//!
 //! Classes: `clean`, `tagged`, `spam`, `virus` (also blocked attachments), `discarded` (traps,
 //! quarantine), `tempfailed`, `refused` (other refusals), `abandoned`. For spam, viruses and
 //! discarded mail the client IP, sender domain, HELO name and reason feed the top lists.
@@ -12,13 +16,18 @@ use sqlx::Row;
 use std::collections::BTreeMap;
 
 use super::journal::JournalEntry;
-use super::{with_pool, Store};
+use super::{BeginWrite, Store, with_pool};
 
 /// One increment: hour (start, µs), metric, key, amount.
 pub type StatDelta = (i64, String, String, i64);
 
 const ROWS: usize = 200;
-const HOUR_US: i64 = 3_600_000_000;
+pub const HOUR_US: i64 = 3_600_000_000;
+pub const DAY_US: i64 = 24 * HOUR_US;
+/// The top-list metrics: keys are `value\treason`.
+pub const TOP_METRICS: [&str; 3] = ["spam_ip", "spam_sender_domain", "spam_helo"];
+/// What the keys beyond a compacted top list are summed into.
+pub const OTHERS: &str = "(others)";
 
 /// What became of a transaction, for the rates.
 pub fn class(e: &JournalEntry) -> &'static str {
@@ -39,7 +48,9 @@ pub fn deltas(entries: &[JournalEntry]) -> Vec<StatDelta> {
     let mut d: Vec<StatDelta> = Vec::new();
     for e in entries.iter().filter(|e| e.replay_of.is_none()) {
         let hour = e.time_us - e.time_us.rem_euclid(HOUR_US);
-        let mut add = |metric: &str, key: &str, value: i64| d.push((hour, metric.to_string(), key.to_string(), value));
+        let mut add = |metric: &str, key: &str, value: i64| {
+            d.push((hour, metric.to_string(), key.to_string(), value))
+        };
         let class = class(e);
         add("class", class, 1);
         add("decided_by", &e.decided_by, 1);
@@ -55,11 +66,24 @@ pub fn deltas(entries: &[JournalEntry]) -> Vec<StatDelta> {
             add("queued", "", 1);
         }
         if matches!(class, "spam" | "virus" | "discarded") {
-            let domain = e.sender.rsplit_once('@').map_or("<>", |(_, d)| d).to_ascii_lowercase();
-            add("spam_ip", &e.client_ip, 1);
-            add("spam_sender_domain", &domain, 1);
-            add("spam_helo", &e.helo.chars().take(100).collect::<String>().to_ascii_lowercase(), 1);
-            add("spam_reason", &format!("{class} by {}", e.decided_by), 1);
+            // Each top-list key carries its reason (after a tab), for the reason mix per entry.
+            let reason = format!("{class} by {}", e.decided_by);
+            let domain = e
+                .sender
+                .rsplit_once('@')
+                .map_or("<>", |(_, d)| d)
+                .to_ascii_lowercase();
+            let helo: String = e
+                .helo
+                .chars()
+                .take(100)
+                .filter(|c| *c != '\t')
+                .collect::<String>()
+                .to_ascii_lowercase();
+            add("spam_ip", &format!("{}\t{reason}", e.client_ip), 1);
+            add("spam_sender_domain", &format!("{domain}\t{reason}"), 1);
+            add("spam_helo", &format!("{helo}\t{reason}"), 1);
+            add("spam_reason", &reason, 1);
         }
     }
     d
@@ -75,7 +99,10 @@ fn summed(deltas: &[StatDelta]) -> Vec<((i64, &str, &str), i64)> {
 }
 
 /// Adds increments inside the caller's transaction (the journal's batch).
-pub(super) async fn add_in<'c, DB: sqlx::Database>(tx: &mut sqlx::Transaction<'c, DB>, deltas: &[StatDelta]) -> Result<()>
+pub(super) async fn add_in<'c, DB: sqlx::Database>(
+    tx: &mut sqlx::Transaction<'c, DB>,
+    deltas: &[StatDelta],
+) -> Result<()>
 where
     for<'e> &'e mut DB::Connection: sqlx::Executor<'e, Database = DB>,
     for<'q> &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
@@ -84,8 +111,21 @@ where
 {
     let rows = summed(deltas);
     for chunk in rows.chunks(ROWS) {
-        let values = (0..chunk.len()).map(|i| format!("(${}, ${}, ${}, ${})", i * 4 + 1, i * 4 + 2, i * 4 + 3, i * 4 + 4)).collect::<Vec<_>>().join(", ");
-        let sql = format!("INSERT INTO stats (hour_us, metric, key, value) VALUES {values} ON CONFLICT (hour_us, metric, key) DO UPDATE SET value = stats.value + excluded.value");
+        let values = (0..chunk.len())
+            .map(|i| {
+                format!(
+                    "(${}, ${}, ${}, ${})",
+                    i * 4 + 1,
+                    i * 4 + 2,
+                    i * 4 + 3,
+                    i * 4 + 4
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "INSERT INTO stats (hour_us, metric, key, value) VALUES {values} ON CONFLICT (hour_us, metric, key) DO UPDATE SET value = stats.value + excluded.value"
+        );
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
         for ((h, m, k), v) in chunk {
             q = q.bind(*h).bind(*m).bind(*k).bind(*v);
@@ -95,32 +135,126 @@ where
     Ok(())
 }
 
+/// Raises rows to at least the given values inside the caller's transaction (peaks).
+async fn max_in<'c, DB: sqlx::Database>(
+    tx: &mut sqlx::Transaction<'c, DB>,
+    rows: &[StatDelta],
+) -> Result<()>
+where
+    for<'e> &'e mut DB::Connection: sqlx::Executor<'e, Database = DB>,
+    for<'q> &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> <DB as sqlx::Database>::Arguments: sqlx::IntoArguments<DB>,
+{
+    for (h, m, k, v) in rows {
+        sqlx::query("INSERT INTO stats (hour_us, metric, key, value) VALUES ($1, $2, $3, $4) ON CONFLICT (hour_us, metric, key) DO UPDATE SET value = CASE WHEN excluded.value > stats.value THEN excluded.value ELSE stats.value END")
+            .bind(*h).bind(m.as_str()).bind(k.as_str()).bind(*v).execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
 impl Store {
-    /// Adds the increments in a transaction of their own.
-    pub async fn add_stats(&self, deltas: &[StatDelta]) -> Result<()> {
+    /// A node's live figures: `sums` are added, `peaks` kept as the hour's maximum.
+    pub async fn add_live_stats(&self, sums: &[StatDelta], peaks: &[StatDelta]) -> Result<()> {
         with_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
-            add_in(&mut tx, deltas).await?;
+            let mut tx = pool.begin_write().await?;
+            add_in(&mut tx, sums).await?;
+            max_in(&mut tx, peaks).await?;
             tx.commit().await?;
             Ok(())
         })
     }
 
-    /// Totals per (metric, key) over hours in `[since_us, until_us)`.
-    pub async fn stats_totals(&self, since_us: i64, until_us: i64) -> Result<Vec<(String, String, i64)>> {
+    /// Every row of `[since_us, until_us)` except the top lists: (hour, metric, key, value).
+    pub async fn stats_rows(&self, since_us: i64, until_us: i64) -> Result<Vec<StatDelta>> {
         with_pool!(self, pool => {
-            let rows = sqlx::query("SELECT metric, key, CAST(SUM(value) AS BIGINT) AS total FROM stats WHERE hour_us >= $1 AND hour_us < $2 GROUP BY metric, key ORDER BY metric, total DESC, key")
+            let rows = sqlx::query("SELECT hour_us, metric, key, value FROM stats WHERE hour_us >= $1 AND hour_us < $2 AND metric NOT IN ('spam_ip', 'spam_sender_domain', 'spam_helo')")
                 .bind(since_us).bind(until_us).fetch_all(pool).await?;
-            rows.iter().map(|r| Ok((r.try_get("metric")?, r.try_get("key")?, r.try_get("total")?))).collect()
+            rows.iter().map(|r| Ok((r.try_get("hour_us")?, r.try_get("metric")?, r.try_get("key")?, r.try_get("value")?))).collect()
         })
     }
 
-    /// One metric per hour in `[since_us, until_us)`: (hour, key, value).
-    pub async fn stats_hours(&self, metric: &str, since_us: i64, until_us: i64) -> Result<Vec<(i64, String, i64)>> {
+    /// One top list's keys (`value\treason`) summed over `[since_us, until_us)`.
+    pub async fn stats_top(
+        &self,
+        metric: &str,
+        since_us: i64,
+        until_us: i64,
+    ) -> Result<Vec<(String, i64)>> {
         with_pool!(self, pool => {
-            let rows = sqlx::query("SELECT hour_us, key, value FROM stats WHERE metric = $1 AND hour_us >= $2 AND hour_us < $3 ORDER BY hour_us, key")
+            let rows = sqlx::query("SELECT key, CAST(SUM(value) AS BIGINT) AS total FROM stats WHERE metric = $1 AND hour_us >= $2 AND hour_us < $3 GROUP BY key")
                 .bind(metric).bind(since_us).bind(until_us).fetch_all(pool).await?;
-            rows.iter().map(|r| Ok((r.try_get("hour_us")?, r.try_get("key")?, r.try_get("value")?))).collect()
+            rows.iter().map(|r| Ok((r.try_get("key")?, r.try_get("total")?))).collect()
+        })
+    }
+
+    /// Folds the top-list rows of `[from_us, to_us)` into rows at `from_us`, keeping the `keep`
+    /// leading keys of each list and summing the rest into [`OTHERS`]. Idempotent; several nodes
+    /// may run it (serialized by the write lock on SQLite, an advisory lock on PostgreSQL).
+    pub async fn compact_top_lists(&self, from_us: i64, to_us: i64, keep: usize) -> Result<()> {
+        with_pool!(self, pool => {
+            let mut tx = pool.begin_write().await?;
+            if let Store::Postgres(_) = self {
+                sqlx::query("SELECT pg_advisory_xact_lock(7418523)").execute(&mut *tx).await?;
+            }
+            for metric in TOP_METRICS {
+                let rows = sqlx::query("SELECT key, CAST(SUM(value) AS BIGINT) AS total FROM stats WHERE metric = $1 AND hour_us >= $2 AND hour_us < $3 GROUP BY key")
+                    .bind(metric).bind(from_us).bind(to_us).fetch_all(&mut *tx).await?;
+                if rows.is_empty() {
+                    continue;
+                }
+                let mut totals: Vec<(String, i64)> = rows.iter().map(|r| Ok((r.try_get("key")?, r.try_get("total")?))).collect::<Result<_>>()?;
+                totals.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+                let mut others: i64 = 0;
+                let mut kept: Vec<StatDelta> = Vec::new();
+                for (key, total) in totals {
+                    if kept.len() < keep && !key.starts_with(OTHERS) {
+                        kept.push((from_us, metric.to_string(), key, total));
+                    } else {
+                        others += total;
+                    }
+                }
+                if others > 0 {
+                    kept.push((from_us, metric.to_string(), format!("{OTHERS}\t"), others));
+                }
+                sqlx::query("DELETE FROM stats WHERE metric = $1 AND hour_us >= $2 AND hour_us < $3").bind(metric).bind(from_us).bind(to_us).execute(&mut *tx).await?;
+                add_in(&mut tx, &kept).await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    /// Was the report of this period mailed (or is it being mailed)?
+    pub async fn report_mailed(&self, period: &str) -> Result<bool> {
+        with_pool!(self, pool => {
+            Ok(sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM report_mail WHERE period = $1").bind(period).fetch_one(pool).await? > 0)
+        })
+    }
+
+    /// Claims a period's report mail; false when another node (or an earlier run) has it.
+    pub async fn claim_report_mail(&self, period: &str, now_us: i64) -> Result<bool> {
+        with_pool!(self, pool => {
+            let r = sqlx::query("INSERT INTO report_mail (period, sent_us) VALUES ($1, $2) ON CONFLICT (period) DO NOTHING").bind(period).bind(now_us).execute(pool).await?;
+            Ok(r.rows_affected() == 1)
+        })
+    }
+
+    /// Gives a claim back after a failed delivery.
+    pub async fn release_report_mail(&self, period: &str) -> Result<()> {
+        with_pool!(self, pool => {
+            sqlx::query("DELETE FROM report_mail WHERE period = $1").bind(period).execute(pool).await?;
+            Ok(())
+        })
+    }
+
+    /// Adds the increments in a transaction of their own.
+    pub async fn add_stats(&self, deltas: &[StatDelta]) -> Result<()> {
+        with_pool!(self, pool => {
+            let mut tx = pool.begin_write().await?;
+            add_in(&mut tx, deltas).await?;
+            tx.commit().await?;
+            Ok(())
         })
     }
 }

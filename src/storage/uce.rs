@@ -5,7 +5,7 @@ use anyhow::Result;
 use serde::Serialize;
 use sqlx::Row;
 
-use super::{with_pool, Store};
+use super::{with_pool, BeginWrite, Store};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Disposable {
@@ -199,12 +199,7 @@ impl Store {
         let kind = if spam { "spam" } else { "ham" };
         let now = crate::clock::now_us();
         with_pool!(self, pool => {
-            // SQLite: take the write lock at once (a deferred transaction that reads first fails
-            // when another writer commits in between).
-            let mut tx = match self {
-                Store::Sqlite(_) => pool.begin_with("BEGIN IMMEDIATE").await?,
-                Store::Postgres(_) => pool.begin().await?,
-            };
+            let mut tx = pool.begin_write().await?;
             // Claim the message first, so two nodes learning it at once count it once.
             let claimed = sqlx::query("INSERT INTO uce_learned (message, kind, time_us) VALUES ($1, $2, $3) ON CONFLICT (message) DO NOTHING")
                 .bind(message).bind(kind).bind(now).execute(&mut *tx).await?.rows_affected() == 1;

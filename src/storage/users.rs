@@ -5,7 +5,7 @@ use anyhow::Result;
 use serde::Serialize;
 use sqlx::Row;
 
-use super::{with_pool, Store};
+use super::{with_pool, BeginWrite, Store};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -60,7 +60,7 @@ impl Store {
     /// Returns false when there is no such user. Ends the user's sessions.
     pub async fn set_password(&self, address: &str, password_hash: &str) -> Result<bool> {
         with_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let r = sqlx::query("UPDATE users SET password_hash = $1 WHERE address = $2").bind(password_hash).bind(address.to_lowercase()).execute(&mut *tx).await?;
             // A new password ends every session of the old one.
             sqlx::query("DELETE FROM web_sessions WHERE address = $1").bind(address.to_lowercase()).execute(&mut *tx).await?;

@@ -30,7 +30,7 @@ pub fn url(s: &str) -> String {
 pub fn page(title: &str, viewer: Option<&Viewer>, body: &str) -> String {
     let nav = match viewer {
         Some(v) => {
-            let admin = if v.is_admin() { r#"<a href="/admin/queue">Queue</a><a href="/admin/users">Users</a><a href="/admin/bulk">Bulk replay</a><a href="/admin/traps">Traps</a>"# } else { "" };
+            let admin = if v.is_admin() { r#"<a href="/admin/report">Report</a><a href="/admin/queue">Queue</a><a href="/admin/users">Users</a><a href="/admin/bulk">Bulk replay</a><a href="/admin/traps">Traps</a>"# } else { "" };
             format!(
                 r#"<nav><a class="brand" href="/">sponts</a><a href="/">Messages</a><a href="/disposable">Disposable</a>{admin}<span class="who">{who} · {role}</span><form method="post" action="/logout"><input type="hidden" name="csrf" value="{csrf}"><button class="link">Sign out</button></form></nav>"#,
                 who = esc(&v.user.address),
@@ -82,6 +82,11 @@ iframe.html { width:100%; height:60vh; border:1px solid var(--line); border-radi
 .login { max-width:380px; margin:10vh auto; }
 progress { width:100%; height:14px; }
 .pager { display:flex; gap:.6rem; margin-top:.8rem; }
+svg.chart { width:100%; height:auto; background:var(--card); border:1px solid var(--line); border-radius:10px; }
+.legend { display:flex; flex-wrap:wrap; gap:.9rem; margin:.4rem 0 1rem; font-size:.85em; color:var(--muted); }
+.cards { display:grid; grid-template-columns: repeat(auto-fit, minmax(140px, 1fr)); gap:.6rem; }
+.card.stat { margin:0; } .card.stat .figure { font-size:1.4rem; font-weight:700; }
+table.report td:nth-child(n+2) { font-variant-numeric: tabular-nums; }
 @media (max-width: 760px) {
   main { padding:0 .6rem; }
   form.search { grid-template-columns: 1fr 1fr; }

@@ -5,7 +5,7 @@
 //! - [`auth`]: sessions (cookie or bearer token), CSRF, login throttling.
 //! - [`policy`]: who may see and replay which message — the one place that decides it.
 //! - [`api`]: `/api/v1/...` (docs/openapi.yaml).
-//! - [`pages`]: the HTML pages, [`admin`] the admin ones, [`queue`] the queue page; [`html`]: layout and escaping; [`message`]: a stored message
+//! - [`pages`]: the HTML pages, [`admin`] the admin ones, [`queue`] the queue page, [`report`] the Report's dashboard; [`html`]: layout and escaping; [`message`]: a stored message
 //!   taken apart for display.
 
 pub mod admin;
@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod pages;
 pub mod policy;
 pub mod queue;
+pub mod report;
 pub mod uce;
 
 use anyhow::{Context, Result};
@@ -60,7 +61,7 @@ impl Web {
 }
 
 pub fn router(web: Web) -> Router {
-    Router::new().merge(api::routes()).merge(pages::routes()).merge(admin::routes()).merge(links::routes()).merge(queue::routes()).merge(metrics::routes()).merge(uce::routes()).layer(middleware::from_fn(security_headers)).with_state(web)
+    Router::new().merge(api::routes()).merge(pages::routes()).merge(admin::routes()).merge(links::routes()).merge(queue::routes()).merge(metrics::routes()).merge(uce::routes()).merge(report::routes()).layer(middleware::from_fn(security_headers)).with_state(web)
 }
 
 /// Headers every response carries; a handler's own Content-Security-Policy (the mail HTML

@@ -45,6 +45,8 @@ pub fn config(backend: SocketAddr, extra: &str) -> (sponts::config::Config, temp
         dir.path().display(),
         extra
     );
+    // No report mail into a test's backend unless the test asks for one.
+    let text = if extra.contains("[report]") { text } else { format!("{text}\n[report]\nmail = \"off\"\n") };
     let config = sponts::config::Config::parse(&merge(&text)).unwrap_or_else(|e| panic!("test config: {e}\n{text}"));
     (config, dir)
 }
