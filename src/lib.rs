@@ -51,10 +51,43 @@ pub struct Running {
     pub metrics: Option<web::WebServer>,
     pub store: storage::Store,
     sampler: std::sync::Arc<report::live::Sampler>,
+    certs: std::sync::Arc<smtp::tls::CertSlot>,
     config: config::Config,
 }
 
 impl Running {
+    /// Applies a new config (SIGHUP): the TLS certificate of every listener, and for new SMTP
+    /// sessions everything of the gateway (modules, limits, backend, domains). Sessions in flight
+    /// finish as they began. Listener addresses, storage and the web, POP3, queue and digest
+    /// settings take effect at the next restart: those that changed are returned. On an error
+    /// nothing changes.
+    pub async fn reload(&mut self, new: config::Config) -> anyhow::Result<Vec<&'static str>> {
+        let old = &self.config;
+        let pending: Vec<&'static str> = [
+            ("smtp.listen", format!("{:?}", old.smtp.listen) != format!("{:?}", new.smtp.listen)),
+            ("storage", format!("{:?}", old.storage) != format!("{:?}", new.storage)),
+            ("web", format!("{:?}", old.web) != format!("{:?}", new.web)),
+            ("pop3", format!("{:?}", old.pop3) != format!("{:?}", new.pop3)),
+            ("queue", format!("{:?}", old.queue) != format!("{:?}", new.queue)),
+            ("digest", format!("{:?}", old.digest) != format!("{:?}", new.digest)),
+            ("report", format!("{:?}", old.report) != format!("{:?}", new.report)),
+            ("metrics", format!("{:?}", old.metrics) != format!("{:?}", new.metrics)),
+        ]
+        .into_iter()
+        .filter_map(|(key, changed)| changed.then_some(key))
+        .collect();
+        // Everything that can fail, before anything changes.
+        let pipeline = modules::build(&new, &self.store)?;
+        let certs = smtp::tls::CertSlot::load(&new)?;
+        self.smtp.reload(new.clone(), pipeline, &certs)?;
+        self.certs.replace_with(&certs);
+        for key in &pending {
+            tracing::warn!("{key}: changed; takes effect at the next restart");
+        }
+        self.config = new;
+        Ok(pending)
+    }
+
     /// Stops accepting, lets transactions in flight finish (up to `grace`), closes the store.
     pub async fn stop(self, grace: std::time::Duration) {
         if let Some(w) = self.web {
@@ -79,21 +112,22 @@ impl Running {
 pub async fn start(config: config::Config) -> anyhow::Result<Running> {
     let store = storage::Store::open(&config.storage.database_location()).await?;
     let pipeline = modules::build(&config, &store)?;
-    let web = if config.web.enabled { Some(web::start(config.clone(), store.clone()).await?) } else { None };
+    let certs = smtp::tls::CertSlot::load(&config)?;
+    let web = if config.web.enabled { Some(web::start(config.clone(), store.clone(), &certs).await?) } else { None };
     if config.digest.enabled {
         tokio::spawn(digest::job(config.clone(), store.clone()));
     }
     if config.queue.enabled {
         tokio::spawn(queue::runner(config.clone(), store.clone()));
     }
-    let pop3 = if config.pop3.enabled { Some(pop3::start(config.clone(), store.clone()).await?) } else { None };
-    let metrics = match config.report.metrics_listen {
+    let pop3 = if config.pop3.enabled { Some(pop3::start(config.clone(), store.clone(), &certs).await?) } else { None };
+    let metrics = match config.metrics.listen {
         Some(addr) => Some(web::metrics::serve(addr, config.clone(), store.clone()).await?),
         None => None,
     };
     let sampler = std::sync::Arc::new(report::live::Sampler::default());
     tokio::spawn(report::job(config.clone(), store.clone(), sampler.clone()));
     let report_config = config.clone();
-    let smtp = server::Server::start(config, pipeline, store.clone()).await?;
-    Ok(Running { smtp, web, pop3, metrics, store, sampler, config: report_config })
+    let smtp = server::Server::start(config, pipeline, store.clone(), &certs).await?;
+    Ok(Running { smtp, web, pop3, metrics, store, sampler, certs, config: report_config })
 }

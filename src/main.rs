@@ -21,6 +21,32 @@ struct Cli {
 enum Cmd {
     /// Run the gateway.
     Serve,
+    /// Set up a new installation: a commented config in DIR, the data directory, the first admin.
+    Init {
+        /// Where sponts.toml goes (default: /etc/sponts as root, else ./sponts).
+        dir: Option<PathBuf>,
+        /// The first admin's address (asked for when missing).
+        #[arg(long, value_name = "ADDR")]
+        admin: Option<String>,
+        /// Read the admin's password from standard input instead of asking twice.
+        #[arg(long)]
+        password_stdin: bool,
+        /// The data directory (default: /var/lib/sponts for a config under /etc, else DIR/data).
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+        /// The name sponts greets with (default: the machine's host name).
+        #[arg(long)]
+        hostname: Option<String>,
+        /// The real mail server, HOST:PORT.
+        #[arg(long, value_name = "HOST:PORT")]
+        backend: Option<String>,
+        /// A domain to accept mail for (repeat for more; default: the admin's domain).
+        #[arg(long = "domain", value_name = "DOMAIN")]
+        domains: Vec<String>,
+        /// An address to accept SMTP on (repeat for more; default 127.0.0.1:2525).
+        #[arg(long, value_name = "ADDR:PORT")]
+        listen: Vec<String>,
+    },
     /// Check a config file; prints every problem with its key, exit status 1 if any.
     CheckConfig {
         /// The file to check (default: --config).
@@ -232,6 +258,18 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
+    if let Cmd::Init { dir, admin, password_stdin, data_dir, hostname, backend, domains, listen } = cli.command {
+        let dir = dir.unwrap_or_else(|| if sponts::cli::init::is_root() { PathBuf::from("/etc/sponts") } else { PathBuf::from("sponts") });
+        let admin = match admin {
+            Some(a) => a,
+            None => sponts::cli::user::ask("Admin address: ").context("--admin ADDR is needed")?,
+        };
+        let password = sponts::cli::user::read_password(password_stdin)?;
+        let args = sponts::cli::init::InitArgs { dir, admin, password, data_dir, hostname, backend, domains, listen };
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the async runtime")?;
+        runtime.block_on(sponts::cli::init::run(args, &mut std::io::stdout().lock()))?;
+        return Ok(ExitCode::SUCCESS);
+    }
     if let Cmd::CheckConfig { file } = &cli.command {
         let Some(path) = file.as_ref().or(cli.config.as_ref()) else {
             anyhow::bail!("check-config needs a FILE (or --config)");
@@ -253,7 +291,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?;
     runtime.block_on(async move {
         match cli.command {
-            Cmd::Serve => serve(config).await,
+            Cmd::Serve => serve(config, cli.config.clone()).await,
             Cmd::Journal { since, sender, rcpt, ip, subject, id, limit, json } => {
                 let store = sponts::storage::Store::open(&config.storage.database_location()).await?;
                 let q = sponts::cli::journal::Query { since, sender, rcpt, ip, subject, id, limit, json };
@@ -353,18 +391,36 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 sponts::cli::uce::snippet(&address, trap.as_deref(), &decoy, &mut std::io::stdout().lock())?;
                 Ok(ExitCode::SUCCESS)
             }
-            Cmd::CheckConfig { .. } => unreachable!("handled above"),
+            Cmd::CheckConfig { .. } | Cmd::Init { .. } => unreachable!("handled above"),
         }
     })
 }
 
-async fn serve(config: Config) -> Result<ExitCode> {
+/// Runs until SIGTERM or Ctrl-C; SIGHUP reads the config file again and applies it.
+async fn serve(config: Config, path: Option<PathBuf>) -> Result<ExitCode> {
+    use tokio::signal::unix::{signal, SignalKind};
     sponts::logging::init(&config.log);
-    let running = sponts::start(config).await?;
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
+    let mut running = sponts::start(config).await?;
+    let mut term = signal(SignalKind::terminate())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => break,
+            _ = term.recv() => break,
+            _ = hup.recv() => {
+                let Some(path) = &path else {
+                    tracing::info!("SIGHUP: no config file to read again (embedded defaults)");
+                    continue;
+                };
+                match Config::load(path) {
+                    Err(errors) => tracing::error!("SIGHUP: {} not applied, the running config stays:\n{errors}", path.display()),
+                    Ok(new) => match running.reload(new).await {
+                        Ok(_) => tracing::info!("SIGHUP: {} applied", path.display()),
+                        Err(e) => tracing::error!("SIGHUP: {} not applied, the running config stays: {e:#}", path.display()),
+                    },
+                }
+            }
+        }
     }
     tracing::info!("shutting down: finishing transactions in flight");
     running.stop(std::time::Duration::from_secs(30)).await;

@@ -1,6 +1,7 @@
 //! The listener: accepts connections, enforces the connection limits (overall and per client
 //! IP), and runs one [`Session`] per connection. Shutdown: stop accepting, tell idle sessions,
-//! wait (bounded) for transactions in flight.
+//! wait (bounded) for transactions in flight. Reload: new sessions get a new [`Gateway`] (config,
+//! modules, backend); sessions in flight finish on the one they started with.
 
 use anyhow::{Context, Result};
 use std::collections::HashMap;
@@ -19,6 +20,7 @@ use crate::smtp::conn::Conn;
 use crate::smtp::pool::BackendPool;
 use crate::smtp::reply::{replies, Reply};
 use crate::smtp::session::Session;
+use crate::smtp::tls::CertSlot;
 use crate::storage::Store;
 
 /// What every session shares.
@@ -81,8 +83,8 @@ impl Gateway {
 }
 
 impl Gateway {
-    pub fn new(config: Config, pipeline: Pipeline, store: Store, shutdown: watch::Receiver<bool>) -> Result<Gateway> {
-        let tls = crate::smtp::tls::server_config(&config)?;
+    pub fn new(config: Config, pipeline: Pipeline, store: Store, shutdown: watch::Receiver<bool>, certs: &Arc<CertSlot>) -> Result<Gateway> {
+        let tls = crate::smtp::tls::server_config(certs)?;
         let backend = BackendPool::new(BackendTarget::from_config(&config), config.backend.pool_size);
         let node = node_name(&config);
         let uce = pipeline.names().contains(&"uce");
@@ -151,7 +153,8 @@ impl Drop for Slot {
 /// A bound, running SMTP service.
 pub struct Server {
     pub addrs: Vec<SocketAddr>,
-    gw: Arc<Gateway>,
+    /// The gateway new sessions get.
+    current: watch::Sender<Arc<Gateway>>,
     stop: watch::Sender<bool>,
     tasks: tokio::task::JoinSet<()>,
     limits: Arc<Limits>,
@@ -159,19 +162,32 @@ pub struct Server {
 
 impl Server {
     /// Binds every `smtp.listen` address and starts accepting.
-    pub async fn start(config: Config, pipeline: Pipeline, store: Store) -> Result<Server> {
+    pub async fn start(config: Config, pipeline: Pipeline, store: Store, certs: &Arc<CertSlot>) -> Result<Server> {
         let (stop, stopped) = watch::channel(false);
-        let gw = Arc::new(Gateway::new(config, pipeline, store, stopped)?);
+        let gw = Arc::new(Gateway::new(config, pipeline, store, stopped, certs)?);
+        let (current, _) = watch::channel(gw.clone());
         let limits = Arc::new(Limits::default());
         let mut tasks = tokio::task::JoinSet::new();
         let mut addrs = Vec::new();
         for addr in &gw.config.smtp.listen {
             let listener = TcpListener::bind(addr).await.with_context(|| format!("smtp.listen: cannot listen on {addr}"))?;
             addrs.push(listener.local_addr()?);
-            tasks.spawn(accept_loop(listener, gw.clone(), limits.clone()));
+            tasks.spawn(accept_loop(listener, current.subscribe(), limits.clone()));
         }
         tracing::info!(listen = ?addrs, backend = %gw.config.backend.address, modules = ?gw.pipeline.names(), "sponts is accepting mail");
-        Ok(Server { addrs, gw, stop, tasks, limits })
+        Ok(Server { addrs, current, stop, tasks, limits })
+    }
+
+    /// New sessions get a gateway on `config` and `pipeline`; the listeners stay. What the
+    /// running gateway knows of the backend's health and answer times carries over.
+    pub fn reload(&self, config: Config, pipeline: Pipeline, certs: &Arc<CertSlot>) -> Result<()> {
+        let old = self.current.borrow().clone();
+        let gw = Gateway::new(config, pipeline, old.store.clone(), old.shutdown.clone(), certs)?;
+        *gw.backend_down_since.lock().expect("health lock") = *old.backend_down_since.lock().expect("health lock");
+        gw.rcpt_time_us.store(old.rcpt_time_us.load(std::sync::atomic::Ordering::Relaxed), std::sync::atomic::Ordering::Relaxed);
+        tracing::info!(backend = %gw.config.backend.address, modules = ?gw.pipeline.names(), "configuration reloaded: new sessions use it");
+        self.current.send_replace(Arc::new(gw));
+        Ok(())
     }
 
     /// Stops accepting, closes idle sessions, and waits up to `grace` for the others.
@@ -182,12 +198,13 @@ impl Server {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         self.tasks.abort_all();
-        self.gw.backend.close().await;
+        let gw = self.current.borrow().clone();
+        gw.backend.close().await;
     }
 }
 
-async fn accept_loop(listener: TcpListener, gw: Arc<Gateway>, limits: Arc<Limits>) {
-    let mut stop = gw.shutdown.clone();
+async fn accept_loop(listener: TcpListener, current: watch::Receiver<Arc<Gateway>>, limits: Arc<Limits>) {
+    let mut stop = current.borrow().shutdown.clone();
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
@@ -202,6 +219,7 @@ async fn accept_loop(listener: TcpListener, gw: Arc<Gateway>, limits: Arc<Limits
                 continue;
             }
         };
+        let gw = current.borrow().clone();
         let smtp = &gw.config.smtp;
         match limits.take(peer.ip(), smtp.max_connections, smtp.max_connections_per_ip) {
             Some(slot) => {

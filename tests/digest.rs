@@ -21,7 +21,7 @@ async fn digest_lists_refused_mail_and_its_links_replay_once() {
     let good = Capture::start(CaptureOptions::default()).await;
     let (mut config, _dir) = config(good.addr, "");
     config.web.listen = "127.0.0.1:0".parse().unwrap();
-    let web = sponts::web::start(config.clone(), gw.store.clone()).await.unwrap();
+    let web = sponts::web::start(config.clone(), gw.store.clone(), &sponts::smtp::tls::CertSlot::load(&config).unwrap()).await.unwrap();
     config.digest.base_url = format!("http://{}", web.addr);
 
     assert_eq!(sponts::digest::run_once(&config, &gw.store).await.unwrap(), 1, "alice only: bob has no account");

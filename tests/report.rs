@@ -502,7 +502,7 @@ async fn the_dashboard_in_a_browser() {
     gw.stop().await;
 }
 
-/// `report.metrics_listen`: /metrics without a login on its own address, with this node's
+/// `metrics.listen`: /metrics without a login on its own address, with this node's
 /// connection counters.
 #[tokio::test]
 async fn metrics_on_their_own_listener() {
@@ -510,7 +510,7 @@ async fn metrics_on_their_own_listener() {
     let port = dead_address().port();
     let gw = gateway(
         cap.addr,
-        &format!("[report]\nmetrics_listen = \"127.0.0.1:{port}\"\nmail = \"off\"\n"),
+        &format!("[metrics]\nlisten = \"127.0.0.1:{port}\"\n"),
     )
     .await;
     let mut c = Client::connect(gw.addr).await;

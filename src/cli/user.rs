@@ -20,6 +20,17 @@ pub fn read_password(from_stdin: bool) -> Result<String> {
     Ok(first)
 }
 
+/// Asks a question on the terminal (echoed).
+pub fn ask(text: &str) -> Result<String> {
+    let tty = std::fs::OpenOptions::new().read(true).write(true).open("/dev/tty").context("no terminal to ask on")?;
+    let mut out = tty.try_clone()?;
+    write!(out, "{text}")?;
+    out.flush()?;
+    let mut line = String::new();
+    std::io::BufReader::new(tty).read_line(&mut line)?;
+    Ok(line.trim().to_string())
+}
+
 fn prompt(text: &str) -> Result<String> {
     let tty = std::fs::OpenOptions::new().read(true).write(true).open("/dev/tty").context("no terminal to ask for a password; use --password-stdin")?;
     let mut out = tty.try_clone()?;

@@ -15,7 +15,7 @@ use crate::net::Cidr;
 mod uce;
 mod report;
 mod virus;
-pub use report::{MailEvery, ReportConfig};
+pub use report::{MailEvery, MetricsConfig, ReportConfig};
 pub use virus::{OnScanError, VirusConfig};
 pub use uce::{AuthConfig, CallbackConfig, DisposablePosition, DnsList, EngineConfig, GreylistConfig, LearningConfig, SpamPolicy, UceConfig};
 
@@ -38,6 +38,7 @@ pub struct Config {
     pub uce: UceConfig,
     pub virus: VirusConfig,
     pub report: ReportConfig,
+    pub metrics: MetricsConfig,
 }
 
 /// POP3 emergency access: users read their new mail while the mail server is down.
@@ -338,7 +339,7 @@ impl fmt::Display for ConfigErrors {
 
 impl std::error::Error for ConfigErrors {}
 
-const SECTIONS: &[&str] = &["smtp", "backend", "domains", "storage", "log", "modules", "access", "backup", "web", "digest", "queue", "pop3", "uce", "virus", "report"];
+const SECTIONS: &[&str] = &["smtp", "backend", "domains", "storage", "log", "modules", "access", "backup", "web", "digest", "queue", "pop3", "uce", "virus", "report", "metrics"];
 
 impl Config {
     /// Reads and validates a file; the errors name the file's keys.
@@ -379,6 +380,7 @@ impl Config {
             uce: section(&table, "uce", &mut errors),
             virus: section(&table, "virus", &mut errors),
             report: section(&table, "report", &mut errors),
+            metrics: section(&table, "metrics", &mut errors),
         };
         errors.extend(config.validate());
         if errors.is_empty() { Ok(config) } else { Err(ConfigErrors(errors)) }
@@ -514,12 +516,14 @@ fn tidy(message: &str) -> String {
     message.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with("in `")).collect::<Vec<_>>().join(" ")
 }
 
+/// The kernel's host name, by uname(2): /proc/sys may be hidden (systemd's ProcSubset=pid).
 fn system_hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .map(|h| h.trim().to_string())
-        .filter(|h| crate::smtp::address::is_domain(h))
-        .unwrap_or_else(|| "localhost.localdomain".into())
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is writable for its whole length; gethostname NUL-terminates within it
+    // or the last byte stays 0.
+    let ok = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len() - 1) } == 0;
+    let name = if ok { String::from_utf8_lossy(&buf[..buf.iter().position(|b| *b == 0).unwrap_or(0)]).trim().to_string() } else { String::new() };
+    Some(name).filter(|h| crate::smtp::address::is_domain(h)).unwrap_or_else(|| "localhost.localdomain".into())
 }
 
 /// A duration written as `30s`, `5m`, `2h`, `7d`, or a number of seconds.
@@ -630,6 +634,17 @@ mod tests {
         assert!(e.iter().any(|m| m.starts_with("backend.address: ")), "{e:?}");
         assert!(e.iter().any(|m| m.starts_with("log.level: ")), "{e:?}");
         assert!(e.iter().any(|m| m.starts_with("domains.local[0]: ")), "{e:?}");
+    }
+
+    #[test]
+    fn report_and_metrics_keys_are_checked() {
+        let e = errors("[report]\nsample_every = \"1ms\"\nmail_hour = 24\nmail_to = [\"nobody\"]\n[web]\nlisten = \"127.0.0.1:8025\"\n[metrics]\nlisten = \"127.0.0.1:8025\"\n");
+        assert!(e.iter().any(|m| m.starts_with("report.sample_every: must be between")), "{e:?}");
+        assert!(e.iter().any(|m| m.starts_with("report.mail_hour: 24 is not an hour")), "{e:?}");
+        assert!(e.iter().any(|m| m.starts_with("report.mail_to: `nobody` is not a mail address")), "{e:?}");
+        assert!(e.iter().any(|m| m.starts_with("metrics.listen: is web.listen")), "{e:?}");
+        let e = errors("[report]\nmail = \"sometimes\"\n");
+        assert!(e[0].starts_with("report.mail: "), "{e:?}");
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! The `[report]` section: how often this node writes its live figures, a separate Prometheus
-//! listener, and the report mailed to the admins.
+//! The `[report]` section (how often this node writes its live figures, the report mailed to the
+//! admins) and the `[metrics]` section (a Prometheus listener of its own).
 
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -11,8 +11,6 @@ use super::{ConfigError, Duration};
 pub struct ReportConfig {
     /// How often connections, peak sessions, queue length and scanner figures are written.
     pub sample_every: Duration,
-    /// `/metrics` also on this address, without a login (bind it to a private address).
-    pub metrics_listen: Option<SocketAddr>,
     /// The report mail: `off`, `daily` or `weekly` (Mondays, for the week before).
     pub mail: MailEvery,
     /// The hour (UTC) the report mail goes out.
@@ -21,6 +19,15 @@ pub struct ReportConfig {
     pub mail_to: Vec<String>,
     /// The report's sender. Empty: postmaster@ the first local domain.
     pub mail_from: String,
+}
+
+/// `[metrics]`: Prometheus' `/metrics` on an address of its own.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// `/metrics` also on this address, without a login (bind it to an address only the
+    /// monitoring network reaches). None: only on the web listener, for admins.
+    pub listen: Option<SocketAddr>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -35,7 +42,6 @@ impl Default for ReportConfig {
     fn default() -> Self {
         ReportConfig {
             sample_every: Duration::secs(60),
-            metrics_listen: None,
             mail: MailEvery::Weekly,
             mail_hour: 6,
             mail_to: Vec::new(),
@@ -71,9 +77,9 @@ pub(super) fn collect(config: &super::Config, errors: &mut Vec<ConfigError>) {
             });
         }
     }
-    if Some(config.web.listen) == r.metrics_listen && config.web.enabled {
+    if Some(config.web.listen) == config.metrics.listen && config.web.enabled {
         errors.push(ConfigError {
-            key: "report.metrics_listen".into(),
+            key: "metrics.listen".into(),
             message: "is web.listen; leave it out to serve /metrics there".into(),
         });
     }

@@ -36,8 +36,8 @@ impl Pop3Server {
     }
 }
 
-pub async fn start(config: Config, store: Store) -> Result<Pop3Server> {
-    let tls = tokio_rustls::TlsAcceptor::from(crate::smtp::tls::server_config(&config)?);
+pub async fn start(config: Config, store: Store, certs: &std::sync::Arc<crate::smtp::tls::CertSlot>) -> Result<Pop3Server> {
+    let tls = tokio_rustls::TlsAcceptor::from(crate::smtp::tls::server_config(certs)?);
     let plain = TcpListener::bind(config.pop3.listen).await.with_context(|| format!("pop3.listen: cannot listen on {}", config.pop3.listen))?;
     let addr = plain.local_addr()?;
     let implicit = match config.pop3.tls_listen {

@@ -8,6 +8,9 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use rustls::server::ResolvesServerCert;
+use rustls::sign::CertifiedKey;
+
 use crate::config::Config;
 
 /// The one crypto provider sponts uses everywhere.
@@ -15,8 +18,32 @@ pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-/// Builds the server-side TLS configuration from the config (or the kept self-signed pair).
-pub fn server_config(config: &Config) -> Result<Arc<rustls::ServerConfig>> {
+/// The server certificate every TLS listener (SMTP, web, POP3) presents, replaced in place when
+/// the configuration is reloaded: handshakes after a reload get the new one, connections
+/// already up keep theirs.
+#[derive(Debug)]
+pub struct CertSlot(std::sync::RwLock<Arc<CertifiedKey>>);
+
+impl CertSlot {
+    /// Reads the configured certificate and key (or the kept self-signed pair).
+    pub fn load(config: &Config) -> Result<Arc<CertSlot>> {
+        Ok(Arc::new(CertSlot(std::sync::RwLock::new(read_pair(config)?))))
+    }
+
+    /// Presents `other`'s certificate from now on.
+    pub fn replace_with(&self, other: &CertSlot) {
+        let pair = other.0.read().expect("certificate lock").clone();
+        *self.0.write().expect("certificate lock") = pair;
+    }
+}
+
+impl ResolvesServerCert for CertSlot {
+    fn resolve(&self, _hello: rustls::server::ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.0.read().expect("certificate lock").clone())
+    }
+}
+
+fn read_pair(config: &Config) -> Result<Arc<CertifiedKey>> {
     let (cert_path, key_path) = match (&config.smtp.tls.cert, &config.smtp.tls.key) {
         (Some(c), Some(k)) => (c.clone(), k.clone()),
         _ => self_signed(&config.storage.data_dir, &config.smtp.hostname)?,
@@ -29,11 +56,16 @@ pub fn server_config(config: &Config) -> Result<Arc<rustls::ServerConfig>> {
         anyhow::bail!("smtp.tls.cert: no certificate in {}", cert_path.display());
     }
     let key = PrivateKeyDer::from_pem_file(&key_path).with_context(|| format!("smtp.tls.key: no private key in {}", key_path.display()))?;
+    let pair = CertifiedKey::from_der(certs, key, &provider()).context("smtp.tls: certificate and key do not match")?;
+    Ok(Arc::new(pair))
+}
+
+/// The server-side TLS configuration: the certificate comes from `certs`.
+pub fn server_config(certs: &Arc<CertSlot>) -> Result<Arc<rustls::ServerConfig>> {
     let tls = rustls::ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()?
         .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .context("smtp.tls: certificate and key do not match")?;
+        .with_cert_resolver(certs.clone());
     Ok(Arc::new(tls))
 }
 

@@ -1,5 +1,5 @@
 //! `/metrics` in the Prometheus text format: on the web listener for admins (a bearer token of an
-//! admin account in the scrape config), and without a login on `report.metrics_listen` (an
+//! admin account in the scrape config), and without a login on `metrics.listen` (an
 //! address only the monitoring network reaches). The queue and queue mode, this node's
 //! connections and sessions, and the scanners' calls and latencies.
 
@@ -26,7 +26,7 @@ pub async fn serve(
     use anyhow::Context;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
-        .with_context(|| format!("report.metrics_listen: cannot listen on {addr}"))?;
+        .with_context(|| format!("metrics.listen: cannot listen on {addr}"))?;
     let addr = listener.local_addr()?;
     let app = Router::new()
         .route("/metrics", get(open_metrics))

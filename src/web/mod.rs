@@ -92,10 +92,10 @@ impl WebServer {
 }
 
 /// Binds `web.listen` and serves until stopped.
-pub async fn start(config: Config, store: Store) -> Result<WebServer> {
+pub async fn start(config: Config, store: Store, certs: &Arc<crate::smtp::tls::CertSlot>) -> Result<WebServer> {
     let listener = tokio::net::TcpListener::bind(config.web.listen).await.with_context(|| format!("web.listen: cannot listen on {}", config.web.listen))?;
     let addr = listener.local_addr()?;
-    let tls = if config.web.tls { Some(tokio_rustls::TlsAcceptor::from(crate::smtp::tls::server_config(&config)?)) } else { None };
+    let tls = if config.web.tls { Some(tokio_rustls::TlsAcceptor::from(crate::smtp::tls::server_config(certs)?)) } else { None };
     let web = Web::new(config, store.clone());
     let app = router(web).into_make_service_with_connect_info::<Peer>();
     tokio::spawn(expire_sessions(store));

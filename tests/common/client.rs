@@ -10,6 +10,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send + Sync> Io for T {}
 pub struct Client {
     io: Option<Box<dyn Io>>,
     buf: Vec<u8>,
+    peer_cert: Option<Vec<u8>>,
 }
 
 impl Client {
@@ -44,7 +45,7 @@ impl Client {
 
     /// Wraps a connected stream and reads the greeting.
     pub async fn from_stream(s: TcpStream) -> (Client, String) {
-        let mut c = Client { io: Some(Box::new(s)), buf: Vec::new() };
+        let mut c = Client { io: Some(Box::new(s)), buf: Vec::new(), peer_cert: None };
         let g = c.reply().await;
         (c, g)
     }
@@ -109,9 +110,15 @@ impl Client {
         let name = rustls::pki_types::ServerName::try_from("gw.test.example").unwrap();
         let tls = connector.connect(name, io).await.expect("TLS handshake");
         let version = format!("{:?}", tls.get_ref().1.protocol_version().unwrap());
+        self.peer_cert = tls.get_ref().1.peer_certificates().and_then(|c| c.first()).map(|c| c.to_vec());
         self.io = Some(Box::new(tls));
         self.buf.clear();
         version
+    }
+
+    /// The certificate the server presented (after [`Client::starttls`]).
+    pub fn peer_certificate(&self) -> Option<Vec<u8>> {
+        self.peer_cert.clone()
     }
 
     /// A full transaction with the given message; returns the final reply.
