@@ -175,3 +175,36 @@ async fn sigterm_lets_the_transaction_in_flight_finish() {
     .unwrap();
     assert!(status.is_some_and(|s| s.success()), "exits 0 once the session is done: {status:?}");
 }
+
+/// Logs go to stderr (journald takes them as they are): plain lines without colour codes by
+/// default, one JSON object per line with `log.format = "json"`.
+#[tokio::test]
+async fn logs_are_text_or_json_lines() {
+    for format in ["text", "json"] {
+        let cap = Capture::start(CaptureOptions::default()).await;
+        let files = Files::new();
+        let smtp = dead_address();
+        files.certificate("gw.test.example");
+        files.write(smtp, cap.addr, "gw.test.example", "");
+        let text = std::fs::read_to_string(&files.cfg).unwrap().replace("[log]\nlevel = \"info\"\n", &format!("[log]\nlevel = \"info\"\nformat = \"{format}\"\n"));
+        std::fs::write(&files.cfg, text).unwrap();
+        let server = Command::new(env!("CARGO_BIN_EXE_sponts")).args(["serve", "--config"]).arg(&files.cfg).stderr(Stdio::piped()).spawn().unwrap();
+        wait_listening(smtp).await;
+        let mut c = Client::connect(smtp).await;
+        c.expect("QUIT", 221).await;
+        signal(&server, "TERM");
+        let out = tokio::task::spawn_blocking(move || server.wait_with_output().unwrap()).await.unwrap();
+        let log = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(log.contains("sponts is accepting mail"), "{format}: {log}");
+        assert!(!log.contains('\u{1b}'), "{format}: no colour codes when stderr is not a terminal");
+        for line in log.lines() {
+            let json = serde_json::from_str::<serde_json::Value>(line);
+            if format == "json" {
+                let v = json.unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+                assert!(v["level"].is_string() && v["fields"].is_object(), "{line}");
+            } else {
+                assert!(json.is_err(), "text lines: {line}");
+            }
+        }
+    }
+}

@@ -578,18 +578,15 @@ async fn buckets_add_up_and_top_lists_compact_on_sqlite_and_postgres() {
             )
             .await
             .unwrap();
-        let mut rows = store.stats_rows(10 * h, 12 * h).await.unwrap();
+        let mut rows = store.stats_rows(10 * h, 12 * h, false).await.unwrap();
         rows.sort();
-        assert_eq!(
-            rows,
-            vec![
-                d(10, "class", "spam", 3),
-                d(11, "class", "clean", 6),
-                d(11, "class", "spam", 4),
-                d(11, "connections", "", 5),
-                d(11, "sessions_peak", "", 7)
-            ]
-        );
+        let r = |hour: i64, m: &str, k: &str, v: i64| (hour * h, m.to_string(), k.to_string(), v, v);
+        assert_eq!(rows, vec![r(10, "class", "spam", 3), r(11, "class", "clean", 6), r(11, "class", "spam", 4), r(11, "connections", "", 5), r(11, "sessions_peak", "", 7)]);
+        // By day: sums add up, peaks keep their maximum.
+        store.add_live_stats(&[], &[d(13, "sessions_peak", "", 9), d(14, "sessions_peak", "", 2)]).await.unwrap();
+        let mut days = store.stats_rows(0, 24 * h, true).await.unwrap();
+        days.sort();
+        assert_eq!(days, vec![(0, "class".into(), "clean".into(), 106, 100), (0, "class".into(), "spam".into(), 7, 4), (0, "connections".into(), String::new(), 5, 5), (0, "sessions_peak".into(), String::new(), 18, 9)]);
         // A top list over three hours, compacted to its two leading keys plus the rest.
         let ip =
             |hour: i64, key: &str, v: i64| d(hour, "spam_ip", &format!("{key}\tspam by uce"), v);
@@ -644,4 +641,35 @@ async fn buckets_add_up_and_top_lists_compact_on_sqlite_and_postgres() {
         store.close().await;
     }
     db.drop_db().await;
+}
+
+/// The daily report mail goes out by itself once its hour has passed, once, although two nodes
+/// share the database and both look every 100 ms.
+#[tokio::test]
+async fn two_nodes_mail_the_daily_report_once() {
+    let cap = Capture::start(CaptureOptions::default()).await;
+    let extra = "[report]\nsample_every = \"100ms\"\nmail = \"daily\"\nmail_hour = 0\n";
+    let (config, dir) = common::config(cap.addr, extra);
+    let store = sponts::storage::Store::open(&config.storage.database_location()).await.unwrap();
+    add_user(&store, "admin@example.org", sponts::storage::Role::Admin).await;
+    // Yesterday's traffic.
+    let day = 86_400_000_000i64;
+    let now = sponts::clock::now_us();
+    let yesterday_noon = now - now.rem_euclid(day) - day / 2;
+    store.add_stats(&[(yesterday_noon, "class".into(), "spam".into(), 3), (yesterday_noon, "class".into(), "clean".into(), 1)]).await.unwrap();
+    store.close().await;
+    let (mut second, _second_dir) = common::config(cap.addr, extra);
+    second.storage.data_dir = config.storage.data_dir.clone();
+    let a = common::start_with(config, dir).await;
+    let b = common::start_with(second, _second_dir).await;
+    let got = cap.wait_for(1).await;
+    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    let got = if got.len() == 1 { cap.deliveries() } else { got };
+    assert_eq!(got.len(), 1, "one report, not one per node");
+    assert_eq!(got[0].rcpts, ["admin@example.org"]);
+    let parsed = mail_parser::MessageParser::default().parse(&got[0].data).unwrap();
+    let date = &sponts::clock::rfc3339(yesterday_noon)[..10];
+    assert_eq!(parsed.subject().unwrap(), format!("sponts report daily {date}: 4 messages, 75.0 % spam"));
+    a.stop().await;
+    b.stop().await;
 }

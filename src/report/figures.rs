@@ -202,7 +202,8 @@ pub async fn read(store: &Store, range: Range) -> Result<Figures> {
     // Four independent reads, at once (each on its own connection).
     let top = |metric| store.stats_top(metric, range.since_us, range.until_us);
     let (rows, ips, domains, helos) = tokio::try_join!(
-        store.stats_rows(range.since_us, range.until_us),
+        // Buckets of a day or more are made of days, summed by the database.
+        store.stats_rows(range.since_us, range.until_us, range.bucket != Bucket::Hour),
         top(TOP_METRICS[0]),
         top(TOP_METRICS[1]),
         top(TOP_METRICS[2])
@@ -223,30 +224,30 @@ pub async fn read(store: &Store, range: Range) -> Result<Figures> {
     let mut decided_by: BTreeMap<String, i64> = BTreeMap::new();
     let mut reasons: BTreeMap<String, i64> = BTreeMap::new();
     let mut scanner_rows: BTreeMap<String, i64> = BTreeMap::new();
-    for (hour, metric, key, value) in rows {
+    for (hour, metric, key, sum, peak) in rows {
         let i = series
             .partition_point(|p| p.start_us <= hour)
             .saturating_sub(1);
         let point = &mut series[i];
         match metric.as_str() {
             "class" => {
-                *classes.entry(key.clone()).or_default() += value;
-                *point.classes.entry(key).or_default() += value;
+                *classes.entry(key.clone()).or_default() += sum;
+                *point.classes.entry(key).or_default() += sum;
             }
-            "decided_by" => *decided_by.entry(key).or_default() += value,
-            "spam_reason" => *reasons.entry(key).or_default() += value,
+            "decided_by" => *decided_by.entry(key).or_default() += sum,
+            "spam_reason" => *reasons.entry(key).or_default() += sum,
             "scanner_calls" | "scanner_le" => {
-                *scanner_rows.entry(format!("{metric}/{key}")).or_default() += value
+                *scanner_rows.entry(format!("{metric}/{key}")).or_default() += sum
             }
             m if PEAKS.contains(&m) => {
                 let total = load.entry(metric.clone()).or_default();
-                *total = (*total).max(value);
+                *total = (*total).max(peak);
                 let at = point.load.entry(metric).or_default();
-                *at = (*at).max(value);
+                *at = (*at).max(peak);
             }
             _ => {
-                *load.entry(metric.clone()).or_default() += value;
-                *point.load.entry(metric).or_default() += value;
+                *load.entry(metric.clone()).or_default() += sum;
+                *point.load.entry(metric).or_default() += sum;
             }
         }
     }

@@ -23,7 +23,7 @@ use crate::storage::stats::{DAY_US, HOUR_US};
 
 /// Keys kept per top list in a finished hour, and in a finished day.
 const KEEP_HOUR: usize = 200;
-const KEEP_DAY: usize = 1000;
+const KEEP_DAY: usize = 500;
 
 /// The charts and tables of some figures: the dashboard's and the mail's content.
 pub fn html(f: &figures::Figures) -> String {

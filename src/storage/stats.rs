@@ -26,6 +26,11 @@ pub const HOUR_US: i64 = 3_600_000_000;
 pub const DAY_US: i64 = 24 * HOUR_US;
 /// The top-list metrics: keys are `value\treason`.
 pub const TOP_METRICS: [&str; 3] = ["spam_ip", "spam_sender_domain", "spam_helo"];
+/// Every metric but the top lists: what the Report's series and totals read.
+pub const SERIES_METRICS: [&str; 14] = [
+    "class", "decided_by", "spam_reason", "messages_in", "bytes_in", "messages_out", "bytes_out", "queued",
+    "connections", "connections_refused", "sessions_peak", "queue_length", "scanner_calls", "scanner_le",
+];
 /// What the keys beyond a compacted top list are summed into.
 pub const OTHERS: &str = "(others)";
 
@@ -165,12 +170,18 @@ impl Store {
         })
     }
 
-    /// Every row of `[since_us, until_us)` except the top lists: (hour, metric, key, value).
-    pub async fn stats_rows(&self, since_us: i64, until_us: i64) -> Result<Vec<StatDelta>> {
+    /// The series metrics of `[since_us, until_us)`, per hour, or per day with `by_day`:
+    /// (hour or day, metric, key, sum, maximum). The maximum is for the peaks.
+    pub async fn stats_rows(&self, since_us: i64, until_us: i64, by_day: bool) -> Result<Vec<(i64, String, String, i64, i64)>> {
+        let metrics = SERIES_METRICS.iter().map(|m| format!("'{m}'")).collect::<Vec<_>>().join(", ");
+        let sql = if by_day {
+            format!("SELECT hour_us - hour_us % {DAY_US} AS t, metric, key, CAST(SUM(value) AS BIGINT) AS total, MAX(value) AS peak FROM stats WHERE metric IN ({metrics}) AND hour_us >= $1 AND hour_us < $2 GROUP BY t, metric, key")
+        } else {
+            format!("SELECT hour_us AS t, metric, key, value AS total, value AS peak FROM stats WHERE metric IN ({metrics}) AND hour_us >= $1 AND hour_us < $2")
+        };
         with_pool!(self, pool => {
-            let rows = sqlx::query("SELECT hour_us, metric, key, value FROM stats WHERE hour_us >= $1 AND hour_us < $2 AND metric NOT IN ('spam_ip', 'spam_sender_domain', 'spam_helo')")
-                .bind(since_us).bind(until_us).fetch_all(pool).await?;
-            rows.iter().map(|r| Ok((r.try_get("hour_us")?, r.try_get("metric")?, r.try_get("key")?, r.try_get("value")?))).collect()
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(since_us).bind(until_us).fetch_all(pool).await?;
+            rows.iter().map(|r| Ok((r.try_get("t")?, r.try_get("metric")?, r.try_get("key")?, r.try_get("total")?, r.try_get("peak")?))).collect()
         })
     }
 
