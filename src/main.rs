@@ -400,9 +400,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
 async fn serve(config: Config, path: Option<PathBuf>) -> Result<ExitCode> {
     use tokio::signal::unix::{signal, SignalKind};
     sponts::logging::init(&config.log);
-    let mut running = sponts::start(config).await?;
+    // Before anything else: a SIGHUP (a reload) during start-up must not end the process.
     let mut term = signal(SignalKind::terminate())?;
     let mut hup = signal(SignalKind::hangup())?;
+    let mut running = sponts::start(config).await?;
     loop {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => break,

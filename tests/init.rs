@@ -115,4 +115,15 @@ async fn bad_answers_write_nothing() {
     .unwrap();
     assert!(String::from_utf8_lossy(&short.stderr).contains("at least 8 characters"), "{}", String::from_utf8_lossy(&short.stderr));
     assert!(!dir.join("sponts.toml").exists());
+    // Existing data is never taken over.
+    std::fs::create_dir_all(dir.join("data")).unwrap();
+    std::fs::write(dir.join("data/keep.me"), b"x").unwrap();
+    let taken = tokio::task::spawn_blocking({
+        let dir = dir.clone();
+        move || init(&dir, &["--admin", "admin@example.org"], "a good password")
+    })
+    .await
+    .unwrap();
+    assert!(String::from_utf8_lossy(&taken.stderr).contains("not an empty directory"), "{}", String::from_utf8_lossy(&taken.stderr));
+    assert!(!dir.join("sponts.toml").exists() && dir.join("data/keep.me").exists());
 }

@@ -304,6 +304,7 @@ async fn figures_match_a_known_mix_of_traffic() {
         "/api/v1/stats?range=soon",
         "/api/v1/stats?from=2026-13-01",
         "/api/v1/stats?bucket=fortnight",
+        "/api/v1/stats?range=3650d&bucket=hour",
     ] {
         assert_eq!(
             common::http::request(
@@ -606,7 +607,7 @@ async fn buckets_add_up_and_top_lists_compact_on_sqlite_and_postgres() {
         assert_eq!(
             top,
             vec![
-                ("(others)\t".to_string(), 2),
+                (sponts::storage::stats::OTHERS.to_string(), 2),
                 ("192.0.2.1\tspam by uce".to_string(), 10),
                 ("192.0.2.2\tspam by uce".to_string(), 7)
             ]
@@ -619,7 +620,7 @@ async fn buckets_add_up_and_top_lists_compact_on_sqlite_and_postgres() {
         assert_eq!(
             top,
             vec![
-                ("(others)\t".to_string(), 2),
+                (sponts::storage::stats::OTHERS.to_string(), 2),
                 ("192.0.2.1\tspam by uce".to_string(), 10),
                 ("192.0.2.2\tspam by uce".to_string(), 8)
             ]

@@ -68,10 +68,10 @@ pub async fn run(args: InitArgs, out: &mut dyn Write) -> Result<()> {
         bail!("{} exists already: remove it, or name another directory", cfg_path.display());
     }
     let dir = std::path::absolute(&args.dir)?;
-    let data_dir = match &args.data_dir {
+    let data_dir = std::path::absolute(match &args.data_dir {
         Some(d) => d.clone(),
         None => default_data_dir(&dir),
-    };
+    })?;
     let text = config_text(&args, &data_dir)?;
     // The answers must make a valid config before anything is written.
     let config = Config::parse(&text).map_err(|e| anyhow::anyhow!("the config would not be valid:\n{e}"))?;
@@ -79,23 +79,46 @@ pub async fn run(args: InitArgs, out: &mut dyn Write) -> Result<()> {
     if args.password.chars().count() < 8 {
         bail!("the admin's password needs at least 8 characters");
     }
-    {
-        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    // A new data directory, or an empty one: init never takes over existing data.
+    let existed = match std::fs::symlink_metadata(&data_dir) {
+        Ok(m) if m.is_dir() && std::fs::read_dir(&data_dir)?.next().is_none() => true,
+        Ok(_) => bail!("{} exists and is not an empty directory: name another one with --data-dir", data_dir.display()),
+        Err(_) => false,
+    };
+    std::fs::create_dir_all(&data_dir).with_context(|| format!("cannot create {}", data_dir.display()))?;
+    std::fs::set_permissions(&data_dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
+    let made = async {
+        let store = crate::storage::Store::open(&config.storage.database_location()).await?;
+        let hash = crate::auth::hash_password(&args.password)?;
+        store.add_user(&name, &hash, crate::storage::Role::Admin).await?;
+        store.close().await;
+        // The database holds password hashes and mail: its owner's only.
+        for entry in std::fs::read_dir(&data_dir)? {
+            let path = entry?.path();
+            if std::fs::symlink_metadata(&path)?.is_file() {
+                std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+            }
+        }
         std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&data_dir).with_context(|| format!("cannot create {}", data_dir.display()))?;
-        let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o640).open(&cfg_path).with_context(|| format!("cannot write {}", cfg_path.display()))?;
-        f.write_all(text.as_bytes())?;
-        f.sync_all()?;
+        write_new(&cfg_path, text.as_bytes())
     }
-    let store = crate::storage::Store::open(&config.storage.database_location()).await?;
-    let hash = crate::auth::hash_password(&args.password)?;
-    store.add_user(&name, &hash, crate::storage::Role::Admin).await?;
-    store.close().await;
+    .await;
+    if let Err(e) = made {
+        // Leave nothing half made: the next run starts clean.
+        if existed {
+            for entry in std::fs::read_dir(&data_dir)?.flatten() {
+                let _ = if entry.path().is_dir() { std::fs::remove_dir_all(entry.path()) } else { std::fs::remove_file(entry.path()) };
+            }
+        } else {
+            let _ = std::fs::remove_dir_all(&data_dir);
+        }
+        return Err(e);
+    }
     let owner = hand_to_service_user(&data_dir, &cfg_path)?;
     let scheme = if config.web.tls { "https" } else { "http" };
     writeln!(out, "sponts is set up:")?;
     writeln!(out, "  config     {}", cfg_path.display())?;
-    writeln!(out, "  data       {}{}", data_dir.display(), owner.map(|o| format!(" (owned by {o})")).unwrap_or_default())?;
+    writeln!(out, "  data       {}{}", data_dir.display(), owner.as_ref().map(|o| format!(" (owned by {o})")).unwrap_or_default())?;
     writeln!(out, "  admin      {name}")?;
     writeln!(out, "  domains    {}", config.domains.local.join(", "))?;
     writeln!(out, "  backend    {}", config.backend.address)?;
@@ -107,7 +130,22 @@ pub async fn run(args: InitArgs, out: &mut dyn Write) -> Result<()> {
     writeln!(out, "  3. Sign in at {scheme}://{}/ as {name}", config.web.listen)?;
     writeln!(out, "  4. Send a test mail through {} and see it under Messages;", config.smtp.listen.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", "))?;
     writeln!(out, "     then point your domains' MX records at this machine (docs/operations.md).")?;
+    if is_root() && owner.is_none() {
+        writeln!(out, "Note: there is no system user `sponts`, so the files stay root's. To run as a service,")?;
+        writeln!(out, "create it and hand it the data: chown -R sponts:sponts {}", data_dir.display())?;
+    }
     Ok(())
+}
+
+/// Writes a file that must not exist yet, completely or not at all (a temporary file, fsynced,
+/// then linked into place: a file that appeared meanwhile is not overwritten).
+fn write_new(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = path.with_extension(format!("toml.tmp-{}", std::process::id()));
+    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o640).open(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
+    let written = f.write_all(bytes).and_then(|_| f.sync_all()).and_then(|_| std::fs::hard_link(&tmp, path));
+    let _ = std::fs::remove_file(&tmp);
+    written.with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// Run as root with a `sponts` system user (the Debian package makes one): the data becomes
@@ -124,7 +162,7 @@ fn hand_to_service_user(data_dir: &Path, cfg: &Path) -> Result<Option<String>> {
         return Ok(None);
     };
     for entry in walk(data_dir)? {
-        std::os::unix::fs::chown(&entry, Some(uid), Some(gid)).with_context(|| format!("cannot hand {} to sponts", entry.display()))?;
+        std::os::unix::fs::lchown(&entry, Some(uid), Some(gid)).with_context(|| format!("cannot hand {} to sponts", entry.display()))?;
     }
     std::os::unix::fs::chown(cfg, Some(0), Some(gid))?;
     Ok(Some("sponts".into()))
@@ -135,11 +173,12 @@ pub fn is_root() -> bool {
     std::fs::metadata("/proc/self").map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0).unwrap_or(false)
 }
 
+/// Everything under `root` (which init made), never following a symbolic link.
 fn walk(root: &Path) -> Result<Vec<PathBuf>> {
     let mut out = vec![root.to_path_buf()];
     let mut i = 0;
     while i < out.len() {
-        if out[i].is_dir() {
+        if std::fs::symlink_metadata(&out[i])?.is_dir() {
             for e in std::fs::read_dir(&out[i])? {
                 out.push(e?.path());
             }

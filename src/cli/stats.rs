@@ -24,7 +24,7 @@ pub async fn run(
     args: StatsArgs,
     out: &mut dyn Write,
 ) -> Result<bool> {
-    let range = Range::new(args.since_us, crate::clock::now_us(), args.bucket);
+    let range = Range::new(args.since_us, crate::clock::now_us(), args.bucket).checked().map_err(anyhow::Error::msg)?;
     let f = figures::read(store, range).await?;
     if args.mail {
         let to = if args.to.is_empty() {
@@ -37,7 +37,7 @@ pub async fn run(
                 "nobody to mail the report to: no admin users, no report.mail_to, no --to"
             );
         }
-        let (ok, reply) = crate::report::mail::send(
+        let sent = crate::report::mail::send(
             config,
             &to,
             &f,
@@ -45,6 +45,10 @@ pub async fn run(
             crate::clock::now_us(),
         )
         .await;
+        let (ok, reply) = match sent {
+            crate::report::mail::Sent::Accepted(r) => (true, r),
+            crate::report::mail::Sent::Refused(r) | crate::report::mail::Sent::Failed(r) => (false, r),
+        };
         writeln!(out, "{}: {reply}", if ok { "mailed" } else { "not mailed" })?;
         return Ok(ok);
     }

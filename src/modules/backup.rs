@@ -16,6 +16,8 @@ use crate::storage::{Store, StoredBody};
 pub struct Backup {
     writer: BatchWriter<StoredBody>,
     level: i32,
+    /// The purge job runs while this lives.
+    _jobs: Arc<()>,
 }
 
 const BATCH: usize = 64;
@@ -31,8 +33,17 @@ impl Backup {
             let store = writer_store.clone();
             async move { store.insert_bodies(&bodies).await }
         });
-        tokio::spawn(purge_job(store, config.clone()));
-        Backup { writer, level: config.compression_level }
+        let jobs = Arc::new(());
+        let config_for_job = config.clone();
+        super::periodic(PURGE_EVERY, &jobs, move || {
+            let (store, config) = (store.clone(), config_for_job.clone());
+            async move {
+                if let Err(e) = purge(&store, &config).await {
+                    tracing::warn!("backup purge failed: {e:#}");
+                }
+            }
+        });
+        Backup { writer, level: config.compression_level, _jobs: jobs }
     }
 }
 
@@ -55,15 +66,6 @@ pub async fn purge(store: &Store, config: &BackupConfig) -> anyhow::Result<crate
     Ok(purged)
 }
 
-async fn purge_job(store: Store, config: BackupConfig) {
-    let mut tick = tokio::time::interval(PURGE_EVERY);
-    loop {
-        tick.tick().await;
-        if let Err(e) = purge(&store, &config).await {
-            tracing::warn!("backup purge failed: {e:#}");
-        }
-    }
-}
 
 #[async_trait]
 impl Module for Backup {

@@ -21,6 +21,29 @@ pub const KNOWN: &[&str] = &["access", "virus", "uce", "backup", "journal"];
 pub const DEFAULT: &[&str] = &["access", "uce", "backup", "journal"];
 
 /// Builds the pipeline in the configured order.
+/// Runs `pass` every `period` for as long as `owner` (held by the module that starts the job)
+/// lives: a module dropped with its pipeline — replaced by a config reload, or built by a reload
+/// that then failed — stops its job. The first pass comes after a minute, so a pipeline that
+/// was built but never used never runs one.
+pub(crate) fn periodic<F, Fut>(period: std::time::Duration, owner: &Arc<()>, mut pass: F)
+where
+    F: FnMut() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let owner = Arc::downgrade(owner);
+    let first = tokio::time::Instant::now() + period.min(std::time::Duration::from_secs(60));
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval_at(first, period);
+        loop {
+            tick.tick().await;
+            if owner.strong_count() == 0 {
+                return;
+            }
+            pass().await;
+        }
+    });
+}
+
 pub fn build(config: &Config, store: &Store) -> Result<Pipeline> {
     let names: Vec<String> = match &config.modules {
         Some(list) => list.clone(),

@@ -130,6 +130,34 @@ impl Range {
         }
     }
 
+    /// Where the top lists start: `since`, or for a range over two days the start of its first
+    /// day (they are kept per day there).
+    pub fn top_since(&self) -> i64 {
+        if self.until_us - self.since_us > 2 * DAY_US { Bucket::Day.start(self.since_us) } else { self.since_us }
+    }
+
+    /// At most this many buckets in a chart or series.
+    pub const MAX_BUCKETS: i64 = 2000;
+
+    /// How many buckets the range has.
+    pub fn buckets(&self) -> i64 {
+        let mut n = 0;
+        let mut start = self.bucket.start(self.since_us);
+        while start < self.until_us && n <= Self::MAX_BUCKETS {
+            n += 1;
+            start = self.bucket.next(start);
+        }
+        n
+    }
+
+    /// A range whose chart would have too many bars is refused, naming what to change.
+    pub fn checked(self) -> std::result::Result<Range, String> {
+        if self.buckets() > Self::MAX_BUCKETS {
+            return Err(format!("bucket: more than {} {}s in this range; choose a larger bucket or a shorter range", Self::MAX_BUCKETS, self.bucket.name()));
+        }
+        Ok(self)
+    }
+
     /// The last `span_us` up to now, in whole hours: the current hour is the last of them.
     pub fn last(span_us: i64, bucket: Option<Bucket>) -> Range {
         let now = crate::clock::now_us();
@@ -183,6 +211,8 @@ pub struct Figures {
     pub scanners: Vec<ScannerFigures>,
     /// `ip`, `sender_domain`, `helo`: by refused (spam, virus, discarded) messages.
     pub top: BTreeMap<String, Vec<TopEntry>>,
+    /// Where the top lists start (see [`Range::top_since`]).
+    pub top_since: String,
     pub series: Vec<Point>,
 }
 
@@ -200,7 +230,10 @@ impl Figures {
 
 pub async fn read(store: &Store, range: Range) -> Result<Figures> {
     // Four independent reads, at once (each on its own connection).
-    let top = |metric| store.stats_top(metric, range.since_us, range.until_us);
+    // Top lists of days before yesterday are kept per day: a longer range reads them from the
+    // start of its first day.
+    let top_since = range.top_since();
+    let top = |metric| store.stats_top(metric, top_since, range.until_us);
     let (rows, ips, domains, helos) = tokio::try_join!(
         // Buckets of a day or more are made of days, summed by the database.
         store.stats_rows(range.since_us, range.until_us, range.bucket != Bucket::Hour),
@@ -266,6 +299,7 @@ pub async fn read(store: &Store, range: Range) -> Result<Figures> {
         reasons,
         scanners: scanner_figures(&scanner_rows),
         top,
+        top_since: crate::clock::rfc3339(top_since),
         series,
     })
 }
@@ -275,7 +309,7 @@ fn top_list(keys: Vec<(String, i64)>) -> Vec<TopEntry> {
     let mut by_value: BTreeMap<String, TopEntry> = BTreeMap::new();
     for (key, count) in keys {
         let (value, reason) = key.split_once('\t').unwrap_or((key.as_str(), ""));
-        if value == OTHERS {
+        if key == OTHERS {
             continue;
         }
         let e = by_value
@@ -365,14 +399,16 @@ mod tests {
             ("192.0.2.1\tspam by uce".into(), 3),
             ("192.0.2.1\tvirus by virus".into(), 2),
             ("192.0.2.9\tspam by uce".into(), 4),
-            (format!("{OTHERS}\t"), 100),
+            (OTHERS.to_string(), 100),
+            ("(others)\tspam by uce".into(), 2),
             ("198.51.100.1".into(), 1),
         ]);
         assert_eq!(
             list.iter()
                 .map(|e| (e.key.as_str(), e.count))
                 .collect::<Vec<_>>(),
-            [("192.0.2.1", 5), ("192.0.2.9", 4), ("198.51.100.1", 1)]
+            [("192.0.2.1", 5), ("192.0.2.9", 4), ("(others)", 2), ("198.51.100.1", 1)],
+            "a HELO named (others) is a spammer like any other"
         );
         assert_eq!(list[0].reasons.get("virus by virus"), Some(&2));
     }

@@ -53,8 +53,18 @@ pub async fn recipients(config: &Config, store: &Store) -> Result<Vec<String>> {
         .collect())
 }
 
-/// Sends the due report unless it was sent (or there was no traffic in its period).
-pub async fn send_if_due(config: &Config, store: &Store, now_us: i64) -> Result<()> {
+/// How long a node waits before trying a report again after a temporary failure.
+const RETRY_US: i64 = 15 * 60 * 1_000_000;
+
+/// Sends the due report once. The period is claimed before sending, so several nodes send it
+/// once; it is claimed too when there is nothing to send (no traffic, no admin), so it is not
+/// read again. A refusal by the backend (5xx) keeps the claim: sending again would be refused
+/// again. A temporary failure gives the claim back, and this node tries again after 15 minutes
+/// (`next_try_us`, kept by the job).
+pub async fn send_if_due(config: &Config, store: &Store, now_us: i64, next_try_us: &mut i64) -> Result<()> {
+    if now_us < *next_try_us {
+        return Ok(());
+    }
     let Some((name, range)) = due(config, now_us) else {
         return Ok(());
     };
@@ -62,32 +72,47 @@ pub async fn send_if_due(config: &Config, store: &Store, now_us: i64) -> Result<
         return Ok(());
     }
     let f = figures::read(store, range).await?;
-    if f.transactions == 0 && f.load.get("connections").copied().unwrap_or(0) == 0 {
-        // Nothing passed (a new install): nothing to report, and nothing to claim.
-        return Ok(());
-    }
     let to = recipients(config, store).await?;
-    if to.is_empty() || !store.claim_report_mail(&name, now_us).await? {
+    if !store.claim_report_mail(&name, now_us).await? {
         return Ok(());
     }
-    let (ok, reply) = send(config, &to, &f, &name, now_us).await;
-    if ok {
-        tracing::info!(report = %name, to = ?to, "report mailed: {reply}");
-    } else {
-        store.release_report_mail(&name).await?;
-        anyhow::bail!("not delivered: {reply}");
+    if f.transactions == 0 && f.load.get("connections").copied().unwrap_or(0) == 0 {
+        tracing::info!(report = %name, "no traffic in the period: no report mailed");
+        return Ok(());
+    }
+    if to.is_empty() {
+        tracing::warn!(report = %name, "no admin and no report.mail_to: no report mailed");
+        return Ok(());
+    }
+    match send(config, &to, &f, &name, now_us).await {
+        Sent::Accepted(reply) => tracing::info!(report = %name, to = ?to, "report mailed: {reply}"),
+        Sent::Refused(reply) => tracing::error!(report = %name, to = ?to, "report refused by the backend, not sent again: {reply}"),
+        Sent::Failed(reply) => {
+            store.release_report_mail(&name).await?;
+            *next_try_us = now_us + RETRY_US;
+            anyhow::bail!("not delivered, tried again in 15 minutes: {reply}");
+        }
     }
     Ok(())
 }
 
-/// Delivers one report through the backend: (accepted by the backend, its reply).
+/// What became of a report mail, with the backend's reply.
+pub enum Sent {
+    Accepted(String),
+    /// Refused for good (5xx, or every recipient refused).
+    Refused(String),
+    /// Not delivered for now (connection, 4xx).
+    Failed(String),
+}
+
+/// Delivers one report through the backend.
 pub async fn send(
     config: &Config,
     to: &[String],
     f: &figures::Figures,
     title: &str,
     now_us: i64,
-) -> (bool, String) {
+) -> Sent {
     let from = if config.report.mail_from.is_empty() {
         crate::digest::default_sender(config)
     } else {
@@ -102,7 +127,13 @@ pub async fn send(
         &message,
     )
     .await;
-    (ok && rcpts.iter().any(|r| r.accepted), reply)
+    if ok && rcpts.iter().any(|r| r.accepted) {
+        Sent::Accepted(reply)
+    } else if reply.starts_with('5') || (!rcpts.is_empty() && rcpts.iter().all(|r| r.reply.starts_with('5'))) {
+        Sent::Refused(reply)
+    } else {
+        Sent::Failed(reply)
+    }
 }
 
 /// multipart/alternative: a text part and an HTML part with inline SVG charts.

@@ -22,7 +22,7 @@ use crate::storage::Store;
 use crate::storage::stats::{DAY_US, HOUR_US};
 
 /// Keys kept per top list in a finished hour, and in a finished day.
-const KEEP_HOUR: usize = 200;
+const KEEP_HOUR: usize = 100;
 const KEEP_DAY: usize = 500;
 
 /// The charts and tables of some figures: the dashboard's and the mail's content.
@@ -50,7 +50,12 @@ pub fn html(f: &figures::Figures) -> String {
             ("queue_length", "queue length", "#e03131"),
         ],
     ));
+    let mut noted = false;
     for t in tables::all(f).iter().filter(|t| t.id != "series") {
+        if t.id.starts_with("top_") && !noted && f.top_since != f.since {
+            out.push_str(&format!(r#"<p class="muted small" id="top-since">The top lists count from {} (kept per day before yesterday).</p>"#, f.top_since));
+            noted = true;
+        }
         out.push_str(&format!("<h2>{}</h2>", t.title));
         out.push_str(&t.html());
     }
@@ -63,6 +68,7 @@ pub async fn job(config: Config, store: Store, sampler: Arc<live::Sampler>) {
     let mut tick = tokio::time::interval(config.report.sample_every.0);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut compacted_hour = 0;
+    let mut next_mail_try = 0;
     loop {
         tick.tick().await;
         if let Err(e) = sample(&config, &store, &sampler).await {
@@ -76,8 +82,8 @@ pub async fn job(config: Config, store: Store, sampler: Arc<live::Sampler>) {
                 Err(e) => tracing::warn!("report top lists not compacted: {e:#}"),
             }
         }
-        if let Err(e) = mail::send_if_due(&config, &store, now).await {
-            tracing::warn!("report mail failed (tried again later): {e:#}");
+        if let Err(e) = mail::send_if_due(&config, &store, now, &mut next_mail_try).await {
+            tracing::warn!("report mail: {e:#}");
         }
     }
 }
@@ -92,15 +98,18 @@ pub async fn sample(config: &Config, store: &Store, sampler: &live::Sampler) -> 
     sampler.sample(store, queue_length).await
 }
 
-/// Keeps the leading keys of the top lists of the two hours and the two days before the current
-/// ones (the dashboard then sums thousands of rows for a month, not millions).
+/// Keeps the leading keys of the top lists of finished hours and days. Only rows no journal
+/// batch writes to any more are folded (a transaction is journaled with its start time, at most
+/// `smtp.session_timeout` earlier): hours from two hours back, days from two days back, so the
+/// last 24 hours keep their hourly top lists. The dashboard then sums thousands of rows for a
+/// month, not millions.
 pub async fn compact(store: &Store, now_us: i64) -> anyhow::Result<()> {
     let hour = now_us - now_us.rem_euclid(HOUR_US);
     let day = now_us - now_us.rem_euclid(DAY_US);
-    for h in [hour - 2 * HOUR_US, hour - HOUR_US] {
+    for h in [hour - 3 * HOUR_US, hour - 2 * HOUR_US] {
         store.compact_top_lists(h, h + HOUR_US, KEEP_HOUR).await?;
     }
-    for d in [day - 2 * DAY_US, day - DAY_US] {
+    for d in [day - 3 * DAY_US, day - 2 * DAY_US] {
         store.compact_top_lists(d, d + DAY_US, KEEP_DAY).await?;
     }
     Ok(())

@@ -216,10 +216,10 @@ impl Table {
     }
 
     /// RFC 4180: CRLF lines, fields with commas, quotes or line breaks quoted. A leading `=`,
-    /// `+`, `-` or `@` gets a `'` so a spreadsheet does not run a HELO name as a formula.
+    /// `+`, `-`, `@`, tab or CR gets a `'` so a spreadsheet does not run a HELO name as a formula.
     pub fn csv(&self) -> String {
         let field = |s: &str| {
-            let s = if s.starts_with(['=', '+', '-', '@']) {
+            let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
                 format!("'{s}")
             } else {
                 s.to_string()

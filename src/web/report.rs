@@ -74,7 +74,7 @@ impl RangeQuery {
             if until - since > 3660 * DAY_US {
                 return Err("the range is longer than ten years".into());
             }
-            return Ok(Range::new(since, until, bucket));
+            return Range::new(since, until, bucket).checked();
         }
         let span = nonempty(&self.range).unwrap_or("24h");
         let d = crate::config::Duration::parse(span)
@@ -83,7 +83,7 @@ impl RangeQuery {
         if span_us <= 0 || span_us > 3660 * DAY_US {
             return Err(format!("range: `{span}` must be between 1h and ten years"));
         }
-        Ok(Range::last(span_us, bucket))
+        Range::last(span_us, bucket).checked()
     }
 
     /// The same range as a query string, for links.

@@ -43,6 +43,8 @@ const IP_CACHE_MAX: usize = 100_000;
 const REFRESH: Duration = Duration::from_secs(10);
 
 pub struct Uce {
+    /// The purge job runs while this lives.
+    _jobs: Arc<()>,
     config: UceConfig,
     hostname: String,
     local_domains: Vec<String>,
@@ -86,8 +88,11 @@ impl Uce {
         let uce = &config.uce;
         let needs_dns = !uce.dnsbl.is_empty() || !uce.dnswl.is_empty() || !uce.uribl.is_empty() || uce.auth.enabled;
         let dns = if needs_dns { Some(Arc::new(dns::authenticator(uce)?)) } else { None };
-        tokio::spawn(purge_job(store.clone(), uce.clone()));
+        let jobs = Arc::new(());
+        let (job_store, job_config) = (store.clone(), uce.clone());
+        super::periodic(Duration::from_secs(3600), &jobs, move || purge(job_store.clone(), job_config.clone()));
         Ok(Uce {
+            _jobs: jobs,
             config: uce.clone(),
             hostname: config.smtp.hostname.clone(),
             local_domains: config.domains.local.clone(),
@@ -483,14 +488,11 @@ async fn timed(name: &str, c: &crate::config::EngineConfig, call: impl std::futu
 
 /// Expired penalty, callback and greylisting state is deleted hourly (each node; deleting twice
 /// is harmless).
-async fn purge_job(store: Store, config: UceConfig) {
-    let mut tick = tokio::time::interval(Duration::from_secs(3600));
-    loop {
-        tick.tick().await;
-        let stale_greylist = crate::clock::now_us() - config.greylist.retry_window.0.as_micros() as i64;
-        if let Err(e) = store.purge_uce(stale_greylist).await {
-            tracing::warn!("uce: purging expired state failed: {e:#}");
-        }
+/// Expired penalties, greylist entries and callback answers go.
+async fn purge(store: Store, config: UceConfig) {
+    let stale_greylist = crate::clock::now_us() - config.greylist.retry_window.0.as_micros() as i64;
+    if let Err(e) = store.purge_uce(stale_greylist).await {
+        tracing::warn!("uce: purging expired state failed: {e:#}");
     }
 }
 
