@@ -47,6 +47,16 @@ enum Cmd {
         #[arg(long, value_name = "ADDR:PORT")]
         listen: Vec<String>,
     },
+    /// Lawful interception orders (for the interception role, on this machine).
+    Intercept {
+        #[command(subcommand)]
+        cmd: InterceptCmd,
+    },
+    /// The interception audit log: list it, verify its hash chain.
+    Audit {
+        #[command(subcommand)]
+        cmd: AuditCmd,
+    },
     /// Check a config file; prints every problem with its key, exit status 1 if any.
     CheckConfig {
         /// The file to check (default: --config).
@@ -210,13 +220,63 @@ enum QueueCmd {
 }
 
 #[derive(Subcommand)]
+enum InterceptCmd {
+    /// Add a court order: copies of the target's mail from --from (default now) until --until.
+    Add {
+        /// The authority's reference.
+        #[arg(long)]
+        reference: String,
+        /// The target's mail address.
+        #[arg(long)]
+        target: String,
+        /// The target's login name at the backend (POP3/IMAP), if known.
+        #[arg(long)]
+        login: Option<String>,
+        /// 2026-12-01 (00:00 UTC) or 2026-12-01T12:00:00Z.
+        #[arg(long)]
+        from: Option<String>,
+        #[arg(long)]
+        until: String,
+        /// smtp://HOST:PORT (TLS, verified) or dir:/PATH.
+        #[arg(long)]
+        deliver: String,
+        /// The agency's address, with smtp://.
+        #[arg(long, value_name = "ADDR")]
+        deliver_to: Option<String>,
+        #[arg(long, default_value = "")]
+        notes: String,
+    },
+    /// The orders, newest first.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// End an order now.
+    End { id: String },
+}
+
+#[derive(Subcommand)]
+enum AuditCmd {
+    /// The interception audit log.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check the log's hash chain; names the first broken entry (exit status 1).
+    Verify,
+}
+
+#[derive(Subcommand)]
 enum UserCmd {
     /// Add an account (a mail address).
     Add {
         address: String,
         /// Sees all mail and manages users.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "interception")]
         admin: bool,
+        /// Operates lawful interception orders; sees no mail and no settings (made here only).
+        #[arg(long)]
+        interception: bool,
         /// Read the password from standard input instead of the terminal.
         #[arg(long)]
         password_stdin: bool,
@@ -319,7 +379,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 let store = sponts::storage::Store::open(&config.storage.database_location()).await?;
                 use sponts::cli::user;
                 match cmd {
-                    UserCmd::Add { address, admin, password_stdin } => user::add(&store, &address, admin, &user::read_password(password_stdin)?).await?,
+                    UserCmd::Add { address, admin, interception, password_stdin } => {
+                        let role = if interception { sponts::storage::Role::Interception } else if admin { sponts::storage::Role::Admin } else { sponts::storage::Role::User };
+                        user::add(&store, &address, role, &user::read_password(password_stdin)?).await?
+                    }
                     UserCmd::Passwd { address, password_stdin } => user::passwd(&store, &address, &user::read_password(password_stdin)?).await?,
                     UserCmd::Del { address } => user::del(&store, &address).await?,
                     UserCmd::List { json } => user::list(&store, json, &mut std::io::stdout().lock()).await?,
@@ -390,6 +453,29 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Cmd::Snippet { address, trap, decoy } => {
                 sponts::cli::uce::snippet(&address, trap.as_deref(), &decoy, &mut std::io::stdout().lock())?;
                 Ok(ExitCode::SUCCESS)
+            }
+            Cmd::Intercept { cmd } => {
+                let store = sponts::storage::Store::open(&config.storage.database_location()).await?;
+                use sponts::cli::intercept;
+                let out = &mut std::io::stdout().lock();
+                let ok = match cmd {
+                    InterceptCmd::Add { reference, target, login, from, until, deliver, deliver_to, notes } => {
+                        intercept::add(&store, intercept::NewOrder { reference, target, login, from, until, deliver, deliver_to, notes }, out).await.map(|_| true)?
+                    }
+                    InterceptCmd::List { json } => intercept::list(&store, json, out).await.map(|_| true)?,
+                    InterceptCmd::End { id } => intercept::end(&store, &id, out).await?,
+                };
+                Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+            }
+            Cmd::Audit { cmd } => {
+                let store = sponts::storage::Store::open(&config.storage.database_location()).await?;
+                use sponts::cli::intercept;
+                let out = &mut std::io::stdout().lock();
+                let ok = match cmd {
+                    AuditCmd::List { json } => intercept::audit_list(&store, json, out).await.map(|_| true)?,
+                    AuditCmd::Verify => intercept::audit_verify(&store, out).await?,
+                };
+                Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
             }
             Cmd::CheckConfig { .. } | Cmd::Init { .. } => unreachable!("handled above"),
         }

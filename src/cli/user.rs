@@ -49,14 +49,17 @@ fn prompt(text: &str) -> Result<String> {
 
 pub use crate::auth::account_name;
 
-pub async fn add(store: &Store, address: &str, admin: bool, password: &str) -> Result<()> {
+pub async fn add(store: &Store, address: &str, role: Role, password: &str) -> Result<()> {
     let name = account_name(address)?;
     if store.user(&name).await?.is_some() {
         bail!("user {name} exists already");
     }
     let hash = crate::auth::hash_password(password)?;
-    store.add_user(&name, &hash, if admin { Role::Admin } else { Role::User }).await?;
-    println!("added {} {name}", if admin { "admin" } else { "user" });
+    store.add_user(&name, &hash, role).await?;
+    if role == Role::Interception {
+        store.audit("cli", "account.add", &format!("interception account {name}")).await?;
+    }
+    println!("added {} {name}", role.as_str());
     Ok(())
 }
 

@@ -81,7 +81,7 @@ pub async fn run_once(config: &Config, store: &Store) -> Result<usize> {
     let now = crate::clock::now_us();
     let period = config.digest.every.0.as_micros() as i64;
     let mut sent = 0;
-    for user in store.users(None).await? {
+    for user in store.users(None).await?.into_iter().filter(|u| u.role != crate::storage::Role::Interception) {
         let mut addresses = vec![user.address.clone()];
         addresses.extend(user.aliases.iter().cloned());
         let since = store.last_digest(&user.address).await?.unwrap_or(now - period);

@@ -301,7 +301,8 @@ impl Session {
         let hash = account.as_ref().map(|u| u.password_hash.clone());
         let pw = password.to_string();
         let ok = tokio::task::spawn_blocking(move || crate::auth::verify_password(&pw, hash.as_deref())).await.unwrap_or(false);
-        let Some(account) = account.filter(|_| ok) else {
+        // Interception accounts have no mailbox: the same answer as a wrong password.
+        let Some(account) = account.filter(|a| ok && a.role != crate::storage::Role::Interception) else {
             tracing::info!(%ip, %user, "failed POP3 sign-in");
             self.err("[AUTH] wrong user name or password");
             return !self.count_error();

@@ -289,6 +289,37 @@ CREATE TABLE report_mail (
         sqlite: "",
         postgres: "",
     },
+    Migration {
+        version: 12,
+        sql: r#"
+CREATE TABLE intercept_orders (
+    id TEXT PRIMARY KEY,
+    reference TEXT NOT NULL,
+    target TEXT NOT NULL,
+    login TEXT,
+    from_us BIGINT NOT NULL,
+    until_us BIGINT NOT NULL,
+    deliver TEXT NOT NULL,
+    deliver_to TEXT,
+    notes TEXT NOT NULL,
+    created_by TEXT NOT NULL,
+    created_us BIGINT NOT NULL,
+    ended_us BIGINT
+);
+CREATE INDEX intercept_orders_target ON intercept_orders (target);
+CREATE TABLE intercept_audit (
+    seq BIGINT PRIMARY KEY,
+    time_us BIGINT NOT NULL,
+    actor TEXT NOT NULL,
+    action TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    prev_hash TEXT NOT NULL,
+    hash TEXT NOT NULL
+);
+"#,
+        sqlite: "",
+        postgres: "",
+    },
 ];
 
 pub async fn run(store: &Store) -> Result<()> {

@@ -7,6 +7,7 @@ mod backup;
 pub mod batch;
 mod journal;
 mod events;
+pub mod intercept;
 mod links;
 mod mailbox;
 mod migrations;

@@ -14,6 +14,10 @@ pub enum Role {
     User,
     /// Sees all mail, manages users.
     Admin,
+    /// Operates lawful interception orders and their audit log; sees no mail and no settings.
+    /// Made on the machine only (`sponts user add --interception`); admins cannot see or change
+    /// these accounts.
+    Interception,
 }
 
 impl Role {
@@ -21,6 +25,7 @@ impl Role {
         match self {
             Role::User => "user",
             Role::Admin => "admin",
+            Role::Interception => "interception",
         }
     }
 
@@ -28,6 +33,7 @@ impl Role {
         match s {
             "user" => Some(Role::User),
             "admin" => Some(Role::Admin),
+            "interception" => Some(Role::Interception),
             _ => None,
         }
     }

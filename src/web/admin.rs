@@ -34,7 +34,7 @@ async fn users(State(web): State<Web>, PageViewer(v): PageViewer, Query(q): Quer
     if let Err(r) = admin_only(&v) {
         return r;
     }
-    let list = web.store.users(None).await.unwrap_or_default();
+    let list: Vec<_> = web.store.users(None).await.unwrap_or_default().into_iter().filter(|u| u.role != Role::Interception).collect();
     let csrf = esc(v.csrf.as_deref().unwrap_or(""));
     let rows: String = list
         .iter()
@@ -93,12 +93,21 @@ async fn user_add(State(web): State<Web>, PageViewer(v): PageViewer, Form(f): Fo
     }
 }
 
+/// Is this an account admins manage? Interception accounts are not theirs to see or change:
+/// to an admin they do not exist.
+async fn managed(web: &Web, address: &str) -> anyhow::Result<bool> {
+    Ok(web.store.user(address).await?.is_some_and(|u| u.role != Role::Interception))
+}
+
 async fn user_password(State(web): State<Web>, PageViewer(v): PageViewer, Form(f): Form<UserForm>) -> Response {
     if let Err(r) = admin_only(&v).and_then(|_| csrf_ok(&v, &f.csrf)) {
         return r;
     }
     let pw = f.password.clone();
     let result = async {
+        if !managed(&web, &f.address).await? {
+            anyhow::bail!("no user {}", f.address);
+        }
         let hash = tokio::task::spawn_blocking(move || crate::auth::hash_password(&pw)).await??;
         if !web.store.set_password(&f.address, &hash).await? {
             anyhow::bail!("no user {}", f.address);
@@ -119,7 +128,7 @@ async fn user_alias(State(web): State<Web>, PageViewer(v): PageViewer, Form(f): 
     }
     let result = async {
         let (name, alias) = (crate::auth::account_name(&f.address)?, crate::auth::account_name(&f.role)?);
-        if web.store.user(&name).await?.is_none() {
+        if !managed(&web, &name).await? {
             anyhow::bail!("no user {name}");
         }
         web.store.add_alias(&name, &alias).await.map_err(|_| anyhow::anyhow!("{alias} is an alias already"))?;
@@ -135,6 +144,9 @@ async fn user_alias(State(web): State<Web>, PageViewer(v): PageViewer, Form(f): 
 async fn user_delete(State(web): State<Web>, PageViewer(v): PageViewer, Form(f): Form<UserForm>) -> Response {
     if let Err(r) = admin_only(&v).and_then(|_| csrf_ok(&v, &f.csrf)) {
         return r;
+    }
+    if !managed(&web, &f.address).await.unwrap_or(false) {
+        return Redirect::to("/admin/users?error=no%20such%20user").into_response();
     }
     match web.store.delete_user(&f.address).await {
         Ok(true) => Redirect::to(&format!("/admin/users?msg={}", url(&format!("removed {}", f.address)))).into_response(),

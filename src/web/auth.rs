@@ -78,8 +78,12 @@ async fn viewer(parts: &Parts, web: &Web) -> Option<Viewer> {
     let hash = token_hash(token.trim());
     let session = web.store.session(&hash).await.ok()??;
     let user = web.store.user(&session.address).await.ok()??;
-    let mut addresses = vec![user.address.to_lowercase()];
-    addresses.extend(user.aliases.iter().map(|a| a.to_lowercase()));
+    // An interception officer sees no mail at all, not even to their own address.
+    let mut addresses = Vec::new();
+    if user.role != Role::Interception {
+        addresses.push(user.address.to_lowercase());
+        addresses.extend(user.aliases.iter().map(|a| a.to_lowercase()));
+    }
     Some(Viewer { user, addresses, csrf: via_cookie.then_some(session.csrf), token_hash: hash })
 }
 
