@@ -132,6 +132,11 @@ pub mod replies {
     pub fn user_unknown(addr: &str) -> Reply {
         Reply::new(550, "5.1.1", format!("<{addr}>: Recipient address rejected: User unknown"))
     }
+    /// Is this a backend's "no such user"? RFC 3463's 5.1.1, and Exchange's 5.1.10
+    /// (RESOLVER.ADR.RecipientNotFound).
+    pub fn is_user_unknown(r: &Reply) -> bool {
+        r.code == 550 && matches!(r.enhanced.as_str(), "5.1.1" | "5.1.10")
+    }
     pub fn relay_denied(addr: &str) -> Reply {
         Reply::new(554, "5.7.1", format!("<{addr}>: Relay access denied"))
     }
@@ -205,6 +210,9 @@ mod tests {
 
     #[test]
     fn backend_replies_keep_their_enhanced_code() {
+        assert!(replies::is_user_unknown(&Reply::from_backend(550, vec!["5.1.10 RESOLVER.ADR.RecipientNotFound; Recipient not found by SMTP address lookup".into()])));
+        assert!(!replies::is_user_unknown(&Reply::from_backend(550, vec!["5.7.1 Relaying denied".into()])));
+        assert!(!replies::is_user_unknown(&Reply::from_backend(450, vec!["4.1.1 try later".into()])));
         let r = Reply::from_backend(550, vec!["5.1.1 <x@y>: Recipient address rejected".into()]);
         assert_eq!(r.enhanced, "5.1.1");
         assert_eq!(r.lines, vec!["<x@y>: Recipient address rejected"]);

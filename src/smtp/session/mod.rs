@@ -422,7 +422,7 @@ impl Session {
     /// With `uce`, the backend's "no such user" becomes the one uniform answer, naming the
     /// address the client gave: the same text as for a refused spammer.
     fn uniform_unknown(&self, r: Reply, address: &str) -> Reply {
-        if self.gw.uce && r.code == 550 && r.enhanced == "5.1.1" { replies::user_unknown(address) } else { r }
+        if self.gw.uce && replies::is_user_unknown(&r) { replies::user_unknown(address) } else { r }
     }
 
     /// Many unknown recipients in a session look like a dictionary attack: tarpit it.
