@@ -13,16 +13,6 @@ fn serve(cfg: &std::path::Path) -> Child {
     Command::new(env!("CARGO_BIN_EXE_sponts")).args(["serve", "--config"]).arg(cfg).stderr(Stdio::null()).spawn().unwrap()
 }
 
-async fn wait_listening(addr: std::net::SocketAddr) {
-    for _ in 0..500 {
-        if tokio::net::TcpStream::connect(addr).await.is_ok() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("sponts did not start listening on {addr}");
-}
-
 #[tokio::test]
 async fn kill_9_while_queueing_loses_nothing_that_was_acknowledged() {
     let dir = tempfile::tempdir().unwrap();

@@ -56,26 +56,13 @@ async fn init_sets_up_a_gateway_that_runs() {
     let text = text.replacen("listen = \"127.0.0.1:8025\"", &format!("listen = \"{web}\""), 1).replacen("listen = \"127.0.0.1:1110\"", &format!("listen = \"{}\"", dead_address()), 1);
     std::fs::write(&cfg, text).unwrap();
     let mut server = Command::new(env!("CARGO_BIN_EXE_sponts")).args(["serve", "--config"]).arg(&cfg).stderr(Stdio::null()).spawn().unwrap();
-    let mut up = false;
-    for _ in 0..500 {
-        if tokio::net::TcpStream::connect(smtp).await.is_ok() {
-            up = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
-    assert!(up, "sponts serves on the config init wrote");
+    wait_listening(smtp).await;
     let (mut c, greeting) = Client::connect_raw(smtp).await;
     assert!(greeting.starts_with("220 mx.example.org"), "{greeting}");
     c.expect("EHLO client.test", 250).await;
     assert!(c.send_mail("a@partner.example", &["u@example.org"], b"Subject: hi\r\n\r\nhello\r\n").await.starts_with("250"));
     assert_eq!(cap.wait_for(1).await.len(), 1);
-    for _ in 0..100 {
-        if tokio::net::TcpStream::connect(web).await.is_ok() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
+    wait_listening(web).await;
     let login = common::http::login(web, "admin@example.org", "a good password").await.expect("the admin signs in");
     let me = common::http::request(web, "GET", "/api/v1/me", &[("authorization", &format!("Bearer {}", login.token))], None).await.json();
     assert_eq!(me["role"], "admin", "{me}");

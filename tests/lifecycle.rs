@@ -52,16 +52,6 @@ impl Files {
     }
 }
 
-async fn wait_listening(addr: std::net::SocketAddr) {
-    for _ in 0..500 {
-        if tokio::net::TcpStream::connect(addr).await.is_ok() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("sponts did not start listening on {addr}");
-}
-
 /// The certificate a STARTTLS handshake presents.
 async fn presented_certificate(addr: std::net::SocketAddr) -> Vec<u8> {
     let mut c = Client::connect(addr).await;

@@ -126,6 +126,19 @@ pub fn render_body(f: &figures::Figures) -> String {
     out
 }
 
+/// The range asked for and its figures; the error is the status and what to tell the client
+/// (a bad parameter named, or a storage failure, which is logged).
+async fn read_figures(web: &Web, q: &RangeQuery) -> Result<(Range, figures::Figures), (StatusCode, String)> {
+    let range = q.range().map_err(|e| (StatusCode::BAD_REQUEST, e))?;
+    match figures::read(&web.store, range).await {
+        Ok(f) => Ok((range, f)),
+        Err(e) => {
+            tracing::error!("report failed: {e:#}");
+            Err((StatusCode::INTERNAL_SERVER_ERROR, "the report could not be read; the log says why".into()))
+        }
+    }
+}
+
 async fn dashboard(
     State(web): State<Web>,
     PageViewer(v): PageViewer,
@@ -134,20 +147,9 @@ async fn dashboard(
     if let Err(r) = admin_only(&v) {
         return r;
     }
-    let range = match q.range() {
-        Ok(r) => r,
-        Err(e) => return status_page(StatusCode::BAD_REQUEST, Some(&v), &e),
-    };
-    let f = match figures::read(&web.store, range).await {
-        Ok(f) => f,
-        Err(e) => {
-            tracing::error!("report failed: {e:#}");
-            return status_page(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                Some(&v),
-                "The report could not be read; the log says why.",
-            );
-        }
+    let (range, f) = match read_figures(&web, &q).await {
+        Ok(rf) => rf,
+        Err((status, e)) => return status_page(status, Some(&v), &e),
     };
     let current = q
         .range
@@ -215,20 +217,9 @@ async fn csv(
     if let Err(r) = admin_only(&v) {
         return r;
     }
-    let range = match q.range() {
-        Ok(r) => r,
-        Err(e) => return (StatusCode::BAD_REQUEST, e).into_response(),
-    };
-    let f = match figures::read(&web.store, range).await {
-        Ok(f) => f,
-        Err(e) => {
-            tracing::error!("report failed: {e:#}");
-            return (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "the report could not be read",
-            )
-                .into_response();
-        }
+    let (range, f) = match read_figures(&web, &q).await {
+        Ok(rf) => rf,
+        Err(e) => return e.into_response(),
     };
     let wanted = q.table.as_deref().unwrap_or("");
     let all = tables::all(&f);
@@ -266,18 +257,8 @@ async fn api(
     if !v.is_admin() {
         return super::api::error(StatusCode::FORBIDDEN, "the report is for administrators");
     }
-    let range = match q.range() {
-        Ok(r) => r,
-        Err(e) => return super::api::error(StatusCode::BAD_REQUEST, &e),
-    };
-    match figures::read(&web.store, range).await {
-        Ok(f) => Json(f).into_response(),
-        Err(e) => {
-            tracing::error!("report failed: {e:#}");
-            super::api::error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "the report could not be read",
-            )
-        }
+    match read_figures(&web, &q).await {
+        Ok((_, f)) => Json(f).into_response(),
+        Err((status, e)) => super::api::error(status, &e),
     }
 }

@@ -101,6 +101,17 @@ pub async fn gateway(backend: SocketAddr, extra: &str) -> Gateway {
 }
 
 /// An address on loopback where nothing listens.
+/// Waits (bounded) until something accepts connections on `addr`: a sponts process started.
+pub async fn wait_listening(addr: SocketAddr) {
+    for _ in 0..500 {
+        if tokio::net::TcpStream::connect(addr).await.is_ok() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("sponts did not start listening on {addr}");
+}
+
 pub fn dead_address() -> SocketAddr {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     l.local_addr().unwrap()
