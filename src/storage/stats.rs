@@ -104,57 +104,37 @@ fn summed(deltas: &[StatDelta]) -> Vec<((i64, &str, &str), i64)> {
     sum.into_iter().collect()
 }
 
+/// On a row that exists: add (sums), or keep the larger (peaks).
+const ADD: &str = "stats.value + excluded.value";
+const KEEP_LARGER: &str = "CASE WHEN excluded.value > stats.value THEN excluded.value ELSE stats.value END";
+
 /// Adds increments inside the caller's transaction (the journal's batch).
-pub(super) async fn add_in<'c, DB: sqlx::Database>(
-    tx: &mut sqlx::Transaction<'c, DB>,
-    deltas: &[StatDelta],
-) -> Result<()>
+pub(super) async fn add_in<'c, DB: sqlx::Database>(tx: &mut sqlx::Transaction<'c, DB>, deltas: &[StatDelta]) -> Result<()>
 where
     for<'e> &'e mut DB::Connection: sqlx::Executor<'e, Database = DB>,
     for<'q> &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
     for<'q> i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
     for<'q> <DB as sqlx::Database>::Arguments: sqlx::IntoArguments<DB>,
 {
-    let rows = summed(deltas);
+    upsert_in(tx, &summed(deltas), ADD).await
+}
+
+/// Writes rows, many per statement, merging into existing ones with `merge`.
+async fn upsert_in<'c, DB: sqlx::Database>(tx: &mut sqlx::Transaction<'c, DB>, rows: &[((i64, &str, &str), i64)], merge: &str) -> Result<()>
+where
+    for<'e> &'e mut DB::Connection: sqlx::Executor<'e, Database = DB>,
+    for<'q> &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> <DB as sqlx::Database>::Arguments: sqlx::IntoArguments<DB>,
+{
     for chunk in rows.chunks(ROWS) {
-        let values = (0..chunk.len())
-            .map(|i| {
-                format!(
-                    "(${}, ${}, ${}, ${})",
-                    i * 4 + 1,
-                    i * 4 + 2,
-                    i * 4 + 3,
-                    i * 4 + 4
-                )
-            })
-            .collect::<Vec<_>>()
-            .join(", ");
-        let sql = format!(
-            "INSERT INTO stats (hour_us, metric, key, value) VALUES {values} ON CONFLICT (hour_us, metric, key) DO UPDATE SET value = stats.value + excluded.value"
-        );
+        let values = (0..chunk.len()).map(|i| format!("(${}, ${}, ${}, ${})", i * 4 + 1, i * 4 + 2, i * 4 + 3, i * 4 + 4)).collect::<Vec<_>>().join(", ");
+        let sql = format!("INSERT INTO stats (hour_us, metric, key, value) VALUES {values} ON CONFLICT (hour_us, metric, key) DO UPDATE SET value = {merge}");
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
         for ((h, m, k), v) in chunk {
             q = q.bind(*h).bind(*m).bind(*k).bind(*v);
         }
         q.execute(&mut **tx).await?;
-    }
-    Ok(())
-}
-
-/// Raises rows to at least the given values inside the caller's transaction (peaks).
-async fn max_in<'c, DB: sqlx::Database>(
-    tx: &mut sqlx::Transaction<'c, DB>,
-    rows: &[StatDelta],
-) -> Result<()>
-where
-    for<'e> &'e mut DB::Connection: sqlx::Executor<'e, Database = DB>,
-    for<'q> &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    for<'q> i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    for<'q> <DB as sqlx::Database>::Arguments: sqlx::IntoArguments<DB>,
-{
-    for (h, m, k, v) in rows {
-        sqlx::query("INSERT INTO stats (hour_us, metric, key, value) VALUES ($1, $2, $3, $4) ON CONFLICT (hour_us, metric, key) DO UPDATE SET value = CASE WHEN excluded.value > stats.value THEN excluded.value ELSE stats.value END")
-            .bind(*h).bind(m.as_str()).bind(k.as_str()).bind(*v).execute(&mut **tx).await?;
     }
     Ok(())
 }
@@ -165,7 +145,8 @@ impl Store {
         with_pool!(self, pool => {
             let mut tx = pool.begin_write().await?;
             add_in(&mut tx, sums).await?;
-            max_in(&mut tx, peaks).await?;
+            let peaks: Vec<((i64, &str, &str), i64)> = peaks.iter().map(|(h, m, k, v)| ((*h, m.as_str(), k.as_str()), *v)).collect();
+            upsert_in(&mut tx, &peaks, KEEP_LARGER).await?;
             tx.commit().await?;
             Ok(())
         })
