@@ -174,7 +174,9 @@ async fn binary_serves_and_journal_prints_records() {
     c.expect("QUIT", 221).await;
     let id = reply_id(&r);
 
-    let out = Command::new(bin).args(["journal", "--json", "--since", "1h", "--sender", "cli@"]).env("SPONTS_CONFIG", &cfg).output().unwrap();
+    let mut journal = Command::new(bin);
+    journal.args(["journal", "--json", "--since", "1h", "--sender", "cli@"]).env("SPONTS_CONFIG", &cfg);
+    let out = output(journal).await;
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8(out.stdout).unwrap();
     let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
@@ -184,10 +186,14 @@ async fn binary_serves_and_journal_prints_records() {
     assert_eq!(lines[0]["outcome"], "delivered");
     assert_eq!(lines[0]["recipients"][0]["address"], "u@example.org");
 
-    let out = Command::new(bin).args(["journal", "--config"]).arg(&cfg).args(["--rcpt", "u@example.org"]).output().unwrap();
+    let mut journal = Command::new(bin);
+    journal.args(["journal", "--config"]).arg(&cfg).args(["--rcpt", "u@example.org"]);
+    let out = output(journal).await;
     let table = String::from_utf8(out.stdout).unwrap();
     assert!(table.contains(&id) && table.contains("Grüße") && table.contains("(1 records"), "{table}");
-    let out = Command::new(bin).args(["journal", "--config"]).arg(&cfg).args(["--ip", "192.0.2.1"]).output().unwrap();
+    let mut journal = Command::new(bin);
+    journal.args(["journal", "--config"]).arg(&cfg).args(["--ip", "192.0.2.1"]);
+    let out = output(journal).await;
     assert!(String::from_utf8(out.stdout).unwrap().contains("(0 records"));
 
     // SIGTERM: a clean stop.

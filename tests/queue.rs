@@ -108,24 +108,26 @@ async fn a_backend_refusal_ends_a_queued_message_and_deferrals_wait() {
     // The CLI sees it.
     let cfg = gw.dir.path().join("cli.toml");
     std::fs::write(&cfg, format!("[storage]\ndata_dir = \"{}\"\n", gw.dir.path().display())).unwrap();
-    let cli = |args: &[&str]| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_sponts")).args(args).env("SPONTS_CONFIG", &cfg).output().unwrap();
+    let cli = async |args: &[&str]| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_sponts"));
+        command.args(args).env("SPONTS_CONFIG", &cfg);
+        let out = output(command).await;
         (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr))
     };
-    let (ok, out) = cli(&["queue", "list", "--json"]);
+    let (ok, out) = cli(&["queue", "list", "--json"]).await;
     assert!(ok, "{out}");
     let item: serde_json::Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
     assert_eq!(item["id"], id.as_str());
     assert_eq!(item["pending"], serde_json::json!(["alice@example.org", "carol@example.org"]));
-    let (ok, out) = cli(&["queue", "list"]);
+    let (ok, out) = cli(&["queue", "list"]).await;
     assert!(ok && out.contains("(1 queued)"), "{out}");
-    let (ok, out) = cli(&["queue", "show", &id]);
+    let (ok, out) = cli(&["queue", "show", &id]).await;
     assert!(ok && out.contains("\"sender\": \"a@partner.example\""), "{out}");
-    let (ok, out) = cli(&["queue", "retry"]);
+    let (ok, out) = cli(&["queue", "retry"]).await;
     assert!(ok && out.contains("1 message due now"), "{out}");
-    let (ok, out) = cli(&["queue", "show", "NOSUCH"]);
+    let (ok, out) = cli(&["queue", "show", "NOSUCH"]).await;
     assert!(!ok && out.contains("not in the queue"), "{out}");
-    let (ok, out) = cli(&["queue", "deliver", &id, &dead_address().to_string()]);
+    let (ok, out) = cli(&["queue", "deliver", &id, &dead_address().to_string()]).await;
     assert!(!ok && out.contains("cannot reach"), "{out}");
 
     // carol is unknown to the backend after all.

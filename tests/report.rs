@@ -89,11 +89,9 @@ async fn figures_match_a_known_mix_of_traffic() {
     // Figures are written after the replies: wait (bounded) until all six are in.
     let mut f = serde_json::Value::Null;
     for _ in 0..50 {
-        let out = Command::new(env!("CARGO_BIN_EXE_sponts"))
-            .args(["stats", "--since", "1h", "--json"])
-            .env("SPONTS_CONFIG", &cfg)
-            .output()
-            .unwrap();
+        let mut stats = Command::new(env!("CARGO_BIN_EXE_sponts"));
+        stats.args(["stats", "--since", "1h", "--json"]).env("SPONTS_CONFIG", &cfg);
+        let out = output(stats).await;
         assert!(
             out.status.success(),
             "{}",
@@ -331,15 +329,9 @@ async fn figures_match_a_known_mix_of_traffic() {
     let before = cap.deliveries().len();
     // Off the test's runtime thread: the capture backend runs on it.
     let cfg2 = cfg.clone();
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new(env!("CARGO_BIN_EXE_sponts"))
-            .args(["stats", "--since", "1h", "--mail"])
-            .env("SPONTS_CONFIG", &cfg2)
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
+    let mut mail = Command::new(env!("CARGO_BIN_EXE_sponts"));
+    mail.args(["stats", "--since", "1h", "--mail"]).env("SPONTS_CONFIG", &cfg2);
+    let out = output(mail).await;
     assert!(
         out.status.success(),
         "{}{}",

@@ -141,3 +141,9 @@ pub async fn add_user(store: &sponts::storage::Store, address: &str, role: spont
 }
 
 pub const PASSWORD: &str = "password for tests";
+
+/// Runs a command off the test's runtime thread. An in-process gateway shares that thread, and a
+/// database transaction it holds open would never finish while the thread waits for the command.
+pub async fn output(mut command: std::process::Command) -> std::process::Output {
+    tokio::task::spawn_blocking(move || command.output().unwrap()).await.unwrap()
+}
