@@ -45,6 +45,17 @@ pub fn encode(data: &[u8]) -> String {
     out
 }
 
+/// Base64 in lines of 76 characters, each ended by CRLF: a MIME part's body.
+pub fn encode_lines(data: &[u8]) -> String {
+    let encoded = encode(data);
+    let mut out = String::with_capacity(encoded.len() + encoded.len() / 38 + 2);
+    for line in encoded.as_bytes().chunks(76) {
+        out.push_str(std::str::from_utf8(line).unwrap_or(""));
+        out.push_str("\r\n");
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

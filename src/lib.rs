@@ -29,6 +29,7 @@ pub mod clock;
 pub mod config;
 pub mod digest;
 pub mod id;
+pub mod intercept;
 pub mod logging;
 pub mod modules;
 pub mod net;
@@ -128,6 +129,7 @@ pub async fn start(config: config::Config) -> anyhow::Result<Running> {
     let sampler = std::sync::Arc::new(report::live::Sampler::default());
     tokio::spawn(report::job(config.clone(), store.clone(), sampler.clone()));
     let report_config = config.clone();
-    let smtp = server::Server::start(config, pipeline, store.clone(), &certs).await?;
+    let intercept = intercept::Interception::start(&config, store.clone()).await?;
+    let smtp = server::Server::start(config, pipeline, store.clone(), &certs, intercept.clone()).await?;
     Ok(Running { smtp, web, pop3, metrics, store, sampler, certs, config: report_config })
 }

@@ -43,6 +43,8 @@ pub struct Gateway {
     /// How long the backend takes to answer a RCPT (a moving average, microseconds): a module's
     /// refusal at RCPT waits as long, so it cannot be told from the backend's by its timing.
     rcpt_time_us: std::sync::atomic::AtomicU64,
+    /// Copies of targets' transactions (lawful interception).
+    pub intercept: Arc<crate::intercept::Interception>,
 }
 
 impl Gateway {
@@ -83,7 +85,7 @@ impl Gateway {
 }
 
 impl Gateway {
-    pub fn new(config: Config, pipeline: Pipeline, store: Store, shutdown: watch::Receiver<bool>, certs: &Arc<CertSlot>) -> Result<Gateway> {
+    pub fn new(config: Config, pipeline: Pipeline, store: Store, shutdown: watch::Receiver<bool>, certs: &Arc<CertSlot>, intercept: Arc<crate::intercept::Interception>) -> Result<Gateway> {
         let tls = crate::smtp::tls::server_config(certs)?;
         let backend = BackendPool::new(BackendTarget::from_config(&config), config.backend.pool_size);
         let node = node_name(&config);
@@ -99,6 +101,7 @@ impl Gateway {
             node,
             uce,
             rcpt_time_us: Default::default(),
+            intercept,
         })
     }
 }
@@ -162,9 +165,9 @@ pub struct Server {
 
 impl Server {
     /// Binds every `smtp.listen` address and starts accepting.
-    pub async fn start(config: Config, pipeline: Pipeline, store: Store, certs: &Arc<CertSlot>) -> Result<Server> {
+    pub async fn start(config: Config, pipeline: Pipeline, store: Store, certs: &Arc<CertSlot>, intercept: Arc<crate::intercept::Interception>) -> Result<Server> {
         let (stop, stopped) = watch::channel(false);
-        let gw = Arc::new(Gateway::new(config, pipeline, store, stopped, certs)?);
+        let gw = Arc::new(Gateway::new(config, pipeline, store, stopped, certs, intercept)?);
         let (current, _) = watch::channel(gw.clone());
         let limits = Arc::new(Limits::default());
         let mut tasks = tokio::task::JoinSet::new();
@@ -182,7 +185,7 @@ impl Server {
     /// running gateway knows of the backend's health and answer times carries over.
     pub fn reload(&self, config: Config, pipeline: Pipeline, certs: &Arc<CertSlot>) -> Result<()> {
         let old = self.current.borrow().clone();
-        let gw = Gateway::new(config, pipeline, old.store.clone(), old.shutdown.clone(), certs)?;
+        let gw = Gateway::new(config, pipeline, old.store.clone(), old.shutdown.clone(), certs, old.intercept.clone())?;
         *gw.backend_down_since.lock().expect("health lock") = *old.backend_down_since.lock().expect("health lock");
         gw.rcpt_time_us.store(old.rcpt_time_us.load(std::sync::atomic::Ordering::Relaxed), std::sync::atomic::Ordering::Relaxed);
         tracing::info!(backend = %gw.config.backend.address, modules = ?gw.pipeline.names(), "configuration reloaded: new sessions use it");

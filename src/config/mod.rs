@@ -12,9 +12,11 @@ use std::path::{Path, PathBuf};
 
 use crate::net::Cidr;
 
+mod intercept;
 mod uce;
 mod report;
 mod virus;
+pub use intercept::{BackendTls, InterceptConfig, MailProxyConfig};
 pub use report::{MailEvery, MetricsConfig, ReportConfig};
 pub use virus::{OnScanError, VirusConfig};
 pub use uce::{AuthConfig, CallbackConfig, DisposablePosition, DnsList, EngineConfig, GreylistConfig, LearningConfig, SpamPolicy, UceConfig};
@@ -39,6 +41,9 @@ pub struct Config {
     pub virus: VirusConfig,
     pub report: ReportConfig,
     pub metrics: MetricsConfig,
+    pub intercept: InterceptConfig,
+    pub pop3_proxy: MailProxyConfig,
+    pub imap_proxy: MailProxyConfig,
 }
 
 /// POP3 emergency access: users read their new mail while the mail server is down.
@@ -339,7 +344,7 @@ impl fmt::Display for ConfigErrors {
 
 impl std::error::Error for ConfigErrors {}
 
-const SECTIONS: &[&str] = &["smtp", "backend", "domains", "storage", "log", "modules", "access", "backup", "web", "digest", "queue", "pop3", "uce", "virus", "report", "metrics"];
+const SECTIONS: &[&str] = &["smtp", "backend", "domains", "storage", "log", "modules", "access", "backup", "web", "digest", "queue", "pop3", "uce", "virus", "report", "metrics", "intercept", "pop3_proxy", "imap_proxy"];
 
 impl Config {
     /// Reads and validates a file; the errors name the file's keys.
@@ -381,6 +386,9 @@ impl Config {
             virus: section(&table, "virus", &mut errors),
             report: section(&table, "report", &mut errors),
             metrics: section(&table, "metrics", &mut errors),
+            intercept: section(&table, "intercept", &mut errors),
+            pop3_proxy: section(&table, "pop3_proxy", &mut errors),
+            imap_proxy: section(&table, "imap_proxy", &mut errors),
         };
         errors.extend(config.validate());
         if errors.is_empty() { Ok(config) } else { Err(ConfigErrors(errors)) }
@@ -471,6 +479,7 @@ impl Config {
         uce::collect(self, &mut errors);
         virus::collect(self, &mut errors);
         report::collect(self, &mut errors);
+        intercept::collect(self, &mut errors);
         errors
     }
 

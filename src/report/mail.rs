@@ -185,11 +185,7 @@ pub fn compose(
     m.push_str(&format!("Auto-Submitted: auto-generated\r\nMIME-Version: 1.0\r\nContent-Type: multipart/alternative; boundary=\"{boundary}\"\r\n\r\n"));
     for (ctype, body) in [("text/plain", text), ("text/html", html)] {
         m.push_str(&format!("--{boundary}\r\nContent-Type: {ctype}; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\n"));
-        let encoded = crate::base64::encode(body.as_bytes());
-        for line in encoded.as_bytes().chunks(76) {
-            m.push_str(std::str::from_utf8(line).unwrap_or(""));
-            m.push_str("\r\n");
-        }
+        m.push_str(&crate::base64::encode_lines(body.as_bytes()));
     }
     m.push_str(&format!("--{boundary}--\r\n"));
     m.into_bytes()

@@ -94,27 +94,38 @@ impl_order_row!(sqlx::postgres::PgRow);
 
 const ORDER_COLUMNS: &str = "id, reference, target, login, from_us, until_us, deliver, deliver_to, notes, created_by, created_us, ended_us";
 
+/// Appends to the audit log inside the write transaction `$tx`, chained to the last entry.
+/// Serialized: the write lock on SQLite, an advisory lock on PostgreSQL.
+macro_rules! append_audit {
+    ($store:expr, $tx:ident, $actor:expr, $action:expr, $detail:expr) => {{
+        let (actor, action, detail): (&str, &str, &str) = ($actor, $action, $detail);
+        let time_us = crate::clock::now_us();
+        if let Store::Postgres(_) = $store {
+            sqlx::query("SELECT pg_advisory_xact_lock(7418524)").execute(&mut *$tx).await?;
+        }
+        let last = sqlx::query("SELECT seq, hash FROM intercept_audit ORDER BY seq DESC LIMIT 1").fetch_optional(&mut *$tx).await?;
+        let (seq, prev_hash) = match last {
+            Some(r) => (r.try_get::<i64, _>("seq")? + 1, r.try_get::<String, _>("hash")?),
+            None => (1, $crate::storage::intercept::GENESIS.to_string()),
+        };
+        let hash = $crate::storage::intercept::entry_hash(&prev_hash, seq, time_us, actor, action, detail);
+        sqlx::query("INSERT INTO intercept_audit (seq, time_us, actor, action, detail, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7)")
+            .bind(seq).bind(time_us).bind(actor).bind(action).bind(detail).bind(&prev_hash).bind(&hash)
+            .execute(&mut *$tx).await?;
+        $crate::storage::intercept::AuditEntry { seq, time_us, actor: actor.into(), action: action.into(), detail: detail.into(), prev_hash, hash }
+    }};
+}
+pub(crate) use append_audit;
+
 impl Store {
     /// Appends to the audit log, chained to the last entry. Serialized: the write lock on
     /// SQLite, an advisory lock on PostgreSQL.
     pub async fn audit(&self, actor: &str, action: &str, detail: &str) -> Result<AuditEntry> {
-        let time_us = crate::clock::now_us();
         with_pool!(self, pool => {
             let mut tx = pool.begin_write().await?;
-            if let Store::Postgres(_) = self {
-                sqlx::query("SELECT pg_advisory_xact_lock(7418524)").execute(&mut *tx).await?;
-            }
-            let last = sqlx::query("SELECT seq, hash FROM intercept_audit ORDER BY seq DESC LIMIT 1").fetch_optional(&mut *tx).await?;
-            let (seq, prev_hash) = match last {
-                Some(r) => (r.try_get::<i64, _>("seq")? + 1, r.try_get::<String, _>("hash")?),
-                None => (1, GENESIS.to_string()),
-            };
-            let hash = entry_hash(&prev_hash, seq, time_us, actor, action, detail);
-            sqlx::query("INSERT INTO intercept_audit (seq, time_us, actor, action, detail, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7)")
-                .bind(seq).bind(time_us).bind(actor).bind(action).bind(detail).bind(&prev_hash).bind(&hash)
-                .execute(&mut *tx).await?;
+            let entry = append_audit!(self, tx, actor, action, detail);
             tx.commit().await?;
-            Ok(AuditEntry { seq, time_us, actor: actor.into(), action: action.into(), detail: detail.into(), prev_hash, hash })
+            Ok(entry)
         })
     }
 
@@ -143,6 +154,29 @@ impl Store {
         with_pool!(self, pool => {
             let rows = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {ORDER_COLUMNS} FROM intercept_orders ORDER BY created_us DESC, id DESC"))).fetch_all(pool).await?;
             rows.iter().map(order_from).collect()
+        })
+    }
+
+    pub async fn order(&self, id: &str) -> Result<Option<Order>> {
+        with_pool!(self, pool => {
+            let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {ORDER_COLUMNS} FROM intercept_orders WHERE id = $1"))).bind(id).fetch_optional(pool).await?;
+            row.as_ref().map(order_from).transpose()
+        })
+    }
+
+    /// Orders that take effect now or later (not ended, not expired).
+    pub async fn live_orders(&self, now_us: i64) -> Result<Vec<Order>> {
+        with_pool!(self, pool => {
+            let rows = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {ORDER_COLUMNS} FROM intercept_orders WHERE ended_us IS NULL AND until_us > $1"))).bind(now_us).fetch_all(pool).await?;
+            rows.iter().map(order_from).collect()
+        })
+    }
+
+    /// Moves a running order's end; false when there is no such order or it had ended.
+    pub async fn set_order_until(&self, id: &str, until_us: i64) -> Result<bool> {
+        with_pool!(self, pool => {
+            let r = sqlx::query("UPDATE intercept_orders SET until_us = $1 WHERE id = $2 AND ended_us IS NULL").bind(until_us).bind(id).execute(pool).await?;
+            Ok(r.rows_affected() == 1)
         })
     }
 

@@ -320,6 +320,31 @@ CREATE TABLE intercept_audit (
         sqlite: "",
         postgres: "",
     },
+    Migration {
+        version: 13,
+        // Interception copies waiting for (or past) delivery to the agency.
+        sql: r#"
+CREATE TABLE intercept_copies (
+    id TEXT PRIMARY KEY,
+    order_id TEXT NOT NULL,
+    time_us BIGINT NOT NULL,
+    service TEXT NOT NULL,
+    event TEXT NOT NULL,
+    meta TEXT NOT NULL,
+    content {BLOB},
+    content_size BIGINT NOT NULL,
+    state TEXT NOT NULL,
+    attempts BIGINT NOT NULL,
+    next_try_us BIGINT NOT NULL,
+    last_error TEXT NOT NULL,
+    delivered_us BIGINT
+);
+CREATE INDEX intercept_copies_due ON intercept_copies (state, next_try_us);
+CREATE INDEX intercept_copies_by_order ON intercept_copies (order_id, time_us);
+"#,
+        sqlite: "",
+        postgres: "",
+    },
 ];
 
 pub async fn run(store: &Store) -> Result<()> {

@@ -8,6 +8,7 @@ pub mod batch;
 mod journal;
 mod events;
 pub mod intercept;
+pub mod intercept_copies;
 mod links;
 mod mailbox;
 mod migrations;

@@ -1,0 +1,112 @@
+//! Lawful interception: copies of a target's SMTP transactions and POP3/IMAP retrievals, made
+//! while an order takes effect, for the agency named in the order.
+//!
+//! How a copy flows: the SMTP session (or a POP3/IMAP proxy session) hands its event to
+//! [`Interception`], which checks it against the orders in effect (kept in memory, re-read every
+//! second); for a target, the event and its message are written to the store as a copy, with an
+//! audit entry, durably ([`Store::record_copies`]). The [`worker`] then delivers copies to the
+//! agency ([`deliver`]: an export directory or SMTP over verified TLS), retrying until it can.
+//! Nothing on the target's side waits for the agency; events of anyone else are not recorded.
+
+pub mod deliver;
+pub mod record;
+mod worker;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, RwLock, Weak};
+use std::time::Duration;
+
+use crate::config::Config;
+use crate::pipeline::TransactionRecord;
+use crate::storage::intercept::Order;
+use crate::storage::Store;
+
+pub use record::Event;
+
+/// How often the orders in effect are read again (an order made on the CLI or another node
+/// takes effect here within this).
+const ORDERS_REFRESH: Duration = Duration::from_secs(1);
+
+pub struct Interception {
+    store: Store,
+    orders: RwLock<Arc<Vec<Order>>>,
+    wake: Arc<tokio::sync::Notify>,
+}
+
+impl Interception {
+    /// Reads the orders and starts the refresh and the delivery worker; both stop when the
+    /// returned handle is dropped.
+    pub async fn start(config: &Config, store: Store) -> anyhow::Result<Arc<Interception>> {
+        let orders = store.live_orders(crate::clock::now_us()).await?;
+        let me = Arc::new(Interception { store: store.clone(), orders: RwLock::new(Arc::new(orders)), wake: Arc::default() });
+        tokio::spawn(refresh(Arc::downgrade(&me)));
+        tokio::spawn(worker::run(Arc::downgrade(&me), store, me.wake.clone(), worker::Settings::from_config(config)?));
+        Ok(me)
+    }
+
+    /// Orders in effect at `time_us` whose target is one of `addresses` (any case).
+    pub fn orders_for_addresses<'a>(&self, addresses: impl IntoIterator<Item = &'a str> + Clone, time_us: i64) -> Vec<Order> {
+        let orders = self.orders.read().expect("orders lock").clone();
+        orders
+            .iter()
+            .filter(|o| o.active_at(time_us) && addresses.clone().into_iter().any(|a| a.eq_ignore_ascii_case(&o.target)))
+            .cloned()
+            .collect()
+    }
+
+    /// Orders in effect at `time_us` for a backend login name: the order's login, or its target
+    /// address when the backend takes addresses as logins.
+    pub fn orders_for_login(&self, login: &str, time_us: i64) -> Vec<Order> {
+        let orders = self.orders.read().expect("orders lock").clone();
+        orders
+            .iter()
+            .filter(|o| o.active_at(time_us) && (o.login.as_deref().is_some_and(|l| l.eq_ignore_ascii_case(login)) || o.target.eq_ignore_ascii_case(login)))
+            .cloned()
+            .collect()
+    }
+
+    /// Records a copy of `event` for each order, durably, and wakes the worker. An error is
+    /// logged, never shown to the target's client.
+    pub async fn record(&self, orders: &[Order], event: &Event) {
+        if orders.is_empty() {
+            return;
+        }
+        let copies: Result<Vec<_>, _> = orders.iter().map(|o| event.copy_for(o)).collect();
+        let result = match copies {
+            Ok(copies) => self.store.record_copies(&copies).await,
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(n) => {
+                if n > 0 {
+                    self.wake.notify_one();
+                }
+            }
+            Err(e) => tracing::error!(service = event.service, event = event.kind, "interception copy could not be recorded: {e:#}"),
+        }
+    }
+
+    /// The SMTP side: a transaction from or to a target, whatever its outcome.
+    pub async fn smtp(&self, record: &TransactionRecord, server: SocketAddr) {
+        let addresses = std::iter::once(record.sender.as_str())
+            .chain(record.recipients.iter().map(|r| r.address.as_str()))
+            .chain(record.recipients.iter().filter_map(|r| r.delivered_to.as_deref()));
+        let orders = self.orders_for_addresses(addresses, record.time_us);
+        if !orders.is_empty() {
+            self.record(&orders, &Event::smtp(record, server)).await;
+        }
+    }
+}
+
+async fn refresh(me: Weak<Interception>) {
+    let mut tick = tokio::time::interval(ORDERS_REFRESH);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(me) = me.upgrade() else { return };
+        match me.store.live_orders(crate::clock::now_us()).await {
+            Ok(orders) => *me.orders.write().expect("orders lock") = Arc::new(orders),
+            Err(e) => tracing::warn!("interception orders not re-read (the last ones stay in effect): {e:#}"),
+        }
+    }
+}
