@@ -6,6 +6,8 @@
 mod common;
 
 use common::http::{login, request};
+use common::agency::{Agency, Pki};
+use mail_parser::MimeHeaders;
 use common::*;
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -149,5 +151,190 @@ async fn officers_see_no_mail_and_admins_do_not_see_officers() {
     }
     assert!(login(gw.web, "officer@example.org", PASSWORD).await.is_ok(), "the officer's password is unchanged");
     assert!(login(gw.web, "officer@example.org", "taken over now").await.is_err());
+    gw.stop().await;
+}
+
+fn order(id: &str, target: &str, deliver: String, deliver_to: Option<&str>, from_us: i64, until_us: i64) -> sponts::storage::intercept::Order {
+    sponts::storage::intercept::Order {
+        id: id.into(),
+        reference: format!("AG Musterstadt {id}"),
+        target: target.into(),
+        login: None,
+        from_us,
+        until_us,
+        deliver,
+        deliver_to: deliver_to.map(str::to_string),
+        notes: String::new(),
+        created_by: "cli:officer".into(),
+        created_us: from_us,
+        ended_us: None,
+    }
+}
+
+/// The attachments of an agency mail by file name.
+fn attachments(mail: &[u8]) -> std::collections::HashMap<String, Vec<u8>> {
+    let m = mail_parser::MessageParser::default().parse(mail).unwrap();
+    m.attachments().filter_map(|a| Some((a.attachment_name()?.to_string(), a.contents().to_vec()))).collect()
+}
+
+async fn wait_until<F: Fn() -> bool>(what: &str, done: F) {
+    for _ in 0..150 {
+        if done() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+#[tokio::test]
+async fn a_targets_smtp_transactions_reach_the_agency_and_no_one_elses() {
+    let pki = Pki::new();
+    let agency = Agency::start(&pki, 0);
+    let export = tempfile::tempdir().unwrap();
+    let cap = Capture::start(CaptureOptions { unknown: ["nobody@example.org".to_string()].into(), ..Default::default() }).await;
+    let extra = format!("[intercept]\nagency_ca = \"{}\"\nretry_after = \"1s\"\n[uce]\ntarpit_delay = \"0s\"\ntraps = [\"trap@example.org\"]\n", pki.ca.display());
+    let gw = gateway(cap.addr, &extra).await;
+    let now = sponts::clock::now_us();
+    let hour = 3_600_000_000;
+    gw.store.add_order(&order("LI1", "target@example.org", format!("smtp://127.0.0.1:{}", agency.port), Some("li@agency.example"), now - hour, now + hour)).await.unwrap();
+    gw.store.add_order(&order("LI2", "target@example.org", format!("dir:{}", export.path().display()), None, now - hour, now + hour)).await.unwrap();
+    // Orders outside their window: expired, and not yet begun.
+    gw.store.add_order(&order("OLD", "old@example.org", format!("dir:{}", export.path().display()), None, now - 2 * hour, now - hour)).await.unwrap();
+    gw.store.add_order(&order("LATER", "later@example.org", format!("dir:{}", export.path().display()), None, now + hour, now + 2 * hour)).await.unwrap();
+    // The orders are read again every second.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+
+    let from_target: &[u8] = b"From: target@example.org\r\nSubject: out\r\n\r\nfrom the target\r\n";
+    let to_target: &[u8] = b"Subject: in\r\n\r\nto the target, and to bob\r\n";
+    let spam: &[u8] = b"Subject: trap\r\n\r\nto a trap and the target\r\n";
+    let mut c = Client::connect(gw.addr).await;
+    c.expect("EHLO client.test", 250).await;
+    assert!(c.send_mail("Target@Example.org", &["bob@example.org"], from_target).await.starts_with("250"));
+    assert!(c.send_mail("a@partner.example", &["bob@example.org", "target@example.org"], to_target).await.starts_with("250"));
+    // Refused at RCPT by the backend: a copy without a message.
+    c.expect("MAIL FROM:<target@example.org>", 250).await;
+    c.expect("RCPT TO:<nobody@example.org>", 550).await;
+    c.expect("RSET", 250).await;
+    // Nobody's target, and targets outside their orders' windows.
+    for rcpt in ["bob@example.org", "old@example.org", "later@example.org"] {
+        assert!(c.send_mail("a@partner.example", &[rcpt], b"Subject: other\r\n\r\nnot intercepted\r\n").await.starts_with("250"));
+    }
+    // Discarded (a trap among the recipients; the client is penalized from here on).
+    assert!(c.send_mail("x@partner.example", &["target@example.org", "trap@example.org"], spam).await.starts_with("250"));
+    c.expect("QUIT", 221).await;
+
+    // Four transactions with the target, each copied for both orders.
+    wait_until("the agency's four mails", || agency.received().len() >= 4).await;
+    let exported = export.path().join("LI2");
+    wait_until("four exported records", || std::fs::read_dir(&exported).map(|d| d.filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "json")).count()).unwrap_or(0) >= 4).await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let received = agency.received();
+    assert_eq!(received.len(), 4, "exactly the target's transactions");
+    let mut seen = Vec::new();
+    for (envelope, mail) in &received {
+        assert_eq!(envelope["tls"], true, "over TLS");
+        assert_eq!(envelope["rcpt_tos"], serde_json::json!(["li@agency.example"]));
+        let parts = attachments(mail);
+        let meta: serde_json::Value = serde_json::from_slice(&parts["metadata.json"]).unwrap();
+        assert_eq!(meta["order"], "LI1");
+        assert_eq!(meta["target"], "target@example.org");
+        assert_eq!(meta["service"], "smtp");
+        assert_eq!(meta["client"]["address"], "127.0.0.1");
+        assert_eq!(meta["server"]["port"], gw.addr.port());
+        assert_eq!(meta["details"]["helo"], "client.test");
+        if let Some(original) = parts.get("original.eml") {
+            assert_eq!(meta["content"]["size"], original.len());
+            assert_eq!(meta["content"]["sha256"], sponts::intercept::record::sha256_hex(original));
+        }
+        if meta["details"]["outcome"] == "abandoned" {
+            assert_eq!(meta["details"]["recipients"][0]["reply"].as_str().unwrap().get(..9), Some("550 5.1.1"), "{meta}");
+        }
+        seen.push((meta["details"]["outcome"].as_str().unwrap().to_string(), meta["direction"].as_str().unwrap().to_string(), parts.get("original.eml").cloned()));
+    }
+    seen.sort();
+    assert_eq!(
+        seen,
+        vec![
+            // Its recipient refused, the client reset: no message, the refusal in the record.
+            ("abandoned".into(), "from-target".into(), None),
+            ("delivered".into(), "from-target".into(), Some(from_target.to_vec())),
+            ("delivered".into(), "to-target".into(), Some(to_target.to_vec())),
+            ("discarded".into(), "to-target".into(), Some(spam.to_vec())),
+        ],
+        "delivered, discarded and refused alike, the message byte for byte"
+    );
+    // The export directory: the same four, each .json with its .eml where there was a message.
+    let mut emls = 0;
+    for e in std::fs::read_dir(&exported).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "json") {
+            let meta: serde_json::Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+            assert_eq!(meta["order"], "LI2");
+            if meta["content"].is_object() {
+                let eml = std::fs::read(p.with_extension("eml")).unwrap();
+                assert_eq!(meta["content"]["sha256"], sponts::intercept::record::sha256_hex(&eml));
+                emls += 1;
+            }
+        }
+    }
+    assert_eq!(emls, 3);
+    assert!(!export.path().join("OLD").exists() && !export.path().join("LATER").exists(), "nothing outside an order's window");
+    // The copies are in the audit log, the chain intact; the delivered ones keep no message.
+    let log = gw.store.audit_log().await.unwrap();
+    assert_eq!(log.iter().filter(|e| e.action == "copy.record").count(), 8);
+    assert_eq!(log.iter().filter(|e| e.action == "copy.deliver").count(), 8);
+    assert!(sponts::storage::intercept::verify(&log).is_ok());
+    let copies = gw.store.copies(None, 100).await.unwrap();
+    assert!(copies.iter().all(|c| c.state == "delivered"), "{copies:?}");
+    // The backend got its mail as always.
+    assert_eq!(cap.deliveries().len(), 5);
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn copies_wait_for_an_agency_that_is_down_or_not_trusted() {
+    let pki = Pki::new();
+    let stranger = Pki::new();
+    let untrusted = Agency::start(&stranger, 0);
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let cap = Capture::start(CaptureOptions::default()).await;
+    let gw = gateway(cap.addr, &format!("[intercept]\nagency_ca = \"{}\"\nretry_after = \"1s\"\n", pki.ca.display())).await;
+    let now = sponts::clock::now_us();
+    let hour = 3_600_000_000;
+    gw.store.add_order(&order("DOWN", "target@example.org", format!("smtp://127.0.0.1:{port}"), Some("li@agency.example"), now - hour, now + hour)).await.unwrap();
+    gw.store.add_order(&order("UNTRUSTED", "target@example.org", format!("smtp://127.0.0.1:{}", untrusted.port), Some("li@agency.example"), now - hour, now + hour)).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let mut c = Client::connect(gw.addr).await;
+    c.expect("EHLO client.test", 250).await;
+    let message: &[u8] = b"Subject: kept\r\n\r\nfor the target\r\n";
+    assert!(c.send_mail("a@partner.example", &["target@example.org"], message).await.starts_with("250"));
+    c.expect("QUIT", 221).await;
+
+    let store = gw.store.clone();
+    let failed = |order: &'static str| {
+        let store = store.clone();
+        async move { store.copies(Some(order), 10).await.unwrap().into_iter().find(|c| c.attempts >= 2) }
+    };
+    let mut tries = 0;
+    let (down, bad) = loop {
+        if let (Some(a), Some(b)) = (failed("DOWN").await, failed("UNTRUSTED").await) {
+            break (a, b);
+        }
+        tries += 1;
+        assert!(tries < 100, "both copies are tried twice");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert_eq!(down.state, "pending");
+    assert!(down.last_error.contains("connect"), "{}", down.last_error);
+    assert_eq!(bad.state, "pending");
+    assert!(bad.last_error.to_lowercase().contains("certificate"), "an agency whose certificate does not verify gets nothing: {}", bad.last_error);
+    assert!(untrusted.received().is_empty());
+    // The agency comes up where the order says: the copy arrives, once.
+    let agency = Agency::start(&pki, port);
+    wait_until("the copy after the agency came up", || agency.received().len() == 1).await;
+    let parts = attachments(&agency.received()[0].1);
+    assert_eq!(parts["original.eml"], message);
+    assert_eq!(gw.store.copies(Some("DOWN"), 10).await.unwrap()[0].state, "delivered");
     gw.stop().await;
 }

@@ -7,7 +7,8 @@
 # owned by the mail user: the user running this script, or the system user mail when that is
 # root). Four free loopback ports: IMAP (STARTTLS), POP3 (STLS), IMAPS and POP3S. Plaintext
 # LOGIN/USER is allowed without TLS; mechanisms PLAIN and LOGIN. A refused login is answered
-# without delay (no auth_failure_delay, no per-IP penalty).
+# without delay (no auth_failure_delay, no per-IP penalty). APPENDed messages are stored with
+# their CRLF line ends (mail_save_crlf).
 #
 # Usage: scripts/peers/dovecot_start.sh DIR
 #   Waits (at most SPONTS_PEER_WAIT seconds, default 60) until all four ports accept and the IMAP
@@ -23,12 +24,6 @@ WAIT="${SPONTS_PEER_WAIT:-60}"
 mkdir -p "$DIR"
 DIR=$(cd "$DIR" && pwd)
 chmod 755 "$DIR"
-read -r IMAP_PORT POP3_PORT IMAPS_PORT POP3S_PORT < <(python3 -c '
-import socket
-ss = [socket.socket() for _ in range(4)]
-for s in ss: s.bind(("127.0.0.1", 0))
-print(*[s.getsockname()[1] for s in ss])')
-
 mkdir -p "$DIR/state"
 rm -rf "$DIR/run"        # dovecot creates it (and its login/ subdirectories) itself
 for u in target other; do mkdir -p "$DIR/mail/$u/Maildir/"{cur,new,tmp}; done
@@ -94,11 +89,24 @@ userdb {
   args = home=$DIR/mail/%u
 }
 mail_location = maildir:$DIR/mail/%u/Maildir
+# A message is stored as received (CRLF), not converted to LF: files match what a client sent.
+mail_save_crlf = yes
 mail_uid = $MAIL_UID
 mail_gid = $MAIL_GID
 first_valid_uid = $MAIL_UID
 first_valid_gid = $MAIL_GID
 $USERS
+!include $DIR/ports.conf
+CONF
+
+# Free ports now may be taken by someone else before dovecot binds them: then new ports, twice.
+for ATTEMPT in 1 2 3; do
+  read -r IMAP_PORT POP3_PORT IMAPS_PORT POP3S_PORT < <(python3 -c '
+import socket
+ss = [socket.socket() for _ in range(4)]
+for s in ss: s.bind(("127.0.0.1", 0))
+print(*[s.getsockname()[1] for s in ss])')
+  cat > "$DIR/ports.conf" <<CONF
 service imap-login {
   inet_listener imap {
     address = 127.0.0.1
@@ -122,11 +130,13 @@ service pop3-login {
   }
 }
 CONF
-
-rm -f "$DIR/dovecot.log"
-T0=$(date +%s.%N)
-/usr/sbin/dovecot -c "$DIR/dovecot.conf" >"$DIR/stdout.log" 2>&1 || {
-  echo "dovecot_start.sh: dovecot did not start:" >&2; cat "$DIR/stdout.log" "$DIR/dovecot.log" >&2 2>/dev/null || true; exit 1; }
+  rm -f "$DIR/dovecot.log"
+  T0=$(date +%s.%N)
+  /usr/sbin/dovecot -c "$DIR/dovecot.conf" >"$DIR/stdout.log" 2>&1 && break
+  if [ "$ATTEMPT" = 3 ] || ! grep -q 'Address already in use' "$DIR/stdout.log"; then
+    echo "dovecot_start.sh: dovecot did not start:" >&2; cat "$DIR/stdout.log" "$DIR/dovecot.log" >&2 2>/dev/null || true; exit 1
+  fi
+done
 ready() {
   timeout 5 python3 - "$IMAP_PORT" "$POP3_PORT" "$IMAPS_PORT" "$POP3S_PORT" <<'PY' 2>/dev/null
 import socket, sys

@@ -3,6 +3,7 @@
 //! transcript client that reads like an RFC session.
 #![allow(dead_code)]
 
+pub mod agency;
 pub mod backend;
 pub mod browser;
 pub mod client;
