@@ -7,8 +7,8 @@
 # owned by the mail user: the user running this script, or the system user mail when that is
 # root). Four free loopback ports: IMAP (STARTTLS), POP3 (STLS), IMAPS and POP3S. Plaintext
 # LOGIN/USER is allowed without TLS; mechanisms PLAIN and LOGIN. A refused login is answered
-# without delay (no auth_failure_delay, no per-IP penalty). APPENDed messages are stored with
-# their CRLF line ends (mail_save_crlf).
+# after about 0.5 s, always (auth_failure_delay 0, no per-IP penalty). APPENDed messages are
+# stored with their CRLF line ends (mail_save_crlf).
 #
 # Usage: scripts/peers/dovecot_start.sh DIR
 #   Waits (at most SPONTS_PEER_WAIT seconds, default 60) until all four ports accept and the IMAP
@@ -73,7 +73,7 @@ ssl_cert = <$DIR/cert.pem
 ssl_key = <$DIR/key.pem
 disable_plaintext_auth = no
 auth_mechanisms = plain login
-# A refused login is answered at once, however many failed before from 127.0.0.1.
+# A refused login is answered after about 0.5 s (Dovecot's shortest), however many failed before.
 auth_failure_delay = 0
 service anvil {
   unix_listener anvil-auth-penalty {

@@ -49,13 +49,16 @@ pub struct MailProxyConfig {
     /// The backend's service, HOST:PORT.
     pub backend: String,
     pub backend_tls: BackendTls,
+    /// Allow logins before TLS (never by default): the backend sees sponts' TLS, so it could
+    /// not refuse a password sent in clear itself.
+    pub allow_plaintext_auth: bool,
     /// A session idle this long is closed.
     pub idle_timeout: Duration,
 }
 
 impl Default for MailProxyConfig {
     fn default() -> Self {
-        MailProxyConfig { listen: Vec::new(), tls_listen: Vec::new(), backend: String::new(), backend_tls: BackendTls::Starttls, idle_timeout: Duration::secs(1800) }
+        MailProxyConfig { listen: Vec::new(), tls_listen: Vec::new(), backend: String::new(), backend_tls: BackendTls::Starttls, allow_plaintext_auth: false, idle_timeout: Duration::secs(1800) }
     }
 }
 

@@ -1,0 +1,222 @@
+//! sponts in front of the backend's POP3 and IMAP services (`[pop3_proxy]`, `[imap_proxy]`):
+//! TLS (STLS/STARTTLS or implicit) ends at sponts with its certificate and is made again towards
+//! the backend. Until a login succeeds, sponts reads the dialogue to learn who logs in; then a
+//! session that is no interception target is relayed byte for byte, unread. A target's session
+//! stays read: its logins, the messages it retrieves (POP3 RETR, IMAP FETCH of bodies) and
+//! uploads (IMAP APPEND) are handed to [`crate::intercept`], after they were relayed.
+
+mod imap;
+mod pop3;
+mod stream;
+
+use anyhow::{Context, Result};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::config::{BackendTls, Config, MailProxyConfig};
+use crate::intercept::Interception;
+use stream::Stream;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    Pop3,
+    Imap,
+}
+
+impl Protocol {
+    fn name(self) -> &'static str {
+        match self {
+            Protocol::Pop3 => "pop3",
+            Protocol::Imap => "imap",
+        }
+    }
+}
+
+/// What every proxy session shares.
+pub struct Shared {
+    pub protocol: Protocol,
+    pub config: MailProxyConfig,
+    pub tls: tokio_rustls::TlsAcceptor,
+    pub backend_tls: Arc<rustls::ClientConfig>,
+    pub intercept: Arc<Interception>,
+    pub limits: Arc<crate::server::Limits>,
+    pub max_connections: usize,
+    pub max_per_ip: usize,
+}
+
+/// The bound proxy listeners.
+#[derive(Default)]
+pub struct MailProxies {
+    pub pop3: Vec<SocketAddr>,
+    pub pop3_tls: Vec<SocketAddr>,
+    pub imap: Vec<SocketAddr>,
+    pub imap_tls: Vec<SocketAddr>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl MailProxies {
+    pub fn stop(self) {
+        for t in self.tasks {
+            t.abort();
+        }
+    }
+}
+
+/// Binds the configured proxy listeners (none when neither proxy is configured).
+pub async fn start(config: &Config, certs: &Arc<crate::smtp::tls::CertSlot>, intercept: Arc<Interception>) -> Result<MailProxies> {
+    let mut out = MailProxies::default();
+    let limits = Arc::new(crate::server::Limits::default());
+    for (protocol, section, cfg) in [(Protocol::Pop3, "pop3_proxy", &config.pop3_proxy), (Protocol::Imap, "imap_proxy", &config.imap_proxy)] {
+        if !cfg.enabled() {
+            continue;
+        }
+        let shared = Arc::new(Shared {
+            protocol,
+            config: cfg.clone(),
+            tls: tokio_rustls::TlsAcceptor::from(crate::smtp::tls::server_config(certs)?),
+            backend_tls: crate::smtp::tls::backend_client_config(),
+            intercept: intercept.clone(),
+            limits: limits.clone(),
+            max_connections: config.smtp.max_connections,
+            max_per_ip: config.smtp.max_connections_per_ip,
+        });
+        for (addrs, implicit, key) in [(&cfg.listen, false, "listen"), (&cfg.tls_listen, true, "tls_listen")] {
+            for addr in addrs {
+                let listener = TcpListener::bind(addr).await.with_context(|| format!("{section}.{key}: cannot listen on {addr}"))?;
+                let bound = listener.local_addr()?;
+                match (protocol, implicit) {
+                    (Protocol::Pop3, false) => out.pop3.push(bound),
+                    (Protocol::Pop3, true) => out.pop3_tls.push(bound),
+                    (Protocol::Imap, false) => out.imap.push(bound),
+                    (Protocol::Imap, true) => out.imap_tls.push(bound),
+                }
+                out.tasks.push(tokio::spawn(accept(listener, shared.clone(), implicit)));
+            }
+        }
+        tracing::info!(backend = %cfg.backend, "{} proxy listening", protocol.name());
+    }
+    Ok(out)
+}
+
+async fn accept(listener: TcpListener, shared: Arc<Shared>, implicit_tls: bool) {
+    loop {
+        let Ok((tcp, peer)) = listener.accept().await else {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            continue;
+        };
+        let Some(slot) = shared.limits.take(peer.ip(), shared.max_connections, shared.max_per_ip) else {
+            drop(tcp);
+            continue;
+        };
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let _slot = slot;
+            let local = tcp.local_addr().unwrap_or(peer);
+            if let Err(e) = session(tcp, peer, local, &shared, implicit_tls).await {
+                tracing::debug!(%peer, "{} proxy session ended: {e:#}", shared.protocol.name());
+            }
+        });
+    }
+}
+
+/// What a protocol session knows of its connection.
+pub struct Session {
+    pub id: String,
+    pub peer: SocketAddr,
+    pub local: SocketAddr,
+}
+
+async fn session(tcp: TcpStream, peer: SocketAddr, local: SocketAddr, shared: &Shared, implicit_tls: bool) -> Result<()> {
+    let _ = tcp.set_nodelay(true);
+    let mut client = Stream::new(Box::new(tcp), None);
+    if implicit_tls {
+        client = client.accept_tls(&shared.tls).await.context("TLS handshake with the client")?;
+    }
+    let info = Session { id: crate::id::new_transaction_id(), peer, local };
+    let (backend, greeting) = match connect_backend(shared).await {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::warn!(%peer, backend = %shared.config.backend, "{} proxy: backend not reachable: {e:#}", shared.protocol.name());
+            let refusal: &[u8] = match shared.protocol {
+                Protocol::Pop3 => b"-ERR [SYS/TEMP] service not available, try again later\r\n",
+                Protocol::Imap => b"* BYE [UNAVAILABLE] service not available, try again later\r\n",
+            };
+            let _ = client.write(refusal).await;
+            return Ok(());
+        }
+    };
+    match shared.protocol {
+        Protocol::Pop3 => pop3::run(client, backend, greeting, shared, &info).await,
+        Protocol::Imap => imap::run(client, backend, greeting, shared, &info).await,
+    }
+}
+
+/// Connects to the backend's service as configured; returns it with its greeting line.
+async fn connect_backend(shared: &Shared) -> Result<(Stream, Vec<u8>)> {
+    let cfg = &shared.config;
+    let wait = std::time::Duration::from_secs(30);
+    let tcp = tokio::time::timeout(wait, TcpStream::connect(&cfg.backend)).await.context("connect timed out")??;
+    let _ = tcp.set_nodelay(true);
+    let host = crate::net::parse_host_port(&cfg.backend).map(|(h, _)| h).unwrap_or_default();
+    let mut backend = Stream::new(Box::new(tcp), None);
+    if cfg.backend_tls == BackendTls::Tls {
+        backend = backend.connect_tls(&shared.backend_tls, &host).await?;
+    }
+    let greeting = tokio::time::timeout(wait, backend.line(stream::MAX_LINE)).await.context("no greeting")??.context("closed before the greeting")?;
+    if cfg.backend_tls == BackendTls::Starttls {
+        let ok = match shared.protocol {
+            Protocol::Pop3 => {
+                backend.write(b"STLS\r\n").await?;
+                let r = backend.line(stream::MAX_LINE).await?.context("closed at STLS")?;
+                r.starts_with(b"+OK")
+            }
+            Protocol::Imap => {
+                backend.write(b"S0 STARTTLS\r\n").await?;
+                loop {
+                    let r = backend.line(stream::MAX_LINE).await?.context("closed at STARTTLS")?;
+                    if r.starts_with(b"S0 ") {
+                        break r.starts_with(b"S0 OK");
+                    }
+                }
+            }
+        };
+        anyhow::ensure!(ok, "the backend refused STARTTLS");
+        backend = backend.connect_tls(&shared.backend_tls, &host).await?;
+    }
+    Ok((backend, greeting))
+}
+
+/// Hands an event to interception (only ever called for targets).
+async fn intercept(shared: &Shared, info: &Session, client: &Stream, orders: &[crate::storage::intercept::Order], kind: &'static str, details: serde_json::Value, content: Option<Vec<u8>>) {
+    let event = crate::intercept::Event {
+        time_us: crate::clock::now_us(),
+        service: shared.protocol.name(),
+        kind,
+        client: info.peer,
+        server: info.local,
+        session: info.id.clone(),
+        tls: client.tls.clone(),
+        details,
+        content: content.map(Arc::new),
+    };
+    shared.intercept.record(orders, &event).await;
+}
+
+/// SASL mechanisms whose exchange names the user in the clear (sponts must learn who logs in);
+/// the others are not offered.
+fn readable_mechanism(m: &str) -> bool {
+    m.eq_ignore_ascii_case("PLAIN") || m.eq_ignore_ascii_case("LOGIN")
+}
+
+/// The user a SASL exchange authenticates as: PLAIN's authentication identity, LOGIN's first
+/// answer. `data` are the client's base64 messages in order (the initial response first).
+fn sasl_user(mechanism: &str, data: &[String]) -> Option<String> {
+    let first = crate::base64::decode(data.first()?.trim())?;
+    let text = String::from_utf8_lossy(&first).into_owned();
+    match mechanism.to_ascii_uppercase().as_str() {
+        "PLAIN" => text.split('\0').nth(1).map(str::to_string),
+        "LOGIN" => Some(text),
+        _ => None,
+    }
+}

@@ -1,0 +1,206 @@
+//! The POP3 proxy session (RFC 1939, CAPA RFC 2449, STLS RFC 2595, AUTH RFC 5034). Commands and
+//! replies go one at a time (PIPELINING is not offered), so each reply is read knowing its command.
+
+use anyhow::{Context, Result};
+use tokio::time::timeout;
+
+use super::stream::{Stream, MAX_LINE};
+use super::{intercept, Session, Shared};
+use crate::storage::intercept::Order;
+
+/// RFC 2449: a command line is at most 255 octets; some room for long SASL responses.
+const MAX_COMMAND: usize = 8 * 1024;
+
+pub async fn run(mut client: Stream, mut backend: Stream, greeting: Vec<u8>, shared: &Shared, info: &Session) -> Result<()> {
+    client.write(&greeting).await?;
+    let idle = shared.config.idle_timeout.0;
+    let mut user = String::new();
+    loop {
+        let Some(line) = timeout(idle, client.line(MAX_COMMAND)).await.context("idle")?? else { return Ok(()) };
+        let text = String::from_utf8_lossy(&line).trim_end().to_string();
+        let (verb, arg) = text.split_once(' ').map(|(v, a)| (v.to_ascii_uppercase(), a.trim().to_string())).unwrap_or((text.to_ascii_uppercase(), String::new()));
+        let plaintext = client.tls.is_none();
+        match verb.as_str() {
+            "STLS" if plaintext => {
+                client.write(b"+OK Begin TLS negotiation\r\n").await?;
+                client = client.accept_tls(&shared.tls).await?;
+                continue;
+            }
+            "STLS" => {
+                client.write(b"-ERR TLS is already active\r\n").await?;
+                continue;
+            }
+            "USER" | "PASS" | "APOP" | "AUTH" if plaintext && !shared.config.allow_plaintext_auth && !(verb == "AUTH" && arg.is_empty()) => {
+                client.write(b"-ERR [AUTH] Use STLS first: no passwords in clear\r\n").await?;
+                continue;
+            }
+            _ => {}
+        }
+        backend.write(&line).await?;
+        let (login, reply) = match verb.as_str() {
+            "CAPA" => {
+                let capa = read_multiline(&mut backend).await?;
+                client.write(&rewrite_capa(&capa, plaintext)).await?;
+                continue;
+            }
+            "AUTH" if arg.is_empty() => {
+                relay_multiline(&mut backend, &mut client, false).await?;
+                continue;
+            }
+            "USER" => {
+                user = arg.clone();
+                relay_line(&mut backend, &mut client).await?;
+                continue;
+            }
+            "PASS" => (user.clone(), relay_line(&mut backend, &mut client).await?),
+            "APOP" => (arg.split(' ').next().unwrap_or("").to_string(), relay_line(&mut backend, &mut client).await?),
+            "AUTH" => sasl(&arg, &mut client, &mut backend).await?,
+            "QUIT" => {
+                relay_line(&mut backend, &mut client).await?;
+                return Ok(());
+            }
+            _ => {
+                let first = relay_line(&mut backend, &mut client).await?;
+                if first.starts_with(b"+OK") && multiline(&verb, &arg) {
+                    relay_multiline(&mut backend, &mut client, false).await?;
+                }
+                continue;
+            }
+        };
+        let success = reply.starts_with(b"+OK");
+        let orders = shared.intercept.orders_for_login(&login, crate::clock::now_us());
+        if !orders.is_empty() {
+            let details = serde_json::json!({ "login": login, "command": verb, "success": success, "reply": String::from_utf8_lossy(&reply).trim_end() });
+            intercept(shared, info, &client, &orders, "login", details, None).await;
+        }
+        if success {
+            if orders.is_empty() {
+                // No target: from here on sponts does not read this session.
+                client.relay(backend).await?;
+                return Ok(());
+            }
+            return target_session(client, backend, shared, info, orders).await;
+        }
+    }
+}
+
+/// A target's session after its login: every retrieved message is copied.
+async fn target_session(mut client: Stream, mut backend: Stream, shared: &Shared, info: &Session, orders: Vec<Order>) -> Result<()> {
+    let idle = shared.config.idle_timeout.0;
+    loop {
+        let Some(line) = timeout(idle, client.line(MAX_COMMAND)).await.context("idle")?? else { return Ok(()) };
+        let text = String::from_utf8_lossy(&line).trim_end().to_string();
+        let (verb, arg) = text.split_once(' ').map(|(v, a)| (v.to_ascii_uppercase(), a.trim().to_string())).unwrap_or((text.to_ascii_uppercase(), String::new()));
+        backend.write(&line).await?;
+        let first = relay_line(&mut backend, &mut client).await?;
+        if verb == "QUIT" {
+            return Ok(());
+        }
+        if !(first.starts_with(b"+OK") && multiline(&verb, &arg)) {
+            continue;
+        }
+        let keep = verb == "RETR" || verb == "TOP";
+        let body = relay_multiline(&mut backend, &mut client, keep).await?;
+        let now = crate::clock::now_us();
+        let active: Vec<Order> = orders.iter().filter(|o| o.active_at(now)).cloned().collect();
+        if keep && !active.is_empty() {
+            let details = serde_json::json!({ "command": format!("{verb} {arg}"), "message": arg.split(' ').next().unwrap_or("") });
+            intercept(shared, info, &client, &active, "retrieve", details, Some(body)).await;
+        }
+    }
+}
+
+/// Commands whose positive reply is multi-line.
+fn multiline(verb: &str, arg: &str) -> bool {
+    matches!(verb, "RETR" | "TOP" | "CAPA") || (matches!(verb, "LIST" | "UIDL") && arg.is_empty())
+}
+
+async fn relay_line(from: &mut Stream, to: &mut Stream) -> Result<Vec<u8>> {
+    let line = from.line(MAX_LINE).await?.context("the backend closed the connection")?;
+    to.write(&line).await?;
+    Ok(line)
+}
+
+/// Relays a multi-line reply up to and including its "." line; when `keep`, returns its content
+/// with the dot-stuffing undone.
+async fn relay_multiline(from: &mut Stream, to: &mut Stream, keep: bool) -> Result<Vec<u8>> {
+    let (mut content, mut out) = (Vec::new(), Vec::with_capacity(64 * 1024));
+    loop {
+        let line = from.line(MAX_LINE).await?.context("the backend closed the connection")?;
+        out.extend_from_slice(&line);
+        let end = line == b".\r\n" || line == b".\n";
+        if keep && !end {
+            content.extend_from_slice(line.strip_prefix(b".").unwrap_or(&line));
+        }
+        if end || out.len() >= 64 * 1024 {
+            to.wr.write(&out).await?;
+            out.clear();
+        }
+        if end {
+            return Ok(content);
+        }
+    }
+}
+
+async fn read_multiline(from: &mut Stream) -> Result<Vec<u8>> {
+    let mut all = Vec::new();
+    loop {
+        let line = from.line(MAX_LINE).await?.context("the backend closed the connection")?;
+        all.extend_from_slice(&line);
+        if line == b".\r\n" || !all.starts_with(b"+OK") {
+            return Ok(all);
+        }
+    }
+}
+
+/// The backend's capabilities as sponts offers them: STLS where the client has no TLS yet (sponts
+/// does it), no PIPELINING (one command at a time), SASL mechanisms that name the user in the clear.
+fn rewrite_capa(capa: &[u8], plaintext: bool) -> Vec<u8> {
+    let text = String::from_utf8_lossy(capa);
+    let mut out = String::new();
+    for line in text.split_inclusive('\n') {
+        let word = line.split_whitespace().next().unwrap_or("").to_ascii_uppercase();
+        match word.as_str() {
+            "STLS" | "PIPELINING" => {}
+            "SASL" => {
+                let mechs: Vec<&str> = line.split_whitespace().skip(1).filter(|m| super::readable_mechanism(m)).collect();
+                if !mechs.is_empty() {
+                    out.push_str(&format!("SASL {}\r\n", mechs.join(" ")));
+                }
+            }
+            "." if plaintext => out.push_str("STLS\r\n.\r\n"),
+            _ => out.push_str(line),
+        }
+    }
+    out.into_bytes()
+}
+
+/// AUTH with a mechanism: the SASL exchange relayed, the user name read from it.
+async fn sasl(arg: &str, client: &mut Stream, backend: &mut Stream) -> Result<(String, Vec<u8>)> {
+    let mut words = arg.split_whitespace();
+    let mechanism = words.next().unwrap_or("").to_ascii_uppercase();
+    let mut data: Vec<String> = words.next().map(str::to_string).into_iter().collect();
+    loop {
+        let reply = relay_line(backend, client).await?;
+        if !reply.starts_with(b"+ ") && reply != b"+\r\n" {
+            return Ok((super::sasl_user(&mechanism, &data).unwrap_or_default(), reply));
+        }
+        let response = client.line(MAX_COMMAND).await?.context("the client closed the connection")?;
+        data.push(String::from_utf8_lossy(&response).trim_end().to_string());
+        backend.write(&response).await?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn capabilities_offer_stls_without_pipelining_and_readable_mechanisms() {
+        let capa = b"+OK\r\nCAPA\r\nTOP\r\nUIDL\r\nRESP-CODES\r\nPIPELINING\r\nSTLS\r\nSASL PLAIN LOGIN CRAM-MD5\r\nUSER\r\n.\r\n";
+        let plain = String::from_utf8(rewrite_capa(capa, true)).unwrap();
+        assert_eq!(plain, "+OK\r\nCAPA\r\nTOP\r\nUIDL\r\nRESP-CODES\r\nSASL PLAIN LOGIN\r\nUSER\r\nSTLS\r\n.\r\n");
+        let tls = String::from_utf8(rewrite_capa(capa, false)).unwrap();
+        assert!(!tls.contains("STLS") && tls.ends_with("USER\r\n.\r\n"));
+    }
+}

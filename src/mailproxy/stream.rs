@@ -1,0 +1,134 @@
+//! One side of a proxied connection: buffered lines and literals in, writes out, TLS started in
+//! place, and the plain byte relay a session becomes once nothing in it needs reading.
+
+use anyhow::{Context, Result};
+use std::io;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, ReadHalf, WriteHalf};
+
+use crate::smtp::conn::Io;
+
+/// The longest command or response line read (IMAP's sequence sets make long lines).
+pub const MAX_LINE: usize = 64 * 1024;
+
+pub struct Stream {
+    pub rd: Reader,
+    pub wr: Writer,
+    /// "TLSv1.3 TLS13_..." once encrypted.
+    pub tls: Option<String>,
+}
+
+impl Stream {
+    pub fn new(io: Box<dyn Io>, tls: Option<String>) -> Stream {
+        let (r, w) = tokio::io::split(io);
+        Stream { rd: Reader { r: BufReader::new(r) }, wr: Writer { w }, tls }
+    }
+
+    /// One line with its line end; `None` at the end of the stream.
+    pub async fn line(&mut self, max: usize) -> io::Result<Option<Vec<u8>>> {
+        self.rd.line(max).await
+    }
+
+    pub async fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.wr.write(bytes).await
+    }
+
+    /// Input that arrived but was not read yet.
+    pub fn has_buffered_input(&self) -> bool {
+        !self.rd.r.buffer().is_empty()
+    }
+
+    fn into_io(self) -> Box<dyn Io> {
+        self.rd.r.into_inner().unsplit(self.wr.w)
+    }
+
+    /// TLS as the server, with sponts' certificate. Input sent before the handshake is dropped.
+    pub async fn accept_tls(self, acceptor: &tokio_rustls::TlsAcceptor) -> Result<Stream> {
+        let io = self.into_io();
+        let tls = tokio::time::timeout(std::time::Duration::from_secs(30), acceptor.accept(io)).await.context("TLS handshake timed out")??;
+        let described = crate::smtp::tls::describe(tls.get_ref().1);
+        Ok(Stream::new(Box::new(tls), Some(described)))
+    }
+
+    /// TLS as the client, towards the backend (not verified: the backend is on the LAN).
+    pub async fn connect_tls(self, config: &std::sync::Arc<rustls::ClientConfig>, host: &str) -> Result<Stream> {
+        let name = rustls::pki_types::ServerName::try_from(host.to_string()).unwrap_or_else(|_| rustls::pki_types::ServerName::try_from("backend.invalid").expect("static name"));
+        let io = self.into_io();
+        let connector = tokio_rustls::TlsConnector::from(config.clone());
+        let tls = tokio::time::timeout(std::time::Duration::from_secs(30), connector.connect(name, io)).await.context("TLS handshake with the backend timed out")??;
+        let described = crate::smtp::tls::describe(tls.get_ref().1);
+        Ok(Stream::new(Box::new(tls), Some(described)))
+    }
+
+    /// Relays both directions byte for byte until both sides have closed.
+    pub async fn relay(self, other: Stream) -> io::Result<()> {
+        let (mut ar, mut aw) = (self.rd.r, self.wr.w);
+        let (mut br, mut bw) = (other.rd.r, other.wr.w);
+        let a_to_b = async {
+            let r = tokio::io::copy_buf(&mut ar, &mut bw).await;
+            let _ = bw.shutdown().await;
+            r
+        };
+        let b_to_a = async {
+            let r = tokio::io::copy_buf(&mut br, &mut aw).await;
+            let _ = aw.shutdown().await;
+            r
+        };
+        let (x, y) = tokio::join!(a_to_b, b_to_a);
+        x.and(y).map(|_| ())
+    }
+}
+
+pub struct Reader {
+    r: BufReader<ReadHalf<Box<dyn Io>>>,
+}
+
+pub struct Writer {
+    w: WriteHalf<Box<dyn Io>>,
+}
+
+impl Reader {
+    /// One line with its line end; `None` at the end of the stream.
+    pub async fn line(&mut self, max: usize) -> io::Result<Option<Vec<u8>>> {
+        let mut buf = Vec::new();
+        (&mut self.r).take(max as u64).read_until(b'\n', &mut buf).await?;
+        if buf.is_empty() {
+            return Ok(None);
+        }
+        if !buf.ends_with(b"\n") && buf.len() >= max {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, "line too long"));
+        }
+        Ok(Some(buf))
+    }
+
+    /// Reads `n` bytes, writing them to `to` as they come; keeps up to `keep` of them.
+    pub async fn relay_exact(&mut self, to: &mut Writer, mut n: u64, keep: usize) -> io::Result<(Vec<u8>, bool)> {
+        let (mut kept, mut whole) = (Vec::new(), true);
+        let mut chunk = vec![0; 64 * 1024];
+        while n > 0 {
+            let want = chunk.len().min(n as usize);
+            let got = self.r.read(&mut chunk[..want]).await?;
+            if got == 0 {
+                return Err(io::ErrorKind::UnexpectedEof.into());
+            }
+            to.w.write_all(&chunk[..got]).await?;
+            if kept.len() + got <= keep {
+                kept.extend_from_slice(&chunk[..got]);
+            } else {
+                whole = false;
+            }
+            n -= got as u64;
+        }
+        Ok((kept, whole))
+    }
+}
+
+impl Writer {
+    pub async fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.w.write_all(bytes).await?;
+        self.w.flush().await
+    }
+
+    pub async fn shutdown(&mut self) {
+        let _ = self.w.shutdown().await;
+    }
+}
