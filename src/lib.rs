@@ -31,6 +31,7 @@ pub mod digest;
 pub mod id;
 pub mod intercept;
 pub mod logging;
+pub mod mailproxy;
 pub mod modules;
 pub mod net;
 pub mod pipeline;
@@ -50,6 +51,8 @@ pub struct Running {
     pub web: Option<web::WebServer>,
     pub pop3: Option<pop3::Pop3Server>,
     pub metrics: Option<web::WebServer>,
+    /// The POP3 and IMAP proxies in front of the backend's services.
+    pub proxies: mailproxy::MailProxies,
     pub store: storage::Store,
     sampler: std::sync::Arc<report::live::Sampler>,
     certs: std::sync::Arc<smtp::tls::CertSlot>,
@@ -73,6 +76,9 @@ impl Running {
             ("digest", format!("{:?}", old.digest) != format!("{:?}", new.digest)),
             ("report", format!("{:?}", old.report) != format!("{:?}", new.report)),
             ("metrics", format!("{:?}", old.metrics) != format!("{:?}", new.metrics)),
+            ("intercept", format!("{:?}", old.intercept) != format!("{:?}", new.intercept)),
+            ("pop3_proxy", format!("{:?}", old.pop3_proxy) != format!("{:?}", new.pop3_proxy)),
+            ("imap_proxy", format!("{:?}", old.imap_proxy) != format!("{:?}", new.imap_proxy)),
         ]
         .into_iter()
         .filter_map(|(key, changed)| changed.then_some(key))
@@ -100,6 +106,7 @@ impl Running {
         if let Some(m) = self.metrics {
             m.stop();
         }
+        self.proxies.stop();
         self.smtp.shutdown(grace).await;
         // The last minute's live figures.
         if let Err(e) = report::sample(&self.config, &self.store, &self.sampler).await {
@@ -130,6 +137,7 @@ pub async fn start(config: config::Config) -> anyhow::Result<Running> {
     tokio::spawn(report::job(config.clone(), store.clone(), sampler.clone()));
     let report_config = config.clone();
     let intercept = intercept::Interception::start(&config, store.clone()).await?;
-    let smtp = server::Server::start(config, pipeline, store.clone(), &certs, intercept.clone()).await?;
-    Ok(Running { smtp, web, pop3, metrics, store, sampler, certs, config: report_config })
+    let proxies = mailproxy::start(&config, &certs, intercept.clone()).await?;
+    let smtp = server::Server::start(config, pipeline, store.clone(), &certs, intercept).await?;
+    Ok(Running { smtp, web, pop3, metrics, proxies, store, sampler, certs, config: report_config })
 }

@@ -188,7 +188,7 @@ async fn connect_backend(shared: &Shared) -> Result<(Stream, Vec<u8>)> {
 }
 
 /// Hands an event to interception (only ever called for targets).
-async fn intercept(shared: &Shared, info: &Session, client: &Stream, orders: &[crate::storage::intercept::Order], kind: &'static str, details: serde_json::Value, content: Option<Vec<u8>>) {
+async fn intercept(shared: &Shared, info: &Session, tls: Option<String>, orders: &[crate::storage::intercept::Order], kind: &'static str, details: serde_json::Value, content: Option<Vec<u8>>) {
     let event = crate::intercept::Event {
         time_us: crate::clock::now_us(),
         service: shared.protocol.name(),
@@ -196,7 +196,7 @@ async fn intercept(shared: &Shared, info: &Session, client: &Stream, orders: &[c
         client: info.peer,
         server: info.local,
         session: info.id.clone(),
-        tls: client.tls.clone(),
+        tls,
         details,
         content: content.map(Arc::new),
     };

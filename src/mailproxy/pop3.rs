@@ -71,7 +71,7 @@ pub async fn run(mut client: Stream, mut backend: Stream, greeting: Vec<u8>, sha
         let orders = shared.intercept.orders_for_login(&login, crate::clock::now_us());
         if !orders.is_empty() {
             let details = serde_json::json!({ "login": login, "command": verb, "success": success, "reply": String::from_utf8_lossy(&reply).trim_end() });
-            intercept(shared, info, &client, &orders, "login", details, None).await;
+            intercept(shared, info, client.tls.clone(), &orders, "login", details, None).await;
         }
         if success {
             if orders.is_empty() {
@@ -105,7 +105,7 @@ async fn target_session(mut client: Stream, mut backend: Stream, shared: &Shared
         let active: Vec<Order> = orders.iter().filter(|o| o.active_at(now)).cloned().collect();
         if keep && !active.is_empty() {
             let details = serde_json::json!({ "command": format!("{verb} {arg}"), "message": arg.split(' ').next().unwrap_or("") });
-            intercept(shared, info, &client, &active, "retrieve", details, Some(body)).await;
+            intercept(shared, info, client.tls.clone(), &active, "retrieve", details, Some(body)).await;
         }
     }
 }

@@ -32,11 +32,6 @@ impl Stream {
         self.wr.write(bytes).await
     }
 
-    /// Input that arrived but was not read yet.
-    pub fn has_buffered_input(&self) -> bool {
-        !self.rd.r.buffer().is_empty()
-    }
-
     fn into_io(self) -> Box<dyn Io> {
         self.rd.r.into_inner().unsplit(self.wr.w)
     }
@@ -57,6 +52,11 @@ impl Stream {
         let tls = tokio::time::timeout(std::time::Duration::from_secs(30), connector.connect(name, io)).await.context("TLS handshake with the backend timed out")??;
         let described = crate::smtp::tls::describe(tls.get_ref().1);
         Ok(Stream::new(Box::new(tls), Some(described)))
+    }
+
+    /// Its reading and writing halves, for sessions read in both directions at once.
+    pub fn split(self) -> (Reader, Writer) {
+        (self.rd, self.wr)
     }
 
     /// Relays both directions byte for byte until both sides have closed.
@@ -118,6 +118,7 @@ impl Reader {
             }
             n -= got as u64;
         }
+        to.w.flush().await?;
         Ok((kept, whole))
     }
 }
