@@ -60,10 +60,11 @@ pub async fn run(mut client: Stream, mut backend: Stream, greeting: Vec<u8>, sha
             let whole = forward_command(first, &mut client, &mut backend, plaintext, shared).await?;
             let Some(whole) = whole else { continue };
             let done = relay_until_tagged(&tag, &mut backend, &mut client, plaintext, shared).await?;
-            if command == "LOGOUT" {
-                return Ok(());
-            }
             if command != "LOGIN" {
+                client.write(&rewrite_capabilities(&done, plaintext, shared.config.allow_plaintext_auth)).await?;
+                if command == "LOGOUT" {
+                    return Ok(());
+                }
                 continue;
             }
             (login_user(&whole).unwrap_or_default(), done)

@@ -1,0 +1,177 @@
+//! The POP3 and IMAP proxies in front of a real Dovecot (loopback, a target and another user),
+//! used by real clients — Python's poplib and imaplib over STARTTLS and implicit TLS, and
+//! fetchmail. For the target, the export directory receives exactly its logins, retrieved messages
+//! (byte for byte) and uploads; for the other user nothing; after the order's end nothing more.
+//! Everyone's mail passes unchanged.
+
+mod common;
+
+use common::dovecot::Dovecot;
+use common::*;
+use std::path::Path;
+
+fn python(script: &str) -> String {
+    let out = std::process::Command::new("python3").arg("-c").arg(script).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    text
+}
+
+/// The records in the export directory: (metadata, message).
+fn exported(dir: &Path) -> Vec<(serde_json::Value, Option<Vec<u8>>)> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+    let mut out: Vec<_> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .map(|p| (serde_json::from_slice::<serde_json::Value>(&std::fs::read(&p).unwrap()).unwrap(), std::fs::read(p.with_extension("eml")).ok()))
+        .collect();
+    out.sort_by_key(|(m, _)| m["time_us"].as_i64());
+    out
+}
+
+const CLIENTS: &str = r#"
+import imaplib, poplib, ssl, sys, json
+ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+pop, pops, imap, imaps = [int(x) for x in sys.argv[1:5]]
+out = {}
+# POP3, STLS: the target reads both messages.
+p = poplib.POP3("127.0.0.1", pop, timeout=20)
+try:
+    p.user("target"); out["pop_plain_login"] = "accepted"
+except poplib.error_proto as e:
+    out["pop_plain_login"] = e.args[0].decode()
+p.stls(ctx); p.user("target"); p.pass_("target-pass")
+out["pop_target"] = [b"\r\n".join(p.retr(i)[1]).decode() for i in (1, 2)]
+p.quit()
+# POP3S: the other user.
+p = poplib.POP3_SSL("127.0.0.1", pops, context=ctx, timeout=20)
+p.user("other"); p.pass_("other-pass"); out["pop_other"] = b"\r\n".join(p.retr(1)[1]).decode(); p.quit()
+# IMAP, STARTTLS: a wrong password, then the target fetches and appends.
+m = imaplib.IMAP4("127.0.0.1", imap, timeout=20)
+out["imap_caps_plain"] = sorted(m.capabilities)
+m.starttls(ctx)
+try:
+    m.login("target", "wrong"); out["imap_wrong"] = "accepted"
+except imaplib.IMAP4.error:
+    out["imap_wrong"] = "refused"
+m.login("target", "target-pass")
+m.select("INBOX")
+out["imap_target"] = [m.fetch("1", "(BODY.PEEK[])")[1][0][1].decode(), m.fetch("2", "(UID RFC822)")[1][0][1].decode()]
+m.append("INBOX", None, None, b"Subject: appended by the target\r\n\r\nsaved draft\r\n")
+m.logout()
+# IMAPS: the other user fetches and appends.
+m = imaplib.IMAP4_SSL("127.0.0.1", imaps, ssl_context=ctx, timeout=20)
+m.login("other", "other-pass"); m.select("INBOX")
+out["imap_other"] = m.fetch("1", "(BODY[])")[1][0][1].decode()
+m.append("INBOX", None, None, b"Subject: appended by the other\r\n\r\nnot copied\r\n")
+m.logout()
+print(json.dumps(out))
+"#;
+
+#[tokio::test]
+async fn a_targets_pop3_and_imap_sessions_are_copied_and_no_one_elses() {
+    let dovecot = Dovecot::start();
+    let first: &[u8] = b"From: a@partner.example\r\nSubject: first\r\n\r\nfor the target\r\n";
+    let second: &[u8] = b"From: b@partner.example\r\nSubject: second\r\n\r\n.a line with a dot\r\nand more\r\n";
+    let others: &[u8] = b"Subject: for the other\r\n\r\nnot for the agency\r\n";
+    dovecot.deliver("target", first);
+    dovecot.deliver("target", second);
+    dovecot.deliver("other", others);
+    let export = tempfile::tempdir().unwrap();
+    let cap = Capture::start(CaptureOptions::default()).await;
+    let extra = format!(
+        "[pop3_proxy]\nlisten = [\"127.0.0.1:0\"]\ntls_listen = [\"127.0.0.1:0\"]\nbackend = \"{}\"\nbackend_tls = \"starttls\"\n\
+         [imap_proxy]\nlisten = [\"127.0.0.1:0\"]\ntls_listen = [\"127.0.0.1:0\"]\nbackend = \"{}\"\nbackend_tls = \"tls\"\n[intercept]\nretry_after = \"1s\"\n",
+        dovecot.pop3, dovecot.imaps
+    );
+    let gw = gateway(cap.addr, &extra).await;
+    let now = sponts::clock::now_us();
+    let mut order = sponts::storage::intercept::Order {
+        id: "LI7".into(),
+        reference: "AG Musterstadt 12 Gs 345/26".into(),
+        target: "target@example.org".into(),
+        login: Some("target".into()),
+        from_us: now - 1_000_000,
+        until_us: now + 3_600_000_000,
+        deliver: format!("dir:{}", export.path().display()),
+        deliver_to: None,
+        notes: String::new(),
+        created_by: "cli:officer".into(),
+        created_us: now,
+        ended_us: None,
+    };
+    gw.store.add_order(&order).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let proxies = &gw.running.as_ref().unwrap().proxies;
+    let ports = [proxies.pop3[0], proxies.pop3_tls[0], proxies.imap[0], proxies.imap_tls[0]].map(|a| a.port().to_string());
+    let script = format!("import sys; sys.argv[1:] = {ports:?}\n{CLIENTS}");
+    let out = tokio::task::spawn_blocking(move || python(&script)).await.unwrap();
+    let out: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+
+    // Everyone got their mail unchanged.
+    let text = |b: &[u8]| String::from_utf8(b.to_vec()).unwrap();
+    assert!(out["pop_plain_login"].as_str().unwrap().starts_with("-ERR"), "no password before TLS: {out}");
+    assert_eq!(out["pop_target"][0].as_str().unwrap().trim_end(), text(first).trim_end());
+    assert_eq!(out["pop_target"][1].as_str().unwrap().trim_end(), text(second).trim_end());
+    assert_eq!(out["pop_other"].as_str().unwrap().trim_end(), text(others).trim_end());
+    assert_eq!(out["imap_target"][0].as_str().unwrap(), text(first));
+    assert_eq!(out["imap_target"][1].as_str().unwrap(), text(second));
+    assert_eq!(out["imap_other"].as_str().unwrap(), text(others));
+    assert_eq!(out["imap_wrong"], "refused");
+    let caps: Vec<&str> = out["imap_caps_plain"].as_array().unwrap().iter().map(|c| c.as_str().unwrap()).collect();
+    assert!(caps.contains(&"STARTTLS") && caps.contains(&"LOGINDISABLED") && !caps.iter().any(|c| c.starts_with("COMPRESS")), "{caps:?}");
+    assert!(dovecot.messages("target").iter().any(|m| m == b"Subject: appended by the target\r\n\r\nsaved draft\r\n"));
+    assert!(dovecot.messages("other").iter().any(|m| m.starts_with(b"Subject: appended by the other")));
+
+    // The agency's records: the target's only.
+    let dir = export.path().join("LI7");
+    let expected = 3 + 2 + 2 + 1; // logins (POP3, IMAP wrong, IMAP), POP3 RETR x2, IMAP FETCH x2, APPEND
+    for _ in 0..100 {
+        if exported(&dir).len() >= expected {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let records = exported(&dir);
+    let kinds: Vec<String> = records.iter().map(|(m, _)| format!("{} {}", m["service"].as_str().unwrap(), m["event"].as_str().unwrap())).collect();
+    assert_eq!(kinds, ["pop3 login", "pop3 retrieve", "pop3 retrieve", "imap login", "imap login", "imap retrieve", "imap retrieve", "imap append"], "{records:#?}");
+    let logins: Vec<(bool, String)> = records.iter().filter(|(m, _)| m["event"] == "login").map(|(m, _)| (m["details"]["success"].as_bool().unwrap(), m["details"]["login"].as_str().unwrap().to_string())).collect();
+    assert_eq!(logins, [(true, "target".to_string()), (false, "target".into()), (true, "target".into())]);
+    let contents: Vec<Vec<u8>> = records.iter().filter_map(|(_, c)| c.clone()).collect();
+    assert_eq!(contents, [first.to_vec(), second.to_vec(), first.to_vec(), second.to_vec(), b"Subject: appended by the target\r\n\r\nsaved draft\r\n".to_vec()], "byte for byte");
+    for (m, _) in &records {
+        assert_eq!(m["target"], "target@example.org");
+        assert!(m["tls"].as_str().unwrap().starts_with("TLS"), "{m}");
+        assert_eq!(m["client"]["address"], "127.0.0.1");
+    }
+    assert_eq!(records[5].1.as_deref(), Some(first));
+    assert_eq!(records[5].0["details"]["item"], "BODY[]");
+    assert_eq!(records[6].0["details"]["item"], "RFC822");
+
+    // fetchmail through the POP3 proxy (STLS) as the target: copied too.
+    let fm = tempfile::tempdir().unwrap();
+    let (code, err) = common::fetchmail::fetch(proxies.pop3[0].port(), "target", "target-pass", fm.path()).await;
+    assert_eq!(code, Some(0), "{err}");
+    assert!(common::fetchmail::fetched(fm.path()).len() >= 2, "fetchmail got the target's mail");
+    for _ in 0..100 {
+        if exported(&dir).len() >= expected + 1 + 3 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let after_fetchmail = exported(&dir).len();
+    assert!(after_fetchmail >= expected + 1 + 2, "a login and the messages fetchmail retrieved");
+
+    // The order ends: the target's sessions pass unrecorded.
+    gw.store.end_order("LI7", sponts::clock::now_us()).await.unwrap();
+    order.ended_us = Some(sponts::clock::now_us());
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let again = format!("import sys; sys.argv[1:] = {ports:?}\n{CLIENTS}");
+    tokio::task::spawn_blocking(move || python(&again)).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1000)).await;
+    assert_eq!(exported(&dir).len(), after_fetchmail, "nothing after the order's end");
+    let log = gw.store.audit_log().await.unwrap();
+    assert_eq!(log.iter().filter(|e| e.action == "copy.record").count(), after_fetchmail);
+    gw.stop().await;
+}
