@@ -9,6 +9,7 @@
 //! Nothing on the target's side waits for the agency; events of anyone else are not recorded.
 
 pub mod deliver;
+pub mod orders;
 pub mod record;
 mod worker;
 

@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod pages;
 pub mod policy;
 pub mod queue;
+pub mod intercept;
 pub mod report;
 pub mod uce;
 
@@ -61,7 +62,7 @@ impl Web {
 }
 
 pub fn router(web: Web) -> Router {
-    Router::new().merge(api::routes()).merge(pages::routes()).merge(admin::routes()).merge(links::routes()).merge(queue::routes()).merge(metrics::routes()).merge(uce::routes()).merge(report::routes()).layer(middleware::from_fn(security_headers)).with_state(web)
+    Router::new().merge(api::routes()).merge(pages::routes()).merge(admin::routes()).merge(links::routes()).merge(queue::routes()).merge(metrics::routes()).merge(uce::routes()).merge(report::routes()).merge(intercept::routes()).layer(middleware::from_fn(security_headers)).with_state(web)
 }
 
 /// Headers every response carries; a handler's own Content-Security-Policy (the mail HTML

@@ -141,6 +141,10 @@ fn query_string(s: &Search, offset: i64) -> String {
 }
 
 async fn list(State(web): State<Web>, PageViewer(v): PageViewer, Query(s): Query<Search>) -> Response {
+    if v.user.role == crate::storage::Role::Interception {
+        // An officer has no mail to list: their start page is the orders.
+        return axum::response::Redirect::to("/intercept").into_response();
+    }
     let mut f = match s.filter() {
         Ok(f) => f,
         Err(e) => return status_page(StatusCode::BAD_REQUEST, Some(&v), &e),
