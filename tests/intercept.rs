@@ -338,3 +338,136 @@ async fn copies_wait_for_an_agency_that_is_down_or_not_trusted() {
     assert_eq!(gw.store.copies(Some("DOWN"), 10).await.unwrap()[0].state, "delivered");
     gw.stop().await;
 }
+
+fn form(pairs: &[(&str, &str)]) -> Vec<u8> {
+    pairs.iter().map(|(k, v)| format!("{k}={}", url(v))).collect::<Vec<_>>().join("&").into_bytes()
+}
+
+fn url(s: &str) -> String {
+    s.bytes().map(|b| if b.is_ascii_alphanumeric() || b"-._~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") }).collect()
+}
+
+#[tokio::test]
+async fn the_interception_pages_are_the_officers_alone() {
+    let cap = Capture::start(CaptureOptions::default()).await;
+    let gw = gateway(cap.addr, "").await;
+    add_user(&gw.store, "admin@example.org", sponts::storage::Role::Admin).await;
+    add_user(&gw.store, "user@example.org", sponts::storage::Role::User).await;
+    add_user(&gw.store, "officer@example.org", sponts::storage::Role::Interception).await;
+    let now = sponts::clock::now_us();
+    gw.store.add_order(&order("LI9", "target@example.org", "dir:/tmp/li".into(), None, now - 1_000_000, now + 3_600_000_000)).await.unwrap();
+    let officer = login(gw.web, "officer@example.org", PASSWORD).await.unwrap();
+    let admin = login(gw.web, "admin@example.org", PASSWORD).await.unwrap();
+    let user = login(gw.web, "user@example.org", PASSWORD).await.unwrap();
+    let pages = ["/intercept", "/intercept/orders/LI9", "/intercept/audit", "/intercept/audit.csv"];
+    // The authorization matrix: only the officer's session opens them.
+    for (who, l) in [("admin", &admin), ("user", &user)] {
+        for p in pages {
+            let r = request(gw.web, "GET", p, &[("cookie", l.cookie.as_str())], None).await;
+            assert_eq!(r.status, 403, "{who} {p}");
+            assert!(!r.text().contains("target@example.org"), "{who} {p}");
+        }
+        let r = request(gw.web, "POST", "/intercept/orders/LI9/end", &[("cookie", l.cookie.as_str())], Some(("application/x-www-form-urlencoded", &form(&[("csrf", &l.csrf)])))).await;
+        assert_eq!(r.status, 403, "{who} cannot end an order");
+    }
+    for p in pages {
+        let r = request(gw.web, "GET", p, &[], None).await;
+        assert!(r.status == 303 || r.status == 401, "anonymous {p}: {}", r.status);
+        let r = request(gw.web, "GET", p, &[("cookie", officer.cookie.as_str())], None).await;
+        assert_eq!(r.status, 200, "officer {p}");
+    }
+    assert_eq!(gw.store.order("LI9").await.unwrap().unwrap().ended_us, None);
+    // An officer's start page is the orders; the mail pages show nothing.
+    let r = request(gw.web, "GET", "/", &[("cookie", officer.cookie.as_str())], None).await;
+    assert_eq!(r.header("location"), Some("/intercept"));
+    let cookie = [("cookie", officer.cookie.as_str())];
+    let post = |path: &'static str, body: Vec<u8>| {
+        let cookie = officer.cookie.clone();
+        let web = gw.web;
+        async move { request(web, "POST", path, &[("cookie", cookie.as_str())], Some(("application/x-www-form-urlencoded", &body))).await }
+    };
+    // Without the CSRF token nothing happens.
+    let r = post("/intercept/orders", form(&[("reference", "R"), ("target", "t@example.org"), ("until", "2099-01-01"), ("deliver", "dir:/tmp/li")])).await;
+    assert_eq!(r.status, 403);
+    // Bad input: the field is named.
+    let r = post("/intercept/orders", form(&[("csrf", &officer.csrf), ("reference", "R"), ("target", "t@example.org"), ("until", "2020-01-01"), ("deliver", "dir:/tmp/li")])).await;
+    assert!(r.header("location").unwrap().starts_with("/intercept?error=--until"), "{:?}", r.header("location"));
+    let r = post("/intercept/orders", form(&[("csrf", &officer.csrf), ("reference", "AG X 1/26"), ("target", "Web@Example.org"), ("until", "2099-01-01"), ("deliver", "dir:/tmp/li"), ("notes", "<b>by the web</b>")])).await;
+    let location = r.header("location").unwrap().to_string();
+    assert!(location.starts_with("/intercept/orders/"), "{location}");
+    let id = location.trim_start_matches("/intercept/orders/").split('?').next().unwrap().to_string();
+    let made = gw.store.order(&id).await.unwrap().unwrap();
+    assert_eq!((made.target.as_str(), made.created_by.as_str()), ("web@example.org", "web:officer@example.org"));
+    let page = request(gw.web, "GET", &format!("/intercept/orders/{id}"), &cookie, None).await.text();
+    assert!(page.contains("&lt;b&gt;by the web&lt;/b&gt;") && page.contains(r#"id="state">active"#), "escaped, active");
+    let r = post(Box::leak(format!("/intercept/orders/{id}/until").into_boxed_str()), form(&[("csrf", &officer.csrf), ("until", "2098-06-01")])).await;
+    assert!(r.header("location").unwrap().contains("msg="), "{:?}", r.header("location"));
+    assert_eq!(gw.store.order(&id).await.unwrap().unwrap().until_us, sponts::clock::parse_date("2098-06-01").unwrap());
+    let r = post(Box::leak(format!("/intercept/orders/{id}/end").into_boxed_str()), form(&[("csrf", &officer.csrf)])).await;
+    assert!(r.header("location").unwrap().contains("msg="));
+    assert!(gw.store.order(&id).await.unwrap().unwrap().ended_us.is_some());
+    // The audit log: every view and action, by the web officer; the CSV has them all.
+    let audit = request(gw.web, "GET", "/intercept/audit", &cookie, None).await.text();
+    assert!(audit.contains(r#"data-intact="true""#), "{audit}");
+    let csv = request(gw.web, "GET", "/intercept/audit.csv", &cookie, None).await.text();
+    for action in ["order.list", "order.read", "order.add", "order.until", "order.end", "audit.list", "audit.export"] {
+        assert!(csv.lines().any(|l| l.contains(",web:officer@example.org,") && l.contains(&format!(",{action},"))), "{action} in\n{csv}");
+    }
+    // A changed row shows on the page.
+    tamper(&gw.store, "UPDATE intercept_audit SET detail = 'nothing to see' WHERE action = 'order.end'").await;
+    let audit = request(gw.web, "GET", "/intercept/audit", &cookie, None).await.text();
+    assert!(audit.contains(r#"data-intact="false""#), "{audit}");
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn an_officer_makes_and_ends_an_order_in_chromium() {
+    let cap = Capture::start(CaptureOptions::default()).await;
+    let gw = gateway(cap.addr, "").await;
+    add_user(&gw.store, "officer@example.org", sponts::storage::Role::Interception).await;
+    let export = tempfile::tempdir().unwrap();
+    let b = common::browser::Browser::start().await;
+    b.window(1280, 1200).await;
+    let base = format!("http://{}", gw.web);
+    b.goto(&format!("{base}/login")).await;
+    b.type_into("#username", "officer@example.org").await;
+    b.type_into("#password", PASSWORD).await;
+    b.click("button[type=submit]").await;
+    b.find("#new-order").await;
+    assert_eq!(b.count("nav a[href='/admin/users']").await + b.count("nav a[href='/']").await, 0, "no mail or admin links");
+    b.type_into("#reference", "AG Musterstadt 3 Gs 7/26").await;
+    b.type_into("#target", "target@example.org").await;
+    b.type_into("#until", "2099-01-01").await;
+    b.type_into("#deliver", &format!("dir:{}", export.path().display())).await;
+    b.click("#new-order button[type=submit]").await;
+    b.find("#copies").await;
+    assert_eq!(b.text("#state").await, "active");
+    // A mail to the target while the order runs: its copy shows as delivered.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let mut c = Client::connect(gw.addr).await;
+    c.expect("EHLO client.test", 250).await;
+    assert!(c.send_mail("a@partner.example", &["target@example.org"], b"Subject: hi\r\n\r\nx\r\n").await.starts_with("250"));
+    c.expect("QUIT", 221).await;
+    let page = b.url().await;
+    let mut delivered = 0;
+    for _ in 0..50 {
+        b.goto(&page).await;
+        delivered = b.count("#copies tr[data-state=delivered]").await;
+        if delivered == 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(delivered, 1);
+    b.screenshot("intercept-order").await;
+    b.click("#end-now button").await;
+    b.find("#notice").await;
+    assert_eq!(b.text("#state").await, "ended");
+    b.click("nav a[href='/intercept/audit']").await;
+    b.find("#verification").await;
+    assert!(b.text("#verification").await.starts_with("The chain is intact"));
+    assert!(b.count("#audit tbody tr").await >= 6);
+    b.screenshot("intercept-audit").await;
+    b.quit().await;
+    gw.stop().await;
+}
