@@ -237,10 +237,17 @@ fn trailing_literal(line: &[u8]) -> Option<(u64, bool)> {
 fn body_item(line: &str) -> Option<String> {
     let upper = line.trim_end().to_ascii_uppercase();
     let before = upper.rsplit_once('{')?.0.trim_end().trim_end_matches('~').trim_end();
+    // A section may hold spaces and parentheses: BODY[HEADER.FIELDS (SUBJECT)].
+    for prefix in [" BODY[", "(BODY[", " BINARY[", "(BINARY["] {
+        if let Some(at) = before.rfind(prefix) {
+            let item = &before[at + 1..];
+            if item.ends_with(']') || item.ends_with('>') && item.contains("]<") {
+                return Some(item.to_string());
+            }
+        }
+    }
     let item = before.rsplit([' ', '(']).next()?;
-    let is_body = (item.starts_with("BODY[") || item.starts_with("BINARY[")) && (item.ends_with(']') || item.ends_with('>'))
-        || matches!(item, "RFC822" | "RFC822.TEXT" | "RFC822.HEADER");
-    is_body.then(|| item.to_string())
+    matches!(item, "RFC822" | "RFC822.TEXT" | "RFC822.HEADER").then(|| item.to_string())
 }
 
 fn uid_of(response: &str) -> Option<u64> {
