@@ -471,3 +471,50 @@ async fn an_officer_makes_and_ends_an_order_in_chromium() {
     b.quit().await;
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn two_nodes_on_postgres_record_and_deliver_each_copy_once() {
+    let db = common::pg::TestDb::create().await;
+    let export = tempfile::tempdir().unwrap();
+    let cap = Capture::start(CaptureOptions::default()).await;
+    let extra = format!("[storage]\ndatabase = \"{}\"\n[intercept]\nretry_after = \"1s\"\n", db.url);
+    let a = gateway(cap.addr, &extra).await;
+    let b = gateway(cap.addr, &extra).await;
+    let now = sponts::clock::now_us();
+    a.store.add_order(&order("PG1", "target@example.org", format!("dir:{}", export.path().display()), None, now - 1_000_000, now + 3_600_000_000)).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let mut sent = Vec::new();
+    for (i, node) in [&a, &b, &a, &b, &a, &b].iter().enumerate() {
+        let mut c = Client::connect(node.addr).await;
+        c.expect("EHLO client.test", 250).await;
+        let r = c.send_mail("a@partner.example", &["target@example.org"], format!("Subject: {i}\r\n\r\nmessage {i}\r\n").as_bytes()).await;
+        assert!(r.starts_with("250"), "{r}");
+        sent.push(reply_id(&r));
+        c.expect("QUIT", 221).await;
+    }
+    let dir = export.path().join("PG1");
+    wait_until("six exported copies", || std::fs::read_dir(&dir).map(|d| d.flatten().filter(|e| e.path().extension().is_some_and(|x| x == "json")).count()).unwrap_or(0) == 6).await;
+    let mut sessions: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+        .map(|e| serde_json::from_slice::<serde_json::Value>(&std::fs::read(e.path()).unwrap()).unwrap()["session"].as_str().unwrap().to_string())
+        .collect();
+    sessions.sort();
+    sent.sort();
+    assert_eq!(sessions, sent, "each transaction once, from either node");
+    let mut delivered = 0;
+    for _ in 0..50 {
+        delivered = a.store.copies(Some("PG1"), 100).await.unwrap().iter().filter(|c| c.state == "delivered").count();
+        if delivered == 6 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(delivered, 6);
+    let log = a.store.audit_log().await.unwrap();
+    assert_eq!(sponts::storage::intercept::verify(&log), Ok(12), "one chain: six records, six deliveries");
+    a.stop().await;
+    b.stop().await;
+    db.drop_db().await;
+}
