@@ -253,6 +253,14 @@ enum InterceptCmd {
     },
     /// End an order now.
     End { id: String },
+    /// Move a running order's end (2027-03-01 or 2027-03-01T12:00:00Z, UTC).
+    Until { id: String, until: String },
+    /// The copies made (of one order, or all) and their delivery state, newest first.
+    Copies {
+        id: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -464,6 +472,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     }
                     InterceptCmd::List { json } => intercept::list(&store, json, out).await.map(|_| true)?,
                     InterceptCmd::End { id } => intercept::end(&store, &id, out).await?,
+                    InterceptCmd::Until { id, until } => intercept::until(&store, &id, &until, out).await?,
+                    InterceptCmd::Copies { id, json } => intercept::copies(&store, id.as_deref(), json, out).await.map(|_| true)?,
                 };
                 Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
             }

@@ -94,6 +94,12 @@ async fn orders_from_the_cli_and_the_audit_log() {
         assert!(!ok && out.contains(named), "{named}: {out}");
     }
     let id2: &'static str = Box::leak(id.clone().into_boxed_str());
+    let (ok, out) = run(vec!["intercept", "until", id2, "2098-01-01"]).await.unwrap();
+    assert!(ok && out.contains("now ends at 2098-01-01"), "{out}");
+    let (ok, out) = run(vec!["intercept", "until", id2, "2020-01-01"]).await.unwrap();
+    assert!(!ok && out.contains("--until"), "{out}");
+    let (ok, out) = run(vec!["intercept", "copies", id2]).await.unwrap();
+    assert!(ok && out.is_empty(), "no copies yet: {out}");
     let (ok, out) = run(vec!["intercept", "end", id2]).await.unwrap();
     assert!(ok && out.contains("ended"), "{out}");
     let (ok, _) = run(vec!["intercept", "end", id2]).await.unwrap();
@@ -103,7 +109,7 @@ async fn orders_from_the_cli_and_the_audit_log() {
     let (ok, log) = run(vec!["audit", "list", "--json"]).await.unwrap();
     assert!(ok);
     let actions: Vec<String> = log.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["action"].as_str().unwrap().to_string()).collect();
-    assert_eq!(actions, ["account.add", "order.add", "order.list", "order.end", "audit.verify", "audit.list"], "every action, reading included");
+    assert_eq!(actions, ["account.add", "order.add", "order.list", "order.until", "copies.list", "order.end", "audit.verify", "audit.list"], "every action, reading included");
     assert!(log.contains("cli:officer"), "who did it: {log}");
     // A changed row is found and named.
     let store = sponts::storage::Store::open(&sponts::config::DatabaseLocation::Sqlite(dir.path().join("data/sponts.db"))).await.unwrap();

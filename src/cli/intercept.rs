@@ -47,6 +47,31 @@ pub async fn end(store: &Store, id: &str, out: &mut dyn Write) -> Result<bool> {
     Ok(true)
 }
 
+pub async fn until(store: &Store, id: &str, until: &str, out: &mut dyn Write) -> Result<bool> {
+    if !orders::set_until(store, id, until, &actor(), crate::clock::now_us()).await? {
+        writeln!(out, "no running order {id}")?;
+        return Ok(false);
+    }
+    writeln!(out, "order {id} now ends at {until}")?;
+    Ok(true)
+}
+
+pub async fn copies(store: &Store, id: Option<&str>, json: bool, out: &mut dyn Write) -> Result<()> {
+    store.audit(&actor(), "copies.list", &id.map(|i| format!("id={i}")).unwrap_or_default()).await?;
+    for c in store.copies(id, 10_000).await? {
+        if json {
+            writeln!(out, "{}", serde_json::to_string(&c)?)?;
+        } else {
+            let state = match c.delivered_us {
+                Some(t) => format!("delivered {}", crate::clock::rfc3339(t)),
+                None => format!("pending, {} tries, next {}: {}", c.attempts, crate::clock::rfc3339(c.next_try_us), c.last_error),
+            };
+            writeln!(out, "{}  order {}  {}  {} {}  {} bytes  {state}", c.id, c.order_id, crate::clock::rfc3339(c.time_us), c.service, c.event, c.content_size)?;
+        }
+    }
+    Ok(())
+}
+
 pub async fn audit_list(store: &Store, json: bool, out: &mut dyn Write) -> Result<()> {
     store.audit(&actor(), "audit.list", "").await?;
     for e in store.audit_log().await? {
