@@ -16,6 +16,8 @@
 //!   [`pop3`]: emergency access to that mail over POP3.
 //! - [`replay`]: a kept message delivered again; [`digest`]: the "held back for you" mail and its
 //!   signed links; [`auth`]: passwords.
+//! - [`intercept`]: lawful interception — orders, copies of a target's events recorded durably
+//!   and delivered to the agency; [`mailproxy`]: the POP3 and IMAP proxies that see those events.
 //! - [`report`]: the Report — figures per hour in SQL, the dashboard's charts and tables, the
 //!   report mail; the journal writes its part, a job adds connections, sessions and scanners.
 //! - [`web`]: the web UI and JSON API (sessions, CSRF, who may see what).
