@@ -175,3 +175,102 @@ async fn a_targets_pop3_and_imap_sessions_are_copied_and_no_one_elses() {
     assert_eq!(log.iter().filter(|e| e.action == "copy.record").count(), after_fetchmail);
     gw.stop().await;
 }
+
+const ODD_CLIENTS: &str = r#"
+import base64, poplib, socket, ssl, sys, json
+ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+pops, imaps = int(sys.argv[1]), int(sys.argv[2])
+out = {}
+def imap_session():
+    s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", imaps), timeout=20))
+    f = s.makefile("rb")
+    f.readline()
+    return s, f
+def tagged(f, tag):
+    while True:
+        line = f.readline()
+        if line.startswith(tag + b" ") or not line:
+            return line.decode().strip()
+s, f = imap_session()
+s.sendall(b"a0 SELECT INBOX\r\n"); out["before_login"] = tagged(f, b"a0")
+s.sendall(b"a1 AUTHENTICATE CRAM-MD5\r\n"); out["cram"] = tagged(f, b"a1")
+# Runs of spaces: sponts reads the name all the same.
+s.sendall(b"a2  LOGIN   target  target-pass\r\n"); out["login"] = tagged(f, b"a2")
+# A literal the backend refuses (no such mailbox): the client never sends it ...
+s.sendall(b"a3 APPEND NoSuchBox {10}\r\n"); out["refused_literal"] = tagged(f, b"a3")
+# ... and the next APPEND is still read and copied.
+msg = b"Subject: after a refused literal\r\n\r\ncopied all the same\r\n"
+s.sendall(b"a4 APPEND INBOX {%d}\r\n" % len(msg)); out["go"] = f.readline().decode().strip()
+s.sendall(msg + b"\r\n"); out["append"] = tagged(f, b"a4")
+s.sendall(b"a5 LOGOUT\r\n"); tagged(f, b"a5"); s.close()
+# SASL PLAIN with an initial response, over POP3S; CRAM-MD5 is refused by sponts.
+p = poplib.POP3_SSL("127.0.0.1", pops, context=ctx, timeout=20)
+try:
+    p._shortcmd("AUTH CRAM-MD5"); out["pop_cram"] = "accepted"
+except poplib.error_proto as e:
+    out["pop_cram"] = e.args[0].decode()
+out["pop_auth"] = p._shortcmd("AUTH PLAIN " + base64.b64encode(b"\0target\0target-pass").decode()).decode()
+out["pop_retr"] = b"\r\n".join(p.retr(1)[1]).decode()
+p.quit()
+print(json.dumps(out))
+"#;
+
+#[tokio::test]
+async fn odd_clients_do_not_slip_past_the_copies() {
+    let dovecot = Dovecot::start();
+    let first: &[u8] = b"Subject: first\r\n\r\nfor the target\r\n";
+    dovecot.deliver("target", first);
+    let export = tempfile::tempdir().unwrap();
+    let cap = Capture::start(CaptureOptions::default()).await;
+    let extra = format!(
+        "[pop3_proxy]\ntls_listen = [\"127.0.0.1:0\"]\nbackend = \"{}\"\nbackend_tls = \"tls\"\n[imap_proxy]\ntls_listen = [\"127.0.0.1:0\"]\nbackend = \"{}\"\nbackend_tls = \"starttls\"\n",
+        dovecot.pop3s, dovecot.imap
+    );
+    let gw = gateway(cap.addr, &extra).await;
+    let now = sponts::clock::now_us();
+    let order = sponts::storage::intercept::Order {
+        id: "LI8".into(),
+        reference: "AG Musterstadt 1/26".into(),
+        target: "target@example.org".into(),
+        login: Some("target".into()),
+        from_us: now - 1_000_000,
+        until_us: now + 3_600_000_000,
+        deliver: format!("dir:{}", export.path().display()),
+        deliver_to: None,
+        notes: String::new(),
+        created_by: "cli:officer".into(),
+        created_us: now,
+        ended_us: None,
+    };
+    gw.store.add_order(&order).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let proxies = &gw.running.as_ref().unwrap().proxies;
+    let script = format!("import sys; sys.argv[1:] = ['{}', '{}']\n{ODD_CLIENTS}", proxies.pop3_tls[0].port(), proxies.imap_tls[0].port());
+    let out = tokio::task::spawn_blocking(move || python(&script)).await.unwrap();
+    let out: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert!(out["before_login"].as_str().unwrap().starts_with("a0 BAD"), "{out}");
+    assert!(out["cram"].as_str().unwrap().starts_with("a1 NO"), "{out}");
+    assert!(out["login"].as_str().unwrap().starts_with("a2 OK"), "{out}");
+    assert!(out["refused_literal"].as_str().unwrap().starts_with("a3 NO"), "{out}");
+    assert!(out["go"].as_str().unwrap().starts_with('+') && out["append"].as_str().unwrap().starts_with("a4 OK"), "{out}");
+    assert!(out["pop_cram"].as_str().unwrap().starts_with("-ERR"), "{out}");
+    assert!(out["pop_auth"].as_str().unwrap().starts_with("+OK"), "{out}");
+    let retrieved = format!("{}\r\n", out["pop_retr"].as_str().unwrap());
+    assert!(dovecot.messages("target").iter().any(|m| m == retrieved.as_bytes()), "{retrieved}");
+
+    let dir = export.path().join("LI8");
+    for _ in 0..100 {
+        if exported(&dir).len() >= 4 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let records = exported(&dir);
+    let kinds: Vec<String> = records.iter().map(|(m, _)| format!("{} {}", m["service"].as_str().unwrap(), m["event"].as_str().unwrap())).collect();
+    assert_eq!(kinds, ["imap login", "imap append", "pop3 login", "pop3 retrieve"], "{records:#?}");
+    assert_eq!(records[1].1.as_deref(), Some(&b"Subject: after a refused literal\r\n\r\ncopied all the same\r\n"[..]));
+    assert_eq!(records[3].1.as_deref(), Some(retrieved.as_bytes()), "the copy is what the client got");
+    assert_eq!(records[2].0["details"]["login"], "target");
+    gw.stop().await;
+}

@@ -126,7 +126,9 @@ fn write_pair(dir: &Path, id: &str, meta: &str, content: Option<&[u8]>) -> Resul
 fn write_durably(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
     let (tmp, path) = (dir.join(format!(".{name}.tmp")), dir.join(name));
-    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
+    // A leftover of an interrupted attempt goes; a symlink planted there is removed, never followed.
+    let _ = std::fs::remove_file(&tmp);
+    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).custom_flags(libc::O_NOFOLLOW).open(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
     f.write_all(bytes).and_then(|_| f.sync_all()).with_context(|| format!("cannot write {}", tmp.display()))?;
     std::fs::rename(&tmp, &path).with_context(|| format!("cannot rename to {}", path.display()))?;
     Ok(())
@@ -135,7 +137,9 @@ fn write_durably(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
 /// The mail to the agency: a short text part, the metadata record, the original message.
 pub fn agency_mail(copy: &StoredCopy, order: &Order, from: &str, to: &str, content: Option<&[u8]>) -> Vec<u8> {
     let boundary = format!("=_sponts_li_{}", copy.id);
-    let subject = encode_header(&format!("LI {} copy {} ({} {})", order.reference, copy.id, copy.service, copy.event));
+    // The reference is the officer's text: cut, so the header stays within the line limit.
+    let reference: String = order.reference.chars().filter(|c| !c.is_control()).take(200).collect();
+    let subject = encode_header(&format!("LI {reference} copy {} ({} {})", copy.id, copy.service, copy.event));
     let mut m = format!(
         "From: <{from}>\r\nTo: <{to}>\r\nDate: {}\r\nMessage-ID: <li.{}@{}>\r\nSubject: {subject}\r\nAuto-Submitted: auto-generated\r\n\
          X-Sponts-Order: {}\r\nX-Sponts-Copy: {}\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"{boundary}\"\r\n\r\n",

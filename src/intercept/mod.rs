@@ -27,6 +27,8 @@ pub use record::Event;
 /// How often the orders in effect are read again (an order made on the CLI or another node
 /// takes effect here within this).
 const ORDERS_REFRESH: Duration = Duration::from_secs(1);
+/// Tries to record a copy before it is given up (and logged as lost): about 6 seconds.
+const RECORD_ATTEMPTS: u32 = 6;
 
 pub struct Interception {
     store: Store,
@@ -55,13 +57,14 @@ impl Interception {
             .collect()
     }
 
-    /// Orders in effect at `time_us` for a backend login name: the order's login, or its target
-    /// address when the backend takes addresses as logins.
-    pub fn orders_for_login(&self, login: &str, time_us: i64) -> Vec<Order> {
+    /// Orders not yet over (in effect now or later) for a backend login name: the order's
+    /// login, or its target address when the backend takes addresses as logins.
+    pub fn orders_for_login(&self, login: &str) -> Vec<Order> {
+        let login = login.trim();
         let orders = self.orders.read().expect("orders lock").clone();
         orders
             .iter()
-            .filter(|o| o.active_at(time_us) && (o.login.as_deref().is_some_and(|l| l.eq_ignore_ascii_case(login)) || o.target.eq_ignore_ascii_case(login)))
+            .filter(|o| o.login.as_deref().is_some_and(|l| l.eq_ignore_ascii_case(login)) || o.target.eq_ignore_ascii_case(login))
             .cloned()
             .collect()
     }
@@ -72,18 +75,34 @@ impl Interception {
         if orders.is_empty() {
             return;
         }
-        let copies: Result<Vec<_>, _> = orders.iter().map(|o| event.copy_for(o)).collect();
-        let result = match copies {
-            Ok(copies) => self.store.record_copies(&copies).await,
-            Err(e) => Err(e),
+        let (orders_owned, event_owned) = (orders.to_vec(), event.clone());
+        // Compressing a large message is CPU work: off the async threads.
+        let copies = tokio::task::spawn_blocking(move || orders_owned.iter().map(|o| event_owned.copy_for(o)).collect::<Result<Vec<_>, _>>()).await;
+        let copies = match copies {
+            Ok(Ok(c)) => c,
+            Ok(Err(e)) => return tracing::error!(service = event.service, event = event.kind, "interception copy could not be made: {e:#}"),
+            Err(e) => return tracing::error!(service = event.service, event = event.kind, "interception copy could not be made: {e}"),
         };
-        match result {
-            Ok(n) => {
-                if n > 0 {
-                    self.wake.notify_one();
+        // A busy or briefly unreachable database: tried again before giving up.
+        let mut wait = std::time::Duration::from_millis(100);
+        for attempt in 1..=RECORD_ATTEMPTS {
+            match self.store.record_copies(&copies).await {
+                Ok(n) => {
+                    if n > 0 {
+                        self.wake.notify_one();
+                    }
+                    return;
+                }
+                Err(e) if attempt == RECORD_ATTEMPTS => {
+                    let ids: Vec<&str> = copies.iter().map(|c| c.id.as_str()).collect();
+                    tracing::error!(service = event.service, event = event.kind, copies = ?ids, "interception copy LOST, it could not be recorded: {e:#}");
+                }
+                Err(e) => {
+                    tracing::warn!(attempt, "interception copy not recorded yet, trying again: {e:#}");
+                    tokio::time::sleep(wait).await;
+                    wait *= 2;
                 }
             }
-            Err(e) => tracing::error!(service = event.service, event = event.kind, "interception copy could not be recorded: {e:#}"),
         }
     }
 

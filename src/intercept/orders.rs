@@ -87,23 +87,14 @@ pub fn build(o: NewOrder, actor: &str, now: i64) -> Result<Order> {
     Ok(order)
 }
 
-/// Stores a new order; the attempt is logged first, a failure after it too.
+/// Stores a new order with its audit entry (one transaction: both or neither).
 pub async fn add(store: &Store, order: &Order) -> Result<()> {
-    store.audit(&order.created_by, "order.add", &describe(order)).await?;
-    if let Err(e) = store.add_order(order).await {
-        store.audit(&order.created_by, "order.add.failed", &format!("id={} {e:#}", order.id)).await?;
-        return Err(e);
-    }
-    Ok(())
+    store.add_order_audited(order, &order.created_by, &describe(order)).await
 }
 
 /// Ends an order now; false when there is no running order `id`.
 pub async fn end(store: &Store, id: &str, actor: &str, now: i64) -> Result<bool> {
-    if !store.end_order(id, now).await? {
-        return Ok(false);
-    }
-    store.audit(actor, "order.end", &format!("id={id} at={}", crate::clock::rfc3339(now))).await?;
-    Ok(true)
+    store.end_order_audited(id, now, actor).await
 }
 
 /// Moves a running order's end (to a time still to come); false when there is no running order `id`.
@@ -113,8 +104,8 @@ pub async fn set_until(store: &Store, id: &str, until: &str, actor: &str, now: i
     if until_us <= now || until_us <= order.from_us {
         bail!("--until: must be after the order's start and in the future");
     }
-    store.audit(actor, "order.until", &format!("id={id} until={} (was {})", crate::clock::rfc3339(until_us), crate::clock::rfc3339(order.until_us))).await?;
-    store.set_order_until(id, until_us).await
+    let detail = format!("id={id} until={} (was {})", crate::clock::rfc3339(until_us), crate::clock::rfc3339(order.until_us));
+    store.set_order_until_audited(id, until_us, actor, &detail).await
 }
 
 /// `active`, `pending` (starts later), `ended` (early) or `expired`.

@@ -21,9 +21,8 @@ impl Settings {
     }
 }
 
-const BATCH: i64 = 20;
-/// Longer than any one delivery may take: a node that died mid-delivery leaves its lease, and
-/// another node takes the copy over after this.
+/// One copy per lease: a lease outlives any one delivery (each SMTP step times out after a
+/// minute), so it never runs out while its node is still delivering.
 const LEASE: Duration = Duration::from_secs(600);
 const IDLE_POLL: Duration = Duration::from_secs(1);
 const MAX_WAIT: Duration = Duration::from_secs(3600);
@@ -33,36 +32,37 @@ pub async fn run(owner: Weak<Interception>, store: Store, wake: Arc<tokio::sync:
         if owner.strong_count() == 0 {
             return;
         }
-        match round(&store, &settings).await {
-            Ok(n) if n as i64 == BATCH => continue,
-            Ok(_) => {}
-            Err(e) => tracing::warn!("interception delivery round failed: {e:#}"),
+        match next(&store, &settings).await {
+            Ok(true) => continue,
+            Ok(false) => {}
+            Err(e) => tracing::warn!("interception delivery failed: {e:#}"),
         }
         let _ = tokio::time::timeout(IDLE_POLL, wake.notified()).await;
     }
 }
 
-/// One batch of due copies; returns how many were tried.
-async fn round(store: &Store, settings: &Settings) -> anyhow::Result<usize> {
+/// Leases and delivers the next due copy; false when none is due.
+async fn next(store: &Store, settings: &Settings) -> anyhow::Result<bool> {
     let now = crate::clock::now_us();
-    let copies = store.lease_copies(now, LEASE.as_micros() as i64, BATCH).await?;
-    for copy in &copies {
-        let result = match store.order(&copy.order_id).await? {
-            Some(order) => settings.delivery.deliver(copy, &order).await,
-            None => Err(anyhow::anyhow!("its order {} is not in the store", copy.order_id)),
-        };
-        match result {
-            Ok(detail) => {
-                store.copy_delivered(&copy.id, crate::clock::now_us(), &detail).await?;
+    let Some(copy) = store.lease_copies(now, LEASE.as_micros() as i64, 1).await?.pop() else { return Ok(false) };
+    let lease = copy.next_try_us;
+    let result = match store.order(&copy.order_id).await {
+        Ok(Some(order)) => settings.delivery.deliver(&copy, &order).await,
+        Ok(None) => Err(anyhow::anyhow!("its order {} is not in the store", copy.order_id)),
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(detail) => {
+            if store.copy_delivered(&copy.id, lease, crate::clock::now_us(), &detail).await? {
                 tracing::info!(copy = %copy.id, order = %copy.order_id, "interception copy delivered {detail}");
             }
-            Err(e) => {
-                let wait = settings.retry_after.saturating_mul(1 << copy.attempts.clamp(0, 12)).min(MAX_WAIT);
-                let error = format!("{e:#}");
-                tracing::warn!(copy = %copy.id, order = %copy.order_id, attempts = copy.attempts + 1, "interception copy not delivered, retried in {} s: {error}", wait.as_secs());
-                store.copy_failed(&copy.id, crate::clock::now_us() + wait.as_micros() as i64, &error).await?;
-            }
+        }
+        Err(e) => {
+            let wait = settings.retry_after.saturating_mul(1 << copy.attempts.clamp(0, 12)).min(MAX_WAIT);
+            let error = format!("{e:#}");
+            tracing::warn!(copy = %copy.id, order = %copy.order_id, attempts = copy.attempts + 1, "interception copy not delivered, retried in {} s: {error}", wait.as_secs());
+            store.copy_failed(&copy.id, lease, crate::clock::now_us() + wait.as_micros() as i64, &error).await?;
         }
     }
-    Ok(copies.len())
+    Ok(true)
 }

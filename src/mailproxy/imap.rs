@@ -7,198 +7,327 @@ use anyhow::{Context, Result};
 use tokio::time::timeout;
 
 use super::stream::{Reader, Stream, Writer, MAX_LINE};
-use super::{intercept, Session, Shared};
-use crate::storage::intercept::Order;
+use super::{intercept, AfterLogin, Session, Shared};
 
 /// Literals larger than this are relayed but copied only in part (the record says so).
 const MAX_KEPT: usize = 64 << 20;
 
 pub async fn run(mut client: Stream, mut backend: Stream, greeting: Vec<u8>, shared: &Shared, info: &Session) -> Result<()> {
-    client.write(&rewrite_capabilities(&greeting, true, shared.config.allow_plaintext_auth)).await?;
+    let allow = shared.config.allow_plaintext_auth;
+    client.write(&rewrite_capabilities(&greeting, true, allow)).await?;
     let idle = shared.config.idle_timeout.0;
     loop {
         let Some(first) = timeout(idle, client.line(MAX_LINE)).await.context("idle")?? else { return Ok(()) };
         let text = String::from_utf8_lossy(&first).trim_end().to_string();
-        let mut words = text.splitn(3, ' ');
-        let (tag, command) = (words.next().unwrap_or("").to_string(), words.next().unwrap_or("").to_ascii_uppercase());
+        let (tag, command, rest) = split_command(&text);
         let plaintext = client.tls.is_none();
-        match command.as_str() {
+        if !valid_tag(tag) {
+            client.write(b"* BAD Missing or invalid tag\r\n").await?;
+            discard_literals(&first, &mut client).await?;
+            continue;
+        }
+        let refusal = match command.as_str() {
             "STARTTLS" if plaintext => {
                 client.write(format!("{tag} OK Begin TLS negotiation now\r\n").as_bytes()).await?;
                 client = client.accept_tls(&shared.tls).await?;
                 continue;
             }
-            "STARTTLS" => {
-                client.write(format!("{tag} BAD TLS is already active\r\n").as_bytes()).await?;
-                continue;
-            }
-            "LOGIN" | "AUTHENTICATE" if plaintext && !shared.config.allow_plaintext_auth => {
-                client.write(format!("{tag} NO [PRIVACYREQUIRED] Use STARTTLS first: no passwords in clear\r\n").as_bytes()).await?;
-                continue;
-            }
-            _ => {}
+            "STARTTLS" => Some("BAD TLS is already active"),
+            "LOGIN" | "AUTHENTICATE" if plaintext && !allow => Some("NO [PRIVACYREQUIRED] Use STARTTLS first: no passwords in clear"),
+            "AUTHENTICATE" if !super::readable_mechanism(rest.split(' ').next().unwrap_or("")) => Some("NO [CANNOT] Unsupported authentication mechanism"),
+            "CAPABILITY" | "NOOP" | "LOGOUT" | "ID" | "LOGIN" | "AUTHENTICATE" => None,
+            // Nothing else before login: a command sponts does not read must not log anyone in.
+            _ => Some("BAD Log in first"),
+        };
+        if let Some(refusal) = refusal {
+            client.write(format!("{tag} {refusal}\r\n").as_bytes()).await?;
+            discard_literals(&first, &mut client).await?;
+            continue;
         }
-        let (login, done) = if command == "AUTHENTICATE" {
-            backend.write(&first).await?;
-            let mechanism = text.split(' ').nth(2).unwrap_or("").to_string();
-            let mut data: Vec<String> = text.split(' ').nth(3).map(str::to_string).into_iter().collect();
-            let done = loop {
-                let reply = backend.line(MAX_LINE).await?.context("the backend closed the connection")?;
-                if reply.starts_with(b"+") {
-                    client.write(&reply).await?;
-                    let response = client.line(MAX_LINE).await?.context("the client closed the connection")?;
-                    data.push(String::from_utf8_lossy(&response).trim_end().to_string());
-                    backend.write(&response).await?;
-                } else if reply.starts_with(format!("{tag} ").as_bytes()) {
-                    break reply;
-                } else {
-                    client.write(&rewrite_capabilities(&reply, plaintext, shared.config.allow_plaintext_auth)).await?;
+        let (login, done) = match command.as_str() {
+            "AUTHENTICATE" => {
+                backend.write(&first).await?;
+                let mut words = rest.split(' ').filter(|w| !w.is_empty());
+                let mechanism = words.next().unwrap_or("").to_string();
+                let mut data: Vec<String> = words.next().map(str::to_string).into_iter().collect();
+                let done = loop {
+                    let reply = backend.line(MAX_LINE).await?.context("the backend closed the connection")?;
+                    if reply.starts_with(b"+") {
+                        client.write(&reply).await?;
+                        let response = client.line(MAX_LINE).await?.context("the client closed the connection")?;
+                        data.push(String::from_utf8_lossy(&response).trim_end().to_string());
+                        backend.write(&response).await?;
+                    } else if reply.starts_with(format!("{tag} ").as_bytes()) {
+                        break reply;
+                    } else {
+                        client.write(&rewrite_capabilities(&reply, plaintext, allow)).await?;
+                    }
+                };
+                (super::sasl_user(&mechanism, &data).unwrap_or_default(), done)
+            }
+            "LOGIN" => {
+                // Read whole (sponts answers the client's literals itself) and sent on as sponts
+                // read it: the backend authenticates exactly the name sponts saw.
+                let whole = read_command(first, &mut client).await?;
+                let Some((user, password)) = login_arguments(&whole) else {
+                    client.write(format!("{tag} BAD Invalid LOGIN arguments\r\n").as_bytes()).await?;
+                    continue;
+                };
+                let rebuilt = [format!("{tag} LOGIN ").into_bytes(), astring(&user), b" ".to_vec(), astring(&password), b"\r\n".to_vec()].concat();
+                let done = match send_command(&rebuilt, &mut backend).await? {
+                    Some(refused) => refused,
+                    None => relay_until_tagged(tag, &mut backend, &mut client, plaintext, allow).await?,
+                };
+                (String::from_utf8_lossy(&user).into_owned(), done)
+            }
+            _ => {
+                if !forward_command(first, &mut client, &mut backend, plaintext, allow).await? {
+                    continue;
                 }
-            };
-            (super::sasl_user(mechanism.split(' ').next().unwrap_or(""), &data).unwrap_or_default(), done)
-        } else {
-            let whole = forward_command(first, &mut client, &mut backend, plaintext, shared).await?;
-            let Some(whole) = whole else { continue };
-            let done = relay_until_tagged(&tag, &mut backend, &mut client, plaintext, shared).await?;
-            if command != "LOGIN" {
-                client.write(&rewrite_capabilities(&done, plaintext, shared.config.allow_plaintext_auth)).await?;
+                let done = relay_until_tagged(tag, &mut backend, &mut client, plaintext, allow).await?;
+                client.write(&rewrite_capabilities(&done, plaintext, allow)).await?;
                 if command == "LOGOUT" {
                     return Ok(());
                 }
                 continue;
             }
-            (login_user(&whole).unwrap_or_default(), done)
         };
-        client.write(&rewrite_capabilities(&done, plaintext, shared.config.allow_plaintext_auth)).await?;
+        client.write(&rewrite_capabilities(&done, plaintext, allow)).await?;
         let success = done.get(tag.len() + 1..).is_some_and(|r| r.to_ascii_uppercase().starts_with(b"OK"));
-        let orders = shared.intercept.orders_for_login(&login, crate::clock::now_us());
-        if !orders.is_empty() {
-            let details = serde_json::json!({ "login": login, "command": command, "success": success, "reply": String::from_utf8_lossy(&done).trim_end() });
-            intercept(shared, info, client.tls.clone(), &orders, "login", details, None).await;
-        }
-        if success {
-            if orders.is_empty() {
+        let details = serde_json::json!({ "login": login, "command": command, "success": success, "reply": String::from_utf8_lossy(&done).trim_end() });
+        match super::after_login(shared, info, client.tls.clone(), &login, success, details) {
+            AfterLogin::Continue => {}
+            AfterLogin::Close => return Ok(()),
+            AfterLogin::Relay => {
                 // No target: from here on sponts does not read this session.
                 client.relay(backend).await?;
                 return Ok(());
             }
-            return target_session(client, backend, shared, info, orders).await;
+            AfterLogin::Target => return target_session(client, backend, shared, info, &login).await,
         }
     }
+}
+
+/// Tag, command (upper case) and the rest, with runs of spaces between them tolerated.
+fn split_command(text: &str) -> (&str, String, &str) {
+    let (tag, rest) = text.split_once(' ').unwrap_or((text, ""));
+    let rest = rest.trim_start_matches(' ');
+    let (command, rest) = rest.split_once(' ').unwrap_or((rest, ""));
+    (tag, command.to_ascii_uppercase(), rest.trim_start_matches(' '))
+}
+
+fn valid_tag(tag: &str) -> bool {
+    !tag.is_empty() && tag.bytes().all(|b| b.is_ascii_graphic() && !b"(){%*\"\\+]".contains(&b))
+}
+
+/// A refused command's non-synchronizing literals, read and dropped (the client sends those
+/// without waiting; a synchronizing one it never sends once refused).
+async fn discard_literals(first: &[u8], client: &mut Stream) -> Result<()> {
+    let mut line = first.to_vec();
+    while let Some((n, false)) = trailing_literal(&line) {
+        client.rd.skip(n).await?;
+        line = client.line(MAX_LINE).await?.context("the client closed the connection")?;
+    }
+    Ok(())
+}
+
+/// A whole command from the client, its synchronizing literals answered by sponts ("+"); at most
+/// a few literals of at most `MAX_LINE` each (LOGIN needs two).
+async fn read_command(first: Vec<u8>, client: &mut Stream) -> Result<Vec<u8>> {
+    let mut whole = Vec::new();
+    let mut line = first;
+    for _ in 0..4 {
+        whole.extend_from_slice(&line);
+        let Some((n, sync)) = trailing_literal(&line) else { return Ok(whole) };
+        anyhow::ensure!(n as usize <= MAX_LINE, "literal too long before login");
+        if sync {
+            client.write(b"+ Ready for literal data\r\n").await?;
+        }
+        whole.extend_from_slice(&client.rd.exact(n as usize).await?);
+        line = client.line(MAX_LINE).await?.context("the client closed the connection")?;
+    }
+    anyhow::bail!("too many literals before login")
+}
+
+/// Sends a command sponts composed, waiting for the backend's "+" at each synchronizing literal.
+/// `Some(reply)`: the backend refused a literal with this tagged reply.
+async fn send_command(command: &[u8], backend: &mut Stream) -> Result<Option<Vec<u8>>> {
+    let mut rest = command;
+    while let Some(end) = rest.iter().position(|&b| b == b'\n') {
+        let (line, after) = rest.split_at(end + 1);
+        backend.write(line).await?;
+        rest = after;
+        if let Some((n, true)) = trailing_literal(line) {
+            let go = backend.line(MAX_LINE).await?.context("the backend closed the connection")?;
+            if !go.starts_with(b"+") {
+                return Ok(Some(go));
+            }
+            let n = (n as usize).min(rest.len());
+            backend.write(&rest[..n]).await?;
+            rest = &rest[n..];
+        }
+    }
+    Ok(None)
 }
 
 /// Forwards one command with its literals, relaying the backend's go-ahead for synchronizing
-/// ones. Returns the whole command, or `None` when the backend refused a literal (its tagged
-/// answer was relayed; the command is over).
-async fn forward_command(first: Vec<u8>, client: &mut Stream, backend: &mut Stream, plaintext: bool, shared: &Shared) -> Result<Option<Vec<u8>>> {
-    let mut whole = Vec::new();
+/// ones. False when the backend refused a literal (its tagged answer was relayed; the command
+/// is over).
+async fn forward_command(first: Vec<u8>, client: &mut Stream, backend: &mut Stream, plaintext: bool, allow: bool) -> Result<bool> {
     let mut line = first;
-    loop {
+    for _ in 0..16 {
         backend.write(&line).await?;
-        whole.extend_from_slice(&line);
-        let Some((n, sync)) = trailing_literal(&line) else { return Ok(Some(whole)) };
+        let Some((n, sync)) = trailing_literal(&line) else { return Ok(true) };
+        anyhow::ensure!(n as usize <= MAX_LINE, "literal too long before login");
         if sync {
             let go = backend.line(MAX_LINE).await?.context("the backend closed the connection")?;
-            client.write(&rewrite_capabilities(&go, plaintext, shared.config.allow_plaintext_auth)).await?;
+            client.write(&rewrite_capabilities(&go, plaintext, allow)).await?;
             if !go.starts_with(b"+") {
-                return Ok(None);
+                return Ok(false);
             }
         }
-        let (literal, _) = client.rd.relay_exact(&mut backend.wr, n, MAX_LINE).await?;
-        whole.extend_from_slice(&literal);
+        client.rd.relay_exact(&mut backend.wr, n, 0).await?;
         line = client.line(MAX_LINE).await?.context("the client closed the connection")?;
     }
+    anyhow::bail!("too many literals before login")
 }
 
 /// Relays responses (and their literals) until the one tagged `tag`, which is returned unsent.
-async fn relay_until_tagged(tag: &str, backend: &mut Stream, client: &mut Stream, plaintext: bool, shared: &Shared) -> Result<Vec<u8>> {
+async fn relay_until_tagged(tag: &str, backend: &mut Stream, client: &mut Stream, plaintext: bool, allow: bool) -> Result<Vec<u8>> {
     let tagged = format!("{tag} ");
     loop {
         let line = backend.line(MAX_LINE).await?.context("the backend closed the connection")?;
         if line.starts_with(tagged.as_bytes()) {
             return Ok(line);
         }
-        client.write(&rewrite_capabilities(&line, plaintext, shared.config.allow_plaintext_auth)).await?;
+        client.write(&rewrite_capabilities(&line, plaintext, allow)).await?;
         if let Some((n, _)) = trailing_literal(&line) {
             backend.rd.relay_exact(&mut client.wr, n, 0).await?;
         }
     }
 }
 
-/// A target's session after login, both directions at once.
-async fn target_session(client: Stream, backend: Stream, shared: &Shared, info: &Session, orders: Vec<Order>) -> Result<()> {
+/// What the backend said to a synchronizing literal of the client's.
+enum Go {
+    /// A continuation request ("+"): the literal may follow.
+    Continue,
+    /// A tagged reply: that command is over.
+    Tagged(String),
+}
+
+/// A target's session after login, both directions at once. Each copy is recorded in a task of
+/// its own, so the session never waits for it and ending the session never cancels it.
+async fn target_session(client: Stream, backend: Stream, shared: &Shared, info: &Session, login: &str) -> Result<()> {
     let tls = client.tls.clone();
     let (mut from_client, mut to_client) = client.split();
     let (mut from_backend, mut to_backend) = backend.split();
-    let who = (shared, info, tls.as_deref(), orders.as_slice());
-    let upload = uploads(&mut from_client, &mut to_backend, shared.config.idle_timeout.0, who);
-    let download = downloads(&mut from_backend, &mut to_client, who);
-    let result = tokio::select! {
-        r = upload => r,
-        r = download => r,
+    let (go_tx, mut go_rx) = tokio::sync::mpsc::unbounded_channel();
+    let (up_done, up_done_rx) = tokio::sync::oneshot::channel::<()>();
+    let who = Who { shared, info, tls: tls.as_deref(), login };
+    let up = async {
+        let r = uploads(&mut from_client, &mut to_backend, &mut go_rx, shared.config.idle_timeout.0, &who).await;
+        to_backend.shutdown().await;
+        let _ = up_done.send(());
+        r
     };
-    to_client.shutdown().await;
-    to_backend.shutdown().await;
-    result
+    let down = async {
+        // Once the client is gone, the backend gets a little time to say goodbye.
+        let grace = async {
+            let _ = up_done_rx.await;
+            tokio::time::sleep(std::time::Duration::from_secs(10)).await;
+        };
+        let r = tokio::select! {
+            r = downloads(&mut from_backend, &mut to_client, &go_tx, &who) => r,
+            _ = grace => Ok(()),
+        };
+        to_client.shutdown().await;
+        r
+    };
+    let (a, b) = tokio::join!(up, down);
+    a.and(b)
 }
 
-type Who<'a> = (&'a Shared, &'a Session, Option<&'a str>, &'a [Order]);
+struct Who<'a> {
+    shared: &'a Shared,
+    info: &'a Session,
+    tls: Option<&'a str>,
+    login: &'a str,
+}
 
-async fn record(who: Who<'_>, kind: &'static str, details: serde_json::Value, content: Vec<u8>) {
-    let (shared, info, tls, orders) = who;
-    let now = crate::clock::now_us();
-    let active: Vec<Order> = orders.iter().filter(|o| o.active_at(now)).cloned().collect();
-    if active.is_empty() {
-        return;
+impl Who<'_> {
+    /// Copies `content` for the orders in effect now (read again for each event: an order's end
+    /// may have moved, or it may have begun since the login).
+    fn record(&self, kind: &'static str, details: serde_json::Value, content: Vec<u8>) {
+        let active = super::active_orders(self.shared, self.login);
+        if !active.is_empty() {
+            intercept(self.shared, self.info, self.tls.map(str::to_string), active, kind, details, Some(content));
+        }
     }
-    intercept(shared, info, tls.map(str::to_string), &active, kind, details, Some(content)).await;
 }
 
-/// Client to backend: commands relayed; APPEND's messages copied.
-async fn uploads(from: &mut Reader, to: &mut Writer, idle: std::time::Duration, who: Who<'_>) -> Result<()> {
+/// Client to backend: commands relayed; each APPENDed message copied as it passes.
+async fn uploads(from: &mut Reader, to: &mut Writer, go: &mut tokio::sync::mpsc::UnboundedReceiver<Go>, idle: std::time::Duration, who: &Who<'_>) -> Result<()> {
     loop {
         let Some(mut line) = timeout(idle, from.line(MAX_LINE)).await.context("idle")?? else { return Ok(()) };
-        let text = String::from_utf8_lossy(&line).to_string();
-        let command = text.split(' ').nth(1).unwrap_or("").trim_end().to_ascii_uppercase();
+        let text = String::from_utf8_lossy(&line).trim_end().to_string();
+        let (tag, command, _) = split_command(&text);
+        let tag = tag.to_string();
         if command == "COMPRESS" {
             // A compressed stream could not be read: the backend is asked for a mechanism that
             // does not exist, and refuses it.
-            let tag = text.split(' ').next().unwrap_or("*");
             line = format!("{tag} COMPRESS X-NONE\r\n").into_bytes();
         }
-        let head = text.trim_end().to_string();
-        let mut messages = Vec::new();
+        let append = command == "APPEND";
+        // Go-aheads for earlier commands are stale now.
+        while go.try_recv().is_ok() {}
         loop {
             to.write(&line).await?;
-            let Some((n, _)) = trailing_literal(&line) else { break };
-            let keep = if command == "APPEND" || command == "UID" && head.to_ascii_uppercase().contains(" APPEND ") { MAX_KEPT } else { 0 };
-            let (literal, whole) = from.relay_exact(to, n, keep).await?;
-            if keep > 0 {
-                messages.push((literal, whole, n));
+            let Some((n, sync)) = trailing_literal(&line) else { break };
+            if sync && !wait_for_go(go, &tag).await {
+                // The backend refused the literal: the client does not send it.
+                break;
+            }
+            let (literal, whole) = from.relay_exact(to, n, if append { MAX_KEPT } else { 0 }).await?;
+            if append {
+                who.record("append", serde_json::json!({ "command": text, "size": n, "complete": whole }), literal);
             }
             line = from.line(MAX_LINE).await?.context("the client closed the connection")?;
-        }
-        for (message, whole, size) in messages {
-            let details = serde_json::json!({ "command": head, "size": size, "complete": whole });
-            record(who, "append", details, message).await;
         }
     }
 }
 
+async fn wait_for_go(go: &mut tokio::sync::mpsc::UnboundedReceiver<Go>, tag: &str) -> bool {
+    while let Some(g) = go.recv().await {
+        match g {
+            Go::Continue => return true,
+            Go::Tagged(t) if t == tag => return false,
+            Go::Tagged(_) => {}
+        }
+    }
+    false
+}
+
 /// Backend to client: responses relayed; the literals of FETCH body items copied.
-async fn downloads(from: &mut Reader, to: &mut Writer, who: Who<'_>) -> Result<()> {
+async fn downloads(from: &mut Reader, to: &mut Writer, go: &tokio::sync::mpsc::UnboundedSender<Go>, who: &Who<'_>) -> Result<()> {
     loop {
         let Some(mut line) = from.line(MAX_LINE).await? else { return Ok(()) };
+        if line.starts_with(b"+") {
+            let _ = go.send(Go::Continue);
+        } else if !line.starts_with(b"*") {
+            let tag = line.split(|&b| b == b' ').next().unwrap_or_default();
+            let _ = go.send(Go::Tagged(String::from_utf8_lossy(tag).into_owned()));
+        }
         let mut response = String::new();
         let mut bodies = Vec::new();
+        let mut budget = MAX_KEPT;
         loop {
-            let (plaintext, allow) = (false, who.0.config.allow_plaintext_auth);
-            to.write(&rewrite_capabilities(&line, plaintext, allow)).await?;
+            to.write(&rewrite_capabilities(&line, false, who.shared.config.allow_plaintext_auth)).await?;
             response.push_str(String::from_utf8_lossy(&line).trim_end());
             let Some((n, _)) = trailing_literal(&line) else { break };
             let item = body_item(&String::from_utf8_lossy(&line));
-            let (literal, whole) = from.relay_exact(to, n, if item.is_some() { MAX_KEPT } else { 0 }).await?;
+            let (literal, whole) = from.relay_exact(to, n, if item.is_some() { budget } else { 0 }).await?;
             if let Some(item) = item {
+                budget -= literal.len();
                 bodies.push((item, literal, whole, n));
             }
             line = from.line(MAX_LINE).await?.context("the backend closed the connection")?;
@@ -209,8 +338,7 @@ async fn downloads(from: &mut Reader, to: &mut Writer, who: Who<'_>) -> Result<(
         let sequence = response.split(' ').nth(1).unwrap_or("").to_string();
         let uid = uid_of(&response);
         for (item, body, whole, size) in bodies {
-            let details = serde_json::json!({ "item": item, "message": sequence, "uid": uid, "size": size, "complete": whole });
-            record(who, "retrieve", details, body).await;
+            who.record("retrieve", serde_json::json!({ "item": item, "message": sequence, "uid": uid, "size": size, "complete": whole }), body);
         }
     }
 }
@@ -256,20 +384,31 @@ fn uid_of(response: &str) -> Option<u64> {
     upper[at + 5..].split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
 }
 
-/// The user name of `tag LOGIN user password` (atom, quoted string or literal).
-fn login_user(command: &[u8]) -> Option<String> {
+/// User and password of `tag LOGIN user password` (each an atom, a quoted string or a literal,
+/// runs of spaces tolerated).
+fn login_arguments(command: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
     let mut rest = command;
     for _ in 0..2 {
         let space = rest.iter().position(|&b| b == b' ')?;
-        rest = &rest[space + 1..];
+        rest = &rest[space..];
+        rest = &rest[rest.iter().position(|&b| b != b' ')?..];
     }
-    if let Some(quoted) = rest.strip_prefix(b"\"") {
+    let (user, rest) = astring_at(rest)?;
+    let rest = &rest[rest.iter().position(|&b| b != b' ')?..];
+    let (password, rest) = astring_at(rest)?;
+    matches!(rest, b"\r\n" | b"\n").then_some((user, password))
+}
+
+/// One astring at the start of `input`, and what follows it.
+fn astring_at(input: &[u8]) -> Option<(Vec<u8>, &[u8])> {
+    if let Some(quoted) = input.strip_prefix(b"\"") {
         let mut out = Vec::new();
         let mut escaped = false;
-        for &b in quoted {
+        for (i, &b) in quoted.iter().enumerate() {
             match (escaped, b) {
                 (false, b'\\') => escaped = true,
-                (false, b'"') => return String::from_utf8(out).ok(),
+                (false, b'"') => return Some((out, &quoted[i + 1..])),
+                (_, b'\r' | b'\n') => return None,
                 _ => {
                     out.push(b);
                     escaped = false;
@@ -278,13 +417,32 @@ fn login_user(command: &[u8]) -> Option<String> {
         }
         return None;
     }
-    if rest.starts_with(b"{") {
-        let end = rest.iter().position(|&b| b == b'\n')?;
-        let (n, _) = trailing_literal(&rest[..=end])?;
-        return String::from_utf8(rest.get(end + 1..end + 1 + n as usize)?.to_vec()).ok();
+    if input.starts_with(b"{") {
+        let end = input.iter().position(|&b| b == b'\n')?;
+        let (n, _) = trailing_literal(&input[..=end])?;
+        let body = input.get(end + 1..end + 1 + n as usize)?;
+        return Some((body.to_vec(), &input[end + 1 + n as usize..]));
     }
-    let atom = rest.split(|&b| b == b' ' || b == b'\r' || b == b'\n').next()?;
-    String::from_utf8(atom.to_vec()).ok()
+    let len = input.iter().position(|&b| b == b' ' || b == b'\r' || b == b'\n')?;
+    (len > 0).then(|| (input[..len].to_vec(), &input[len..]))
+}
+
+/// An astring as sponts sends it: a quoted string, or a synchronizing literal when the value
+/// holds what a quoted string cannot.
+fn astring(value: &[u8]) -> Vec<u8> {
+    if value.iter().all(|&b| (0x20..0x7f).contains(&b)) {
+        let mut out = vec![b'"'];
+        for &b in value {
+            if b == b'"' || b == b'\\' {
+                out.push(b'\\');
+            }
+            out.push(b);
+        }
+        out.push(b'"');
+        out
+    } else {
+        [format!("{{{}}}\r\n", value.len()).into_bytes(), value.to_vec()].concat()
+    }
 }
 
 /// Capabilities as sponts offers them, in `* CAPABILITY` responses and `[CAPABILITY ...]` codes:
@@ -295,15 +453,19 @@ fn rewrite_capabilities(line: &[u8], plaintext: bool, allow_plaintext_auth: bool
     let text = String::from_utf8_lossy(line);
     let upper = text.to_ascii_uppercase();
     let (start, end) = if let Some(s) = upper.strip_prefix("* CAPABILITY ") {
-        (text.len() - s.len(), text.trim_end().len())
-    } else if let Some(at) = upper.find("[CAPABILITY ") {
-        let from = at + "[CAPABILITY ".len();
+        (text.len() - s.len(), text.trim_end().len().max(text.len() - s.len()))
+    } else {
+        // A response code right after the status word: `* OK [CAPABILITY ...]`, `a1 OK [...]`.
+        let mut words = upper.splitn(3, ' ');
+        let (_, status, rest) = (words.next(), words.next().unwrap_or(""), words.next().unwrap_or(""));
+        if !matches!(status, "OK" | "NO" | "BAD" | "PREAUTH" | "BYE") || !rest.starts_with("[CAPABILITY ") {
+            return line.to_vec();
+        }
+        let from = upper.len() - rest.len() + "[CAPABILITY ".len();
         match upper[from..].find(']') {
             Some(close) => (from, from + close),
             None => return line.to_vec(),
         }
-    } else {
-        return line.to_vec();
     };
     let mut caps: Vec<&str> = text[start..end]
         .split(' ')
@@ -337,9 +499,16 @@ mod tests {
         assert_eq!(body_item("* 3 FETCH (RFC822 {42}\r\n"), Some("RFC822".into()));
         assert_eq!(body_item("* 3 FETCH (ENVELOPE (NIL {42}\r\n"), None);
         assert_eq!(uid_of("* 3 FETCH (UID 7 BODY[] {42} FLAGS (\\Seen))"), Some(7));
-        assert_eq!(login_user(b"a1 LOGIN target \"pass word\"\r\n").as_deref(), Some("target"));
-        assert_eq!(login_user(b"a1 LOGIN \"tar\\\"get\" x\r\n").as_deref(), Some("tar\"get"));
-        assert_eq!(login_user(b"a1 LOGIN {6}\r\ntarget {4}\r\npass\r\n").as_deref(), Some("target"));
+        let user = |c: &[u8]| login_arguments(c).map(|(u, _)| String::from_utf8(u).unwrap());
+        assert_eq!(user(b"a1 LOGIN target \"pass word\"\r\n").as_deref(), Some("target"));
+        assert_eq!(user(b"a1  LOGIN   target  pw\r\n").as_deref(), Some("target"), "runs of spaces");
+        assert_eq!(user(b"a1 LOGIN \"tar\\\"get\" x\r\n").as_deref(), Some("tar\"get"));
+        assert_eq!(user(b"a1 LOGIN {6}\r\ntarget {4}\r\npass\r\n").as_deref(), Some("target"));
+        assert_eq!(user(b"a1 LOGIN target\r\n"), None, "no password");
+        assert_eq!(login_arguments(b"a1 LOGIN t {2}\r\n\xc3\xa4\r\n").map(|(_, p)| astring(&p)), Some(b"{2}\r\n\xc3\xa4".to_vec()));
+        assert_eq!(astring(b"pa\"ss"), b"\"pa\\\"ss\"".to_vec());
+        assert_eq!(split_command("a1   LOGIN  x y"), ("a1", "LOGIN".to_string(), "x y"));
+        assert!(!valid_tag("") && !valid_tag("*") && !valid_tag("+") && valid_tag("A001"));
     }
 
     #[test]
@@ -348,5 +517,9 @@ mod tests {
         assert_eq!(String::from_utf8(rewrite_capabilities(line, true, false)).unwrap(), "* OK [CAPABILITY IMAP4rev1 SASL-IR LITERAL+ AUTH=PLAIN STARTTLS LOGINDISABLED] Dovecot ready.\r\n");
         assert_eq!(String::from_utf8(rewrite_capabilities(b"* CAPABILITY IMAP4rev1 STARTTLS AUTH=LOGIN\r\n", false, false)).unwrap(), "* CAPABILITY IMAP4rev1 AUTH=LOGIN\r\n");
         assert_eq!(rewrite_capabilities(b"* 3 EXISTS\r\n", true, false), b"* 3 EXISTS\r\n");
+        let subject = b"* 1 FETCH (ENVELOPE (NIL \"[CAPABILITY STARTTLS x]\"))\r\n";
+        assert_eq!(rewrite_capabilities(subject, false, false), subject.to_vec(), "message data is never changed");
+        assert_eq!(rewrite_capabilities(b"a1 OK [CAPABILITY IMAP4rev1 COMPRESS=DEFLATE] Logged in\r\n", false, false), b"a1 OK [CAPABILITY IMAP4rev1] Logged in\r\n".to_vec());
+        let _ = rewrite_capabilities(b"* CAPABILITY \r\n", true, false);
     }
 }

@@ -187,8 +187,10 @@ async fn connect_backend(shared: &Shared) -> Result<(Stream, Vec<u8>)> {
     Ok((backend, greeting))
 }
 
-/// Hands an event to interception (only ever called for targets).
-async fn intercept(shared: &Shared, info: &Session, tls: Option<String>, orders: &[crate::storage::intercept::Order], kind: &'static str, details: serde_json::Value, content: Option<Vec<u8>>) {
+/// Hands an event to interception, in a task of its own: the session goes on at once, so a
+/// target's client waits for neither the compression nor the commit (only ever called for
+/// targets, after the data was relayed).
+fn intercept(shared: &Shared, info: &Session, tls: Option<String>, orders: Vec<crate::storage::intercept::Order>, kind: &'static str, details: serde_json::Value, content: Option<Vec<u8>>) -> tokio::task::JoinHandle<()> {
     let event = crate::intercept::Event {
         time_us: crate::clock::now_us(),
         service: shared.protocol.name(),
@@ -200,23 +202,76 @@ async fn intercept(shared: &Shared, info: &Session, tls: Option<String>, orders:
         details,
         content: content.map(Arc::new),
     };
-    shared.intercept.record(orders, &event).await;
+    let interception = shared.intercept.clone();
+    tokio::spawn(async move { interception.record(&orders, &event).await })
+}
+
+/// Orders that take effect now for a session of `login`.
+fn active_orders(shared: &Shared, login: &str) -> Vec<crate::storage::intercept::Order> {
+    let now = crate::clock::now_us();
+    shared.intercept.orders_for_login(login).into_iter().filter(|o| o.active_at(now)).collect()
+}
+
+/// What a session does after a login attempt was answered.
+enum AfterLogin {
+    /// Not logged in: the dialogue goes on.
+    Continue,
+    /// Logged in, no order for this login: relay the rest unread.
+    Relay,
+    /// Logged in, an order for this login now or later: read the rest.
+    Target,
+    /// Logged in, but sponts could not tell as whom: the session is closed.
+    Close,
+}
+
+/// Records the login for a target and says how the session goes on.
+fn after_login(shared: &Shared, info: &Session, tls: Option<String>, login: &str, success: bool, details: serde_json::Value) -> AfterLogin {
+    let active = active_orders(shared, login);
+    if !active.is_empty() {
+        intercept(shared, info, tls, active, "login", details, None);
+    }
+    match (success, login.is_empty()) {
+        (false, _) => AfterLogin::Continue,
+        (true, true) => AfterLogin::Close,
+        // A pending order counts: the session is read, copies begin when the order does.
+        (true, false) if shared.intercept.orders_for_login(login).is_empty() => AfterLogin::Relay,
+        (true, false) => AfterLogin::Target,
+    }
 }
 
 /// SASL mechanisms whose exchange names the user in the clear (sponts must learn who logs in);
-/// the others are not offered.
+/// the others are neither offered nor let through.
 fn readable_mechanism(m: &str) -> bool {
     m.eq_ignore_ascii_case("PLAIN") || m.eq_ignore_ascii_case("LOGIN")
 }
 
-/// The user a SASL exchange authenticates as: PLAIN's authentication identity, LOGIN's first
-/// answer. `data` are the client's base64 messages in order (the initial response first).
+/// The user a SASL exchange authenticates as: PLAIN's authorization identity, or its
+/// authentication identity when that is empty; LOGIN's first answer. `data` are the client's
+/// base64 messages in order (the initial response first; `=` and empty ones carry nothing).
 fn sasl_user(mechanism: &str, data: &[String]) -> Option<String> {
-    let first = crate::base64::decode(data.first()?.trim())?;
-    let text = String::from_utf8_lossy(&first).into_owned();
+    let first = data.iter().map(|d| d.trim()).find(|d| !d.is_empty() && *d != "=")?;
+    let text = String::from_utf8_lossy(&crate::base64::decode(first)?).into_owned();
     match mechanism.to_ascii_uppercase().as_str() {
-        "PLAIN" => text.split('\0').nth(1).map(str::to_string),
+        "PLAIN" => {
+            let mut parts = text.split('\0');
+            let (authz, authc) = (parts.next()?, parts.next()?);
+            Some(if authz.is_empty() { authc } else { authz }.to_string())
+        }
         "LOGIN" => Some(text),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sasl_names_the_user_who_gets_the_mailbox() {
+        let b64 = |s: &str| crate::base64::encode(s.as_bytes());
+        assert_eq!(sasl_user("PLAIN", &[b64("\0target\0pw")]).as_deref(), Some("target"));
+        assert_eq!(sasl_user("plain", &[b64("target\0master\0pw")]).as_deref(), Some("target"), "a master user logging in as the target");
+        assert_eq!(sasl_user("LOGIN", &["=".into(), b64("target"), b64("pw")]).as_deref(), Some("target"), "an empty initial response");
+        assert_eq!(sasl_user("CRAM-MD5", &[b64("target 0123")]), None);
     }
 }

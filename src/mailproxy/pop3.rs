@@ -5,11 +5,12 @@ use anyhow::{Context, Result};
 use tokio::time::timeout;
 
 use super::stream::{Stream, MAX_LINE};
-use super::{intercept, Session, Shared};
-use crate::storage::intercept::Order;
+use super::{intercept, AfterLogin, Session, Shared};
 
 /// RFC 2449: a command line is at most 255 octets; some room for long SASL responses.
 const MAX_COMMAND: usize = 8 * 1024;
+/// A retrieved message is copied up to this size (the rest is relayed; the record says so).
+const MAX_KEPT: usize = 64 << 20;
 
 pub async fn run(mut client: Stream, mut backend: Stream, greeting: Vec<u8>, shared: &Shared, info: &Session) -> Result<()> {
     client.write(&greeting).await?;
@@ -28,6 +29,11 @@ pub async fn run(mut client: Stream, mut backend: Stream, greeting: Vec<u8>, sha
             }
             "STLS" => {
                 client.write(b"-ERR TLS is already active\r\n").await?;
+                continue;
+            }
+            "AUTH" if !arg.is_empty() && !super::readable_mechanism(arg.split(' ').next().unwrap_or("")) => {
+                // sponts must read who logs in: other mechanisms are neither offered nor let through.
+                client.write(b"-ERR [AUTH] Unsupported authentication mechanism\r\n").await?;
                 continue;
             }
             "USER" | "PASS" | "APOP" | "AUTH" if plaintext && !shared.config.allow_plaintext_auth && !(verb == "AUTH" && arg.is_empty()) => {
@@ -68,24 +74,22 @@ pub async fn run(mut client: Stream, mut backend: Stream, greeting: Vec<u8>, sha
             }
         };
         let success = reply.starts_with(b"+OK");
-        let orders = shared.intercept.orders_for_login(&login, crate::clock::now_us());
-        if !orders.is_empty() {
-            let details = serde_json::json!({ "login": login, "command": verb, "success": success, "reply": String::from_utf8_lossy(&reply).trim_end() });
-            intercept(shared, info, client.tls.clone(), &orders, "login", details, None).await;
-        }
-        if success {
-            if orders.is_empty() {
+        let details = serde_json::json!({ "login": login, "command": verb, "success": success, "reply": String::from_utf8_lossy(&reply).trim_end() });
+        match super::after_login(shared, info, client.tls.clone(), &login, success, details) {
+            AfterLogin::Continue => {}
+            AfterLogin::Close => return Ok(()),
+            AfterLogin::Relay => {
                 // No target: from here on sponts does not read this session.
                 client.relay(backend).await?;
                 return Ok(());
             }
-            return target_session(client, backend, shared, info, orders).await;
+            AfterLogin::Target => return target_session(client, backend, shared, info, &login).await,
         }
     }
 }
 
 /// A target's session after its login: every retrieved message is copied.
-async fn target_session(mut client: Stream, mut backend: Stream, shared: &Shared, info: &Session, orders: Vec<Order>) -> Result<()> {
+async fn target_session(mut client: Stream, mut backend: Stream, shared: &Shared, info: &Session, login: &str) -> Result<()> {
     let idle = shared.config.idle_timeout.0;
     loop {
         let Some(line) = timeout(idle, client.line(MAX_COMMAND)).await.context("idle")?? else { return Ok(()) };
@@ -100,12 +104,12 @@ async fn target_session(mut client: Stream, mut backend: Stream, shared: &Shared
             continue;
         }
         let keep = verb == "RETR" || verb == "TOP";
-        let body = relay_multiline(&mut backend, &mut client, keep).await?;
-        let now = crate::clock::now_us();
-        let active: Vec<Order> = orders.iter().filter(|o| o.active_at(now)).cloned().collect();
+        let (body, whole) = relay_multiline(&mut backend, &mut client, keep).await?;
+        // Read again for each message: an order's end may have moved, or it may have begun.
+        let active = super::active_orders(shared, login);
         if keep && !active.is_empty() {
-            let details = serde_json::json!({ "command": format!("{verb} {arg}"), "message": arg.split(' ').next().unwrap_or("") });
-            intercept(shared, info, client.tls.clone(), &active, "retrieve", details, Some(body)).await;
+            let details = serde_json::json!({ "command": format!("{verb} {arg}"), "message": arg.split(' ').next().unwrap_or(""), "complete": whole });
+            intercept(shared, info, client.tls.clone(), active, "retrieve", details, Some(body));
         }
     }
 }
@@ -122,22 +126,29 @@ async fn relay_line(from: &mut Stream, to: &mut Stream) -> Result<Vec<u8>> {
 }
 
 /// Relays a multi-line reply up to and including its "." line; when `keep`, returns its content
-/// with the dot-stuffing undone.
-async fn relay_multiline(from: &mut Stream, to: &mut Stream, keep: bool) -> Result<Vec<u8>> {
-    let (mut content, mut out) = (Vec::new(), Vec::with_capacity(64 * 1024));
+/// with the dot-stuffing undone (at most `MAX_KEPT`: `false` when cut). Lines of any length pass.
+async fn relay_multiline(from: &mut Stream, to: &mut Stream, keep: bool) -> Result<(Vec<u8>, bool)> {
+    let (mut content, mut whole, mut out) = (Vec::new(), true, Vec::with_capacity(64 * 1024));
+    let mut at_line_start = true;
     loop {
-        let line = from.line(MAX_LINE).await?.context("the backend closed the connection")?;
-        out.extend_from_slice(&line);
-        let end = line == b".\r\n" || line == b".\n";
+        let part = from.rd.line_part(MAX_LINE).await?.context("the backend closed the connection")?;
+        out.extend_from_slice(&part);
+        let end = at_line_start && (part == b".\r\n" || part == b".\n");
         if keep && !end {
-            content.extend_from_slice(line.strip_prefix(b".").unwrap_or(&line));
+            let data = if at_line_start { part.strip_prefix(b".").unwrap_or(&part) } else { &part[..] };
+            if whole && content.len() + data.len() <= MAX_KEPT {
+                content.extend_from_slice(data);
+            } else {
+                whole = false;
+            }
         }
+        at_line_start = part.ends_with(b"\n");
         if end || out.len() >= 64 * 1024 {
             to.wr.write(&out).await?;
             out.clear();
         }
         if end {
-            return Ok(content);
+            return Ok((content, whole));
         }
     }
 }

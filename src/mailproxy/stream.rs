@@ -100,6 +100,29 @@ impl Reader {
         Ok(Some(buf))
     }
 
+    /// Up to the next line end, or `max` bytes of a longer line; `None` at the end of the stream.
+    pub async fn line_part(&mut self, max: usize) -> io::Result<Option<Vec<u8>>> {
+        let mut buf = Vec::new();
+        (&mut self.r).take(max as u64).read_until(b'\n', &mut buf).await?;
+        Ok((!buf.is_empty()).then_some(buf))
+    }
+
+    /// Exactly `n` bytes.
+    pub async fn exact(&mut self, n: usize) -> io::Result<Vec<u8>> {
+        let mut buf = vec![0; n];
+        self.r.read_exact(&mut buf).await?;
+        Ok(buf)
+    }
+
+    /// Reads and drops `n` bytes.
+    pub async fn skip(&mut self, n: u64) -> io::Result<()> {
+        let copied = tokio::io::copy(&mut (&mut self.r).take(n), &mut tokio::io::sink()).await?;
+        if copied < n {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        Ok(())
+    }
+
     /// Reads `n` bytes, writing them to `to` as they come; keeps up to `keep` of them.
     pub async fn relay_exact(&mut self, to: &mut Writer, mut n: u64, keep: usize) -> io::Result<(Vec<u8>, bool)> {
         let (mut kept, mut whole) = (Vec::new(), true);
@@ -111,9 +134,10 @@ impl Reader {
                 return Err(io::ErrorKind::UnexpectedEof.into());
             }
             to.w.write_all(&chunk[..got]).await?;
-            if kept.len() + got <= keep {
+            if whole && kept.len() + got <= keep {
                 kept.extend_from_slice(&chunk[..got]);
             } else {
+                // The copy is the literal's start, without holes.
                 whole = false;
             }
             n -= got as u64;

@@ -180,6 +180,45 @@ impl Store {
         })
     }
 
+    /// Adds an order and its audit entry in one transaction.
+    pub async fn add_order_audited(&self, o: &Order, actor: &str, detail: &str) -> Result<()> {
+        with_pool!(self, pool => {
+            let mut tx = pool.begin_write().await?;
+            append_audit!(self, tx, actor, "order.add", detail);
+            sqlx::query(sqlx::AssertSqlSafe(format!("INSERT INTO intercept_orders ({ORDER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)")))
+                .bind(&o.id).bind(&o.reference).bind(o.target.to_lowercase()).bind(&o.login).bind(o.from_us).bind(o.until_us)
+                .bind(&o.deliver).bind(&o.deliver_to).bind(&o.notes).bind(&o.created_by).bind(o.created_us).bind(o.ended_us)
+                .execute(&mut *tx).await?;
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    /// Changes a running order (`SET` clause on `$1`) and writes its audit entry, in one
+    /// transaction; false (nothing written) when there is no running order `id`.
+    async fn change_order(&self, id: &str, set: &'static str, value: i64, actor: &str, action: &str, detail: &str) -> Result<bool> {
+        with_pool!(self, pool => {
+            let mut tx = pool.begin_write().await?;
+            let r = sqlx::query(sqlx::AssertSqlSafe(format!("UPDATE intercept_orders SET {set} WHERE id = $2 AND ended_us IS NULL"))).bind(value).bind(id).execute(&mut *tx).await?;
+            if r.rows_affected() != 1 {
+                return Ok(false);
+            }
+            append_audit!(self, tx, actor, action, detail);
+            tx.commit().await?;
+            Ok(true)
+        })
+    }
+
+    /// Ends a running order at `now_us`, audited.
+    pub async fn end_order_audited(&self, id: &str, now_us: i64, actor: &str) -> Result<bool> {
+        self.change_order(id, "ended_us = $1", now_us, actor, "order.end", &format!("id={id} at={}", crate::clock::rfc3339(now_us))).await
+    }
+
+    /// Moves a running order's end, audited.
+    pub async fn set_order_until_audited(&self, id: &str, until_us: i64, actor: &str, detail: &str) -> Result<bool> {
+        self.change_order(id, "until_us = $1", until_us, actor, "order.until", detail).await
+    }
+
     /// Ends an order now; false when there is no such order or it had ended.
     pub async fn end_order(&self, id: &str, now_us: i64) -> Result<bool> {
         with_pool!(self, pool => {

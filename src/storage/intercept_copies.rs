@@ -130,23 +130,27 @@ impl Store {
     }
 
     /// The agency has the copy: its content is dropped, the metadata stays, the audit log says
-    /// where it went.
-    pub async fn copy_delivered(&self, id: &str, now_us: i64, detail: &str) -> Result<()> {
+    /// where it went. `lease` is the copy's `next_try_us` as leased: a node whose lease ran out
+    /// (another node took the copy over) changes nothing. False then.
+    pub async fn copy_delivered(&self, id: &str, lease: i64, now_us: i64, detail: &str) -> Result<bool> {
         with_pool!(self, pool => {
             let mut tx = super::BeginWrite::begin_write(pool).await?;
-            sqlx::query("UPDATE intercept_copies SET state = 'delivered', delivered_us = $1, content = NULL, attempts = attempts + 1, last_error = '' WHERE id = $2")
-                .bind(now_us).bind(id).execute(&mut *tx).await?;
+            let r = sqlx::query("UPDATE intercept_copies SET state = 'delivered', delivered_us = $1, content = NULL, attempts = attempts + 1, last_error = '' WHERE id = $2 AND state = 'pending' AND next_try_us = $3")
+                .bind(now_us).bind(id).bind(lease).execute(&mut *tx).await?;
+            if r.rows_affected() == 0 {
+                return Ok(false);
+            }
             append_audit!(self, tx, SYSTEM_ACTOR, "copy.deliver", &format!("copy {id} {detail}"));
             tx.commit().await?;
-            Ok(())
+            Ok(true)
         })
     }
 
-    /// A delivery attempt failed: the copy waits until `next_try_us`.
-    pub async fn copy_failed(&self, id: &str, next_try_us: i64, error: &str) -> Result<()> {
+    /// A delivery attempt failed: the copy waits until `next_try_us` (unless the lease was lost).
+    pub async fn copy_failed(&self, id: &str, lease: i64, next_try_us: i64, error: &str) -> Result<()> {
         with_pool!(self, pool => {
-            sqlx::query("UPDATE intercept_copies SET attempts = attempts + 1, next_try_us = $1, last_error = $2 WHERE id = $3")
-                .bind(next_try_us).bind(error).bind(id).execute(pool).await?;
+            sqlx::query("UPDATE intercept_copies SET attempts = attempts + 1, next_try_us = $1, last_error = $2 WHERE id = $3 AND state = 'pending' AND next_try_us = $4")
+                .bind(next_try_us).bind(error).bind(id).bind(lease).execute(pool).await?;
             Ok(())
         })
     }
