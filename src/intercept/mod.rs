@@ -106,14 +106,17 @@ impl Interception {
         }
     }
 
-    /// The SMTP side: a transaction from or to a target, whatever its outcome.
-    pub async fn smtp(&self, record: &TransactionRecord, server: SocketAddr) {
+    /// The SMTP side: a transaction from or to a target, whatever its outcome. The copy is
+    /// recorded in a task of its own, so the final reply is not held back by it (the message
+    /// itself is already kept by the backup module, for everyone alike).
+    pub fn smtp(self: &Arc<Self>, record: &TransactionRecord, server: SocketAddr) {
         let addresses = std::iter::once(record.sender.as_str())
             .chain(record.recipients.iter().map(|r| r.address.as_str()))
             .chain(record.recipients.iter().filter_map(|r| r.delivered_to.as_deref()));
         let orders = self.orders_for_addresses(addresses, record.time_us);
         if !orders.is_empty() {
-            self.record(&orders, &Event::smtp(record, server)).await;
+            let (me, event) = (self.clone(), Event::smtp(record, server));
+            tokio::spawn(async move { me.record(&orders, &event).await });
         }
     }
 }

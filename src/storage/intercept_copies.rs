@@ -1,11 +1,11 @@
 //! Interception copies waiting for delivery to the agency: the durable local record each copy is
-//! made from. A copy is written (with its audit entry, in one transaction, on disk before the
-//! commit returns) while the event happens, and delivered later by `intercept::worker`, which
+//! made from. A copy is written (with its audit entry, in one transaction) as the event happens,
+//! and delivered later by `intercept::worker`, which
 //! leases due copies so that several nodes never deliver one twice.
 
 use anyhow::Result;
 use serde::Serialize;
-use sqlx::{Connection, Row};
+use sqlx::Row;
 
 use super::intercept::append_audit;
 use super::{with_pool, Store};
@@ -77,40 +77,29 @@ macro_rules! copy_from {
 pub const SYSTEM_ACTOR: &str = "sponts";
 
 impl Store {
-    /// Records copies durably, each with its audit entry, in one transaction (on SQLite the
-    /// commit waits for fsync). A copy whose order did not take effect at the event's time — ended
-    /// a moment ago on another node — is dropped here. Returns how many were recorded.
+    /// Records copies, each with its audit entry, in one transaction. A copy whose order did not
+    /// take effect at the event's time — ended a moment ago on another node — is dropped here.
+    /// Returns how many were recorded. Committed like the journal and the backup (a crash of
+    /// sponts loses nothing; see docs/storage.md for SQLite's `synchronous = NORMAL`).
     pub async fn record_copies(&self, copies: &[NewCopy]) -> Result<usize> {
-        let sqlite = matches!(self, Store::Sqlite(_));
         with_pool!(self, pool => {
-            let mut conn = pool.acquire().await?;
-            if sqlite {
-                sqlx::query("PRAGMA synchronous = FULL").execute(&mut *conn).await?;
-            }
-            let result = async {
-                let mut tx = conn.begin_with(if sqlite { "BEGIN IMMEDIATE" } else { "BEGIN" }).await?;
-                let mut recorded = 0;
-                for c in copies {
-                    let order = sqlx::query("SELECT from_us, until_us, ended_us FROM intercept_orders WHERE id = $1").bind(&c.order_id).fetch_optional(&mut *tx).await?;
-                    let Some(order) = order else { continue };
-                    let (from_us, until_us, ended_us): (i64, i64, Option<i64>) = (order.try_get("from_us")?, order.try_get("until_us")?, order.try_get("ended_us")?);
-                    if !(from_us <= c.time_us && c.time_us < until_us && ended_us.is_none_or(|e| c.time_us < e)) {
-                        continue;
-                    }
-                    sqlx::query(sqlx::AssertSqlSafe(format!("INSERT INTO intercept_copies ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', 0, $9, '', NULL)")))
-                        .bind(&c.id).bind(&c.order_id).bind(c.time_us).bind(&c.service).bind(&c.event).bind(&c.meta).bind(&c.content).bind(c.content_size).bind(c.time_us)
-                        .execute(&mut *tx).await?;
-                    append_audit!(self, tx, SYSTEM_ACTOR, "copy.record", &format!("copy {} for order {}: {}", c.id, c.order_id, c.summary));
-                    recorded += 1;
+            let mut tx = super::BeginWrite::begin_write(pool).await?;
+            let mut recorded = 0;
+            for c in copies {
+                let order = sqlx::query("SELECT from_us, until_us, ended_us FROM intercept_orders WHERE id = $1").bind(&c.order_id).fetch_optional(&mut *tx).await?;
+                let Some(order) = order else { continue };
+                let (from_us, until_us, ended_us): (i64, i64, Option<i64>) = (order.try_get("from_us")?, order.try_get("until_us")?, order.try_get("ended_us")?);
+                if !(from_us <= c.time_us && c.time_us < until_us && ended_us.is_none_or(|e| c.time_us < e)) {
+                    continue;
                 }
-                tx.commit().await?;
-                anyhow::Ok(recorded)
+                sqlx::query(sqlx::AssertSqlSafe(format!("INSERT INTO intercept_copies ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', 0, $9, '', NULL)")))
+                    .bind(&c.id).bind(&c.order_id).bind(c.time_us).bind(&c.service).bind(&c.event).bind(&c.meta).bind(&c.content).bind(c.content_size).bind(c.time_us)
+                    .execute(&mut *tx).await?;
+                append_audit!(self, tx, SYSTEM_ACTOR, "copy.record", &format!("copy {} for order {}: {}", c.id, c.order_id, c.summary));
+                recorded += 1;
             }
-            .await;
-            if sqlite {
-                let _ = sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *conn).await;
-            }
-            result
+            tx.commit().await?;
+            Ok(recorded)
         })
     }
 

@@ -578,7 +578,7 @@ impl Session {
         let marks = self.info.marks.take_tx();
         let record = TransactionRecord { flag: marks.flag, notes: marks.notes, ..record };
         self.gw.pipeline.finish(&record).await;
-        self.gw.intercept.smtp(&record, self.info.local).await;
+        self.gw.intercept.smtp(&record, self.info.local);
     }
 }
 
