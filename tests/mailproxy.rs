@@ -30,6 +30,25 @@ fn exported(dir: &Path) -> Vec<(serde_json::Value, Option<Vec<u8>>)> {
     out
 }
 
+/// An order for the Dovecot user `target`, in effect for the next hour, exported to `dir`.
+fn order_for_target(id: &str, dir: &Path) -> sponts::storage::intercept::Order {
+    let now = sponts::clock::now_us();
+    sponts::storage::intercept::Order {
+        id: id.into(),
+        reference: "AG Musterstadt 12 Gs 345/26".into(),
+        target: "target@example.org".into(),
+        login: Some("target".into()),
+        from_us: now - 1_000_000,
+        until_us: now + 3_600_000_000,
+        deliver: format!("dir:{}", dir.display()),
+        deliver_to: None,
+        notes: String::new(),
+        created_by: "cli:officer".into(),
+        created_us: now,
+        ended_us: None,
+    }
+}
+
 const CLIENTS: &str = r#"
 import imaplib, poplib, ssl, sys, json
 ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
@@ -86,21 +105,7 @@ async fn a_targets_pop3_and_imap_sessions_are_copied_and_no_one_elses() {
         dovecot.pop3, dovecot.imaps
     );
     let gw = gateway(cap.addr, &extra).await;
-    let now = sponts::clock::now_us();
-    let mut order = sponts::storage::intercept::Order {
-        id: "LI7".into(),
-        reference: "AG Musterstadt 12 Gs 345/26".into(),
-        target: "target@example.org".into(),
-        login: Some("target".into()),
-        from_us: now - 1_000_000,
-        until_us: now + 3_600_000_000,
-        deliver: format!("dir:{}", export.path().display()),
-        deliver_to: None,
-        notes: String::new(),
-        created_by: "cli:officer".into(),
-        created_us: now,
-        ended_us: None,
-    };
+    let mut order = order_for_target("LI7", export.path());
     gw.store.add_order(&order).await.unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
     let proxies = &gw.running.as_ref().unwrap().proxies;
@@ -227,21 +232,7 @@ async fn odd_clients_do_not_slip_past_the_copies() {
         dovecot.pop3s, dovecot.imap
     );
     let gw = gateway(cap.addr, &extra).await;
-    let now = sponts::clock::now_us();
-    let order = sponts::storage::intercept::Order {
-        id: "LI8".into(),
-        reference: "AG Musterstadt 1/26".into(),
-        target: "target@example.org".into(),
-        login: Some("target".into()),
-        from_us: now - 1_000_000,
-        until_us: now + 3_600_000_000,
-        deliver: format!("dir:{}", export.path().display()),
-        deliver_to: None,
-        notes: String::new(),
-        created_by: "cli:officer".into(),
-        created_us: now,
-        ended_us: None,
-    };
+    let order = order_for_target("LI8", export.path());
     gw.store.add_order(&order).await.unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
     let proxies = &gw.running.as_ref().unwrap().proxies;

@@ -7,17 +7,18 @@ use anyhow::{Context, Result};
 use tokio::time::timeout;
 
 use super::stream::{Reader, Stream, Writer, MAX_LINE};
-use super::{intercept, AfterLogin, Session, Shared};
+use super::{intercept, AfterLogin, LoggedIn, Session, Shared};
 
 /// Literals larger than this are relayed but copied only in part (the record says so).
 const MAX_KEPT: usize = 64 << 20;
 
-pub async fn run(mut client: Stream, mut backend: Stream, greeting: Vec<u8>, shared: &Shared, info: &Session) -> Result<()> {
+/// The dialogue up to a successful login (`None`: the session ended before).
+pub async fn until_login(mut client: Stream, mut backend: Stream, greeting: Vec<u8>, shared: &Shared, info: &Session) -> Result<Option<LoggedIn>> {
     let allow = shared.config.allow_plaintext_auth;
     client.write(&rewrite_capabilities(&greeting, true, allow)).await?;
     let idle = shared.config.idle_timeout.0;
     loop {
-        let Some(first) = timeout(idle, client.line(MAX_LINE)).await.context("idle")?? else { return Ok(()) };
+        let Some(first) = timeout(idle, client.line(MAX_LINE)).await.context("idle")?? else { return Ok(None) };
         let text = String::from_utf8_lossy(&first).trim_end().to_string();
         let (tag, command, rest) = split_command(&text);
         let plaintext = client.tls.is_none();
@@ -87,7 +88,7 @@ pub async fn run(mut client: Stream, mut backend: Stream, greeting: Vec<u8>, sha
                 let done = relay_until_tagged(tag, &mut backend, &mut client, plaintext, allow).await?;
                 client.write(&rewrite_capabilities(&done, plaintext, allow)).await?;
                 if command == "LOGOUT" {
-                    return Ok(());
+                    return Ok(None);
                 }
                 continue;
             }
@@ -97,13 +98,8 @@ pub async fn run(mut client: Stream, mut backend: Stream, greeting: Vec<u8>, sha
         let details = serde_json::json!({ "login": login, "command": command, "success": success, "reply": String::from_utf8_lossy(&done).trim_end() });
         match super::after_login(shared, info, client.tls.clone(), &login, success, details) {
             AfterLogin::Continue => {}
-            AfterLogin::Close => return Ok(()),
-            AfterLogin::Relay => {
-                // No target: from here on sponts does not read this session.
-                client.relay(backend).await?;
-                return Ok(());
-            }
-            AfterLogin::Target => return target_session(client, backend, shared, info, &login).await,
+            AfterLogin::Close => return Ok(None),
+            AfterLogin::LoggedIn => return Ok(Some(LoggedIn { client, backend, login })),
         }
     }
 }
@@ -217,7 +213,7 @@ enum Go {
 
 /// A target's session after login, both directions at once. Each copy is recorded in a task of
 /// its own, so the session never waits for it and ending the session never cancels it.
-async fn target_session(client: Stream, backend: Stream, shared: &Shared, info: &Session, login: &str) -> Result<()> {
+pub async fn target_session(client: Stream, backend: Stream, shared: &Shared, info: &Session, login: &str) -> Result<()> {
     let tls = client.tls.clone();
     let (mut from_client, mut to_client) = client.split();
     let (mut from_backend, mut to_backend) = backend.split();

@@ -146,10 +146,28 @@ async fn session(tcp: TcpStream, peer: SocketAddr, local: SocketAddr, shared: &S
             return Ok(());
         }
     };
-    match shared.protocol {
-        Protocol::Pop3 => pop3::run(client, backend, greeting, shared, &info).await,
-        Protocol::Imap => imap::run(client, backend, greeting, shared, &info).await,
+    let logged_in = match shared.protocol {
+        Protocol::Pop3 => pop3::until_login(client, backend, greeting, shared, &info).await?,
+        Protocol::Imap => imap::until_login(client, backend, greeting, shared, &info).await?,
+    };
+    let Some(LoggedIn { client, backend, login }) = logged_in else { return Ok(()) };
+    if shared.intercept.orders_for_login(&login).is_empty() {
+        // No target: from here on sponts does not read this session.
+        client.relay(backend).await?;
+        return Ok(());
     }
+    // An order in effect now or later: the session is read, copies are made while one is in effect.
+    match shared.protocol {
+        Protocol::Pop3 => pop3::target_session(client, backend, shared, &info, &login).await,
+        Protocol::Imap => imap::target_session(client, backend, shared, &info, &login).await,
+    }
+}
+
+/// A session whose login succeeded, as whom.
+pub struct LoggedIn {
+    client: Stream,
+    backend: Stream,
+    login: String,
 }
 
 /// Connects to the backend's service as configured; returns it with its greeting line.
@@ -216,10 +234,8 @@ fn active_orders(shared: &Shared, login: &str) -> Vec<crate::storage::intercept:
 enum AfterLogin {
     /// Not logged in: the dialogue goes on.
     Continue,
-    /// Logged in, no order for this login: relay the rest unread.
-    Relay,
-    /// Logged in, an order for this login now or later: read the rest.
-    Target,
+    /// Logged in, as a user sponts could name.
+    LoggedIn,
     /// Logged in, but sponts could not tell as whom: the session is closed.
     Close,
 }
@@ -233,9 +249,7 @@ fn after_login(shared: &Shared, info: &Session, tls: Option<String>, login: &str
     match (success, login.is_empty()) {
         (false, _) => AfterLogin::Continue,
         (true, true) => AfterLogin::Close,
-        // A pending order counts: the session is read, copies begin when the order does.
-        (true, false) if shared.intercept.orders_for_login(login).is_empty() => AfterLogin::Relay,
-        (true, false) => AfterLogin::Target,
+        (true, false) => AfterLogin::LoggedIn,
     }
 }
 

@@ -5,19 +5,20 @@ use anyhow::{Context, Result};
 use tokio::time::timeout;
 
 use super::stream::{Stream, MAX_LINE};
-use super::{intercept, AfterLogin, Session, Shared};
+use super::{intercept, AfterLogin, LoggedIn, Session, Shared};
 
 /// RFC 2449: a command line is at most 255 octets; some room for long SASL responses.
 const MAX_COMMAND: usize = 8 * 1024;
 /// A retrieved message is copied up to this size (the rest is relayed; the record says so).
 const MAX_KEPT: usize = 64 << 20;
 
-pub async fn run(mut client: Stream, mut backend: Stream, greeting: Vec<u8>, shared: &Shared, info: &Session) -> Result<()> {
+/// The dialogue up to a successful login (`None`: the session ended before).
+pub async fn until_login(mut client: Stream, mut backend: Stream, greeting: Vec<u8>, shared: &Shared, info: &Session) -> Result<Option<LoggedIn>> {
     client.write(&greeting).await?;
     let idle = shared.config.idle_timeout.0;
     let mut user = String::new();
     loop {
-        let Some(line) = timeout(idle, client.line(MAX_COMMAND)).await.context("idle")?? else { return Ok(()) };
+        let Some(line) = timeout(idle, client.line(MAX_COMMAND)).await.context("idle")?? else { return Ok(None) };
         let text = String::from_utf8_lossy(&line).trim_end().to_string();
         let (verb, arg) = text.split_once(' ').map(|(v, a)| (v.to_ascii_uppercase(), a.trim().to_string())).unwrap_or((text.to_ascii_uppercase(), String::new()));
         let plaintext = client.tls.is_none();
@@ -63,7 +64,7 @@ pub async fn run(mut client: Stream, mut backend: Stream, greeting: Vec<u8>, sha
             "AUTH" => sasl(&arg, &mut client, &mut backend).await?,
             "QUIT" => {
                 relay_line(&mut backend, &mut client).await?;
-                return Ok(());
+                return Ok(None);
             }
             _ => {
                 let first = relay_line(&mut backend, &mut client).await?;
@@ -77,19 +78,14 @@ pub async fn run(mut client: Stream, mut backend: Stream, greeting: Vec<u8>, sha
         let details = serde_json::json!({ "login": login, "command": verb, "success": success, "reply": String::from_utf8_lossy(&reply).trim_end() });
         match super::after_login(shared, info, client.tls.clone(), &login, success, details) {
             AfterLogin::Continue => {}
-            AfterLogin::Close => return Ok(()),
-            AfterLogin::Relay => {
-                // No target: from here on sponts does not read this session.
-                client.relay(backend).await?;
-                return Ok(());
-            }
-            AfterLogin::Target => return target_session(client, backend, shared, info, &login).await,
+            AfterLogin::Close => return Ok(None),
+            AfterLogin::LoggedIn => return Ok(Some(LoggedIn { client, backend, login })),
         }
     }
 }
 
 /// A target's session after its login: every retrieved message is copied.
-async fn target_session(mut client: Stream, mut backend: Stream, shared: &Shared, info: &Session, login: &str) -> Result<()> {
+pub async fn target_session(mut client: Stream, mut backend: Stream, shared: &Shared, info: &Session, login: &str) -> Result<()> {
     let idle = shared.config.idle_timeout.0;
     loop {
         let Some(line) = timeout(idle, client.line(MAX_COMMAND)).await.context("idle")?? else { return Ok(()) };

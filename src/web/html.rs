@@ -26,6 +26,23 @@ pub fn url(s: &str) -> String {
         .collect()
 }
 
+/// The `?msg=` / `?error=` a form's redirect carries, shown on the page it leads to.
+#[derive(serde::Deserialize, Default)]
+pub struct Notice {
+    pub msg: Option<String>,
+    pub error: Option<String>,
+}
+
+impl Notice {
+    pub fn html(&self) -> String {
+        match (&self.msg, &self.error) {
+            (Some(m), _) => format!(r#"<div class="notice ok" id="notice">{}</div>"#, esc(m)),
+            (_, Some(e)) => format!(r#"<div class="notice bad" id="notice">{}</div>"#, esc(e)),
+            _ => String::new(),
+        }
+    }
+}
+
 /// A whole page: title, navigation for the viewer (if signed in), and the body.
 pub fn page(title: &str, viewer: Option<&Viewer>, body: &str) -> String {
     let nav = match viewer {

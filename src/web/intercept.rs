@@ -10,7 +10,7 @@ use axum::Router;
 use serde::Deserialize;
 
 use super::auth::{PageViewer, Viewer};
-use super::html::{esc, page, url};
+use super::html::{esc, page, url, Notice};
 use super::Web;
 use crate::intercept::orders;
 use crate::storage::intercept::{self, Order};
@@ -37,20 +37,6 @@ fn officer_only(v: &Viewer) -> Result<(), Response> {
 fn failed(e: anyhow::Error) -> Response {
     tracing::error!("interception page failed: {e:#}");
     (StatusCode::INTERNAL_SERVER_ERROR, "the store failed; see the log").into_response()
-}
-
-#[derive(Deserialize, Default)]
-struct Notice {
-    msg: Option<String>,
-    error: Option<String>,
-}
-
-fn notice(n: &Notice) -> String {
-    match (&n.msg, &n.error) {
-        (Some(m), _) => format!(r#"<div class="notice ok" id="notice">{}</div>"#, esc(m)),
-        (_, Some(e)) => format!(r#"<div class="notice bad" id="notice">{}</div>"#, esc(e)),
-        _ => String::new(),
-    }
 }
 
 fn window(o: &Order) -> String {
@@ -112,7 +98,7 @@ async fn list(State(web): State<Web>, PageViewer(v): PageViewer, Query(n): Query
 <div><label for="notes">Notes</label><input id="notes" name="notes"></div>
 <p><button type="submit">Make the order</button></p></form>
 <p><a href="/intercept/audit">Audit log</a></p>"#,
-        notice = notice(&n),
+        notice = n.html(),
     );
     Html(page("Interception", Some(&v), &body)).into_response()
 }
@@ -213,7 +199,7 @@ async fn show(State(web): State<Web>, PageViewer(v): PageViewer, Path(id): Path<
 <h2>Copies</h2><p class="muted" id="copies-summary">{total} copies, {pending} waiting for delivery.</p>
 <table id="copies"><thead><tr><th>Copy</th><th>Event time</th><th>Event</th><th>Bytes</th><th>State</th><th>Tries</th><th>Delivered / next</th><th>Last error</th></tr></thead><tbody>{rows}</tbody></table>
 <p><a href="/intercept">All orders</a> · <a href="/intercept/audit">Audit log</a></p>"#,
-        notice = notice(&n),
+        notice = n.html(),
         reference = esc(&order.reference),
         target = esc(&order.target),
         login = esc(order.login.as_deref().unwrap_or("–")),

@@ -8,17 +8,11 @@ use axum::Router;
 use serde::Deserialize;
 
 use super::auth::PageViewer;
-use super::html::{esc, page};
+use super::html::{esc, page, Notice};
 use super::Web;
 
 pub fn routes() -> Router<Web> {
     Router::new().route("/admin/queue", get(show)).route("/admin/queue/retry", post(retry)).route("/admin/queue/deliver", post(deliver))
-}
-
-#[derive(Deserialize, Default)]
-struct Notice {
-    msg: Option<String>,
-    error: Option<String>,
 }
 
 async fn show(State(web): State<Web>, PageViewer(v): PageViewer, axum::extract::Query(n): axum::extract::Query<Notice>) -> Response {
@@ -35,11 +29,7 @@ async fn show(State(web): State<Web>, PageViewer(v): PageViewer, axum::extract::
         _ => r#"<div class="notice ok" id="queue-mode">The mail server answers: mail goes straight through.</div>"#.to_string(),
     };
     let csrf = esc(v.csrf.as_deref().unwrap_or(""));
-    let notice = match (&n.msg, &n.error) {
-        (Some(m), _) => format!(r#"<div class="notice ok">{}</div>"#, esc(m)),
-        (_, Some(e)) => format!(r#"<div class="notice bad">{}</div>"#, esc(e)),
-        _ => String::new(),
-    };
+    let notice = n.html();
     let rows: String = queue
         .iter()
         .map(|q| {

@@ -12,7 +12,7 @@ use serde_json::json;
 
 use super::api::{csrf_header, error};
 use super::auth::{ApiViewer, PageViewer, Viewer};
-use super::html::{esc, page, url};
+use super::html::{esc, page, url, Notice};
 use super::Web;
 use crate::storage::Disposable;
 
@@ -150,20 +150,6 @@ async fn api_not_spam(State(web): State<Web>, ApiViewer(v): ApiViewer, Path(id):
     }
 }
 
-#[derive(Deserialize, Default)]
-struct Notice {
-    msg: Option<String>,
-    error: Option<String>,
-}
-
-fn notice(n: &Notice) -> String {
-    match (&n.msg, &n.error) {
-        (Some(m), _) => format!(r#"<div class="notice ok">{}</div>"#, esc(m)),
-        (_, Some(e)) => format!(r#"<div class="notice bad">{}</div>"#, esc(e)),
-        _ => String::new(),
-    }
-}
-
 async fn disposable_page(State(web): State<Web>, PageViewer(v): PageViewer, Query(n): Query<Notice>) -> Response {
     let list = visible_disposables(&web, &v).await.unwrap_or_default();
     let csrf = esc(v.csrf.as_deref().unwrap_or(""));
@@ -198,7 +184,7 @@ async fn disposable_page(State(web): State<Web>, PageViewer(v): PageViewer, Quer
     };
     let body = format!(
         r#"<h1>Disposable addresses</h1>{}<p class="muted">Give out <code>{example}</code>: it reaches you 20 times, then it answers "user unknown" for good. Nothing to set up — the first mail creates it.</p>{table}"#,
-        notice(&n)
+        n.html()
     );
     Html(page("Disposable addresses", Some(&v), &body)).into_response()
 }
@@ -243,7 +229,7 @@ async fn traps_page(State(web): State<Web>, PageViewer(v): PageViewer, Query(n):
 <table id="traps"><thead><tr><th>Trap</th><th>From</th><th></th></tr></thead><tbody>{rows}</tbody></table>
 <form class="card row" method="post" action="/admin/traps/change"><input type="hidden" name="csrf" value="{csrf}"><input type="hidden" name="action" value="add"><div><label for="pattern">New trap</label><input id="pattern" name="pattern" placeholder="honeypot-*@example.org" required></div><div><button type="submit">Add</button></div></form>
 <h2>Penalty box</h2><table id="penalties"><thead><tr><th>Client</th><th>Until</th><th>Hits</th><th>Why</th><th></th></tr></thead><tbody>{boxed}</tbody></table>"#,
-        notice(&n),
+        n.html(),
         web.config.uce.penalty_hours
     );
     Html(page("Spam traps", Some(&v), &body)).into_response()

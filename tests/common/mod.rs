@@ -17,6 +17,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 pub use backend::{Capture, CaptureOptions};
+#[allow(unused_imports)]
 pub use client::Client;
 
 /// A running gateway with its own data directory.
