@@ -256,16 +256,17 @@ async fn end(State(web): State<Web>, PageViewer(v): PageViewer, Path(id): Path<S
     Redirect::to(&format!("/intercept/orders/{}?{to}", url(&id))).into_response()
 }
 
+/// The audit log for an officer, the reading itself logged first.
+async fn read_audit_log(web: &Web, v: &Viewer, action: &str) -> Result<Vec<intercept::AuditEntry>, Response> {
+    officer_only(v)?;
+    web.store.audit(&v.actor(), action, "").await.map_err(failed)?;
+    web.store.audit_log().await.map_err(failed)
+}
+
 async fn audit(State(web): State<Web>, PageViewer(v): PageViewer) -> Response {
-    if let Err(r) = officer_only(&v) {
-        return r;
-    }
-    if let Err(e) = web.store.audit(&v.actor(), "audit.list", "").await {
-        return failed(e);
-    }
-    let entries = match web.store.audit_log().await {
+    let entries = match read_audit_log(&web, &v, "audit.list").await {
         Ok(e) => e,
-        Err(e) => return failed(e),
+        Err(r) => return r,
     };
     let verdict = match intercept::verify(&entries) {
         Ok(n) => format!(
@@ -297,15 +298,9 @@ async fn audit(State(web): State<Web>, PageViewer(v): PageViewer) -> Response {
 }
 
 async fn audit_csv(State(web): State<Web>, PageViewer(v): PageViewer) -> Response {
-    if let Err(r) = officer_only(&v) {
-        return r;
-    }
-    if let Err(e) = web.store.audit(&v.actor(), "audit.export", "").await {
-        return failed(e);
-    }
-    let entries = match web.store.audit_log().await {
+    let entries = match read_audit_log(&web, &v, "audit.export").await {
         Ok(e) => e,
-        Err(e) => return failed(e),
+        Err(r) => return r,
     };
     let table = crate::report::tables::Table {
         id: "audit",
