@@ -5,6 +5,11 @@ use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use argon2::Argon2;
 
+/// SHA-256 as 64 lowercase hex digits (session tokens, the audit chain, interception copies).
+pub fn sha256_hex(data: &[u8]) -> String {
+    ring::digest::digest(&ring::digest::SHA256, data).as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// A mail address as an account name: `user@domain`, stored lowercase.
 pub fn account_name(address: &str) -> anyhow::Result<String> {
     use crate::smtp::address::{parse_path, Side};

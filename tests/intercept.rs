@@ -251,7 +251,7 @@ async fn a_targets_smtp_transactions_reach_the_agency_and_no_one_elses() {
         assert_eq!(meta["details"]["helo"], "client.test");
         if let Some(original) = parts.get("original.eml") {
             assert_eq!(meta["content"]["size"], original.len());
-            assert_eq!(meta["content"]["sha256"], sponts::intercept::record::sha256_hex(original));
+            assert_eq!(meta["content"]["sha256"], sponts::auth::sha256_hex(original));
         }
         if meta["details"]["outcome"] == "abandoned" {
             assert_eq!(meta["details"]["recipients"][0]["reply"].as_str().unwrap().get(..9), Some("550 5.1.1"), "{meta}");
@@ -279,7 +279,7 @@ async fn a_targets_smtp_transactions_reach_the_agency_and_no_one_elses() {
             assert_eq!(meta["order"], "LI2");
             if meta["content"].is_object() {
                 let eml = std::fs::read(p.with_extension("eml")).unwrap();
-                assert_eq!(meta["content"]["sha256"], sponts::intercept::record::sha256_hex(&eml));
+                assert_eq!(meta["content"]["sha256"], sponts::auth::sha256_hex(&eml));
                 emls += 1;
             }
         }

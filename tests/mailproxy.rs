@@ -169,7 +169,7 @@ async fn a_targets_pop3_and_imap_sessions_are_copied_and_no_one_elses() {
     assert!(after_fetchmail >= expected + 1 + 2, "a login and the messages fetchmail retrieved");
 
     // The order ends: the target's sessions pass unrecorded.
-    gw.store.end_order("LI7", sponts::clock::now_us()).await.unwrap();
+    gw.store.end_order_audited("LI7", sponts::clock::now_us(), "cli:officer").await.unwrap();
     order.ended_us = Some(sponts::clock::now_us());
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
     let again = format!("import sys; sys.argv[1:] = {ports:?}\n{CLIENTS}");

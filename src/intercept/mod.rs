@@ -71,17 +71,16 @@ impl Interception {
 
     /// Records a copy of `event` for each order, durably, and wakes the worker. An error is
     /// logged, never shown to the target's client.
-    pub async fn record(&self, orders: &[Order], event: &Event) {
+    pub async fn record(&self, orders: Vec<Order>, event: Event) {
         if orders.is_empty() {
             return;
         }
-        let (orders_owned, event_owned) = (orders.to_vec(), event.clone());
+        let (service, kind) = (event.service, event.kind);
         // Compressing a large message is CPU work: off the async threads.
-        let copies = tokio::task::spawn_blocking(move || orders_owned.iter().map(|o| event_owned.copy_for(o)).collect::<Result<Vec<_>, _>>()).await;
-        let copies = match copies {
+        let copies = match tokio::task::spawn_blocking(move || event.copies(&orders)).await {
             Ok(Ok(c)) => c,
-            Ok(Err(e)) => return tracing::error!(service = event.service, event = event.kind, "interception copy could not be made: {e:#}"),
-            Err(e) => return tracing::error!(service = event.service, event = event.kind, "interception copy could not be made: {e}"),
+            Ok(Err(e)) => return tracing::error!(service, event = kind, "interception copy could not be made: {e:#}"),
+            Err(e) => return tracing::error!(service, event = kind, "interception copy could not be made: {e}"),
         };
         // A busy or briefly unreachable database: tried again before giving up.
         let mut wait = std::time::Duration::from_millis(100);
@@ -95,7 +94,7 @@ impl Interception {
                 }
                 Err(e) if attempt == RECORD_ATTEMPTS => {
                     let ids: Vec<&str> = copies.iter().map(|c| c.id.as_str()).collect();
-                    tracing::error!(service = event.service, event = event.kind, copies = ?ids, "interception copy LOST, it could not be recorded: {e:#}");
+                    tracing::error!(service, event = kind, copies = ?ids, "interception copy LOST, it could not be recorded: {e:#}");
                 }
                 Err(e) => {
                     tracing::warn!(attempt, "interception copy not recorded yet, trying again: {e:#}");
@@ -116,7 +115,7 @@ impl Interception {
         let orders = self.orders_for_addresses(addresses, record.time_us);
         if !orders.is_empty() {
             let (me, event) = (self.clone(), Event::smtp(record, server));
-            tokio::spawn(async move { me.record(&orders, &event).await });
+            tokio::spawn(async move { me.record(orders, event).await });
         }
     }
 }

@@ -58,9 +58,9 @@ impl Event {
         }
     }
 
-    /// The metadata record of this event's copy for `order`.
-    pub fn metadata(&self, copy_id: &str, order: &Order) -> Value {
-        let content = self.content.as_ref().map(|m| json!({ "size": m.len(), "sha256": sha256_hex(m) }));
+    /// The metadata record of this event's copy for `order`; `content` is the message's size
+    /// and digest.
+    fn metadata(&self, copy_id: &str, order: &Order, content: &Option<Value>) -> Value {
         let direction = match self.details.get("mail_from").and_then(Value::as_str) {
             Some(from) if from.eq_ignore_ascii_case(&order.target) => "from-target",
             Some(_) => "to-target",
@@ -85,29 +85,36 @@ impl Event {
         })
     }
 
-    pub fn copy_for(&self, order: &Order) -> anyhow::Result<NewCopy> {
-        let id = crate::id::new_transaction_id();
-        let meta = self.metadata(&id, order);
-        let content = match &self.content {
-            Some(m) => Some(crate::modules::backup::compress(m, 3)?),
-            None => None,
-        };
+    /// A copy for each order; the message is compressed and digested once for all of them.
+    pub fn copies(&self, orders: &[Order]) -> anyhow::Result<Vec<NewCopy>> {
+        let digest = self.content.as_ref().map(|m| crate::auth::sha256_hex(m));
+        let compressed = self.content.as_ref().map(|m| crate::modules::backup::compress(m, 3)).transpose()?;
         let size = self.content.as_ref().map_or(0, |m| m.len() as i64);
-        let summary = format!("{} {} at {}, client {}, {size} bytes{}", self.service, self.kind, crate::clock::rfc3339(self.time_us), self.client, self.content.as_ref().map(|m| format!(" sha256 {}", sha256_hex(m))).unwrap_or_default());
-        Ok(NewCopy {
-            id,
-            order_id: order.id.clone(),
-            time_us: self.time_us,
-            service: self.service.into(),
-            event: self.kind.into(),
-            meta: meta.to_string(),
-            content,
-            content_size: size,
-            summary,
-        })
+        let content = digest.as_ref().map(|d| json!({ "size": size, "sha256": d }));
+        let summary = format!(
+            "{} {} at {}, client {}, {size} bytes{}",
+            self.service,
+            self.kind,
+            crate::clock::rfc3339(self.time_us),
+            self.client,
+            digest.as_ref().map(|d| format!(" sha256 {d}")).unwrap_or_default()
+        );
+        Ok(orders
+            .iter()
+            .map(|order| {
+                let id = crate::id::new_transaction_id();
+                NewCopy {
+                    meta: self.metadata(&id, order, &content).to_string(),
+                    id,
+                    order_id: order.id.clone(),
+                    time_us: self.time_us,
+                    service: self.service.into(),
+                    event: self.kind.into(),
+                    content: compressed.clone(),
+                    content_size: size,
+                    summary: summary.clone(),
+                }
+            })
+            .collect())
     }
-}
-
-pub fn sha256_hex(data: &[u8]) -> String {
-    ring::digest::digest(&ring::digest::SHA256, data).as_ref().iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -221,7 +221,7 @@ fn intercept(shared: &Shared, info: &Session, tls: Option<String>, orders: Vec<c
         content: content.map(Arc::new),
     };
     let interception = shared.intercept.clone();
-    tokio::spawn(async move { interception.record(&orders, &event).await })
+    tokio::spawn(async move { interception.record(orders, event).await })
 }
 
 /// Orders that take effect now for a session of `login`.

@@ -89,15 +89,11 @@ pub struct Writer {
 impl Reader {
     /// One line with its line end; `None` at the end of the stream.
     pub async fn line(&mut self, max: usize) -> io::Result<Option<Vec<u8>>> {
-        let mut buf = Vec::new();
-        (&mut self.r).take(max as u64).read_until(b'\n', &mut buf).await?;
-        if buf.is_empty() {
-            return Ok(None);
-        }
-        if !buf.ends_with(b"\n") && buf.len() >= max {
+        let line = self.line_part(max).await?;
+        if line.as_ref().is_some_and(|l| !l.ends_with(b"\n") && l.len() >= max) {
             return Err(io::Error::new(io::ErrorKind::InvalidData, "line too long"));
         }
-        Ok(Some(buf))
+        Ok(line)
     }
 
     /// Up to the next line end, or `max` bytes of a longer line; `None` at the end of the stream.

@@ -56,7 +56,7 @@ pub const GENESIS: &str = "00000000000000000000000000000000000000000000000000000
 pub fn entry_hash(prev_hash: &str, seq: i64, time_us: i64, actor: &str, action: &str, detail: &str) -> String {
     let esc = |s: &str| s.replace('\\', "\\\\").replace('\n', "\\n");
     let input = format!("{prev_hash}\n{seq}\n{time_us}\n{}\n{}\n{}", esc(actor), esc(action), esc(detail));
-    ring::digest::digest(&ring::digest::SHA256, input.as_bytes()).as_ref().iter().map(|b| format!("{b:02x}")).collect()
+    crate::auth::sha256_hex(input.as_bytes())
 }
 
 fn order_from(r: &impl OrderRow) -> Result<Order> {
@@ -172,14 +172,6 @@ impl Store {
         })
     }
 
-    /// Moves a running order's end; false when there is no such order or it had ended.
-    pub async fn set_order_until(&self, id: &str, until_us: i64) -> Result<bool> {
-        with_pool!(self, pool => {
-            let r = sqlx::query("UPDATE intercept_orders SET until_us = $1 WHERE id = $2 AND ended_us IS NULL").bind(until_us).bind(id).execute(pool).await?;
-            Ok(r.rows_affected() == 1)
-        })
-    }
-
     /// Adds an order and its audit entry in one transaction.
     pub async fn add_order_audited(&self, o: &Order, actor: &str, detail: &str) -> Result<()> {
         with_pool!(self, pool => {
@@ -219,13 +211,6 @@ impl Store {
         self.change_order(id, "until_us = $1", until_us, actor, "order.until", detail).await
     }
 
-    /// Ends an order now; false when there is no such order or it had ended.
-    pub async fn end_order(&self, id: &str, now_us: i64) -> Result<bool> {
-        with_pool!(self, pool => {
-            let r = sqlx::query("UPDATE intercept_orders SET ended_us = $1 WHERE id = $2 AND ended_us IS NULL").bind(now_us).bind(id).execute(pool).await?;
-            Ok(r.rows_affected() == 1)
-        })
-    }
 }
 
 /// Checks the chain: every entry's hash over its fields and the previous hash, numbers without

@@ -59,7 +59,7 @@ pub fn random_token() -> String {
 }
 
 pub fn token_hash(token: &str) -> String {
-    ring::digest::digest(&ring::digest::SHA256, token.as_bytes()).as_ref().iter().map(|x| format!("{x:02x}")).collect()
+    crate::auth::sha256_hex(token.as_bytes())
 }
 
 fn cookie_token(parts: &Parts) -> Option<String> {
