@@ -502,6 +502,8 @@ fn section<T: DeserializeOwned + Default>(table: &toml::Table, name: &str, error
                 let unknown = message.strip_prefix("unknown field `").and_then(|m| m.split('`').next()).map(str::to_string);
                 let key = match (&unknown, path.as_str()) {
                     (Some(field), "." | "") => format!("{name}.{field}"),
+                    // The path may already end in the unknown field itself.
+                    (Some(field), p) if p == field || p.ends_with(&format!(".{field}")) => format!("{name}.{p}"),
                     (Some(field), p) => format!("{name}.{p}.{field}"),
                     (None, "." | "") => name.to_string(),
                     (None, p) => format!("{name}.{p}"),
@@ -632,7 +634,7 @@ mod tests {
     #[test]
     fn unknown_keys_are_named() {
         let e = errors("[smtp]\nmax_recipient = 5\n[bogus]\n");
-        assert!(e.iter().any(|m| m.starts_with("smtp") && m.contains("max_recipient")), "{e:?}");
+        assert!(e.iter().any(|m| m.starts_with("smtp.max_recipient: unknown field")), "the key once: {e:?}");
         assert!(e.iter().any(|m| m.starts_with("bogus: unknown key")), "{e:?}");
     }
 
@@ -643,6 +645,14 @@ mod tests {
         assert!(e.iter().any(|m| m.starts_with("backend.address: ")), "{e:?}");
         assert!(e.iter().any(|m| m.starts_with("log.level: ")), "{e:?}");
         assert!(e.iter().any(|m| m.starts_with("domains.local[0]: ")), "{e:?}");
+    }
+
+    #[test]
+    fn interception_and_proxy_keys_are_checked() {
+        let e = errors("[intercept]\nretry_after = \"0s\"\nagency_ca = \"/nonexistent/ca.pem\"\nfrom = \"nobody\"\n[imap_proxy]\nlisten = [\"127.0.0.1:1143\"]\n[pop3_proxy]\nbackend_tls = \"sometimes\"\n");
+        for key in ["intercept.retry_after: must be between", "intercept.agency_ca: cannot read", "intercept.from: `nobody`", "imap_proxy.backend: ", "pop3_proxy.backend_tls: "] {
+            assert!(e.iter().any(|m| m.starts_with(key)), "{key}: {e:?}");
+        }
     }
 
     #[test]
