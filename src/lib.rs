@@ -55,6 +55,8 @@ pub struct Running {
     pub metrics: Option<web::WebServer>,
     /// The POP3 and IMAP proxies in front of the backend's services.
     pub proxies: mailproxy::MailProxies,
+    /// The interception orders in effect here.
+    pub intercept: std::sync::Arc<intercept::Interception>,
     pub store: storage::Store,
     sampler: std::sync::Arc<report::live::Sampler>,
     certs: std::sync::Arc<smtp::tls::CertSlot>,
@@ -140,6 +142,6 @@ pub async fn start(config: config::Config) -> anyhow::Result<Running> {
     let report_config = config.clone();
     let intercept = intercept::Interception::start(&config, store.clone()).await?;
     let proxies = mailproxy::start(&config, &certs, intercept.clone()).await?;
-    let smtp = server::Server::start(config, pipeline, store.clone(), &certs, intercept).await?;
-    Ok(Running { smtp, web, pop3, metrics, proxies, store, sampler, certs, config: report_config })
+    let smtp = server::Server::start(config, pipeline, store.clone(), &certs, intercept.clone()).await?;
+    Ok(Running { smtp, web, pop3, metrics, proxies, intercept, store, sampler, certs, config: report_config })
 }

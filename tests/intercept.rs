@@ -193,6 +193,20 @@ async fn wait_until<F: Fn() -> bool>(what: &str, done: F) {
     panic!("timed out waiting for {what}");
 }
 
+/// Waits until `n` copies of `order` (or of all orders) are marked delivered: an agency has the
+/// mail a moment before sponts has read its reply and written that down.
+async fn wait_delivered(store: &sponts::storage::Store, order: Option<&str>, n: usize) {
+    let mut delivered = 0;
+    for _ in 0..150 {
+        delivered = store.copies(order, 100).await.unwrap().iter().filter(|c| c.state == "delivered").count();
+        if delivered >= n {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("{delivered} of {n} copies of {order:?} delivered");
+}
+
 #[tokio::test]
 async fn a_targets_smtp_transactions_reach_the_agency_and_no_one_elses() {
     let pki = Pki::new();
@@ -208,8 +222,7 @@ async fn a_targets_smtp_transactions_reach_the_agency_and_no_one_elses() {
     // Orders outside their window: expired, and not yet begun.
     gw.store.add_order(&order("OLD", "old@example.org", format!("dir:{}", export.path().display()), None, now - 2 * hour, now - hour)).await.unwrap();
     gw.store.add_order(&order("LATER", "later@example.org", format!("dir:{}", export.path().display()), None, now + hour, now + 2 * hour)).await.unwrap();
-    // The orders are read again every second.
-    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    gw.reload_orders().await;
 
     let from_target: &[u8] = b"From: target@example.org\r\nSubject: out\r\n\r\nfrom the target\r\n";
     let to_target: &[u8] = b"Subject: in\r\n\r\nto the target, and to bob\r\n";
@@ -234,7 +247,7 @@ async fn a_targets_smtp_transactions_reach_the_agency_and_no_one_elses() {
     wait_until("the agency's four mails", || agency.received().len() >= 4).await;
     let exported = export.path().join("LI2");
     wait_until("four exported records", || std::fs::read_dir(&exported).map(|d| d.filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "json")).count()).unwrap_or(0) >= 4).await;
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    wait_delivered(&gw.store, None, 8).await;
     let received = agency.received();
     assert_eq!(received.len(), 4, "exactly the target's transactions");
     let mut seen = Vec::new();
@@ -310,7 +323,7 @@ async fn copies_wait_for_an_agency_that_is_down_or_not_trusted() {
     let hour = 3_600_000_000;
     gw.store.add_order(&order("DOWN", "target@example.org", format!("smtp://127.0.0.1:{port}"), Some("li@agency.example"), now - hour, now + hour)).await.unwrap();
     gw.store.add_order(&order("UNTRUSTED", "target@example.org", format!("smtp://127.0.0.1:{}", untrusted.port), Some("li@agency.example"), now - hour, now + hour)).await.unwrap();
-    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    gw.reload_orders().await;
     let mut c = Client::connect(gw.addr).await;
     c.expect("EHLO client.test", 250).await;
     let message: &[u8] = b"Subject: kept\r\n\r\nfor the target\r\n";
@@ -338,10 +351,10 @@ async fn copies_wait_for_an_agency_that_is_down_or_not_trusted() {
     assert!(untrusted.received().is_empty());
     // The agency comes up where the order says: the copy arrives, once.
     let agency = Agency::start(&pki, port);
-    wait_until("the copy after the agency came up", || agency.received().len() == 1).await;
+    wait_delivered(&gw.store, Some("DOWN"), 1).await;
+    assert_eq!(agency.received().len(), 1, "once");
     let parts = attachments(&agency.received()[0].1);
     assert_eq!(parts["original.eml"], message);
-    assert_eq!(gw.store.copies(Some("DOWN"), 10).await.unwrap()[0].state, "delivered");
     gw.stop().await;
 }
 
@@ -448,15 +461,16 @@ async fn an_officer_makes_and_ends_an_order_in_chromium() {
     b.click("#new-order button[type=submit]").await;
     b.find("#copies").await;
     assert_eq!(b.text("#state").await, "active");
-    // A mail to the target while the order runs: its copy shows as delivered.
-    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    // A mail to the target while the order runs (once the refresh has read it): its copy shows
+    // as delivered.
+    gw.wait_orders("target@example.org", 1).await;
     let mut c = Client::connect(gw.addr).await;
     c.expect("EHLO client.test", 250).await;
     assert!(c.send_mail("a@partner.example", &["target@example.org"], b"Subject: hi\r\n\r\nx\r\n").await.starts_with("250"));
     c.expect("QUIT", 221).await;
     let page = b.url().await;
     let mut delivered = 0;
-    for _ in 0..50 {
+    for _ in 0..150 {
         b.goto(&page).await;
         delivered = b.count("#copies tr[data-state=delivered]").await;
         if delivered == 1 {
@@ -488,7 +502,9 @@ async fn two_nodes_on_postgres_record_and_deliver_each_copy_once() {
     let b = gateway(cap.addr, &extra).await;
     let now = sponts::clock::now_us();
     a.store.add_order(&order("PG1", "target@example.org", format!("dir:{}", export.path().display()), None, now - 1_000_000, now + 3_600_000_000)).await.unwrap();
-    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    // Node a reads it now; node b through its refresh from the shared database.
+    a.reload_orders().await;
+    b.wait_orders("target@example.org", 1).await;
     let mut sent = Vec::new();
     for (i, node) in [&a, &b, &a, &b, &a, &b].iter().enumerate() {
         let mut c = Client::connect(node.addr).await;
@@ -509,15 +525,7 @@ async fn two_nodes_on_postgres_record_and_deliver_each_copy_once() {
     sessions.sort();
     sent.sort();
     assert_eq!(sessions, sent, "each transaction once, from either node");
-    let mut delivered = 0;
-    for _ in 0..50 {
-        delivered = a.store.copies(Some("PG1"), 100).await.unwrap().iter().filter(|c| c.state == "delivered").count();
-        if delivered == 6 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    assert_eq!(delivered, 6);
+    wait_delivered(&a.store, Some("PG1"), 6).await;
     let log = a.store.audit_log().await.unwrap();
     assert_eq!(sponts::storage::intercept::verify(&log), Ok(12), "one chain: six records, six deliveries");
     a.stop().await;

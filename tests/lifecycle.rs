@@ -84,7 +84,7 @@ async fn sighup_applies_a_new_config_and_certificate_without_dropping_a_session(
     files.write(smtp, cap.addr, "two.test.example", "max_recipients = 1");
     signal(&server, "HUP");
     let mut greeting = String::new();
-    for _ in 0..200 {
+    for _ in 0..1000 {
         greeting = Client::connect_raw(smtp).await.1;
         if greeting.contains("two.test.example") {
             break;
@@ -139,7 +139,7 @@ async fn sigterm_lets_the_transaction_in_flight_finish() {
     signal(&server, "TERM");
     // No new sessions once stopping.
     let mut refused = false;
-    for _ in 0..100 {
+    for _ in 0..500 {
         if tokio::net::TcpStream::connect(smtp).await.is_err() {
             refused = true;
             break;

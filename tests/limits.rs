@@ -106,7 +106,7 @@ async fn connection_limits_overall_and_per_ip() {
     d.expect("QUIT", 221).await;
     assert!(d.closed().await);
     let mut ok = false;
-    for _ in 0..100 {
+    for _ in 0..1000 {
         let (_f, g) = connect_from("127.0.0.3", gw.addr).await;
         if g.starts_with("220") {
             ok = true;

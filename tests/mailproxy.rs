@@ -30,6 +30,26 @@ fn exported(dir: &Path) -> Vec<(serde_json::Value, Option<Vec<u8>>)> {
     out
 }
 
+/// Waits until at least `n` copies of `order` are recorded, every one recorded is exported, and
+/// that holds for two looks in a row, so a count taken afterwards does not still grow from copies
+/// in flight; returns that count.
+async fn settled(store: &sponts::storage::Store, order: &str, dir: &Path, n: usize) -> usize {
+    let mut seen = (0, 0);
+    let mut last = None;
+    for _ in 0..100 {
+        let copies = store.copies(Some(order), 1000).await.unwrap();
+        let done = copies.iter().filter(|c| c.state == "delivered").count();
+        seen = (copies.len(), exported(dir).len());
+        let complete = copies.len() >= n && done == copies.len() && seen.1 == copies.len();
+        if complete && last == Some(copies.len()) {
+            return copies.len();
+        }
+        last = complete.then_some(copies.len());
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    panic!("{} copies recorded, {} exported, {n} expected", seen.0, seen.1);
+}
+
 /// An order for the Dovecot user `target`, in effect for the next hour, exported to `dir`.
 fn order_for_target(id: &str, dir: &Path) -> sponts::storage::intercept::Order {
     let now = sponts::clock::now_us();
@@ -105,9 +125,9 @@ async fn a_targets_pop3_and_imap_sessions_are_copied_and_no_one_elses() {
         dovecot.pop3, dovecot.imaps
     );
     let gw = gateway(cap.addr, &extra).await;
-    let mut order = order_for_target("LI7", export.path());
+    let order = order_for_target("LI7", export.path());
     gw.store.add_order(&order).await.unwrap();
-    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    gw.reload_orders().await;
     let proxies = &gw.running.as_ref().unwrap().proxies;
     let ports = [proxies.pop3[0], proxies.pop3_tls[0], proxies.imap[0], proxies.imap_tls[0]].map(|a| a.port().to_string());
     let script = format!("import sys; sys.argv[1:] = {ports:?}\n{CLIENTS}");
@@ -132,12 +152,7 @@ async fn a_targets_pop3_and_imap_sessions_are_copied_and_no_one_elses() {
     // The agency's records: the target's only.
     let dir = export.path().join("LI7");
     let expected = 3 + 2 + 2 + 1; // logins (POP3, IMAP wrong, IMAP), POP3 RETR x2, IMAP FETCH x2, APPEND
-    for _ in 0..100 {
-        if exported(&dir).len() >= expected {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    settled(&gw.store, "LI7", &dir, expected).await;
     let records = exported(&dir);
     let kinds: Vec<String> = records.iter().map(|(m, _)| format!("{} {}", m["service"].as_str().unwrap(), m["event"].as_str().unwrap())).collect();
     assert_eq!(kinds, ["pop3 login", "pop3 retrieve", "pop3 retrieve", "imap login", "imap login", "imap retrieve", "imap retrieve", "imap append"], "{records:#?}");
@@ -159,19 +174,12 @@ async fn a_targets_pop3_and_imap_sessions_are_copied_and_no_one_elses() {
     let (code, err) = common::fetchmail::fetch(proxies.pop3[0].port(), "target", "target-pass", fm.path()).await;
     assert_eq!(code, Some(0), "{err}");
     assert!(common::fetchmail::fetched(fm.path()).len() >= 2, "fetchmail got the target's mail");
-    for _ in 0..100 {
-        if exported(&dir).len() >= expected + 1 + 3 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    let after_fetchmail = exported(&dir).len();
+    let after_fetchmail = settled(&gw.store, "LI7", &dir, expected + 1 + 2).await;
     assert!(after_fetchmail >= expected + 1 + 2, "a login and the messages fetchmail retrieved");
 
     // The order ends: the target's sessions pass unrecorded.
     gw.store.end_order_audited("LI7", sponts::clock::now_us(), "cli:officer").await.unwrap();
-    order.ended_us = Some(sponts::clock::now_us());
-    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    gw.wait_orders("target", 0).await;
     let again = format!("import sys; sys.argv[1:] = {ports:?}\n{CLIENTS}");
     tokio::task::spawn_blocking(move || python(&again)).await.unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(1000)).await;
@@ -234,7 +242,7 @@ async fn odd_clients_do_not_slip_past_the_copies() {
     let gw = gateway(cap.addr, &extra).await;
     let order = order_for_target("LI8", export.path());
     gw.store.add_order(&order).await.unwrap();
-    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    gw.reload_orders().await;
     let proxies = &gw.running.as_ref().unwrap().proxies;
     let script = format!("import sys; sys.argv[1:] = ['{}', '{}']\n{ODD_CLIENTS}", proxies.pop3_tls[0].port(), proxies.imap_tls[0].port());
     let out = tokio::task::spawn_blocking(move || python(&script)).await.unwrap();
@@ -250,13 +258,7 @@ async fn odd_clients_do_not_slip_past_the_copies() {
     assert!(dovecot.messages("target").iter().any(|m| m == retrieved.as_bytes()), "{retrieved}");
 
     let dir = export.path().join("LI8");
-    for _ in 0..100 {
-        if exported(&dir).len() >= 4 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    settled(&gw.store, "LI8", &dir, 4).await;
     let records = exported(&dir);
     let kinds: Vec<String> = records.iter().map(|(m, _)| format!("{} {}", m["service"].as_str().unwrap(), m["event"].as_str().unwrap())).collect();
     assert_eq!(kinds, ["imap login", "imap append", "pop3 login", "pop3 retrieve"], "{records:#?}");

@@ -33,12 +33,15 @@ impl Sink {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        for _ in 0..200 {
+        let mut up = false;
+        for _ in 0..3000 {
             if tokio::net::TcpStream::connect(addr).await.is_ok() {
+                up = true;
                 break;
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
+        assert!(up, "smtp-sink did not start listening on {addr}");
         Sink { child, addr, dir }
     }
 
@@ -159,7 +162,7 @@ async fn binary_serves_and_journal_prints_records() {
     let mut child = Command::new(bin).args(["serve", "--config"]).arg(&cfg).stderr(Stdio::null()).spawn().unwrap();
     let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let mut up = false;
-    for _ in 0..500 {
+    for _ in 0..3000 {
         if tokio::net::TcpStream::connect(addr).await.is_ok() {
             up = true;
             break;

@@ -203,7 +203,7 @@ async fn queue_mode_is_visible_and_overdue_mail_alerts() {
     let id = reply_id(&c.send_mail("a@partner.example", &["alice@example.org"], b"Subject: waits\r\n\r\nx\r\n").await);
     c.expect("QUIT", 221).await;
     let mut kinds = Vec::new();
-    for _ in 0..50 {
+    for _ in 0..300 {
         kinds = gw.store.events(10).await.unwrap().into_iter().map(|e| e.kind).collect::<Vec<_>>();
         if kinds.contains(&"queue_overdue".to_string()) {
             break;
@@ -234,6 +234,13 @@ async fn queue_mode_is_visible_and_overdue_mail_alerts() {
     let r = common::http::request(gw.web, "POST", "/admin/queue/retry", &[("Cookie", &admin.cookie)], Some(("application/x-www-form-urlencoded", body.as_bytes()))).await;
     assert_eq!(r.status, 303);
     cap.wait_for(1).await;
+    // Delivered, then dequeued: wait for the second before reading the figures.
+    for _ in 0..300 {
+        if gw.store.queue_list(None).await.unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let mut c = Client::connect(gw.addr).await;
     c.expect("EHLO client.test", 250).await;
     let r = c.send_mail("a@partner.example", &["alice@example.org"], b"Subject: direct\r\n\r\nx\r\n").await;

@@ -21,6 +21,7 @@ fn eicar() -> String {
 
 #[tokio::test]
 async fn figures_match_a_known_mix_of_traffic() {
+    common::clear_of_hour_boundary().await;
     let clamd = Engine::clamd();
     let cap = Capture::start(CaptureOptions {
         data_reply_if: Some(("PLEASE-TEMPFAIL".into(), "451 4.3.0 Try again later".into())),
@@ -441,6 +442,7 @@ async fn the_dashboard_in_a_browser() {
     .await;
     add_user(&gw.store, "admin@example.org", sponts::storage::Role::Admin).await;
     // A week of made-up figures, so the chart has bars to show.
+    common::clear_of_hour_boundary().await;
     let now = sponts::clock::now_us();
     let h = 3_600_000_000i64;
     let mut d = Vec::new();

@@ -19,7 +19,7 @@ async fn dns_lists_refuse_listed_clients_and_links() {
     let dns = Dns::start(r#"{"2.0.0.127.bl.test.": [{"type": "A", "value": "127.0.0.2"}], "bad.example.uribl.test.": [{"type": "A", "value": "127.0.0.2"}], "3.0.0.127.wl.test.": [{"type": "A", "value": "127.0.0.10"}], "3.0.0.127.bl.test.": [{"type": "A", "value": "127.0.0.2"}]}"#);
     let cap = Capture::start(CaptureOptions::default()).await;
     let extra = format!(
-        "[uce]\ntarpit_delay = \"0s\"\nresolver = \"{}\"\ndns_timeout = \"2s\"\ndnsbl = [{{ zone = \"bl.test\", weight = 10 }}]\ndnswl = [{{ zone = \"wl.test\", weight = 8 }}]\nuribl = [{{ zone = \"uribl.test\", weight = 10 }}]\n",
+        "[uce]\ntarpit_delay = \"0s\"\nresolver = \"{}\"\ndns_timeout = \"10s\"\ndnsbl = [{{ zone = \"bl.test\", weight = 10 }}]\ndnswl = [{{ zone = \"wl.test\", weight = 8 }}]\nuribl = [{{ zone = \"uribl.test\", weight = 10 }}]\n",
         dns.address()
     );
     let gw = gateway(cap.addr, &extra).await;
@@ -191,7 +191,7 @@ async fn the_smtp_callback_counts_clients_that_do_not_answer_smtp() {
     // The "client's own mail server" is looked for on this port of the client's address.
     let answers = Capture::start_on("127.0.0.5:0".parse().unwrap(), CaptureOptions::default()).await;
     for (port, expect_points) in [(dead_address().port(), true), (answers.addr.port(), false)] {
-        let extra = format!("[uce]\ntarpit_delay = \"0s\"\n[uce.callback]\nenabled = true\nport = {port}\ntimeout = \"2s\"\nweight = 3.0\n");
+        let extra = format!("[uce]\ntarpit_delay = \"0s\"\n[uce.callback]\nenabled = true\nport = {port}\ntimeout = \"10s\"\nweight = 3.0\n");
         let gw = gateway(cap.addr, &extra).await;
         // From another address than sponts' own (sponts never probes itself).
         let mut c = Client::connect_from(gw.addr, "127.0.0.5").await;

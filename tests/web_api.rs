@@ -259,6 +259,14 @@ async fn bulk_replay_for_an_address_takes_only_its_own_mail() {
     let r = request(w.gw.web, "POST", "/admin/bulk", &[("Cookie", &w.admin.cookie)], Some(("application/x-www-form-urlencoded", body.as_bytes()))).await;
     assert_eq!(r.status, 303, "{}", r.text());
     let d = w.cap.wait_for(before + 1).await;
+    // The replay is journaled after its delivery: wait for that record, then count.
+    let newest = || async { w.gw.store.query_journal(&sponts::storage::JournalFilter { limit: Some(1), ..Default::default() }).await.unwrap().remove(0) };
+    for _ in 0..300 {
+        if newest().await.replay_of.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     let d2 = w.cap.deliveries();
     assert_eq!(d2.len(), before + 1, "joann's mail must not go to ann: {:?}", d2.iter().map(|m| &m.rcpts).collect::<Vec<_>>());
@@ -266,7 +274,7 @@ async fn bulk_replay_for_an_address_takes_only_its_own_mail() {
     assert!(String::from_utf8_lossy(&d[before].data).contains("Subject: for ann@example.org"));
 
     // The replay record's own download gives the original message.
-    let replay = w.gw.store.query_journal(&sponts::storage::JournalFilter { limit: Some(1), ..Default::default() }).await.unwrap().remove(0);
+    let replay = newest().await;
     assert!(replay.replay_of.is_some());
     let raw = get(&w, Some(&w.admin), &format!("/api/v1/messages/{}/raw", replay.id)).await;
     assert_eq!(raw.status, 200);

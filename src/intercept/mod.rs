@@ -47,6 +47,13 @@ impl Interception {
         Ok(me)
     }
 
+    /// Reads the orders again now, not at the next refresh.
+    pub async fn reload(&self) -> anyhow::Result<()> {
+        let orders = self.store.live_orders(crate::clock::now_us()).await?;
+        *self.orders.write().expect("orders lock") = Arc::new(orders);
+        Ok(())
+    }
+
     /// Orders in effect at `time_us` whose target is one of `addresses` (any case).
     pub fn orders_for_addresses<'a>(&self, addresses: impl IntoIterator<Item = &'a str> + Clone, time_us: i64) -> Vec<Order> {
         let orders = self.orders.read().expect("orders lock").clone();
@@ -126,9 +133,8 @@ async fn refresh(me: Weak<Interception>) {
     loop {
         tick.tick().await;
         let Some(me) = me.upgrade() else { return };
-        match me.store.live_orders(crate::clock::now_us()).await {
-            Ok(orders) => *me.orders.write().expect("orders lock") = Arc::new(orders),
-            Err(e) => tracing::warn!("interception orders not re-read (the last ones stay in effect): {e:#}"),
+        if let Err(e) = me.reload().await {
+            tracing::warn!("interception orders not re-read (the last ones stay in effect): {e:#}");
         }
     }
 }

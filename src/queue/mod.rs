@@ -179,8 +179,7 @@ async fn deliver_leased(config: &Config, store: &Store, node: &str, id: &str, ta
 /// (delivered if any recipient got it).
 async fn finish(store: &Store, node: &str, id: &str, reply: &str) -> anyhow::Result<()> {
     let delivered = store.queue_any_delivered(id).await?;
-    store.dequeue(id, node).await?;
-    store.set_outcome(id, if delivered { "delivered" } else { "refused" }, reply).await?;
+    store.dequeue(id, node, if delivered { "delivered" } else { "refused" }, reply).await?;
     Ok(())
 }
 

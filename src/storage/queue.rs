@@ -7,7 +7,7 @@ use anyhow::Result;
 use serde::Serialize;
 use sqlx::Row;
 
-use super::{with_pool, Store};
+use super::{with_pool, BeginWrite, Store};
 
 /// A queued message as the queue runner and the CLI see it.
 #[derive(Debug, Clone, Serialize)]
@@ -81,10 +81,16 @@ impl Store {
         })
     }
 
-    /// The message is through: it leaves the queue (only by the node that holds its lease).
-    pub async fn dequeue(&self, id: &str, node: &str) -> Result<()> {
+    /// The message is through: it leaves the queue (only by the node that holds its lease) and its
+    /// journal entry takes the outcome, in one transaction, so the two never disagree.
+    pub async fn dequeue(&self, id: &str, node: &str, outcome: &str, final_reply: &str) -> Result<()> {
         with_pool!(self, pool => {
-            sqlx::query("DELETE FROM queue WHERE id = $1 AND leased_by = $2").bind(id).bind(node).execute(pool).await?;
+            let mut tx = pool.begin_write().await?;
+            let gone = sqlx::query("DELETE FROM queue WHERE id = $1 AND leased_by = $2").bind(id).bind(node).execute(&mut *tx).await?;
+            if gone.rows_affected() == 1 {
+                sqlx::query("UPDATE journal SET outcome = $1, final_reply = $2 WHERE id = $3").bind(outcome).bind(final_reply).bind(id).execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
             Ok(())
         })
     }
@@ -191,14 +197,6 @@ impl Store {
             .fetch_one(pool)
             .await?;
             Ok(n > 0)
-        })
-    }
-
-    /// A journal record's outcome, once a queued message got its final answer.
-    pub async fn set_outcome(&self, id: &str, outcome: &str, final_reply: &str) -> Result<()> {
-        with_pool!(self, pool => {
-            sqlx::query("UPDATE journal SET outcome = $1, final_reply = $2 WHERE id = $3").bind(outcome).bind(final_reply).bind(id).execute(pool).await?;
-            Ok(())
         })
     }
 }

@@ -74,9 +74,9 @@ impl Capture {
         self.deliveries.lock().unwrap().clone()
     }
 
-    /// Waits (bounded) until `n` messages have arrived.
+    /// Waits until `n` messages have arrived, or 30 s (a loaded machine); returns what arrived.
     pub async fn wait_for(&self, n: usize) -> Vec<Delivery> {
-        for _ in 0..200 {
+        for _ in 0..3000 {
             if self.deliveries.lock().unwrap().len() >= n {
                 break;
             }

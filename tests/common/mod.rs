@@ -16,6 +16,7 @@ pub mod pg;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+#[allow(unused_imports)]
 pub use backend::{Capture, CaptureOptions};
 #[allow(unused_imports)]
 pub use client::Client;
@@ -37,6 +38,27 @@ impl Gateway {
         if let Some(r) = self.running.take() {
             r.stop(std::time::Duration::from_secs(2)).await;
         }
+    }
+
+    /// Reads the interception orders again now (they are otherwise re-read every second), so a
+    /// test's next event meets the orders it has just written.
+    #[allow(dead_code)]
+    pub async fn reload_orders(&self) {
+        self.running.as_ref().unwrap().intercept.reload().await.unwrap();
+    }
+
+    /// Waits (up to 30 s) until the orders this gateway acts on for `login` are `n`: for orders
+    /// made or ended elsewhere (the web UI, another node), which the refresh picks up.
+    #[allow(dead_code)]
+    pub async fn wait_orders(&self, login: &str, n: usize) {
+        let intercept = &self.running.as_ref().unwrap().intercept;
+        for _ in 0..300 {
+            if intercept.orders_for_login(login).len() == n {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("the orders for {login} are not {n}: {}", intercept.orders_for_login(login).len());
     }
 }
 
@@ -106,7 +128,8 @@ pub async fn gateway(backend: SocketAddr, extra: &str) -> Gateway {
 /// An address on loopback where nothing listens.
 /// Waits (bounded) until something accepts connections on `addr`: a sponts process started.
 pub async fn wait_listening(addr: SocketAddr) {
-    for _ in 0..500 {
+    // Up to 30 s: a fresh process on a loaded machine; it returns as soon as sponts listens.
+    for _ in 0..3000 {
         if tokio::net::TcpStream::connect(addr).await.is_ok() {
             return;
         }
@@ -131,6 +154,17 @@ pub async fn journal_entry(store: &sponts::storage::Store, id: &str) -> sponts::
     let mut v = store.query_journal(&f).await.unwrap();
     assert_eq!(v.len(), 1, "journal entry {id}");
     v.remove(0)
+}
+
+/// For tests that count per-hour buckets: when less than 90 s of the hour are left, waits for
+/// the next hour, so the test's traffic and its checks fall in the same bucket.
+#[allow(dead_code)]
+pub async fn clear_of_hour_boundary() {
+    let hour = 3_600_000_000i64;
+    let left = hour - sponts::clock::now_us().rem_euclid(hour);
+    if left < 90_000_000 {
+        tokio::time::sleep(std::time::Duration::from_micros(left as u64 + 100_000)).await;
+    }
 }
 
 /// `id=XXXX` from a final reply.
