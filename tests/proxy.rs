@@ -146,7 +146,8 @@ async fn rset_and_abandoned_transactions_are_journaled() {
 #[tokio::test]
 async fn sequence_errors_and_unknown_commands() {
     let cap = Capture::start(CaptureOptions::default()).await;
-    let gw = gateway(cap.addr, "").await;
+    // Not slowed by the tarpit its errors earn (tests/uce.rs covers that).
+    let gw = gateway(cap.addr, "[uce]\ntarpit_delay = \"0s\"\n").await;
     let mut c = Client::connect(gw.addr).await;
     c.expect("MAIL FROM:<a@sender.example>", 503).await;
     c.expect("EHLO client.test", 250).await;

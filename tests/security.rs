@@ -7,7 +7,7 @@ use common::*;
 #[tokio::test]
 async fn relay_attempts_never_reach_the_backend() {
     let cap = Capture::start(CaptureOptions::default()).await;
-    let gw = gateway(cap.addr, "[smtp]\nmax_errors = 100\n").await;
+    let gw = gateway(cap.addr, "[smtp]\nmax_errors = 100\n[uce]\ntarpit_delay = \"0s\"\n").await;
     let mut c = Client::connect(gw.addr).await;
     c.expect("EHLO client.test", 250).await;
     c.expect("MAIL FROM:<a@sender.example>", 250).await;
