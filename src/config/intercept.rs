@@ -30,7 +30,7 @@ impl Default for InterceptConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum BackendTls {
-    /// STLS / STARTTLS right after the greeting (the backend's certificate is not verified: LAN).
+    /// STLS / STARTTLS right after the greeting.
     Starttls,
     /// Implicit TLS (POP3S, IMAPS).
     Tls,
@@ -49,6 +49,9 @@ pub struct MailProxyConfig {
     /// The backend's service, HOST:PORT.
     pub backend: String,
     pub backend_tls: BackendTls,
+    /// A CA (PEM) the backend's certificate must chain to, its name matching the host of
+    /// `backend`. Unset: encrypted, not verified (LAN).
+    pub backend_ca: Option<PathBuf>,
     /// Allow logins before TLS (never by default): the backend sees sponts' TLS, so it could
     /// not refuse a password sent in clear itself.
     pub allow_plaintext_auth: bool,
@@ -58,7 +61,7 @@ pub struct MailProxyConfig {
 
 impl Default for MailProxyConfig {
     fn default() -> Self {
-        MailProxyConfig { listen: Vec::new(), tls_listen: Vec::new(), backend: String::new(), backend_tls: BackendTls::Starttls, allow_plaintext_auth: false, idle_timeout: Duration::secs(1800) }
+        MailProxyConfig { listen: Vec::new(), tls_listen: Vec::new(), backend: String::new(), backend_tls: BackendTls::Starttls, backend_ca: None, allow_plaintext_auth: false, idle_timeout: Duration::secs(1800) }
     }
 }
 
@@ -70,14 +73,8 @@ impl MailProxyConfig {
 
 pub(super) fn collect(config: &super::Config, errors: &mut Vec<ConfigError>) {
     let i = &config.intercept;
-    if let Some(path) = &i.agency_ca {
-        match std::fs::read(path) {
-            Err(e) => errors.push(ConfigError { key: "intercept.agency_ca".into(), message: format!("cannot read {}: {e}", path.display()) }),
-            Ok(pem) if crate::intercept::deliver::roots_from_pem(&pem).is_err() => {
-                errors.push(ConfigError { key: "intercept.agency_ca".into(), message: format!("{} holds no PEM certificate", path.display()) })
-            }
-            Ok(_) => {}
-        }
+    if let Some(Err(message)) = i.agency_ca.as_deref().map(super::check_ca) {
+        errors.push(ConfigError { key: "intercept.agency_ca".into(), message });
     }
     if !i.from.is_empty() && !matches!(crate::smtp::address::parse_path(&i.from, crate::smtp::address::Side::Sender), Ok(Some(_))) {
         errors.push(ConfigError { key: "intercept.from".into(), message: format!("`{}` is not a mail address", i.from) });
@@ -88,6 +85,14 @@ pub(super) fn collect(config: &super::Config, errors: &mut Vec<ConfigError>) {
     for (name, p) in [("pop3_proxy", &config.pop3_proxy), ("imap_proxy", &config.imap_proxy)] {
         if p.enabled() && crate::net::parse_host_port(&p.backend).is_none() {
             errors.push(ConfigError { key: format!("{name}.backend"), message: format!("`{}` is not HOST:PORT (needed when {name} listens)", p.backend) });
+        }
+        if let Some(path) = &p.backend_ca {
+            if let Err(message) = super::check_ca(path) {
+                errors.push(ConfigError { key: format!("{name}.backend_ca"), message });
+            }
+            if p.backend_tls == BackendTls::Off {
+                errors.push(ConfigError { key: format!("{name}.backend_ca"), message: format!("needs {name}.backend_tls = \"starttls\" or \"tls\"") });
+            }
         }
         if p.idle_timeout.0 < std::time::Duration::from_secs(10) {
             errors.push(ConfigError { key: format!("{name}.idle_timeout"), message: "must be at least 10s".into() });

@@ -192,6 +192,9 @@ pub struct BackendConfig {
     /// `HOST:PORT` of the real mail server.
     pub address: String,
     pub starttls: StartTls,
+    /// A CA (PEM) the backend's certificate must chain to, its name matching the host of
+    /// `address`; needs `starttls = "required"`. Unset: encrypted, not verified (LAN).
+    pub tls_ca: Option<PathBuf>,
     pub connect_timeout: Duration,
     /// Idle backend connections kept for the next message (0: a new connection per session).
     pub pool_size: usize,
@@ -202,6 +205,7 @@ impl Default for BackendConfig {
         BackendConfig {
             address: "127.0.0.1:25".into(),
             starttls: StartTls::Opportunistic,
+            tls_ca: None,
             connect_timeout: Duration::secs(30),
             pool_size: 32,
         }
@@ -214,7 +218,7 @@ impl Default for BackendConfig {
 pub enum StartTls {
     /// Never.
     Off,
-    /// When the backend offers it (the certificate is not verified: encryption on the LAN only).
+    /// When the backend offers it (encryption on the LAN; the certificate is not verified).
     Opportunistic,
     /// Always; a backend that does not offer STARTTLS gets no mail (4xx to the client).
     Required,
@@ -434,6 +438,14 @@ impl Config {
         if crate::net::parse_host_port(&self.backend.address).is_none() {
             err("backend.address", format!("`{}` is not HOST:PORT", self.backend.address));
         }
+        if let Some(path) = &self.backend.tls_ca {
+            if let Err(message) = check_ca(path) {
+                err("backend.tls_ca", message);
+            }
+            if self.backend.starttls != StartTls::Required {
+                err("backend.tls_ca", "needs backend.starttls = \"required\" (a verified link that could be left out is no check)".into());
+            }
+        }
         for (i, d) in self.domains.local.iter().enumerate() {
             if !crate::smtp::address::is_domain(d) && d != "localhost" {
                 err(&format!("domains.local[{i}]"), format!("`{d}` is not a domain name"));
@@ -608,6 +620,11 @@ impl<'de> Deserialize<'de> for ByteSize {
     }
 }
 
+/// A CA file for verifying a peer: readable and holding a PEM certificate.
+pub(crate) fn check_ca(path: &std::path::Path) -> Result<(), String> {
+    crate::smtp::tls::roots_from_file(path).map(|_| ()).map_err(|e| format!("{e:#}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -645,6 +662,19 @@ mod tests {
         assert!(e.iter().any(|m| m.starts_with("backend.address: ")), "{e:?}");
         assert!(e.iter().any(|m| m.starts_with("log.level: ")), "{e:?}");
         assert!(e.iter().any(|m| m.starts_with("domains.local[0]: ")), "{e:?}");
+    }
+
+    #[test]
+    fn backend_ca_keys_are_checked() {
+        let e = errors("[backend]\ntls_ca = \"/nonexistent/ca.pem\"\n[pop3_proxy]\nlisten = [\"127.0.0.1:1110\"]\nbackend = \"127.0.0.1:110\"\nbackend_tls = \"off\"\nbackend_ca = \"/nonexistent/ca.pem\"\n");
+        for key in ["backend.tls_ca: cannot read /nonexistent/ca.pem", "backend.tls_ca: needs backend.starttls = \"required\"", "pop3_proxy.backend_ca: cannot read", "pop3_proxy.backend_ca: needs pop3_proxy.backend_tls"] {
+            assert!(e.iter().any(|m| m.starts_with(key)), "{key}: {e:?}");
+        }
+        let not_pem = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(not_pem.path(), "not a certificate").unwrap();
+        let e = errors(&format!("[backend]\nstarttls = \"required\"\ntls_ca = \"{}\"\n", not_pem.path().display()));
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(e[0].starts_with("backend.tls_ca: ") && e[0].contains("no usable PEM certificate"), "{e:?}");
     }
 
     #[test]

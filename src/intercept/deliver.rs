@@ -7,8 +7,6 @@
 //!   message as base64 attachments, so the message reaches the agency byte for byte.
 
 use anyhow::{bail, Context, Result};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::CertificateDer;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -16,6 +14,7 @@ use std::time::Duration;
 
 use crate::config::StartTls;
 use crate::smtp::client::{Backend, BackendTarget, ClientTimeouts};
+use crate::smtp::tls;
 use crate::storage::intercept::Order;
 use crate::storage::intercept_copies::StoredCopy;
 
@@ -28,34 +27,10 @@ pub struct Delivery {
     pub timeout: Duration,
 }
 
-/// The trust anchors in a PEM file.
-pub fn roots_from_pem(pem: &[u8]) -> Result<rustls::RootCertStore> {
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_slice_iter(pem) {
-        roots.add(cert.context("bad PEM certificate")?).context("not a usable certificate")?;
-    }
-    if roots.is_empty() {
-        bail!("no certificate");
-    }
-    Ok(roots)
-}
-
-/// TLS towards the agency: the server's certificate must chain to `roots` and match its name.
-pub fn verifying_tls(roots: rustls::RootCertStore) -> Result<Arc<rustls::ClientConfig>> {
-    let config = rustls::ClientConfig::builder_with_provider(crate::smtp::tls::provider())
-        .with_safe_default_protocol_versions()?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(Arc::new(config))
-}
-
 impl Delivery {
     pub fn from_config(config: &crate::config::Config) -> Result<Delivery> {
         let agency_tls = match &config.intercept.agency_ca {
-            Some(path) => {
-                let pem = std::fs::read(path).with_context(|| format!("intercept.agency_ca: cannot read {}", path.display()))?;
-                Some(verifying_tls(roots_from_pem(&pem).with_context(|| format!("intercept.agency_ca: {}", path.display()))?)?)
-            }
+            Some(path) => Some(tls::verifying_client_config(tls::roots_from_file(path).context("intercept.agency_ca")?)),
             None => None,
         };
         let from = if config.intercept.from.is_empty() { format!("postmaster@{}", config.smtp.hostname) } else { config.intercept.from.clone() };

@@ -75,7 +75,7 @@ pub async fn start(config: &Config, certs: &Arc<crate::smtp::tls::CertSlot>, int
             protocol,
             config: cfg.clone(),
             tls: tokio_rustls::TlsAcceptor::from(crate::smtp::tls::server_config(certs)?),
-            backend_tls: crate::smtp::tls::backend_client_config(),
+            backend_tls: crate::smtp::tls::backend_client_config(cfg.backend_ca.as_deref()),
             intercept: intercept.clone(),
             limits: limits.clone(),
             max_connections: config.smtp.max_connections,

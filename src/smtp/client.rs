@@ -82,7 +82,7 @@ impl BackendTarget {
             helo: config.smtp.hostname.clone(),
             starttls: config.backend.starttls,
             timeouts: ClientTimeouts::rfc5321(config.backend.connect_timeout.0),
-            tls: super::tls::backend_client_config(),
+            tls: super::tls::backend_client_config(config.backend.tls_ca.as_deref()),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! TLS for both directions, with rustls: the server side offered by STARTTLS (a configured
 //! certificate, or a self-signed one made once and kept in the data dir), and the client side
-//! used towards the backend (opportunistic: encrypts, does not verify — the backend is on the LAN).
+//! used towards the backend (encrypts; verifies the backend's certificate when a CA is configured)
+//! and towards an interception agency (always verified).
 
 use anyhow::{Context, Result};
 use rustls::pki_types::pem::PemObject;
@@ -94,8 +95,46 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
-/// Client-side TLS towards the backend: encryption without certificate verification.
-pub fn backend_client_config() -> Arc<rustls::ClientConfig> {
+/// The trust anchors in a PEM file's contents.
+pub fn roots_from_pem(pem: &[u8]) -> Result<rustls::RootCertStore> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(pem) {
+        roots.add(cert.context("bad PEM certificate")?).context("not a usable certificate")?;
+    }
+    if roots.is_empty() {
+        anyhow::bail!("no certificate");
+    }
+    Ok(roots)
+}
+
+/// The trust anchors in the PEM file at `path`, for the config check and the clients alike.
+pub fn roots_from_file(path: &Path) -> Result<rustls::RootCertStore> {
+    let pem = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    roots_from_pem(&pem).with_context(|| format!("{} holds no usable PEM certificate", path.display()))
+}
+
+/// Client-side TLS whose peer's certificate must chain to `roots` and match its name.
+pub fn verifying_client_config(roots: rustls::RootCertStore) -> Arc<rustls::ClientConfig> {
+    let config = rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Arc::new(config)
+}
+
+/// Client-side TLS towards the backend. With `ca` (`backend.tls_ca`, `*_proxy.backend_ca`) the
+/// backend's certificate must chain to it and match the backend's host name; a CA file that can
+/// no longer be read then trusts nothing (the config check has named it at start). Without, the
+/// link is encrypted but any certificate is taken (a backend on the LAN, self-signed).
+pub fn backend_client_config(ca: Option<&Path>) -> Arc<rustls::ClientConfig> {
+    if let Some(path) = ca {
+        let roots = roots_from_file(path).unwrap_or_else(|e| {
+            tracing::error!("backend TLS trusts no certificate: {e:#}");
+            rustls::RootCertStore::empty()
+        });
+        return verifying_client_config(roots);
+    }
     let provider = provider();
     let config = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()

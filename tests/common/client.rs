@@ -106,7 +106,7 @@ impl Client {
     /// Upgrades to TLS (after a 220 to STARTTLS); returns "TLSv1.x".
     pub async fn starttls(&mut self) -> String {
         let io = self.io.take().unwrap();
-        let connector = tokio_rustls::TlsConnector::from(sponts::smtp::tls::backend_client_config());
+        let connector = tokio_rustls::TlsConnector::from(sponts::smtp::tls::backend_client_config(None));
         let name = rustls::pki_types::ServerName::try_from("gw.test.example").unwrap();
         let tls = connector.connect(name, io).await.expect("TLS handshake");
         let version = format!("{:?}", tls.get_ref().1.protocol_version().unwrap());

@@ -23,8 +23,18 @@ pub struct Dovecot {
 
 impl Dovecot {
     pub fn start() -> Dovecot {
+        Dovecot::start_with(None)
+    }
+
+    /// Dovecot showing the given certificate and key (PEM files) instead of a self-signed one.
+    pub fn start_with(certificate: Option<(&std::path::Path, &std::path::Path)>) -> Dovecot {
         assert!(std::path::Path::new("/usr/sbin/dovecot").exists(), "dovecot is needed (Debian packages dovecot-imapd, dovecot-pop3d)");
         let dir = tempfile::tempdir().unwrap();
+        if let Some((cert, key)) = certificate {
+            // dovecot_start.sh keeps a certificate it finds in place.
+            std::fs::copy(cert, dir.path().join("cert.pem")).unwrap();
+            std::fs::copy(key, dir.path().join("key.pem")).unwrap();
+        }
         let out = Command::new("bash").arg(script("dovecot_start.sh")).arg(dir.path()).output().unwrap();
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(out.status.success(), "dovecot did not start:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));

@@ -77,6 +77,7 @@ pub fn config(backend: SocketAddr, extra: &str) -> (sponts::config::Config, temp
 }
 
 /// TOML allows a table once; tests add keys to [smtp] by writing `[smtp]` again, which we fold.
+/// A key written again replaces the earlier one (a test's own `starttls` over the default).
 /// A `modules = [...]` line goes to the top, wherever it was written.
 fn merge(text: &str) -> String {
     let mut sections: Vec<(String, Vec<String>)> = vec![(String::new(), vec![])];
@@ -93,7 +94,11 @@ fn merge(text: &str) -> String {
             // The one top-level key: it belongs before every table.
             sections[0].1.push(line.to_string());
         } else {
-            sections.last_mut().unwrap().1.push(line.to_string());
+            let lines = &mut sections.last_mut().unwrap().1;
+            if let Some(key) = bare_key(t) {
+                lines.retain(|l| bare_key(l.trim()) != Some(key));
+            }
+            lines.push(line.to_string());
         }
     }
     let mut out = String::new();
@@ -108,6 +113,12 @@ fn merge(text: &str) -> String {
         }
     }
     out
+}
+
+/// The key of a `key = value` line (a bare key only; not a line inside a multi-line value).
+fn bare_key(line: &str) -> Option<&str> {
+    let key = line.split_once('=')?.0.trim();
+    (!key.is_empty() && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')).then_some(key)
 }
 
 pub async fn start_with(config: sponts::config::Config, dir: tempfile::TempDir) -> Gateway {
