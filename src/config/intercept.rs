@@ -55,7 +55,7 @@ pub struct MailProxyConfig {
     /// Allow logins before TLS (never by default): the backend sees sponts' TLS, so it could
     /// not refuse a password sent in clear itself.
     pub allow_plaintext_auth: bool,
-    /// A session idle this long is closed.
+    /// A session with no bytes either way this long is closed (a target's or anyone's).
     pub idle_timeout: Duration,
 }
 

@@ -153,7 +153,7 @@ async fn session(tcp: TcpStream, peer: SocketAddr, local: SocketAddr, shared: &S
     let Some(LoggedIn { client, backend, login }) = logged_in else { return Ok(()) };
     if shared.intercept.orders_for_login(&login).is_empty() {
         // No target: from here on sponts does not read this session.
-        client.relay(backend).await?;
+        client.relay(backend, shared.config.idle_timeout.0).await?;
         return Ok(());
     }
     // An order in effect now or later: the session is read, copies are made while one is in effect.

@@ -3,6 +3,8 @@
 
 use anyhow::{Context, Result};
 use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, ReadHalf, WriteHalf};
 
 use crate::smtp::conn::Io;
@@ -59,23 +61,48 @@ impl Stream {
         (self.rd, self.wr)
     }
 
-    /// Relays both directions byte for byte until both sides have closed.
-    pub async fn relay(self, other: Stream) -> io::Result<()> {
-        let (mut ar, mut aw) = (self.rd.r, self.wr.w);
-        let (mut br, mut bw) = (other.rd.r, other.wr.w);
-        let a_to_b = async {
-            let r = tokio::io::copy_buf(&mut ar, &mut bw).await;
-            let _ = bw.shutdown().await;
-            r
+    /// Relays both directions byte for byte until both sides have closed, or until nothing has
+    /// moved either way for `idle` (then both connections are dropped).
+    pub async fn relay(self, other: Stream, idle: Duration) -> io::Result<()> {
+        let start = Instant::now();
+        // Milliseconds since `start` of the last bytes moved, in either direction.
+        let last = AtomicU64::new(0);
+        let a_to_b = pump(self.rd.r, other.wr.w, &last, start);
+        let b_to_a = pump(other.rd.r, self.wr.w, &last, start);
+        let watchdog = async {
+            loop {
+                let quiet = start.elapsed().saturating_sub(Duration::from_millis(last.load(Ordering::Relaxed)));
+                if quiet >= idle {
+                    return;
+                }
+                tokio::time::sleep(idle - quiet).await;
+            }
         };
-        let b_to_a = async {
-            let r = tokio::io::copy_buf(&mut br, &mut aw).await;
-            let _ = aw.shutdown().await;
-            r
-        };
-        let (x, y) = tokio::join!(a_to_b, b_to_a);
-        x.and(y).map(|_| ())
+        tokio::select! {
+            (x, y) = async { tokio::join!(a_to_b, b_to_a) } => x.and(y),
+            () = watchdog => Ok(()),
+        }
     }
+}
+
+/// Copies one direction, noting when bytes moved; shuts the writing side at the end.
+async fn pump(mut from: BufReader<ReadHalf<Box<dyn Io>>>, mut to: WriteHalf<Box<dyn Io>>, last: &AtomicU64, start: Instant) -> io::Result<()> {
+    let mut buf = vec![0u8; 16 * 1024];
+    let r = async {
+        loop {
+            // Bytes already buffered while the login was read come first.
+            let n = from.read(&mut buf).await?;
+            if n == 0 {
+                return Ok(());
+            }
+            last.store(start.elapsed().as_millis() as u64, Ordering::Relaxed);
+            to.write_all(&buf[..n]).await?;
+            to.flush().await?;
+        }
+    }
+    .await;
+    let _ = to.shutdown().await;
+    r
 }
 
 pub struct Reader {
