@@ -116,6 +116,15 @@ async fn a_kept_virus_is_for_admins_only() {
     let raw = get(admin.token.clone(), format!("/api/v1/messages/{id}/raw")).await;
     assert_eq!(raw.status, 200);
     assert!(String::from_utf8_lossy(&raw.body).contains("invoice.com"));
+    // No digest offers it for delivery, and a one-click link for it (an older digest's) is refused.
+    let (config, _dir) = config(cap.addr, "");
+    assert_eq!(sponts::digest::run_once(&config, &gw.store).await.unwrap(), 0, "a virus is not held back for the user to take");
+    let key = sponts::digest::link::key(&gw.store).await.unwrap();
+    let link = sponts::digest::link::Link { id: id.clone(), rcpt: "u@example.org".into(), expires_us: sponts::clock::now_us() + 3_600_000_000 };
+    let path = format!("/r/{}", sponts::digest::link::sign(&key, &link));
+    assert_eq!(request(gw.web, "GET", &path, &[], None).await.status, 403);
+    assert_eq!(request(gw.web, "POST", &path, &[], None).await.status, 403);
+    assert!(cap.deliveries().is_empty(), "nothing reached the mailbox");
     // Every scan is counted, by result and latency, on /metrics.
     let metrics = get(admin.token.clone(), "/metrics".into()).await.text();
     assert!(metrics.contains("sponts_scanner_calls_total{scanner=\"clamd\",result=\"found\"} 1"), "{metrics}");

@@ -14,6 +14,7 @@ use crate::storage::{JournalEntry, JournalFilter, Store};
 const MAX_LISTED: i64 = 200;
 
 /// What was held back for `addresses` since `since_us`: refused or discarded originals still kept.
+/// Malware is not listed: its links would deliver it without an administrator.
 async fn held_back(store: &Store, addresses: &[String], since_us: i64) -> Result<Vec<JournalEntry>> {
     let mut out = Vec::new();
     for outcome in ["refused", "discarded"] {
@@ -26,7 +27,7 @@ async fn held_back(store: &Store, addresses: &[String], since_us: i64) -> Result
         };
         for e in store.query_journal(&f).await? {
             let for_them = e.recipients.iter().any(|r| r.accepted && addresses.iter().any(|a| a.eq_ignore_ascii_case(&r.address)));
-            if e.replay_of.is_none() && for_them && store.body(&e.id).await?.is_some() {
+            if e.replay_of.is_none() && !e.is_malware() && for_them && store.body(&e.id).await?.is_some() {
                 out.push(e);
             }
         }

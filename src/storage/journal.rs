@@ -35,6 +35,11 @@ pub struct JournalEntry {
 }
 
 impl JournalEntry {
+    /// Refused for a virus or a blocked attachment: its content is for administrators only.
+    pub fn is_malware(&self) -> bool {
+        matches!(self.flag.as_deref(), Some("virus" | "blocked"))
+    }
+
     /// The transaction whose kept copy holds this record's message: a replay has none of its own.
     pub fn kept_as(&self) -> &str {
         self.replay_of.as_deref().unwrap_or(&self.id)

@@ -29,6 +29,16 @@ async fn check(web: &Web, token: &str) -> Result<link::Link, Response> {
     if web.store.link_used(&super::auth::token_hash(token)).await.unwrap_or(false) {
         return Err(answer(StatusCode::GONE, "Link used", "This link was used already: the message has been delivered."));
     }
+    // A link made before the message was known as malware (or by an older digest) gives no way
+    // around the administrator.
+    let f = crate::storage::JournalFilter { id: Some(l.id.clone()), limit: Some(1), ..Default::default() };
+    match web.store.query_journal(&f).await {
+        Ok(v) if v.first().is_some_and(|e| e.is_malware()) => {
+            return Err(answer(StatusCode::FORBIDDEN, "Not delivered", "This message carries a virus or a blocked attachment: only an administrator can deliver it."))
+        }
+        Ok(_) => {}
+        Err(_) => return Err(answer(StatusCode::INTERNAL_SERVER_ERROR, "Error", "Try again later.")),
+    }
     Ok(l)
 }
 

@@ -16,7 +16,7 @@ pub fn can_see(v: &Viewer, e: &JournalEntry) -> bool {
 /// A message flagged `virus` (or with a `blocked` attachment) is the admins' to download or
 /// deliver: a user sees its record only.
 pub fn may_have_content(v: &Viewer, e: &JournalEntry) -> bool {
-    v.is_admin() || !matches!(e.flag.as_deref(), Some("virus" | "blocked"))
+    v.is_admin() || !e.is_malware()
 }
 
 /// Narrows a search to what the viewer may see.
