@@ -112,6 +112,11 @@ impl Running {
         }
         self.proxies.stop();
         self.smtp.shutdown(grace).await;
+        // Copies of the last transactions and retrievals are recorded before the store closes
+        // (a recording retries for about 6 s at most).
+        if !self.intercept.settle(std::time::Duration::from_secs(10)).await {
+            tracing::error!("interception copies were still being recorded at shutdown");
+        }
         // The last minute's live figures.
         if let Err(e) = report::sample(&self.config, &self.store, &self.sampler).await {
             tracing::warn!("report figures not written at shutdown: {e:#}");

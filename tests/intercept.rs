@@ -532,3 +532,64 @@ async fn two_nodes_on_postgres_record_and_deliver_each_copy_once() {
     b.stop().await;
     db.drop_db().await;
 }
+
+#[tokio::test]
+async fn copies_of_the_last_transactions_are_recorded_before_shutdown() {
+    let export = tempfile::tempdir().unwrap();
+    let cap = Capture::start(CaptureOptions::default()).await;
+    let (config, dir) = config(cap.addr, "");
+    let gw = start_with(config.clone(), dir).await;
+    let now = sponts::clock::now_us();
+    gw.store.add_order(&order("LAST", "target@example.org", format!("dir:{}", export.path().display()), None, now - 1_000_000, now + 3_600_000_000)).await.unwrap();
+    gw.reload_orders().await;
+    let mut c = Client::connect(gw.addr).await;
+    c.expect("EHLO client.test", 250).await;
+    // Large enough that compressing the copies is still going on when the stop comes.
+    let body = "0123456789abcdef 0123456789abcdef 0123456789abcdef 0123456789abcdef\r\n".repeat(15_000);
+    for i in 0..10 {
+        let r = c.send_mail("a@partner.example", &["target@example.org"], format!("Subject: {i}\r\n\r\n{body}").as_bytes()).await;
+        assert!(r.starts_with("250"), "{r}");
+    }
+    drop(c);
+    // Stopped right after the last reply: the recordings still running are waited for.
+    let Gateway { running, dir, .. } = gw;
+    running.unwrap().stop(std::time::Duration::from_millis(200)).await;
+    let store = sponts::storage::Store::open(&config.storage.database_location()).await.unwrap();
+    assert_eq!(store.copies(Some("LAST"), 100).await.unwrap().len(), 10, "every transaction's copy");
+    let log = store.audit_log().await.unwrap();
+    assert_eq!(log.iter().filter(|e| e.action == "copy.record").count(), 10);
+    store.close().await;
+    drop(dir);
+}
+
+#[tokio::test]
+async fn settling_waits_for_every_recording_in_flight() {
+    let cap = Capture::start(CaptureOptions::default()).await;
+    let gw = gateway(cap.addr, "").await;
+    let export = tempfile::tempdir().unwrap();
+    let now = sponts::clock::now_us();
+    gw.store.add_order(&order("SETTLE", "target@example.org", format!("dir:{}", export.path().display()), None, now - 1_000_000, now + 3_600_000_000)).await.unwrap();
+    gw.reload_orders().await;
+    let intercept = gw.running.as_ref().unwrap().intercept.clone();
+    let orders = intercept.orders_for_addresses(["target@example.org"], now);
+    assert_eq!(orders.len(), 1);
+    let message = std::sync::Arc::new("a line of a large message to compress\r\n".repeat(50_000).into_bytes());
+    for i in 0..5 {
+        let event = sponts::intercept::Event {
+            time_us: now,
+            service: "pop3",
+            kind: "retrieve",
+            client: "127.0.0.1:40000".parse().unwrap(),
+            server: "127.0.0.1:110".parse().unwrap(),
+            session: format!("S{i}"),
+            tls: None,
+            details: serde_json::json!({}),
+            content: Some(message.clone()),
+        };
+        intercept.spawn_record(orders.clone(), event);
+    }
+    // Settled means recorded: all five are in the store the moment it returns.
+    assert!(intercept.settle(std::time::Duration::from_secs(30)).await);
+    assert_eq!(gw.store.copies(Some("SETTLE"), 100).await.unwrap().len(), 5);
+    gw.stop().await;
+}

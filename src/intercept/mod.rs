@@ -14,6 +14,7 @@ pub mod record;
 mod worker;
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock, Weak};
 use std::time::Duration;
 
@@ -34,6 +35,20 @@ pub struct Interception {
     store: Store,
     orders: RwLock<Arc<Vec<Order>>>,
     wake: Arc<tokio::sync::Notify>,
+    /// Copies being recorded right now, so a shutdown can wait for them.
+    in_flight: AtomicUsize,
+    settled: tokio::sync::Notify,
+}
+
+/// Counts one recording in flight for as long as it lives (a panic included).
+struct InFlight(Arc<Interception>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if self.0.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.settled.notify_waiters();
+        }
+    }
 }
 
 impl Interception {
@@ -41,7 +56,13 @@ impl Interception {
     /// returned handle is dropped.
     pub async fn start(config: &Config, store: Store) -> anyhow::Result<Arc<Interception>> {
         let orders = store.live_orders(crate::clock::now_us()).await?;
-        let me = Arc::new(Interception { store: store.clone(), orders: RwLock::new(Arc::new(orders)), wake: Arc::default() });
+        let me = Arc::new(Interception {
+            store: store.clone(),
+            orders: RwLock::new(Arc::new(orders)),
+            wake: Arc::default(),
+            in_flight: AtomicUsize::new(0),
+            settled: tokio::sync::Notify::new(),
+        });
         tokio::spawn(refresh(Arc::downgrade(&me)));
         tokio::spawn(worker::run(Arc::downgrade(&me), store, me.wake.clone(), worker::Settings::from_config(config)?));
         Ok(me)
@@ -112,6 +133,32 @@ impl Interception {
         }
     }
 
+    /// Records `event` for `orders` in a task of its own, counted until it is done.
+    pub fn spawn_record(self: &Arc<Self>, orders: Vec<Order>, event: Event) -> tokio::task::JoinHandle<()> {
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        let guard = InFlight(self.clone());
+        tokio::spawn(async move {
+            guard.0.record(orders, event).await;
+            drop(guard);
+        })
+    }
+
+    /// Waits (up to `grace`) until no copy is being recorded: at shutdown, after the sessions
+    /// have ended and before the store closes. False if some were still going.
+    pub async fn settle(&self, grace: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + grace;
+        loop {
+            // Made before the count is read, so a last decrement in between still wakes it.
+            let settled = self.settled.notified();
+            if self.in_flight.load(Ordering::Acquire) == 0 {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, settled).await.is_err() {
+                return false;
+            }
+        }
+    }
+
     /// The SMTP side: a transaction from or to a target, whatever its outcome. The copy is
     /// recorded in a task of its own, so the final reply is not held back by it (the message
     /// itself is already kept by the backup module, for everyone alike).
@@ -121,8 +168,7 @@ impl Interception {
             .chain(record.recipients.iter().filter_map(|r| r.delivered_to.as_deref()));
         let orders = self.orders_for_addresses(addresses, record.time_us);
         if !orders.is_empty() {
-            let (me, event) = (self.clone(), Event::smtp(record, server));
-            tokio::spawn(async move { me.record(orders, event).await });
+            self.spawn_record(orders, Event::smtp(record, server));
         }
     }
 }

@@ -220,8 +220,7 @@ fn intercept(shared: &Shared, info: &Session, tls: Option<String>, orders: Vec<c
         details,
         content: content.map(Arc::new),
     };
-    let interception = shared.intercept.clone();
-    tokio::spawn(async move { interception.record(orders, event).await })
+    shared.intercept.spawn_record(orders, event)
 }
 
 /// Orders that take effect now for a session of `login`.
