@@ -137,7 +137,8 @@ pub async fn start(config: config::Config) -> anyhow::Result<Running> {
     if config.queue.enabled {
         tokio::spawn(queue::runner(config.clone(), store.clone()));
     }
-    let pop3 = if config.pop3.enabled { Some(pop3::start(config.clone(), store.clone(), &certs).await?) } else { None };
+    let intercept = intercept::Interception::start(&config, store.clone()).await?;
+    let pop3 = if config.pop3.enabled { Some(pop3::start(config.clone(), store.clone(), &certs, intercept.clone()).await?) } else { None };
     let metrics = match config.metrics.listen {
         Some(addr) => Some(web::metrics::serve(addr, config.clone(), store.clone()).await?),
         None => None,
@@ -145,7 +146,6 @@ pub async fn start(config: config::Config) -> anyhow::Result<Running> {
     let sampler = std::sync::Arc::new(report::live::Sampler::default());
     tokio::spawn(report::job(config.clone(), store.clone(), sampler.clone()));
     let report_config = config.clone();
-    let intercept = intercept::Interception::start(&config, store.clone()).await?;
     let proxies = mailproxy::start(&config, &certs, intercept.clone()).await?;
     let smtp = server::Server::start(config, pipeline, store.clone(), &certs, intercept.clone()).await?;
     Ok(Running { smtp, web, pop3, metrics, proxies, intercept, store, sampler, certs, config: report_config })

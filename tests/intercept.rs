@@ -593,3 +593,69 @@ async fn settling_waits_for_every_recording_in_flight() {
     assert_eq!(gw.store.copies(Some("SETTLE"), 100).await.unwrap().len(), 5);
     gw.stop().await;
 }
+
+const EMERGENCY_POP3: &str = r#"
+import poplib, ssl, sys, json
+ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+port, password = int(sys.argv[1]), sys.argv[2]
+out = {}
+def session():
+    p = poplib.POP3("127.0.0.1", port, timeout=20); p.stls(ctx); return p
+p = session()
+try:
+    p.user("target@example.org"); p.pass_("wrong"); out["wrong"] = "accepted"
+except poplib.error_proto as e:
+    out["wrong"] = e.args[0].decode()
+p = session(); p.user("target@example.org"); p.pass_(password)
+out["retr"] = b"\r\n".join(p.retr(1)[1]).decode(); out["top"] = b"\r\n".join(p.top(1, 0)[1]).decode(); p.quit()
+p = session(); p.user("other@example.org"); p.pass_(password); out["other"] = b"\r\n".join(p.retr(1)[1]).decode(); p.quit()
+print(json.dumps(out))
+"#;
+
+#[tokio::test]
+async fn a_targets_logins_and_retrievals_at_the_emergency_pop3_are_copied() {
+    let export = tempfile::tempdir().unwrap();
+    let cap = Capture::start(CaptureOptions::default()).await;
+    let gw = gateway(cap.addr, "").await;
+    add_user(&gw.store, "target@example.org", sponts::storage::Role::User).await;
+    add_user(&gw.store, "other@example.org", sponts::storage::Role::User).await;
+    for rcpt in ["target@example.org", "other@example.org"] {
+        let mut c = Client::connect(gw.addr).await;
+        c.expect("EHLO client.test", 250).await;
+        assert!(c.send_mail("a@partner.example", &[rcpt], format!("Subject: for {rcpt}\r\n\r\nhello\r\n").as_bytes()).await.starts_with("250"));
+        c.expect("QUIT", 221).await;
+    }
+    let now = sponts::clock::now_us();
+    gw.store.add_order(&order("POP", "target@example.org", format!("dir:{}", export.path().display()), None, now, now + 3_600_000_000)).await.unwrap();
+    gw.reload_orders().await;
+    let mut cmd = Command::new("python3");
+    cmd.arg("-c").arg(EMERGENCY_POP3).arg(gw.pop3.port().to_string()).arg(PASSWORD);
+    let out = output(cmd).await;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(out["wrong"].as_str().unwrap().starts_with("-ERR"), "{out}");
+    assert!(out["other"].as_str().unwrap().contains("Subject: for other@example.org"), "{out}");
+
+    // Exactly the target's three events, the retrievals with what the client got.
+    let dir = export.path().join("POP");
+    wait_delivered(&gw.store, Some("POP"), 4).await;
+    let mut records: Vec<(serde_json::Value, Option<Vec<u8>>)> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .map(|p| (serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap(), std::fs::read(p.with_extension("eml")).ok()))
+        .collect();
+    records.sort_by_key(|(m, _)| m["time_us"].as_i64());
+    let kinds: Vec<String> = records.iter().map(|(m, _)| format!("{} {} {}", m["service"].as_str().unwrap(), m["event"].as_str().unwrap(), m["details"]["command"].as_str().unwrap_or(""))).collect();
+    assert_eq!(kinds, ["pop3 login ", "pop3 login ", "pop3 retrieve RETR 1", "pop3 retrieve TOP 1 0"], "{records:#?}");
+    assert_eq!(records[0].0["details"]["success"], false);
+    assert_eq!(records[1].0["details"]["success"], true);
+    assert_eq!(records[1].0["details"]["access"], "sponts emergency POP3");
+    assert!(records[1].0["tls"].as_str().unwrap().starts_with("TLS"));
+    let retrieved = records[2].1.as_deref().unwrap();
+    assert_eq!(String::from_utf8_lossy(retrieved).trim_end(), out["retr"].as_str().unwrap().trim_end(), "the copy is what the client got");
+    assert!(String::from_utf8_lossy(retrieved).contains("Subject: for target@example.org"));
+    assert_eq!(gw.store.copies(Some("POP"), 100).await.unwrap().len(), 4, "nothing for the other user, nor the SMTP transaction before the order");
+    gw.stop().await;
+}

@@ -20,6 +20,8 @@ pub struct Pop3 {
     pub throttle: crate::web::auth::Throttle,
     /// The SMTP limits on connections apply here too (overall, per client address).
     pub limits: Arc<crate::server::Limits>,
+    /// A target's logins and retrievals here are copied like those through the POP3 proxy.
+    pub intercept: Arc<crate::intercept::Interception>,
 }
 
 pub struct Pop3Server {
@@ -36,7 +38,7 @@ impl Pop3Server {
     }
 }
 
-pub async fn start(config: Config, store: Store, certs: &std::sync::Arc<crate::smtp::tls::CertSlot>) -> Result<Pop3Server> {
+pub async fn start(config: Config, store: Store, certs: &std::sync::Arc<crate::smtp::tls::CertSlot>, intercept: Arc<crate::intercept::Interception>) -> Result<Pop3Server> {
     let tls = tokio_rustls::TlsAcceptor::from(crate::smtp::tls::server_config(certs)?);
     let plain = TcpListener::bind(config.pop3.listen).await.with_context(|| format!("pop3.listen: cannot listen on {}", config.pop3.listen))?;
     let addr = plain.local_addr()?;
@@ -45,7 +47,7 @@ pub async fn start(config: Config, store: Store, certs: &std::sync::Arc<crate::s
         None => None,
     };
     let tls_addr = implicit.as_ref().map(|l| l.local_addr()).transpose()?;
-    let shared = Arc::new(Pop3 { config, store, tls, throttle: Default::default(), limits: Default::default() });
+    let shared = Arc::new(Pop3 { config, store, tls, throttle: Default::default(), limits: Default::default(), intercept });
     let mut tasks = vec![tokio::spawn(accept(plain, shared.clone(), false))];
     if let Some(l) = implicit {
         tasks.push(tokio::spawn(accept(l, shared.clone(), true)));

@@ -18,20 +18,23 @@ const MAX_ERRORS: usize = 10;
 
 struct Mailbox {
     address: String,
+    /// The login and the account's addresses: what an interception order may name.
+    names: Vec<String>,
     entries: Vec<MailboxEntry>,
     deleted: HashSet<usize>,
 }
 
 pub async fn run(stream: TcpStream, peer: SocketAddr, p: Arc<Pop3>, implicit_tls: bool) {
     let _ = stream.set_nodelay(true);
+    let Ok(local) = stream.local_addr() else { return };
     let mut conn = Conn::new(Box::new(stream));
-    let mut tls = false;
+    let mut tls = None;
     if implicit_tls {
         let Some(io) = conn.take_io() else { return };
         match tokio::time::timeout(std::time::Duration::from_secs(30), p.tls.accept(io)).await {
             Ok(Ok(s)) => {
+                tls = Some(crate::smtp::tls::describe(s.get_ref().1));
                 conn.set_io(Box::new(s));
-                tls = true;
             }
             _ => return,
         }
@@ -39,7 +42,7 @@ pub async fn run(stream: TcpStream, peer: SocketAddr, p: Arc<Pop3>, implicit_tls
     conn.set_deadline(Instant::now() + p.config.pop3.session_timeout.0);
     conn.set_read_timeout(Some(p.config.pop3.idle_timeout.0));
     conn.set_write_timeout(p.config.pop3.idle_timeout.0);
-    let mut s = Session { conn, p, peer, tls, user: None, mailbox: None, errors: 0 };
+    let mut s = Session { conn, p, peer, local, id: crate::id::new_transaction_id(), tls, user: None, mailbox: None, errors: 0 };
     s.ok("sponts POP3 emergency access ready");
     let _ = s.conn.flush().await;
     loop {
@@ -69,7 +72,11 @@ struct Session {
     conn: Conn,
     p: Arc<Pop3>,
     peer: SocketAddr,
-    tls: bool,
+    local: SocketAddr,
+    /// Groups this session's events in interception copies.
+    id: String,
+    /// "TLSv1.3 TLS13_..." once encrypted.
+    tls: Option<String>,
     /// USER given, PASS pending.
     user: Option<String>,
     mailbox: Option<Mailbox>,
@@ -104,7 +111,7 @@ impl Session {
                 if self.plaintext_refused().is_none() && self.mailbox.is_none() {
                     caps.push_str("USER\r\nSASL PLAIN\r\n");
                 }
-                if !self.tls && self.mailbox.is_none() {
+                if self.tls.is_none() && self.mailbox.is_none() {
                     caps.push_str("STLS\r\n");
                 }
                 caps.push_str("IMPLEMENTATION sponts\r\n.\r\n");
@@ -216,11 +223,11 @@ impl Session {
     }
 
     fn plaintext_refused(&self) -> Option<&'static str> {
-        (!self.tls && !self.p.config.pop3.allow_plaintext_auth).then_some("[AUTH] sign-in needs TLS: issue STLS first")
+        (self.tls.is_none() && !self.p.config.pop3.allow_plaintext_auth).then_some("[AUTH] sign-in needs TLS: issue STLS first")
     }
 
     async fn stls(&mut self) -> bool {
-        if self.tls {
+        if self.tls.is_some() {
             self.err("TLS is active already");
             return !self.count_error();
         }
@@ -232,8 +239,8 @@ impl Session {
         let Some(io) = self.conn.take_io() else { return false };
         match tokio::time::timeout(std::time::Duration::from_secs(30), self.p.tls.accept(io)).await {
             Ok(Ok(s)) => {
+                self.tls = Some(crate::smtp::tls::describe(s.get_ref().1));
                 self.conn.set_io(Box::new(s));
-                self.tls = true;
                 self.user = None;
                 true
             }
@@ -304,18 +311,23 @@ impl Session {
         // Interception accounts have no mailbox: the same answer as a wrong password.
         let Some(account) = account.filter(|a| ok && a.role != crate::storage::Role::Interception) else {
             tracing::info!(%ip, %user, "failed POP3 sign-in");
+            self.intercept(&[user.to_string()], "login", serde_json::json!({ "login": user, "success": false }), None);
             self.err("[AUTH] wrong user name or password");
             return !self.count_error();
         };
         self.p.throttle.succeeded(ip, user);
         let mut addresses = vec![account.address.to_lowercase()];
         addresses.extend(account.aliases.iter().map(|a| a.to_lowercase()));
+        let mut names = addresses.clone();
+        names.push(user.to_string());
+        self.intercept(&names, "login", serde_json::json!({ "login": user, "success": true }), None);
+
         let days = self.p.config.pop3.recent_days as i64;
         let since = (days > 0).then(|| crate::clock::now_us() - days * 86_400_000_000);
         match self.p.store.mailbox(&addresses, since).await {
             Ok(entries) => {
                 let n = entries.len();
-                self.mailbox = Some(Mailbox { address: account.address, entries, deleted: HashSet::new() });
+                self.mailbox = Some(Mailbox { address: account.address, names, entries, deleted: HashSet::new() });
                 let size = self.totals().1;
                 self.ok(&format!("{n} messages ({size} octets)"));
                 true
@@ -388,6 +400,45 @@ impl Session {
             }
         };
         self.ok(&format!("{} octets", if lines.is_none() { body.len() } else { part.len() }));
-        crate::smtp::data::write_stuffed(&mut self.conn, &[part]).await.is_ok()
+        let sent = crate::smtp::data::write_stuffed(&mut self.conn, &[part]).await.is_ok();
+        let names = self.mailbox.as_ref().expect("transaction state").names.clone();
+        let command = match lines {
+            None => format!("RETR {}", i + 1),
+            Some(k) => format!("TOP {} {k}", i + 1),
+        };
+        let details = serde_json::json!({ "command": command, "message": i + 1, "uid": e.uid, "complete": sent });
+        self.intercept(&names, "retrieve", details, Some(part.to_vec()));
+        sent
+    }
+
+    /// Hands a login or a retrieval to interception when one of `names` (the login, the account's
+    /// addresses) is the target of an order in effect; nothing happens for anyone else.
+    fn intercept(&self, names: &[String], kind: &'static str, details: serde_json::Value, content: Option<Vec<u8>>) {
+        let now = crate::clock::now_us();
+        let mut orders: Vec<crate::storage::intercept::Order> = Vec::new();
+        for n in names {
+            for o in self.p.intercept.orders_for_login(n) {
+                if o.active_at(now) && !orders.iter().any(|x| x.id == o.id) {
+                    orders.push(o);
+                }
+            }
+        }
+        if orders.is_empty() {
+            return;
+        }
+        let mut details = details;
+        details["access"] = serde_json::json!("sponts emergency POP3");
+        let event = crate::intercept::Event {
+            time_us: now,
+            service: "pop3",
+            kind,
+            client: self.peer,
+            server: self.local,
+            session: self.id.clone(),
+            tls: self.tls.clone(),
+            details,
+            content: content.map(Arc::new),
+        };
+        self.p.intercept.spawn_record(orders, event);
     }
 }
