@@ -89,6 +89,11 @@ async fn queue_and_drain(extra: &str) {
     let e = journal_entry(&gw.store, &ids[19]).await;
     assert_eq!(e.outcome, "delivered");
     assert!(e.final_reply.contains("queued as CAPTURE"), "{}", e.final_reply);
+    // The Report's load out counts them when they went out, their bytes as delivered.
+    let rows = gw.store.stats_rows(0, i64::MAX, false).await.unwrap();
+    let sum = |metric: &str| rows.iter().filter(|r| r.1 == metric).map(|r| r.3).sum::<i64>();
+    assert_eq!((sum("messages_in"), sum("queued"), sum("messages_out")), (20, 20, 20));
+    assert_eq!(sum("bytes_out"), d.iter().map(|m| m.data.len() as i64).sum::<i64>());
     gw.stop().await;
 }
 

@@ -81,14 +81,21 @@ impl Store {
         })
     }
 
-    /// The message is through: it leaves the queue (only by the node that holds its lease) and its
-    /// journal entry takes the outcome, in one transaction, so the two never disagree.
+    /// The message is through: it leaves the queue (only by the node that holds its lease), its
+    /// journal entry takes the outcome and, when delivered, the Report's load out counts it in
+    /// this hour — in one transaction, so the three never disagree.
     pub async fn dequeue(&self, id: &str, node: &str, outcome: &str, final_reply: &str) -> Result<()> {
         with_pool!(self, pool => {
             let mut tx = pool.begin_write().await?;
-            let gone = sqlx::query("DELETE FROM queue WHERE id = $1 AND leased_by = $2").bind(id).bind(node).execute(&mut *tx).await?;
-            if gone.rows_affected() == 1 {
+            let size: Option<i64> = sqlx::query_scalar("DELETE FROM queue WHERE id = $1 AND leased_by = $2 RETURNING size").bind(id).bind(node).fetch_optional(&mut *tx).await?;
+            if let Some(size) = size {
                 sqlx::query("UPDATE journal SET outcome = $1, final_reply = $2 WHERE id = $3").bind(outcome).bind(final_reply).bind(id).execute(&mut *tx).await?;
+                if outcome == "delivered" {
+                    let now = crate::clock::now_us();
+                    let hour = now - now.rem_euclid(super::stats::HOUR_US);
+                    let out = [(hour, "messages_out".to_string(), String::new(), 1), (hour, "bytes_out".to_string(), String::new(), size)];
+                    super::stats::add_in(&mut tx, &out).await?;
+                }
             }
             tx.commit().await?;
             Ok(())
