@@ -130,6 +130,22 @@ async fn figures_match_a_known_mix_of_traffic() {
     assert_eq!(f["decided_by"]["virus"], 1, "{f}");
     assert_eq!(f["decided_by"]["uce"], 2, "{f}");
     assert_eq!(f["reasons"]["spam by uce"], 1, "{f}");
+    // Prometheus has the same rates and load, as counters of this process.
+    let admin_token = common::http::login(gw.web, "admin@example.org", common::PASSWORD).await.unwrap().token;
+    let m = common::http::request(gw.web, "GET", "/metrics", &[("Authorization", &format!("Bearer {admin_token}"))], None).await.text();
+    for line in [
+        "sponts_messages_total{class=\"clean\"} 2".to_string(),
+        "sponts_messages_total{class=\"virus\"} 1".into(),
+        "sponts_messages_total{class=\"tempfailed\"} 1".into(),
+        "sponts_messages_total{class=\"discarded\"} 1".into(),
+        "sponts_messages_total{class=\"spam\"} 1".into(),
+        "sponts_received_messages_total 5".into(),
+        format!("sponts_received_bytes_total {sizes}"),
+        "sponts_delivered_messages_total 2".into(),
+        format!("sponts_delivered_bytes_total {}", 2 * clean.len()),
+    ] {
+        assert!(m.lines().any(|l| l == line), "{line} in:\n{m}");
+    }
     // clamd saw every message that reached DATA, and found one virus.
     let clamd_row = f["scanners"]
         .as_array()

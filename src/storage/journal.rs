@@ -216,7 +216,8 @@ impl Store {
                 q.execute(&mut *tx).await?;
             }
             // The hourly figures, in the same transaction: one writer, one commit.
-            super::stats::add_in(&mut tx, &super::stats::deltas(entries)).await?;
+            let deltas = super::stats::deltas(entries);
+            super::stats::add_in(&mut tx, &deltas).await?;
             for chunk in atts.chunks(ROWS_PER_STATEMENT) {
                 let sql = format!("INSERT INTO journal_attachment (journal_id, position, filename, mime_type, size) VALUES {}", values(chunk.len(), 5));
                 let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
@@ -226,6 +227,7 @@ impl Store {
                 q.execute(&mut *tx).await?;
             }
             tx.commit().await?;
+            super::stats::note_committed(&deltas);
             Ok(())
         })
     }

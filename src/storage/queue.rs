@@ -95,6 +95,9 @@ impl Store {
                     let hour = now - now.rem_euclid(super::stats::HOUR_US);
                     let out = [(hour, "messages_out".to_string(), String::new(), 1), (hour, "bytes_out".to_string(), String::new(), size)];
                     super::stats::add_in(&mut tx, &out).await?;
+                    tx.commit().await?;
+                    super::stats::note_committed(&out);
+                    return Ok(());
                 }
             }
             tx.commit().await?;

@@ -95,6 +95,26 @@ pub fn deltas(entries: &[JournalEntry]) -> Vec<StatDelta> {
     d
 }
 
+/// This process's totals of the traffic figures it committed (classes, messages and bytes in
+/// and out), for Prometheus counters; the hourly rows are the durable, all-node figures.
+static COMMITTED: std::sync::Mutex<BTreeMap<(String, String), i64>> = std::sync::Mutex::new(BTreeMap::new());
+
+/// The metrics counted in [`committed_totals`].
+const COUNTED: [&str; 5] = ["class", "messages_in", "bytes_in", "messages_out", "bytes_out"];
+
+/// Adds increments that have just been committed to this process's totals.
+pub(super) fn note_committed(deltas: &[StatDelta]) {
+    let mut totals = COMMITTED.lock().expect("totals lock");
+    for (_, metric, key, value) in deltas.iter().filter(|d| COUNTED.contains(&d.1.as_str())) {
+        *totals.entry((metric.clone(), key.clone())).or_default() += value;
+    }
+}
+
+/// This process's committed totals: (metric, key) → sum since start.
+pub fn committed_totals() -> BTreeMap<(String, String), i64> {
+    COMMITTED.lock().expect("totals lock").clone()
+}
+
 /// Sums increments per row: one upsert per (hour, metric, key).
 fn summed(deltas: &[StatDelta]) -> Vec<((i64, &str, &str), i64)> {
     let mut sum: BTreeMap<(i64, &str, &str), i64> = BTreeMap::new();
