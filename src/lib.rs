@@ -66,8 +66,9 @@ pub struct Running {
 impl Running {
     /// Applies a new config (SIGHUP): the TLS certificate of every listener, and for new SMTP
     /// sessions everything of the gateway (modules, limits, backend, domains). Sessions in flight
-    /// finish as they began. Listener addresses, storage and the web, POP3, queue and digest
-    /// settings take effect at the next restart: those that changed are returned. On an error
+    /// finish as they began. Listener addresses, storage, logging and the web, POP3, queue,
+    /// digest, report, metrics, interception and proxy settings take effect at the next restart:
+    /// those that changed are returned (and logged). On an error
     /// nothing changes.
     pub async fn reload(&mut self, new: config::Config) -> anyhow::Result<Vec<&'static str>> {
         let old = &self.config;
@@ -83,6 +84,7 @@ impl Running {
             ("intercept", format!("{:?}", old.intercept) != format!("{:?}", new.intercept)),
             ("pop3_proxy", format!("{:?}", old.pop3_proxy) != format!("{:?}", new.pop3_proxy)),
             ("imap_proxy", format!("{:?}", old.imap_proxy) != format!("{:?}", new.imap_proxy)),
+            ("log", format!("{:?}", old.log) != format!("{:?}", new.log)),
         ]
         .into_iter()
         .filter_map(|(key, changed)| changed.then_some(key))

@@ -1,8 +1,16 @@
 //! Logging: human-readable lines by default, JSON lines with `log.format = "json"`; both on
-//! stderr, which journald picks up as it is.
+//! stderr. Under systemd with stderr going to the journal (`JOURNAL_STREAM` set), each line
+//! starts with its syslog priority (`<3>` error, `<4>` warning, `<6>` info, `<7>` debug), which
+//! journald takes as the entry's priority, and text lines leave the time to journald.
 
+use std::fmt;
+
+use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::filter::{LevelFilter, Targets};
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::config::{LogConfig, LogFormat};
@@ -12,12 +20,44 @@ pub fn init(c: &LogConfig) {
     // Our own events at the configured level; dependencies only when they warn.
     let filter = Targets::new().with_default(LevelFilter::WARN.min(level)).with_target("sponts", level);
     let registry = tracing_subscriber::registry().with(filter);
-    let result = match c.format {
-        LogFormat::Text => {
+    let journal = std::env::var_os("JOURNAL_STREAM").is_some();
+    let layer = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let result = match (c.format, journal) {
+        (LogFormat::Text, false) => {
             let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-            registry.with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_target(false).with_ansi(ansi)).try_init()
+            registry.with(layer.with_target(false).with_ansi(ansi)).try_init()
         }
-        LogFormat::Json => registry.with(tracing_subscriber::fmt::layer().json().with_writer(std::io::stderr)).try_init(),
+        (LogFormat::Text, true) => {
+            let format = tracing_subscriber::fmt::format().with_target(false).with_ansi(false).without_time();
+            registry.with(layer.with_ansi(false).event_format(Priority(format))).try_init()
+        }
+        (LogFormat::Json, false) => registry.with(layer.json()).try_init(),
+        (LogFormat::Json, true) => registry.with(layer.event_format(Priority(tracing_subscriber::fmt::format().json()))).try_init(),
     };
     let _ = result;
+}
+
+/// The syslog priority of a level, as journald reads it from a line's start.
+pub fn priority(level: &Level) -> u8 {
+    match *level {
+        Level::ERROR => 3,
+        Level::WARN => 4,
+        Level::INFO => 6,
+        _ => 7,
+    }
+}
+
+/// Puts `<N>` before each event of the wrapped format.
+struct Priority<F>(F);
+
+impl<S, N, F> FormatEvent<S, N> for Priority<F>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+    F: FormatEvent<S, N>,
+{
+    fn format_event(&self, ctx: &FmtContext<'_, S, N>, mut writer: Writer<'_>, event: &Event<'_>) -> fmt::Result {
+        write!(writer, "<{}>", priority(event.metadata().level()))?;
+        self.0.format_event(ctx, writer, event)
+    }
 }

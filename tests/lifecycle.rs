@@ -198,3 +198,35 @@ async fn logs_are_text_or_json_lines() {
         }
     }
 }
+
+#[tokio::test]
+async fn under_journald_each_line_carries_its_priority() {
+    let cap = Capture::start(CaptureOptions::default()).await;
+    let files = Files::new();
+    let smtp = dead_address();
+    files.certificate("journal.test.example");
+    files.write(smtp, cap.addr, "journal.test.example", "");
+    // systemd sets JOURNAL_STREAM when stderr goes to the journal.
+    let server = Command::new(env!("CARGO_BIN_EXE_sponts"))
+        .args(["serve", "--config"])
+        .arg(&files.cfg)
+        .env("JOURNAL_STREAM", "8:4242")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_listening(smtp).await;
+    // A [log] change takes effect at the next restart: SIGHUP says so with a warning.
+    let text = std::fs::read_to_string(&files.cfg).unwrap().replace("level = \"info\"", "level = \"debug\"");
+    std::fs::write(&files.cfg, text).unwrap();
+    signal(&server, "HUP");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    signal(&server, "TERM");
+    let out = tokio::task::spawn_blocking(move || server.wait_with_output().unwrap()).await.unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert!(!lines.is_empty() && lines.iter().all(|l| l.starts_with('<')), "{stderr}");
+    assert!(lines.iter().any(|l| l.starts_with("<6>") && l.contains("sponts is accepting mail")), "info at 6: {stderr}");
+    assert!(lines.iter().any(|l| l.starts_with("<4>") && l.contains("log: changed; takes effect at the next restart")), "warning at 4: {stderr}");
+    let this_year = &sponts::clock::rfc3339(sponts::clock::now_us())[..5];
+    assert!(!stderr.contains(this_year), "no time of our own (journald has it): {stderr}");
+}
