@@ -304,3 +304,95 @@ async fn a_session_quiet_for_the_idle_timeout_is_closed() {
     assert!(out["quiet"].as_str().unwrap().starts_with("closed"), "{out}");
     gw.stop().await;
 }
+
+const COMPRESSING_CLIENTS: &str = r#"
+import imaplib, ssl, sys, json, zlib
+ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+port = int(sys.argv[1])
+imaplib.Commands["COMPRESS"] = ("AUTH", "SELECTED")
+
+class Deflating(imaplib.IMAP4_SSL):
+    """imaplib with COMPRESS=DEFLATE (RFC 4978): raw DEFLATE both ways, sync-flushed."""
+    zon = False
+    def compress(self):
+        typ, _ = self._simple_command("COMPRESS", "DEFLATE")
+        if typ != "OK":
+            raise RuntimeError("COMPRESS refused")
+        self.zin, self.zout, self.zbuf, self.zon = zlib.decompressobj(-15), zlib.compressobj(6, zlib.DEFLATED, -15), b"", True
+    def send(self, data):
+        if self.zon:
+            data = self.zout.compress(data) + self.zout.flush(zlib.Z_SYNC_FLUSH)
+        self.sock.sendall(data)
+    def fill(self):
+        chunk = self.sock.recv(65536)
+        if not chunk:
+            raise EOFError("closed")
+        self.zbuf += self.zin.decompress(chunk)
+    def read(self, size):
+        if not self.zon:
+            return super().read(size)
+        while len(self.zbuf) < size:
+            self.fill()
+        out, self.zbuf = self.zbuf[:size], self.zbuf[size:]
+        return out
+    def readline(self):
+        if not self.zon:
+            return super().readline()
+        while b"\n" not in self.zbuf:
+            self.fill()
+        i = self.zbuf.index(b"\n") + 1
+        out, self.zbuf = self.zbuf[:i], self.zbuf[i:]
+        return out
+
+out = {}
+for user in ("target", "other"):
+    m = Deflating("127.0.0.1", port, ssl_context=ctx, timeout=20)
+    m.login(user, user + "-pass")
+    caps = m.capability()[1][0].decode().split()
+    m.compress()
+    m.select("INBOX")
+    body = m.fetch("1", "(BODY.PEEK[])")[1][0][1].decode()
+    m.append("INBOX", None, None, ("Subject: compressed upload by %s\r\n\r\n%s\r\n" % (user, "z" * 5000)).encode())
+    after = m.capability()[1][0].decode().split()
+    m.logout()
+    out[user] = {"caps": caps, "body": body, "caps_after": after}
+print(json.dumps(out))
+"#;
+
+#[tokio::test]
+async fn a_target_may_compress_like_anyone_and_is_copied_all_the_same() {
+    let dovecot = tokio::task::spawn_blocking(Dovecot::start).await.unwrap();
+    let big = format!("Subject: large\r\n\r\n{}\r\n", "compressible line of text\r\n".repeat(4000));
+    dovecot.deliver("target", big.as_bytes());
+    dovecot.deliver("other", b"Subject: for the other\r\n\r\nhi\r\n");
+    let export = tempfile::tempdir().unwrap();
+    let cap = Capture::start(CaptureOptions::default()).await;
+    let extra = format!("[imap_proxy]\ntls_listen = [\"127.0.0.1:0\"]\nbackend = \"{}\"\nbackend_tls = \"tls\"\n", dovecot.imaps);
+    let gw = gateway(cap.addr, &extra).await;
+    gw.store.add_order(&order_for_target("LIZ", export.path())).await.unwrap();
+    gw.reload_orders().await;
+    let port = gw.running.as_ref().unwrap().proxies.imap_tls[0].port();
+    let script = format!("import sys; sys.argv[1:] = ['{port}']\n{COMPRESSING_CLIENTS}");
+    let out = tokio::task::spawn_blocking(move || python(&script)).await.unwrap();
+    let out: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+
+    // The same capabilities for both, COMPRESS=DEFLATE among them; the mail as it is.
+    assert_eq!(out["target"]["caps"], out["other"]["caps"], "{out}");
+    assert!(out["target"]["caps"].as_array().unwrap().iter().any(|c| c == "COMPRESS=DEFLATE"), "{out}");
+    assert!(out["target"]["caps_after"].as_array().unwrap().iter().any(|c| c == "IMAP4rev1"), "commands go on after COMPRESS: {out}");
+    assert_eq!(out["target"]["body"].as_str().unwrap(), big);
+    assert_eq!(out["other"]["body"].as_str().unwrap(), "Subject: for the other\r\n\r\nhi\r\n");
+    let upload = |u: &str| format!("Subject: compressed upload by {u}\r\n\r\n{}\r\n", "z".repeat(5000)).into_bytes();
+    assert!(dovecot.messages("target").contains(&upload("target")));
+    assert!(dovecot.messages("other").contains(&upload("other")));
+
+    // The target's retrieval and upload, read through the compression, byte for byte.
+    let dir = export.path().join("LIZ");
+    settled(&gw.store, "LIZ", &dir, 3).await;
+    let records = exported(&dir);
+    let kinds: Vec<String> = records.iter().map(|(m, _)| format!("{} {}", m["service"].as_str().unwrap(), m["event"].as_str().unwrap())).collect();
+    assert_eq!(kinds, ["imap login", "imap retrieve", "imap append"], "{records:#?}");
+    assert_eq!(records[1].1.as_deref(), Some(big.as_bytes()));
+    assert_eq!(records[2].1.as_deref(), Some(&upload("target")[..]));
+    gw.stop().await;
+}

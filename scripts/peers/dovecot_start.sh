@@ -6,9 +6,9 @@
 # DIR/mail/USER/Maildir (cur/new/tmp created here, so a test can drop a message into new/;
 # owned by the mail user: the user running this script, or the system user mail when that is
 # root). Four free loopback ports: IMAP (STARTTLS), POP3 (STLS), IMAPS and POP3S. Plaintext
-# LOGIN/USER is allowed without TLS; mechanisms PLAIN and LOGIN. A refused login is answered
-# after about 0.5 s, always (auth_failure_delay 0, no per-IP penalty). APPENDed messages are
-# stored with their CRLF line ends (mail_save_crlf).
+# LOGIN/USER is allowed without TLS; mechanisms PLAIN and LOGIN; COMPRESS=DEFLATE after login.
+# A refused login is answered after about 0.5 s, always (auth_failure_delay 0, no per-IP
+# penalty). APPENDed messages are stored with their CRLF line ends (mail_save_crlf).
 #
 # Usage: scripts/peers/dovecot_start.sh DIR
 #   Waits (at most SPONTS_PEER_WAIT seconds, default 60) until all four ports accept and the IMAP
@@ -91,6 +91,11 @@ userdb {
 mail_location = maildir:$DIR/mail/%u/Maildir
 # A message is stored as received (CRLF), not converted to LF: files match what a client sent.
 mail_save_crlf = yes
+# IMAP COMPRESS=DEFLATE (RFC 4978) after login, as many installations offer it.
+mail_plugins = \$mail_plugins zlib
+protocol imap {
+  mail_plugins = \$mail_plugins imap_zlib
+}
 mail_uid = $MAIL_UID
 mail_gid = $MAIL_GID
 first_valid_uid = $MAIL_UID

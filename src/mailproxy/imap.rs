@@ -207,8 +207,8 @@ async fn relay_until_tagged(tag: &str, backend: &mut Stream, client: &mut Stream
 enum Go {
     /// A continuation request ("+"): the literal may follow.
     Continue,
-    /// A tagged reply: that command is over.
-    Tagged(String),
+    /// A tagged reply (its tag, and whether it was OK): that command is over.
+    Tagged(String, bool),
 }
 
 /// A target's session after login, both directions at once. Each copy is recorded in a task of
@@ -220,8 +220,10 @@ pub async fn target_session(client: Stream, backend: Stream, shared: &Shared, in
     let (go_tx, mut go_rx) = tokio::sync::mpsc::unbounded_channel();
     let (up_done, up_done_rx) = tokio::sync::oneshot::channel::<()>();
     let who = Who { shared, info, tls: tls.as_deref(), login };
+    // The tag of a COMPRESS DEFLATE sent on: its OK turns both directions to DEFLATE.
+    let compressing = std::sync::Mutex::new(None::<String>);
     let up = async {
-        let r = uploads(&mut from_client, &mut to_backend, &mut go_rx, shared.config.idle_timeout.0, &who).await;
+        let r = uploads(&mut from_client, &mut to_backend, &mut go_rx, shared.config.idle_timeout.0, &who, &compressing).await;
         to_backend.shutdown().await;
         let _ = up_done.send(());
         r
@@ -233,7 +235,7 @@ pub async fn target_session(client: Stream, backend: Stream, shared: &Shared, in
             tokio::time::sleep(std::time::Duration::from_secs(10)).await;
         };
         let r = tokio::select! {
-            r = downloads(&mut from_backend, &mut to_client, &go_tx, &who) => r,
+            r = downloads(&mut from_backend, &mut to_client, &go_tx, &who, &compressing) => r,
             _ = grace => Ok(()),
         };
         to_client.shutdown().await;
@@ -262,20 +264,33 @@ impl Who<'_> {
 }
 
 /// Client to backend: commands relayed; each APPENDed message copied as it passes.
-async fn uploads(from: &mut Reader, to: &mut Writer, go: &mut tokio::sync::mpsc::UnboundedReceiver<Go>, idle: std::time::Duration, who: &Who<'_>) -> Result<()> {
+async fn uploads(
+    from: &mut Reader,
+    to: &mut Writer,
+    go: &mut tokio::sync::mpsc::UnboundedReceiver<Go>,
+    idle: std::time::Duration,
+    who: &Who<'_>,
+    compressing: &std::sync::Mutex<Option<String>>,
+) -> Result<()> {
     loop {
         let Some(mut line) = timeout(idle, from.line(MAX_LINE)).await.context("idle")?? else { return Ok(()) };
         let text = String::from_utf8_lossy(&line).trim_end().to_string();
-        let (tag, command, _) = split_command(&text);
+        let (tag, command, arg) = split_command(&text);
         let tag = tag.to_string();
-        if command == "COMPRESS" {
-            // A compressed stream could not be read: the backend is asked for a mechanism that
-            // does not exist, and refuses it.
-            line = format!("{tag} COMPRESS X-NONE\r\n").into_bytes();
-        }
-        let append = command == "APPEND";
         // Go-aheads for earlier commands are stale now.
         while go.try_recv().is_ok() {}
+        if command == "COMPRESS" && arg.eq_ignore_ascii_case("DEFLATE") {
+            // The client sends nothing more until the answer (RFC 4978); after an OK both
+            // sides speak DEFLATE, which sponts takes off and puts on again.
+            *compressing.lock().expect("compress lock") = Some(tag.clone());
+            to.write(&line).await?;
+            if wait_for_tagged(go, &tag).await {
+                to.deflate();
+                from.inflate();
+            }
+            continue;
+        }
+        let append = command == "APPEND";
         loop {
             to.write(&line).await?;
             let Some((n, sync)) = trailing_literal(&line) else { break };
@@ -296,22 +311,60 @@ async fn wait_for_go(go: &mut tokio::sync::mpsc::UnboundedReceiver<Go>, tag: &st
     while let Some(g) = go.recv().await {
         match g {
             Go::Continue => return true,
-            Go::Tagged(t) if t == tag => return false,
-            Go::Tagged(_) => {}
+            Go::Tagged(t, _) if t == tag => return false,
+            Go::Tagged(..) => {}
+        }
+    }
+    false
+}
+
+/// Waits for the tagged reply to `tag`; true if it was OK.
+async fn wait_for_tagged(go: &mut tokio::sync::mpsc::UnboundedReceiver<Go>, tag: &str) -> bool {
+    while let Some(g) = go.recv().await {
+        if let Go::Tagged(t, ok) = g {
+            if t == tag {
+                return ok;
+            }
         }
     }
     false
 }
 
 /// Backend to client: responses relayed; the literals of FETCH body items copied.
-async fn downloads(from: &mut Reader, to: &mut Writer, go: &tokio::sync::mpsc::UnboundedSender<Go>, who: &Who<'_>) -> Result<()> {
+async fn downloads(
+    from: &mut Reader,
+    to: &mut Writer,
+    go: &tokio::sync::mpsc::UnboundedSender<Go>,
+    who: &Who<'_>,
+    compressing: &std::sync::Mutex<Option<String>>,
+) -> Result<()> {
     loop {
         let Some(mut line) = from.line(MAX_LINE).await? else { return Ok(()) };
         if line.starts_with(b"+") {
             let _ = go.send(Go::Continue);
         } else if !line.starts_with(b"*") {
-            let tag = line.split(|&b| b == b' ').next().unwrap_or_default();
-            let _ = go.send(Go::Tagged(String::from_utf8_lossy(tag).into_owned()));
+            let text = String::from_utf8_lossy(&line).into_owned();
+            let mut words = text.split(' ');
+            let (tag, ok) = (words.next().unwrap_or_default().to_string(), words.next().is_some_and(|w| w.eq_ignore_ascii_case("OK")));
+            let answers_compress = {
+                let mut pending = compressing.lock().expect("compress lock");
+                let mine = pending.as_deref() == Some(tag.as_str());
+                if mine {
+                    *pending = None;
+                }
+                mine
+            };
+            if answers_compress {
+                // The answer goes out as it came; after an OK, DEFLATE both ways.
+                to.write(&line).await?;
+                if ok {
+                    from.inflate();
+                    to.deflate();
+                }
+                let _ = go.send(Go::Tagged(tag, ok));
+                continue;
+            }
+            let _ = go.send(Go::Tagged(tag, ok));
         }
         let mut response = String::new();
         let mut bodies = Vec::new();
@@ -443,8 +496,8 @@ fn astring(value: &[u8]) -> Vec<u8> {
 
 /// Capabilities as sponts offers them, in `* CAPABILITY` responses and `[CAPABILITY ...]` codes:
 /// STARTTLS where the client has no TLS yet (sponts does it), LOGINDISABLED while passwords would
-/// go in clear, no COMPRESS (a compressed stream could not be read), SASL mechanisms that name
-/// the user in the clear. Other lines pass unchanged.
+/// go in clear, COMPRESS=DEFLATE only (sponts reads through it; other mechanisms it could not),
+/// SASL mechanisms that name the user in the clear. Other lines pass unchanged.
 fn rewrite_capabilities(line: &[u8], plaintext: bool, allow_plaintext_auth: bool) -> Vec<u8> {
     let text = String::from_utf8_lossy(line);
     let upper = text.to_ascii_uppercase();
@@ -467,7 +520,7 @@ fn rewrite_capabilities(line: &[u8], plaintext: bool, allow_plaintext_auth: bool
         .split(' ')
         .filter(|c| {
             let u = c.to_ascii_uppercase();
-            !(u.is_empty() || u == "STARTTLS" || u == "LOGINDISABLED" || u.starts_with("COMPRESS=") || u.starts_with("AUTH=") && !super::readable_mechanism(&u[5..]))
+            !(u.is_empty() || u == "STARTTLS" || u == "LOGINDISABLED" || u.starts_with("COMPRESS=") && u != "COMPRESS=DEFLATE" || u.starts_with("AUTH=") && !super::readable_mechanism(&u[5..]))
         })
         .collect();
     if plaintext {
@@ -509,13 +562,13 @@ mod tests {
 
     #[test]
     fn capabilities_are_adjusted() {
-        let line = b"* OK [CAPABILITY IMAP4rev1 SASL-IR LITERAL+ STARTTLS AUTH=PLAIN AUTH=SCRAM-SHA-1 LOGINDISABLED COMPRESS=DEFLATE] Dovecot ready.\r\n";
+        let line = b"* OK [CAPABILITY IMAP4rev1 SASL-IR LITERAL+ STARTTLS AUTH=PLAIN AUTH=SCRAM-SHA-1 LOGINDISABLED COMPRESS=X-FUTURE] Dovecot ready.\r\n";
         assert_eq!(String::from_utf8(rewrite_capabilities(line, true, false)).unwrap(), "* OK [CAPABILITY IMAP4rev1 SASL-IR LITERAL+ AUTH=PLAIN STARTTLS LOGINDISABLED] Dovecot ready.\r\n");
         assert_eq!(String::from_utf8(rewrite_capabilities(b"* CAPABILITY IMAP4rev1 STARTTLS AUTH=LOGIN\r\n", false, false)).unwrap(), "* CAPABILITY IMAP4rev1 AUTH=LOGIN\r\n");
         assert_eq!(rewrite_capabilities(b"* 3 EXISTS\r\n", true, false), b"* 3 EXISTS\r\n");
         let subject = b"* 1 FETCH (ENVELOPE (NIL \"[CAPABILITY STARTTLS x]\"))\r\n";
         assert_eq!(rewrite_capabilities(subject, false, false), subject.to_vec(), "message data is never changed");
-        assert_eq!(rewrite_capabilities(b"a1 OK [CAPABILITY IMAP4rev1 COMPRESS=DEFLATE] Logged in\r\n", false, false), b"a1 OK [CAPABILITY IMAP4rev1] Logged in\r\n".to_vec());
+        assert_eq!(rewrite_capabilities(b"a1 OK [CAPABILITY IMAP4rev1 COMPRESS=DEFLATE COMPRESS=X-FUTURE] Logged in\r\n", false, false), b"a1 OK [CAPABILITY IMAP4rev1 COMPRESS=DEFLATE] Logged in\r\n".to_vec());
         let _ = rewrite_capabilities(b"* CAPABILITY \r\n", true, false);
     }
 }

@@ -5,6 +5,7 @@
 //! stays read: its logins, the messages it retrieves (POP3 RETR, IMAP FETCH of bodies) and
 //! uploads (IMAP APPEND) are handed to [`crate::intercept`], after they were relayed.
 
+mod compress;
 mod imap;
 mod pop3;
 mod stream;

@@ -5,8 +5,11 @@ use anyhow::{Context, Result};
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, ReadHalf, WriteHalf};
+use std::pin::Pin;
+use std::task::{Context as TaskContext, Poll};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, ReadBuf, ReadHalf, WriteHalf};
 
+use super::compress;
 use crate::smtp::conn::Io;
 
 /// The longest command or response line read (IMAP's sequence sets make long lines).
@@ -22,7 +25,7 @@ pub struct Stream {
 impl Stream {
     pub fn new(io: Box<dyn Io>, tls: Option<String>) -> Stream {
         let (r, w) = tokio::io::split(io);
-        Stream { rd: Reader { r: BufReader::new(r) }, wr: Writer { w }, tls }
+        Stream { rd: Reader { r: BufReader::new(Source::Plain(r)) }, wr: Writer { w: Dest::Plain(w) }, tls }
     }
 
     /// One line with its line end; `None` at the end of the stream.
@@ -34,13 +37,16 @@ impl Stream {
         self.wr.write(bytes).await
     }
 
-    fn into_io(self) -> Box<dyn Io> {
-        self.rd.r.into_inner().unsplit(self.wr.w)
+    fn into_io(self) -> Result<Box<dyn Io>> {
+        match (self.rd.r.into_inner(), self.wr.w) {
+            (Source::Plain(r), Dest::Plain(w)) => Ok(r.unsplit(w)),
+            _ => anyhow::bail!("TLS cannot start inside a compressed stream"),
+        }
     }
 
     /// TLS as the server, with sponts' certificate. Input sent before the handshake is dropped.
     pub async fn accept_tls(self, acceptor: &tokio_rustls::TlsAcceptor) -> Result<Stream> {
-        let io = self.into_io();
+        let io = self.into_io()?;
         let tls = tokio::time::timeout(std::time::Duration::from_secs(30), acceptor.accept(io)).await.context("TLS handshake timed out")??;
         let described = crate::smtp::tls::describe(tls.get_ref().1);
         Ok(Stream::new(Box::new(tls), Some(described)))
@@ -49,7 +55,7 @@ impl Stream {
     /// TLS as the client, towards the backend (not verified: the backend is on the LAN).
     pub async fn connect_tls(self, config: &std::sync::Arc<rustls::ClientConfig>, host: &str) -> Result<Stream> {
         let name = rustls::pki_types::ServerName::try_from(host.to_string()).unwrap_or_else(|_| rustls::pki_types::ServerName::try_from("backend.invalid").expect("static name"));
-        let io = self.into_io();
+        let io = self.into_io()?;
         let connector = tokio_rustls::TlsConnector::from(config.clone());
         let tls = tokio::time::timeout(std::time::Duration::from_secs(30), connector.connect(name, io)).await.context("TLS handshake with the backend timed out")??;
         let described = crate::smtp::tls::describe(tls.get_ref().1);
@@ -86,7 +92,7 @@ impl Stream {
 }
 
 /// Copies one direction, noting when bytes moved; shuts the writing side at the end.
-async fn pump(mut from: BufReader<ReadHalf<Box<dyn Io>>>, mut to: WriteHalf<Box<dyn Io>>, last: &AtomicU64, start: Instant) -> io::Result<()> {
+async fn pump(mut from: BufReader<Source>, mut to: Dest, last: &AtomicU64, start: Instant) -> io::Result<()> {
     let mut buf = vec![0u8; 16 * 1024];
     let r = async {
         loop {
@@ -106,11 +112,11 @@ async fn pump(mut from: BufReader<ReadHalf<Box<dyn Io>>>, mut to: WriteHalf<Box<
 }
 
 pub struct Reader {
-    r: BufReader<ReadHalf<Box<dyn Io>>>,
+    r: BufReader<Source>,
 }
 
 pub struct Writer {
-    w: WriteHalf<Box<dyn Io>>,
+    w: Dest,
 }
 
 impl Reader {
@@ -170,7 +176,23 @@ impl Reader {
     }
 }
 
+impl Reader {
+    /// From here on the peer's bytes are raw DEFLATE (IMAP COMPRESS, RFC 4978); what was read
+    /// ahead already is inflated first.
+    pub fn inflate(&mut self) {
+        let inner = std::mem::replace(&mut self.r, BufReader::new(Source::Gone));
+        self.r = BufReader::new(Source::Inflated(Box::new(compress::Inflate::new(inner))));
+    }
+}
+
 impl Writer {
+    /// From here on what is written goes out as raw DEFLATE, each flush a sync flush.
+    pub fn deflate(&mut self) {
+        if let Dest::Plain(w) = std::mem::replace(&mut self.w, Dest::Gone) {
+            self.w = Dest::Deflated(Box::new(compress::Deflate::new(w)));
+        }
+    }
+
     pub async fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
         self.w.write_all(bytes).await?;
         self.w.flush().await
@@ -178,5 +200,57 @@ impl Writer {
 
     pub async fn shutdown(&mut self) {
         let _ = self.w.shutdown().await;
+    }
+}
+
+/// Where a reader's bytes come from: the connection, or the connection inflated.
+pub(super) enum Source {
+    Plain(ReadHalf<Box<dyn Io>>),
+    Inflated(Box<compress::Inflate<BufReader<Source>>>),
+    /// Only while being replaced.
+    Gone,
+}
+
+impl AsyncRead for Source {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut TaskContext<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Source::Plain(r) => Pin::new(r).poll_read(cx, buf),
+            Source::Inflated(r) => Pin::new(r.as_mut()).poll_read(cx, buf),
+            Source::Gone => Poll::Ready(Err(io::ErrorKind::NotConnected.into())),
+        }
+    }
+}
+
+/// Where a writer's bytes go: the connection, or the connection deflated.
+pub(super) enum Dest {
+    Plain(WriteHalf<Box<dyn Io>>),
+    Deflated(Box<compress::Deflate<WriteHalf<Box<dyn Io>>>>),
+    /// Only while being replaced.
+    Gone,
+}
+
+impl AsyncWrite for Dest {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut TaskContext<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Dest::Plain(w) => Pin::new(w).poll_write(cx, buf),
+            Dest::Deflated(w) => Pin::new(w.as_mut()).poll_write(cx, buf),
+            Dest::Gone => Poll::Ready(Err(io::ErrorKind::NotConnected.into())),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Dest::Plain(w) => Pin::new(w).poll_flush(cx),
+            Dest::Deflated(w) => Pin::new(w.as_mut()).poll_flush(cx),
+            Dest::Gone => Poll::Ready(Ok(())),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Dest::Plain(w) => Pin::new(w).poll_shutdown(cx),
+            Dest::Deflated(w) => Pin::new(w.as_mut()).poll_shutdown(cx),
+            Dest::Gone => Poll::Ready(Ok(())),
+        }
     }
 }
