@@ -169,3 +169,27 @@ async fn the_attachment_policy_refuses_executables_also_in_zips() {
     assert_eq!(cap.deliveries.lock().unwrap().len(), 2);
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn blocked_mime_types_are_refused_whatever_the_name() {
+    let cap = Capture::start(CaptureOptions::default()).await;
+    let gw = gateway(cap.addr, "[virus]\nblock_types = [\"application/x-msdownload\", \"audio/*\"]\n").await;
+    let mut c = Client::connect(gw.addr).await;
+    c.expect("EHLO client.test", 250).await;
+    let part = |ctype: &str, name: &str| {
+        format!(
+            "From: a@sender.example\r\nSubject: files\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nsee attached\r\n--b\r\nContent-Type: {ctype}; name={name}\r\nContent-Transfer-Encoding: base64\r\n\r\nTVouLi4=\r\n--b--\r\n"
+        )
+        .into_bytes()
+    };
+    let reply = c.send_mail("a@sender.example", &["u@example.org"], &part("application/x-msdownload", "harmless.txt")).await;
+    assert!(reply.starts_with("554 5.7.1 Message refused: attachment harmless.txt (type application/x-msdownload)"), "{reply}");
+    let e = journal_entry(&gw.store, &reply_id(&reply)).await;
+    assert_eq!((e.decided_by.as_str(), e.flag.as_deref()), ("virus", Some("blocked")));
+    let reply = c.send_mail("a@sender.example", &["u@example.org"], &part("Audio/MPEG", "song.dat")).await;
+    assert!(reply.starts_with("554 5.7.1 Message refused: attachment song.dat (type audio/*)"), "{reply}");
+    let reply = c.send_mail("a@sender.example", &["u@example.org"], &part("application/pdf", "report.pdf")).await;
+    assert!(reply.starts_with("250 "), "{reply}");
+    assert_eq!(cap.deliveries().len(), 1, "only the PDF");
+    gw.stop().await;
+}
