@@ -1,5 +1,5 @@
 //! Logging: human-readable lines by default, JSON lines with `log.format = "json"`; both on
-//! stderr. Under systemd with stderr going to the journal (`JOURNAL_STREAM` set), each line
+//! stderr. Under systemd with stderr going to the journal (`JOURNAL_STREAM` names it), each line
 //! starts with its syslog priority (`<3>` error, `<4>` warning, `<6>` info, `<7>` debug), which
 //! journald takes as the entry's priority, and text lines leave the time to journald.
 
@@ -20,7 +20,7 @@ pub fn init(c: &LogConfig) {
     // Our own events at the configured level; dependencies only when they warn.
     let filter = Targets::new().with_default(LevelFilter::WARN.min(level)).with_target("sponts", level);
     let registry = tracing_subscriber::registry().with(filter);
-    let journal = std::env::var_os("JOURNAL_STREAM").is_some();
+    let journal = stderr_is_journal();
     let layer = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
     let result = match (c.format, journal) {
         (LogFormat::Text, false) => {
@@ -35,6 +35,18 @@ pub fn init(c: &LogConfig) {
         (LogFormat::Json, true) => registry.with(layer.event_format(Priority(tracing_subscriber::fmt::format().json()))).try_init(),
     };
     let _ = result;
+}
+
+/// Whether stderr is the journal's stream: systemd names it in `JOURNAL_STREAM` as `DEV:INODE`
+/// (inherited by children, and set when only stdout goes there, hence the comparison).
+fn stderr_is_journal() -> bool {
+    use std::os::fd::AsFd;
+    use std::os::unix::fs::MetadataExt;
+    let Some(value) = std::env::var_os("JOURNAL_STREAM") else { return false };
+    let Some((dev, ino)) = value.to_str().and_then(|v| v.split_once(':')) else { return false };
+    let (Ok(dev), Ok(ino)) = (dev.parse::<u64>(), ino.parse::<u64>()) else { return false };
+    let Ok(fd) = std::io::stderr().as_fd().try_clone_to_owned() else { return false };
+    std::fs::File::from(fd).metadata().is_ok_and(|m| m.dev() == dev && m.ino() == ino)
 }
 
 /// The syslog priority of a level, as journald reads it from a line's start.

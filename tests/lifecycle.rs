@@ -206,12 +206,18 @@ async fn under_journald_each_line_carries_its_priority() {
     let smtp = dead_address();
     files.certificate("journal.test.example");
     files.write(smtp, cap.addr, "journal.test.example", "");
-    // systemd sets JOURNAL_STREAM when stderr goes to the journal.
-    let server = Command::new(env!("CARGO_BIN_EXE_sponts"))
+    // As systemd does: stderr is a stream socket, and JOURNAL_STREAM names it (device:inode).
+    let (ours, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+    let named = {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::File::from(std::os::fd::OwnedFd::from(theirs.try_clone().unwrap())).metadata().unwrap();
+        format!("{}:{}", m.dev(), m.ino())
+    };
+    let mut server = Command::new(env!("CARGO_BIN_EXE_sponts"))
         .args(["serve", "--config"])
         .arg(&files.cfg)
-        .env("JOURNAL_STREAM", "8:4242")
-        .stderr(Stdio::piped())
+        .env("JOURNAL_STREAM", named)
+        .stderr(Stdio::from(std::os::fd::OwnedFd::from(theirs)))
         .spawn()
         .unwrap();
     wait_listening(smtp).await;
@@ -221,12 +227,42 @@ async fn under_journald_each_line_carries_its_priority() {
     signal(&server, "HUP");
     tokio::time::sleep(Duration::from_millis(500)).await;
     signal(&server, "TERM");
-    let out = tokio::task::spawn_blocking(move || server.wait_with_output().unwrap()).await.unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let logged = tokio::task::spawn_blocking(move || {
+        server.wait().unwrap();
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut { ours }, &mut text).unwrap();
+        text
+    })
+    .await
+    .unwrap();
+    let stderr = logged.as_str();
     let lines: Vec<&str> = stderr.lines().collect();
     assert!(!lines.is_empty() && lines.iter().all(|l| l.starts_with('<')), "{stderr}");
     assert!(lines.iter().any(|l| l.starts_with("<6>") && l.contains("sponts is accepting mail")), "info at 6: {stderr}");
     assert!(lines.iter().any(|l| l.starts_with("<4>") && l.contains("log: changed; takes effect at the next restart")), "warning at 4: {stderr}");
     let this_year = &sponts::clock::rfc3339(sponts::clock::now_us())[..5];
     assert!(!stderr.contains(this_year), "no time of our own (journald has it): {stderr}");
+}
+
+#[tokio::test]
+async fn a_journal_stream_that_is_not_stderr_changes_nothing() {
+    let cap = Capture::start(CaptureOptions::default()).await;
+    let files = Files::new();
+    let smtp = dead_address();
+    files.certificate("plain.test.example");
+    files.write(smtp, cap.addr, "plain.test.example", "");
+    // Inherited, or set for stdout only: stderr is a pipe here, not the stream named.
+    let server = Command::new(env!("CARGO_BIN_EXE_sponts"))
+        .args(["serve", "--config"])
+        .arg(&files.cfg)
+        .env("JOURNAL_STREAM", "8:4242")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_listening(smtp).await;
+    signal(&server, "TERM");
+    let out = tokio::task::spawn_blocking(move || server.wait_with_output().unwrap()).await.unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.lines().any(|l| l.contains("sponts is accepting mail")), "{stderr}");
+    assert!(!stderr.lines().any(|l| l.starts_with('<')), "no priority prefixes: {stderr}");
 }

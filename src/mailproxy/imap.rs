@@ -229,6 +229,8 @@ pub async fn target_session(client: Stream, backend: Stream, shared: &Shared, in
         r
     };
     let down = async {
+        // Owned here: when this direction ends, waits for the backend's answers end too.
+        let go_tx = go_tx;
         // Once the client is gone, the backend gets a little time to say goodbye.
         let grace = async {
             let _ = up_done_rx.await;
@@ -284,17 +286,22 @@ async fn uploads(
             // sides speak DEFLATE, which sponts takes off and puts on again.
             *compressing.lock().expect("compress lock") = Some(tag.clone());
             to.write(&line).await?;
-            if wait_for_tagged(go, &tag).await {
+            if timeout(idle, wait_for_tagged(go, &tag)).await.context("no answer to COMPRESS")? {
                 to.deflate();
                 from.inflate();
             }
             continue;
         }
+        if command == "COMPRESS" {
+            // Any other form (a mechanism sponts cannot read, a quoted or literal argument): the
+            // backend is asked for a mechanism that does not exist, and refuses it.
+            line = format!("{tag} COMPRESS X-NONE\r\n").into_bytes();
+        }
         let append = command == "APPEND";
         loop {
             to.write(&line).await?;
             let Some((n, sync)) = trailing_literal(&line) else { break };
-            if sync && !wait_for_go(go, &tag).await {
+            if sync && !timeout(idle, wait_for_go(go, &tag)).await.context("no answer to a literal")? {
                 // The backend refused the literal: the client does not send it.
                 break;
             }

@@ -180,6 +180,9 @@ impl Reader {
     /// From here on the peer's bytes are raw DEFLATE (IMAP COMPRESS, RFC 4978); what was read
     /// ahead already is inflated first.
     pub fn inflate(&mut self) {
+        if matches!(self.r.get_ref(), Source::Inflated(_)) {
+            return; // COMPRESS happens once
+        }
         let inner = std::mem::replace(&mut self.r, BufReader::new(Source::Gone));
         self.r = BufReader::new(Source::Inflated(Box::new(compress::Inflate::new(inner))));
     }
@@ -188,6 +191,9 @@ impl Reader {
 impl Writer {
     /// From here on what is written goes out as raw DEFLATE, each flush a sync flush.
     pub fn deflate(&mut self) {
+        if !matches!(self.w, Dest::Plain(_)) {
+            return; // COMPRESS happens once
+        }
         if let Dest::Plain(w) = std::mem::replace(&mut self.w, Dest::Gone) {
             self.w = Dest::Deflated(Box::new(compress::Deflate::new(w)));
         }
