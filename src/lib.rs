@@ -107,12 +107,12 @@ impl Running {
             w.stop();
         }
         if let Some(p) = self.pop3 {
-            p.stop();
+            p.stop().await;
         }
         if let Some(m) = self.metrics {
             m.stop();
         }
-        self.proxies.stop();
+        self.proxies.stop().await;
         self.smtp.shutdown(grace).await;
         // Copies of the last transactions and retrievals are recorded before the store closes
         // (a recording retries for about 6 s at most).

@@ -111,6 +111,26 @@ pub fn node_name(config: &Config) -> String {
     format!("{}:{}", config.smtp.hostname, std::process::id())
 }
 
+/// The tasks of a listener's sessions, so a shutdown can end them and wait until they have
+/// (what they hand on, interception copies say, is then all handed on).
+#[derive(Default, Clone)]
+pub struct Sessions(Arc<std::sync::Mutex<tokio::task::JoinSet<()>>>);
+
+impl Sessions {
+    pub fn spawn<F: std::future::Future<Output = ()> + Send + 'static>(&self, session: F) {
+        let mut set = self.0.lock().expect("sessions lock");
+        while set.try_join_next().is_some() {}
+        set.spawn(session);
+    }
+
+    /// Ends every session and waits until each has stopped.
+    pub async fn end(&self) {
+        let mut set = std::mem::take(&mut *self.0.lock().expect("sessions lock"));
+        set.abort_all();
+        while set.join_next().await.is_some() {}
+    }
+}
+
 /// Counts open connections, overall and per client address; a slot is freed when dropped.
 #[derive(Default)]
 pub struct Limits {

@@ -175,3 +175,15 @@ async fn recently_delivered_mail_is_in_the_view() {
         gw.stop().await;
     }
 }
+
+#[tokio::test]
+async fn stopping_ends_the_sessions_it_was_serving() {
+    let cap = Capture::start(CaptureOptions::default()).await;
+    let gw = gateway(cap.addr, "").await;
+    let mut c = pop(gw.pop3).await;
+    assert!(c.cmd("NOOP").await.starts_with("-ERR"), "a live session (NOOP before sign-in is refused)");
+    // The stop returns only once this session has ended: the client sees its connection closed.
+    gw.stop().await;
+    let closed = tokio::time::timeout(std::time::Duration::from_millis(500), c.closed()).await;
+    assert_eq!(closed.ok(), Some(true), "the session outlived the stop");
+}

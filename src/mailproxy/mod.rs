@@ -54,13 +54,16 @@ pub struct MailProxies {
     pub imap: Vec<SocketAddr>,
     pub imap_tls: Vec<SocketAddr>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    sessions: crate::server::Sessions,
 }
 
 impl MailProxies {
-    pub fn stop(self) {
+    /// Stops accepting, ends the sessions and waits until they have stopped.
+    pub async fn stop(self) {
         for t in self.tasks {
             t.abort();
         }
+        self.sessions.end().await;
     }
 }
 
@@ -92,7 +95,7 @@ pub async fn start(config: &Config, certs: &Arc<crate::smtp::tls::CertSlot>, int
                     (Protocol::Imap, false) => out.imap.push(bound),
                     (Protocol::Imap, true) => out.imap_tls.push(bound),
                 }
-                out.tasks.push(tokio::spawn(accept(listener, shared.clone(), implicit)));
+                out.tasks.push(tokio::spawn(accept(listener, shared.clone(), implicit, out.sessions.clone())));
             }
         }
         tracing::info!(backend = %cfg.backend, "{} proxy listening", protocol.name());
@@ -100,7 +103,7 @@ pub async fn start(config: &Config, certs: &Arc<crate::smtp::tls::CertSlot>, int
     Ok(out)
 }
 
-async fn accept(listener: TcpListener, shared: Arc<Shared>, implicit_tls: bool) {
+async fn accept(listener: TcpListener, shared: Arc<Shared>, implicit_tls: bool, sessions: crate::server::Sessions) {
     loop {
         let Ok((tcp, peer)) = listener.accept().await else {
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
@@ -111,7 +114,7 @@ async fn accept(listener: TcpListener, shared: Arc<Shared>, implicit_tls: bool) 
             continue;
         };
         let shared = shared.clone();
-        tokio::spawn(async move {
+        sessions.spawn(async move {
             let _slot = slot;
             let local = tcp.local_addr().unwrap_or(peer);
             if let Err(e) = session(tcp, peer, local, &shared, implicit_tls).await {

@@ -28,13 +28,16 @@ pub struct Pop3Server {
     pub addr: SocketAddr,
     pub tls_addr: Option<SocketAddr>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    sessions: crate::server::Sessions,
 }
 
 impl Pop3Server {
-    pub fn stop(self) {
+    /// Stops accepting, ends the sessions and waits until they have stopped.
+    pub async fn stop(self) {
         for t in self.tasks {
             t.abort();
         }
+        self.sessions.end().await;
     }
 }
 
@@ -48,15 +51,16 @@ pub async fn start(config: Config, store: Store, certs: &std::sync::Arc<crate::s
     };
     let tls_addr = implicit.as_ref().map(|l| l.local_addr()).transpose()?;
     let shared = Arc::new(Pop3 { config, store, tls, throttle: Default::default(), limits: Default::default(), intercept });
-    let mut tasks = vec![tokio::spawn(accept(plain, shared.clone(), false))];
+    let sessions = crate::server::Sessions::default();
+    let mut tasks = vec![tokio::spawn(accept(plain, shared.clone(), false, sessions.clone()))];
     if let Some(l) = implicit {
-        tasks.push(tokio::spawn(accept(l, shared.clone(), true)));
+        tasks.push(tokio::spawn(accept(l, shared.clone(), true, sessions.clone())));
     }
     tracing::info!(%addr, tls = ?tls_addr, "POP3 emergency access listening");
-    Ok(Pop3Server { addr, tls_addr, tasks })
+    Ok(Pop3Server { addr, tls_addr, tasks, sessions })
 }
 
-async fn accept(listener: TcpListener, shared: Arc<Pop3>, implicit_tls: bool) {
+async fn accept(listener: TcpListener, shared: Arc<Pop3>, implicit_tls: bool, sessions: crate::server::Sessions) {
     loop {
         let Ok((stream, peer)) = listener.accept().await else {
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
@@ -69,7 +73,7 @@ async fn accept(listener: TcpListener, shared: Arc<Pop3>, implicit_tls: bool) {
             continue;
         };
         let shared = shared.clone();
-        tokio::spawn(async move {
+        sessions.spawn(async move {
             session::run(stream, peer, shared, implicit_tls).await;
             drop(slot);
         });

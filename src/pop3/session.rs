@@ -407,13 +407,13 @@ impl Session {
             Some(k) => format!("TOP {} {k}", i + 1),
         };
         let details = serde_json::json!({ "command": command, "message": i + 1, "uid": e.uid, "complete": sent });
-        self.intercept(&names, "retrieve", details, Some(part.to_vec()));
+        self.intercept(&names, "retrieve", details, Some(part));
         sent
     }
 
     /// Hands a login or a retrieval to interception when one of `names` (the login, the account's
     /// addresses) is the target of an order in effect; nothing happens for anyone else.
-    fn intercept(&self, names: &[String], kind: &'static str, details: serde_json::Value, content: Option<Vec<u8>>) {
+    fn intercept(&self, names: &[String], kind: &'static str, details: serde_json::Value, content: Option<&[u8]>) {
         let now = crate::clock::now_us();
         let mut orders: Vec<crate::storage::intercept::Order> = Vec::new();
         for n in names {
@@ -437,7 +437,7 @@ impl Session {
             session: self.id.clone(),
             tls: self.tls.clone(),
             details,
-            content: content.map(Arc::new),
+            content: content.map(|c| Arc::new(c.to_vec())),
         };
         self.p.intercept.spawn_record(orders, event);
     }
