@@ -659,3 +659,50 @@ async fn a_targets_logins_and_retrievals_at_the_emergency_pop3_are_copied() {
     assert_eq!(gw.store.copies(Some("POP"), 100).await.unwrap().len(), 4, "nothing for the other user, nor the SMTP transaction before the order");
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn a_copy_the_live_path_missed_is_recovered_from_the_journal() {
+    let export = tempfile::tempdir().unwrap();
+    let cap = Capture::start(CaptureOptions::default()).await;
+    let gw = gateway(cap.addr, "").await;
+    let now = sponts::clock::now_us();
+    gw.store.add_order(&order("REC", "target@example.org", format!("dir:{}", export.path().display()), None, now - 1_000_000, now + 3_600_000_000)).await.unwrap();
+    gw.reload_orders().await;
+    let message: &[u8] = b"From: x@partner.example\r\nSubject: missed\r\n\r\nfor the target\r\n";
+    let mut ids = Vec::new();
+    for rcpt in ["target@example.org", "target@example.org", "other@example.org"] {
+        let mut c = Client::connect(gw.addr).await;
+        c.expect("EHLO client.test", 250).await;
+        let r = c.send_mail("x@partner.example", &[rcpt], message).await;
+        assert!(r.starts_with("250"), "{r}");
+        ids.push(reply_id(&r));
+        c.expect("QUIT", 221).await;
+    }
+    wait_delivered(&gw.store, Some("REC"), 2).await;
+    let intercept = gw.running.as_ref().unwrap().intercept.clone();
+    assert_eq!(intercept.recover(gw.addr, std::time::Duration::ZERO).await.unwrap(), 0, "nothing missing: nothing made");
+
+    // As if sponts had died between the second reply and its recording: that copy is gone.
+    let sponts::storage::Store::Sqlite(pool) = &gw.store else { unreachable!() };
+    let gone = sqlx::query("DELETE FROM intercept_copies WHERE order_id = 'REC' AND meta LIKE $1").bind(format!("%\"session\":\"{}\"%", ids[1])).execute(pool).await.unwrap();
+    assert_eq!(gone.rows_affected(), 1);
+    // Two passes at once (two nodes, say) make it once: the recovered copy's id is fixed.
+    let (a, b) = tokio::join!(intercept.recover(gw.addr, std::time::Duration::ZERO), intercept.recover(gw.addr, std::time::Duration::ZERO));
+    assert_eq!(a.unwrap() + b.unwrap(), 1);
+    assert_eq!(intercept.recover(gw.addr, std::time::Duration::ZERO).await.unwrap(), 0, "once");
+    wait_delivered(&gw.store, Some("REC"), 2).await;
+    let json = std::fs::read_dir(export.path().join("REC"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .map(|p| (serde_json::from_slice::<serde_json::Value>(&std::fs::read(&p).unwrap()).unwrap(), p))
+        .find(|(m, _)| m["details"]["recovered"] == true)
+        .expect("the recovered copy exported");
+    assert_eq!(json.0["session"], ids[1].as_str());
+    assert_eq!(json.0["details"]["recipients"][0]["address"], "target@example.org");
+    assert_eq!(std::fs::read(json.1.with_extension("eml")).unwrap(), message, "the message from the backup, byte for byte");
+    // A copy is never made for mail before the order was made, nor for anyone else.
+    assert_eq!(gw.store.copies(Some("REC"), 100).await.unwrap().len(), 2);
+    gw.stop().await;
+}

@@ -11,6 +11,7 @@
 pub mod deliver;
 pub mod orders;
 pub mod record;
+mod recover;
 mod worker;
 
 use std::net::SocketAddr;
@@ -64,6 +65,8 @@ impl Interception {
             settled: tokio::sync::Notify::new(),
         });
         tokio::spawn(refresh(Arc::downgrade(&me)));
+        let server = config.smtp.listen.first().copied().unwrap_or(SocketAddr::from(([0, 0, 0, 0], 25)));
+        tokio::spawn(recover::run(Arc::downgrade(&me), server));
         tokio::spawn(worker::run(Arc::downgrade(&me), store, me.wake.clone(), worker::Settings::from_config(config)?));
         Ok(me)
     }

@@ -58,6 +58,38 @@ impl Event {
         }
     }
 
+    /// An SMTP transaction rebuilt from its journal record and kept message, for a copy the live
+    /// path did not make ([`super::recover`]); `server` is sponts' SMTP address.
+    pub fn from_journal(e: &crate::storage::JournalEntry, server: SocketAddr, message: Option<Vec<u8>>) -> Event {
+        let recipients: Vec<Value> = e
+            .recipients
+            .iter()
+            .map(|x| json!({ "address": x.address, "accepted": x.accepted, "reply": x.reply, "delivered_to": x.delivered_to }))
+            .collect();
+        let client = format!("{}:{}", e.client_ip, e.client_port).parse().or_else(|_| format!("[{}]:{}", e.client_ip, e.client_port).parse()).unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)));
+        Event {
+            time_us: e.time_us,
+            service: "smtp",
+            kind: "transaction",
+            client,
+            server,
+            session: e.id.clone(),
+            tls: e.tls.clone(),
+            details: json!({
+                "helo": e.helo,
+                "mail_from": e.sender,
+                "recipients": recipients,
+                "outcome": e.outcome,
+                "decided_by": e.decided_by,
+                "final_reply": e.final_reply,
+                "classified_as": e.flag,
+                "notes": e.notes.iter().collect::<Vec<_>>(),
+                "recovered": true,
+            }),
+            content: message.map(Arc::new),
+        }
+    }
+
     /// The metadata record of this event's copy for `order`; `content` is the message's size
     /// and digest.
     fn metadata(&self, copy_id: &str, order: &Order, content: &Option<Value>) -> Value {
@@ -87,6 +119,12 @@ impl Event {
 
     /// A copy for each order; the message is compressed and digested once for all of them.
     pub fn copies(&self, orders: &[Order]) -> anyhow::Result<Vec<NewCopy>> {
+        self.copies_named(orders, |_| crate::id::new_transaction_id())
+    }
+
+    /// As [`Event::copies`], each copy's id given by `name` (the same event and order always
+    /// give the same id when several nodes may record it).
+    pub fn copies_named(&self, orders: &[Order], name: impl Fn(&Order) -> String) -> anyhow::Result<Vec<NewCopy>> {
         let digest = self.content.as_ref().map(|m| crate::auth::sha256_hex(m));
         let compressed = self.content.as_ref().map(|m| crate::modules::backup::compress(m, 3)).transpose()?;
         let size = self.content.as_ref().map_or(0, |m| m.len() as i64);
@@ -102,7 +140,7 @@ impl Event {
         Ok(orders
             .iter()
             .map(|order| {
-                let id = crate::id::new_transaction_id();
+                let id = name(order);
                 NewCopy {
                     meta: self.metadata(&id, order, &content).to_string(),
                     id,

@@ -92,9 +92,13 @@ impl Store {
                 if !(from_us <= c.time_us && c.time_us < until_us && ended_us.is_none_or(|e| c.time_us < e)) {
                     continue;
                 }
-                sqlx::query(sqlx::AssertSqlSafe(format!("INSERT INTO intercept_copies ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', 0, $9, '', NULL)")))
+                // A copy another node recorded under the same id is there already.
+                let inserted = sqlx::query(sqlx::AssertSqlSafe(format!("INSERT INTO intercept_copies ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', 0, $9, '', NULL) ON CONFLICT (id) DO NOTHING")))
                     .bind(&c.id).bind(&c.order_id).bind(c.time_us).bind(&c.service).bind(&c.event).bind(&c.meta).bind(&c.content).bind(c.content_size).bind(c.time_us)
                     .execute(&mut *tx).await?;
+                if inserted.rows_affected() == 0 {
+                    continue;
+                }
                 append_audit!(self, tx, SYSTEM_ACTOR, "copy.record", &format!("copy {} for order {}: {}", c.id, c.order_id, c.summary));
                 recorded += 1;
             }
