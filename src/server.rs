@@ -111,21 +111,34 @@ pub fn node_name(config: &Config) -> String {
     format!("{}:{}", config.smtp.hostname, std::process::id())
 }
 
-/// The tasks of a listener's sessions, so a shutdown can end them and wait until they have
-/// (what they hand on, interception copies say, is then all handed on).
+/// A listener's accept loops and the sessions they started, so a shutdown can stop accepting,
+/// end the sessions and wait until they have (what they hand on, interception copies say, is
+/// then all handed on).
 #[derive(Default, Clone)]
-pub struct Sessions(Arc<std::sync::Mutex<tokio::task::JoinSet<()>>>);
+pub struct Sessions {
+    accepting: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+    running: Arc<Mutex<tokio::task::JoinSet<()>>>,
+}
 
 impl Sessions {
+    /// Runs an accept loop.
+    pub fn accept<F: std::future::Future<Output = ()> + Send + 'static>(&self, accept_loop: F) {
+        self.accepting.lock().expect("sessions lock").push(tokio::spawn(accept_loop));
+    }
+
+    /// Runs one session.
     pub fn spawn<F: std::future::Future<Output = ()> + Send + 'static>(&self, session: F) {
-        let mut set = self.0.lock().expect("sessions lock");
+        let mut set = self.running.lock().expect("sessions lock");
         while set.try_join_next().is_some() {}
         set.spawn(session);
     }
 
-    /// Ends every session and waits until each has stopped.
+    /// Stops accepting, ends every session and waits until each has stopped.
     pub async fn end(&self) {
-        let mut set = std::mem::take(&mut *self.0.lock().expect("sessions lock"));
+        for t in std::mem::take(&mut *self.accepting.lock().expect("sessions lock")) {
+            t.abort();
+        }
+        let mut set = std::mem::take(&mut *self.running.lock().expect("sessions lock"));
         set.abort_all();
         while set.join_next().await.is_some() {}
     }

@@ -53,16 +53,12 @@ pub struct MailProxies {
     pub pop3_tls: Vec<SocketAddr>,
     pub imap: Vec<SocketAddr>,
     pub imap_tls: Vec<SocketAddr>,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
     sessions: crate::server::Sessions,
 }
 
 impl MailProxies {
     /// Stops accepting, ends the sessions and waits until they have stopped.
     pub async fn stop(self) {
-        for t in self.tasks {
-            t.abort();
-        }
         self.sessions.end().await;
     }
 }
@@ -95,7 +91,7 @@ pub async fn start(config: &Config, certs: &Arc<crate::smtp::tls::CertSlot>, int
                     (Protocol::Imap, false) => out.imap.push(bound),
                     (Protocol::Imap, true) => out.imap_tls.push(bound),
                 }
-                out.tasks.push(tokio::spawn(accept(listener, shared.clone(), implicit, out.sessions.clone())));
+                out.sessions.accept(accept(listener, shared.clone(), implicit, out.sessions.clone()));
             }
         }
         tracing::info!(backend = %cfg.backend, "{} proxy listening", protocol.name());

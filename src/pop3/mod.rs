@@ -27,16 +27,12 @@ pub struct Pop3 {
 pub struct Pop3Server {
     pub addr: SocketAddr,
     pub tls_addr: Option<SocketAddr>,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
     sessions: crate::server::Sessions,
 }
 
 impl Pop3Server {
     /// Stops accepting, ends the sessions and waits until they have stopped.
     pub async fn stop(self) {
-        for t in self.tasks {
-            t.abort();
-        }
         self.sessions.end().await;
     }
 }
@@ -52,12 +48,12 @@ pub async fn start(config: Config, store: Store, certs: &std::sync::Arc<crate::s
     let tls_addr = implicit.as_ref().map(|l| l.local_addr()).transpose()?;
     let shared = Arc::new(Pop3 { config, store, tls, throttle: Default::default(), limits: Default::default(), intercept });
     let sessions = crate::server::Sessions::default();
-    let mut tasks = vec![tokio::spawn(accept(plain, shared.clone(), false, sessions.clone()))];
+    sessions.accept(accept(plain, shared.clone(), false, sessions.clone()));
     if let Some(l) = implicit {
-        tasks.push(tokio::spawn(accept(l, shared.clone(), true, sessions.clone())));
+        sessions.accept(accept(l, shared.clone(), true, sessions.clone()));
     }
     tracing::info!(%addr, tls = ?tls_addr, "POP3 emergency access listening");
-    Ok(Pop3Server { addr, tls_addr, tasks, sessions })
+    Ok(Pop3Server { addr, tls_addr, sessions })
 }
 
 async fn accept(listener: TcpListener, shared: Arc<Pop3>, implicit_tls: bool, sessions: crate::server::Sessions) {
