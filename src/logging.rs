@@ -50,7 +50,7 @@ fn stderr_is_journal() -> bool {
 }
 
 /// The syslog priority of a level, as journald reads it from a line's start.
-pub fn priority(level: &Level) -> u8 {
+fn priority(level: &Level) -> u8 {
     match *level {
         Level::ERROR => 3,
         Level::WARN => 4,

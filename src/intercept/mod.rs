@@ -136,14 +136,27 @@ impl Interception {
         }
     }
 
+    /// Orders in effect now for any of these login names (each order once): a POP3 or IMAP
+    /// session's, where a login may name the account by its address or an alias.
+    pub fn orders_now(&self, logins: &[&str]) -> Vec<Order> {
+        let now = crate::clock::now_us();
+        let mut out: Vec<Order> = Vec::new();
+        for o in logins.iter().flat_map(|l| self.orders_for_login(l)) {
+            if o.active_at(now) && !out.iter().any(|x| x.id == o.id) {
+                out.push(o);
+            }
+        }
+        out
+    }
+
     /// Records `event` for `orders` in a task of its own, counted until it is done.
-    pub fn spawn_record(self: &Arc<Self>, orders: Vec<Order>, event: Event) -> tokio::task::JoinHandle<()> {
+    pub fn spawn_record(self: &Arc<Self>, orders: Vec<Order>, event: Event) {
         self.in_flight.fetch_add(1, Ordering::AcqRel);
         let guard = InFlight(self.clone());
         tokio::spawn(async move {
             guard.0.record(orders, event).await;
             drop(guard);
-        })
+        });
     }
 
     /// Waits (up to `grace`) until no copy is being recorded: at shutdown, after the sessions

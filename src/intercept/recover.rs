@@ -7,7 +7,6 @@
 //! checked again when recording, as for every copy.
 
 use anyhow::Result;
-use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::Weak;
 use std::time::Duration;
@@ -56,14 +55,7 @@ impl Interception {
             if entries.is_empty() {
                 continue;
             }
-            let copied: HashSet<String> = self
-                .store
-                .copies(Some(&order.id), i64::MAX)
-                .await?
-                .iter()
-                .filter(|c| c.service == "smtp")
-                .filter_map(|c| Some(serde_json::from_str::<serde_json::Value>(&c.meta).ok()?.get("session")?.as_str()?.to_string()))
-                .collect();
+            let copied = self.store.smtp_copy_sessions(&order.id, since).await?;
             for e in entries.iter().filter(|e| e.replay_of.is_none() && !copied.contains(&e.id)) {
                 let message = match self.store.body(&e.id).await? {
                     Some(b) => Some(crate::modules::backup::decompress(&b)?),

@@ -258,7 +258,7 @@ impl Who<'_> {
     /// Copies `content` for the orders in effect now (read again for each event: an order's end
     /// may have moved, or it may have begun since the login).
     fn record(&self, kind: &'static str, details: serde_json::Value, content: Vec<u8>) {
-        let active = super::active_orders(self.shared, self.login);
+        let active = self.shared.intercept.orders_now(&[self.login]);
         if !active.is_empty() {
             intercept(self.shared, self.info, self.tls.map(str::to_string), active, kind, details, Some(content));
         }

@@ -208,7 +208,7 @@ async fn connect_backend(shared: &Shared) -> Result<(Stream, Vec<u8>)> {
 /// Hands an event to interception, in a task of its own: the session goes on at once, so a
 /// target's client waits for neither the compression nor the commit (only ever called for
 /// targets, after the data was relayed).
-fn intercept(shared: &Shared, info: &Session, tls: Option<String>, orders: Vec<crate::storage::intercept::Order>, kind: &'static str, details: serde_json::Value, content: Option<Vec<u8>>) -> tokio::task::JoinHandle<()> {
+fn intercept(shared: &Shared, info: &Session, tls: Option<String>, orders: Vec<crate::storage::intercept::Order>, kind: &'static str, details: serde_json::Value, content: Option<Vec<u8>>) {
     let event = crate::intercept::Event {
         time_us: crate::clock::now_us(),
         service: shared.protocol.name(),
@@ -220,13 +220,7 @@ fn intercept(shared: &Shared, info: &Session, tls: Option<String>, orders: Vec<c
         details,
         content: content.map(Arc::new),
     };
-    shared.intercept.spawn_record(orders, event)
-}
-
-/// Orders that take effect now for a session of `login`.
-fn active_orders(shared: &Shared, login: &str) -> Vec<crate::storage::intercept::Order> {
-    let now = crate::clock::now_us();
-    shared.intercept.orders_for_login(login).into_iter().filter(|o| o.active_at(now)).collect()
+    shared.intercept.spawn_record(orders, event);
 }
 
 /// What a session does after a login attempt was answered.
@@ -241,7 +235,7 @@ enum AfterLogin {
 
 /// Records the login for a target and says how the session goes on.
 fn after_login(shared: &Shared, info: &Session, tls: Option<String>, login: &str, success: bool, details: serde_json::Value) -> AfterLogin {
-    let active = active_orders(shared, login);
+    let active = shared.intercept.orders_now(&[login]);
     if !active.is_empty() {
         intercept(shared, info, tls, active, "login", details, None);
     }

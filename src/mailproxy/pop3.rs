@@ -102,7 +102,7 @@ pub async fn target_session(mut client: Stream, mut backend: Stream, shared: &Sh
         let keep = verb == "RETR" || verb == "TOP";
         let (body, whole) = relay_multiline(&mut backend, &mut client, keep).await?;
         // Read again for each message: an order's end may have moved, or it may have begun.
-        let active = super::active_orders(shared, login);
+        let active = shared.intercept.orders_now(&[login]);
         if keep && !active.is_empty() {
             let details = serde_json::json!({ "command": format!("{verb} {arg}"), "message": arg.split(' ').next().unwrap_or(""), "complete": whole });
             intercept(shared, info, client.tls.clone(), active, "retrieve", details, Some(body));

@@ -414,22 +414,15 @@ impl Session {
     /// Hands a login or a retrieval to interception when one of `names` (the login, the account's
     /// addresses) is the target of an order in effect; nothing happens for anyone else.
     fn intercept(&self, names: &[String], kind: &'static str, details: serde_json::Value, content: Option<&[u8]>) {
-        let now = crate::clock::now_us();
-        let mut orders: Vec<crate::storage::intercept::Order> = Vec::new();
-        for n in names {
-            for o in self.p.intercept.orders_for_login(n) {
-                if o.active_at(now) && !orders.iter().any(|x| x.id == o.id) {
-                    orders.push(o);
-                }
-            }
-        }
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        let orders = self.p.intercept.orders_now(&names);
         if orders.is_empty() {
             return;
         }
         let mut details = details;
         details["access"] = serde_json::json!("sponts emergency POP3");
         let event = crate::intercept::Event {
-            time_us: now,
+            time_us: crate::clock::now_us(),
             service: "pop3",
             kind,
             client: self.peer,

@@ -149,6 +149,18 @@ impl Store {
     }
 
     /// Copies without their content, newest first; of one order, or of all.
+    /// The transaction ids of an order's SMTP copies of events from `since_us` on.
+    pub async fn smtp_copy_sessions(&self, order_id: &str, since_us: i64) -> Result<std::collections::HashSet<String>> {
+        with_pool!(self, pool => {
+            let metas: Vec<String> = sqlx::query_scalar("SELECT meta FROM intercept_copies WHERE order_id = $1 AND service = 'smtp' AND time_us >= $2")
+                .bind(order_id).bind(since_us).fetch_all(pool).await?;
+            Ok(metas
+                .iter()
+                .filter_map(|m| Some(serde_json::from_str::<serde_json::Value>(m).ok()?.get("session")?.as_str()?.to_string()))
+                .collect())
+        })
+    }
+
     pub async fn copies(&self, order_id: Option<&str>, limit: i64) -> Result<Vec<StoredCopy>> {
         let filter = if order_id.is_some() { "WHERE order_id = $2" } else { "WHERE $2 = ''" };
         let sql = format!("SELECT {LISTED} FROM intercept_copies {filter} ORDER BY time_us DESC, id DESC LIMIT $1");

@@ -88,20 +88,19 @@ impl Store {
         with_pool!(self, pool => {
             let mut tx = pool.begin_write().await?;
             let size: Option<i64> = sqlx::query_scalar("DELETE FROM queue WHERE id = $1 AND leased_by = $2 RETURNING size").bind(id).bind(node).fetch_optional(&mut *tx).await?;
+            let mut out = Vec::new();
             if let Some(size) = size {
                 let journaled = sqlx::query("UPDATE journal SET outcome = $1, final_reply = $2 WHERE id = $3").bind(outcome).bind(final_reply).bind(id).execute(&mut *tx).await?;
                 // sponts' own bounces (DSNs) have no journal record and are not the clients' load.
                 if outcome == "delivered" && journaled.rows_affected() == 1 {
                     let now = crate::clock::now_us();
                     let hour = now - now.rem_euclid(super::stats::HOUR_US);
-                    let out = [(hour, "messages_out".to_string(), String::new(), 1), (hour, "bytes_out".to_string(), String::new(), size)];
+                    out = vec![(hour, "messages_out".to_string(), String::new(), 1), (hour, "bytes_out".to_string(), String::new(), size)];
                     super::stats::add_in(&mut tx, &out).await?;
-                    tx.commit().await?;
-                    super::stats::note_committed(&out);
-                    return Ok(());
                 }
             }
             tx.commit().await?;
+            super::stats::note_committed(&out);
             Ok(())
         })
     }
