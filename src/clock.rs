@@ -22,6 +22,11 @@ fn civil(days: i64) -> (i64, u32, u32) {
     (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
+/// (year, month, day) of a timestamp in microseconds, UTC.
+pub fn date(us: i64) -> (i64, u32, u32) {
+    civil(us.div_euclid(86_400_000_000))
+}
+
 fn split(us: i64) -> (i64, u32, u32, i64, i64, i64, i64) {
     let secs = us.div_euclid(1_000_000);
     let days = secs.div_euclid(86_400);

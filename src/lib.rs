@@ -132,12 +132,14 @@ pub async fn start(config: config::Config) -> anyhow::Result<Running> {
     let store = storage::Store::open(&config.storage.database_location()).await?;
     let pipeline = modules::build(&config, &store)?;
     let certs = smtp::tls::CertSlot::load(&config)?;
+    tokio::spawn(certs.clone().renewal_job());
     let web = if config.web.enabled { Some(web::start(config.clone(), store.clone(), &certs).await?) } else { None };
     if config.digest.enabled {
         tokio::spawn(digest::job(config.clone(), store.clone()));
     }
+    let health = std::sync::Arc::new(queue::health::BackendHealth::load(store.clone(), server::node_name(&config)).await);
     if config.queue.enabled {
-        tokio::spawn(queue::runner(config.clone(), store.clone()));
+        tokio::spawn(queue::runner(config.clone(), store.clone(), health.clone()));
     }
     let intercept = intercept::Interception::start(&config, store.clone()).await?;
     let pop3 = if config.pop3.enabled { Some(pop3::start(config.clone(), store.clone(), &certs, intercept.clone()).await?) } else { None };
@@ -149,6 +151,6 @@ pub async fn start(config: config::Config) -> anyhow::Result<Running> {
     tokio::spawn(report::job(config.clone(), store.clone(), sampler.clone()));
     let report_config = config.clone();
     let proxies = mailproxy::start(&config, &certs, intercept.clone()).await?;
-    let smtp = server::Server::start(config, pipeline, store.clone(), &certs, intercept.clone()).await?;
+    let smtp = server::Server::start(config, pipeline, store.clone(), &certs, intercept.clone(), health).await?;
     Ok(Running { smtp, web, pop3, metrics, proxies, intercept, store, sampler, certs, config: report_config })
 }

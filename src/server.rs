@@ -34,8 +34,8 @@ pub struct Gateway {
     pub shutdown: watch::Receiver<bool>,
     /// For queue mode: known recipients, and the queue itself.
     pub store: Store,
-    /// When the backend was first found unreachable (queue mode), if it is.
-    pub backend_down_since: Mutex<Option<i64>>,
+    /// Whether the backend answers (queue mode), shared with the queue runner and across reloads.
+    pub health: Arc<crate::queue::health::BackendHealth>,
     /// This node's name in events.
     pub node: String,
     /// The `uce` module runs: tarpits apply and "user unknown" answers are made uniform.
@@ -45,6 +45,8 @@ pub struct Gateway {
     rcpt_time_us: std::sync::atomic::AtomicU64,
     /// Copies of targets' transactions (lawful interception).
     pub intercept: Arc<crate::intercept::Interception>,
+    /// Clients that lately waited for the whole greeting; kept across reloads.
+    pub greet_passes: Arc<crate::smtp::greet_passes::GreetPasses>,
 }
 
 impl Gateway {
@@ -61,31 +63,19 @@ impl Gateway {
 }
 
 impl Gateway {
-    /// Records a switch into queue mode (once per outage) in the events every node sees.
+    /// The backend did not answer a session: queue mode (once per outage).
     pub async fn backend_failed(&self, why: &str) {
-        let first = {
-            let mut since = self.backend_down_since.lock().expect("health lock");
-            since.is_none().then(|| *since = Some(crate::clock::now_us())).is_some()
-        };
-        if first {
-            tracing::warn!(node = %self.node, "backend unreachable: queue mode on ({why})");
-            let _ = self.store.add_event(&self.node, "queue_mode_on", why).await;
-        }
+        self.health.failed(why).await;
     }
 
-    /// Records the end of queue mode when the backend answers again.
+    /// The backend answered a session: the end of queue mode, if it was on.
     pub async fn backend_ok(&self) {
-        let was = self.backend_down_since.lock().expect("health lock").take();
-        if let Some(since) = was {
-            let secs = (crate::clock::now_us() - since) / 1_000_000;
-            tracing::info!(node = %self.node, "backend answers again: queue mode off after {secs} s");
-            let _ = self.store.add_event(&self.node, "queue_mode_off", &format!("after {secs} s")).await;
-        }
+        self.health.ok().await;
     }
 }
 
 impl Gateway {
-    pub fn new(config: Config, pipeline: Pipeline, store: Store, shutdown: watch::Receiver<bool>, certs: &Arc<CertSlot>, intercept: Arc<crate::intercept::Interception>) -> Result<Gateway> {
+    pub fn new(config: Config, pipeline: Pipeline, store: Store, shutdown: watch::Receiver<bool>, certs: &Arc<CertSlot>, intercept: Arc<crate::intercept::Interception>, health: Arc<crate::queue::health::BackendHealth>) -> Result<Gateway> {
         let tls = crate::smtp::tls::server_config(certs)?;
         let backend = BackendPool::new(BackendTarget::from_config(&config), config.backend.pool_size);
         let node = node_name(&config);
@@ -97,7 +87,8 @@ impl Gateway {
             backend,
             shutdown,
             store,
-            backend_down_since: Mutex::new(None),
+            health,
+            greet_passes: Arc::default(),
             node,
             uce,
             rcpt_time_us: Default::default(),
@@ -198,9 +189,9 @@ pub struct Server {
 
 impl Server {
     /// Binds every `smtp.listen` address and starts accepting.
-    pub async fn start(config: Config, pipeline: Pipeline, store: Store, certs: &Arc<CertSlot>, intercept: Arc<crate::intercept::Interception>) -> Result<Server> {
+    pub async fn start(config: Config, pipeline: Pipeline, store: Store, certs: &Arc<CertSlot>, intercept: Arc<crate::intercept::Interception>, health: Arc<crate::queue::health::BackendHealth>) -> Result<Server> {
         let (stop, stopped) = watch::channel(false);
-        let gw = Arc::new(Gateway::new(config, pipeline, store, stopped, certs, intercept)?);
+        let gw = Arc::new(Gateway::new(config, pipeline, store, stopped, certs, intercept, health)?);
         let (current, _) = watch::channel(gw.clone());
         let limits = Arc::new(Limits::default());
         let mut tasks = tokio::task::JoinSet::new();
@@ -218,8 +209,8 @@ impl Server {
     /// running gateway knows of the backend's health and answer times carries over.
     pub fn reload(&self, config: Config, pipeline: Pipeline, certs: &Arc<CertSlot>) -> Result<()> {
         let old = self.current.borrow().clone();
-        let gw = Gateway::new(config, pipeline, old.store.clone(), old.shutdown.clone(), certs, old.intercept.clone())?;
-        *gw.backend_down_since.lock().expect("health lock") = *old.backend_down_since.lock().expect("health lock");
+        let mut gw = Gateway::new(config, pipeline, old.store.clone(), old.shutdown.clone(), certs, old.intercept.clone(), old.health.clone())?;
+        gw.greet_passes = old.greet_passes.clone();
         gw.rcpt_time_us.store(old.rcpt_time_us.load(std::sync::atomic::Ordering::Relaxed), std::sync::atomic::Ordering::Relaxed);
         tracing::info!(backend = %gw.config.backend.address, modules = ?gw.pipeline.names(), "configuration reloaded: new sessions use it");
         self.current.send_replace(Arc::new(gw));

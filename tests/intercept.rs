@@ -266,7 +266,7 @@ async fn a_targets_smtp_transactions_reach_the_agency_and_no_one_elses() {
             assert_eq!(meta["content"]["size"], original.len());
             assert_eq!(meta["content"]["sha256"], sponts::auth::sha256_hex(original));
         }
-        if meta["details"]["outcome"] == "abandoned" {
+        if meta["details"]["outcome"] == "refused" {
             assert_eq!(meta["details"]["recipients"][0]["reply"].as_str().unwrap().get(..9), Some("550 5.1.1"), "{meta}");
         }
         seen.push((meta["details"]["outcome"].as_str().unwrap().to_string(), meta["direction"].as_str().unwrap().to_string(), parts.get("original.eml").cloned()));
@@ -276,7 +276,7 @@ async fn a_targets_smtp_transactions_reach_the_agency_and_no_one_elses() {
         seen,
         vec![
             // Its recipient refused, the client reset: no message, the refusal in the record.
-            ("abandoned".into(), "from-target".into(), None),
+            ("refused".into(), "from-target".into(), None),
             ("delivered".into(), "from-target".into(), Some(from_target.to_vec())),
             ("delivered".into(), "to-target".into(), Some(to_target.to_vec())),
             ("discarded".into(), "to-target".into(), Some(spam.to_vec())),

@@ -43,7 +43,7 @@ async fn check_fixtures(gw: &Gateway) {
     assert!(e.client_port > 0);
     assert_eq!(e.tls, None);
     assert_eq!((e.outcome.as_str(), e.decided_by.as_str()), ("delivered", "backend"));
-    assert!(e.final_reply.starts_with("250 2.0.0 Ok: Ok: queued as CAPTURE id="), "{}", e.final_reply);
+    assert!(e.final_reply.starts_with("250 2.0.0 Ok: queued as CAPTURE id="), "{}", e.final_reply);
     assert_eq!(e.recipients.len(), 1);
     assert_eq!((e.recipients[0].address.as_str(), e.recipients[0].accepted), ("customer@example.org", true));
     assert_eq!(e.recipients[0].reply, "250 2.1.5 Ok");
@@ -129,7 +129,10 @@ async fn filters_work_the_same_on_both_stores() {
         assert_eq!(q(F { visible_to: Some(vec!["alice@partner.example".into(), "gone@example.org".into()]), ..F::default() }).await.len(), 2);
         assert_eq!(q(F { visible_to: Some(vec![]), ..F::default() }).await.len(), 0);
         let refused = gw.store.query_journal(&F { sender: Some("carol".into()), ..F::default() }).await.unwrap();
-        assert_eq!(refused[0].outcome, "abandoned");
+        // Every recipient refused by the backend, then QUIT: refused, not abandoned.
+        assert_eq!((refused[0].outcome.as_str(), refused[0].decided_by.as_str()), ("refused", "backend"));
+        assert!(refused[0].final_reply.starts_with("550"), "{}", refused[0].final_reply);
+        assert_eq!(sponts::storage::stats::class(&refused[0]), "refused", "the Report counts it as refused");
         assert!(!refused[0].recipients[0].accepted);
         gw.stop().await;
     }

@@ -367,3 +367,58 @@ async fn a_repeated_recipient_is_queued_once() {
     assert_eq!(d[0].rcpts, vec!["alice@example.org"]);
     gw.stop().await;
 }
+
+/// The latest queue-mode switch recorded, waited for until it is `kind` (bounded).
+async fn wait_queue_mode(store: &sponts::storage::Store, kind: &str) -> sponts::storage::GatewayEvent {
+    for _ in 0..200 {
+        if let Some(e) = store.latest_queue_mode().await.unwrap().filter(|e| e.kind == kind) {
+            return e;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("queue mode never became {kind}: {:?}", store.events(10).await.unwrap());
+}
+
+/// Queue mode ends when the queue runner delivers, not when the next SMTP session happens to
+/// come: the metric falls to 0 and the recorded outage is as long as the real one.
+#[tokio::test]
+async fn queue_mode_ends_when_the_queue_drains() {
+    let backend_addr = dead_address();
+    let gw = gateway(backend_addr, "[queue]\nprobe = 1\n").await;
+    add_user(&gw.store, "alice@example.org", sponts::storage::Role::User).await;
+    add_user(&gw.store, "admin@example.org", sponts::storage::Role::Admin).await;
+    let mut c = Client::connect(gw.addr).await;
+    c.expect("EHLO client.test", 250).await;
+    c.send_mail("a@partner.example", &["alice@example.org"], b"Subject: waits\r\n\r\nx\r\n").await;
+    c.expect("QUIT", 221).await;
+    wait_queue_mode(&gw.store, "queue_mode_on").await;
+    let outage = std::time::Instant::now();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let cap = Capture::start_on(backend_addr, CaptureOptions::default()).await;
+    cap.wait_for(1).await;
+    let off = wait_queue_mode(&gw.store, "queue_mode_off").await;
+    let secs: u64 = off.detail.trim_start_matches("after ").trim_end_matches(" s").parse().unwrap();
+    assert!(secs >= 2 && secs <= outage.elapsed().as_secs() + 2, "the outage lasted about {} s: {}", outage.elapsed().as_secs(), off.detail);
+    let admin = common::http::login(gw.web, "admin@example.org", "password for tests").await.unwrap();
+    let m = common::http::request(gw.web, "GET", "/metrics", &[("Authorization", &format!("Bearer {}", admin.token))], None).await.text();
+    assert!(m.lines().any(|l| l == "sponts_queue_mode 0"), "{m}");
+    gw.stop().await;
+}
+
+/// With nothing queued (the outage met only unknown recipients), the runner's probe ends queue
+/// mode once the backend answers.
+#[tokio::test]
+async fn queue_mode_ends_by_a_probe_while_idle() {
+    let backend_addr = dead_address();
+    let gw = gateway(backend_addr, "[queue]\nprobe = 1\n").await;
+    let mut c = Client::connect(gw.addr).await;
+    c.expect("EHLO client.test", 250).await;
+    c.expect("MAIL FROM:<a@partner.example>", 250).await;
+    c.expect("RCPT TO:<stranger@example.org>", 450).await;
+    c.expect("QUIT", 221).await;
+    wait_queue_mode(&gw.store, "queue_mode_on").await;
+    assert!(gw.store.queue_list(None).await.unwrap().is_empty());
+    let _cap = Capture::start_on(backend_addr, CaptureOptions::default()).await;
+    wait_queue_mode(&gw.store, "queue_mode_off").await;
+    gw.stop().await;
+}

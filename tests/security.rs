@@ -118,3 +118,41 @@ async fn plaintext_pipelined_after_starttls_is_discarded() {
     c.expect("MAIL FROM:<a@sender.example>", 503).await;
     gw.stop().await;
 }
+
+/// RFC 2920: DATA ends a pipelined group and the message follows the 354. A client that sends
+/// the message (or more commands) right after DATA, without waiting, is refused with 554 5.5.0 and
+/// cut off; not one byte it sent early is delivered. Pipelining as the RFC allows it still works.
+#[tokio::test]
+async fn data_sent_before_the_354_is_refused_and_never_delivered() {
+    let cap = Capture::start(CaptureOptions::default()).await;
+    let gw = gateway(cap.addr, "").await;
+    for early in [&b"Subject: early\r\n\r\nbody\r\n.\r\n"[..], b"QUIT\r\n"] {
+        let mut c = Client::connect(gw.addr).await;
+        c.expect("EHLO client.test", 250).await;
+        let mut wire = b"MAIL FROM:<a@sender.example>\r\nRCPT TO:<u@example.org>\r\nDATA\r\n".to_vec();
+        wire.extend_from_slice(early);
+        c.send(&wire).await;
+        assert!(c.reply().await.starts_with("250"));
+        assert!(c.reply().await.starts_with("250"));
+        let r = c.reply().await;
+        assert!(r.starts_with("554 5.5.0"), "{early:?}: {r}");
+        assert_eq!(c.reply().await, "", "the connection is closed");
+    }
+    let refused = gw.store.query_journal(&Default::default()).await.unwrap();
+    assert_eq!(refused.len(), 2);
+    assert!(refused.iter().all(|e| e.outcome == "refused" && e.decided_by == "smtp" && e.final_reply.starts_with("554 5.5.0")), "{refused:?}");
+
+    // Allowed pipelining: MAIL, RCPT and DATA in one go, the message after the 354.
+    let mut c = Client::connect(gw.addr).await;
+    c.expect("EHLO client.test", 250).await;
+    c.send(b"MAIL FROM:<a@sender.example>\r\nRCPT TO:<u@example.org>\r\nDATA\r\n").await;
+    assert!(c.reply().await.starts_with("250"));
+    assert!(c.reply().await.starts_with("250"));
+    assert!(c.reply().await.starts_with("354"));
+    c.send(b"Subject: in order\r\n\r\nbody\r\n.\r\n").await;
+    assert!(c.reply().await.starts_with("250 "));
+    let d = cap.wait_for(1).await;
+    assert_eq!(d.len(), 1);
+    assert!(String::from_utf8_lossy(&d[0].data).contains("Subject: in order"));
+    gw.stop().await;
+}

@@ -155,6 +155,10 @@ async fn a_disposable_address_delivers_n_times_then_does_not_exist() {
     let r = c.expect("RCPT TO:<shop.50.u@example.org>", 550).await;
     assert!(r.starts_with("550 5.1.1 <shop.50.u@example.org>"), "{r}");
     c.expect("RSET", 250).await;
+    // Journaled as refused by uce, as the Report and docs/report.md count it — not "abandoned".
+    let used_up = gw.store.query_journal(&sponts::storage::JournalFilter { rcpt: Some("shop.50.u@".into()), ..Default::default() }).await.unwrap();
+    assert_eq!((used_up.len(), used_up[0].outcome.as_str(), used_up[0].decided_by.as_str()), (1, "refused", "uce"));
+    assert_eq!(sponts::storage::stats::class(&used_up[0]), "refused");
     let list = gw.store.disposables(Some("u@example.org"), None).await.unwrap();
     assert_eq!((list.len(), list[0].used, list[0].locked), (1, 2, true));
     // The owner finds the mail as theirs.
@@ -272,5 +276,64 @@ async fn our_own_clients_outgoing_mail_is_not_judged() {
     c.expect("EHLO stranger.test", 250).await;
     c.expect("MAIL FROM:<s@stranger.example>", 250).await;
     c.expect("RCPT TO:<u@example.org>", 450).await;
+    gw.stop().await;
+}
+
+/// postscreen's pregreet test: the greeting's first line comes at once and its last after
+/// `greet_delay`. A client that talks in between is a bot: its mail is refused (per the domain's
+/// policy, "user unknown" by default) and its address goes into the penalty box. A real client
+/// (swaks, and the transcript client) waits, loses only the pause, and only once.
+#[tokio::test]
+async fn clients_that_talk_before_the_greeting_ends_cannot_send_mail() {
+    let cap = Capture::start(CaptureOptions::default()).await;
+    let gw = gateway(cap.addr, "[uce]\ngreet_delay = \"500ms\"\ntarpit_delay = \"50ms\"\n").await;
+
+    // The bot waits for "220" and talks: it reads the first line only.
+    let stream = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    let (mut bot, first) = {
+        let mut s = stream;
+        let mut got = Vec::new();
+        while !got.ends_with(b"\r\n") {
+            let mut b = [0u8; 1];
+            tokio::io::AsyncReadExt::read_exact(&mut s, &mut b).await.unwrap();
+            got.push(b[0]);
+        }
+        tokio::io::AsyncWriteExt::write_all(&mut s, b"EHLO bot.test\r\n").await.unwrap();
+        let (c, rest) = Client::from_stream(s).await;
+        (c, format!("{}{rest}", String::from_utf8_lossy(&got)))
+    };
+    assert!(first.starts_with("220-gw.test.example ESMTP") && first.contains("\n220 gw.test.example ESMTP"), "{first}");
+    bot.reply().await; // the EHLO it sent early
+    bot.expect("MAIL FROM:<bulk@bot.example>", 250).await;
+    let r = bot.expect("RCPT TO:<u@example.org>", 550).await;
+    assert!(r.starts_with("550 5.1.1 <u@example.org>"), "refused as an unknown user: {r}");
+    bot.expect("QUIT", 221).await;
+    let boxed = gw.store.penalties().await.unwrap();
+    assert!(format!("{boxed:?}").contains("talked before the greeting"), "{boxed:?}");
+
+    // A polite client from another address: the pause once, then not again.
+    let start = Instant::now();
+    let mut c = Client::connect_from(gw.addr, "127.0.0.2").await;
+    let first_cost = start.elapsed();
+    assert!(first_cost >= Duration::from_millis(450) && first_cost < Duration::from_millis(1000), "the honest cost is the pause: {first_cost:?}");
+    c.expect("EHLO polite.test", 250).await;
+    let reply = c.send_mail("a@partner.example", &["u@example.org"], MSG).await;
+    assert!(reply.starts_with("250 "), "{reply}");
+    c.expect("QUIT", 221).await;
+    let start = Instant::now();
+    let mut c = Client::connect_from(gw.addr, "127.0.0.2").await;
+    assert!(start.elapsed() < Duration::from_millis(300), "a client that passed is not paused again: {:?}", start.elapsed());
+    c.expect("QUIT", 221).await;
+
+    // A real client copes with the two-line greeting.
+    let server = gw.addr.to_string();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("swaks").args(["--server", &server, "--from", "s@partner.example", "--to", "v@example.org", "--helo", "swaks.partner.example", "--local-interface", "127.0.0.3"]).output().unwrap()
+    })
+    .await
+    .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && text.contains("<-  250 2.0.0"), "{text}");
+    assert_eq!(cap.wait_for(2).await.len(), 2);
     gw.stop().await;
 }

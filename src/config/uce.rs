@@ -38,7 +38,9 @@ pub struct UceConfig {
     pub tarpit_unknown_recipients: usize,
     /// Protocol errors in one session after which it is tarpitted (0: never).
     pub tarpit_errors: usize,
-    /// Waits this long before the greeting; a client that talks first is tarpitted (0: no wait).
+    /// The pause between the greeting's first line (`220-`) and its last (`220 `): a client that
+    /// talks in between is a bot — tarpitted, boxed and refused at RCPT per the domain's policy.
+    /// A client that waited is not paused again for a day; our own networks never are (0: off).
     pub greet_delay: Duration,
     /// `HOST:PORT` of the DNS resolver for DNSBL, URIBL and SPF/DKIM. Empty: the system's.
     pub resolver: String,
@@ -73,7 +75,7 @@ impl Default for UceConfig {
             tarpit_max: Duration::secs(600),
             tarpit_unknown_recipients: 3,
             tarpit_errors: 3,
-            greet_delay: Duration::secs(0),
+            greet_delay: Duration(std::time::Duration::from_millis(500)),
             resolver: String::new(),
             dns_timeout: Duration::secs(3),
             dnsbl: Vec::new(),

@@ -54,11 +54,13 @@ pub struct SessionInfo {
     pub tls: Option<String>,
     /// Shared with the session: what modules ask of it beyond their verdicts.
     pub marks: Arc<Marks>,
+    /// The client sent something before the greeting had ended: a bot (postscreen's test).
+    pub talked_early: bool,
 }
 
 impl SessionInfo {
     pub fn new(peer: SocketAddr, local: SocketAddr) -> SessionInfo {
-        SessionInfo { peer, local, helo: None, tls: None, marks: Arc::default() }
+        SessionInfo { peer, local, helo: None, tls: None, marks: Arc::default(), talked_early: false }
     }
 }
 

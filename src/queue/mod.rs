@@ -6,12 +6,14 @@
 //! transaction gets the final outcome.
 
 pub mod dsn;
+pub mod health;
 
 use std::time::Duration;
 
 use crate::config::Config;
 use crate::smtp::client::{Backend, BackendTarget};
 use crate::storage::Store;
+use health::BackendHealth;
 
 /// How long a node owns a leased message before another may take it (a node died mid-delivery).
 const LEASE: Duration = Duration::from_secs(300);
@@ -20,9 +22,11 @@ const EVENTS_KEPT: Duration = Duration::from_secs(90 * 86_400);
 /// Messages leased per round.
 const BATCH: i64 = 50;
 
-/// Runs forever: a round every `queue.probe`.
-pub async fn runner(config: Config, store: Store) {
+/// Runs forever: a round every `queue.probe`. Whether a round reached the backend is what
+/// begins or ends queue mode; with nothing due, a probe does.
+pub async fn runner(config: Config, store: Store, health: std::sync::Arc<BackendHealth>) {
     let node = crate::server::node_name(&config);
+    let target = BackendTarget::from_config(&config);
     let mut tick = tokio::time::interval(config.queue.probe.0);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut alerted: std::collections::HashMap<String, std::time::Instant> = Default::default();
@@ -31,7 +35,14 @@ pub async fn runner(config: Config, store: Store) {
         tick.tick().await;
         // A full batch means more is due: go on at once (the drain runs at full speed).
         loop {
-            match run_once(&config, &store, &node).await {
+            let round = run_once(&config, &store, &node).await;
+            match &round {
+                Ok(Round { reached: Some(true), .. }) => health.ok().await,
+                Ok(Round { reached: Some(false), unreachable, .. }) => health.failed(unreachable.as_deref().unwrap_or("backend unavailable")).await,
+                Ok(Round { reached: None, .. }) => health.probe(&target).await,
+                Err(_) => {}
+            }
+            match round {
                 Ok(r) if r.leased as i64 == BATCH && r.done > 0 => continue,
                 Ok(_) => break,
                 Err(e) => {
@@ -75,18 +86,22 @@ fn backoff(attempts: i32, max: Duration) -> Duration {
 }
 
 /// What one round did.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone)]
 pub struct Round {
     pub leased: usize,
     /// Messages that left the queue.
     pub done: usize,
+    /// Whether the backend answered (`None`: the round did not try it).
+    pub reached: Option<bool>,
+    /// Why it did not.
+    pub unreachable: Option<String>,
 }
 
 /// One round: lease what is due, deliver it over one backend connection.
 pub async fn run_once(config: &Config, store: &Store, node: &str) -> anyhow::Result<Round> {
     let now = crate::clock::now_us();
     let ids = store.lease_due(node, now, LEASE.as_micros() as i64, BATCH).await?;
-    let mut round = Round { leased: ids.len(), done: 0 };
+    let mut round = Round { leased: ids.len(), ..Round::default() };
     if ids.is_empty() {
         return Ok(round);
     }
@@ -98,10 +113,13 @@ pub async fn run_once(config: &Config, store: &Store, node: &str) -> anyhow::Res
         if !store.renew_lease(id, node, crate::clock::now_us(), LEASE.as_micros() as i64).await? {
             continue;
         }
-        match deliver_leased(config, store, node, id, &target, &mut connection).await {
+        let step = deliver_leased(config, store, node, id, &target, &mut connection, &mut round).await;
+        match step {
             Ok(Step::Done) => round.done += 1,
             Ok(Step::Later) => {}
             Ok(Step::BackendDown(why)) => {
+                round.reached = Some(false);
+                round.unreachable = Some(why.clone());
                 // Still down: this and every later leased message stay due and first in line for
                 // the next probe, no attempt counted.
                 for rest in &ids[n..] {
@@ -130,7 +148,7 @@ enum Step {
 }
 
 /// One leased message: an attempt over the round's connection, and its bookkeeping.
-async fn deliver_leased(config: &Config, store: &Store, node: &str, id: &str, target: &BackendTarget, connection: &mut Option<Backend>) -> anyhow::Result<Step> {
+async fn deliver_leased(config: &Config, store: &Store, node: &str, id: &str, target: &BackendTarget, connection: &mut Option<Backend>, round: &mut Round) -> anyhow::Result<Step> {
     let Some(item) = store.queue_list(Some(id)).await?.pop() else { return Ok(Step::Later) };
     if item.pending.is_empty() {
         // Every recipient has its answer already (a crash after the last one): just finish.
@@ -146,6 +164,7 @@ async fn deliver_leased(config: &Config, store: &Store, node: &str, id: &str, ta
             Err(e) => return Ok(Step::BackendDown(format!("backend unavailable: {e}"))),
         },
     };
+    round.reached = Some(true);
     let mut failures = Vec::new();
     let outcome = attempt(&mut backend, store, &item, &message, &mut failures).await;
     // A connection that failed mid-attempt is not reused; a deferred transaction is reset.

@@ -128,6 +128,12 @@ impl Conn {
         Ok(n)
     }
 
+    /// Takes in whatever the client has sent already, without waiting for more: the bytes are
+    /// buffered, and whether any are is what a caller asks next.
+    pub async fn take_pending(&mut self) {
+        let _ = tokio::time::timeout(std::time::Duration::ZERO, self.fill()).await;
+    }
+
     /// Full size at once, before reading a message: big reads, few system calls.
     pub fn grow(&mut self) {
         if self.buf.len() < BUF_SIZE {

@@ -102,6 +102,10 @@ pub mod replies {
     pub fn start_data() -> Reply {
         Reply::new(354, "", "End data with <CR><LF>.<CR><LF>")
     }
+    /// RFC 2920: DATA ends a pipelined group; the message may follow only the 354.
+    pub fn improper_pipelining() -> Reply {
+        Reply::new(554, "5.5.0", "Error: SMTP protocol synchronization: data sent before the 354 reply")
+    }
     pub fn ready_tls() -> Reply {
         Reply::new(220, "2.0.0", "Ready to start TLS")
     }

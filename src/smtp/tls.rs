@@ -1,5 +1,5 @@
 //! TLS for both directions, with rustls: the server side offered by STARTTLS (a configured
-//! certificate, or a self-signed one made once and kept in the data dir), and the client side
+//! certificate, or the self-signed one of [`super::self_signed`]), and the client side
 //! used towards the backend (encrypts; verifies the backend's certificate when a CA is configured)
 //! and towards an interception agency (always verified).
 
@@ -20,79 +20,94 @@ pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 }
 
 /// The server certificate every TLS listener (SMTP, web, POP3) presents, replaced in place when
-/// the configuration is reloaded: handshakes after a reload get the new one, connections
-/// already up keep theirs.
+/// the configuration is reloaded or the self-signed one is made again: handshakes after that get
+/// the new one, connections already up keep theirs.
 #[derive(Debug)]
-pub struct CertSlot(std::sync::RwLock<Arc<CertifiedKey>>);
+pub struct CertSlot {
+    pair: std::sync::RwLock<Arc<CertifiedKey>>,
+    /// The data dir and host name of the self-signed certificate, when that is the one shown.
+    self_signed: std::sync::RwLock<Option<(PathBuf, String)>>,
+}
 
 impl CertSlot {
     /// Reads the configured certificate and key (or the kept self-signed pair).
     pub fn load(config: &Config) -> Result<Arc<CertSlot>> {
-        Ok(Arc::new(CertSlot(std::sync::RwLock::new(read_pair(config)?))))
+        let self_signed = match (&config.smtp.tls.cert, &config.smtp.tls.key) {
+            (Some(_), Some(_)) => None,
+            _ => Some((config.storage.data_dir.clone(), config.smtp.hostname.clone())),
+        };
+        Ok(Arc::new(CertSlot { pair: std::sync::RwLock::new(read_pair(config)?), self_signed: std::sync::RwLock::new(self_signed) }))
     }
 
     /// Presents `other`'s certificate from now on.
     pub fn replace_with(&self, other: &CertSlot) {
-        let pair = other.0.read().expect("certificate lock").clone();
-        *self.0.write().expect("certificate lock") = pair;
+        let pair = other.pair.read().expect("certificate lock").clone();
+        let self_signed = other.self_signed.read().expect("certificate lock").clone();
+        *self.pair.write().expect("certificate lock") = pair;
+        *self.self_signed.write().expect("certificate lock") = self_signed;
+    }
+
+    /// Makes the self-signed certificate again when it is due, and shows the new one; returns
+    /// whether it did.
+    pub fn renew_self_signed(&self) -> Result<bool> {
+        let Some((dir, host)) = self.self_signed.read().expect("certificate lock").clone() else { return Ok(false) };
+        if !super::self_signed::is_due(&dir, &host) {
+            return Ok(false);
+        }
+        let (cert, key) = super::self_signed::ensure(&dir, &host)?;
+        *self.pair.write().expect("certificate lock") = read_files(&cert, &key)?;
+        Ok(true)
+    }
+
+    /// Runs forever: the self-signed certificate is looked at twice a day.
+    pub async fn renewal_job(self: Arc<CertSlot>) {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(12 * 3600));
+        loop {
+            tick.tick().await;
+            if let Err(e) = self.renew_self_signed() {
+                tracing::error!("the self-signed certificate could not be made again: {e:#}");
+            }
+        }
     }
 }
 
 impl ResolvesServerCert for CertSlot {
     fn resolve(&self, _hello: rustls::server::ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        Some(self.0.read().expect("certificate lock").clone())
+        Some(self.pair.read().expect("certificate lock").clone())
     }
 }
 
 fn read_pair(config: &Config) -> Result<Arc<CertifiedKey>> {
     let (cert_path, key_path) = match (&config.smtp.tls.cert, &config.smtp.tls.key) {
         (Some(c), Some(k)) => (c.clone(), k.clone()),
-        _ => self_signed(&config.storage.data_dir, &config.smtp.hostname)?,
+        _ => super::self_signed::ensure(&config.storage.data_dir, &config.smtp.hostname)?,
     };
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&cert_path)
+    read_files(&cert_path, &key_path)
+}
+
+fn read_files(cert_path: &Path, key_path: &Path) -> Result<Arc<CertifiedKey>> {
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert_path)
         .with_context(|| format!("smtp.tls.cert: cannot read {}", cert_path.display()))?
         .collect::<Result<_, _>>()
         .with_context(|| format!("smtp.tls.cert: bad PEM in {}", cert_path.display()))?;
     if certs.is_empty() {
         anyhow::bail!("smtp.tls.cert: no certificate in {}", cert_path.display());
     }
-    let key = PrivateKeyDer::from_pem_file(&key_path).with_context(|| format!("smtp.tls.key: no private key in {}", key_path.display()))?;
+    let key = PrivateKeyDer::from_pem_file(key_path).with_context(|| format!("smtp.tls.key: no private key in {}", key_path.display()))?;
     let pair = CertifiedKey::from_der(certs, key, &provider()).context("smtp.tls: certificate and key do not match")?;
     Ok(Arc::new(pair))
 }
 
 /// The server-side TLS configuration: the certificate comes from `certs`.
 pub fn server_config(certs: &Arc<CertSlot>) -> Result<Arc<rustls::ServerConfig>> {
-    let tls = rustls::ServerConfig::builder_with_provider(provider())
+    let mut tls = rustls::ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()?
         .with_no_client_auth()
         .with_cert_resolver(certs.clone());
+    // Our order of cipher suites (the provider's: AES-256-GCM first), not the client's: a client
+    // that lists a weaker suite first does not get it while a stronger one is common.
+    tls.ignore_client_order = true;
     Ok(Arc::new(tls))
-}
-
-/// The self-signed certificate in `DATA_DIR/tls/`, made on first use.
-fn self_signed(data_dir: &Path, hostname: &str) -> Result<(PathBuf, PathBuf)> {
-    let dir = data_dir.join("tls");
-    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-    if cert.is_file() && key.is_file() {
-        return Ok((cert, key));
-    }
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let made = rcgen::generate_simple_self_signed(vec![hostname.to_string()]).context("cannot make a self-signed certificate")?;
-    write_private(&key, made.signing_key.serialize_pem().as_bytes())?;
-    std::fs::write(&cert, made.cert.pem()).with_context(|| format!("cannot write {}", cert.display()))?;
-    tracing::info!(cert = %cert.display(), "made a self-signed certificate for {hostname}");
-    Ok((cert, key))
-}
-
-fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    Ok(())
 }
 
 /// The trust anchors in a PEM file's contents.

@@ -80,6 +80,14 @@ async fn security_headers(req: Request<axum::body::Body>, next: Next) -> Respons
     res
 }
 
+/// Over HTTPS: browsers come back over HTTPS only, for a year (RFC 6797; a browser ignores it
+/// while the certificate is not trusted, so a self-signed start stays reachable).
+async fn strict_transport_security(req: Request<axum::body::Body>, next: Next) -> Response {
+    let mut res = next.run(req).await;
+    res.headers_mut().insert(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static("max-age=31536000"));
+    res
+}
+
 /// A running web server.
 pub struct WebServer {
     pub addr: SocketAddr,
@@ -98,7 +106,11 @@ pub async fn start(config: Config, store: Store, certs: &Arc<crate::smtp::tls::C
     let addr = listener.local_addr()?;
     let tls = if config.web.tls { Some(tokio_rustls::TlsAcceptor::from(crate::smtp::tls::server_config(certs)?)) } else { None };
     let web = Web::new(config, store.clone());
-    let app = router(web).into_make_service_with_connect_info::<Peer>();
+    let mut app = router(web);
+    if tls.is_some() {
+        app = app.layer(middleware::from_fn(strict_transport_security));
+    }
+    let app = app.into_make_service_with_connect_info::<Peer>();
     tokio::spawn(expire_sessions(store));
     let task = match tls {
         None => tokio::spawn(async move {

@@ -13,12 +13,16 @@ pub struct Client {
     peer_cert: Option<Vec<u8>>,
 }
 
+/// A 220 greeting, one line or several (`220-` ... `220 `).
+pub fn is_greeting(reply: &str) -> bool {
+    reply.lines().all(|l| l.starts_with("220")) && reply.lines().last().is_some_and(|l| l.starts_with("220 "))
+}
+
 impl Client {
     /// Connects and reads the greeting.
     pub async fn connect(addr: SocketAddr) -> Client {
-        let (mut c, greeting) = Client::connect_raw(addr).await;
-        assert!(greeting.starts_with("220 "), "greeting: {greeting}");
-        let _ = &mut c;
+        let (c, greeting) = Client::connect_raw(addr).await;
+        assert!(is_greeting(&greeting), "greeting: {greeting}");
         c
     }
 
@@ -27,7 +31,7 @@ impl Client {
         let socket = tokio::net::TcpSocket::new_v4().unwrap();
         socket.bind(format!("{source}:0").parse().unwrap()).unwrap();
         let (c, greeting) = Client::from_stream(socket.connect(addr).await.unwrap()).await;
-        assert!(greeting.starts_with("220 "), "greeting: {greeting}");
+        assert!(is_greeting(&greeting), "greeting: {greeting}");
         c
     }
 
@@ -39,7 +43,7 @@ impl Client {
     pub async fn from_stream_after(mut s: TcpStream, early: &[u8]) -> Client {
         s.write_all(early).await.unwrap();
         let (c, greeting) = Client::from_stream(s).await;
-        assert!(greeting.starts_with("220 "), "greeting: {greeting}");
+        assert!(is_greeting(&greeting), "greeting: {greeting}");
         c
     }
 

@@ -65,8 +65,9 @@ impl Gateway {
 /// A config for tests: listen on an ephemeral loopback port, relay `example.org` to `backend`.
 pub fn config(backend: SocketAddr, extra: &str) -> (sponts::config::Config, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
+    // The pregreet pause (`uce.greet_delay`) only where a test asks for it: it is tested on its own.
     let text = format!(
-        "[smtp]\nlisten = [\"127.0.0.1:0\"]\nhostname = \"gw.test.example\"\n[web]\nlisten = \"127.0.0.1:0\"\n[pop3]\nlisten = \"127.0.0.1:0\"\n[backend]\naddress = \"{backend}\"\nstarttls = \"off\"\n[domains]\nlocal = [\"example.org\", \"example.net\"]\n[storage]\ndata_dir = \"{}\"\n{}",
+        "[smtp]\nlisten = [\"127.0.0.1:0\"]\nhostname = \"gw.test.example\"\n[web]\nlisten = \"127.0.0.1:0\"\n[pop3]\nlisten = \"127.0.0.1:0\"\n[backend]\naddress = \"{backend}\"\nstarttls = \"off\"\n[domains]\nlocal = [\"example.org\", \"example.net\"]\n[storage]\ndata_dir = \"{}\"\n[uce]\ngreet_delay = \"0s\"\n{}",
         dir.path().display(),
         extra
     );

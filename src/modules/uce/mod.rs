@@ -338,6 +338,11 @@ impl Module for Uce {
         let policy = self.config.policy_for(&rcpt.domain);
         let sure = match self.penalty(ip) {
             Some(reason) => Some(format!("penalty box: {reason}")),
+            None if s.talked_early => {
+                // A bot (postscreen's pregreet test): boxed, so its next connection is known too.
+                self.penalize(ip, "talked before the greeting").await;
+                Some("talked before the greeting".to_string())
+            }
             None => {
                 let ip_score = self.ip_score(s).await;
                 (ip_score.points >= self.config.reject_score).then(|| format!("client {}", ip_score.describe()))

@@ -114,7 +114,9 @@ impl Session {
         };
         match answer {
             Ok(r) if r.is_positive() => {
-                let text = format!("Ok: {} id={}", r.text(), tx.id);
+                // The backend's own words ("Ok: queued as 4Fxyz"), with the transaction id.
+                let said = r.text();
+                let text = format!("{} id={}", if said.trim().is_empty() { "Ok" } else { said.trim() }, tx.id);
                 let enhanced = if r.enhanced.is_empty() { "2.0.0".to_string() } else { r.enhanced.clone() };
                 tracing::info!(id = %tx.id, rcpts = tx.accepted.len(), size = message.len(), "delivered: {r}");
                 (Outcome::Delivered, "backend", Reply { code: 250, enhanced, lines: vec![text] })

@@ -41,8 +41,9 @@ struct Tx {
     queued: bool,
     /// A module took a recipient for itself (a spam trap): the message is kept, never delivered.
     discarded_by: Option<&'static str>,
-    /// The module that refused a recipient last: it decided a transaction that ends without one.
-    refused_by: Option<&'static str>,
+    /// Who refused a recipient last (a module, `backend` or `smtp`), and how: a transaction that
+    /// ends without an accepted recipient was refused by them, not abandoned.
+    refused_by: Option<(&'static str, Reply)>,
 }
 
 impl Tx {
@@ -162,32 +163,49 @@ impl Session {
         Flow::Continue
     }
 
+    /// The connect hooks, then the greeting. With `uce.greet_delay`, postscreen's test for bots:
+    /// the greeting's first line at once and its last after the pause; a client that talks
+    /// before the last line is a bot (tarpitted, and refused at RCPT per the domain's policy).
+    /// A real client waits for the last line and loses only the pause, once per `GREET_PASS`.
     async fn greet(&mut self) -> Flow {
         self.conn.set_read_timeout(Some(self.gw.config.smtp.command_timeout.0));
-        let pause = self.gw.config.uce.greet_delay.0;
-        if self.tarpit.is_some() && !pause.is_zero() {
-            // A real SMTP client waits for the greeting; a bot that talks first is tarpitted.
-            if let Ok(Ok(n)) = tokio::time::timeout(pause, self.conn.fill()).await {
-                if n > 0 {
-                    tracing::info!(peer = %self.info.peer, "client talked before the greeting: tarpitted");
-                    self.info.marks.tarpit();
-                }
-            }
-        }
         let info = self.info.clone();
         let d = self.gw.pipeline.run(|m| m.connect(&info)).await;
         tarpit(d.delay).await;
-        match d.verdict {
-            Verdict::Reject(r) | Verdict::TempFail(r) => {
-                tracing::info!(peer = %self.info.peer, module = d.module, "connection refused: {r}");
-                self.reply(&r);
-                Flow::Close
+        if let Verdict::Reject(r) | Verdict::TempFail(r) = d.verdict {
+            tracing::info!(peer = %self.info.peer, module = d.module, "connection refused: {r}");
+            self.reply(&r);
+            return Flow::Close;
+        }
+        let banner = format!("{} ESMTP sponts", self.gw.config.smtp.hostname);
+        let pause = self.greet_pause();
+        if !pause.is_zero() {
+            self.conn.queue_bytes(format!("220-{banner}\r\n").as_bytes());
+            if self.conn.flush().await.is_err() {
+                return Flow::Close;
             }
-            _ => {
-                self.reply(&Reply::new(220, "", format!("{} ESMTP sponts", self.gw.config.smtp.hostname)));
-                Flow::Continue
+            let talked = matches!(tokio::time::timeout(pause, self.conn.fill()).await, Ok(Ok(n)) if n > 0);
+            if talked {
+                tracing::info!(peer = %self.info.peer, "client talked before the greeting ended: a bot");
+                self.info.talked_early = true;
+                self.info.marks.tarpit();
+            } else {
+                self.gw.greet_passes.passed(self.info.peer.ip());
             }
         }
+        self.reply(&Reply::new(220, "", banner));
+        Flow::Continue
+    }
+
+    /// How long the greeting's last line waits: not at all without `uce`, for our own networks,
+    /// or for a client that passed the test lately.
+    fn greet_pause(&self) -> std::time::Duration {
+        let ip = self.info.peer.ip();
+        let ours = self.gw.config.smtp.relay_networks.iter().any(|n| n.contains(ip));
+        if self.tarpit.is_none() || ours || self.gw.greet_passes.recently_passed(ip) {
+            return std::time::Duration::ZERO;
+        }
+        self.gw.config.uce.greet_delay.0
     }
 
     async fn handle(&mut self, cmd: Command) -> Flow {
@@ -348,6 +366,7 @@ impl Session {
             || self.gw.config.smtp.relay_networks.iter().any(|n| n.contains(self.info.peer.ip()));
         if !relay_ok {
             let r = replies::relay_denied(&address);
+            tx.refused_by = Some(("smtp", r.clone()));
             tx.rcpts.push(RcptRecord { address, accepted: false, reply: r.summary(), delivered_to: None });
             tracing::info!(id = %tx.id, peer = %self.info.peer, "relay attempt refused: {r}");
             return self.error(r);
@@ -363,7 +382,7 @@ impl Session {
                 }
                 self.count_unknown(&r);
                 let tx = self.tx.as_mut().expect("transaction checked above");
-                tx.refused_by = d.module;
+                tx.refused_by = Some((d.module.unwrap_or("smtp"), r.clone()));
                 tx.rcpts.push(RcptRecord { address, accepted: false, reply: r.summary(), delivered_to: None });
                 self.reply(&r);
                 return Flow::Continue;
@@ -410,6 +429,9 @@ impl Session {
             }
         };
         tx.rcpts.push(RcptRecord { address, accepted: r.is_positive(), reply: r.summary(), delivered_to: delivered_to.clone() });
+        if !r.is_positive() {
+            tx.refused_by = Some(("backend", r.clone()));
+        }
         if r.is_positive() {
             // The backend got the owner of a disposable address; so will the message.
             let backend_rcpt = delivered_to.and_then(|a| crate::smtp::address::parse_path(&a, crate::smtp::address::Side::Recipient).ok().flatten());
@@ -449,6 +471,20 @@ impl Session {
         }
         let max = self.gw.config.smtp.max_message_size.0 as usize;
         let hint = tx.params.size.unwrap_or(0).min(max as u64) as usize;
+        // RFC 2920: DATA ends a pipelined group. Anything already sent after it — message
+        // content or more commands — was sent without waiting for the 354: a spambot's shortcut
+        // (and a smuggling vector). It never becomes content; the session ends, as Postfix does.
+        if !self.conn.has_buffered_input() {
+            self.conn.take_pending().await;
+        }
+        if self.conn.has_buffered_input() {
+            let r = replies::improper_pipelining();
+            let tx = self.tx.take().expect("transaction checked above");
+            tracing::info!(id = %tx.id, peer = %self.info.peer, bytes = self.conn.buffered().len(), "improper pipelining: data before the 354");
+            self.finish(&tx, None, Outcome::Refused, "smtp", &r).await;
+            self.reply(&r);
+            return Flow::Close;
+        }
         self.reply(&replies::start_data());
         if self.flush().await.is_err() {
             return Flow::Close;
@@ -549,13 +585,22 @@ impl Session {
     }
 
     /// Ends an open transaction that never got to a message (RSET, new EHLO, QUIT, lost client).
+    /// One whose every recipient was refused was not abandoned but refused (or deferred), by whoever
+    /// refused the last one, with that answer.
     async fn end_transaction_abandoned(&mut self) {
         if let Some(tx) = self.tx.take() {
             self.backend_dirty = self.backend.is_some();
-            let r = Reply::new(0, "", "transaction abandoned by the client");
-            // Left after a module refused its recipients: that module decided it.
-            let by = if tx.accepted.is_empty() { tx.refused_by.unwrap_or("client") } else { "client" };
-            self.finish(&tx, None, Outcome::Abandoned, by, &r).await;
+            match &tx.refused_by {
+                Some((by, r)) if tx.accepted.is_empty() => {
+                    let permanent = tx.rcpts.iter().any(|rc| rc.reply.starts_with('5'));
+                    let outcome = if permanent { Outcome::Refused } else { Outcome::TempFailed };
+                    self.finish(&tx, None, outcome, by, r).await;
+                }
+                _ => {
+                    let r = Reply::new(0, "", "transaction abandoned by the client");
+                    self.finish(&tx, None, Outcome::Abandoned, "client", &r).await;
+                }
+            }
         }
     }
 
