@@ -57,11 +57,17 @@ pub struct MailProxyConfig {
     pub allow_plaintext_auth: bool,
     /// A session with no bytes either way this long is closed (a target's or anyone's).
     pub idle_timeout: Duration,
+    /// After this many failed logins from one client address (an IPv6 /64), sponts refuses that
+    /// address's logins itself (0: never); the backend sees the client's address too, but one
+    /// attacker must not cost the backend's attention (or its per-address delays) for long.
+    pub max_failed_logins: u32,
+    /// How long such an address stays refused, counted from its last failed login.
+    pub failed_login_block: Duration,
 }
 
 impl Default for MailProxyConfig {
     fn default() -> Self {
-        MailProxyConfig { listen: Vec::new(), tls_listen: Vec::new(), backend: String::new(), backend_tls: BackendTls::Starttls, backend_ca: None, allow_plaintext_auth: false, idle_timeout: Duration::secs(1800) }
+        MailProxyConfig { listen: Vec::new(), tls_listen: Vec::new(), backend: String::new(), backend_tls: BackendTls::Starttls, backend_ca: None, allow_plaintext_auth: false, idle_timeout: Duration::secs(1800), max_failed_logins: 10, failed_login_block: Duration::secs(900) }
     }
 }
 
@@ -96,6 +102,9 @@ pub(super) fn collect(config: &super::Config, errors: &mut Vec<ConfigError>) {
         }
         if p.idle_timeout.0 < std::time::Duration::from_secs(10) {
             errors.push(ConfigError { key: format!("{name}.idle_timeout"), message: "must be at least 10s".into() });
+        }
+        if p.failed_login_block.0 < std::time::Duration::from_secs(1) || p.failed_login_block.0 > std::time::Duration::from_secs(86_400) {
+            errors.push(ConfigError { key: format!("{name}.failed_login_block"), message: "must be between 1s and 24h".into() });
         }
     }
 }

@@ -679,8 +679,8 @@ mod tests {
 
     #[test]
     fn interception_and_proxy_keys_are_checked() {
-        let e = errors("[intercept]\nretry_after = \"0s\"\nagency_ca = \"/nonexistent/ca.pem\"\nfrom = \"nobody\"\n[imap_proxy]\nlisten = [\"127.0.0.1:1143\"]\n[pop3_proxy]\nbackend_tls = \"sometimes\"\n");
-        for key in ["intercept.retry_after: must be between", "intercept.agency_ca: cannot read", "intercept.from: `nobody`", "imap_proxy.backend: ", "pop3_proxy.backend_tls: "] {
+        let e = errors("[intercept]\nretry_after = \"0s\"\nagency_ca = \"/nonexistent/ca.pem\"\nfrom = \"nobody\"\n[imap_proxy]\nlisten = [\"127.0.0.1:1143\"]\nfailed_login_block = \"0s\"\n[pop3_proxy]\nbackend_tls = \"sometimes\"\n");
+        for key in ["intercept.retry_after: must be between", "intercept.agency_ca: cannot read", "intercept.from: `nobody`", "imap_proxy.backend: ", "imap_proxy.failed_login_block: must be between", "pop3_proxy.backend_tls: "] {
             assert!(e.iter().any(|m| m.starts_with(key)), "{key}: {e:?}");
         }
     }

@@ -2,6 +2,8 @@
 //! time: STARTTLS is sponts' own, capabilities are adjusted, LOGIN and AUTHENTICATE are read for
 //! the user name. A target's session after login is read in both directions at once: literals
 //! of APPEND (client to server) and of FETCH body items (server to client) are copied.
+//! The backend hears the client's address in sponts' own `ID` before the client speaks; a
+//! client's `ID` before login is answered by sponts, so it cannot claim another address.
 
 use anyhow::{Context, Result};
 use tokio::time::timeout;
@@ -12,10 +14,58 @@ use super::{intercept, AfterLogin, LoggedIn, Session, Shared};
 /// Literals larger than this are relayed but copied only in part (the record says so).
 const MAX_KEPT: usize = 64 << 20;
 
+/// Tells the backend who the client is, with the `ID` fields Dovecot takes from the addresses in
+/// its `login_trusted_networks` (RFC 2971; `x-originating-ip` and the like), when the backend
+/// offers ID. Returns the greeting unchanged.
+pub async fn forward_client(backend: &mut Stream, greeting: Vec<u8>, info: &Session) -> Result<Vec<u8>> {
+    let offered = match capability_span(&greeting) {
+        Some((start, end)) => has_id(&greeting[start..end]),
+        None => {
+            backend.write(b"S1 CAPABILITY\r\n").await?;
+            let mut id = false;
+            loop {
+                let line = backend.line(MAX_LINE).await?.context("the backend closed the connection at CAPABILITY")?;
+                if line.starts_with(b"S1 ") {
+                    break id;
+                }
+                if let Some((start, end)) = capability_span(&line) {
+                    id |= has_id(&line[start..end]);
+                }
+            }
+        }
+    };
+    if !offered {
+        return Ok(greeting);
+    }
+    let (peer, local) = (info.peer, info.local);
+    let command = format!(
+        "S2 ID (\"x-originating-ip\" \"{}\" \"x-originating-port\" \"{}\" \"x-connected-ip\" \"{}\" \"x-connected-port\" \"{}\" \"x-session-ext-id\" \"{}\")\r\n",
+        peer.ip().to_canonical(),
+        peer.port(),
+        local.ip().to_canonical(),
+        local.port(),
+        info.id
+    );
+    backend.write(command.as_bytes()).await?;
+    loop {
+        let line = backend.line(MAX_LINE).await?.context("the backend closed the connection at ID")?;
+        if line.starts_with(b"S2 ") {
+            if !line.get(3..).is_some_and(|r| r.to_ascii_uppercase().starts_with(b"OK")) {
+                tracing::warn!(reply = %String::from_utf8_lossy(&line).trim_end(), "imap proxy: the backend refused ID with the client's address");
+            }
+            return Ok(greeting);
+        }
+    }
+}
+
+fn has_id(capabilities: &[u8]) -> bool {
+    capabilities.split(|&b| b == b' ').any(|c| c.eq_ignore_ascii_case(b"ID"))
+}
+
 /// The dialogue up to a successful login (`None`: the session ended before).
 pub async fn until_login(mut client: Stream, mut backend: Stream, greeting: Vec<u8>, shared: &Shared, info: &Session) -> Result<Option<LoggedIn>> {
     let allow = shared.config.allow_plaintext_auth;
-    client.write(&rewrite_capabilities(&greeting, true, allow)).await?;
+    client.write(&rewrite_capabilities(&greeting, client.tls.is_none(), allow)).await?;
     let idle = shared.config.idle_timeout.0;
     loop {
         let Some(first) = timeout(idle, client.line(MAX_LINE)).await.context("idle")?? else { return Ok(None) };
@@ -36,7 +86,15 @@ pub async fn until_login(mut client: Stream, mut backend: Stream, greeting: Vec<
             "STARTTLS" => Some("BAD TLS is already active"),
             "LOGIN" | "AUTHENTICATE" if plaintext && !allow => Some("NO [PRIVACYREQUIRED] Use STARTTLS first: no passwords in clear"),
             "AUTHENTICATE" if !super::readable_mechanism(rest.split(' ').next().unwrap_or("")) => Some("NO [CANNOT] Unsupported authentication mechanism"),
-            "CAPABILITY" | "NOOP" | "LOGOUT" | "ID" | "LOGIN" | "AUTHENTICATE" => None,
+            "LOGIN" | "AUTHENTICATE" if super::throttled(shared, info) => Some("NO [AUTHENTICATIONFAILED] Too many failed logins from your address, try again later"),
+            "ID" => {
+                // sponts' ID told the backend the client's address; the client's own is not sent
+                // on (from sponts, a backend would believe its x-originating-ip).
+                read_command(first, &mut client).await?;
+                client.write(format!("* ID NIL\r\n{tag} OK ID completed\r\n").as_bytes()).await?;
+                continue;
+            }
+            "CAPABILITY" | "NOOP" | "LOGOUT" | "LOGIN" | "AUTHENTICATE" => None,
             // Nothing else before login: a command sponts does not read must not log anyone in.
             _ => Some("BAD Log in first"),
         };
@@ -507,36 +565,50 @@ fn astring(value: &[u8]) -> Vec<u8> {
 /// SASL mechanisms that name the user in the clear. Other lines pass unchanged.
 fn rewrite_capabilities(line: &[u8], plaintext: bool, allow_plaintext_auth: bool) -> Vec<u8> {
     let text = String::from_utf8_lossy(line);
-    let upper = text.to_ascii_uppercase();
-    let (start, end) = if let Some(s) = upper.strip_prefix("* CAPABILITY ") {
-        (text.len() - s.len(), text.trim_end().len().max(text.len() - s.len()))
-    } else {
-        // A response code right after the status word: `* OK [CAPABILITY ...]`, `a1 OK [...]`.
-        let mut words = upper.splitn(3, ' ');
-        let (_, status, rest) = (words.next(), words.next().unwrap_or(""), words.next().unwrap_or(""));
-        if !matches!(status, "OK" | "NO" | "BAD" | "PREAUTH" | "BYE") || !rest.starts_with("[CAPABILITY ") {
-            return line.to_vec();
-        }
-        let from = upper.len() - rest.len() + "[CAPABILITY ".len();
-        match upper[from..].find(']') {
-            Some(close) => (from, from + close),
-            None => return line.to_vec(),
-        }
-    };
+    let Some((start, end)) = capability_span(text.as_bytes()) else { return line.to_vec() };
+    // Before TLS no way to log in is offered at all (RFC 9051 7.2.1, RFC 2595 3.2): a client that
+    // saw SASL-IR and AUTH=PLAIN might send its password with its first command.
+    let no_logins = plaintext && !allow_plaintext_auth;
     let mut caps: Vec<&str> = text[start..end]
         .split(' ')
         .filter(|c| {
             let u = c.to_ascii_uppercase();
-            !(u.is_empty() || u == "STARTTLS" || u == "LOGINDISABLED" || u.starts_with("COMPRESS=") && u != "COMPRESS=DEFLATE" || u.starts_with("AUTH=") && !super::readable_mechanism(&u[5..]))
+            let login = u == "SASL-IR" || u.starts_with("AUTH=");
+            !(u.is_empty()
+                || u == "STARTTLS"
+                || u == "LOGINDISABLED"
+                || u.starts_with("XCLIENT")
+                || u.starts_with("COMPRESS=") && u != "COMPRESS=DEFLATE"
+                || u.starts_with("AUTH=") && !super::readable_mechanism(&u[5..])
+                || login && no_logins)
         })
         .collect();
     if plaintext {
         caps.push("STARTTLS");
-        if !allow_plaintext_auth {
+        if no_logins {
             caps.push("LOGINDISABLED");
         }
     }
     format!("{}{}{}", &text[..start], caps.join(" "), &text[end..]).into_bytes()
+}
+
+/// Where the capability names are in a `* CAPABILITY ...` response or a `[CAPABILITY ...]`
+/// response code right after the status word (`* OK [CAPABILITY ...]`, `a1 OK [...]`); byte
+/// offsets into `line`.
+fn capability_span(line: &[u8]) -> Option<(usize, usize)> {
+    let upper = line.to_ascii_uppercase();
+    if let Some(s) = upper.strip_prefix(b"* CAPABILITY ") {
+        let from = upper.len() - s.len();
+        return Some((from, upper.trim_ascii_end().len().max(from)));
+    }
+    let mut words = upper.splitn(3, |&b| b == b' ');
+    let (_, status, rest) = (words.next(), words.next().unwrap_or_default(), words.next().unwrap_or_default());
+    if !matches!(status, b"OK" | b"NO" | b"BAD" | b"PREAUTH" | b"BYE") || !rest.starts_with(b"[CAPABILITY ") {
+        return None;
+    }
+    let from = upper.len() - rest.len() + b"[CAPABILITY ".len();
+    let close = upper[from..].iter().position(|&b| b == b']')?;
+    Some((from, from + close))
 }
 
 #[cfg(test)]
@@ -570,7 +642,9 @@ mod tests {
     #[test]
     fn capabilities_are_adjusted() {
         let line = b"* OK [CAPABILITY IMAP4rev1 SASL-IR LITERAL+ STARTTLS AUTH=PLAIN AUTH=SCRAM-SHA-1 LOGINDISABLED COMPRESS=X-FUTURE] Dovecot ready.\r\n";
-        assert_eq!(String::from_utf8(rewrite_capabilities(line, true, false)).unwrap(), "* OK [CAPABILITY IMAP4rev1 SASL-IR LITERAL+ AUTH=PLAIN STARTTLS LOGINDISABLED] Dovecot ready.\r\n");
+        assert_eq!(String::from_utf8(rewrite_capabilities(line, true, false)).unwrap(), "* OK [CAPABILITY IMAP4rev1 LITERAL+ STARTTLS LOGINDISABLED] Dovecot ready.\r\n", "no way to log in before TLS");
+        assert_eq!(String::from_utf8(rewrite_capabilities(line, true, true)).unwrap(), "* OK [CAPABILITY IMAP4rev1 SASL-IR LITERAL+ AUTH=PLAIN STARTTLS] Dovecot ready.\r\n", "plaintext logins allowed");
+        assert_eq!(String::from_utf8(rewrite_capabilities(line, false, false)).unwrap(), "* OK [CAPABILITY IMAP4rev1 SASL-IR LITERAL+ AUTH=PLAIN] Dovecot ready.\r\n", "over TLS");
         assert_eq!(String::from_utf8(rewrite_capabilities(b"* CAPABILITY IMAP4rev1 STARTTLS AUTH=LOGIN\r\n", false, false)).unwrap(), "* CAPABILITY IMAP4rev1 AUTH=LOGIN\r\n");
         assert_eq!(rewrite_capabilities(b"* 3 EXISTS\r\n", true, false), b"* 3 EXISTS\r\n");
         let subject = b"* 1 FETCH (ENVELOPE (NIL \"[CAPABILITY STARTTLS x]\"))\r\n";

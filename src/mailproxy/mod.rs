@@ -4,11 +4,19 @@
 //! session that is no interception target is relayed byte for byte, unread. A target's session
 //! stays read: its logins, the messages it retrieves (POP3 RETR, IMAP FETCH of bodies) and
 //! uploads (IMAP APPEND) are handed to [`crate::intercept`], after they were relayed.
+//!
+//! The backend learns each client's address (IMAP `ID` with `x-originating-ip`, POP3 `XCLIENT`,
+//! as Dovecot takes them from its `login_trusted_networks`), so its per-address defences judge
+//! the client, not sponts; a client's own attempt at either is never passed on. sponts also
+//! refuses logins itself from an address with too many failures ([`throttle`]), and every
+//! session leaves one log line: client, login, result, bytes each way.
 
 mod compress;
 mod imap;
+mod meter;
 mod pop3;
 mod stream;
+mod throttle;
 
 use anyhow::{Context, Result};
 use std::net::SocketAddr;
@@ -44,6 +52,8 @@ pub struct Shared {
     pub limits: Arc<crate::server::Limits>,
     pub max_connections: usize,
     pub max_per_ip: usize,
+    /// Failed logins per client address.
+    pub throttle: throttle::Throttle,
 }
 
 /// The bound proxy listeners.
@@ -80,6 +90,7 @@ pub async fn start(config: &Config, certs: &Arc<crate::smtp::tls::CertSlot>, int
             limits: limits.clone(),
             max_connections: config.smtp.max_connections,
             max_per_ip: config.smtp.max_connections_per_ip,
+            throttle: throttle::Throttle::new(cfg.max_failed_logins, cfg.failed_login_block.0),
         });
         for (addrs, implicit, key) in [(&cfg.listen, false, "listen"), (&cfg.tls_listen, true, "tls_listen")] {
             for addr in addrs {
@@ -113,31 +124,78 @@ async fn accept(listener: TcpListener, shared: Arc<Shared>, implicit_tls: bool, 
         sessions.spawn(async move {
             let _slot = slot;
             let local = tcp.local_addr().unwrap_or(peer);
-            if let Err(e) = session(tcp, peer, local, &shared, implicit_tls).await {
-                tracing::debug!(%peer, "{} proxy session ended: {e:#}", shared.protocol.name());
-            }
+            session(tcp, peer, local, &shared, implicit_tls).await;
         });
     }
 }
 
-/// What a protocol session knows of its connection.
+/// What a protocol session knows of its connection, and what its log line will say.
 pub struct Session {
     pub id: String,
     pub peer: SocketAddr,
     pub local: SocketAddr,
+    outcome: std::sync::Mutex<Outcome>,
 }
 
-async fn session(tcp: TcpStream, peer: SocketAddr, local: SocketAddr, shared: &Shared, implicit_tls: bool) -> Result<()> {
+/// The logins a session tried, for its log line.
+#[derive(Default)]
+struct Outcome {
+    /// The name of the last login tried.
+    login: String,
+    failed: u32,
+    throttled: u32,
+    logged_in: bool,
+    backend_down: bool,
+}
+
+impl Outcome {
+    fn result(&self) -> &'static str {
+        match self {
+            Outcome { backend_down: true, .. } => "backend unreachable",
+            Outcome { logged_in: true, .. } => "logged in",
+            Outcome { throttled: 1.., .. } => "throttled",
+            Outcome { failed: 1.., .. } => "login failed",
+            _ => "no login",
+        }
+    }
+}
+
+/// Runs one client's session and logs it: who, as whom, how it ended, bytes each way.
+async fn session(tcp: TcpStream, peer: SocketAddr, local: SocketAddr, shared: &Shared, implicit_tls: bool) {
     let _ = tcp.set_nodelay(true);
-    let mut client = Stream::new(Box::new(tcp), None);
+    let counts = Arc::new(meter::Counts::default());
+    let client = Stream::new(Box::new(meter::Metered::new(tcp, counts.clone())), None);
+    let info = Session { id: crate::id::new_transaction_id(), peer, local, outcome: Default::default() };
+    let started = std::time::Instant::now();
+    let end = match run(client, shared, &info, implicit_tls).await {
+        Ok(()) => "closed".to_string(),
+        Err(e) => format!("{e:#}"),
+    };
+    let o = info.outcome.lock().expect("outcome lock");
+    tracing::info!(
+        session = %info.id,
+        client = %peer,
+        login = %o.login,
+        result = o.result(),
+        failed_logins = o.failed,
+        bytes_from_client = counts.from_client(),
+        bytes_to_client = counts.to_client(),
+        seconds = started.elapsed().as_secs(),
+        end = %end,
+        "{} proxy session",
+        shared.protocol.name()
+    );
+}
+
+async fn run(mut client: Stream, shared: &Shared, info: &Session, implicit_tls: bool) -> Result<()> {
     if implicit_tls {
         client = client.accept_tls(&shared.tls).await.context("TLS handshake with the client")?;
     }
-    let info = Session { id: crate::id::new_transaction_id(), peer, local };
-    let (backend, greeting) = match connect_backend(shared).await {
+    let (mut backend, greeting) = match connect_backend(shared).await {
         Ok(b) => b,
         Err(e) => {
-            tracing::warn!(%peer, backend = %shared.config.backend, "{} proxy: backend not reachable: {e:#}", shared.protocol.name());
+            info.outcome.lock().expect("outcome lock").backend_down = true;
+            tracing::warn!(peer = %info.peer, backend = %shared.config.backend, "{} proxy: backend not reachable: {e:#}", shared.protocol.name());
             let refusal: &[u8] = match shared.protocol {
                 Protocol::Pop3 => b"-ERR [SYS/TEMP] service not available, try again later\r\n",
                 Protocol::Imap => b"* BYE [UNAVAILABLE] service not available, try again later\r\n",
@@ -146,11 +204,16 @@ async fn session(tcp: TcpStream, peer: SocketAddr, local: SocketAddr, shared: &S
             return Ok(());
         }
     };
+    let greeting = match shared.protocol {
+        Protocol::Pop3 => pop3::forward_client(&mut backend, greeting, info).await?,
+        Protocol::Imap => imap::forward_client(&mut backend, greeting, info).await?,
+    };
     let logged_in = match shared.protocol {
-        Protocol::Pop3 => pop3::until_login(client, backend, greeting, shared, &info).await?,
-        Protocol::Imap => imap::until_login(client, backend, greeting, shared, &info).await?,
+        Protocol::Pop3 => pop3::until_login(client, backend, greeting, shared, info).await?,
+        Protocol::Imap => imap::until_login(client, backend, greeting, shared, info).await?,
     };
     let Some(LoggedIn { client, backend, login }) = logged_in else { return Ok(()) };
+    info.outcome.lock().expect("outcome lock").logged_in = true;
     if shared.intercept.orders_for_login(&login).is_empty() {
         // No target: from here on sponts does not read this session.
         client.relay(backend, shared.config.idle_timeout.0).await?;
@@ -158,8 +221,8 @@ async fn session(tcp: TcpStream, peer: SocketAddr, local: SocketAddr, shared: &S
     }
     // An order in effect now or later: the session is read, copies are made while one is in effect.
     match shared.protocol {
-        Protocol::Pop3 => pop3::target_session(client, backend, shared, &info, &login).await,
-        Protocol::Imap => imap::target_session(client, backend, shared, &info, &login).await,
+        Protocol::Pop3 => pop3::target_session(client, backend, shared, info, &login).await,
+        Protocol::Imap => imap::target_session(client, backend, shared, info, &login).await,
     }
 }
 
@@ -233,8 +296,27 @@ enum AfterLogin {
     Close,
 }
 
-/// Records the login for a target and says how the session goes on.
+/// True when a login from this client must be refused by sponts (too many failures from its
+/// address); counted for the session's log line.
+fn throttled(shared: &Shared, info: &Session) -> bool {
+    let blocked = shared.throttle.blocked(info.peer.ip());
+    if blocked {
+        info.outcome.lock().expect("outcome lock").throttled += 1;
+    }
+    blocked
+}
+
+/// Records the login (for the log line, the throttle, and a target's copies) and says how the
+/// session goes on.
 fn after_login(shared: &Shared, info: &Session, tls: Option<String>, login: &str, success: bool, details: serde_json::Value) -> AfterLogin {
+    {
+        let mut o = info.outcome.lock().expect("outcome lock");
+        o.login = login.to_string();
+        if !success {
+            o.failed += 1;
+            shared.throttle.failed(info.peer.ip());
+        }
+    }
     let active = shared.intercept.orders_now(&[login]);
     if !active.is_empty() {
         intercept(shared, info, tls, active, "login", details, None);

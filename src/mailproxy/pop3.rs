@@ -1,5 +1,7 @@
 //! The POP3 proxy session (RFC 1939, CAPA RFC 2449, STLS RFC 2595, AUTH RFC 5034). Commands and
 //! replies go one at a time (PIPELINING is not offered), so each reply is read knowing its command.
+//! Before login only the commands of the AUTHORIZATION state pass, so a client's own `XCLIENT`
+//! never reaches a backend that trusts sponts.
 
 use anyhow::{Context, Result};
 use tokio::time::timeout;
@@ -12,6 +14,27 @@ const MAX_COMMAND: usize = 8 * 1024;
 /// A retrieved message is copied up to this size (the rest is relayed; the record says so).
 const MAX_KEPT: usize = 64 << 20;
 
+/// Tells the backend who the client is with `XCLIENT ADDR= PORT= SESSION=`, when its greeting
+/// offers it (`+OK [XCLIENT] ...`: Dovecot does to the addresses in its `login_trusted_networks`);
+/// returns the greeting as the client sees it, without that offer.
+pub async fn forward_client(backend: &mut Stream, greeting: Vec<u8>, info: &Session) -> Result<Vec<u8>> {
+    const OFFER: &[u8] = b"+OK [XCLIENT]";
+    if !greeting.get(..OFFER.len()).is_some_and(|g| g.eq_ignore_ascii_case(OFFER)) {
+        static SAID: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+        if !SAID.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            tracing::warn!("pop3 proxy: the backend does not offer XCLIENT, so it sees every client at sponts' address (Dovecot: add sponts' address to login_trusted_networks)");
+        }
+        return Ok(greeting);
+    }
+    let ip = info.peer.ip().to_canonical();
+    backend.write(format!("XCLIENT ADDR={ip} PORT={} SESSION={}\r\n", info.peer.port(), info.id).as_bytes()).await?;
+    let reply = backend.line(MAX_LINE).await?.context("the backend closed the connection at XCLIENT")?;
+    if !reply.starts_with(b"+OK") {
+        tracing::warn!(reply = %String::from_utf8_lossy(&reply).trim_end(), "pop3 proxy: the backend refused XCLIENT");
+    }
+    Ok([b"+OK".as_slice(), &greeting[OFFER.len()..]].concat())
+}
+
 /// The dialogue up to a successful login (`None`: the session ended before).
 pub async fn until_login(mut client: Stream, mut backend: Stream, greeting: Vec<u8>, shared: &Shared, info: &Session) -> Result<Option<LoggedIn>> {
     client.write(&greeting).await?;
@@ -22,6 +45,7 @@ pub async fn until_login(mut client: Stream, mut backend: Stream, greeting: Vec<
         let text = String::from_utf8_lossy(&line).trim_end().to_string();
         let (verb, arg) = text.split_once(' ').map(|(v, a)| (v.to_ascii_uppercase(), a.trim().to_string())).unwrap_or((text.to_ascii_uppercase(), String::new()));
         let plaintext = client.tls.is_none();
+        let allow = shared.config.allow_plaintext_auth;
         match verb.as_str() {
             "STLS" if plaintext => {
                 client.write(b"+OK Begin TLS negotiation\r\n").await?;
@@ -37,17 +61,26 @@ pub async fn until_login(mut client: Stream, mut backend: Stream, greeting: Vec<
                 client.write(b"-ERR [AUTH] Unsupported authentication mechanism\r\n").await?;
                 continue;
             }
-            "USER" | "PASS" | "APOP" | "AUTH" if plaintext && !shared.config.allow_plaintext_auth && !(verb == "AUTH" && arg.is_empty()) => {
+            "USER" | "PASS" | "APOP" | "AUTH" if plaintext && !allow => {
                 client.write(b"-ERR [AUTH] Use STLS first: no passwords in clear\r\n").await?;
                 continue;
             }
-            _ => {}
+            "PASS" | "APOP" | "AUTH" if (verb != "AUTH" || !arg.is_empty()) && super::throttled(shared, info) => {
+                client.write(b"-ERR [AUTH] Too many failed logins from your address, try again later\r\n").await?;
+                continue;
+            }
+            "CAPA" | "USER" | "PASS" | "APOP" | "AUTH" | "QUIT" => {}
+            // Nothing else before login: neither a command sponts does not read nor XCLIENT.
+            _ => {
+                client.write(b"-ERR Unknown command, or log in first\r\n").await?;
+                continue;
+            }
         }
         backend.write(&line).await?;
         let (login, reply) = match verb.as_str() {
             "CAPA" => {
                 let capa = read_multiline(&mut backend).await?;
-                client.write(&rewrite_capa(&capa, plaintext)).await?;
+                client.write(&rewrite_capa(&capa, plaintext && !allow, plaintext)).await?;
                 continue;
             }
             "AUTH" if arg.is_empty() => {
@@ -61,18 +94,11 @@ pub async fn until_login(mut client: Stream, mut backend: Stream, greeting: Vec<
             }
             "PASS" => (user.clone(), relay_line(&mut backend, &mut client).await?),
             "APOP" => (arg.split(' ').next().unwrap_or("").to_string(), relay_line(&mut backend, &mut client).await?),
-            "AUTH" => sasl(&arg, &mut client, &mut backend).await?,
             "QUIT" => {
                 relay_line(&mut backend, &mut client).await?;
                 return Ok(None);
             }
-            _ => {
-                let first = relay_line(&mut backend, &mut client).await?;
-                if first.starts_with(b"+OK") && multiline(&verb, &arg) {
-                    relay_multiline(&mut backend, &mut client, false).await?;
-                }
-                continue;
-            }
+            _ => sasl(&arg, &mut client, &mut backend).await?, // AUTH with a mechanism
         };
         let success = reply.starts_with(b"+OK");
         let details = serde_json::json!({ "login": login, "command": verb, "success": success, "reply": String::from_utf8_lossy(&reply).trim_end() });
@@ -161,14 +187,17 @@ async fn read_multiline(from: &mut Stream) -> Result<Vec<u8>> {
 }
 
 /// The backend's capabilities as sponts offers them: STLS where the client has no TLS yet (sponts
-/// does it), no PIPELINING (one command at a time), SASL mechanisms that name the user in the clear.
-fn rewrite_capa(capa: &[u8], plaintext: bool) -> Vec<u8> {
+/// does it), no PIPELINING (one command at a time), no XCLIENT (sponts' alone), SASL mechanisms
+/// that name the user in the clear — and no way to log in at all (USER, SASL) while `no_logins`:
+/// passwords would go in clear (RFC 2595 4).
+fn rewrite_capa(capa: &[u8], no_logins: bool, plaintext: bool) -> Vec<u8> {
     let text = String::from_utf8_lossy(capa);
     let mut out = String::new();
     for line in text.split_inclusive('\n') {
         let word = line.split_whitespace().next().unwrap_or("").to_ascii_uppercase();
         match word.as_str() {
-            "STLS" | "PIPELINING" => {}
+            "STLS" | "PIPELINING" | "XCLIENT" => {}
+            "USER" | "SASL" if no_logins => {}
             "SASL" => {
                 let mechs: Vec<&str> = line.split_whitespace().skip(1).filter(|m| super::readable_mechanism(m)).collect();
                 if !mechs.is_empty() {
@@ -204,10 +233,12 @@ mod tests {
 
     #[test]
     fn capabilities_offer_stls_without_pipelining_and_readable_mechanisms() {
-        let capa = b"+OK\r\nCAPA\r\nTOP\r\nUIDL\r\nRESP-CODES\r\nPIPELINING\r\nSTLS\r\nSASL PLAIN LOGIN CRAM-MD5\r\nUSER\r\n.\r\n";
-        let plain = String::from_utf8(rewrite_capa(capa, true)).unwrap();
-        assert_eq!(plain, "+OK\r\nCAPA\r\nTOP\r\nUIDL\r\nRESP-CODES\r\nSASL PLAIN LOGIN\r\nUSER\r\nSTLS\r\n.\r\n");
-        let tls = String::from_utf8(rewrite_capa(capa, false)).unwrap();
-        assert!(!tls.contains("STLS") && tls.ends_with("USER\r\n.\r\n"));
+        let capa = b"+OK\r\nCAPA\r\nTOP\r\nUIDL\r\nRESP-CODES\r\nPIPELINING\r\nSTLS\r\nSASL PLAIN LOGIN CRAM-MD5\r\nUSER\r\nXCLIENT\r\n.\r\n";
+        let plain = String::from_utf8(rewrite_capa(capa, false, true)).unwrap();
+        assert_eq!(plain, "+OK\r\nCAPA\r\nTOP\r\nUIDL\r\nRESP-CODES\r\nSASL PLAIN LOGIN\r\nUSER\r\nSTLS\r\n.\r\n", "plaintext logins allowed");
+        let before_tls = String::from_utf8(rewrite_capa(capa, true, true)).unwrap();
+        assert_eq!(before_tls, "+OK\r\nCAPA\r\nTOP\r\nUIDL\r\nRESP-CODES\r\nSTLS\r\n.\r\n", "no way to log in before TLS");
+        let tls = String::from_utf8(rewrite_capa(capa, false, false)).unwrap();
+        assert!(!tls.contains("STLS") && tls.ends_with("SASL PLAIN LOGIN\r\nUSER\r\n.\r\n"));
     }
 }
