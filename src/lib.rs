@@ -22,13 +22,15 @@
 //!   report mail; the journal writes its part, a job adds connections, sessions and scanners.
 //! - [`web`]: the web UI and JSON API (sessions, CSRF, who may see what).
 //! - [`config`]: the TOML config, validated at start with the key named in every error.
-//! - [`cli`]: the subcommands other than `serve`.
+//! - [`cli`]: the subcommands other than `serve`; [`demo`]: `sponts demo`, the product on sample
+//!   mail in front of a stand-in mail server.
 
 pub mod auth;
 pub mod base64;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod demo;
 pub mod digest;
 pub mod id;
 pub mod intercept;

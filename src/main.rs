@@ -21,6 +21,13 @@ struct Cli {
 enum Cmd {
     /// Run the gateway.
     Serve,
+    /// Show sponts at work in seconds: a throwaway gateway in front of a stand-in mail server,
+    /// sample mail sent through it, and the web UI with two accounts. Ends with Ctrl-C.
+    Demo {
+        /// Keep the data in DIR (not removed at the end).
+        #[arg(long, value_name = "DIR")]
+        keep: Option<PathBuf>,
+    },
     /// Set up a new installation: a commented config in DIR, the data directory, the first admin.
     Init {
         /// Where sponts.toml goes (default: /etc/sponts as root, else ./sponts).
@@ -326,6 +333,11 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
+    if let Cmd::Demo { keep } = cli.command {
+        let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?;
+        runtime.block_on(sponts::demo::run(sponts::demo::DemoArgs { keep }, &mut std::io::stdout()))?;
+        return Ok(ExitCode::SUCCESS);
+    }
     if let Cmd::Init { dir, admin, password_stdin, data_dir, hostname, backend, domains, listen } = cli.command {
         let dir = dir.unwrap_or_else(|| if sponts::cli::init::is_root() { PathBuf::from("/etc/sponts") } else { PathBuf::from("sponts") });
         let admin = match admin {
@@ -487,7 +499,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 };
                 Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
             }
-            Cmd::CheckConfig { .. } | Cmd::Init { .. } => unreachable!("handled above"),
+            Cmd::CheckConfig { .. } | Cmd::Init { .. } | Cmd::Demo { .. } => unreachable!("handled above"),
         }
     })
 }
