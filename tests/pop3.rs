@@ -187,3 +187,83 @@ async fn stopping_ends_the_sessions_it_was_serving() {
     let closed = tokio::time::timeout(std::time::Duration::from_millis(500), c.closed()).await;
     assert_eq!(closed.ok(), Some(true), "the session outlived the stop");
 }
+
+/// A POP3 session from another loopback address (another client, as far as sponts can tell).
+async fn pop_from(addr: std::net::SocketAddr, source: &str) -> Client {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(format!("{source}:0").parse().unwrap()).unwrap();
+    let (c, greeting) = Client::from_stream(socket.connect(addr).await.unwrap()).await;
+    assert!(greeting.starts_with("+OK "), "{greeting}");
+    c
+}
+
+/// One failed sign-in from `source`: the answer, how long it took, and whether the session is
+/// still open afterwards.
+async fn failed_sign_in(addr: std::net::SocketAddr, source: &str, user: &str) -> (String, std::time::Duration, bool) {
+    let mut c = pop_from(addr, source).await;
+    assert!(c.cmd(&format!("USER {user}")).await.starts_with("+OK"));
+    let t = std::time::Instant::now();
+    let answer = c.cmd("PASS not the password").await;
+    let took = t.elapsed();
+    let open = c.cmd("NOOP").await.starts_with("-ERR");
+    (answer, took, open)
+}
+
+/// Nothing tells an account that exists from one that does not: the same answers while signing
+/// in fails, the same answer once the name is throttled, and about the same time for each
+/// (an unknown name is checked against a dummy hash, as long as a real one).
+#[tokio::test]
+async fn throttling_and_timing_do_not_tell_which_accounts_exist() {
+    let gw = gateway(dead_address(), "[queue]\nprobe = 30\n[pop3]\nallow_plaintext_auth = true\n").await;
+    add_user(&gw.store, "alice@example.org", sponts::storage::Role::User).await;
+    let mut seen = Vec::new();
+    for (n, name) in [(1, "alice@example.org"), (2, "nobody@example.org")] {
+        // Each attempt from an address of its own: only the name's count grows.
+        let mut answers = Vec::new();
+        let mut time = std::time::Duration::ZERO;
+        for i in 1..=5 {
+            let (answer, took, open) = failed_sign_in(gw.pop3, &format!("127.0.{n}.{i}"), name).await;
+            answers.push((answer, open));
+            time += took;
+        }
+        // The sixth comes at once: the name is throttled now.
+        let (answer, _, open) = failed_sign_in(gw.pop3, &format!("127.0.{n}.9"), name).await;
+        answers.push((answer, open));
+        seen.push((answers, time));
+    }
+    let (known, unknown) = (&seen[0], &seen[1]);
+    assert!(known.0[0].0.starts_with("-ERR [AUTH] wrong user name or password"), "{known:?}");
+    assert!(known.0[5].0.starts_with("-ERR [AUTH] too many failed sign-ins"), "{known:?}");
+    assert_eq!(known.0, unknown.0, "the same answers for an account that exists and one that does not");
+    let ratio = known.1.as_secs_f64() / unknown.1.as_secs_f64();
+    assert!((0.5..2.0).contains(&ratio), "five failures took {:?} for a known name, {:?} for an unknown one", known.1, unknown.1);
+    gw.stop().await;
+}
+
+/// A wrong message number is an ordinary mistake: it is refused, and the session goes on however
+/// often it happens. Unknown commands still end a session after a while.
+#[tokio::test]
+async fn wrong_message_numbers_do_not_end_the_session() {
+    let gw = gateway(dead_address(), "[queue]\nprobe = 30\n[pop3]\nallow_plaintext_auth = true\n").await;
+    queue_for_alice(&gw).await;
+    let mut c = pop(gw.pop3).await;
+    c.cmd("USER alice@example.org").await;
+    assert!(c.cmd("PASS password for tests").await.starts_with("+OK 3 messages"));
+    assert!(c.cmd("DELE 3").await.starts_with("+OK"));
+    for round in 0..5 {
+        for wrong in ["RETR 0", "RETR abc", "DELE 99", "LIST 4", "UIDL -1", "TOP 1", "TOP x 2", "RETR 3", "DELE 3", "RETR"] {
+            let r = c.cmd(wrong).await;
+            assert!(r.starts_with("-ERR "), "round {round}, {wrong}: {r}");
+        }
+    }
+    assert!(c.cmd("STAT").await.starts_with("+OK 2 "), "still usable after 50 wrong numbers");
+    assert!(c.cmd("LIST 1").await.starts_with("+OK 1 "));
+    // Unknown commands are another matter.
+    for _ in 0..10 {
+        assert!(c.cmd("XYZZY").await.starts_with("-ERR unknown command"));
+    }
+    let last = c.reply().await;
+    assert!(last.contains("too many errors"), "{last}");
+    assert!(c.closed().await);
+    gw.stop().await;
+}

@@ -46,6 +46,9 @@ pub async fn start(config: Config, store: Store, certs: &std::sync::Arc<crate::s
         None => None,
     };
     let tls_addr = implicit.as_ref().map(|l| l.local_addr()).transpose()?;
+    // The dummy hash an unknown name is checked against is made now: made at the first unknown
+    // name, that sign-in would take twice as long as a known name's.
+    tokio::task::spawn_blocking(|| crate::auth::verify_password("", None));
     let shared = Arc::new(Pop3 { config, store, tls, throttle: Default::default(), limits: Default::default(), intercept });
     let sessions = crate::server::Sessions::default();
     sessions.accept(accept(plain, shared.clone(), false, sessions.clone()));
