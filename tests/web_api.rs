@@ -281,3 +281,79 @@ async fn bulk_replay_for_an_address_takes_only_its_own_mail() {
     assert!(raw.text().contains("Subject: for ann@example.org"));
     w.gw.stop().await;
 }
+
+/// Any search gives 200 or a 4xx, on both stores: a NUL (which neither an FTS5 phrase nor
+/// PostgreSQL text can hold) matches nothing instead of failing the query.
+#[tokio::test]
+async fn a_nul_in_a_search_matches_nothing_on_both_stores() {
+    let db = common::pg::TestDb::create().await;
+    for extra in [String::new(), format!("[storage]\ndatabase = \"{}\"\n", db.url)] {
+        let cap = Capture::start(CaptureOptions::default()).await;
+        let gw = gateway(cap.addr, &extra).await;
+        add_user(&gw.store, "admin@example.org", sponts::storage::Role::Admin).await;
+        let mut c = Client::connect(gw.addr).await;
+        c.expect("EHLO client.test", 250).await;
+        let r = c.send_mail("news@partner.example", &["alice@example.org"], b"Subject: abc\r\n\r\nhello\r\n").await;
+        assert!(r.starts_with("250"), "{r}");
+        let admin = login(gw.web, "admin@example.org", PASSWORD).await.unwrap();
+        let auth = format!("Bearer {}", admin.token);
+        for q in ["q=a%00b", "q=abc%00", "sender=news%00", "rcpt=%00", "subject=a%00bc", "ip=127.0.0.1%00"] {
+            let r = request(gw.web, "GET", &format!("/api/v1/messages?{q}"), &[("Authorization", &auth)], None).await;
+            assert_eq!(r.status, 200, "{} {q}: {}", gw.store.kind(), r.text());
+            assert_eq!(r.json()["messages"], serde_json::json!([]), "{q}");
+        }
+        let r = request(gw.web, "GET", "/?q=a%00b", &[("Cookie", &admin.cookie)], None).await;
+        assert_eq!(r.status, 200, "{}: the page too", gw.store.kind());
+        let r = request(gw.web, "GET", "/api/v1/messages/AB%00CD", &[("Authorization", &auth)], None).await;
+        assert_eq!(r.status, 404, "{}", gw.store.kind());
+        // The same search without the NUL still finds the mail.
+        let r = request(gw.web, "GET", "/api/v1/messages?q=abc", &[("Authorization", &auth)], None).await;
+        assert_eq!(r.json()["messages"].as_array().unwrap().len(), 1);
+        gw.stop().await;
+    }
+    db.drop_db().await;
+}
+
+/// Every refusal is JSON `{"error": ...}` with the status docs/openapi.yaml gives: bodies and
+/// query strings that do not parse, and parameters out of range, which are refused, not bent.
+#[tokio::test]
+async fn bad_input_is_refused_with_a_json_error() {
+    let w = world().await;
+    let json_error = |r: &Response, status: u16, what: &str| {
+        assert_eq!(r.status, status, "{what}: {}", r.text());
+        assert_eq!(r.header("content-type"), Some("application/json"), "{what}");
+        assert!(r.json()["error"].as_str().is_some_and(|e| !e.is_empty()), "{what}: {}", r.text());
+    };
+    for (q, what) in [
+        ("limit=AAA", "a limit that is no number"),
+        ("limit=0", "limit below 1"),
+        ("limit=501", "limit above the maximum"),
+        ("offset=-1", "a negative offset"),
+        ("attachments=maybe", "an unknown attachments value"),
+        ("verdict=lost", "an unknown verdict"),
+        ("from=yesterday", "a bad date"),
+    ] {
+        json_error(&get(&w, Some(&w.admin), &format!("/api/v1/messages?{q}")).await, 400, what);
+    }
+    assert!(get(&w, Some(&w.admin), "/api/v1/messages?limit=501").await.json()["error"].as_str().unwrap().contains("limit"));
+    for q in ["from=&until=&verdict=&attachments=", "verdict=queued", "attachments=no", "limit=500&offset=0"] {
+        assert_eq!(get(&w, Some(&w.admin), &format!("/api/v1/messages?{q}")).await.status, 200, "{q}");
+    }
+    json_error(&get(&w, Some(&w.admin), "/api/v1/stats?bucket=AAA").await, 400, "a bad bucket");
+    json_error(&get(&w, Some(&w.admin), "/api/v1/stats?to=AAA").await, 400, "`to` without `from` is not ignored");
+
+    let login = |ct: &'static str, body: &'static str| request(w.gw.web, "POST", "/api/v1/login", &[], Some((ct, body.as_bytes())));
+    json_error(&login("text/plain", "username=a").await, 415, "login body that is not JSON");
+    json_error(&login("application/json", "{").await, 400, "login body that does not parse");
+    json_error(&login("application/json", "{}").await, 422, "login body without fields");
+    let replay = format!("/api/v1/messages/{}/replay", w.for_alice);
+    json_error(&post_json(&w, Some(&w.admin), &replay, r#"{"to": 5}"#).await, 422, "replay `to` of the wrong type");
+    json_error(&post_json(&w, Some(&w.admin), &replay, "[null]").await, 422, "a replay body that is not an object");
+    let auth = format!("Bearer {}", w.admin.token);
+    let r = request(w.gw.web, "POST", &replay, &[("Authorization", &auth)], Some(("text/plain", b"to=x"))).await;
+    json_error(&r, 415, "replay body that is not JSON");
+    json_error(&post_json(&w, Some(&w.admin), "/api/v1/traps", "[]").await, 422, "trap body of the wrong shape");
+    let r = request(w.gw.web, "POST", "/api/v1/traps", &[("Authorization", &auth)], None).await;
+    json_error(&r, 415, "trap without a body");
+    w.gw.stop().await;
+}

@@ -240,6 +240,12 @@ impl Store {
 
     /// Reads matching records, newest first.
     pub async fn query_journal(&self, f: &JournalFilter) -> Result<Vec<JournalEntry>> {
+        // A NUL cannot be searched for: PostgreSQL refuses it in text, an FTS5 phrase and
+        // SQLite's LIKE end at it. It matches nothing instead of failing the query.
+        let texts = [&f.text, &f.sender, &f.rcpt, &f.subject, &f.ip, &f.id];
+        if texts.iter().any(|t| t.as_deref().is_some_and(|t| t.contains('\0'))) {
+            return Ok(Vec::new());
+        }
         let mut sql = String::from(
             "SELECT id, time_us, client_ip, client_port, helo, tls, sender, subject, message_id, size, outcome, decided_by, final_reply, replay_of, actor, flag, notes FROM journal WHERE 1=1",
         );

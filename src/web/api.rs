@@ -1,7 +1,7 @@
 //! The JSON API under `/api/v1/` (described in docs/openapi.yaml). Same rules as the pages:
 //! a bearer token or the session cookie (with `X-CSRF-Token` on POST), users see their own mail.
 
-use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::extract::{ConnectInfo, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::auth::{random_token, token_hash, ApiViewer, COOKIE_NAME};
+use super::extract::{ApiJson, ApiPath, ApiQuery};
 use super::policy::{find, replay_target, scope};
 use super::Web;
 use crate::storage::{JournalEntry, JournalFilter};
@@ -73,7 +74,7 @@ pub fn clear_cookie(web: &Web) -> String {
     format!("{COOKIE_NAME}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0{secure}")
 }
 
-async fn login(State(web): State<Web>, ConnectInfo(super::Peer(peer)): ConnectInfo<super::Peer>, Json(body): Json<LoginBody>) -> Response {
+async fn login(State(web): State<Web>, ConnectInfo(super::Peer(peer)): ConnectInfo<super::Peer>, ApiJson(body): ApiJson<LoginBody>) -> Response {
     match sign_in(&web, peer.ip(), &body.username, &body.password).await {
         Ok(l) => ([(header::SET_COOKIE, l.cookie)], Json(json!({ "token": l.token, "csrf": l.csrf }))).into_response(),
         Err((status, text)) => error(status, &text),
@@ -104,7 +105,7 @@ pub struct Search {
     pub rcpt: Option<String>,
     pub subject: Option<String>,
     pub ip: Option<String>,
-    /// `delivered`, `refused`, `tempfailed`, `discarded`, `abandoned`.
+    /// `delivered`, `refused`, `tempfailed`, `discarded`, `abandoned`, `queued`.
     pub verdict: Option<String>,
     /// `YYYY-MM-DD`, inclusive.
     pub from: Option<String>,
@@ -114,23 +115,41 @@ pub struct Search {
     pub offset: Option<i64>,
 }
 
+/// The most records one search answers (`limit`).
+pub const MAX_LIMIT: i64 = 500;
+
+/// An empty parameter is an unset one (an HTML form sends every field).
 fn nonempty(s: &Option<String>) -> Option<String> {
     s.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_string)
 }
 
 impl Search {
     pub fn filter(&self) -> Result<JournalFilter, String> {
-        let day = |s: &Option<String>, end: bool| -> Result<Option<i64>, String> {
+        let day = |name: &str, s: &Option<String>, end: bool| -> Result<Option<i64>, String> {
             match nonempty(s) {
                 None => Ok(None),
-                Some(d) => crate::clock::parse_date(&d).map(|us| Some(if end { us + 86_400_000_000 } else { us })).ok_or(format!("`{d}` is not a date (YYYY-MM-DD)")),
+                Some(d) => crate::clock::parse_date(&d).map(|us| Some(if end { us + 86_400_000_000 } else { us })).ok_or(format!("{name}: `{d}` is not a date (YYYY-MM-DD)")),
             }
         };
         let verdict = nonempty(&self.verdict);
         if let Some(v) = &verdict {
             if crate::pipeline::Outcome::parse(v).is_none() {
-                return Err(format!("`{v}` is not a verdict"));
+                return Err(format!("verdict: `{v}` is not a verdict"));
             }
+        }
+        let has_attachment = match nonempty(&self.attachments).as_deref() {
+            None => None,
+            Some("yes" | "true" | "1") => Some(true),
+            Some("no" | "false" | "0") => Some(false),
+            Some(a) => return Err(format!("attachments: `{a}` is not yes or no")),
+        };
+        let limit = self.limit.unwrap_or(50);
+        if !(1..=MAX_LIMIT).contains(&limit) {
+            return Err(format!("limit: {limit} is not between 1 and {MAX_LIMIT}"));
+        }
+        let offset = self.offset.unwrap_or(0);
+        if offset < 0 {
+            return Err(format!("offset: {offset} is negative"));
         }
         Ok(JournalFilter {
             text: nonempty(&self.q),
@@ -139,15 +158,11 @@ impl Search {
             subject: nonempty(&self.subject),
             ip: nonempty(&self.ip),
             outcome: verdict,
-            since_us: day(&self.from, false)?,
-            until_us: day(&self.until, true)?,
-            has_attachment: match nonempty(&self.attachments).as_deref() {
-                Some("yes" | "true" | "1" | "on") => Some(true),
-                Some("no" | "false" | "0") => Some(false),
-                _ => None,
-            },
-            limit: Some(self.limit.unwrap_or(50).clamp(1, 500)),
-            offset: Some(self.offset.unwrap_or(0).max(0)),
+            since_us: day("from", &self.from, false)?,
+            until_us: day("until", &self.until, true)?,
+            has_attachment,
+            limit: Some(limit),
+            offset: Some(offset),
             ..Default::default()
         })
     }
@@ -186,7 +201,7 @@ fn summary(e: &JournalEntry) -> Summary<'_> {
     }
 }
 
-async fn messages(State(web): State<Web>, ApiViewer(v): ApiViewer, Query(s): Query<Search>) -> Response {
+async fn messages(State(web): State<Web>, ApiViewer(v): ApiViewer, ApiQuery(s): ApiQuery<Search>) -> Response {
     let mut f = match s.filter() {
         Ok(f) => f,
         Err(e) => return error(StatusCode::BAD_REQUEST, &e),
@@ -210,7 +225,7 @@ pub async fn raw_message(web: &Web, id: &str) -> Result<Option<Vec<u8>>, StatusC
     }
 }
 
-async fn message(State(web): State<Web>, ApiViewer(v): ApiViewer, Path(id): Path<String>) -> Response {
+async fn message(State(web): State<Web>, ApiViewer(v): ApiViewer, ApiPath(id): ApiPath<String>) -> Response {
     let e = match find(&web, &v, &id).await {
         Ok(e) => e,
         Err(s) => return error(s, "no such message"),
@@ -255,7 +270,7 @@ pub async fn raw_response(web: &Web, v: &super::auth::Viewer, id: &str) -> Respo
     }
 }
 
-async fn raw(State(web): State<Web>, ApiViewer(v): ApiViewer, Path(id): Path<String>) -> Response {
+async fn raw(State(web): State<Web>, ApiViewer(v): ApiViewer, ApiPath(id): ApiPath<String>) -> Response {
     raw_response(&web, &v, &id).await
 }
 
@@ -264,7 +279,7 @@ struct ReplayBody {
     to: Option<String>,
 }
 
-async fn replay(State(web): State<Web>, ApiViewer(v): ApiViewer, Path(id): Path<String>, headers: HeaderMap, body: Option<Json<ReplayBody>>) -> Response {
+async fn replay(State(web): State<Web>, ApiViewer(v): ApiViewer, ApiPath(id): ApiPath<String>, headers: HeaderMap, body: Option<ApiJson<ReplayBody>>) -> Response {
     if let Err(s) = v.check_csrf(csrf_header(&headers)) {
         return error(s, "missing or wrong X-CSRF-Token");
     }
@@ -272,7 +287,7 @@ async fn replay(State(web): State<Web>, ApiViewer(v): ApiViewer, Path(id): Path<
         Ok(e) => e,
         Err(s) => return error(s, "no such message"),
     };
-    let requested = body.and_then(|Json(b)| b.to);
+    let requested = body.and_then(|ApiJson(b)| b.to);
     let to = match replay_target(&v, &e, requested.as_deref()) {
         Ok(t) => t,
         Err((s, text)) => return error(s, text),

@@ -4,7 +4,8 @@
 //!
 //! - [`auth`]: sessions (cookie or bearer token), CSRF, login throttling.
 //! - [`policy`]: who may see and replay which message — the one place that decides it.
-//! - [`api`]: `/api/v1/...` (docs/openapi.yaml).
+//! - [`api`]: `/api/v1/...` (docs/openapi.yaml); [`extract`]: its body, query and path
+//!   extractors, whose refusals are JSON like every other API error.
 //! - [`pages`]: the HTML pages, [`admin`] the admin ones, [`queue`] the queue page, [`report`] the Report's dashboard; [`html`]: layout and escaping; [`message`]: a stored message
 //!   taken apart for display.
 
@@ -12,6 +13,7 @@ pub mod admin;
 pub mod api;
 pub mod auth;
 pub mod bulk;
+pub mod extract;
 pub mod html;
 pub mod links;
 pub mod message;

@@ -12,6 +12,7 @@ use std::fmt::Write;
 
 use super::Web;
 use super::auth::{ApiViewer, PageViewer};
+use super::extract::ApiQuery;
 use super::html::{esc, page, url};
 use super::pages::{admin_only, status_page};
 use crate::report::figures::{self, Bucket, Range};
@@ -57,6 +58,13 @@ impl RangeQuery {
             ),
             None => None,
         };
+        // Every parameter given is checked, also one that `from` makes moot.
+        let span = nonempty(&self.range).unwrap_or("24h");
+        let d = crate::config::Duration::parse(span)
+            .ok_or(format!("range: `{span}` is not a duration (e.g. 24h, 7d)"))?;
+        if nonempty(&self.to).is_some() && nonempty(&self.from).is_none() {
+            return Err("to: needs from (the first day)".into());
+        }
         if let Some(from) = nonempty(&self.from) {
             let since = crate::clock::parse_date(from)
                 .ok_or(format!("from: `{from}` is not a date (YYYY-MM-DD)"))?;
@@ -76,9 +84,6 @@ impl RangeQuery {
             }
             return Range::new(since, until, bucket).checked();
         }
-        let span = nonempty(&self.range).unwrap_or("24h");
-        let d = crate::config::Duration::parse(span)
-            .ok_or(format!("range: `{span}` is not a duration (e.g. 24h, 7d)"))?;
         let span_us = d.0.as_micros() as i64;
         if span_us <= 0 || span_us > 3660 * DAY_US {
             return Err(format!("range: `{span}` must be between 1h and ten years"));
@@ -252,7 +257,7 @@ async fn csv(
 async fn api(
     State(web): State<Web>,
     ApiViewer(v): ApiViewer,
-    Query(q): Query<RangeQuery>,
+    ApiQuery(q): ApiQuery<RangeQuery>,
 ) -> Response {
     if !v.is_admin() {
         return super::api::error(StatusCode::FORBIDDEN, "the report is for administrators");

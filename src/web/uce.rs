@@ -2,7 +2,7 @@
 //! mail as not spam; admins manage traps and the penalty box; anyone signed in can make a
 //! web-page snippet of an address.
 
-use axum::extract::{Form, Path, Query, State};
+use axum::extract::{Form, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -12,7 +12,8 @@ use serde_json::json;
 
 use super::api::{csrf_header, error};
 use super::auth::{ApiViewer, PageViewer, Viewer};
-use super::html::{esc, page, url, Notice};
+use super::extract::{ApiJson, ApiPath};
+use super::html::{esc, page, url, when, Notice};
 use super::Web;
 use crate::storage::Disposable;
 
@@ -66,7 +67,7 @@ async fn api_disposables(State(web): State<Web>, ApiViewer(v): ApiViewer) -> Res
     }
 }
 
-async fn api_change_disposable(State(web): State<Web>, ApiViewer(v): ApiViewer, Path((address, action)): Path<(String, String)>, headers: HeaderMap) -> Response {
+async fn api_change_disposable(State(web): State<Web>, ApiViewer(v): ApiViewer, ApiPath((address, action)): ApiPath<(String, String)>, headers: HeaderMap) -> Response {
     if let Err(s) = v.check_csrf(csrf_header(&headers)) {
         return error(s, "missing or wrong X-CSRF-Token");
     }
@@ -95,7 +96,7 @@ struct TrapBody {
     pattern: String,
 }
 
-async fn api_add_trap(State(web): State<Web>, ApiViewer(v): ApiViewer, headers: HeaderMap, Json(b): Json<TrapBody>) -> Response {
+async fn api_add_trap(State(web): State<Web>, ApiViewer(v): ApiViewer, headers: HeaderMap, ApiJson(b): ApiJson<TrapBody>) -> Response {
     if let Err(r) = admin_only(&v) {
         return r;
     }
@@ -112,7 +113,7 @@ async fn api_add_trap(State(web): State<Web>, ApiViewer(v): ApiViewer, headers: 
     }
 }
 
-async fn api_delete_trap(State(web): State<Web>, ApiViewer(v): ApiViewer, Path(pattern): Path<String>, headers: HeaderMap) -> Response {
+async fn api_delete_trap(State(web): State<Web>, ApiViewer(v): ApiViewer, ApiPath(pattern): ApiPath<String>, headers: HeaderMap) -> Response {
     if let Err(r) = admin_only(&v) {
         return r;
     }
@@ -127,7 +128,7 @@ async fn api_delete_trap(State(web): State<Web>, ApiViewer(v): ApiViewer, Path(p
 }
 
 /// "Not spam": the kept message is learned as ham (it stays where it is; replay delivers it).
-async fn api_not_spam(State(web): State<Web>, ApiViewer(v): ApiViewer, Path(id): Path<String>, headers: HeaderMap) -> Response {
+async fn api_not_spam(State(web): State<Web>, ApiViewer(v): ApiViewer, ApiPath(id): ApiPath<String>, headers: HeaderMap) -> Response {
     if let Err(s) = v.check_csrf(csrf_header(&headers)) {
         return error(s, "missing or wrong X-CSRF-Token");
     }
@@ -167,7 +168,7 @@ async fn disposable_page(State(web): State<Web>, PageViewer(v): PageViewer, Quer
                 esc(&d.owner),
                 d.used,
                 d.max_count,
-                esc(&crate::clock::rfc3339(d.last_us)),
+                when(d.last_us),
                 button(&d.address, "reset", "Reset")
             )
         })
@@ -222,7 +223,7 @@ async fn traps_page(State(web): State<Web>, PageViewer(v): PageViewer, Query(n):
     rows.extend(managed.iter().map(|t| format!("<tr><td>{}</td><td>web / CLI</td><td>{}</td></tr>", esc(t), form("pattern", t, "delete", "Delete"))));
     let boxed: String = penalties
         .iter()
-        .map(|p| format!("<tr><td>{}</td><td class=\"small\">{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", esc(&p.ip), esc(&crate::clock::rfc3339(p.until_us)), p.hits, esc(&p.reason), form("ip", &p.ip, "release", "Release")))
+        .map(|p| format!("<tr><td>{}</td><td class=\"small\">{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", esc(&p.ip), when(p.until_us), p.hits, esc(&p.reason), form("ip", &p.ip, "release", "Release")))
         .collect();
     let body = format!(
         r#"<h1>Spam traps</h1>{}<p class="muted">Mail to a trap is answered 250, never delivered, kept as spam, and puts the client into the penalty box for {} hours. <code>*</code> stands for any run of characters.</p>
