@@ -26,15 +26,17 @@ pub fn class_color(class: &str) -> &'static str {
     }
 }
 
-/// A round upper bound for an axis.
+/// Grid lines above the axis.
+const GRID: i64 = 4;
+
+/// An upper bound for an axis whose `GRID` steps are round integers (1, 2, 5, 25 times a
+/// power of ten), so every label is exact: 0, 2, 4, 6, 8 rather than 0, 2.5, 5, 7.5, 10.
 fn nice_max(v: i64) -> i64 {
-    let v = v.max(1);
-    let mag = 10_i64.pow((v as f64).log10().floor() as u32);
-    [1, 2, 5, 10]
-        .iter()
-        .map(|m| m * mag)
-        .find(|m| *m >= v)
-        .unwrap_or(10 * mag)
+    let step = (v.max(1) + GRID - 1) / GRID; // the smallest step that reaches v
+    let mag = 10_i64.pow(step.ilog10());
+    // 2.5 times the magnitude is an integer from 10 up.
+    let quarter = if mag >= 10 { 25 * mag / 10 } else { 2 * mag };
+    [mag, 2 * mag, quarter, 5 * mag, 10 * mag].into_iter().find(|s| *s >= step).unwrap_or(10 * mag) * GRID
 }
 
 fn frame(out: &mut String, id: &str, title: &str, max: i64, labels: &[String]) {
@@ -44,14 +46,14 @@ fn frame(out: &mut String, id: &str, title: &str, max: i64, labels: &[String]) {
         t = esc(title)
     );
     let plot_h = H - BOTTOM - TOP;
-    for i in 0..=4 {
-        let y = TOP + plot_h * (1.0 - i as f64 / 4.0);
+    for i in 0..=GRID {
+        let y = TOP + plot_h * (1.0 - i as f64 / GRID as f64);
         let _ = write!(
             out,
             r##"<line x1="{LEFT}" x2="{W}" y1="{y:.1}" y2="{y:.1}" stroke="#e4e7ec"/><text x="{x:.1}" y="{ty:.1}" text-anchor="end" fill="#667085">{v}</text>"##,
             x = LEFT - 6.0,
             ty = y + 4.0,
-            v = max * i / 4
+            v = max / GRID * i
         );
     }
     // At most ~12 labels under the x axis.
@@ -127,7 +129,7 @@ pub fn lines(f: &Figures, id: &str, title: &str, metrics: &[(&str, &str, &str)])
     frame(&mut out, id, title, max, &labels);
     let plot_h = H - BOTTOM - TOP;
     let slot = (W - LEFT) / f.series.len().max(1) as f64;
-    for (metric, name, color) in metrics {
+    for (n, (metric, name, color)) in metrics.iter().enumerate() {
         let points: Vec<(f64, f64, i64, &str)> = f
             .series
             .iter()
@@ -146,17 +148,21 @@ pub fn lines(f: &Figures, id: &str, title: &str, metrics: &[(&str, &str, &str)])
             .iter()
             .map(|(x, y, _, _)| format!("{x:.1},{y:.1}"))
             .collect();
+        // Each line is drawn narrower than the one before, which shows around it where they
+        // meet (peak sessions and queue length are often both 0).
+        let width = 2.0 + 2.0 * (metrics.len() - 1 - n) as f64;
         let _ = write!(
             out,
-            r#"<polyline fill="none" stroke="{color}" stroke-width="2" points="{}"/>"#,
+            r#"<polyline fill="none" stroke="{color}" stroke-width="{width}" stroke-linejoin="round" points="{}"/>"#,
             path.join(" ")
         );
         for (x, y, v, start) in points {
             let _ = write!(
                 out,
-                r#"<circle cx="{x:.1}" cy="{y:.1}" r="2.5" fill="{color}" data-bucket="{s}" data-series="{metric}" data-value="{v}"><title>{name}: {v}</title></circle>"#,
+                r#"<circle cx="{x:.1}" cy="{y:.1}" r="{r}" fill="{color}" data-bucket="{s}" data-series="{metric}" data-value="{v}"><title>{name}: {v}</title></circle>"#,
                 s = esc(start),
-                name = esc(name)
+                name = esc(name),
+                r = width / 2.0 + 1.0
             );
         }
     }
@@ -185,11 +191,29 @@ mod tests {
     use super::*;
 
     #[test]
-    fn axis_maxima_are_round() {
-        assert_eq!(nice_max(0), 1);
-        assert_eq!(nice_max(7), 10);
+    fn axis_labels_are_round_integers() {
+        assert_eq!(nice_max(0), 4);
+        assert_eq!(nice_max(7), 8, "0 2 4 6 8, not 0 2.5 5 7.5 10 rounded down");
         assert_eq!(nice_max(13), 20);
-        assert_eq!(nice_max(480), 500);
-        assert_eq!(nice_max(5000), 5000);
+        assert_eq!(nice_max(90), 100);
+        assert_eq!(nice_max(480), 800);
+        for v in (0..2000).chain([9_999, 123_456, 10_000_000]) {
+            let max = nice_max(v);
+            let step = max / GRID;
+            assert!(max >= v && max % GRID == 0, "{v}: {max}");
+            let lead = step / 10_i64.pow(step.ilog10());
+            assert!([1, 2, 5].contains(&lead) || step % 25 == 0 && [25, 250].iter().any(|q| step % q == 0), "{v}: step {step}");
+            assert!(max < 4 * v.max(2), "{v}: {max} wastes most of the chart");
+        }
+    }
+
+    #[test]
+    fn every_line_stays_visible_where_lines_meet() {
+        let series = (0..3).map(|i| super::super::figures::Point { start: i.to_string(), label: i.to_string(), ..Default::default() }).collect();
+        let f = Figures { since: String::new(), until: String::new(), bucket: super::super::figures::Bucket::Hour, transactions: 0, classes: Default::default(), load: Default::default(), decided_by: Default::default(), reasons: Default::default(), scanners: vec![], top: Default::default(), top_since: String::new(), series };
+        let svg = lines(&f, "c", "t", &[("a", "a", "#111"), ("b", "b", "#222"), ("c", "c", "#333")]);
+        let widths: Vec<f64> = svg.split("<polyline").skip(1).map(|p| p.split("stroke-width=\"").nth(1).unwrap().split('"').next().unwrap().parse().unwrap()).collect();
+        assert_eq!(widths.len(), 3);
+        assert!(widths.windows(2).all(|w| w[0] > w[1]), "each line drawn over the previous is narrower: {widths:?}");
     }
 }

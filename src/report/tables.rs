@@ -113,14 +113,15 @@ pub fn all(f: &Figures) -> Vec<Table> {
         ]),
         rows,
     });
-    for (id, title, list) in [
-        ("top_ip", "Top spam client IPs", "ip"),
+    for (id, title, list, what) in [
+        ("top_ip", "Top spam client IPs", "ip", "client IP"),
         (
             "top_sender_domain",
             "Top spam sender domains",
             "sender_domain",
+            "sender domain",
         ),
-        ("top_helo", "Top spam HELO names", "helo"),
+        ("top_helo", "Top spam HELO names", "helo", "HELO name"),
     ] {
         let rows = f
             .top
@@ -142,7 +143,7 @@ pub fn all(f: &Figures) -> Vec<Table> {
         tables.push(Table {
             id,
             title,
-            header: strings(["", "refused", "reasons"]),
+            header: strings([what, "refused", "reasons"]),
             rows,
         });
     }

@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use super::api::Search;
 use super::auth::PageViewer;
-use super::html::{esc, page, url};
+use super::html::{count, esc, page, url};
 use super::pages::{admin_only, csrf_ok, status_page};
 use super::Web;
 use crate::storage::Role;
@@ -221,7 +221,7 @@ async fn bulk_start(State(web): State<Web>, PageViewer(v): PageViewer, Form(f): 
     if list.is_empty() {
         return status_page(StatusCode::BAD_REQUEST, Some(&v), "Nothing matches: no message to replay.");
     }
-    let what = format!("{} messages{}", list.len(), to.as_deref().map(|t| format!(" to {t}")).unwrap_or_default());
+    let what = format!("{}{}", count(list.len() as i64, "message", "messages"), to.as_deref().map(|t| format!(" to {t}")).unwrap_or_default());
     let job = web.bulk.start(web.clone(), v.actor(), what, list.into_iter().map(|e| e.id).collect(), to);
     Redirect::to(&format!("/admin/bulk/{job}")).into_response()
 }

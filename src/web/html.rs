@@ -26,6 +26,23 @@ pub fn url(s: &str) -> String {
         .collect()
 }
 
+/// A point in time for a table or a page: `2026-12-04 16:59:34 UTC`, on one line, with the
+/// exact RFC 3339 time in `datetime`.
+pub fn when(us: i64) -> String {
+    let t = crate::clock::rfc3339(us);
+    let shown = format!("{} UTC", t.replace('T', " ").trim_end_matches('Z'));
+    format!(r#"<time class="when" datetime="{}">{}</time>"#, esc(&t), esc(&shown))
+}
+
+/// `1 message`, `2 messages`.
+pub fn count(n: impl Into<i64>, one: &str, many: &str) -> String {
+    let n = n.into();
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// The paper clip of a message with attachments, drawn (an emoji needs a font that has it).
+pub const CLIP: &str = r##"<svg class="clip" role="img" aria-label="attachments" width="12" height="14" viewBox="0 0 12 14" xmlns="http://www.w3.org/2000/svg"><title>attachments</title><path d="M8.5 4v6a2.5 2.5 0 0 1-5 0V3a1.7 1.7 0 0 1 3.4 0v6.5a.8.8 0 0 1-1.6 0V4" fill="none" stroke="#667085" stroke-width="1.2" stroke-linecap="round"/></svg>"##;
+
 /// The `?msg=` / `?error=` a form's redirect carries, shown on the page it leads to.
 #[derive(serde::Deserialize, Default)]
 pub struct Notice {
@@ -86,6 +103,7 @@ th { font-size:.8rem; text-transform:uppercase; letter-spacing:.04em; color:var(
 tr:hover td { background:#f9fafb; }
 td a { color:var(--accent); text-decoration:none; } td a:hover { text-decoration:underline; }
 .muted { color:var(--muted); } .small { font-size:.85em; }
+.when, .nowrap { white-space:nowrap; } svg.clip { vertical-align:-2px; margin-left:.3rem; }
 .badge { display:inline-block; padding:.05rem .5rem; border-radius:999px; font-size:.8rem; font-weight:600; background:#eef2f6; }
 .badge.delivered { background:#e7f6ec; color:var(--ok); } .badge.refused { background:#fdecea; color:var(--bad); }
 .badge.tempfailed { background:#fff4e5; color:var(--warn); } .badge.discarded, .badge.abandoned { background:#eef2f6; color:var(--muted); }

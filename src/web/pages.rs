@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use super::api::{clear_cookie, raw_message, raw_response, sign_in, Search};
 use super::auth::{PageViewer, Viewer};
-use super::html::{esc, page, url, STYLE};
+use super::html::{esc, page, url, when, CLIP, STYLE};
 use super::policy::{find, replay_target, scope};
 use super::Web;
 use crate::storage::JournalEntry;
@@ -91,15 +91,12 @@ fn badge(outcome: &str) -> String {
 
 fn size(n: Option<i64>) -> String {
     match n {
-        Some(n) if n >= 1 << 20 => format!("{:.1} MB", n as f64 / 1048576.0),
-        Some(n) if n >= 1024 => format!("{:.0} KB", n as f64 / 1024.0),
-        Some(n) => format!("{n} B"),
+        // A no-break space: `495 B` never wraps between number and unit.
+        Some(n) if n >= 1 << 20 => format!("{:.1}\u{a0}MB", n as f64 / 1048576.0),
+        Some(n) if n >= 1024 => format!("{:.0}\u{a0}KB", n as f64 / 1024.0),
+        Some(n) => format!("{n}\u{a0}B"),
         None => "–".into(),
     }
-}
-
-fn when(us: i64) -> String {
-    crate::clock::rfc3339(us).replace('T', " ").trim_end_matches('Z').to_string()
 }
 
 fn opt(v: &Option<String>) -> String {
@@ -190,9 +187,9 @@ fn row(e: &JournalEntry) -> String {
     let to: Vec<String> = e.recipients.iter().map(|r| if r.accepted { esc(&r.address) } else { format!(r#"<s class="muted">{}</s>"#, esc(&r.address)) }).collect();
     let subject = e.subject.as_deref().filter(|s| !s.is_empty()).unwrap_or("(no subject)");
     let replay = if e.replay_of.is_some() { r#" <span class="badge">replay</span>"# } else { "" };
-    let clip = if e.attachments.is_empty() { "" } else { " 📎" };
+    let clip = if e.attachments.is_empty() { "" } else { CLIP };
     format!(
-        r#"<tr><td class="small">{}</td><td>{}</td><td>{}</td><td><a href="/messages/{}">{}</a>{clip}{replay}</td><td class="hide-narrow small">{}</td><td>{}</td></tr>"#,
+        r#"<tr><td class="small">{}</td><td>{}</td><td>{}</td><td><a href="/messages/{}">{}</a>{clip}{replay}</td><td class="hide-narrow small nowrap">{}</td><td>{}</td></tr>"#,
         when(e.time_us),
         esc(if e.sender.is_empty() { "<>" } else { &e.sender }),
         to.join(", "),

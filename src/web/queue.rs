@@ -8,7 +8,7 @@ use axum::Router;
 use serde::Deserialize;
 
 use super::auth::PageViewer;
-use super::html::{esc, page, Notice};
+use super::html::{count, esc, page, when, Notice};
 use super::Web;
 
 pub fn routes() -> Router<Web> {
@@ -25,7 +25,7 @@ async fn show(State(web): State<Web>, PageViewer(v): PageViewer, axum::extract::
     let now = crate::clock::now_us();
     let latest = web.store.latest_queue_mode().await.ok().flatten();
     let mode = match latest.as_ref() {
-        Some(e) if e.kind == "queue_mode_on" => format!(r#"<div class="notice bad" id="queue-mode">Queue mode since {}: the mail server is not answering ({}).</div>"#, esc(&crate::clock::rfc3339(e.time_us)), esc(&e.detail)),
+        Some(e) if e.kind == "queue_mode_on" => format!(r#"<div class="notice bad" id="queue-mode">Queue mode since {}: the mail server is not answering ({}).</div>"#, when(e.time_us), esc(&e.detail)),
         _ => r#"<div class="notice ok" id="queue-mode">The mail server answers: mail goes straight through.</div>"#.to_string(),
     };
     let csrf = esc(v.csrf.as_deref().unwrap_or(""));
@@ -37,11 +37,11 @@ async fn show(State(web): State<Web>, PageViewer(v): PageViewer, axum::extract::
             format!(
                 r#"<tr><td class="small">{id}{overdue}</td><td class="small">{at}</td><td>{from}</td><td>{to}</td><td>{tries}</td><td class="small">{next}</td><td class="small">{reply}</td><td><form method="post" action="/admin/queue/retry"><input type="hidden" name="csrf" value="{csrf}"><input type="hidden" name="id" value="{id}"><button class="secondary">Retry</button></form></td></tr>"#,
                 id = esc(&q.id),
-                at = esc(&crate::clock::rfc3339(q.time_us)),
+                at = when(q.time_us),
                 from = esc(if q.sender.is_empty() { "<>" } else { &q.sender }),
                 to = esc(&q.pending.join(", ")),
                 tries = q.attempts,
-                next = esc(&crate::clock::rfc3339(q.next_attempt_us)),
+                next = when(q.next_attempt_us),
                 reply = esc(&q.last_reply),
             )
         })
@@ -53,8 +53,8 @@ async fn show(State(web): State<Web>, PageViewer(v): PageViewer, axum::extract::
 <form class="row" method="post" action="/admin/queue/retry"><input type="hidden" name="csrf" value="{csrf}"><button type="submit">Retry all now</button></form>
 <h2>Deliver to another host</h2><form class="card row" method="post" action="/admin/queue/deliver"><input type="hidden" name="csrf" value="{csrf}"><div><label for="qid">Message id</label><input id="qid" name="id" required></div><div><label for="host">Host (HOST:PORT), e.g. a standby mail server</label><input id="host" name="host" required></div><div><button type="submit" class="secondary">Deliver now</button></div></form>"#)
     };
-    let ev: String = events.iter().map(|e| format!("<tr><td class=\"small\">{}</td><td>{}</td><td>{}</td><td class=\"small\">{}</td></tr>", esc(&crate::clock::rfc3339(e.time_us)), esc(&e.node), esc(&e.kind), esc(&e.detail))).collect();
-    let body = format!(r#"<h1>Queue</h1>{notice}{mode}<p class="muted">{} messages wait for the mail server.</p>{table}<h2>Events</h2><table><tbody>{ev}</tbody></table>"#, queue.len());
+    let ev: String = events.iter().map(|e| format!("<tr><td class=\"small\">{}</td><td>{}</td><td>{}</td><td class=\"small\">{}</td></tr>", when(e.time_us), esc(&e.node), esc(&e.kind), esc(&e.detail))).collect();
+    let body = format!(r#"<h1>Queue</h1>{notice}{mode}<p class="muted" id="queue-count">{} for the mail server.</p>{table}<h2>Events</h2><table><tbody>{ev}</tbody></table>"#, count(queue.len() as i64, "message waits", "messages wait"));
     Html(page("Queue", Some(&v), &body)).into_response()
 }
 
