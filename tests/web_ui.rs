@@ -107,3 +107,40 @@ async fn sign_in_search_open_replay_and_bulk_replay_in_chromium() {
 fn us_date(iso: &str) -> String {
     format!("{}{}{}", &iso[5..7], &iso[8..10], &iso[..4])
 }
+
+/// The small things of the pages, read from their HTML: times on one line with their zone, sizes
+/// that do not wrap, a paper clip that needs no emoji font, `1 message` in the singular, and a
+/// name over every column of the Report's top lists.
+#[tokio::test]
+async fn times_sizes_counts_and_the_paper_clip_read_well() {
+    use common::http::{login, request};
+    // The mail server is down: the one message waits in the queue.
+    let gw = gateway(dead_address(), "[queue]\nprobe = 1\n").await;
+    add_user(&gw.store, "admin@example.org", sponts::storage::Role::Admin).await;
+    // A user: the queue takes mail for addresses it knows.
+    add_user(&gw.store, "alice@example.org", sponts::storage::Role::User).await;
+    let with_file = "Content-Type: multipart/mixed; boundary=b\r\nMIME-Version: 1.0\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nsee attached\r\n--b\r\nContent-Type: application/pdf\r\nContent-Disposition: attachment; filename=a.pdf\r\n\r\nx\r\n--b--";
+    deliver(&gw, "With a file", "alice@example.org", with_file).await;
+    let admin = login(gw.web, "admin@example.org", PASSWORD).await.unwrap();
+    let cookie = [("Cookie", admin.cookie.as_str())];
+    let page = |path: &'static str| request(gw.web, "GET", path, &cookie, None);
+
+    let list = page("/").await.text();
+    let row = list.split("<tbody>").nth(1).unwrap();
+    assert!(row.contains(r#"<time class="when" datetime=""#) && row.contains(" UTC</time>"), "a time with its zone: {row}");
+    assert!(row.contains(r#"<svg class="clip""#) && !row.contains('📎'), "a drawn clip: {row}");
+    assert!(row.contains(r#"class="hide-narrow small nowrap">"#) && row.contains("\u{a0}B</td>"), "the size on one line: {row}");
+    let css = page("/static/style.css").await.text();
+    assert!(css.contains(".when, .nowrap { white-space:nowrap; }"), "{css}");
+
+    let queue = page("/admin/queue").await.text();
+    assert!(queue.contains(r#"<p class="muted" id="queue-count">1 message waits for the mail server.</p>"#), "{queue}");
+    assert!(queue.contains("Queue mode since <time"), "{queue}");
+
+    let report = page("/admin/report").await.text();
+    for (id, first) in [("top_ip", "client IP"), ("top_sender_domain", "sender domain"), ("top_helo", "HELO name")] {
+        assert!(report.contains(&format!(r#"<table class="report" id="table-{id}"><thead><tr><th>{first}</th>"#)), "{id}");
+    }
+    assert!(!report.contains("<th></th>"), "no column without a name");
+    gw.stop().await;
+}
