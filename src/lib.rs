@@ -3,8 +3,8 @@
 //! Map of the crate, in the order a message meets it:
 //! - [`server`]: listeners, connection limits, shutdown; one session per connection.
 //! - [`smtp`]: the protocol — [`smtp::conn`] (buffered lines with limits), [`smtp::command`]
-//!   (parser), [`smtp::address`] (strict envelope syntax), [`smtp::data`] (DATA and
-//!   smuggling defence), [`smtp::session`] (the state machine, the only writer of replies),
+//!   (parser), [`address`] (strict envelope syntax; a leaf the config uses too), [`smtp::data`]
+//!   (DATA and smuggling defence), [`smtp::session`] (the state machine, the only writer of replies),
 //!   [`smtp::client`] (the backend side), [`smtp::tls`], [`smtp::received`], [`smtp::reply`],
 //!   [`smtp::tarpit`] (slow replies for suspicious clients), [`smtp::strip`] (forged verdicts).
 //! - [`pipeline`]: the module contract — hooks per SMTP phase returning verdicts, and the
@@ -21,10 +21,12 @@
 //! - [`report`]: the Report — figures per hour in SQL, the dashboard's charts and tables, the
 //!   report mail; the journal writes its part, a job adds connections, sessions and scanners.
 //! - [`web`]: the web UI and JSON API (sessions, CSRF, who may see what).
-//! - [`config`]: the TOML config, validated at start with the key named in every error.
+//! - [`config`]: the TOML config, validated at start with the key named in every error;
+//!   [`preflight`]: what only the parts that build things can check of it (module names, CA files).
 //! - [`cli`]: the subcommands other than `serve`; [`demo`]: `sponts demo`, the product on sample
 //!   mail in front of a stand-in mail server.
 
+pub mod address;
 pub mod auth;
 pub mod base64;
 pub mod cli;
@@ -40,6 +42,7 @@ pub mod modules;
 pub mod net;
 pub mod pipeline;
 pub mod pop3;
+pub mod preflight;
 pub mod queue;
 pub mod replay;
 pub mod report;
@@ -92,6 +95,7 @@ impl Running {
         .filter_map(|(key, changed)| changed.then_some(key))
         .collect();
         // Everything that can fail, before anything changes.
+        preflight::check(&new).map_err(|e| anyhow::anyhow!("{e}"))?;
         let pipeline = modules::build(&new, &self.store)?;
         let certs = smtp::tls::CertSlot::load(&new)?;
         self.smtp.reload(new.clone(), pipeline, &certs)?;
@@ -131,6 +135,7 @@ impl Running {
 
 /// Starts sponts on a config: opens storage, builds the pipeline, binds the listeners.
 pub async fn start(config: config::Config) -> anyhow::Result<Running> {
+    preflight::check(&config).map_err(|e| anyhow::anyhow!("{e}"))?;
     let store = storage::Store::open(&config.storage.database_location()).await?;
     let pipeline = modules::build(&config, &store)?;
     let certs = smtp::tls::CertSlot::load(&config)?;

@@ -354,7 +354,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         let Some(path) = file.as_ref().or(cli.config.as_ref()) else {
             anyhow::bail!("check-config needs a FILE (or --config)");
         };
-        return Ok(match Config::load(path) {
+        return Ok(match sponts::preflight::load(path) {
             Ok(_) => {
                 println!("{}: ok", path.display());
                 ExitCode::SUCCESS
@@ -521,7 +521,7 @@ async fn serve(config: Config, path: Option<PathBuf>) -> Result<ExitCode> {
                     tracing::info!("SIGHUP: no config file to read again (embedded defaults)");
                     continue;
                 };
-                match Config::load(path) {
+                match sponts::preflight::load(path) {
                     Err(errors) => tracing::error!("SIGHUP: {} not applied, the running config stays:\n{errors}", path.display()),
                     Ok(new) => match running.reload(new).await {
                         Ok(_) => tracing::info!("SIGHUP: {} applied", path.display()),

@@ -213,11 +213,12 @@ fn unsafe_kill(pid: u32, sig: i32) {
 fn check_config_names_every_bad_key() {
     let dir = tempfile::tempdir().unwrap();
     let f = dir.path().join("bad.toml");
-    std::fs::write(&f, "[smtp]\nmax_recipients = \"lots\"\nlisten = [\"nowhere\"]\n[backend]\naddress = \"mail\"\n[storage]\ndatabase = \"\"\n[smpt]\n").unwrap();
+    std::fs::write(&f, "modules = [\"journal\", \"antivirus\"]\n[smtp]\nmax_recipients = \"lots\"\nlisten = [\"nowhere\"]\n[backend]\naddress = \"mail\"\nstarttls = \"required\"\ntls_ca = \"/nonexistent/ca.pem\"\n[storage]\ndatabase = \"\"\n[smpt]\n").unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_sponts")).arg("check-config").arg(&f).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let text = String::from_utf8(out.stdout).unwrap();
-    for key in ["smtp.max_recipients: ", "backend.address: ", "storage.database: ", "smpt: unknown key"] {
+    // The config's own problems and those only the modules and TLS code know, at once.
+    for key in ["smtp.max_recipients: ", "backend.address: ", "storage.database: ", "smpt: unknown key", "modules[1]: unknown module `antivirus`", "backend.tls_ca: cannot read /nonexistent/ca.pem"] {
         assert!(text.contains(key), "{key} not in:\n{text}");
     }
     let good = dir.path().join("good.toml");

@@ -17,7 +17,7 @@ use crate::config::Config;
 /// The config named by `--config` / `SPONTS_CONFIG`, or the embedded defaults.
 pub fn load_config(path: Option<&Path>) -> Result<Config> {
     match path {
-        Some(p) => Config::load(p).map_err(|e| anyhow::anyhow!("{}:\n{e}", p.display())),
+        Some(p) => crate::preflight::load(p).map_err(|e| anyhow::anyhow!("{}:\n{e}", p.display())),
         None => Ok(Config::default()),
     }
 }

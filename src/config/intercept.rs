@@ -79,10 +79,7 @@ impl MailProxyConfig {
 
 pub(super) fn collect(config: &super::Config, errors: &mut Vec<ConfigError>) {
     let i = &config.intercept;
-    if let Some(Err(message)) = i.agency_ca.as_deref().map(super::check_ca) {
-        errors.push(ConfigError { key: "intercept.agency_ca".into(), message });
-    }
-    if !i.from.is_empty() && !matches!(crate::smtp::address::parse_path(&i.from, crate::smtp::address::Side::Sender), Ok(Some(_))) {
+    if !i.from.is_empty() && !matches!(crate::address::parse_path(&i.from, crate::address::Side::Sender), Ok(Some(_))) {
         errors.push(ConfigError { key: "intercept.from".into(), message: format!("`{}` is not a mail address", i.from) });
     }
     if i.retry_after.0 < std::time::Duration::from_secs(1) || i.retry_after.0 > std::time::Duration::from_secs(3600) {
@@ -92,13 +89,8 @@ pub(super) fn collect(config: &super::Config, errors: &mut Vec<ConfigError>) {
         if p.enabled() && crate::net::parse_host_port(&p.backend).is_none() {
             errors.push(ConfigError { key: format!("{name}.backend"), message: format!("`{}` is not HOST:PORT (needed when {name} listens)", p.backend) });
         }
-        if let Some(path) = &p.backend_ca {
-            if let Err(message) = super::check_ca(path) {
-                errors.push(ConfigError { key: format!("{name}.backend_ca"), message });
-            }
-            if p.backend_tls == BackendTls::Off {
-                errors.push(ConfigError { key: format!("{name}.backend_ca"), message: format!("needs {name}.backend_tls = \"starttls\" or \"tls\"") });
-            }
+        if p.backend_ca.is_some() && p.backend_tls == BackendTls::Off {
+            errors.push(ConfigError { key: format!("{name}.backend_ca"), message: format!("needs {name}.backend_tls = \"starttls\" or \"tls\"") });
         }
         if p.idle_timeout.0 < std::time::Duration::from_secs(10) {
             errors.push(ConfigError { key: format!("{name}.idle_timeout"), message: "must be at least 10s".into() });

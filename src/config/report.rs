@@ -68,7 +68,7 @@ pub(super) fn collect(config: &super::Config, errors: &mut Vec<ConfigError>) {
     }
     for a in &r.mail_to {
         if !matches!(
-            crate::smtp::address::parse_path(a, crate::smtp::address::Side::Recipient),
+            crate::address::parse_path(a, crate::address::Side::Recipient),
             Ok(Some(_))
         ) {
             errors.push(ConfigError {

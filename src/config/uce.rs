@@ -268,7 +268,7 @@ impl UceConfig {
         }
         for (key, lists) in [("uce.dnsbl", &self.dnsbl), ("uce.dnswl", &self.dnswl), ("uce.uribl", &self.uribl)] {
             for (i, l) in lists.iter().enumerate() {
-                if !crate::smtp::address::is_domain(l.zone.trim_end_matches('.')) {
+                if !crate::address::is_domain(l.zone.trim_end_matches('.')) {
                     err(&format!("{key}[{i}].zone"), format!("`{}` is not a DNS zone", l.zone));
                 }
             }

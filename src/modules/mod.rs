@@ -17,6 +17,17 @@ use crate::storage::Store;
 /// Every module name the config may list.
 pub const KNOWN: &[&str] = &["access", "virus", "uce", "backup", "journal"];
 
+/// The config's `modules` list names only modules that exist.
+pub fn check_names(config: &Config) -> Vec<crate::config::ConfigError> {
+    let Some(modules) = &config.modules else { return Vec::new() };
+    modules
+        .iter()
+        .enumerate()
+        .filter(|(_, m)| !KNOWN.contains(&m.as_str()))
+        .map(|(i, m)| crate::preflight::problem(format!("modules[{i}]"), format!("unknown module `{m}` (known: {})", KNOWN.join(", "))))
+        .collect()
+}
+
 /// Modules that need no outside service: they run when the config has no `modules` list.
 pub const DEFAULT: &[&str] = &["access", "uce", "backup", "journal"];
 

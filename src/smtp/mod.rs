@@ -1,6 +1,8 @@
 //! The SMTP protocol, both as a server (facing the internet) and as a client (facing the backend).
 
-pub mod address;
+/// Envelope address syntax lives below the config (which checks addresses in it); the SMTP code
+/// reaches it here too.
+pub use crate::address;
 pub mod client;
 pub mod command;
 pub mod conn;

@@ -110,6 +110,22 @@ pub fn server_config(certs: &Arc<CertSlot>) -> Result<Arc<rustls::ServerConfig>>
     Ok(Arc::new(tls))
 }
 
+/// Every CA file the config names is readable and holds a certificate: the backend's
+/// (`backend.tls_ca`), the agency's (`intercept.agency_ca`) and the proxies' (`*.backend_ca`).
+pub fn check_ca_files(config: &Config) -> Vec<crate::config::ConfigError> {
+    let files = [
+        ("backend.tls_ca", &config.backend.tls_ca),
+        ("intercept.agency_ca", &config.intercept.agency_ca),
+        ("pop3_proxy.backend_ca", &config.pop3_proxy.backend_ca),
+        ("imap_proxy.backend_ca", &config.imap_proxy.backend_ca),
+    ];
+    files
+        .into_iter()
+        .filter_map(|(key, path)| Some((key, path.as_deref()?)))
+        .filter_map(|(key, path)| roots_from_file(path).err().map(|e| crate::preflight::problem(key, format!("{e:#}"))))
+        .collect()
+}
+
 /// The trust anchors in a PEM file's contents.
 pub fn roots_from_pem(pem: &[u8]) -> Result<rustls::RootCertStore> {
     let mut roots = rustls::RootCertStore::empty();
