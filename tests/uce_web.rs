@@ -128,3 +128,31 @@ async fn the_disposable_page_in_chromium() {
     b.quit().await;
     gw.stop().await;
 }
+
+/// A used-up address is shown as such, and Unlock really opens it: its count starts again
+/// (before, it showed `open` with a Lock button while mail was still refused).
+#[tokio::test]
+async fn unlocking_a_used_up_address_opens_it_again() {
+    let cap = Capture::start(CaptureOptions { mailboxes: Some(["alice@example.org".to_string()].into()), ..Default::default() }).await;
+    let gw = gateway(cap.addr, "[uce]\ntarpit_delay = \"0s\"\n").await;
+    let (alice, _, _) = users(&gw).await;
+    for _ in 0..2 {
+        assert!(send(&gw, "shop.2.alice@example.org").await.starts_with("250"));
+    }
+    assert!(send(&gw, "shop.2.alice@example.org").await.starts_with("550 5.1.1"), "used up");
+    let list = request(gw.web, "GET", "/disposable", &[("Cookie", alice.cookie.as_str())], None).await.text();
+    assert!(list.contains("2 of 2") && list.contains(">used up</span>") && list.contains("Unlock (count starts again)"), "{list}");
+
+    let r = call(&gw, Some(&alice), "POST", "/api/v1/disposable/shop.2.alice@example.org/unlock", None).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!((r.json()["locked"].as_bool(), r.json()["used"].as_i64()), (Some(false), Some(0)), "{}", r.text());
+    assert!(send(&gw, "shop.2.alice@example.org").await.starts_with("250"), "open again");
+    let list = request(gw.web, "GET", "/disposable", &[("Cookie", alice.cookie.as_str())], None).await.text();
+    assert!(list.contains("1 of 2") && list.contains(">open</span>"), "{list}");
+
+    // A lock by hand is lifted without touching the count.
+    call(&gw, Some(&alice), "POST", "/api/v1/disposable/shop.2.alice@example.org/lock", None).await;
+    let r = call(&gw, Some(&alice), "POST", "/api/v1/disposable/shop.2.alice@example.org/unlock", None).await;
+    assert_eq!((r.json()["locked"].as_bool(), r.json()["used"].as_i64()), (Some(false), Some(1)));
+    gw.stop().await;
+}

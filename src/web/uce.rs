@@ -37,7 +37,13 @@ async fn visible_disposables(web: &Web, v: &Viewer) -> anyhow::Result<Vec<Dispos
     Ok(all.into_iter().filter(|d| v.is_admin() || v.addresses.contains(&d.owner)).collect())
 }
 
-/// Applies `lock`, `unlock` or `reset` to a disposable address the viewer owns (admins: any).
+/// Has the address taken all the mail it may? (Then it is locked, unless a lock was lifted
+/// without a reset, as before unlock reset the count.)
+fn used_up(d: &Disposable) -> bool {
+    d.used >= d.max_count
+}
+
+/// Applies `lock`, `unlock` (a used-up address starts counting again) or `reset` to a disposable address the viewer owns (admins: any).
 async fn change_disposable(web: &Web, v: &Viewer, address: &str, action: &str) -> Result<Disposable, (StatusCode, String)> {
     let locked = match action {
         "lock" => Some(true),
@@ -53,6 +59,9 @@ async fn change_disposable(web: &Web, v: &Viewer, address: &str, action: &str) -
         return Err(not_found);
     }
     let internal = |e: anyhow::Error| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
+    let now = web.store.disposables(Some(&d.owner), Some(&d.tag)).await.map_err(internal)?.into_iter().next().ok_or(not_found.clone())?;
+    // A used-up address unlocked at its limit would still be refused: its count starts again.
+    let locked = if locked == Some(false) && used_up(&now) { None } else { locked };
     if !web.store.set_disposable(&d.owner, &d.tag, locked).await.map_err(internal)? {
         return Err(not_found);
     }
@@ -160,8 +169,16 @@ async fn disposable_page(State(web): State<Web>, PageViewer(v): PageViewer, Quer
     let rows: String = list
         .iter()
         .map(|d| {
-            let state = if d.locked { r#"<span class="badge refused">locked</span>"# } else { r#"<span class="badge delivered">open</span>"# };
-            let toggle = if d.locked { button(&d.address, "unlock", "Unlock") } else { button(&d.address, "lock", "Lock") };
+            let state = match (d.locked, used_up(d)) {
+                (_, true) => r#"<span class="badge refused">used up</span>"#,
+                (true, false) => r#"<span class="badge refused">locked</span>"#,
+                (false, false) => r#"<span class="badge delivered">open</span>"#,
+            };
+            let toggle = match (d.locked || used_up(d), used_up(d)) {
+                (true, true) => button(&d.address, "unlock", "Unlock (count starts again)"),
+                (true, false) => button(&d.address, "unlock", "Unlock"),
+                _ => button(&d.address, "lock", "Lock"),
+            };
             format!(
                 r#"<tr><td>{}</td><td>{}</td><td>{} of {}</td><td>{state}</td><td class="small">{}</td><td class="row">{toggle}{}</td></tr>"#,
                 esc(&d.address),
@@ -184,7 +201,7 @@ async fn disposable_page(State(web): State<Web>, PageViewer(v): PageViewer, Quer
         format!(r#"<table id="disposable"><thead><tr><th>Address</th><th>Delivered to</th><th>Used</th><th>State</th><th>Last used</th><th></th></tr></thead><tbody>{rows}</tbody></table>"#)
     };
     let body = format!(
-        r#"<h1>Disposable addresses</h1>{}<p class="muted">Give out <code>{example}</code>: it reaches you 20 times, then it answers "user unknown" for good. Nothing to set up — the first mail creates it.</p>{table}"#,
+        r#"<h1>Disposable addresses</h1>{}<p class="muted">Give out <code>{example}</code>: it reaches you 20 times, then it answers "user unknown" for good. Nothing to set up — the first mail creates it. Unlock opens a locked address again; one that was used up starts counting again from 0.</p>{table}"#,
         n.html()
     );
     Html(page("Disposable addresses", Some(&v), &body)).into_response()
@@ -203,7 +220,7 @@ async fn disposable_form(State(web): State<Web>, PageViewer(v): PageViewer, Form
         return StatusCode::FORBIDDEN.into_response();
     }
     let to = match change_disposable(&web, &v, &f.address, &f.action).await {
-        Ok(d) => format!("msg={}", url(&format!("{}: {}", d.address, if d.locked { "locked" } else { "open" }))),
+        Ok(d) => format!("msg={}", url(&format!("{}: {}, {} of {} used", d.address, if d.locked { "locked" } else { "open" }, d.used, d.max_count))),
         Err((_, e)) => format!("error={}", url(&e)),
     };
     Redirect::to(&format!("/disposable?{to}")).into_response()
