@@ -143,11 +143,12 @@ enum Cmd {
         #[arg(long, value_name = "ADDR")]
         to: Vec<String>,
     },
-    /// Train the built-in spam filter: every file in each directory is one message.
+    /// Train the built-in spam filter. Each PATH is a folder of message files (symlinks followed),
+    /// a Maildir or an mbox file.
     Learn {
-        #[arg(long, value_name = "DIR")]
+        #[arg(long, value_name = "PATH")]
         spam: Option<PathBuf>,
-        #[arg(long, value_name = "DIR")]
+        #[arg(long, value_name = "PATH")]
         ham: Option<PathBuf>,
     },
     /// Disposable addresses (tag.N.user@domain): list, lock, unlock, reset, delete.
@@ -429,7 +430,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             Cmd::Learn { spam, ham } => {
                 let store = sponts::storage::Store::open(&config.storage.database_location()).await?;
-                sponts::cli::uce::learn(&store, spam.as_deref(), ham.as_deref(), &mut std::io::stdout().lock()).await?;
+                sponts::cli::learn::run(&store, spam.as_deref(), ham.as_deref(), &mut std::io::stdout().lock(), &mut std::io::stderr()).await?;
                 Ok(ExitCode::SUCCESS)
             }
             Cmd::Disposable { cmd } => {

@@ -210,3 +210,51 @@ async fn the_smtp_callback_counts_clients_that_do_not_answer_smtp() {
         gw.stop().await;
     }
 }
+
+/// `sponts learn` takes mail as people keep it: a folder of symlinks to message files, an mbox
+/// file, a Maildir (cur/ and new/, not tmp/). It says what it skipped and why, and a path with
+/// nothing to learn is an error, not a silent "0 learned".
+#[test]
+fn learn_reads_symlinked_folders_mbox_files_and_maildirs() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("sponts.toml");
+    std::fs::write(&cfg, format!("[storage]\ndata_dir = \"{}\"\n[domains]\nlocal = [\"example.org\"]\n", dir.path().display())).unwrap();
+    let corpus = dir.path().join("corpus");
+    let (files, links) = (corpus.join("files"), corpus.join("links"));
+    std::fs::create_dir_all(&files).unwrap();
+    std::fs::create_dir_all(&links).unwrap();
+    for i in 0..5 {
+        std::fs::write(files.join(format!("{i}.eml")), msg("promo@spam.example", &format!("cheap pills {i}"), "casino winner")).unwrap();
+        std::os::unix::fs::symlink(files.join(format!("{i}.eml")), links.join(format!("{i}"))).unwrap();
+    }
+    std::os::unix::fs::symlink(corpus.join("missing.eml"), links.join("broken")).unwrap();
+    std::fs::write(links.join("notes.txt"), "just some words, no mail").unwrap();
+    let out = sponts(&cfg, &["learn", "--spam", links.to_str().unwrap()]);
+    assert!(out.contains("5 learned as spam, 0 already known; skipped: 1 broken links or unreadable entries, 1 files that are no mail message"), "{out}");
+
+    let mut mbox = Vec::new();
+    for i in 0..4 {
+        mbox.extend_from_slice(format!("From boss@work.example Mon Jan  1 00:00:0{i} 2024\n").as_bytes());
+        mbox.extend_from_slice(&msg("boss@work.example", &format!("agenda {i}"), "budget review\r\n>From the minutes"));
+        mbox.extend_from_slice(b"\n");
+    }
+    std::fs::write(corpus.join("ham.mbox"), &mbox).unwrap();
+    let maildir = corpus.join("Maildir");
+    for (sub, n) in [("cur", 3), ("new", 2), ("tmp", 1)] {
+        std::fs::create_dir_all(maildir.join(sub)).unwrap();
+        for i in 0..n {
+            std::fs::write(maildir.join(sub).join(format!("1700000000.{sub}{i}.host:2,S")), msg("lena@customer.example", &format!("order {sub} {i}"), "delivery date")).unwrap();
+        }
+    }
+    let out = sponts(&cfg, &["learn", "--ham", corpus.join("ham.mbox").to_str().unwrap()]);
+    assert!(out.contains("4 learned as ham"), "{out}");
+    let out = sponts(&cfg, &["learn", "--ham", maildir.to_str().unwrap()]);
+    assert!(out.contains("5 learned as ham") && out.contains("the filter knows 5 spam and 9 ham messages"), "cur/ and new/, never tmp/: {out}");
+
+    let nothing = dir.path().join("nothing");
+    std::fs::create_dir_all(&nothing).unwrap();
+    std::fs::write(nothing.join("photo.jpg"), b"\xff\xd8\xff\xe0 binary").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_sponts")).args(["learn", "--spam", nothing.to_str().unwrap()]).env("SPONTS_CONFIG", &cfg).output().unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(!out.status.success() && text.contains("nothing could be learned") && text.contains("1 files that are no mail message"), "{text}");
+}

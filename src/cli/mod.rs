@@ -3,6 +3,7 @@
 pub mod init;
 pub mod intercept;
 pub mod journal;
+pub mod learn;
 pub mod queue;
 pub mod replay;
 pub mod stats;

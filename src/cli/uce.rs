@@ -1,54 +1,13 @@
-//! The UCE subcommands: `learn` (train the built-in filter from directories of messages),
-//! `disposable` (list, lock, unlock, reset, delete), `trap` (list, add, delete), `penalty`
+//! The UCE subcommands (`learn` has a file of its own): `disposable` (list, lock, unlock, reset,
+//! delete), `trap` (list, add, delete), `penalty`
 //! (list, release) and `snippet` (HTML for web pages).
 
 use anyhow::{bail, Context, Result};
 use std::io::Write;
-use std::path::Path;
 
-use crate::modules::uce::{disposable, learn, snippet};
+use crate::modules::uce::{disposable, snippet};
 use crate::config::Config;
 use crate::storage::Store;
-
-/// Learns every regular file of `dir` as one message; returns (learned, already known).
-pub async fn learn_dir(store: &Store, dir: &Path, spam: bool) -> Result<(usize, usize)> {
-    let mut entries: Vec<_> = std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))?.collect::<Result<_, _>>()?;
-    entries.sort_by_key(|e| e.file_name());
-    let (mut learned, mut known) = (0, 0);
-    for e in entries {
-        if !e.file_type()?.is_file() {
-            continue;
-        }
-        let message = std::fs::read(e.path()).with_context(|| format!("cannot read {}", e.path().display()))?;
-        // The same file learned twice counts once: it is known by its content.
-        let key = format!("file:{}", hex(&ring::digest::digest(&ring::digest::SHA256, &message).as_ref()[..16]));
-        if learn::learn(store, &key, &message, spam).await? {
-            learned += 1;
-        } else {
-            known += 1;
-        }
-    }
-    Ok((learned, known))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-pub async fn learn(store: &Store, spam: Option<&Path>, ham: Option<&Path>, out: &mut dyn Write) -> Result<()> {
-    if spam.is_none() && ham.is_none() {
-        bail!("learn needs --spam DIR and/or --ham DIR");
-    }
-    for (dir, is_spam) in [(spam, true), (ham, false)] {
-        if let Some(dir) = dir {
-            let (learned, known) = learn_dir(store, dir, is_spam).await?;
-            writeln!(out, "{}: {learned} learned as {}, {known} already known", dir.display(), if is_spam { "spam" } else { "ham" })?;
-        }
-    }
-    let (s, h) = store.learned_totals().await?;
-    writeln!(out, "the filter knows {s} spam and {h} ham messages")?;
-    Ok(())
-}
 
 /// `tag.N.user@domain` (or `tag.user@domain`) → (owner, tag).
 fn disposable_key(config: &Config, address: &str) -> Result<(String, String)> {
