@@ -172,3 +172,45 @@ async fn cli_users_and_replays() {
     assert!(!ok && out.contains("--since"), "{out}");
     gw.stop().await;
 }
+
+/// A replay from the command line names the account that ran it: `SUDO_USER` under sudo, else
+/// the real uid's name — never `$USER`, which anyone sets (and runuser sets to the service
+/// account), and never `unknown` when it is missing.
+#[tokio::test]
+async fn cli_replays_name_the_invoking_account_not_user() {
+    let cap = Capture::start(CaptureOptions::default()).await;
+    let (config, dir) = config(cap.addr, "");
+    let cfg = dir.path().join("sponts.toml");
+    std::fs::write(&cfg, format!("[backend]\naddress = \"{}\"\nstarttls = \"off\"\n[domains]\nlocal = [\"example.org\"]\n[storage]\ndata_dir = \"{}\"\n", cap.addr, dir.path().display())).unwrap();
+    let gw = start_with(config, dir).await;
+    let id = deliver(&gw, &["alice@example.org"]).await;
+    // Who this test runs as: the session's login account if the kernel knows one, else the uid's.
+    let login = std::fs::read_to_string("/proc/self/loginuid").ok().map(|s| s.trim().to_string()).filter(|u| u != "4294967295");
+    let me = {
+        let mut id_un = Command::new("id");
+        id_un.arg("-un");
+        if let Some(uid) = &login {
+            id_un.arg(uid);
+        }
+        String::from_utf8(output(id_un).await.stdout).unwrap().trim().to_string()
+    };
+    let cases: [(&[(&str, &str)], String); 4] = [
+        (&[], me.clone()),
+        (&[("USER", "mallory")], me.clone()),
+        (&[("SUDO_USER", "alice")], if login.is_some() { me.clone() } else { "alice".into() }),
+        (&[("SUDO_USER", "x\r\nX-Injected: 1")], me.clone()),
+    ];
+    for (env, who) in cases {
+        let mut run = Command::new(env!("CARGO_BIN_EXE_sponts"));
+        run.args(["replay", "--id", &id, "--json"]).env("SPONTS_CONFIG", &cfg).env_remove("USER").env_remove("SUDO_USER");
+        for (k, v) in env {
+            run.env(k, v);
+        }
+        let out = output(run).await;
+        assert!(out.status.success(), "{env:?}: {}", String::from_utf8_lossy(&out.stderr));
+        let replayed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let e = journal_entry(&gw.store, replayed["id"].as_str().unwrap()).await;
+        assert_eq!(e.actor.as_deref(), Some(format!("cli:{who}").as_str()), "{env:?}");
+    }
+    gw.stop().await;
+}

@@ -2,6 +2,7 @@
 
 pub mod init;
 pub mod intercept;
+pub mod invoker;
 pub mod journal;
 pub mod learn;
 pub mod queue;

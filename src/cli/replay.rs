@@ -8,9 +8,9 @@ use crate::config::{Config, Duration};
 use crate::replay::{delivered_to, replay, Replayed};
 use crate::storage::Store;
 
-/// Who is replaying: the Unix user running the command.
+/// Who is replaying: the account that ran the command (see [`super::invoker`]).
 pub fn actor() -> String {
-    format!("cli:{}", std::env::var("SUDO_USER").or_else(|_| std::env::var("USER")).unwrap_or_else(|_| "unknown".into()))
+    super::invoker::actor()
 }
 
 fn print(r: &Replayed, json: bool) -> Result<()> {
@@ -57,7 +57,8 @@ pub async fn bulk(config: &Config, store: &Store, rcpt: &str, since: Duration, j
     if tty {
         eprintln!();
     }
-    eprintln!("replayed {} of {} messages to {rcpt}", todo.len() - failed, todo.len());
+    let messages = if todo.len() == 1 { "message" } else { "messages" };
+    eprintln!("replayed {} of {} {messages} to {rcpt}", todo.len() - failed, todo.len());
     Ok(failed)
 }
 
