@@ -187,3 +187,40 @@ async fn large_batches_round_trip() {
     }
     db.drop_db().await;
 }
+
+/// The text view shows what `--json` shows of attachments: under each row of the table, and in
+/// full with `--id` (one record, every field) — "what happened to Alice's mail" includes them.
+#[tokio::test]
+async fn the_text_view_and_id_show_attachments() {
+    let cap = Capture::start(CaptureOptions::default()).await;
+    let (config, dir) = config(cap.addr, "");
+    let cfg = dir.path().join("sponts.toml");
+    std::fs::write(&cfg, format!("[backend]\naddress = \"{}\"\nstarttls = \"off\"\n[domains]\nlocal = [\"example.org\"]\n[storage]\ndata_dir = \"{}\"\n", cap.addr, dir.path().display())).unwrap();
+    let gw = start_with(config, dir).await;
+    let (e, size) = send(&gw, "nested-multipart.eml", "newsletter@shop.example", &["customer@example.org"]).await;
+    let journal = |args: &[&str]| {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_sponts"));
+        c.arg("journal").args(args).env("SPONTS_CONFIG", &cfg);
+        output(c)
+    };
+    let out = journal(&["--rcpt", "customer@example.org"]).await;
+    let table = String::from_utf8(out.stdout).unwrap();
+    assert!(table.contains("attachments: invoice-2026-11.pdf (application/pdf, 1040 bytes), Forwarded note.eml (message/rfc822, "), "{table}");
+    assert!(table.contains("notes.txt (text/plain, 220 bytes)") && table.ends_with("(1 record; `!` marks a refused recipient)\n"), "{table}");
+
+    let out = journal(&["--id", &e.id]).await;
+    let record = String::from_utf8(out.stdout).unwrap();
+    for line in [
+        format!("id           {}", e.id),
+        "sender       newsletter@shop.example".to_string(),
+        "recipient    customer@example.org: 250 2.1.5 Ok".to_string(),
+        "subject      Your invoice and the forwarded note".to_string(),
+        format!("size         {size} bytes"),
+        "attachment   invoice-2026-11.pdf (application/pdf, 1040 bytes)".to_string(),
+        "attachment   notes.txt (text/plain, 220 bytes)".to_string(),
+        "outcome      delivered by backend".to_string(),
+    ] {
+        assert!(record.lines().any(|l| l == line), "`{line}` missing in\n{record}");
+    }
+    gw.stop().await;
+}

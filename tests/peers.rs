@@ -193,7 +193,7 @@ async fn binary_serves_and_journal_prints_records() {
     journal.args(["journal", "--config"]).arg(&cfg).args(["--rcpt", "u@example.org"]);
     let out = output(journal).await;
     let table = String::from_utf8(out.stdout).unwrap();
-    assert!(table.contains(&id) && table.contains("Grüße") && table.contains("(1 records"), "{table}");
+    assert!(table.contains(&id) && table.contains("Grüße") && table.contains("(1 record;"), "{table}");
     let mut journal = Command::new(bin);
     journal.args(["journal", "--config"]).arg(&cfg).args(["--ip", "192.0.2.1"]);
     let out = output(journal).await;
