@@ -50,9 +50,21 @@ async fn fuzz(web: std::net::SocketAddr, who: &str, token: &str, report: &std::p
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_api_keeps_its_openapi_contract_under_fuzzing() {
+async fn the_api_keeps_its_openapi_contract_under_fuzzing_on_sqlite() {
+    contract("").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_keeps_its_openapi_contract_under_fuzzing_on_postgres() {
+    let db = common::pg::TestDb::create().await;
+    contract(&format!("[storage]\ndatabase = \"{}\"\n", db.url)).await;
+    db.drop_db().await;
+}
+
+/// A gateway on the store of `extra` with some mail in it, fuzzed with both tokens.
+async fn contract(extra: &str) {
     let cap = Capture::start(CaptureOptions::default()).await;
-    let gw = gateway(cap.addr, "").await;
+    let gw = gateway(cap.addr, extra).await;
     add_user(&gw.store, "alice@example.org", sponts::storage::Role::User).await;
     add_user(&gw.store, "admin@example.org", sponts::storage::Role::Admin).await;
     for (rcpt, body) in [
@@ -68,7 +80,8 @@ async fn the_api_keeps_its_openapi_contract_under_fuzzing() {
     let alice = login(gw.web, "alice@example.org", PASSWORD).await.unwrap();
     let admin = login(gw.web, "admin@example.org", PASSWORD).await.unwrap();
     let report = tempfile::tempdir().unwrap();
-    fuzz(gw.web, "admin", &admin.token, report.path()).await;
-    fuzz(gw.web, "user", &alice.token, report.path()).await;
+    let store = gw.store.kind();
+    fuzz(gw.web, &format!("admin, {store}"), &admin.token, report.path()).await;
+    fuzz(gw.web, &format!("user, {store}"), &alice.token, report.path()).await;
     gw.stop().await;
 }

@@ -306,6 +306,13 @@ async fn a_nul_in_a_search_matches_nothing_on_both_stores() {
         assert_eq!(r.status, 200, "{}: the page too", gw.store.kind());
         let r = request(gw.web, "GET", "/api/v1/messages/AB%00CD", &[("Authorization", &auth)], None).await;
         assert_eq!(r.status, 404, "{}", gw.store.kind());
+        // Nor anywhere else a NUL can come in: a user name, a trap, a disposable address.
+        let r = request(gw.web, "POST", "/api/v1/login", &[], Some(("application/json", br#"{"username": "adm\u0000in@example.org", "password": "x"}"#))).await;
+        assert_eq!(r.status, 401, "{}: {}", gw.store.kind(), r.text());
+        let r = request(gw.web, "DELETE", "/api/v1/traps/a%00b", &[("Authorization", &auth)], None).await;
+        assert_eq!(r.status, 404, "{}: {}", gw.store.kind(), r.text());
+        let r = request(gw.web, "POST", "/api/v1/disposable/shop.2.a%00dmin@example.org/lock", &[("Authorization", &auth)], None).await;
+        assert_eq!(r.status, 400, "{}: {}", gw.store.kind(), r.text());
         // The same search without the NUL still finds the mail.
         let r = request(gw.web, "GET", "/api/v1/messages?q=abc", &[("Authorization", &auth)], None).await;
         assert_eq!(r.json()["messages"].as_array().unwrap().len(), 1);

@@ -51,7 +51,7 @@ async fn change_disposable(web: &Web, v: &Viewer, address: &str, action: &str) -
         "reset" => None,
         _ => return Err((StatusCode::BAD_REQUEST, format!("unknown action `{action}` (lock, unlock, reset)"))),
     };
-    let (local, domain) = address.rsplit_once('@').ok_or((StatusCode::BAD_REQUEST, format!("`{address}` is not an address")))?;
+    let (local, domain) = address.rsplit_once('@').filter(|_| !address.contains('\0')).ok_or((StatusCode::BAD_REQUEST, format!("`{address}` is not an address")))?;
     let d = crate::modules::uce::disposable::parse(&web.config.uce, local, domain).ok_or((StatusCode::BAD_REQUEST, format!("`{address}` is not a disposable address")))?;
     // Someone else's address is as unknown as one never used.
     let not_found = (StatusCode::NOT_FOUND, format!("no disposable address {address} of yours has been used"));
@@ -129,7 +129,9 @@ async fn api_delete_trap(State(web): State<Web>, ApiViewer(v): ApiViewer, ApiPat
     if let Err(s) = v.check_csrf(csrf_header(&headers)) {
         return error(s, "missing or wrong X-CSRF-Token");
     }
-    match web.store.delete_trap(&pattern).await {
+    // A NUL is in no trap (and PostgreSQL refuses one in a query).
+    let found = if pattern.contains('\0') { Ok(false) } else { web.store.delete_trap(&pattern).await };
+    match found {
         Ok(true) => StatusCode::NO_CONTENT.into_response(),
         Ok(false) => error(StatusCode::NOT_FOUND, "no such trap (traps of the config file are changed there)"),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
