@@ -362,5 +362,9 @@ async fn bad_input_is_refused_with_a_json_error() {
     json_error(&post_json(&w, Some(&w.admin), "/api/v1/traps", "[]").await, 422, "trap body of the wrong shape");
     let r = request(w.gw.web, "POST", "/api/v1/traps", &[("Authorization", &auth)], None).await;
     json_error(&r, 415, "trap without a body");
+    json_error(&get(&w, Some(&w.admin), "/api/v1/nothing-here").await, 404, "a path the API does not have");
+    let r = request(w.gw.web, "PUT", "/api/v1/messages", &[("Authorization", &auth)], None).await;
+    json_error(&r, 405, "a method the path does not take");
+    assert_eq!(r.header("allow"), Some("GET,HEAD"));
     w.gw.stop().await;
 }

@@ -64,7 +64,29 @@ impl Web {
 }
 
 pub fn router(web: Web) -> Router {
-    Router::new().merge(api::routes()).merge(pages::routes()).merge(admin::routes()).merge(links::routes()).merge(queue::routes()).merge(metrics::routes()).merge(uce::routes()).merge(report::routes()).merge(intercept::routes()).layer(middleware::from_fn(security_headers)).with_state(web)
+    Router::new().merge(api::routes()).merge(pages::routes()).merge(admin::routes()).merge(links::routes()).merge(queue::routes()).merge(metrics::routes()).merge(uce::routes()).merge(report::routes()).merge(intercept::routes()).layer(middleware::from_fn(json_api_errors)).layer(middleware::from_fn(security_headers)).with_state(web)
+}
+
+/// An API error without a body of its own — no such path (404), a method the path does not
+/// take (405) — is answered as JSON too, like every other API error.
+async fn json_api_errors(req: Request<axum::body::Body>, next: Next) -> Response {
+    let api = req.uri().path().starts_with("/api/");
+    let res = next.run(req).await;
+    let status = res.status();
+    if !api || !(status.is_client_error() || status.is_server_error()) || res.headers().contains_key(header::CONTENT_TYPE) {
+        return res;
+    }
+    let text = match status.as_u16() {
+        404 => "no such API path (docs/openapi.yaml lists them)",
+        405 => "this path does not take that method (see the Allow header)",
+        _ => status.canonical_reason().unwrap_or("error"),
+    };
+    let allow = res.headers().get(header::ALLOW).cloned();
+    let mut json = api::error(status, text);
+    if let Some(allow) = allow {
+        json.headers_mut().insert(header::ALLOW, allow);
+    }
+    json
 }
 
 /// Headers every response carries; a handler's own Content-Security-Policy (the mail HTML
