@@ -10,7 +10,7 @@ use axum::Router;
 use serde::Deserialize;
 
 use super::auth::{PageViewer, Viewer};
-use super::html::{esc, page, url, Notice};
+use super::html::{esc, page, url, when, Notice};
 use super::Web;
 use crate::intercept::orders;
 use crate::storage::intercept::{self, Order};
@@ -180,7 +180,7 @@ async fn show(State(web): State<Web>, PageViewer(v): PageViewer, Path(id): Path<
             format!(
                 r#"<tr data-copy="{id}" data-state="{state}"><td class="small">{id}</td><td class="small">{time}</td><td>{service} {event}</td><td>{size}</td><td><span class="badge {badge}">{state}</span></td><td>{attempts}</td><td class="small">{when}</td><td class="small">{error}</td></tr>"#,
                 id = esc(&c.id),
-                time = esc(&crate::clock::rfc3339(c.time_us)),
+                time = when(c.time_us),
                 service = esc(&c.service),
                 event = esc(&c.event),
                 size = c.content_size,
@@ -282,7 +282,7 @@ async fn audit(State(web): State<Web>, PageViewer(v): PageViewer) -> Response {
             format!(
                 r#"<tr><td>{}</td><td class="small">{}</td><td>{}</td><td>{}</td><td class="small">{}</td><td class="small"><code>{}</code></td></tr>"#,
                 e.seq,
-                esc(&crate::clock::rfc3339(e.time_us)),
+                when(e.time_us),
                 esc(&e.actor),
                 esc(&e.action),
                 esc(&e.detail),
