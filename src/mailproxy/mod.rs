@@ -175,7 +175,7 @@ async fn session(tcp: TcpStream, peer: SocketAddr, local: SocketAddr, shared: &S
     tracing::info!(
         session = %info.id,
         client = %peer,
-        login = %o.login,
+        login = ?o.login, // quoted: a name may hold anything, line ends included
         result = o.result(),
         failed_logins = o.failed,
         bytes_from_client = counts.from_client(),

@@ -1,6 +1,8 @@
 //! A real Dovecot started for a test from `scripts/peers/dovecot_start.sh`: IMAP (STARTTLS), POP3
 //! (STLS), IMAPS and POP3S on loopback, a self-signed certificate for `localhost`, and the users
-//! `target` / `target-pass` and `other` / `other-pass` with a Maildir each. Stopped when dropped.
+//! `target` / `target-pass` and `other` / `other-pass` with a Maildir each. Loopback is in its
+//! `login_trusted_networks`, so it takes a proxy's word for the client's address. Stopped when
+//! dropped.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -28,6 +30,16 @@ impl Dovecot {
 
     /// Dovecot showing the given certificate and key (PEM files) instead of a self-signed one.
     pub fn start_with(certificate: Option<(&std::path::Path, &std::path::Path)>) -> Dovecot {
+        Dovecot::launch(certificate, false)
+    }
+
+    /// Dovecot with its usual per-IP penalty after failed logins (each one doubles the wait
+    /// before the next login from that address is checked, from 2 s up to 15 s).
+    pub fn start_with_penalty() -> Dovecot {
+        Dovecot::launch(None, true)
+    }
+
+    fn launch(certificate: Option<(&std::path::Path, &std::path::Path)>, penalty: bool) -> Dovecot {
         assert!(std::path::Path::new("/usr/sbin/dovecot").exists(), "dovecot is needed (Debian packages dovecot-imapd, dovecot-pop3d)");
         let dir = tempfile::tempdir().unwrap();
         if let Some((cert, key)) = certificate {
@@ -35,7 +47,7 @@ impl Dovecot {
             std::fs::copy(cert, dir.path().join("cert.pem")).unwrap();
             std::fs::copy(key, dir.path().join("key.pem")).unwrap();
         }
-        let out = Command::new("bash").arg(script("dovecot_start.sh")).arg(dir.path()).output().unwrap();
+        let out = Command::new("bash").arg(script("dovecot_start.sh")).arg(dir.path()).env("SPONTS_DOVECOT_PENALTY", if penalty { "1" } else { "0" }).output().unwrap();
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(out.status.success(), "dovecot did not start:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
         let port = |key: &str| -> Option<SocketAddr> {
@@ -92,6 +104,11 @@ impl Dovecot {
             return messages;
         }
         panic!("the Maildir of {user} kept changing");
+    }
+
+    /// Dovecot's log so far (logins name the client's address as `rip=`).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("dovecot.log")).unwrap_or_default()
     }
 
     fn maildir(&self, user: &str) -> PathBuf {
