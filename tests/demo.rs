@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 async fn the_demo_shows_the_product_and_cleans_up() {
     let started = Instant::now();
     let mut child = Command::new(env!("CARGO_BIN_EXE_sponts")).arg("demo").stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
-    let _guard = KillOnDrop(child.id());
+    let _guard = common::KillOnPanic(child.id());
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let (mut web, mut admin, mut user, mut data) = (None, None, None, None);
     for line in lines.by_ref() {
@@ -67,13 +67,3 @@ async fn the_demo_shows_the_product_and_cleans_up() {
     assert!(!data.exists(), "the data directory is removed: {}", data.display());
 }
 
-/// Ends the demo if the test fails before its Ctrl-C.
-struct KillOnDrop(u32);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            let _ = Command::new("kill").args(["-KILL", &self.0.to_string()]).status();
-        }
-    }
-}

@@ -275,11 +275,11 @@ async fn a_targets_smtp_transactions_reach_the_agency_and_no_one_elses() {
     assert_eq!(
         seen,
         vec![
-            // Its recipient refused, the client reset: no message, the refusal in the record.
-            ("refused".into(), "from-target".into(), None),
             ("delivered".into(), "from-target".into(), Some(from_target.to_vec())),
             ("delivered".into(), "to-target".into(), Some(to_target.to_vec())),
             ("discarded".into(), "to-target".into(), Some(spam.to_vec())),
+            // Its recipient refused, the client reset: no message, the refusal in the record.
+            ("refused".into(), "from-target".into(), None),
         ],
         "delivered, discarded and refused alike, the message byte for byte"
     );

@@ -160,6 +160,7 @@ async fn binary_serves_and_journal_prints_records() {
     .unwrap();
     let bin = env!("CARGO_BIN_EXE_sponts");
     let mut child = Command::new(bin).args(["serve", "--config"]).arg(&cfg).stderr(Stdio::null()).spawn().unwrap();
+    let _kill = KillOnPanic(child.id());
     let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let mut up = false;
     for _ in 0..3000 {

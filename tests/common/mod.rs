@@ -196,3 +196,15 @@ pub const PASSWORD: &str = "password for tests";
 pub async fn output(mut command: std::process::Command) -> std::process::Output {
     tokio::task::spawn_blocking(move || command.output().unwrap()).await.unwrap()
 }
+
+/// Kills a process this test started (`sponts serve`, `sponts demo`) if the test fails before it
+/// stops it: a leaked server would hold ports and files for the rest of the run.
+pub struct KillOnPanic(pub u32);
+
+impl Drop for KillOnPanic {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let _ = std::process::Command::new("kill").args(["-KILL", &self.0.to_string()]).status();
+        }
+    }
+}

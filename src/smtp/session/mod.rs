@@ -184,13 +184,16 @@ impl Session {
             if self.conn.flush().await.is_err() {
                 return Flow::Close;
             }
-            let talked = matches!(tokio::time::timeout(pause, self.conn.fill()).await, Ok(Ok(n)) if n > 0);
-            if talked {
-                tracing::info!(peer = %self.info.peer, "client talked before the greeting ended: a bot");
-                self.info.talked_early = true;
-                self.info.marks.tarpit();
-            } else {
-                self.gw.greet_passes.passed(self.info.peer.ip());
+            match tokio::time::timeout(pause, self.conn.fill()).await {
+                // Silent for the whole pause: a real client.
+                Err(_) => self.gw.greet_passes.passed(self.info.peer.ip()),
+                Ok(Ok(n)) if n > 0 => {
+                    tracing::info!(peer = %self.info.peer, "client talked before the greeting ended: a bot");
+                    self.info.talked_early = true;
+                    self.info.marks.tarpit();
+                }
+                // Gone, or an error: nothing passed, the session ends at its next read.
+                Ok(_) => {}
             }
         }
         self.reply(&Reply::new(220, "", banner));
