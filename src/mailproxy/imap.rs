@@ -386,10 +386,10 @@ async fn wait_for_go(go: &mut tokio::sync::mpsc::UnboundedReceiver<Go>, tag: &st
 /// Waits for the tagged reply to `tag`; true if it was OK.
 async fn wait_for_tagged(go: &mut tokio::sync::mpsc::UnboundedReceiver<Go>, tag: &str) -> bool {
     while let Some(g) = go.recv().await {
-        if let Go::Tagged(t, ok) = g {
-            if t == tag {
-                return ok;
-            }
+        if let Go::Tagged(t, ok) = g
+            && t == tag
+        {
+            return ok;
         }
     }
     false

@@ -16,11 +16,13 @@ pub struct Counts {
 }
 
 impl Counts {
-    pub fn from_client(&self) -> u64 {
+    /// Bytes the client sent.
+    pub fn bytes_in(&self) -> u64 {
         self.from_client.load(Ordering::Relaxed)
     }
 
-    pub fn to_client(&self) -> u64 {
+    /// Bytes the client was sent.
+    pub fn bytes_out(&self) -> u64 {
         self.to_client.load(Ordering::Relaxed)
     }
 }

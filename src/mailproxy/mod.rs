@@ -178,8 +178,8 @@ async fn session(tcp: TcpStream, peer: SocketAddr, local: SocketAddr, shared: &S
         login = ?o.login, // quoted: a name may hold anything, line ends included
         result = o.result(),
         failed_logins = o.failed,
-        bytes_from_client = counts.from_client(),
-        bytes_to_client = counts.to_client(),
+        bytes_from_client = counts.bytes_in(),
+        bytes_to_client = counts.bytes_out(),
         seconds = started.elapsed().as_secs(),
         end = %end,
         "{} proxy session",
