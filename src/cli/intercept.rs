@@ -10,10 +10,9 @@ pub use crate::intercept::orders::NewOrder;
 use crate::storage::intercept;
 use crate::storage::Store;
 
-/// Who acts: the user on the machine (behind sudo, the one who ran it).
+/// Who acts: the account on the machine that ran this (behind sudo, the one who ran it).
 pub fn actor() -> String {
-    let who = std::env::var("SUDO_USER").or_else(|_| std::env::var("USER")).unwrap_or_else(|_| "unknown".into());
-    format!("cli:{who}")
+    super::invoker::actor()
 }
 
 pub async fn add(store: &Store, o: NewOrder, out: &mut dyn Write) -> Result<()> {

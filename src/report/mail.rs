@@ -172,8 +172,9 @@ pub fn compose(
             .join(", ")
     ));
     m.push_str(&format!(
-        "Subject: sponts report {title}: {} messages, {:.1} % spam\r\n",
+        "Subject: sponts report {title}: {} message{}, {:.1} % spam\r\n",
         f.transactions,
+        if f.transactions == 1 { "" } else { "s" },
         f.percent("spam")
     ));
     m.push_str(&format!(
