@@ -18,6 +18,9 @@ const MAX_KEPT: usize = 64 << 20;
 /// its `login_trusted_networks` (RFC 2971; `x-originating-ip` and the like), when the backend
 /// offers ID. Returns the greeting unchanged.
 pub async fn forward_client(backend: &mut Stream, greeting: Vec<u8>, info: &Session) -> Result<Vec<u8>> {
+    if !greeting.starts_with(b"* OK") {
+        return Ok(greeting); // BYE (or PREAUTH): the client hears it as it is
+    }
     let offered = match capability_span(&greeting) {
         Some((start, end)) => has_id(&greeting[start..end]),
         None => {
@@ -637,6 +640,36 @@ mod tests {
         assert_eq!(astring(b"pa\"ss"), b"\"pa\\\"ss\"".to_vec());
         assert_eq!(split_command("a1   LOGIN  x y"), ("a1", "LOGIN".to_string(), "x y"));
         assert!(!valid_tag("") && !valid_tag("*") && !valid_tag("+") && valid_tag("A001"));
+    }
+
+    /// The backend's side of `forward_client`: what it is sent, given its greeting and answers.
+    async fn forwarded(greeting: &[u8], answers: &'static [u8]) -> String {
+        let (ours, theirs) = tokio::io::duplex(4096);
+        let mut backend = Stream::new(Box::new(ours), None);
+        let peer = "[::ffff:192.0.2.7]:51234".parse().unwrap();
+        let info = Session { id: "01KTEST".into(), peer, local: "198.51.100.1:143".parse().unwrap(), outcome: Default::default() };
+        let (mut rd, mut wr) = tokio::io::split(theirs);
+        let script = async move {
+            use tokio::io::AsyncWriteExt;
+            wr.write_all(answers).await.unwrap();
+            wr
+        };
+        let (out, _wr) = tokio::join!(forward_client(&mut backend, greeting.to_vec(), &info), script);
+        assert_eq!(out.unwrap(), greeting, "the greeting goes to the client unchanged");
+        drop(backend);
+        let mut sent = String::new();
+        tokio::io::AsyncReadExt::read_to_string(&mut rd, &mut sent).await.unwrap();
+        sent
+    }
+
+    #[tokio::test]
+    async fn the_backend_hears_the_clients_address_when_it_offers_id() {
+        let id = "S2 ID (\"x-originating-ip\" \"192.0.2.7\" \"x-originating-port\" \"51234\" \"x-connected-ip\" \"198.51.100.1\" \"x-connected-port\" \"143\" \"x-session-ext-id\" \"01KTEST\")\r\n";
+        assert_eq!(forwarded(b"* OK [CAPABILITY IMAP4rev1 ID AUTH=PLAIN] ready\r\n", b"* ID NIL\r\nS2 OK done\r\n").await, id);
+        let asked = forwarded(b"* OK ready\r\n", b"* CAPABILITY IMAP4rev1 ID\r\nS1 OK\r\n* ID NIL\r\nS2 OK done\r\n").await;
+        assert_eq!(asked, format!("S1 CAPABILITY\r\n{id}"), "no capabilities in the greeting: asked for");
+        assert_eq!(forwarded(b"* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN] ready\r\n", b"").await, "", "no ID offered");
+        assert_eq!(forwarded(b"* BYE too busy\r\n", b"").await, "", "nothing after BYE");
     }
 
     #[test]

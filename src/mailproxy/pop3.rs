@@ -231,6 +231,26 @@ async fn sasl(arg: &str, client: &mut Stream, backend: &mut Stream) -> Result<(S
 mod tests {
     use super::*;
 
+    #[tokio::test]
+    async fn the_backend_hears_the_clients_address_when_it_offers_xclient() {
+        for (greeting, answers, sent, shown) in [
+            (&b"+OK [XCLIENT] Dovecot ready. <1.2@host>\r\n"[..], &b"+OK Updated\r\n"[..], "XCLIENT ADDR=192.0.2.7 PORT=51234 SESSION=01KTEST\r\n", &b"+OK Dovecot ready. <1.2@host>\r\n"[..]),
+            (b"+OK Dovecot ready.\r\n", b"", "", b"+OK Dovecot ready.\r\n"),
+        ] {
+            let (ours, theirs) = tokio::io::duplex(4096);
+            let mut backend = Stream::new(Box::new(ours), None);
+            let info = Session { id: "01KTEST".into(), peer: "[::ffff:192.0.2.7]:51234".parse().unwrap(), local: "198.51.100.1:110".parse().unwrap(), outcome: Default::default() };
+            let (mut rd, mut wr) = tokio::io::split(theirs);
+            tokio::io::AsyncWriteExt::write_all(&mut wr, answers).await.unwrap();
+            let out = forward_client(&mut backend, greeting.to_vec(), &info).await.unwrap();
+            assert_eq!(out, shown, "the client is not offered XCLIENT");
+            drop(backend);
+            let mut got = String::new();
+            tokio::io::AsyncReadExt::read_to_string(&mut rd, &mut got).await.unwrap();
+            assert_eq!(got, sent);
+        }
+    }
+
     #[test]
     fn capabilities_offer_stls_without_pipelining_and_readable_mechanisms() {
         let capa = b"+OK\r\nCAPA\r\nTOP\r\nUIDL\r\nRESP-CODES\r\nPIPELINING\r\nSTLS\r\nSASL PLAIN LOGIN CRAM-MD5\r\nUSER\r\nXCLIENT\r\n.\r\n";
