@@ -16,7 +16,9 @@ fn sponts(cfg: &std::path::Path, args: &[&str], stdin: Option<&str>) -> (bool, S
     let mut child = Command::new(env!("CARGO_BIN_EXE_sponts"))
         .args(args)
         .env("SPONTS_CONFIG", cfg)
-        .env("USER", "officer")
+        // The account behind sudo, as the audit log names it ($USER is never trusted).
+        .env("SUDO_USER", "officer")
+        .env("USER", "mallory")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -110,7 +112,10 @@ async fn orders_from_the_cli_and_the_audit_log() {
     assert!(ok);
     let actions: Vec<String> = log.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["action"].as_str().unwrap().to_string()).collect();
     assert_eq!(actions, ["account.add", "order.add", "order.list", "order.until", "copies.list", "order.end", "audit.verify", "audit.list"], "every action, reading included");
-    assert!(log.contains("cli:officer"), "who did it: {log}");
+    // The session's login account when the kernel knows one (sudo keeps it), else SUDO_USER.
+    let login = std::fs::read_to_string("/proc/self/loginuid").ok().filter(|u| u.trim() != "4294967295");
+    assert!(login.is_some() || log.contains("cli:officer"), "who did it: {log}");
+    assert!(!log.contains("cli:mallory"), "$USER is not who did it: {log}");
     // A changed row is found and named.
     let store = sponts::storage::Store::open(&sponts::config::DatabaseLocation::Sqlite(dir.path().join("data/sponts.db"))).await.unwrap();
     tamper(&store, "UPDATE intercept_audit SET actor = 'cli:someone-else' WHERE seq = 2").await;

@@ -53,7 +53,7 @@ async fn an_infected_attachment_is_refused_kept_and_flagged() {
         } else {
             assert!(reply.starts_with("554 5.7.1 Message refused: virus Sponts.Test.EICAR"), "{reply}");
         }
-        let e = journal_entry(&gw.store, &reply_id(&reply)).await;
+        let e = journal_entry(&gw.store, &id_of(&gw.store, &reply).await).await;
         assert_eq!((e.outcome.as_str(), e.decided_by.as_str(), e.flag.as_deref()), ("refused", "virus", Some("virus")));
         assert!(e.notes.as_deref().unwrap().starts_with("virus: Sponts.Test.EICAR"), "{:?}", e.notes);
         assert!(gw.store.body(&e.id).await.unwrap().is_some(), "kept");
@@ -73,7 +73,7 @@ async fn a_scanner_that_is_down_is_never_skipped_silently() {
     c.expect("EHLO client.test", 250).await;
     let reply = c.send_mail("a@sender.example", &["u@example.org"], b"Subject: hi\r\n\r\nhello\r\n").await;
     assert!(reply.starts_with("451 4.7.1 Virus scanner unavailable"), "{reply}");
-    let e = journal_entry(&gw.store, &reply_id(&reply)).await;
+    let e = journal_entry(&gw.store, &id_of(&gw.store, &reply).await).await;
     assert_eq!(e.outcome, "tempfailed");
     assert!(e.notes.as_deref().unwrap().contains("virus: scan failed"), "{:?}", e.notes);
     gw.stop().await;
@@ -83,7 +83,7 @@ async fn a_scanner_that_is_down_is_never_skipped_silently() {
     c.expect("EHLO client.test", 250).await;
     let reply = c.send_mail("a@sender.example", &["u@example.org"], b"Subject: hi\r\n\r\nhello\r\n").await;
     assert!(reply.starts_with("250 "), "{reply}");
-    let e = journal_entry(&gw.store, &reply_id(&reply)).await;
+    let e = journal_entry(&gw.store, &id_of(&gw.store, &reply).await).await;
     assert!(e.notes.as_deref().unwrap().contains("virus: scan skipped, delivered unscanned"), "{:?}", e.notes);
     assert_eq!(sponts::scanners::calls("clamd", "error"), 2, "both skipped scans are counted");
     gw.stop().await;
@@ -99,7 +99,7 @@ async fn a_kept_virus_is_for_admins_only() {
     let mut c = Client::connect(gw.addr).await;
     c.expect("EHLO client.test", 250).await;
     let reply = c.send_mail("a@sender.example", &["u@example.org"], &with_attachment(&eicar())).await;
-    let id = reply_id(&reply);
+    let id = id_of(&gw.store, &reply).await;
     let user = login(gw.web, "u@example.org", PASSWORD).await.unwrap();
     let admin = login(gw.web, "admin@example.org", PASSWORD).await.unwrap();
     let get = |token: String, path: String| {
@@ -158,7 +158,7 @@ async fn the_attachment_policy_refuses_executables_also_in_zips() {
     c.expect("EHLO client.test", 250).await;
     let reply = c.send_mail("a@sender.example", &["u@example.org"], &with_file("Invoice.PDF.exe", b"MZ...")).await;
     assert!(reply.starts_with("554 5.7.1 Message refused: attachment Invoice.PDF.exe (extension exe) is not accepted"), "{reply}");
-    let e = journal_entry(&gw.store, &reply_id(&reply)).await;
+    let e = journal_entry(&gw.store, &id_of(&gw.store, &reply).await).await;
     assert_eq!((e.decided_by.as_str(), e.flag.as_deref()), ("virus", Some("blocked")));
     let reply = c.send_mail("a@sender.example", &["u@example.org"], &with_file("photos.zip", &zip(&["a.jpg", "screen.scr"]))).await;
     assert!(reply.starts_with("554 5.7.1 Message refused: attachment screen.scr in photos.zip (extension scr)"), "{reply}");
@@ -184,7 +184,7 @@ async fn blocked_mime_types_are_refused_whatever_the_name() {
     };
     let reply = c.send_mail("a@sender.example", &["u@example.org"], &part("application/x-msdownload", "harmless.txt")).await;
     assert!(reply.starts_with("554 5.7.1 Message refused: attachment harmless.txt (type application/x-msdownload)"), "{reply}");
-    let e = journal_entry(&gw.store, &reply_id(&reply)).await;
+    let e = journal_entry(&gw.store, &id_of(&gw.store, &reply).await).await;
     assert_eq!((e.decided_by.as_str(), e.flag.as_deref()), ("virus", Some("blocked")));
     let reply = c.send_mail("a@sender.example", &["u@example.org"], &part("Audio/MPEG", "song.dat")).await;
     assert!(reply.starts_with("554 5.7.1 Message refused: attachment song.dat (type audio/*)"), "{reply}");

@@ -184,6 +184,16 @@ pub fn reply_id(text: &str) -> String {
     text.rsplit("id=").next().unwrap().trim().to_string()
 }
 
+/// The transaction id of a final reply: in its `id=` tail, or — for a refusal as "user unknown",
+/// which carries none (it must read like the backend's) — the newest journal record's.
+pub async fn id_of(store: &sponts::storage::Store, reply: &str) -> String {
+    if reply.contains(" id=") {
+        return reply_id(reply);
+    }
+    let newest = store.query_journal(&sponts::storage::JournalFilter { limit: Some(1), ..Default::default() }).await.unwrap();
+    newest.first().map(|e| e.id.clone()).unwrap_or_else(|| panic!("no journal record for {reply}"))
+}
+
 /// An account with the tests' password.
 pub async fn add_user(store: &sponts::storage::Store, address: &str, role: sponts::storage::Role) {
     store.add_user(address, &sponts::auth::hash_password(PASSWORD).unwrap(), role).await.unwrap();

@@ -540,6 +540,13 @@ impl Session {
         let d = self.gw.pipeline.run(|m| m.message(&info, &txi, &message)).await;
         tarpit(d.delay).await;
         let (outcome, decided_by, reply) = match d.verdict {
+            // Refused as "user unknown" (spam, by policy), the reply has the backend's words and
+            // nothing more: an `id=` tail would tell a list cleaner the address exists. The id is
+            // in the journal and in this log line.
+            Verdict::Reject(r) if replies::is_user_unknown(&r) => {
+                tracing::info!(id = %tx.id, module = d.module, "refused as an unknown user: {r}");
+                (outcome_of(&r), d.module.unwrap_or("smtp"), r)
+            }
             Verdict::Reject(r) | Verdict::TempFail(r) => (outcome_of(&r), d.module.unwrap_or("smtp"), with_id(&r, &tx.id)),
             Verdict::Discard => (Outcome::Discarded, d.module.unwrap_or("smtp"), Reply::new(250, "2.0.0", format!("Ok id={}", tx.id))),
             Verdict::Continue | Verdict::Accept | Verdict::Delay(_) | Verdict::Rewrite(_) if tx.queued => self.enqueue(&tx, &message).await,
