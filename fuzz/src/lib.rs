@@ -61,7 +61,7 @@ mail = "off"
 [uce]
 greet_delay = "0s"
 [queue]
-probe = "1h"
+probe = "30s"
 [pop3]
 listen = "127.0.0.1:0"
 allow_plaintext_auth = true
