@@ -19,7 +19,9 @@ impl Address {
 
 impl fmt::Display for Address {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}@{}", self.local, self.domain)
+        // `<Postmaster>` without a domain (RFC 5321 4.5.1) is written back as it came: a trailing
+        // `@` would be an address no parser takes (found by fuzzing).
+        if self.domain.is_empty() { write!(f, "{}", self.local) } else { write!(f, "{}@{}", self.local, self.domain) }
     }
 }
 

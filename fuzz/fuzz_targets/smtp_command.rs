@@ -25,7 +25,10 @@ fuzz_target!(|line: &[u8]| {
         Ok(Command::Rcpt { to }) => {
             let wire = to.to_string();
             assert!(!wire.contains(['\r', '\n', '<', '>', ' ']), "{wire:?}");
-            assert_eq!(parse_path(&wire, Side::Recipient), Ok(Some(to.clone())));
+            // `<Postmaster>` alone has no domain; the session gives it the first local one.
+            if !to.domain.is_empty() {
+                assert_eq!(parse_path(&wire, Side::Recipient), Ok(Some(to.clone())));
+            }
             assert_eq!(parse(format!("RCPT TO:<{wire}>").as_bytes()).ok(), Some(Command::Rcpt { to }));
         }
         Ok(Command::Ehlo(name) | Command::Helo(name)) => {
