@@ -143,6 +143,14 @@ enum Cmd {
         #[arg(long, value_name = "ADDR")]
         to: Vec<String>,
     },
+    /// A consistent copy of the whole store (SQLite) into DIR, while sponts runs.
+    Backup {
+        dir: PathBuf,
+    },
+    /// Put a copy made by `sponts backup` in place, into an empty data directory.
+    Restore {
+        dir: PathBuf,
+    },
     /// Train the built-in spam filter. Each PATH is a folder of message files (symlinks followed),
     /// a Maildir or an mbox file.
     Learn {
@@ -427,6 +435,16 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 let args = sponts::cli::stats::StatsArgs { since_us, bucket, json, mail, to };
                 let ok = sponts::cli::stats::run(&config, &store, args, &mut std::io::stdout().lock()).await?;
                 Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+            }
+            Cmd::Backup { dir } => {
+                let store = sponts::storage::Store::open(&config.storage.database_location()).await?;
+                sponts::cli::backup::backup(&config, &store, &dir, &mut std::io::stdout().lock()).await?;
+                store.close().await;
+                Ok(ExitCode::SUCCESS)
+            }
+            Cmd::Restore { dir } => {
+                sponts::cli::backup::restore(&config, &dir, &mut std::io::stdout().lock()).await?;
+                Ok(ExitCode::SUCCESS)
             }
             Cmd::Learn { spam, ham } => {
                 let store = sponts::storage::Store::open(&config.storage.database_location()).await?;

@@ -1,5 +1,6 @@
 //! Subcommands besides `serve`: each reads the config the same way and talks to the store.
 
+pub mod backup;
 pub mod init;
 pub mod intercept;
 pub mod invoker;

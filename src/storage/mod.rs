@@ -14,6 +14,7 @@ mod mailbox;
 mod migrations;
 mod queue;
 mod sessions;
+mod snapshot;
 pub mod stats;
 mod uce;
 mod users;
