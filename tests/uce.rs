@@ -337,3 +337,75 @@ async fn clients_that_talk_before_the_greeting_ends_cannot_send_mail() {
     assert_eq!(cap.wait_for(2).await.len(), 2);
     gw.stop().await;
 }
+
+/// A message of words the learning filter has been taught are spam (by `teach_spam`).
+fn spammy(from: &str) -> Vec<u8> {
+    format!("From: {from}\r\nSubject: casino winner prize\r\nMessage-ID: <{}@test>\r\n\r\ncheap pills lottery bitcoin discount\r\n", sponts::id::new_transaction_id()).into_bytes()
+}
+
+async fn teach_spam(store: &sponts::storage::Store) {
+    let (spam, ham) = (["cheap", "pills", "casino", "winner", "bitcoin", "discount", "lottery", "prize"], ["meeting", "agenda", "project", "invoice", "minutes", "budget", "review", "schedule"]);
+    for i in 0..8 {
+        let pick = |w: &[&str]| (0..5).map(|k| w[(i + k * 3) % w.len()]).collect::<Vec<_>>().join(" ");
+        for (words, is_spam) in [(spam, true), (ham, false)] {
+            let m = format!("Subject: {}\r\n\r\n{}\r\n", pick(&words), pick(&words));
+            sponts::modules::uce::learn::learn(store, &format!("{is_spam}-{i}"), m.as_bytes(), is_spam).await.unwrap();
+        }
+    }
+}
+
+#[tokio::test]
+async fn sender_lists_block_and_allow_per_recipient_and_per_domain() {
+    use sponts::storage::SenderVerdict::{Allow, Block};
+    let cap = Capture::start(CaptureOptions::default()).await;
+    let gw = gateway(cap.addr, "[uce]\ntarpit_delay = \"0s\"\n[uce.learning]\nmin_messages = 5\n").await;
+    teach_spam(&gw.store).await;
+    add_user(&gw.store, "alice@example.org", sponts::storage::Role::User).await;
+    gw.store.add_alias("alice@example.org", "ally@example.org").await.unwrap();
+    add_user(&gw.store, "bob@example.org", sponts::storage::Role::User).await;
+    for (owner, pattern, verdict) in [("alice@example.org", "pest.example", Block), ("alice@example.org", "friend@promo.example", Allow), ("@example.org", "junk.example", Block), ("bob@example.org", "junk.example", Allow)] {
+        gw.store.set_sender_entry(owner, pattern, verdict, "test").await.unwrap();
+    }
+    let mut c = Client::connect(gw.addr).await;
+    c.expect("EHLO client.test", 250).await;
+
+    // Blocked by alice (and her alias, which is hers), and from a subdomain too: alice does
+    // not exist, word for word; bob, whose list says nothing, gets the mail.
+    c.expect("MAIL FROM:<x@mail.pest.example>", 250).await;
+    let r = c.expect("RCPT TO:<alice@example.org>", 550).await;
+    assert_eq!(r, "550 5.1.1 <alice@example.org>: Recipient address rejected: User unknown");
+    c.expect("RCPT TO:<ally@example.org>", 550).await;
+    c.expect("RCPT TO:<bob@example.org>", 250).await;
+    c.expect("DATA", 354).await;
+    c.send(b"Subject: hello\r\n\r\nhi\r\n.\r\n").await;
+    let reply = c.reply().await;
+    assert!(reply.starts_with("250 "), "{reply}");
+    assert_eq!(cap.wait_for(1).await[0].rcpts, vec!["bob@example.org"]);
+    let e = journal_entry(&gw.store, &reply_id(&reply)).await;
+    assert!(e.notes.as_deref().unwrap_or("").contains("uce: sender blocked by alice@example.org's list (pest.example)"), "{:?}", e.notes);
+
+    // The domain's block counts for everyone there who has not allowed the sender.
+    c.expect("MAIL FROM:<x@junk.example>", 250).await;
+    c.expect("RCPT TO:<carol@example.org>", 550).await;
+    c.expect("RCPT TO:<bob@example.org>", 250).await;
+    c.expect("RSET", 250).await;
+
+    // A message the filter refuses ...
+    let refused = c.send_mail("friend@promo.example", &["bob@example.org"], &spammy("friend@promo.example")).await;
+    assert_eq!(refused, "550 5.1.1 <bob@example.org>: Recipient address rejected: User unknown");
+    // ... passes to alice, who allows its sender, and to her alias; not when bob is a co-recipient.
+    let passed = c.send_mail("friend@promo.example", &["alice@example.org", "ally@example.org"], &spammy("friend@promo.example")).await;
+    assert!(passed.starts_with("250 "), "{passed}");
+    let e = journal_entry(&gw.store, &reply_id(&passed)).await;
+    assert_eq!(e.notes.as_deref(), Some("uce: allowed by alice@example.org's list (friend@promo.example) -> deliver"));
+    assert_eq!(e.flag, None);
+    let mixed = c.send_mail("friend@promo.example", &["alice@example.org", "bob@example.org"], &spammy("friend@promo.example")).await;
+    assert!(mixed.starts_with("550 "), "{mixed}");
+    assert_eq!(cap.deliveries.lock().unwrap().len(), 2);
+
+    // The message page says which list decided.
+    let alice = common::http::login(gw.web, "alice@example.org", PASSWORD).await.unwrap();
+    let page = common::http::request(gw.web, "GET", &format!("/messages/{}", e.id), &[("Cookie", &alice.cookie)], None).await;
+    assert!(page.text().contains("allowed by alice@example.org&#39;s list (friend@promo.example)"), "{}", page.text());
+    gw.stop().await;
+}

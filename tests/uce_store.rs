@@ -1,6 +1,7 @@
 //! UCE state in SQL behaves the same on SQLite and PostgreSQL (nodes share it through
 //! PostgreSQL): disposable counting and locking, the penalty box, run-time traps, greylisting,
-//! and the learning filter's counts, including a message learned again as the other class.
+//! the learning filter's counts, including a message learned again as the other class, and the
+//! sender allow and block lists.
 
 mod common;
 
@@ -69,6 +70,24 @@ async fn exercise(store: &Store) {
     assert_eq!(store.callback_cached("192.0.2.9").await.unwrap(), Some(false));
     store.cache_callback("192.0.2.9", true, now - 1).await.unwrap();
     assert_eq!(store.callback_cached("192.0.2.9").await.unwrap(), None, "expired");
+
+    // Sender lists: one entry per owner and pattern (a second add changes the verdict); mail
+    // for an alias gets its account's entries and the domain's, never another user's.
+    use sponts::storage::SenderVerdict::{Allow, Block};
+    store.add_user("alice@example.org", "x", sponts::storage::Role::User).await.unwrap();
+    store.add_alias("alice@example.org", "ally@example.org").await.unwrap();
+    store.set_sender_entry("Alice@Example.org", "Pest.example", Allow, "test").await.unwrap();
+    store.set_sender_entry("alice@example.org", "pest.example", Block, "web:alice@example.org").await.unwrap();
+    store.set_sender_entry("@example.org", "junk.example", Block, "cli").await.unwrap();
+    store.set_sender_entry("bob@example.org", "friend.example", Allow, "cli").await.unwrap();
+    let mine = store.sender_entries(Some(&["alice@example.org".to_string()])).await.unwrap();
+    assert_eq!(mine.iter().map(|e| (e.pattern.as_str(), e.verdict, e.created_by.as_str())).collect::<Vec<_>>(), vec![("pest.example", Block, "web:alice@example.org")]);
+    let mut applying: Vec<_> = store.sender_entries_for("Ally@example.org").await.unwrap().into_iter().map(|e| (e.owner, e.pattern)).collect();
+    applying.sort();
+    assert_eq!(applying, vec![("@example.org".to_string(), "junk.example".to_string()), ("alice@example.org".to_string(), "pest.example".to_string())]);
+    assert_eq!(store.sender_entries(None).await.unwrap().len(), 3);
+    assert!(store.delete_sender_entry("alice@example.org", "PEST.example").await.unwrap());
+    assert!(!store.delete_sender_entry("alice@example.org", "pest.example").await.unwrap());
 }
 
 #[tokio::test]

@@ -345,6 +345,22 @@ CREATE INDEX intercept_copies_by_order ON intercept_copies (order_id, time_us);
         sqlite: "",
         postgres: "",
     },
+    Migration {
+        version: 14,
+        // Per-user (and per-domain, owner `@domain`) allow and block lists of senders.
+        sql: r#"
+CREATE TABLE sender_lists (
+    owner TEXT NOT NULL,
+    pattern TEXT NOT NULL,
+    verdict TEXT NOT NULL,
+    created_us BIGINT NOT NULL,
+    created_by TEXT NOT NULL,
+    PRIMARY KEY (owner, pattern)
+);
+"#,
+        sqlite: "",
+        postgres: "",
+    },
 ];
 
 pub async fn run(store: &Store) -> Result<()> {

@@ -5,10 +5,12 @@
 //! - At RCPT: a trap is accepted and the transaction kept but never delivered (and the client
 //!   goes into the penalty box); a client in the penalty box or sure by DNS gets the policy's
 //!   answer, "user unknown" by default; a disposable address goes to its owner or, used up,
-//!   is unknown; greylisting asks strangers to come back.
+//!   is unknown; greylisting asks strangers to come back. A sender on the recipient's (or its
+//!   domain's) block list makes the recipient unknown; an allow list is remembered for DATA.
 //! - At the end of DATA: points from the DNS lists, URI lists, SPF/DKIM/DMARC, the learning
 //!   filter and the engines (rspamd, spamd) give a level — clean, tag or spam — and the
-//!   domain's policy decides. Every decision is noted in the journal with its scores.
+//!   domain's policy decides — unless every recipient allows the sender, then nothing is scored
+//!   (the `virus` module still scans). Every decision is noted in the journal with its scores.
 
 pub mod auth;
 pub mod callback;
@@ -18,6 +20,7 @@ pub mod engines;
 pub mod greylist;
 pub mod learn;
 pub mod score;
+pub mod senders;
 pub mod snippet;
 pub mod traps;
 
@@ -32,7 +35,7 @@ use crate::config::{Config, SpamPolicy, UceConfig};
 use crate::pipeline::{Module, Outcome, SessionInfo, TransactionRecord, TxInfo, Verdict};
 use crate::smtp::address::Address;
 use crate::smtp::reply::{replies, Reply};
-use crate::storage::Store;
+use crate::storage::{SenderVerdict, Store};
 use disposable::DisposableAddress;
 use score::{Level, Score};
 
@@ -81,6 +84,9 @@ struct Shared {
 struct TxState {
     trap: Option<String>,
     disposables: Vec<(DisposableAddress, String, i64)>,
+    /// Accepted recipients (as delivered: a disposable address's owner) whose list allows the
+    /// sender, with the owner of that list.
+    allowed: HashMap<String, String>,
 }
 
 impl Uce {
@@ -201,6 +207,47 @@ impl Uce {
         if !ok {
             score.add(self.config.callback.weight, "callback none".into());
         }
+    }
+
+    /// The recipient's allow and block lists (read per recipient: one indexed query, and a change
+    /// made in the web UI counts from the next message on every node). A block refuses the
+    /// recipient as unknown; an allow is remembered for the end of DATA. If the lists cannot be
+    /// read, they say nothing.
+    async fn sender_lists(&self, s: &SessionInfo, tx: &TxInfo, address: &str, person: &str) -> Option<Verdict> {
+        let sender = tx.sender.as_ref()?.to_string();
+        let entries = match self.store.sender_entries_for(person).await {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::warn!("uce: cannot read the sender lists of {person}: {e:#}");
+                return None;
+            }
+        };
+        let entry = senders::decide(&entries, Some(&sender))?;
+        match entry.verdict {
+            SenderVerdict::Block => {
+                s.marks.note(format!("uce: sender blocked by {}'s list ({})", entry.owner, entry.pattern));
+                Some(Verdict::Reject(replies::user_unknown(address)))
+            }
+            SenderVerdict::Allow => {
+                let list = format!("{}'s list ({})", entry.owner, entry.pattern);
+                self.tx_state(&tx.id, |t| t.allowed.insert(person.to_string(), list));
+                None
+            }
+        }
+    }
+
+    /// The lists that allow the sender, when every accepted recipient's does.
+    fn allowed_by_all(&self, tx: &TxInfo) -> Option<String> {
+        let txs = self.txs.lock().expect("uce lock");
+        let allowed = &txs.get(&tx.id)?.allowed;
+        let mut lists: Vec<&str> = Vec::new();
+        for r in &tx.recipients {
+            let list = allowed.get(&r.to_string().to_lowercase())?;
+            if !lists.contains(&list.as_str()) {
+                lists.push(list);
+            }
+        }
+        (!lists.is_empty()).then(|| lists.join(", "))
     }
 
     fn tx_state<T>(&self, id: &str, f: impl FnOnce(&mut TxState) -> T) -> T {
@@ -355,6 +402,13 @@ impl Module for Uce {
                 return refusal;
             }
         }
+        let person = match self.config.disposable.then(|| disposable::parse(&self.config, &rcpt.local, &rcpt.domain)).flatten() {
+            Some(d) => d.owner,
+            None => address.to_lowercase(),
+        };
+        if let Some(refusal) = self.sender_lists(s, tx, &address, &person).await {
+            return refusal;
+        }
         if self.config.disposable {
             if let Some(d) = disposable::parse(&self.config, &rcpt.local, &rcpt.domain) {
                 let known = self.store.disposables(Some(&d.owner), Some(&d.tag)).await;
@@ -419,6 +473,10 @@ impl Module for Uce {
                 let used = self.store.disposables(Some(&d.owner), Some(&d.tag)).await.ok().and_then(|r| r.first().map(|r| r.used)).unwrap_or(0);
                 s.marks.header(format!("X-Sponts-Disposable: {given} ({} of {max})", used + 1));
             }
+        }
+        if let Some(owners) = self.allowed_by_all(tx) {
+            s.marks.note(format!("uce: allowed by {owners} -> deliver"));
+            return Verdict::Continue;
         }
         let (score, auth_header) = self.message_score(s, tx, message).await;
         if let Some(h) = auth_header {
