@@ -22,6 +22,7 @@ fuzz_target!(|input: &[u8]| {
     assert!(out.starts_with(b"+OK "), "no greeting: {:?}", String::from_utf8_lossy(&out));
     if mode & 1 == 1 {
         let second = out.split(|&b| b == b'\n').nth(2).unwrap_or_default();
-        assert!(second.starts_with(b"+OK 3 messages"), "the harness' sign-in failed: {:?}", String::from_utf8_lossy(&out));
+        // The maildrop shrinks as inputs DELE and QUIT (the gateway lives across inputs).
+        assert!(second.starts_with(b"+OK ") && second.windows(8).any(|w| w == b"messages"), "the harness' sign-in failed: {:?}", String::from_utf8_lossy(&out));
     }
 });
