@@ -169,6 +169,12 @@ enum Cmd {
         #[command(subcommand)]
         cmd: TrapCmd,
     },
+    /// Sender allow and block lists, per address or (`--owner @domain`) per domain. An allowed
+    /// sender skips content scoring; a blocked one finds the recipient unknown.
+    Sender {
+        #[command(subcommand)]
+        cmd: SenderCmd,
+    },
     /// The penalty box: client IPs treated as spammers for uce.penalty_hours.
     Penalty {
         #[command(subcommand)]
@@ -211,6 +217,35 @@ enum TrapCmd {
     /// An address or a pattern (`*` for any run), e.g. honeypot-*@example.org.
     Add { pattern: String },
     Del { pattern: String },
+}
+
+#[derive(Subcommand)]
+enum SenderCmd {
+    /// Every entry, or one owner's.
+    List {
+        #[arg(long, value_name = "ADDR|@domain")]
+        owner: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Skip content scoring for mail from PATTERN (an address, or a domain with its subdomains).
+    Allow {
+        #[arg(long, value_name = "ADDR|@domain")]
+        owner: String,
+        pattern: String,
+    },
+    /// Refuse mail from PATTERN as "user unknown".
+    Block {
+        #[arg(long, value_name = "ADDR|@domain")]
+        owner: String,
+        pattern: String,
+    },
+    /// Take PATTERN off the owner's list.
+    Del {
+        #[arg(long, value_name = "ADDR|@domain")]
+        owner: String,
+        pattern: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -474,6 +509,18 @@ fn run(cli: Cli) -> Result<ExitCode> {
                             anyhow::bail!("{pattern} is not a trap added at run time");
                         }
                     }
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+            Cmd::Sender { cmd } => {
+                let store = sponts::storage::Store::open(&config.storage.database_location()).await?;
+                use sponts::cli::sender;
+                use sponts::storage::SenderVerdict;
+                match cmd {
+                    SenderCmd::List { owner, json } => sender::list(&config, &store, owner.as_deref(), json, &mut std::io::stdout().lock()).await?,
+                    SenderCmd::Allow { owner, pattern } => sender::set(&config, &store, &owner, &pattern, SenderVerdict::Allow).await?,
+                    SenderCmd::Block { owner, pattern } => sender::set(&config, &store, &owner, &pattern, SenderVerdict::Block).await?,
+                    SenderCmd::Del { owner, pattern } => sender::delete(&config, &store, &owner, &pattern).await?,
                 }
                 Ok(ExitCode::SUCCESS)
             }

@@ -186,6 +186,29 @@ fn cli_snippet_traps_penalties_and_disposables() {
     assert!(sponts(&cfg, &["penalty", "list"]).starts_with("IP"));
 }
 
+#[test]
+fn cli_sender_lists() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("sponts.toml");
+    std::fs::write(&cfg, format!("[storage]\ndata_dir = \"{}\"\n[domains]\nlocal = [\"example.org\"]\n", dir.path().display())).unwrap();
+    sponts(&cfg, &["sender", "block", "--owner", "@example.org", "Junk.example"]);
+    sponts(&cfg, &["sender", "allow", "--owner", "alice@example.org", "friend@junk.example"]);
+    let all = sponts(&cfg, &["sender", "list"]);
+    assert!(all.contains("@example.org") && all.contains("junk.example") && all.contains("block") && all.contains("friend@junk.example"), "{all}");
+    let alice = sponts(&cfg, &["sender", "list", "--owner", "alice@example.org", "--json"]);
+    let entry: serde_json::Value = serde_json::from_str(alice.trim()).unwrap();
+    assert_eq!((entry["pattern"].as_str(), entry["verdict"].as_str(), entry["created_by"].as_str()), (Some("friend@junk.example"), Some("allow"), Some("cli")));
+    let fails = |args: &[&str], says: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_sponts")).args(args).env("SPONTS_CONFIG", &cfg).output().unwrap();
+        assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains(says), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    fails(&["sender", "block", "--owner", "@elsewhere.example", "junk.example"], "is not at one of our domains");
+    fails(&["sender", "block", "--owner", "@example.org", "not a sender"], "is neither a sender address");
+    fails(&["sender", "del", "--owner", "bob@example.org", "junk.example"], "bob@example.org's list has no entry junk.example");
+    sponts(&cfg, &["sender", "del", "--owner", "@example.org", "junk.example"]);
+    assert!(!sponts(&cfg, &["sender", "list"]).lines().any(|l| l.starts_with("@example.org")));
+}
+
 #[tokio::test]
 async fn the_smtp_callback_counts_clients_that_do_not_answer_smtp() {
     let cap = Capture::start(CaptureOptions::default()).await;

@@ -124,10 +124,107 @@ async fn authorization_matrix() {
     assert_eq!(page(Some(&w.admin), "/admin/users".into()).await.status, 200);
     assert_eq!(page(None, "/admin/users".into()).await.status, 303);
 
+    senders_are_each_users_own(&w).await;
+
     // Logout ends the session for the token too.
     let out = request(w.gw.web, "POST", "/api/v1/logout", &[("Authorization", &format!("Bearer {}", w.bob.token))], None).await;
     assert_eq!(out.status, 200);
     assert_eq!(get(&w, Some(&w.bob), "/api/v1/messages").await.status, 401);
+    w.gw.stop().await;
+}
+
+/// Sender allow and block lists: each user reads and changes their own; only an admin names
+/// another owner (a user or `@domain`).
+async fn senders_are_each_users_own(w: &World) {
+    // Every request boxed: this runs inside the long matrix test, whose future already fills
+    // much of a debug build's thread stack.
+    let call = |method: &'static str, who: Option<&Login>, path: &str, body: Option<&str>| -> std::pin::Pin<Box<dyn std::future::Future<Output = Response>>> {
+        let (web, path, body) = (w.gw.web, path.to_string(), body.map(str::to_string));
+        let auth = who.map(|l| format!("Bearer {}", l.token));
+        Box::pin(async move {
+            let headers: Vec<(&str, &str)> = auth.as_deref().map(|a| vec![("Authorization", a)]).unwrap_or_default();
+            request(web, method, &path, &headers, body.as_deref().map(|b| ("application/json", b.as_bytes()))).await
+        })
+    };
+    let get = |who: Option<&Login>, path: &str| call("GET", who, path, None);
+    let post = |who: Option<&Login>, body: &str| call("POST", who, "/api/v1/senders", Some(body));
+    let delete = |who: &Login, path: &str| call("DELETE", Some(who), path, None);
+    let page = |who: Option<&Login>| {
+        let (web, cookie) = (w.gw.web, who.map(|l| l.cookie.clone()));
+        Box::pin(async move {
+            let headers: Vec<(&str, &str)> = cookie.as_deref().map(|c| vec![("Cookie", c)]).unwrap_or_default();
+            request(web, "GET", "/senders", &headers, None).await
+        }) as std::pin::Pin<Box<dyn std::future::Future<Output = Response>>>
+    };
+    let patterns = |r: &Response| r.json()["senders"].as_array().unwrap().iter().map(|e| format!("{} {} {}", e["owner"].as_str().unwrap(), e["pattern"].as_str().unwrap(), e["verdict"].as_str().unwrap())).collect::<Vec<_>>();
+    assert_eq!(get(None, "/api/v1/senders").await.status, 401);
+    assert_eq!(post(None, r#"{"pattern": "pest.example", "verdict": "block"}"#).await.status, 401);
+    let r = post(Some(&w.alice), r#"{"pattern": "Pest.example", "verdict": "block"}"#).await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!((r.json()["owner"].as_str(), r.json()["created_by"].as_str()), (Some("alice@example.org"), Some("web:alice@example.org")));
+    assert_eq!(post(Some(&w.bob), r#"{"pattern": "friend@partner.example", "verdict": "allow"}"#).await.status, 201);
+    assert_eq!(patterns(&get(Some(&w.alice), "/api/v1/senders").await), vec!["alice@example.org pest.example block"]);
+    assert_eq!(patterns(&get(Some(&w.bob), "/api/v1/senders").await), vec!["bob@example.org friend@partner.example allow"]);
+    // Naming another owner: refused, whether to read, add or delete; nothing changes.
+    for path in ["/api/v1/senders?owner=bob@example.org", "/api/v1/senders?owner=@example.org"] {
+        let r = get(Some(&w.alice), path).await;
+        assert_eq!(r.status, 403, "{path}: {}", r.text());
+        assert!(r.json()["error"].is_string());
+    }
+    for owner in ["bob@example.org", "@example.org"] {
+        let body = format!(r#"{{"pattern": "evil.example", "verdict": "allow", "owner": "{owner}"}}"#);
+        assert_eq!(post(Some(&w.alice), &body).await.status, 403, "{owner}");
+    }
+    assert_eq!(delete(&w.alice, "/api/v1/senders?pattern=friend@partner.example&owner=bob@example.org").await.status, 403);
+    assert_eq!(delete(&w.alice, "/api/v1/senders?pattern=friend@partner.example").await.status, 404, "alice's own list has no such entry");
+    assert_eq!(patterns(&get(Some(&w.bob), "/api/v1/senders").await), vec!["bob@example.org friend@partner.example allow"]);
+    // Bad input is a 4xx with a reason.
+    for body in [r#"{"pattern": "not a sender", "verdict": "block"}"#, r#"{"pattern": "x.example", "verdict": "maybe"}"#, r#"{"pattern": "x.example"}"#] {
+        let r = post(Some(&w.alice), body).await;
+        assert_eq!(r.status, 422, "{body}: {}", r.text());
+        assert!(r.json()["error"].is_string(), "{body}");
+    }
+    // The admin sees and changes anyone's, and a domain's (of ours only).
+    let r = post(Some(&w.admin), r#"{"pattern": "junk.example", "verdict": "block", "owner": "@Example.org"}"#).await;
+    assert_eq!((r.status, r.json()["owner"].as_str()), (201, Some("@example.org")));
+    assert_eq!(post(Some(&w.admin), r#"{"pattern": "junk.example", "verdict": "block", "owner": "@elsewhere.example"}"#).await.status, 422);
+    assert_eq!(patterns(&get(Some(&w.admin), "/api/v1/senders").await).len(), 3);
+    assert_eq!(patterns(&get(Some(&w.admin), "/api/v1/senders?owner=bob@example.org").await), vec!["bob@example.org friend@partner.example allow"]);
+    assert_eq!(patterns(&get(Some(&w.alice), "/api/v1/senders").await), vec!["alice@example.org pest.example block"], "the domain's list is the admin's to show");
+    assert_eq!(delete(&w.admin, "/api/v1/senders?pattern=friend@partner.example&owner=bob@example.org").await.status, 204);
+    assert_eq!(delete(&w.alice, "/api/v1/senders?pattern=pest.example").await.status, 204);
+    assert!(patterns(&get(Some(&w.bob), "/api/v1/senders").await).is_empty());
+    // The page: the user's own entries only.
+    assert_eq!(post(Some(&w.bob), r#"{"pattern": "bobs-friend.example", "verdict": "allow"}"#).await.status, 201);
+    let r = page(Some(&w.alice)).await;
+    assert_eq!(r.status, 200);
+    assert!(r.text().contains("senders-empty") && !r.text().contains("bobs-friend.example"), "{}", r.text());
+    assert!(page(Some(&w.bob)).await.text().contains("bobs-friend.example"));
+    assert_eq!(page(None).await.status, 303);
+}
+
+#[tokio::test]
+async fn sender_lists_page_forms_need_csrf() {
+    let w = world().await;
+    let cookie = w.alice.cookie.as_str();
+    let form = |csrf: &str| format!("csrf={csrf}&action=add&pattern=shop.example&verdict=block");
+    let r = request(w.gw.web, "POST", "/senders/change", &[("Cookie", cookie)], Some(("application/x-www-form-urlencoded", form("wrong").as_bytes()))).await;
+    assert_eq!(r.status, 403);
+    let r = request(w.gw.web, "POST", "/api/v1/senders", &[("Cookie", cookie)], Some(("application/json", br#"{"pattern": "shop.example", "verdict": "block"}"#))).await;
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert!(w.gw.store.sender_entries(None).await.unwrap().is_empty());
+    let r = request(w.gw.web, "POST", "/senders/change", &[("Cookie", cookie)], Some(("application/x-www-form-urlencoded", form(&w.alice.csrf).as_bytes()))).await;
+    assert_eq!(r.status, 303);
+    assert!(r.header("location").unwrap().starts_with("/senders?msg="), "{:?}", r.header("location"));
+    let page = request(w.gw.web, "GET", "/senders", &[("Cookie", cookie)], None).await.text();
+    assert!(page.contains(r#"<td>shop.example</td>"#) && page.contains(r#"href="/senders""#), "{page}");
+    // A user's form cannot reach another owner's list.
+    let body = format!("csrf={}&action=add&pattern=shop.example&verdict=allow&owner=bob@example.org", w.alice.csrf);
+    let r = request(w.gw.web, "POST", "/senders/change", &[("Cookie", cookie)], Some(("application/x-www-form-urlencoded", body.as_bytes()))).await;
+    assert!(r.header("location").unwrap().starts_with("/senders?error="), "{:?}", r.header("location"));
+    let body = format!("csrf={}&action=delete&pattern=shop.example", w.alice.csrf);
+    request(w.gw.web, "POST", "/senders/change", &[("Cookie", cookie)], Some(("application/x-www-form-urlencoded", body.as_bytes()))).await;
+    assert!(w.gw.store.sender_entries(None).await.unwrap().is_empty());
     w.gw.stop().await;
 }
 

@@ -8,6 +8,7 @@ pub mod journal;
 pub mod learn;
 pub mod queue;
 pub mod replay;
+pub mod sender;
 pub mod stats;
 pub mod uce;
 pub mod user;

@@ -67,8 +67,8 @@ pub fn page(title: &str, viewer: Option<&Viewer>, body: &str) -> String {
             let links = match v.user.role {
                 // Officers see their pages only: no mail, no settings.
                 crate::storage::Role::Interception => r#"<a class="brand" href="/intercept">sponts</a><a href="/intercept">Orders</a><a href="/intercept/audit">Audit log</a>"#,
-                crate::storage::Role::Admin => r#"<a class="brand" href="/">sponts</a><a href="/">Messages</a><a href="/disposable">Disposable</a><a href="/admin/report">Report</a><a href="/admin/queue">Queue</a><a href="/admin/users">Users</a><a href="/admin/bulk">Bulk replay</a><a href="/admin/traps">Traps</a>"#,
-                _ => r#"<a class="brand" href="/">sponts</a><a href="/">Messages</a><a href="/disposable">Disposable</a>"#,
+                crate::storage::Role::Admin => r#"<a class="brand" href="/">sponts</a><a href="/">Messages</a><a href="/disposable">Disposable</a><a href="/senders">Senders</a><a href="/admin/report">Report</a><a href="/admin/queue">Queue</a><a href="/admin/users">Users</a><a href="/admin/bulk">Bulk replay</a><a href="/admin/traps">Traps</a>"#,
+                _ => r#"<a class="brand" href="/">sponts</a><a href="/">Messages</a><a href="/disposable">Disposable</a><a href="/senders">Senders</a>"#,
             };
             format!(
                 r#"<nav>{links}<span class="who">{who} · {role}</span><form method="post" action="/logout"><input type="hidden" name="csrf" value="{csrf}"><button class="link">Sign out</button></form></nav>"#,

@@ -7,7 +7,7 @@
 //! - [`api`]: `/api/v1/...` (docs/openapi.yaml); [`extract`]: its body, query and path
 //!   extractors, whose refusals are JSON like every other API error.
 //! - [`pages`]: the HTML pages, [`admin`] the admin ones, [`queue`] the queue page, [`report`] the Report's dashboard; [`html`]: layout and escaping; [`message`]: a stored message
-//!   taken apart for display.
+//!   taken apart for display; [`senders`]: sender allow and block lists.
 
 pub mod admin;
 pub mod api;
@@ -23,6 +23,7 @@ pub mod policy;
 pub mod queue;
 pub mod intercept;
 pub mod report;
+pub mod senders;
 pub mod uce;
 
 use anyhow::{Context, Result};
@@ -64,7 +65,7 @@ impl Web {
 }
 
 pub fn router(web: Web) -> Router {
-    Router::new().merge(api::routes()).merge(pages::routes()).merge(admin::routes()).merge(links::routes()).merge(queue::routes()).merge(metrics::routes()).merge(uce::routes()).merge(report::routes()).merge(intercept::routes()).layer(middleware::from_fn(json_api_errors)).layer(middleware::from_fn(security_headers)).with_state(web)
+    Router::new().merge(api::routes()).merge(pages::routes()).merge(admin::routes()).merge(links::routes()).merge(queue::routes()).merge(metrics::routes()).merge(uce::routes()).merge(senders::routes()).merge(report::routes()).merge(intercept::routes()).layer(middleware::from_fn(json_api_errors)).layer(middleware::from_fn(security_headers)).with_state(web)
 }
 
 /// An API error without a body of its own — no such path (404), a method the path does not

@@ -1,6 +1,7 @@
 //! Who may see and replay which message. Users see mail sent to or from one of their addresses
 //! (their own and their aliases, and their disposable addresses); admins see all. A message a user may not see does not exist for
 //! them: 404, the same answer as for an id that was never used, so guessing ids reveals nothing.
+//! Sender allow and block lists: a user's own, any for an admin.
 
 use axum::http::StatusCode;
 
@@ -48,5 +49,21 @@ pub fn replay_target(v: &Viewer, e: &JournalEntry, requested: Option<&str>) -> R
         Some(to) if mine.iter().any(|a| a.eq_ignore_ascii_case(to)) => Ok(Some(to.to_lowercase())),
         Some(_) => Err((StatusCode::FORBIDDEN, "you can replay only to your own address")),
         None => mine.first().map(|a| Some(a.to_string())).ok_or((StatusCode::FORBIDDEN, "this message was not addressed to you")),
+    }
+}
+
+/// Whose sender list a request reads or changes: by default the viewer's account, whose list
+/// counts for mail to their aliases too; a user may name one of their aliases (a list for mail to
+/// that alias only), and only an admin another owner (any address or `@domain` of ours).
+pub fn sender_list_owner(v: &Viewer, requested: Option<&str>, local_domains: &[String]) -> Result<String, (StatusCode, String)> {
+    if !v.is_admin() && v.addresses.is_empty() {
+        return Err((StatusCode::FORBIDDEN, "this account receives no mail, so it has no sender lists".into()));
+    }
+    let requested = requested.map(str::trim).filter(|s| !s.is_empty());
+    match requested {
+        None => Ok(v.user.address.to_lowercase()),
+        Some(o) if v.is_admin() => crate::modules::uce::senders::check_owner(o, local_domains).map_err(|e| (StatusCode::UNPROCESSABLE_ENTITY, e.to_string())),
+        Some(o) if v.addresses.iter().any(|a| a.eq_ignore_ascii_case(o)) => Ok(o.to_lowercase()),
+        Some(_) => Err((StatusCode::FORBIDDEN, "you see and change only your own sender lists".into())),
     }
 }
