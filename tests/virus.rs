@@ -1,6 +1,7 @@
 //! The virus module against a real clamd (with the project's EICAR signatures): infected mail
-//! is refused, kept, flagged and journaled with the signature; a scanner that is down is never
-//! skipped silently; the kept virus is the admins' alone.
+//! is refused (even from a sender the recipient allows), kept, flagged and journaled with the
+//! signature; a scanner that is down is never skipped silently; the kept virus is the admins'
+//! alone.
 
 mod common;
 
@@ -62,6 +63,26 @@ async fn an_infected_attachment_is_refused_kept_and_flagged() {
         gw.stop().await;
     }
     assert_eq!(cap.deliveries.lock().unwrap().len(), 2, "only the clean messages arrived");
+}
+
+#[tokio::test]
+async fn an_allowed_sender_is_still_scanned_for_viruses() {
+    let clamd = Engine::clamd();
+    let cap = Capture::start(CaptureOptions::default()).await;
+    // uce before virus: the allow list does not end the phase for the modules after it.
+    let gw = gateway(cap.addr, &format!("modules = [\"access\", \"uce\", \"virus\", \"backup\", \"journal\"]\n[virus]\nclamd = \"{}\"\n", clamd.address())).await;
+    gw.store.set_sender_entry("u@example.org", "sender.example", sponts::storage::SenderVerdict::Allow, "test").await.unwrap();
+    let mut c = Client::connect(gw.addr).await;
+    c.expect("EHLO client.test", 250).await;
+    let reply = c.send_mail("a@sender.example", &["u@example.org"], &with_attachment(&eicar())).await;
+    assert!(reply.starts_with("550 5.1.1 "), "{reply}");
+    let e = journal_entry(&gw.store, &id_of(&gw.store, &reply).await).await;
+    assert_eq!((e.decided_by.as_str(), e.flag.as_deref()), ("virus", Some("virus")));
+    let reply = c.send_mail("a@sender.example", &["u@example.org"], &with_attachment("just a plain file")).await;
+    let e = journal_entry(&gw.store, &reply_id(&reply)).await;
+    assert!(e.notes.as_deref().unwrap().contains("uce: allowed by u@example.org's list (sender.example)"), "{:?}", e.notes);
+    gw.stop().await;
+    assert_eq!(cap.deliveries.lock().unwrap().len(), 1);
 }
 
 #[tokio::test]
