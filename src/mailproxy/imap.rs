@@ -14,6 +14,25 @@ use super::{intercept, AfterLogin, LoggedIn, Session, Shared};
 /// Literals larger than this are relayed but copied only in part (the record says so).
 const MAX_KEPT: usize = 64 << 20;
 
+/// Once the client has closed its side, how long the backend still has to answer what sponts
+/// sent it before login; then the session ends.
+const GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Waits for the backend to answer (`answer`) while the client waits for sponts, as long as
+/// something could still come of it: until `idle`, and once the client has closed its side (read
+/// ahead, what it sent before is kept), for [`GRACE`] more. A backend that never answers — it
+/// waits for more from sponts, say — must not keep the session forever.
+async fn backend_answer<T>(client: &mut Reader, idle: std::time::Duration, answer: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+    let gone = async {
+        client.closed().await;
+        tokio::time::sleep(GRACE).await;
+    };
+    tokio::select! {
+        r = timeout(idle, answer) => r.context("no answer from the backend")?,
+        () = gone => anyhow::bail!("the client closed the connection and the backend did not answer"),
+    }
+}
+
 /// Tells the backend who the client is, with the `ID` fields Dovecot takes from the addresses in
 /// its `login_trusted_networks` (RFC 2971; `x-originating-ip` and the like), when the backend
 /// offers ID. Returns the greeting unchanged.
@@ -77,7 +96,7 @@ pub async fn until_login(mut client: Stream, mut backend: Stream, greeting: Vec<
         let plaintext = client.tls.is_none();
         if !valid_tag(tag) {
             client.write(b"* BAD Missing or invalid tag\r\n").await?;
-            discard_literals(&first, &mut client).await?;
+            timeout(idle, discard_literals(&first, &mut client)).await.context("idle")??;
             continue;
         }
         let refusal = match command.as_str() {
@@ -93,7 +112,7 @@ pub async fn until_login(mut client: Stream, mut backend: Stream, greeting: Vec<
             "ID" => {
                 // sponts' ID told the backend the client's address; the client's own is not sent
                 // on (from sponts, a backend would believe its x-originating-ip).
-                read_command(first, &mut client).await?;
+                timeout(idle, read_command(first, &mut client)).await.context("idle")??;
                 client.write(format!("* ID NIL\r\n{tag} OK ID completed\r\n").as_bytes()).await?;
                 continue;
             }
@@ -103,7 +122,7 @@ pub async fn until_login(mut client: Stream, mut backend: Stream, greeting: Vec<
         };
         if let Some(refusal) = refusal {
             client.write(format!("{tag} {refusal}\r\n").as_bytes()).await?;
-            discard_literals(&first, &mut client).await?;
+            timeout(idle, discard_literals(&first, &mut client)).await.context("idle")??;
             continue;
         }
         let (login, done) = match command.as_str() {
@@ -113,10 +132,10 @@ pub async fn until_login(mut client: Stream, mut backend: Stream, greeting: Vec<
                 let mechanism = words.next().unwrap_or("").to_string();
                 let mut data: Vec<String> = words.next().map(str::to_string).into_iter().collect();
                 let done = loop {
-                    let reply = backend.line(MAX_LINE).await?.context("the backend closed the connection")?;
+                    let reply = backend_answer(&mut client.rd, idle, async { backend.line(MAX_LINE).await?.context("the backend closed the connection") }).await?;
                     if reply.starts_with(b"+") {
                         client.write(&reply).await?;
-                        let response = client.line(MAX_LINE).await?.context("the client closed the connection")?;
+                        let response = timeout(idle, client.line(MAX_LINE)).await.context("idle")??.context("the client closed the connection")?;
                         data.push(String::from_utf8_lossy(&response).trim_end().to_string());
                         backend.write(&response).await?;
                     } else if reply.starts_with(format!("{tag} ").as_bytes()) {
@@ -130,23 +149,26 @@ pub async fn until_login(mut client: Stream, mut backend: Stream, greeting: Vec<
             "LOGIN" => {
                 // Read whole (sponts answers the client's literals itself) and sent on as sponts
                 // read it: the backend authenticates exactly the name sponts saw.
-                let whole = read_command(first, &mut client).await?;
+                let whole = timeout(idle, read_command(first, &mut client)).await.context("idle")??;
                 let Some((user, password)) = login_arguments(&whole) else {
                     client.write(format!("{tag} BAD Invalid LOGIN arguments\r\n").as_bytes()).await?;
                     continue;
                 };
                 let rebuilt = [format!("{tag} LOGIN ").into_bytes(), astring(&user), b" ".to_vec(), astring(&password), b"\r\n".to_vec()].concat();
-                let done = match send_command(&rebuilt, &mut backend).await? {
-                    Some(refused) => refused,
-                    None => relay_until_tagged(tag, &mut backend, &mut client, plaintext, allow).await?,
+                let sent = async {
+                    match send_command(&rebuilt, &mut backend).await? {
+                        Some(refused) => Ok(refused),
+                        None => relay_until_tagged(tag, &mut backend, &mut client.wr, plaintext, allow).await,
+                    }
                 };
+                let done = backend_answer(&mut client.rd, idle, sent).await?;
                 (String::from_utf8_lossy(&user).into_owned(), done)
             }
             _ => {
-                if !forward_command(first, &mut client, &mut backend, plaintext, allow).await? {
+                if !forward_command(first, &mut client, &mut backend, plaintext, allow, idle).await? {
                     continue;
                 }
-                let done = relay_until_tagged(tag, &mut backend, &mut client, plaintext, allow).await?;
+                let done = backend_answer(&mut client.rd, idle, relay_until_tagged(tag, &mut backend, &mut client.wr, plaintext, allow)).await?;
                 client.write(&rewrite_capabilities(&done, plaintext, allow)).await?;
                 if command == "LOGOUT" {
                     return Ok(None);
@@ -230,27 +252,27 @@ async fn send_command(command: &[u8], backend: &mut Stream) -> Result<Option<Vec
 /// Forwards one command with its literals, relaying the backend's go-ahead for synchronizing
 /// ones. False when the backend refused a literal (its tagged answer was relayed; the command
 /// is over).
-async fn forward_command(first: Vec<u8>, client: &mut Stream, backend: &mut Stream, plaintext: bool, allow: bool) -> Result<bool> {
+async fn forward_command(first: Vec<u8>, client: &mut Stream, backend: &mut Stream, plaintext: bool, allow: bool, idle: std::time::Duration) -> Result<bool> {
     let mut line = first;
     for _ in 0..16 {
         backend.write(&line).await?;
         let Some((n, sync)) = trailing_literal(&line) else { return Ok(true) };
         anyhow::ensure!(n as usize <= MAX_LINE, "literal too long before login");
         if sync {
-            let go = backend.line(MAX_LINE).await?.context("the backend closed the connection")?;
+            let go = backend_answer(&mut client.rd, idle, async { backend.line(MAX_LINE).await?.context("the backend closed the connection") }).await?;
             client.write(&rewrite_capabilities(&go, plaintext, allow)).await?;
             if !go.starts_with(b"+") {
                 return Ok(false);
             }
         }
-        client.rd.relay_exact(&mut backend.wr, n, 0).await?;
-        line = client.line(MAX_LINE).await?.context("the client closed the connection")?;
+        timeout(idle, client.rd.relay_exact(&mut backend.wr, n, 0)).await.context("idle")??;
+        line = timeout(idle, client.line(MAX_LINE)).await.context("idle")??.context("the client closed the connection")?;
     }
     anyhow::bail!("too many literals before login")
 }
 
 /// Relays responses (and their literals) until the one tagged `tag`, which is returned unsent.
-async fn relay_until_tagged(tag: &str, backend: &mut Stream, client: &mut Stream, plaintext: bool, allow: bool) -> Result<Vec<u8>> {
+async fn relay_until_tagged(tag: &str, backend: &mut Stream, client: &mut Writer, plaintext: bool, allow: bool) -> Result<Vec<u8>> {
     let tagged = format!("{tag} ");
     loop {
         let line = backend.line(MAX_LINE).await?.context("the backend closed the connection")?;
@@ -259,7 +281,7 @@ async fn relay_until_tagged(tag: &str, backend: &mut Stream, client: &mut Stream
         }
         client.write(&rewrite_capabilities(&line, plaintext, allow)).await?;
         if let Some((n, _)) = trailing_literal(&line) {
-            backend.rd.relay_exact(&mut client.wr, n, 0).await?;
+            backend.rd.relay_exact(client, n, 0).await?;
         }
     }
 }
@@ -347,7 +369,12 @@ async fn uploads(
             // sides speak DEFLATE, which sponts takes off and puts on again.
             *compressing.lock().expect("compress lock") = Some(tag.clone());
             to.write(&line).await?;
-            if timeout(idle, wait_for_tagged(go, &tag)).await.context("no answer to COMPRESS")? {
+            let ok = tokio::select! {
+                ok = timeout(idle, wait_for_tagged(go, &tag)) => ok.context("no answer to COMPRESS")?,
+                // The client is gone: its end goes on to the backend, whose end ends the session.
+                () = from.closed() => return Ok(()),
+            };
+            if ok {
                 to.deflate();
                 from.inflate();
             }
@@ -362,9 +389,16 @@ async fn uploads(
         loop {
             to.write(&line).await?;
             let Some((n, sync)) = trailing_literal(&line) else { break };
-            if sync && !timeout(idle, wait_for_go(go, &tag)).await.context("no answer to a literal")? {
-                // The backend refused the literal: the client does not send it.
-                break;
+            if sync {
+                let go_ahead = tokio::select! {
+                    go_ahead = timeout(idle, wait_for_go(go, &tag)) => go_ahead.context("no answer to a literal")?,
+                    // The client is gone before its literal: as above.
+                    () = from.closed() => return Ok(()),
+                };
+                if !go_ahead {
+                    // The backend refused the literal: the client does not send it.
+                    break;
+                }
             }
             let (literal, whole) = from.relay_exact(to, n, if append { MAX_KEPT } else { 0 }).await?;
             if append {

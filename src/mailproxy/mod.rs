@@ -204,9 +204,12 @@ async fn run(mut client: Stream, shared: &Shared, info: &Session, implicit_tls: 
             return Ok(());
         }
     };
+    // The backend answers sponts' own commands here, before the client is heard: bounded like
+    // its greeting.
+    let wait = std::time::Duration::from_secs(30);
     let greeting = match shared.protocol {
-        Protocol::Pop3 => pop3::forward_client(&mut backend, greeting, info).await?,
-        Protocol::Imap => imap::forward_client(&mut backend, greeting, info).await?,
+        Protocol::Pop3 => tokio::time::timeout(wait, pop3::forward_client(&mut backend, greeting, info)).await.context("the backend did not answer")??,
+        Protocol::Imap => tokio::time::timeout(wait, imap::forward_client(&mut backend, greeting, info)).await.context("the backend did not answer")??,
     };
     let logged_in = match shared.protocol {
         Protocol::Pop3 => pop3::until_login(client, backend, greeting, shared, info).await?,

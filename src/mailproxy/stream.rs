@@ -25,7 +25,7 @@ pub struct Stream {
 impl Stream {
     pub fn new(io: Box<dyn Io>, tls: Option<String>) -> Stream {
         let (r, w) = tokio::io::split(io);
-        Stream { rd: Reader { r: BufReader::new(Source::Plain(r)) }, wr: Writer { w: Dest::Plain(w) }, tls }
+        Stream { rd: Reader { r: BufReader::new(Source::Plain(Ahead::new(r))) }, wr: Writer { w: Dest::Plain(w) }, tls }
     }
 
     /// One line with its line end; `None` at the end of the stream.
@@ -39,7 +39,7 @@ impl Stream {
 
     fn into_io(self) -> Result<Box<dyn Io>> {
         match (self.rd.r.into_inner(), self.wr.w) {
-            (Source::Plain(r), Dest::Plain(w)) => Ok(r.unsplit(w)),
+            (Source::Plain(r), Dest::Plain(w)) => Ok(r.r.unsplit(w)),
             _ => anyhow::bail!("TLS cannot start inside a compressed stream"),
         }
     }
@@ -177,6 +177,16 @@ impl Reader {
 }
 
 impl Reader {
+    /// Completes once the peer has closed its side: reads ahead what it sends until then, kept
+    /// for the reads that follow (up to [`MAX_AHEAD`]; beyond that, and in a compressed stream,
+    /// it never completes). Cancel safe: what was read stays read ahead.
+    pub async fn closed(&mut self) {
+        match self.r.get_mut() {
+            Source::Plain(ahead) => ahead.until_closed().await,
+            _ => std::future::pending().await,
+        }
+    }
+
     /// From here on the peer's bytes are raw DEFLATE (IMAP COMPRESS, RFC 4978); what was read
     /// ahead already is inflated first.
     pub fn inflate(&mut self) {
@@ -209,9 +219,63 @@ impl Writer {
     }
 }
 
+/// The most a peer's bytes are read ahead while [`Reader::closed`] waits for its end.
+pub const MAX_AHEAD: usize = 4 * MAX_LINE;
+
+/// A connection's reading half, with what was read ahead of the reader (by [`Reader::closed`])
+/// given out first, and the end of the stream remembered once seen.
+pub(super) struct Ahead {
+    r: ReadHalf<Box<dyn Io>>,
+    held: Vec<u8>,
+    /// How much of `held` was given out.
+    given: usize,
+    /// The peer closed (or the connection failed) after `held`.
+    ended: bool,
+}
+
+impl Ahead {
+    fn new(r: ReadHalf<Box<dyn Io>>) -> Ahead {
+        Ahead { r, held: Vec::new(), given: 0, ended: false }
+    }
+
+    async fn until_closed(&mut self) {
+        let mut chunk = [0u8; 4096];
+        while !self.ended {
+            if self.held.len() - self.given >= MAX_AHEAD {
+                return std::future::pending().await;
+            }
+            // Cancel safe: a read either happened (and its bytes are held) or did not.
+            match self.r.read(&mut chunk).await {
+                Ok(0) | Err(_) => self.ended = true,
+                Ok(n) => self.held.extend_from_slice(&chunk[..n]),
+            }
+        }
+    }
+}
+
+impl AsyncRead for Ahead {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut TaskContext<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let me = self.get_mut();
+        if me.given < me.held.len() {
+            let n = buf.remaining().min(me.held.len() - me.given);
+            buf.put_slice(&me.held[me.given..me.given + n]);
+            me.given += n;
+            if me.given == me.held.len() {
+                me.held.clear();
+                me.given = 0;
+            }
+            return Poll::Ready(Ok(()));
+        }
+        if me.ended {
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut me.r).poll_read(cx, buf)
+    }
+}
+
 /// Where a reader's bytes come from: the connection, or the connection inflated.
 pub(super) enum Source {
-    Plain(ReadHalf<Box<dyn Io>>),
+    Plain(Ahead),
     Inflated(Box<compress::Inflate<BufReader<Source>>>),
     /// Only while being replaced.
     Gone,
@@ -258,5 +322,36 @@ impl AsyncWrite for Dest {
             Dest::Deflated(w) => Pin::new(w.as_mut()).poll_shutdown(cx),
             Dest::Gone => Poll::Ready(Ok(())),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn what_is_read_ahead_for_the_end_is_read_after_in_order() {
+        let (ours, mut theirs) = tokio::io::duplex(1024);
+        let mut s = Stream::new(Box::new(ours), None);
+        theirs.write_all(b"a1 NOOP\r\n").await.unwrap();
+        assert_eq!(s.line(MAX_LINE).await.unwrap().as_deref(), Some(&b"a1 NOOP\r\n"[..]));
+        theirs.write_all(b"b2 LOGIN {5}\r\nalice x\r\n").await.unwrap();
+        theirs.shutdown().await.unwrap();
+        tokio::time::timeout(Duration::from_secs(5), s.rd.closed()).await.expect("the end is seen");
+        assert_eq!(s.line(MAX_LINE).await.unwrap().as_deref(), Some(&b"b2 LOGIN {5}\r\n"[..]));
+        assert_eq!(s.rd.exact(5).await.unwrap(), b"alice");
+        assert_eq!(s.line(MAX_LINE).await.unwrap().as_deref(), Some(&b" x\r\n"[..]));
+        assert_eq!(s.line(MAX_LINE).await.unwrap(), None);
+        // Once seen, the end stays: waiting for it again returns at once.
+        tokio::time::timeout(Duration::from_secs(5), s.rd.closed()).await.expect("the end is remembered");
+    }
+
+    #[tokio::test]
+    async fn a_peer_that_is_still_there_is_not_closed() {
+        let (ours, mut theirs) = tokio::io::duplex(1024);
+        let mut s = Stream::new(Box::new(ours), None);
+        theirs.write_all(b"a1 NOOP\r\n").await.unwrap();
+        assert!(tokio::time::timeout(Duration::from_millis(200), s.rd.closed()).await.is_err());
+        assert_eq!(s.line(MAX_LINE).await.unwrap().as_deref(), Some(&b"a1 NOOP\r\n"[..]), "read ahead, then read");
     }
 }
