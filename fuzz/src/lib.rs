@@ -160,17 +160,21 @@ async fn scripted_imap_backend(listener: TcpListener) {
             let _ = w.write_all(b"* OK [CAPABILITY IMAP4rev1 LITERAL+ AUTH=PLAIN COMPRESS=DEFLATE] fake backend ready\r\n").await;
             let mut logged_in = false;
             loop {
-                let mut line = Vec::new();
-                match r.read_until(b'\n', &mut line).await {
-                    Ok(0) | Err(_) => return,
-                    Ok(_) => {}
-                }
-                if logged_in {
-                    continue; // read and dropped until the proxy closes
-                }
-                let text = String::from_utf8_lossy(&line).into_owned();
-                let tag = text.split(' ').next().unwrap_or("*").trim_end().to_string();
-                if let Some(open) = text.trim_end().strip_suffix('}').and_then(|t| t.rfind('{').map(|i| &t[i + 1..])) {
+                // One whole command: a line that ends in a literal `{n}` / `{n+}` goes on after
+                // the literal's octets (with "+" first for a synchronizing one).
+                let mut command = Vec::new();
+                loop {
+                    let mut line = Vec::new();
+                    match r.read_until(b'\n', &mut line).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(_) => {}
+                    }
+                    command.extend_from_slice(&line);
+                    if logged_in {
+                        break; // read and dropped until the proxy closes
+                    }
+                    let text = String::from_utf8_lossy(&line).into_owned();
+                    let Some(open) = text.trim_end().strip_suffix('}').and_then(|t| t.rfind('{').map(|i| &t[i + 1..])) else { break };
                     let (n, sync) = match open.strip_suffix('+') {
                         Some(n) => (n, false),
                         None => (open, true),
@@ -186,8 +190,13 @@ async fn scripted_imap_backend(listener: TcpListener) {
                     if r.read_exact(&mut literal).await.is_err() {
                         return;
                     }
+                    command.extend_from_slice(&literal);
+                }
+                if logged_in {
                     continue;
                 }
+                let text = String::from_utf8_lossy(&command).into_owned();
+                let tag = text.split(' ').next().unwrap_or("*").trim_end().to_string();
                 if text.to_ascii_uppercase().contains(" LOGIN ") {
                     logged_in = true;
                     let _ = w.write_all(format!("{tag} OK [CAPABILITY IMAP4rev1 LITERAL+] logged in\r\n").as_bytes()).await;
