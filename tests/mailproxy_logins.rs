@@ -279,3 +279,81 @@ async fn one_clients_failed_logins_do_not_slow_down_anyone_elses() {
     assert!(someone_else < 1.5, "another client's login took {someone_else:.1} s: {out}");
     gw.stop().await;
 }
+
+/// A POP3 backend on loopback that greets with `greeting`, answers CAPA (and XCLIENT), and then
+/// never answers anything else: it stalls mid-dialogue, the connection still open.
+async fn stalling_pop3_backend(greeting: &'static str) -> std::net::SocketAddr {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else { continue };
+            tokio::spawn(async move {
+                let (r, mut w) = stream.into_split();
+                let mut r = BufReader::new(r);
+                let _ = w.write_all(greeting.as_bytes()).await;
+                loop {
+                    let mut line = String::new();
+                    match r.read_line(&mut line).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(_) => {}
+                    }
+                    let verb = line.split_whitespace().next().unwrap_or("").to_ascii_uppercase();
+                    let answer = match verb.as_str() {
+                        "CAPA" => "+OK\r\nUSER\r\nSASL PLAIN\r\n.\r\n",
+                        "XCLIENT" => "+OK Updated\r\n",
+                        _ => continue, // USER, PASS, AUTH: never answered
+                    };
+                    if w.write_all(answer.as_bytes()).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// A backend that stops answering before login (after CAPA: USER, PASS or AUTH go unanswered)
+/// does not keep a POP3 session forever: once the client has sent its login and closed its
+/// side, sponts ends the session soon after (the client's read reaches its end).
+#[tokio::test]
+async fn a_pop3_backend_silent_before_login_does_not_keep_the_session_once_the_client_has_gone() {
+    let cases: [(&str, &[u8]); 3] = [
+        ("+OK [XCLIENT] fake backend ready\r\n", b"CAPA\r\nUSER x\r\nPASS y\r\n"),
+        ("+OK fake backend ready\r\n", b"USER x\r\nPASS y\r\n"),
+        ("+OK fake backend ready\r\n", b"CAPA\r\nAUTH PLAIN AHgAeQ==\r\n"),
+    ];
+    let one = |greeting: &'static str, wire: &'static [u8]| async move {
+        let backend = stalling_pop3_backend(greeting).await;
+        let cap = Capture::start(CaptureOptions::default()).await;
+        let extra = format!("[pop3_proxy]\nlisten = [\"127.0.0.1:0\"]\nbackend = \"{backend}\"\nbackend_tls = \"off\"\nallow_plaintext_auth = true\n");
+        let gw = gateway(cap.addr, &extra).await;
+        let pop3 = gw.running.as_ref().unwrap().proxies.pop3[0];
+        let stream = tokio::net::TcpStream::connect(pop3).await.unwrap();
+        let (mut r, mut w) = stream.into_split();
+        let writer = async move {
+            use tokio::io::AsyncWriteExt;
+            let _ = w.write_all(wire).await;
+            let _ = w.shutdown().await;
+            w // open until the reading is done: sponts closes first
+        };
+        let reader = async {
+            let mut out = Vec::new();
+            let _ = tokio::io::AsyncReadExt::read_to_end(&mut r, &mut out).await;
+            out
+        };
+        let session = async { tokio::join!(writer, reader).1 };
+        let out = tokio::time::timeout(std::time::Duration::from_secs(10), session).await;
+        gw.stop().await;
+        let out = out.unwrap_or_else(|_| panic!("{greeting:?} then {:?}: the POP3 proxy session did not end within 10 s of the client's end", String::from_utf8_lossy(wire)));
+        let out = String::from_utf8_lossy(&out).into_owned();
+        assert!(out.starts_with("+OK fake backend ready\r\n"), "{out}");
+        if wire.starts_with(b"CAPA") {
+            assert!(out.contains("\r\nUSER\r\n") && out.contains("\r\n.\r\n"), "CAPA answered: {out}");
+        }
+    };
+    let [a, b, c] = cases;
+    tokio::join!(one(a.0, a.1), one(b.0, b.1), one(c.0, c.1));
+}

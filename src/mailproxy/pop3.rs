@@ -6,13 +6,32 @@
 use anyhow::{Context, Result};
 use tokio::time::timeout;
 
-use super::stream::{Stream, MAX_LINE};
+use super::stream::{Reader, Stream, Writer, MAX_LINE};
 use super::{intercept, AfterLogin, LoggedIn, Session, Shared};
 
 /// RFC 2449: a command line is at most 255 octets; some room for long SASL responses.
 const MAX_COMMAND: usize = 8 * 1024;
 /// A retrieved message is copied up to this size (the rest is relayed; the record says so).
 const MAX_KEPT: usize = 64 << 20;
+
+/// Once the client has closed its side, how long the backend still has to answer what sponts
+/// sent it before login; then the session ends (as in the IMAP proxy).
+const GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Waits for the backend to answer (`answer`) while the client waits for sponts, as long as
+/// something could still come of it: until `idle`, and once the client has closed its side (read
+/// ahead, what it sent before is kept), for [`GRACE`] more. A backend that never answers — it
+/// stalls mid-dialogue, say — must not keep the session forever.
+async fn backend_answer<T>(client: &mut Reader, idle: std::time::Duration, answer: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+    let gone = async {
+        client.closed().await;
+        tokio::time::sleep(GRACE).await;
+    };
+    tokio::select! {
+        r = timeout(idle, answer) => r.context("no answer from the backend")?,
+        () = gone => anyhow::bail!("the client closed the connection and the backend did not answer"),
+    }
+}
 
 /// Tells the backend who the client is with `XCLIENT ADDR= PORT= SESSION=`, when its greeting
 /// offers it (`+OK [XCLIENT] ...`: Dovecot does to the addresses in its `login_trusted_networks`);
@@ -76,29 +95,30 @@ pub async fn until_login(mut client: Stream, mut backend: Stream, greeting: Vec<
                 continue;
             }
         }
-        backend.write(&line).await?;
+        // Every wait for the backend (and for the client mid-SASL) is bounded: see `backend_answer`.
+        backend_answer(&mut client.rd, idle, async { Ok(backend.write(&line).await?) }).await?;
         let (login, reply) = match verb.as_str() {
             "CAPA" => {
-                let capa = read_multiline(&mut backend).await?;
+                let capa = backend_answer(&mut client.rd, idle, read_multiline(&mut backend)).await?;
                 client.write(&rewrite_capa(&capa, plaintext && !allow, plaintext)).await?;
                 continue;
             }
             "AUTH" if arg.is_empty() => {
-                relay_multiline(&mut backend, &mut client, false).await?;
+                backend_answer(&mut client.rd, idle, relay_multiline(&mut backend, &mut client.wr, false)).await?;
                 continue;
             }
             "USER" => {
                 user = arg.clone();
-                relay_line(&mut backend, &mut client).await?;
+                backend_answer(&mut client.rd, idle, relay_line(&mut backend, &mut client.wr)).await?;
                 continue;
             }
-            "PASS" => (user.clone(), relay_line(&mut backend, &mut client).await?),
-            "APOP" => (arg.split(' ').next().unwrap_or("").to_string(), relay_line(&mut backend, &mut client).await?),
+            "PASS" => (user.clone(), backend_answer(&mut client.rd, idle, relay_line(&mut backend, &mut client.wr)).await?),
+            "APOP" => (arg.split(' ').next().unwrap_or("").to_string(), backend_answer(&mut client.rd, idle, relay_line(&mut backend, &mut client.wr)).await?),
             "QUIT" => {
-                relay_line(&mut backend, &mut client).await?;
+                backend_answer(&mut client.rd, idle, relay_line(&mut backend, &mut client.wr)).await?;
                 return Ok(None);
             }
-            _ => sasl(&arg, &mut client, &mut backend).await?, // AUTH with a mechanism
+            _ => sasl(&arg, &mut client, &mut backend, idle).await?, // AUTH with a mechanism
         };
         let success = reply.starts_with(b"+OK");
         let details = serde_json::json!({ "login": login, "command": verb, "success": success, "reply": String::from_utf8_lossy(&reply).trim_end() });
@@ -118,7 +138,7 @@ pub async fn target_session(mut client: Stream, mut backend: Stream, shared: &Sh
         let text = String::from_utf8_lossy(&line).trim_end().to_string();
         let (verb, arg) = text.split_once(' ').map(|(v, a)| (v.to_ascii_uppercase(), a.trim().to_string())).unwrap_or((text.to_ascii_uppercase(), String::new()));
         backend.write(&line).await?;
-        let first = relay_line(&mut backend, &mut client).await?;
+        let first = relay_line(&mut backend, &mut client.wr).await?;
         if verb == "QUIT" {
             return Ok(());
         }
@@ -126,7 +146,7 @@ pub async fn target_session(mut client: Stream, mut backend: Stream, shared: &Sh
             continue;
         }
         let keep = verb == "RETR" || verb == "TOP";
-        let (body, whole) = relay_multiline(&mut backend, &mut client, keep).await?;
+        let (body, whole) = relay_multiline(&mut backend, &mut client.wr, keep).await?;
         // Read again for each message: an order's end may have moved, or it may have begun.
         let active = shared.intercept.orders_now(&[login]);
         if keep && !active.is_empty() {
@@ -141,7 +161,7 @@ fn multiline(verb: &str, arg: &str) -> bool {
     matches!(verb, "RETR" | "TOP" | "CAPA") || (matches!(verb, "LIST" | "UIDL") && arg.is_empty())
 }
 
-async fn relay_line(from: &mut Stream, to: &mut Stream) -> Result<Vec<u8>> {
+async fn relay_line(from: &mut Stream, to: &mut Writer) -> Result<Vec<u8>> {
     let line = from.line(MAX_LINE).await?.context("the backend closed the connection")?;
     to.write(&line).await?;
     Ok(line)
@@ -149,7 +169,7 @@ async fn relay_line(from: &mut Stream, to: &mut Stream) -> Result<Vec<u8>> {
 
 /// Relays a multi-line reply up to and including its "." line; when `keep`, returns its content
 /// with the dot-stuffing undone (at most `MAX_KEPT`: `false` when cut). Lines of any length pass.
-async fn relay_multiline(from: &mut Stream, to: &mut Stream, keep: bool) -> Result<(Vec<u8>, bool)> {
+async fn relay_multiline(from: &mut Stream, to: &mut Writer, keep: bool) -> Result<(Vec<u8>, bool)> {
     let (mut content, mut whole, mut out) = (Vec::new(), true, Vec::with_capacity(64 * 1024));
     let mut at_line_start = true;
     loop {
@@ -166,7 +186,7 @@ async fn relay_multiline(from: &mut Stream, to: &mut Stream, keep: bool) -> Resu
         }
         at_line_start = part.ends_with(b"\n");
         if end || out.len() >= 64 * 1024 {
-            to.wr.write(&out).await?;
+            to.write(&out).await?;
             out.clear();
         }
         if end {
@@ -211,19 +231,20 @@ fn rewrite_capa(capa: &[u8], no_logins: bool, plaintext: bool) -> Vec<u8> {
     out.into_bytes()
 }
 
-/// AUTH with a mechanism: the SASL exchange relayed, the user name read from it.
-async fn sasl(arg: &str, client: &mut Stream, backend: &mut Stream) -> Result<(String, Vec<u8>)> {
+/// AUTH with a mechanism: the SASL exchange relayed, the user name read from it. Each wait for
+/// either side is bounded (`idle`; the backend's as in `backend_answer`).
+async fn sasl(arg: &str, client: &mut Stream, backend: &mut Stream, idle: std::time::Duration) -> Result<(String, Vec<u8>)> {
     let mut words = arg.split_whitespace();
     let mechanism = words.next().unwrap_or("").to_ascii_uppercase();
     let mut data: Vec<String> = words.next().map(str::to_string).into_iter().collect();
     loop {
-        let reply = relay_line(backend, client).await?;
+        let reply = backend_answer(&mut client.rd, idle, relay_line(backend, &mut client.wr)).await?;
         if !reply.starts_with(b"+ ") && reply != b"+\r\n" {
             return Ok((super::sasl_user(&mechanism, &data).unwrap_or_default(), reply));
         }
-        let response = client.line(MAX_COMMAND).await?.context("the client closed the connection")?;
+        let response = timeout(idle, client.line(MAX_COMMAND)).await.context("idle")??.context("the client closed the connection")?;
         data.push(String::from_utf8_lossy(&response).trim_end().to_string());
-        backend.write(&response).await?;
+        backend_answer(&mut client.rd, idle, async { Ok(backend.write(&response).await?) }).await?;
     }
 }
 
