@@ -6,32 +6,13 @@
 use anyhow::{Context, Result};
 use tokio::time::timeout;
 
-use super::stream::{Reader, Stream, Writer, MAX_LINE};
+use super::stream::{backend_answer, Stream, Writer, MAX_LINE};
 use super::{intercept, AfterLogin, LoggedIn, Session, Shared};
 
 /// RFC 2449: a command line is at most 255 octets; some room for long SASL responses.
 const MAX_COMMAND: usize = 8 * 1024;
 /// A retrieved message is copied up to this size (the rest is relayed; the record says so).
 const MAX_KEPT: usize = 64 << 20;
-
-/// Once the client has closed its side, how long the backend still has to answer what sponts
-/// sent it before login; then the session ends (as in the IMAP proxy).
-const GRACE: std::time::Duration = std::time::Duration::from_secs(5);
-
-/// Waits for the backend to answer (`answer`) while the client waits for sponts, as long as
-/// something could still come of it: until `idle`, and once the client has closed its side (read
-/// ahead, what it sent before is kept), for [`GRACE`] more. A backend that never answers — it
-/// stalls mid-dialogue, say — must not keep the session forever.
-async fn backend_answer<T>(client: &mut Reader, idle: std::time::Duration, answer: impl std::future::Future<Output = Result<T>>) -> Result<T> {
-    let gone = async {
-        client.closed().await;
-        tokio::time::sleep(GRACE).await;
-    };
-    tokio::select! {
-        r = timeout(idle, answer) => r.context("no answer from the backend")?,
-        () = gone => anyhow::bail!("the client closed the connection and the backend did not answer"),
-    }
-}
 
 /// Tells the backend who the client is with `XCLIENT ADDR= PORT= SESSION=`, when its greeting
 /// offers it (`+OK [XCLIENT] ...`: Dovecot does to the addresses in its `login_trusted_networks`);

@@ -15,6 +15,25 @@ use crate::smtp::conn::Io;
 /// The longest command or response line read (IMAP's sequence sets make long lines).
 pub const MAX_LINE: usize = 64 * 1024;
 
+/// Once the client has closed its side, how long the backend still has to answer what sponts
+/// sent it before login; then the session ends.
+const GRACE: Duration = Duration::from_secs(5);
+
+/// Waits for the backend to answer (`answer`) while the client waits for sponts, as long as
+/// something could still come of it: until `idle`, and once the client has closed its side (read
+/// ahead, what it sent before is kept), for [`GRACE`] more. A backend that never answers — it
+/// stalls, or waits for more from sponts — must not keep the session forever (IMAP and POP3 alike).
+pub async fn backend_answer<T>(client: &mut Reader, idle: Duration, answer: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+    let gone = async {
+        client.closed().await;
+        tokio::time::sleep(GRACE).await;
+    };
+    tokio::select! {
+        r = tokio::time::timeout(idle, answer) => r.context("no answer from the backend")?,
+        () = gone => anyhow::bail!("the client closed the connection and the backend did not answer"),
+    }
+}
+
 pub struct Stream {
     pub rd: Reader,
     pub wr: Writer,
