@@ -14,7 +14,8 @@
 //! - [`storage`]: one store API over SQLite and PostgreSQL, with migrations.
 //! - [`queue`]: the runner that drains mail queued while the backend was down (DSNs on refusal);
 //!   [`pop3`]: emergency access to that mail over POP3.
-//! - [`replay`]: a kept message delivered again; [`digest`]: the "held back for you" mail and its
+//! - [`archive`]: the kept mail taken out (export as mbox or a zip of `.eml`);
+//!   [`replay`]: a kept message delivered again; [`digest`]: the "held back for you" mail and its
 //!   signed links; [`auth`]: passwords.
 //! - [`intercept`]: lawful interception — orders, copies of a target's events recorded durably
 //!   and delivered to the agency; [`mailproxy`]: the POP3 and IMAP proxies that see those events.
@@ -27,6 +28,7 @@
 //!   mail in front of a stand-in mail server.
 
 pub mod address;
+pub mod archive;
 pub mod auth;
 pub mod base64;
 pub mod cli;

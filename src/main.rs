@@ -143,6 +143,24 @@ enum Cmd {
         #[arg(long, value_name = "ADDR")]
         to: Vec<String>,
     },
+    /// A person's kept mail (sent and received, aliases included), oldest first, byte for byte.
+    Export {
+        /// The person's address.
+        #[arg(long)]
+        user: String,
+        /// From this day (YYYY-MM-DD, UTC).
+        #[arg(long)]
+        since: Option<String>,
+        /// Up to and including this day (YYYY-MM-DD, UTC).
+        #[arg(long)]
+        until: Option<String>,
+        /// `mbox` (mboxrd) or `eml-zip` (one .eml file per message).
+        #[arg(long)]
+        format: String,
+        /// The file to write (never overwritten).
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// A consistent copy of the whole store (SQLite) into DIR, while sponts runs.
     Backup {
         dir: PathBuf,
@@ -470,6 +488,18 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 let args = sponts::cli::stats::StatsArgs { since_us, bucket, json, mail, to };
                 let ok = sponts::cli::stats::run(&config, &store, args, &mut std::io::stdout().lock()).await?;
                 Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+            }
+            Cmd::Export { user, since, until, format, out } => {
+                let format = sponts::archive::export::Format::parse(&format).with_context(|| format!("--format {format}: mbox or eml-zip"))?;
+                let day = |d: &Option<String>, what: &str| -> Result<Option<i64>> {
+                    d.as_deref().map(|d| sponts::clock::parse_date(d).with_context(|| format!("--{what} {d}: a day as YYYY-MM-DD"))).transpose()
+                };
+                let since_us = day(&since, "since")?;
+                let until_us = day(&until, "until")?.map(|d| d + 86_400_000_000);
+                let store = sponts::storage::Store::open(&config.storage.database_location()).await?;
+                let (written, missing) = sponts::archive::export::export(&store, &user, since_us, until_us, format, &out).await?;
+                println!("{written} message{} of {user} written to {}{}", if written == 1 { "" } else { "s" }, out.display(), if missing > 0 { format!(" ({missing} journal records without a kept message: purged or never received whole)") } else { String::new() });
+                Ok(ExitCode::SUCCESS)
             }
             Cmd::Backup { dir } => {
                 let store = sponts::storage::Store::open(&config.storage.database_location()).await?;
