@@ -49,7 +49,7 @@ async fn the_demo_shows_the_product_and_cleans_up() {
     // The Report's figures, as its dashboard reads them (the session's cookie signs the API in).
     b.goto(&format!("{web}/api/v1/stats?since=1h")).await;
     let stats: serde_json::Value = serde_json::from_str(&b.text("body").await).unwrap();
-    for class in ["clean", "spam", "virus", "discarded", "refused"] {
+    for class in ["clean", "tagged", "spam", "virus", "discarded", "refused", "tempfailed", "abandoned"] {
         assert!(stats["classes"][class].as_i64().unwrap_or(0) > 0, "no {class} in the Report: {stats}");
     }
     assert!(stats["load"]["queued"].as_i64().unwrap_or(0) > 0, "{stats}");

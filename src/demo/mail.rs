@@ -86,6 +86,17 @@ pub fn spam(dice: &mut Dice, n: usize, to: &str) -> (String, Vec<u8>) {
     (from.to_string(), message.into_bytes())
 }
 
+/// Mail the filter is unsure of — a newsletter with an offer in it: tagged, not refused.
+pub fn unsure(dice: &mut Dice, n: usize, to: &str) -> (String, Vec<u8>) {
+    let mut body = String::from("Hello,\r\n\r\n");
+    for _ in 0..2 {
+        body.push_str(dice.pick(SPAM_LINES));
+        body.push_str("\r\n");
+    }
+    let message = format!("From: news@supplier.example\r\nTo: {to}\r\nSubject: {} ({})\r\nMessage-ID: <demo-unsure-{n}@supplier.example>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{body}", dice.pick(HAM_SUBJECTS), n);
+    ("news@supplier.example".to_string(), message.into_bytes())
+}
+
 /// A message carrying the EICAR test file, which every virus scanner reports.
 pub fn virus(to: &str) -> Vec<u8> {
     let eicar = br"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*";

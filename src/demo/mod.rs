@@ -4,10 +4,11 @@
 //! training set, then senders on loopback ([`traffic`]) send a few hundred messages through
 //! sponts' own SMTP listener ([`mail`]): clean mail with attachments, spam refused as "user
 //! unknown", a bot that talks before the greeting, a trap hit, a used-up disposable address, a
-//! blocked attachment and (with a reachable clamd) a virus, then a short outage of the mail
-//! server whose queued mail drains. The journal, the Report, the queue events and the digest all
-//! have real content. It prints the web address and two accounts, and runs until Ctrl-C, when
-//! it removes its data directory (unless `--keep DIR`).
+//! blocked attachment and (with a reachable clamd) a virus, mail the filter is unsure of (tagged),
+//! a transaction abandoned before DATA, then a short outage of the mail server whose queued mail
+//! drains (and a stranger deferred): every class of the Report. The journal, the Report, the
+//! queue events and the digest all have real content. It prints the web address and two
+//! accounts, and runs until Ctrl-C, when it removes its data directory (unless `--keep DIR`).
 
 pub mod backend;
 pub mod mail;
@@ -209,6 +210,12 @@ async fn send_traffic(smtp: SocketAddr, virus: bool) -> Result<usize> {
         Outgoing { from, to: vec![format!("{}@demo.example", ["nobody", "info", "sales", "jobs", "webmaster"][i])], message }
     });
     plans.push((from(21), false, nobody.collect()));
+    let unsure = (0..6).map(|i| {
+        let to = people[i % people.len()];
+        let (from, message) = mail::unsure(&mut dice, 600 + i, to);
+        Outgoing { from, to: vec![to.to_string()], message }
+    });
+    plans.push((from(22), false, unsure.collect()));
     let mut dangerous = vec![Outgoing { from: "billing@invoices.example".into(), to: vec!["bob@demo.example".into()], message: mail::virus("bob@demo.example") }];
     if virus {
         let mut m = mail::virus("carol@demo.example");
@@ -218,6 +225,10 @@ async fn send_traffic(smtp: SocketAddr, virus: bool) -> Result<usize> {
     }
     plans.push((from(30), false, dangerous));
 
+    // A client that gives up before DATA.
+    let mut quitter = Sender::connect(smtp, from(40), false).await.context("demo sender 127.0.0.40")?;
+    quitter.abandon("someone@partner.example", "bob@demo.example").await?;
+    quitter.quit().await;
     let tasks: Vec<_> = plans.into_iter().map(|(source, early, list)| tokio::spawn(session(smtp, source, early, list))).collect();
     let mut sent = 0;
     for t in tasks {
@@ -238,6 +249,10 @@ async fn outage(smtp: SocketAddr, standin: &backend::StandIn, store: &Store) -> 
             Outgoing { from, to: vec![to.to_string()], message }
         })
         .collect();
+    let mut queued = queued;
+    // Nobody knows this address while the mail server is away: 450, never a 550 sponts cannot confirm.
+    let (from_address, message) = mail::ham(&mut dice, 510, "newcomer@demo.example");
+    queued.push(Outgoing { from: from_address, to: vec!["newcomer@demo.example".into()], message });
     session(smtp, from(11), false, queued).await?;
     tokio::time::sleep(Duration::from_secs(2)).await;
     standin.restart().await.context("cannot bring the stand-in mail server back")?;

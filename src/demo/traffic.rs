@@ -93,6 +93,14 @@ impl Sender {
         self.reply().await
     }
 
+    /// MAIL and RCPT, then RSET: a transaction the client gives up before DATA.
+    pub async fn abandon(&mut self, from: &str, to: &str) -> std::io::Result<()> {
+        self.command(&format!("MAIL FROM:<{from}>")).await?;
+        self.command(&format!("RCPT TO:<{to}>")).await?;
+        self.command("RSET").await?;
+        Ok(())
+    }
+
     pub async fn quit(mut self) {
         let _ = self.command("QUIT").await;
     }
