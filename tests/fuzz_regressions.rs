@@ -145,21 +145,7 @@ async fn replay_imap_proxy(name: &str) -> Vec<u8> {
     gw.store.add_order(&order).await.unwrap();
     gw.reload_orders().await;
     let imap = gw.running.as_ref().unwrap().proxies.imap[0];
-    let stream = tokio::net::TcpStream::connect(imap).await.unwrap();
-    let (mut r, mut w) = stream.into_split();
-    let writer = async move {
-        use tokio::io::AsyncWriteExt;
-        let _ = w.write_all(&wire).await;
-        let _ = w.shutdown().await;
-        w // open until the reading is done: sponts closes first
-    };
-    let reader = async {
-        let mut out = Vec::new();
-        let _ = tokio::io::AsyncReadExt::read_to_end(&mut r, &mut out).await;
-        out
-    };
-    let session = async { tokio::join!(writer, reader).1 };
-    let out = tokio::time::timeout(std::time::Duration::from_secs(10), session).await.unwrap_or_else(|_| panic!("{name}: the IMAP proxy session did not end within 10 s of the client's end"));
+    let out = half_closed_exchange(imap, &wire, std::time::Duration::from_secs(10)).await.unwrap_or_else(|| panic!("{name}: the IMAP proxy session did not end within 10 s of the client's end"));
     gw.stop().await;
     out
 }

@@ -331,23 +331,9 @@ async fn a_pop3_backend_silent_before_login_does_not_keep_the_session_once_the_c
         let extra = format!("[pop3_proxy]\nlisten = [\"127.0.0.1:0\"]\nbackend = \"{backend}\"\nbackend_tls = \"off\"\nallow_plaintext_auth = true\n");
         let gw = gateway(cap.addr, &extra).await;
         let pop3 = gw.running.as_ref().unwrap().proxies.pop3[0];
-        let stream = tokio::net::TcpStream::connect(pop3).await.unwrap();
-        let (mut r, mut w) = stream.into_split();
-        let writer = async move {
-            use tokio::io::AsyncWriteExt;
-            let _ = w.write_all(wire).await;
-            let _ = w.shutdown().await;
-            w // open until the reading is done: sponts closes first
-        };
-        let reader = async {
-            let mut out = Vec::new();
-            let _ = tokio::io::AsyncReadExt::read_to_end(&mut r, &mut out).await;
-            out
-        };
-        let session = async { tokio::join!(writer, reader).1 };
-        let out = tokio::time::timeout(std::time::Duration::from_secs(10), session).await;
+        let out = half_closed_exchange(pop3, wire, std::time::Duration::from_secs(10)).await;
         gw.stop().await;
-        let out = out.unwrap_or_else(|_| panic!("{greeting:?} then {:?}: the POP3 proxy session did not end within 10 s of the client's end", String::from_utf8_lossy(wire)));
+        let out = out.unwrap_or_else(|| panic!("{greeting:?} then {:?}: the POP3 proxy session did not end within 10 s of the client's end", String::from_utf8_lossy(wire)));
         let out = String::from_utf8_lossy(&out).into_owned();
         assert!(out.starts_with("+OK fake backend ready\r\n"), "{out}");
         if wire.starts_with(b"CAPA") {

@@ -242,14 +242,13 @@ async fn send_traffic(smtp: SocketAddr, virus: bool) -> Result<usize> {
 async fn outage(smtp: SocketAddr, standin: &backend::StandIn, store: &Store) -> Result<()> {
     standin.stop();
     let mut dice = Dice::new(99);
-    let queued: Vec<Outgoing> = (0..6)
+    let mut queued: Vec<Outgoing> = (0..6)
         .map(|i| {
             let to = ["alice@demo.example", "bob@demo.example"][i % 2];
             let (from, message) = mail::ham(&mut dice, 500 + i, to);
             Outgoing { from, to: vec![to.to_string()], message }
         })
         .collect();
-    let mut queued = queued;
     // Nobody knows this address while the mail server is away: 450, never a 550 sponts cannot confirm.
     let (from_address, message) = mail::ham(&mut dice, 510, "newcomer@demo.example");
     queued.push(Outgoing { from: from_address, to: vec!["newcomer@demo.example".into()], message });

@@ -218,3 +218,22 @@ impl Drop for KillOnPanic {
         }
     }
 }
+
+/// Sends `bytes` to `addr`, closes the sending side, and reads until the server closes; `None` if
+/// that takes longer than `limit` (a session that does not end once its client has gone).
+pub async fn half_closed_exchange(addr: SocketAddr, bytes: &[u8], limit: std::time::Duration) -> Option<Vec<u8>> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut r, mut w) = stream.into_split();
+    let writer = async move {
+        let _ = w.write_all(bytes).await;
+        let _ = w.shutdown().await;
+        w // open until the reading is done: the server closes first
+    };
+    let reader = async {
+        let mut out = Vec::new();
+        let _ = r.read_to_end(&mut out).await;
+        out
+    };
+    tokio::time::timeout(limit, async { tokio::join!(writer, reader).1 }).await.ok()
+}
