@@ -16,7 +16,8 @@
 //!   [`pop3`]: emergency access to that mail over POP3.
 //! - [`archive`]: the kept mail taken out (export as mbox or a zip of `.eml`);
 //!   [`replay`]: a kept message delivered again; [`digest`]: the "held back for you" mail and its
-//!   signed links; [`auth`]: passwords.
+//!   signed links; [`auth`]: passwords; [`directory`]: who may sign in (local accounts, LDAP /
+//!   Active Directory, the mail server), the one check behind every login.
 //! - [`intercept`]: lawful interception — orders, copies of a target's events recorded durably
 //!   and delivered to the agency; [`mailproxy`]: the POP3 and IMAP proxies that see those events.
 //! - [`report`]: the Report — figures per hour in SQL, the dashboard's charts and tables, the
@@ -36,6 +37,7 @@ pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod digest;
+pub mod directory;
 pub mod id;
 pub mod intercept;
 pub mod logging;

@@ -303,12 +303,9 @@ impl Session {
             return false;
         }
         self.p.throttle.failed(ip, user);
-        let account = self.p.store.user(user).await.ok().flatten();
-        let hash = account.as_ref().map(|u| u.password_hash.clone());
-        let pw = password.to_string();
-        let ok = tokio::task::spawn_blocking(move || crate::auth::verify_password(&pw, hash.as_deref())).await.unwrap_or(false);
+        let account = crate::directory::sign_in(&self.p.store, &self.p.config, user, password).await.ok().flatten();
         // Interception accounts have no mailbox: the same answer as a wrong password.
-        let Some(account) = account.filter(|a| ok && a.role != crate::storage::Role::Interception) else {
+        let Some(account) = account.filter(|a| a.role != crate::storage::Role::Interception) else {
             tracing::info!(%ip, %user, "failed POP3 sign-in");
             self.intercept(&[user.to_string()], "login", serde_json::json!({ "login": user, "success": false }), None);
             self.err("[AUTH] wrong user name or password");

@@ -51,15 +51,12 @@ pub async fn sign_in(web: &Web, ip: std::net::IpAddr, username: &str, password: 
     }
     // Counted before the (slow) check, so parallel attempts cannot slip past the throttle.
     web.throttle.failed(ip, &username);
-    // No account has a NUL in its name (and PostgreSQL refuses one in a query).
-    let user = if username.contains('\0') { None } else { web.store.user(&username).await.map_err(|_| (StatusCode::INTERNAL_SERVER_ERROR, "storage error".to_string()))? };
-    let hash = user.as_ref().map(|u| u.password_hash.clone());
-    let pw = password.to_string();
-    let ok = tokio::task::spawn_blocking(move || crate::auth::verify_password(&pw, hash.as_deref())).await.unwrap_or(false);
-    if !ok {
+    let user = crate::directory::sign_in(&web.store, &web.config, &username, password).await.map_err(|_| (StatusCode::INTERNAL_SERVER_ERROR, "storage error".to_string()))?;
+    let Some(user) = user else {
         tracing::info!(%ip, user = %username, "failed login");
         return Err((StatusCode::UNAUTHORIZED, "wrong user name or password".into()));
-    }
+    };
+    let username = user.address;
     web.throttle.succeeded(ip, &username);
     let (token, csrf) = (random_token(), random_token());
     let hours = web.config.web.session_hours as i64;
