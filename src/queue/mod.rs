@@ -149,7 +149,10 @@ enum Step {
 
 /// One leased message: an attempt over the round's connection, and its bookkeeping.
 async fn deliver_leased(config: &Config, store: &Store, node: &str, id: &str, target: &BackendTarget, connection: &mut Option<Backend>, round: &mut Round) -> anyhow::Result<Step> {
-    let Some(item) = store.queue_list(Some(id)).await?.pop() else { return Ok(Step::Later) };
+    let Some(mut item) = store.queue_list(Some(id)).await?.pop() else { return Ok(Step::Later) };
+    // Recipients routed to their MX are MX delivery's (outbound mail), never the backend's.
+    let mx = std::mem::take(&mut item.pending_mx);
+    item.pending.retain(|a| !mx.contains(a));
     if item.pending.is_empty() {
         // Every recipient has its answer already (a crash after the last one): just finish.
         finish(store, node, id, "all recipients answered").await?;
@@ -195,8 +198,15 @@ async fn deliver_leased(config: &Config, store: &Store, node: &str, id: &str, ta
 }
 
 /// The message leaves the queue; its journal record gets the outcome over all attempts
-/// (delivered if any recipient got it).
+/// (delivered if any recipient got it). With MX recipients still pending (outbound mail), it
+/// stays for MX delivery, which removes it after its last recipient.
 async fn finish(store: &Store, node: &str, id: &str, reply: &str) -> anyhow::Result<()> {
+    if store.queue_list(Some(id)).await?.pop().is_some_and(|q| !q.pending.is_empty()) {
+        store.release_lease(id, node, reply).await?;
+        // MX delivery may have answered its last recipient meanwhile.
+        store.queue_complete(id).await?;
+        return Ok(());
+    }
     let delivered = store.queue_any_delivered(id).await?;
     store.dequeue(id, node, if delivered { "delivered" } else { "refused" }, reply).await?;
     Ok(())

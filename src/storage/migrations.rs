@@ -361,6 +361,26 @@ CREATE TABLE sender_lists (
         sqlite: "",
         postgres: "",
     },
+    Migration {
+        // Outbound mail in the queue: a direction per message, a held reason (empty: not held),
+        // and per recipient its route (`backend` or `mx`), destination domain and its own
+        // schedule and lease (MX delivery is per destination, not per message).
+        version: 15,
+        sql: r#"
+ALTER TABLE queue ADD COLUMN direction TEXT NOT NULL DEFAULT 'in';
+ALTER TABLE queue ADD COLUMN held TEXT NOT NULL DEFAULT '';
+ALTER TABLE queue_rcpt ADD COLUMN route TEXT NOT NULL DEFAULT 'backend';
+ALTER TABLE queue_rcpt ADD COLUMN domain TEXT NOT NULL DEFAULT '';
+ALTER TABLE queue_rcpt ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE queue_rcpt ADD COLUMN next_attempt_us BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE queue_rcpt ADD COLUMN lease_until_us BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE queue_rcpt ADD COLUMN leased_by TEXT NOT NULL DEFAULT '';
+CREATE INDEX queue_rcpt_mx_due ON queue_rcpt (route, done, next_attempt_us);
+ALTER TABLE journal ADD COLUMN direction TEXT NOT NULL DEFAULT 'in';
+"#,
+        sqlite: "",
+        postgres: "",
+    },
 ];
 
 pub async fn run(store: &Store) -> Result<()> {

@@ -21,6 +21,12 @@ pub struct Queued {
     pub last_reply: String,
     /// Recipients not yet delivered (or bounced).
     pub pending: Vec<String>,
+    /// Those of them routed to their MX (outbound mail; MX delivery handles them, not the runner).
+    pub pending_mx: Vec<String>,
+    /// Sent by our own clients.
+    pub outbound: bool,
+    /// Why it is held (empty: not held).
+    pub held: String,
 }
 
 impl Store {
@@ -41,15 +47,19 @@ impl Store {
         })
     }
 
-    /// Leases up to `limit` due messages, oldest arrival first, for `lease_us`.
+    /// Leases up to `limit` due messages, oldest arrival first, for `lease_us`: those not held
+    /// with a recipient for the backend (MX recipients are leased on their own, `lease_mx`), or
+    /// with none pending at all (to be finished).
     pub async fn lease_due(&self, node: &str, now_us: i64, lease_us: i64, limit: i64) -> Result<Vec<String>> {
         let lock = if matches!(self, Store::Postgres(_)) { " FOR UPDATE SKIP LOCKED" } else { "" };
         let sql = format!(
             "UPDATE queue SET lease_until_us = $1, leased_by = $2 WHERE id IN \
-             (SELECT id FROM queue WHERE next_attempt_us <= $3 AND lease_until_us < $3 AND time_us < $3 - 2000000 ORDER BY time_us, id LIMIT $4{lock}) RETURNING id, time_us"
+             (SELECT id FROM queue WHERE next_attempt_us <= $3 AND lease_until_us < $3 AND time_us < $3 - 2000000 AND held = '' \
+             AND (EXISTS (SELECT 1 FROM queue_rcpt r WHERE r.queue_id = queue.id AND r.done = $5 AND r.route = 'backend') \
+                  OR NOT EXISTS (SELECT 1 FROM queue_rcpt r WHERE r.queue_id = queue.id AND r.done = $5)) ORDER BY time_us, id LIMIT $4{lock}) RETURNING id, time_us"
         );
         with_pool!(self, pool => {
-            let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now_us + lease_us).bind(node).bind(now_us).bind(limit).fetch_all(pool).await?;
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now_us + lease_us).bind(node).bind(now_us).bind(limit).bind(false).fetch_all(pool).await?;
             let mut v: Vec<(i64, String)> = rows.iter().map(|r| Ok((r.try_get("time_us")?, r.try_get("id")?))).collect::<Result<_, sqlx::Error>>()?;
             v.sort();
             Ok(v.into_iter().map(|(_, id)| id).collect())
@@ -87,12 +97,13 @@ impl Store {
     pub async fn dequeue(&self, id: &str, node: &str, outcome: &str, final_reply: &str) -> Result<()> {
         with_pool!(self, pool => {
             let mut tx = pool.begin_write().await?;
-            let size: Option<i64> = sqlx::query_scalar("DELETE FROM queue WHERE id = $1 AND leased_by = $2 RETURNING size").bind(id).bind(node).fetch_optional(&mut *tx).await?;
+            let row: Option<(i64, String)> = sqlx::query_as("DELETE FROM queue WHERE id = $1 AND leased_by = $2 RETURNING size, direction").bind(id).bind(node).fetch_optional(&mut *tx).await?;
             let mut out = Vec::new();
-            if let Some(size) = size {
+            if let Some((size, direction)) = row {
                 let journaled = sqlx::query("UPDATE journal SET outcome = $1, final_reply = $2 WHERE id = $3").bind(outcome).bind(final_reply).bind(id).execute(&mut *tx).await?;
                 // sponts' own bounces (DSNs) have no journal record and are not the clients' load.
-                if outcome == "delivered" && journaled.rows_affected() == 1 {
+                // Outbound mail counted as load out when it was accepted.
+                if outcome == "delivered" && journaled.rows_affected() == 1 && direction != "out" {
                     let now = crate::clock::now_us();
                     let hour = now - now.rem_euclid(super::stats::HOUR_US);
                     out = vec![(hour, "messages_out".to_string(), String::new(), 1), (hour, "bytes_out".to_string(), String::new(), size)];
@@ -172,13 +183,16 @@ impl Store {
     pub async fn queue_list(&self, id: Option<&str>) -> Result<Vec<Queued>> {
         with_pool!(self, pool => {
             let rows = match id {
-                Some(id) => sqlx::query("SELECT id, time_us, sender, size, attempts, next_attempt_us, last_reply FROM queue WHERE id = $1").bind(id).fetch_all(pool).await?,
-                None => sqlx::query("SELECT id, time_us, sender, size, attempts, next_attempt_us, last_reply FROM queue ORDER BY time_us, id").fetch_all(pool).await?,
+                Some(id) => sqlx::query("SELECT id, time_us, sender, size, attempts, next_attempt_us, last_reply, direction, held FROM queue WHERE id = $1").bind(id).fetch_all(pool).await?,
+                None => sqlx::query("SELECT id, time_us, sender, size, attempts, next_attempt_us, last_reply, direction, held FROM queue ORDER BY time_us, id").fetch_all(pool).await?,
             };
             let mut out = Vec::with_capacity(rows.len());
             for r in rows {
                 let id: String = r.try_get("id")?;
-                let pending = sqlx::query_scalar("SELECT address FROM queue_rcpt WHERE queue_id = $1 AND done = $2 ORDER BY address").bind(&id).bind(false).fetch_all(pool).await?;
+                let routed: Vec<(String, String)> = sqlx::query_as("SELECT address, route FROM queue_rcpt WHERE queue_id = $1 AND done = $2 ORDER BY address").bind(&id).bind(false).fetch_all(pool).await?;
+                let pending_mx = routed.iter().filter(|(_, route)| route == "mx").map(|(a, _)| a.clone()).collect();
+                let pending = routed.into_iter().map(|(a, _)| a).collect();
+                let direction: String = r.try_get("direction")?;
                 out.push(Queued {
                     id,
                     time_us: r.try_get("time_us")?,
@@ -188,6 +202,9 @@ impl Store {
                     next_attempt_us: r.try_get("next_attempt_us")?,
                     last_reply: r.try_get("last_reply")?,
                     pending,
+                    pending_mx,
+                    outbound: direction == "out",
+                    held: r.try_get("held")?,
                 });
             }
             Ok(out)

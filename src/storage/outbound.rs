@@ -1,0 +1,290 @@
+//! Outbound mail in the durable queue. A message sent by our own clients is queued whole: each
+//! recipient has a route — `backend` (a local domain: the queue runner delivers it to our mail
+//! server) or `mx` (elsewhere: MX delivery leases it, per recipient and destination domain).
+//! A held message (compromised-account protection) is leased by nobody until released. The
+//! message leaves the queue when its last recipient has its final answer, whoever gave it.
+
+use anyhow::Result;
+use serde::Serialize;
+use sqlx::Row;
+
+use super::{with_pool, BeginWrite, Store};
+
+/// Where a queued recipient goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Route {
+    /// Our own mail server (a local domain).
+    Backend,
+    /// The recipient domain's MX hosts.
+    Mx,
+}
+
+impl Route {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Route::Backend => "backend",
+            Route::Mx => "mx",
+        }
+    }
+}
+
+/// A message to queue with its routes.
+#[derive(Debug, Clone)]
+pub struct NewQueued<'a> {
+    pub id: &'a str,
+    pub time_us: i64,
+    pub sender: &'a str,
+    /// Size of the uncompressed message.
+    pub size: i64,
+    pub compressed: &'a [u8],
+    pub rcpts: &'a [(String, Route)],
+    /// Sent by our own clients (counted as load out at acceptance, not again at delivery).
+    pub outbound: bool,
+    /// Held from the start for this reason (empty: not held).
+    pub held: &'a str,
+}
+
+/// One leased MX recipient, with what its delivery needs (the body: `queued_body`).
+#[derive(Debug, Clone, Serialize)]
+pub struct MxLease {
+    pub queue_id: String,
+    pub address: String,
+    /// Lowercase destination domain.
+    pub domain: String,
+    pub sender: String,
+    /// Arrival of the message (for lifetimes and delay DSNs).
+    pub time_us: i64,
+    /// Uncompressed size (for `zstd::bulk::decompress`).
+    pub size: i64,
+    /// Attempts made for this recipient so far.
+    pub attempts: i32,
+    pub last_reply: String,
+}
+
+/// The destination domain of an address, lowercase.
+pub fn domain_of(address: &str) -> String {
+    address.rsplit_once('@').map(|(_, d)| d.to_ascii_lowercase()).unwrap_or_default()
+}
+
+const MX_COLUMNS: &str = "r.queue_id, r.address, r.domain, q.sender, q.time_us, q.size, r.attempts, r.last_reply";
+
+impl Store {
+    /// Queues a message with a route per recipient, in one transaction, on disk (fsync) before
+    /// it returns: the 250 depends on it.
+    pub async fn enqueue_routed(&self, m: &NewQueued<'_>) -> Result<()> {
+        if let Store::Sqlite(pool) = self {
+            let mut conn = pool.acquire().await?;
+            sqlx::query("PRAGMA synchronous = FULL").execute(&mut *conn).await?;
+            let result = insert_routed(&mut conn, m).await;
+            let _ = sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *conn).await;
+            return result;
+        }
+        with_pool!(self, pool => {
+            let mut conn = pool.acquire().await?;
+            insert_routed(&mut conn, m).await
+        })
+    }
+
+    /// Leases up to `limit` due MX recipients of messages that are not held (one domain's
+    /// together, oldest message first), for `lease_us`. `domain`: only that destination.
+    pub async fn lease_mx(&self, domain: Option<&str>, node: &str, now_us: i64, lease_us: i64, limit: i64) -> Result<Vec<MxLease>> {
+        let lock = if matches!(self, Store::Postgres(_)) { " FOR UPDATE OF r SKIP LOCKED" } else { "" };
+        let only = if domain.is_some() { " AND r.domain = $6" } else { "" };
+        // Two seconds of grace, as for the backend runner: the journal record of the accepting
+        // session is written right after the queue row.
+        let sql = format!(
+            "UPDATE queue_rcpt SET lease_until_us = $1, leased_by = $2 WHERE (queue_id, address) IN \
+             (SELECT r.queue_id, r.address FROM queue_rcpt r JOIN queue q ON q.id = r.queue_id \
+              WHERE r.route = 'mx' AND r.done = $3 AND r.next_attempt_us <= $4 AND r.lease_until_us < $4 \
+              AND q.held = '' AND q.time_us < $4 - 2000000{only} ORDER BY r.domain, q.time_us, r.queue_id LIMIT $5{lock})"
+        );
+        let until = now_us + lease_us;
+        with_pool!(self, pool => {
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(until).bind(node).bind(false).bind(now_us).bind(limit);
+            if let Some(d) = domain {
+                q = q.bind(d.to_ascii_lowercase());
+            }
+            q.execute(pool).await?;
+            let sql = format!(
+                "SELECT {MX_COLUMNS} FROM queue_rcpt r JOIN queue q ON q.id = r.queue_id \
+                 WHERE r.leased_by = $1 AND r.lease_until_us = $2 AND r.done = $3 ORDER BY r.domain, q.time_us, r.queue_id, r.address"
+            );
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(node).bind(until).bind(false).fetch_all(pool).await?;
+            rows.iter().map(mx_lease).collect()
+        })
+    }
+
+    /// Renews this node's lease of an MX recipient right before an attempt; false if it was lost.
+    pub async fn renew_mx_lease(&self, queue_id: &str, address: &str, node: &str, now_us: i64, lease_us: i64) -> Result<bool> {
+        with_pool!(self, pool => {
+            let r = sqlx::query("UPDATE queue_rcpt SET lease_until_us = $1 WHERE queue_id = $2 AND address = $3 AND leased_by = $4 AND lease_until_us >= $5 AND done = $6")
+                .bind(now_us + lease_us).bind(queue_id).bind(address).bind(node).bind(now_us).bind(false).execute(pool).await?;
+            Ok(r.rows_affected() == 1)
+        })
+    }
+
+    /// An MX recipient has its final answer (delivered: 2xx; bounced: 5xx or given up). Returns
+    /// true when that was the message's last recipient: it left the queue, and its journal
+    /// record took the outcome (delivered if any recipient got it).
+    pub async fn mx_done(&self, queue_id: &str, address: &str, node: &str, reply: &str) -> Result<bool> {
+        with_pool!(self, pool => {
+            let mut tx = pool.begin_write().await?;
+            // Locks the message row first: whoever answers the last recipient removes it.
+            sqlx::query("UPDATE queue SET last_reply = $1 WHERE id = $2").bind(reply).bind(queue_id).execute(&mut *tx).await?;
+            sqlx::query("UPDATE queue_rcpt SET done = $1, last_reply = $2, lease_until_us = 0, leased_by = '' WHERE queue_id = $3 AND address = $4 AND leased_by = $5")
+                .bind(true).bind(reply).bind(queue_id).bind(address).bind(node).execute(&mut *tx).await?;
+            let gone = complete_in(&mut tx, queue_id).await?;
+            tx.commit().await?;
+            Ok(gone)
+        })
+    }
+
+    /// Another attempt for an MX recipient later (`count_attempt`: it was tried); the lease is
+    /// given back.
+    pub async fn mx_reschedule(&self, queue_id: &str, address: &str, node: &str, next_us: i64, reply: &str, count_attempt: bool) -> Result<()> {
+        with_pool!(self, pool => {
+            let mut tx = pool.begin_write().await?;
+            sqlx::query("UPDATE queue_rcpt SET next_attempt_us = $1, last_reply = $2, attempts = attempts + $3, lease_until_us = 0, leased_by = '' WHERE queue_id = $4 AND address = $5 AND leased_by = $6")
+                .bind(next_us).bind(reply).bind(i32::from(count_attempt)).bind(queue_id).bind(address).bind(node).execute(&mut *tx).await?;
+            // The queue page shows the message's last error.
+            sqlx::query("UPDATE queue SET last_reply = $1, attempts = attempts + $2 WHERE id = $3").bind(reply).bind(i32::from(count_attempt)).bind(queue_id).execute(&mut *tx).await?;
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    /// Removes a message whose every recipient has its final answer (a crash between the last
+    /// answer and the removal); true if it was removed.
+    pub async fn queue_complete(&self, queue_id: &str) -> Result<bool> {
+        with_pool!(self, pool => {
+            let mut tx = pool.begin_write().await?;
+            sqlx::query("UPDATE queue SET last_reply = last_reply WHERE id = $1").bind(queue_id).execute(&mut *tx).await?;
+            let gone = complete_in(&mut tx, queue_id).await?;
+            tx.commit().await?;
+            Ok(gone)
+        })
+    }
+
+    /// Holds a queued message (nothing of it is delivered) for a reason shown to admins.
+    pub async fn queue_hold(&self, queue_id: &str, reason: &str) -> Result<bool> {
+        let reason = if reason.is_empty() { "held" } else { reason };
+        with_pool!(self, pool => {
+            let r = sqlx::query("UPDATE queue SET held = $1 WHERE id = $2").bind(reason).bind(queue_id).execute(pool).await?;
+            Ok(r.rows_affected() == 1)
+        })
+    }
+
+    /// Releases a held message (due at once); false if it was not held.
+    pub async fn queue_release(&self, queue_id: &str) -> Result<bool> {
+        let now = crate::clock::now_us();
+        with_pool!(self, pool => {
+            let mut tx = pool.begin_write().await?;
+            let r = sqlx::query("UPDATE queue SET held = '', next_attempt_us = $1 WHERE id = $2 AND held <> ''").bind(now).bind(queue_id).execute(&mut *tx).await?;
+            sqlx::query("UPDATE queue_rcpt SET next_attempt_us = $1 WHERE queue_id = $2 AND done = $3").bind(now).bind(queue_id).bind(false).execute(&mut *tx).await?;
+            tx.commit().await?;
+            Ok(r.rows_affected() == 1)
+        })
+    }
+
+    /// Why a queued message is held (`None`: not held, or not in the queue).
+    pub async fn queue_held_reason(&self, queue_id: &str) -> Result<Option<String>> {
+        with_pool!(self, pool => {
+            let held: Option<String> = sqlx::query_scalar("SELECT held FROM queue WHERE id = $1").bind(queue_id).fetch_optional(pool).await?;
+            Ok(held.filter(|h| !h.is_empty()))
+        })
+    }
+
+    /// How many messages are held.
+    pub async fn queue_held_count(&self) -> Result<i64> {
+        with_pool!(self, pool => {
+            Ok(sqlx::query_scalar("SELECT COUNT(*) FROM queue WHERE held <> ''").fetch_one(pool).await?)
+        })
+    }
+
+    /// Every recipient of a queued message with its route and state: (address, route, done, last reply).
+    pub async fn queue_routes(&self, queue_id: &str) -> Result<Vec<(String, String, bool, String)>> {
+        with_pool!(self, pool => {
+            let rows = sqlx::query("SELECT address, route, done, last_reply FROM queue_rcpt WHERE queue_id = $1 ORDER BY address").bind(queue_id).fetch_all(pool).await?;
+            rows.iter().map(|r| Ok((r.try_get("address")?, r.try_get("route")?, r.try_get("done")?, r.try_get("last_reply")?))).collect()
+        })
+    }
+}
+
+fn mx_lease<R: Row>(r: &R) -> Result<MxLease>
+where
+    for<'a> &'a str: sqlx::ColumnIndex<R>,
+    String: for<'a> sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    i64: for<'a> sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    i32: for<'a> sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+{
+    Ok(MxLease {
+        queue_id: r.try_get("queue_id")?,
+        address: r.try_get("address")?,
+        domain: r.try_get("domain")?,
+        sender: r.try_get("sender")?,
+        time_us: r.try_get("time_us")?,
+        size: r.try_get("size")?,
+        attempts: r.try_get("attempts")?,
+        last_reply: r.try_get("last_reply")?,
+    })
+}
+
+/// Within a transaction that locked the message row: if no recipient is pending, the message
+/// leaves the queue and its journal record gets the outcome. Inbound mail delivered from the
+/// queue counts as load out here; outbound mail was counted at acceptance.
+pub(super) async fn complete_in<'c, DB: sqlx::Database>(tx: &mut sqlx::Transaction<'c, DB>, queue_id: &str) -> Result<bool>
+where
+    for<'e> &'e mut <DB as sqlx::Database>::Connection: sqlx::Executor<'e, Database = DB>,
+    for<'q> &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> bool: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> String: sqlx::Encode<'q, DB> + sqlx::Type<DB> + sqlx::Decode<'q, DB>,
+    for<'q> i64: sqlx::Encode<'q, DB> + sqlx::Type<DB> + sqlx::Decode<'q, DB>,
+    for<'q> <DB as sqlx::Database>::Arguments: sqlx::IntoArguments<DB>,
+    (i64,): for<'r> sqlx::FromRow<'r, DB::Row>,
+    (String,): for<'r> sqlx::FromRow<'r, DB::Row>,
+{
+    let (pending,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM queue_rcpt WHERE queue_id = $1 AND done = $2").bind(queue_id).bind(false).fetch_one(&mut **tx).await?;
+    if pending > 0 {
+        return Ok(false);
+    }
+    let (delivered,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM queue_rcpt WHERE queue_id = $1 AND done = $2 AND last_reply LIKE '2%'").bind(queue_id).bind(true).fetch_one(&mut **tx).await?;
+    let row: Option<(String,)> = sqlx::query_as("SELECT last_reply FROM queue WHERE id = $1").bind(queue_id).fetch_optional(&mut **tx).await?;
+    let Some((reply,)) = row else { return Ok(false) };
+    sqlx::query("DELETE FROM queue WHERE id = $1").bind(queue_id).execute(&mut **tx).await?;
+    let outcome = if delivered > 0 { "delivered" } else { "refused" };
+    sqlx::query("UPDATE journal SET outcome = $1, final_reply = $2 WHERE id = $3").bind(outcome).bind(reply).bind(queue_id).execute(&mut **tx).await?;
+    Ok(true)
+}
+
+async fn insert_routed<DB: sqlx::Database>(conn: &mut sqlx::pool::PoolConnection<DB>, m: &NewQueued<'_>) -> Result<()>
+where
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    for<'q> &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> &'q [u8]: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> &'q String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> bool: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> <DB as sqlx::Database>::Arguments: sqlx::IntoArguments<DB>,
+{
+    use sqlx::Connection;
+    let mut tx = conn.begin().await?;
+    sqlx::query("INSERT INTO queue (id, time_us, sender, size, body, attempts, next_attempt_us, last_reply, lease_until_us, leased_by, direction, held) VALUES ($1, $2, $3, $4, $5, 0, $6, '', 0, '', $7, $8)")
+        .bind(m.id).bind(m.time_us).bind(m.sender).bind(m.size).bind(m.compressed).bind(m.time_us)
+        .bind(if m.outbound { "out" } else { "in" }).bind(m.held)
+        .execute(&mut *tx).await?;
+    let mut seen: Vec<&str> = Vec::new();
+    for (address, route) in m.rcpts {
+        // The same recipient twice in one transaction is one delivery.
+        if seen.iter().any(|s| s.eq_ignore_ascii_case(address)) {
+            continue;
+        }
+        seen.push(address);
+        sqlx::query("INSERT INTO queue_rcpt (queue_id, address, done, last_reply, route, domain, next_attempt_us) VALUES ($1, $2, $3, '', $4, $5, $6)")
+            .bind(m.id).bind(address).bind(false).bind(route.as_str()).bind(domain_of(address)).bind(m.time_us)
+            .execute(&mut *tx).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
