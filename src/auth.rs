@@ -30,6 +30,16 @@ pub fn hash_password(password: &str) -> anyhow::Result<String> {
     Ok(hash.to_string())
 }
 
+/// A hash of any non-empty password (a directory's, whose rules are the directory's), for the
+/// sign-in cache.
+pub fn hash_any_password(password: &str) -> anyhow::Result<String> {
+    if password.is_empty() {
+        anyhow::bail!("empty password");
+    }
+    let hash: PasswordHash = Argon2::default().hash_password(password.as_bytes()).map_err(|e| anyhow::anyhow!("hashing failed: {e}"))?;
+    Ok(hash.to_string())
+}
+
 /// Checks `password` against a stored hash; with `None` (no such user) a dummy hash is checked
 /// so that the time taken is the same.
 pub fn verify_password(password: &str, stored: Option<&str>) -> bool {

@@ -93,6 +93,7 @@ impl Running {
             ("intercept", format!("{:?}", old.intercept) != format!("{:?}", new.intercept)),
             ("pop3_proxy", format!("{:?}", old.pop3_proxy) != format!("{:?}", new.pop3_proxy)),
             ("imap_proxy", format!("{:?}", old.imap_proxy) != format!("{:?}", new.imap_proxy)),
+            ("directory", format!("{:?}", old.directory) != format!("{:?}", new.directory)),
             ("log", format!("{:?}", old.log) != format!("{:?}", new.log)),
         ]
         .into_iter()
@@ -147,6 +148,9 @@ pub async fn start(config: config::Config) -> anyhow::Result<Running> {
     let web = if config.web.enabled { Some(web::start(config.clone(), store.clone(), &certs).await?) } else { None };
     if config.digest.enabled {
         tokio::spawn(digest::job(config.clone(), store.clone()));
+    }
+    if config.directory.any() {
+        tokio::spawn(directory::job(config.clone(), store.clone()));
     }
     let health = std::sync::Arc::new(queue::health::BackendHealth::load(store.clone(), server::node_name(&config)).await);
     if config.queue.enabled {

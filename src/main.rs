@@ -108,6 +108,11 @@ enum Cmd {
         #[command(subcommand)]
         cmd: UserCmd,
     },
+    /// The directory sources (LDAP / Active Directory, the mail server).
+    Directory {
+        #[command(subcommand)]
+        cmd: DirectoryCmd,
+    },
     /// Deliver kept messages again: one (--id), or a recipient's mail of a period (--rcpt --since).
     Replay {
         /// The transaction whose message is delivered again.
@@ -344,6 +349,14 @@ enum AuditCmd {
 }
 
 #[derive(Subcommand)]
+enum DirectoryCmd {
+    /// What sponts sees of a person: source, DN, addresses, groups, role, cache (exit 1: unknown).
+    Test { address: String },
+    /// Look every cached directory person up again now (leavers removed, roles updated).
+    Refresh,
+}
+
+#[derive(Subcommand)]
 enum UserCmd {
     /// Add an account (a mail address).
     Add {
@@ -373,6 +386,9 @@ enum UserCmd {
     },
     /// Let an account also see the mail of another address.
     Alias { address: String, alias: String },
+    /// Add local accounts from a CSV file: address,role[,password] (user or admin; a missing
+    /// password is generated and printed). Nothing is added if any line is wrong.
+    Import { file: std::path::PathBuf },
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -469,8 +485,26 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     UserCmd::Del { address } => user::del(&store, &address).await?,
                     UserCmd::List { json } => user::list(&store, json, &mut std::io::stdout().lock()).await?,
                     UserCmd::Alias { address, alias } => user::alias(&store, &address, &alias).await?,
+                    UserCmd::Import { file } => {
+                        let text = std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
+                        sponts::cli::directory::import(&store, &text, &mut std::io::stdout().lock()).await?;
+                    }
                 }
                 Ok(ExitCode::SUCCESS)
+            }
+            Cmd::Directory { cmd } => {
+                let store = sponts::storage::Store::open(&config.storage.database_location()).await?;
+                match cmd {
+                    DirectoryCmd::Test { address } => {
+                        let found = sponts::cli::directory::test(&config, &store, &address, &mut std::io::stdout().lock()).await?;
+                        Ok(if found { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+                    }
+                    DirectoryCmd::Refresh => {
+                        let r = sponts::directory::refresh(&store, &config).await?;
+                        println!("{} confirmed, {} removed, {} not reachable", r.confirmed, r.removed, r.unreachable);
+                        Ok(if r.unreachable == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+                    }
+                }
             }
             Cmd::Replay { id, to, rcpt, since, json } => {
                 let store = sponts::storage::Store::open(&config.storage.database_location()).await?;

@@ -20,6 +20,7 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
 pub fn check(config: &Config) -> Result<(), ConfigErrors> {
     let mut errors = crate::modules::check_names(config);
     errors.extend(crate::smtp::tls::check_ca_files(config));
+    errors.extend(crate::directory::check(config));
     if errors.is_empty() { Ok(()) } else { Err(ConfigErrors(errors)) }
 }
 

@@ -1,6 +1,7 @@
 //! Subcommands besides `serve`: each reads the config the same way and talks to the store.
 
 pub mod backup;
+pub mod directory;
 pub mod init;
 pub mod intercept;
 pub mod invoker;

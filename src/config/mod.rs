@@ -12,10 +12,12 @@ use std::path::{Path, PathBuf};
 
 use crate::net::Cidr;
 
+mod directory;
 mod intercept;
 mod uce;
 mod report;
 mod virus;
+pub use directory::{DirectoryConfig, ImapLogin, LdapConfig};
 pub use intercept::{BackendTls, InterceptConfig, MailProxyConfig};
 pub use report::{MailEvery, MetricsConfig, ReportConfig};
 pub use virus::{OnScanError, VirusConfig};
@@ -44,6 +46,7 @@ pub struct Config {
     pub intercept: InterceptConfig,
     pub pop3_proxy: MailProxyConfig,
     pub imap_proxy: MailProxyConfig,
+    pub directory: DirectoryConfig,
 }
 
 /// POP3 emergency access: users read their new mail while the mail server is down.
@@ -348,7 +351,7 @@ impl fmt::Display for ConfigErrors {
 
 impl std::error::Error for ConfigErrors {}
 
-const SECTIONS: &[&str] = &["smtp", "backend", "domains", "storage", "log", "modules", "access", "backup", "web", "digest", "queue", "pop3", "uce", "virus", "report", "metrics", "intercept", "pop3_proxy", "imap_proxy"];
+const SECTIONS: &[&str] = &["smtp", "backend", "domains", "storage", "log", "modules", "access", "backup", "web", "digest", "queue", "pop3", "uce", "virus", "report", "metrics", "intercept", "pop3_proxy", "imap_proxy", "directory"];
 
 impl Config {
     /// Reads and validates a file; the errors name the file's keys.
@@ -403,6 +406,7 @@ impl Config {
             intercept: section(&table, "intercept", &mut errors),
             pop3_proxy: section(&table, "pop3_proxy", &mut errors),
             imap_proxy: section(&table, "imap_proxy", &mut errors),
+            directory: section(&table, "directory", &mut errors),
         };
         errors.extend(config.validate());
         Ok((config, errors))
@@ -490,6 +494,7 @@ impl Config {
         virus::collect(self, &mut errors);
         report::collect(self, &mut errors);
         intercept::collect(self, &mut errors);
+        directory::collect(self, &mut errors);
         errors
     }
 

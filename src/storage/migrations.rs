@@ -381,6 +381,21 @@ ALTER TABLE journal ADD COLUMN direction TEXT NOT NULL DEFAULT 'in';
         sqlite: "",
         postgres: "",
     },
+    Migration {
+        version: 22,
+        // People from a directory (LDAP, the mail server's IMAP) cached beside local accounts:
+        // where they came from, when the source last confirmed them and their password (whose
+        // argon2 hash is `password_hash`, for sign-in while the source is down).
+        sql: r#"
+ALTER TABLE users ADD COLUMN source TEXT NOT NULL DEFAULT 'local';
+ALTER TABLE users ADD COLUMN directory_dn TEXT NOT NULL DEFAULT '';
+ALTER TABLE users ADD COLUMN directory_groups TEXT NOT NULL DEFAULT '';
+ALTER TABLE users ADD COLUMN checked_us BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE users ADD COLUMN password_us BIGINT NOT NULL DEFAULT 0;
+"#,
+        sqlite: "",
+        postgres: "",
+    },
 ];
 
 pub async fn run(store: &Store) -> Result<()> {

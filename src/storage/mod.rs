@@ -4,6 +4,7 @@
 //! says so. Schema migrations run at open.
 
 mod backup;
+mod directory;
 pub mod batch;
 mod journal;
 mod events;
@@ -22,6 +23,7 @@ mod uce;
 mod users;
 
 pub use backup::{Purged, StoredBody};
+pub use directory::DirectoryUser;
 pub use events::GatewayEvent;
 pub use journal::{AttachmentEntry, JournalEntry, JournalFilter, RcptEntry};
 pub use mailbox::MailboxEntry;

@@ -107,6 +107,14 @@ impl Dovecot {
     }
 
     /// Dovecot's log so far (logins name the client's address as `rip=`).
+    /// Adds a login (Dovecot reads its users file again when it changes).
+    #[allow(dead_code)]
+    pub fn add_login(&self, name: &str, password: &str) {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new().append(true).open(self.dir.path().join("users")).unwrap();
+        writeln!(f, "{name}:{{PLAIN}}{password}").unwrap();
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("dovecot.log")).unwrap_or_default()
     }
