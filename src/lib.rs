@@ -18,6 +18,8 @@
 //!   [`replay`]: a kept message delivered again; [`digest`]: the "held back for you" mail and its
 //!   signed links; [`auth`]: passwords; [`directory`]: who may sign in (local accounts, LDAP /
 //!   Active Directory, the mail server), the one check behind every login.
+//! - [`outbound`]: the organisation's mail to the internet — [`outbound::deliver`] (MX delivery,
+//!   STARTTLS, DANE and MTA-STS decided in one place).
 //! - [`intercept`]: lawful interception — orders, copies of a target's events recorded durably
 //!   and delivered to the agency; [`mailproxy`]: the POP3 and IMAP proxies that see those events.
 //! - [`report`]: the Report — figures per hour in SQL, the dashboard's charts and tables, the
@@ -44,6 +46,7 @@ pub mod logging;
 pub mod mailproxy;
 pub mod modules;
 pub mod net;
+pub mod outbound;
 pub mod pipeline;
 pub mod pop3;
 pub mod preflight;

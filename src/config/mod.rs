@@ -18,6 +18,7 @@ mod uce;
 mod report;
 mod virus;
 pub use directory::{DirectoryConfig, ImapLogin, LdapConfig};
+pub mod outbound_delivery;
 pub use intercept::{BackendTls, InterceptConfig, MailProxyConfig};
 pub use report::{MailEvery, MetricsConfig, ReportConfig};
 pub use virus::{OnScanError, VirusConfig};
@@ -47,6 +48,8 @@ pub struct Config {
     pub pop3_proxy: MailProxyConfig,
     pub imap_proxy: MailProxyConfig,
     pub directory: DirectoryConfig,
+    /// The delivery keys of `[outbound]` (MX delivery, transport security).
+    pub outbound_delivery: outbound_delivery::DeliveryConfig,
 }
 
 /// POP3 emergency access: users read their new mail while the mail server is down.
@@ -351,7 +354,7 @@ impl fmt::Display for ConfigErrors {
 
 impl std::error::Error for ConfigErrors {}
 
-const SECTIONS: &[&str] = &["smtp", "backend", "domains", "storage", "log", "modules", "access", "backup", "web", "digest", "queue", "pop3", "uce", "virus", "report", "metrics", "intercept", "pop3_proxy", "imap_proxy", "directory"];
+const SECTIONS: &[&str] = &["smtp", "backend", "domains", "storage", "log", "modules", "access", "backup", "web", "digest", "queue", "pop3", "uce", "virus", "report", "metrics", "intercept", "pop3_proxy", "imap_proxy", "directory", "outbound"];
 
 impl Config {
     /// Reads and validates a file; the errors name the file's keys.
@@ -407,6 +410,7 @@ impl Config {
             pop3_proxy: section(&table, "pop3_proxy", &mut errors),
             imap_proxy: section(&table, "imap_proxy", &mut errors),
             directory: section(&table, "directory", &mut errors),
+            outbound_delivery: outbound_delivery::section(&table, &mut errors),
         };
         errors.extend(config.validate());
         Ok((config, errors))
@@ -495,6 +499,7 @@ impl Config {
         report::collect(self, &mut errors);
         intercept::collect(self, &mut errors);
         directory::collect(self, &mut errors);
+        outbound_delivery::collect(self, &mut errors);
         errors
     }
 

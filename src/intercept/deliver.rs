@@ -64,7 +64,7 @@ impl Delivery {
         let mut timeouts = ClientTimeouts::rfc5321(Duration::from_secs(30));
         timeouts.greeting = self.timeout;
         timeouts.command = self.timeout;
-        let target = BackendTarget { address: address.to_string(), helo: self.helo.clone(), starttls: StartTls::Required, timeouts, tls };
+        let target = BackendTarget { address: address.to_string(), helo: self.helo.clone(), starttls: StartTls::Required, timeouts, tls, tls_name: None };
         let mut smtp = Backend::connect(&target).await.with_context(|| format!("smtp://{address}"))?;
         let steps = async {
             let r = smtp.mail(&self.from, Some(message.len() as u64), false).await?;

@@ -73,6 +73,9 @@ pub struct BackendTarget {
     pub starttls: StartTls,
     pub timeouts: ClientTimeouts,
     pub tls: Arc<rustls::ClientConfig>,
+    /// The name the certificate is checked against (and sent as SNI) when it is not the host of
+    /// `address` (an MX host reached by its IP address).
+    pub tls_name: Option<String>,
 }
 
 impl BackendTarget {
@@ -83,6 +86,7 @@ impl BackendTarget {
             starttls: config.backend.starttls,
             timeouts: ClientTimeouts::rfc5321(config.backend.connect_timeout.0),
             tls: super::tls::backend_client_config(config.backend.tls_ca.as_deref()),
+            tls_name: None,
         }
     }
 }
@@ -148,7 +152,10 @@ impl Backend {
             return Err(BackendError::Refused(reply));
         }
         let io = self.conn.take_io().ok_or_else(|| BackendError::Protocol("stream gone".into()))?;
-        let host = crate::net::parse_host_port(&target.address).map(|(h, _)| h).unwrap_or_default();
+        let host = match &target.tls_name {
+            Some(name) => name.clone(),
+            None => crate::net::parse_host_port(&target.address).map(|(h, _)| h).unwrap_or_default(),
+        };
         let name = rustls::pki_types::ServerName::try_from(host).unwrap_or_else(|_| rustls::pki_types::ServerName::try_from("backend.invalid").expect("static name")).to_owned();
         let connector = tokio_rustls::TlsConnector::from(target.tls.clone());
         let stream = timeout(self.timeouts.command, connector.connect(name, io))
@@ -202,6 +209,32 @@ impl Backend {
         let budget = self.timeouts.data_block * (1 + (size / (1 << 20)) as u32);
         timeout(budget, write_stuffed(&mut self.conn, parts)).await.map_err(|_| BackendError::Timeout("sending data"))??;
         self.read_reply(self.timeouts.data_end, "end of data").await
+    }
+
+    /// One whole transaction (MAIL, every RCPT, DATA) for a message already CRLF-clean: each
+    /// recipient's answer — its RCPT refusal, or the final reply to DATA; a refused MAIL or DATA
+    /// answers for every recipient it covers. The connection is ready for the next transaction
+    /// afterwards (refused ones are reset).
+    pub async fn transaction(&mut self, from: &str, rcpts: &[String], message: &[u8]) -> Result<Vec<Reply>, BackendError> {
+        let eight_bit = message.iter().any(|&b| b >= 0x80);
+        let r = self.mail(from, Some(message.len() as u64), eight_bit).await?;
+        if !r.is_positive() {
+            self.rset().await?;
+            return Ok(vec![r; rcpts.len()]);
+        }
+        let mut answers = Vec::with_capacity(rcpts.len());
+        for a in rcpts {
+            answers.push(self.rcpt(a).await?);
+        }
+        if !answers.iter().any(Reply::is_positive) {
+            self.rset().await?;
+            return Ok(answers);
+        }
+        let end = self.data(&[message]).await?;
+        for a in answers.iter_mut().filter(|a| a.is_positive()) {
+            *a = end.clone();
+        }
+        Ok(answers)
     }
 
     /// QUIT without waiting long for the answer: the session is over either way.

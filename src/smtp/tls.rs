@@ -118,6 +118,7 @@ pub fn check_ca_files(config: &Config) -> Vec<crate::config::ConfigError> {
         ("intercept.agency_ca", &config.intercept.agency_ca),
         ("pop3_proxy.backend_ca", &config.pop3_proxy.backend_ca),
         ("imap_proxy.backend_ca", &config.imap_proxy.backend_ca),
+        ("outbound.mta_sts_ca", &config.outbound_delivery.mta_sts_ca),
     ];
     files
         .into_iter()

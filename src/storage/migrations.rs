@@ -382,6 +382,30 @@ ALTER TABLE journal ADD COLUMN direction TEXT NOT NULL DEFAULT 'in';
         postgres: "",
     },
     Migration {
+        version: 18,
+        // Outbound delivery: cached MTA-STS policies (RFC 8461) and per-day TLS results (RFC 8460).
+        sql: r#"
+CREATE TABLE mta_sts_policy (
+    domain TEXT PRIMARY KEY,
+    id TEXT NOT NULL,
+    policy TEXT NOT NULL,
+    fetched_us BIGINT NOT NULL,
+    expires_us BIGINT NOT NULL
+);
+CREATE TABLE tls_results (
+    day TEXT NOT NULL,
+    domain TEXT NOT NULL,
+    policy TEXT NOT NULL,
+    mx TEXT NOT NULL,
+    result TEXT NOT NULL,
+    sessions BIGINT NOT NULL,
+    PRIMARY KEY (day, domain, policy, mx, result)
+);
+"#,
+        sqlite: "",
+        postgres: "",
+    },
+    Migration {
         version: 22,
         // People from a directory (LDAP, the mail server's IMAP) cached beside local accounts:
         // where they came from, when the source last confirmed them and their password (whose

@@ -1,0 +1,54 @@
+//! What outbound delivery keeps about the destinations' transport security: cached MTA-STS
+//! policies (RFC 8461 §5, until their max_age) and per-day TLS results for TLS-RPT (RFC 8460).
+
+use anyhow::Result;
+use sqlx::Row;
+
+use super::{with_pool, Store};
+
+/// A cached MTA-STS policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StsCached {
+    pub id: String,
+    /// The policy text as fetched.
+    pub policy: String,
+    pub expires_us: i64,
+}
+
+impl Store {
+    pub async fn mta_sts_get(&self, domain: &str) -> Result<Option<StsCached>> {
+        with_pool!(self, pool => {
+            let row = sqlx::query("SELECT id, policy, expires_us FROM mta_sts_policy WHERE domain = $1").bind(domain).fetch_optional(pool).await?;
+            row.map(|r| Ok(StsCached { id: r.try_get("id")?, policy: r.try_get("policy")?, expires_us: r.try_get("expires_us")? })).transpose()
+        })
+    }
+
+    pub async fn mta_sts_put(&self, domain: &str, cached: &StsCached) -> Result<()> {
+        with_pool!(self, pool => {
+            sqlx::query("INSERT INTO mta_sts_policy (domain, id, policy, fetched_us, expires_us) VALUES ($1, $2, $3, $4, $5) \
+                         ON CONFLICT (domain) DO UPDATE SET id = excluded.id, policy = excluded.policy, fetched_us = excluded.fetched_us, expires_us = excluded.expires_us")
+                .bind(domain).bind(&cached.id).bind(&cached.policy).bind(crate::clock::now_us()).bind(cached.expires_us)
+                .execute(pool).await?;
+            Ok(())
+        })
+    }
+
+    /// Counts one session's TLS result for the day's TLS report: `policy` is `sts`, `tlsa` or
+    /// `no-policy-found`; `result` is `success` or an RFC 8460 result type.
+    pub async fn tls_result_add(&self, day: &str, domain: &str, policy: &str, mx: &str, result: &str) -> Result<()> {
+        with_pool!(self, pool => {
+            sqlx::query("INSERT INTO tls_results (day, domain, policy, mx, result, sessions) VALUES ($1, $2, $3, $4, $5, 1) \
+                         ON CONFLICT (day, domain, policy, mx, result) DO UPDATE SET sessions = tls_results.sessions + 1")
+                .bind(day).bind(domain).bind(policy).bind(mx).bind(result).execute(pool).await?;
+            Ok(())
+        })
+    }
+
+    /// The day's results of one domain: (policy, mx, result, sessions).
+    pub async fn tls_results(&self, day: &str, domain: &str) -> Result<Vec<(String, String, String, i64)>> {
+        with_pool!(self, pool => {
+            let rows = sqlx::query("SELECT policy, mx, result, sessions FROM tls_results WHERE day = $1 AND domain = $2 ORDER BY policy, mx, result").bind(day).bind(domain).fetch_all(pool).await?;
+            rows.iter().map(|r| Ok((r.try_get("policy")?, r.try_get("mx")?, r.try_get("result")?, r.try_get("sessions")?))).collect()
+        })
+    }
+}

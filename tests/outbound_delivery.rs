@@ -1,0 +1,316 @@
+//! Delivery to the internet against a test internet on loopback: a real DNS (Knot serving zones
+//! signed with ldns, behind a validating Unbound — `scripts/peers/dnssec_start.sh`), receiving MTAs
+//! on port 25 of their own 127.0.0.x addresses (Debian's aiosmtpd, `scripts/peers/mx_smtp.py`),
+//! and an MTA-STS policy over HTTPS (python3's http.server, `scripts/peers/https_static.py`).
+//! Each test has its own block of addresses (127.0.N.x), so they run side by side.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+
+use sponts::outbound::deliver::{Delivery, Fate};
+
+fn script(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/peers").join(name)
+}
+
+/// Knot + validating Unbound for the given zones (`NAME.zone` signed, `NAME.insecure.zone` not).
+struct TestDns {
+    resolver: String,
+    dir: tempfile::TempDir,
+}
+
+impl TestDns {
+    fn start(zones: &[(&str, String)]) -> TestDns {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("zones")).unwrap();
+        for (file, text) in zones {
+            std::fs::write(dir.path().join("zones").join(file), text).unwrap();
+        }
+        let out = Command::new("bash").arg(script("dnssec_start.sh")).arg(dir.path()).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(out.status.success(), "dnssec_start.sh: {text}{}", String::from_utf8_lossy(&out.stderr));
+        let resolver = text.lines().find_map(|l| l.strip_prefix("RESOLVER=")).unwrap().to_string();
+        TestDns { resolver, dir }
+    }
+}
+
+impl Drop for TestDns {
+    fn drop(&mut self) {
+        let _ = Command::new("bash").arg(script("dnssec_stop.sh")).arg(self.dir.path()).status();
+    }
+}
+
+/// A zone file's text; `records` are lines after the SOA and NS.
+fn zone(origin: &str, records: &str) -> String {
+    format!("$ORIGIN {origin}.\n$TTL 300\n@ SOA ns.{origin}. hostmaster.{origin}. 1 3600 600 86400 300\n@ NS ns.{origin}.\nns A 127.0.0.53\n{records}\n")
+}
+
+/// A receiving MTA on ADDR:25.
+struct Mx {
+    dir: tempfile::TempDir,
+    child: Child,
+}
+
+impl Mx {
+    fn start(addr: &str, tls: Option<&Cert>, refuse: Option<&str>) -> Mx {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cmd = Command::new("/usr/bin/python3");
+        cmd.arg(script("mx_smtp.py")).arg("--addr").arg(addr).arg("--dir").arg(dir.path());
+        if let Some(c) = tls {
+            cmd.arg("--cert").arg(&c.cert).arg("--key").arg(&c.key);
+        }
+        if let Some(r) = refuse {
+            cmd.arg("--refuse").arg(r);
+        }
+        let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        assert!(line.starts_with("MX_READY="), "mx_smtp.py on {addr}: `{line}`");
+        Mx { dir, child }
+    }
+
+    /// (envelope JSON, message) of each mail received, in order.
+    fn received(&self) -> Vec<(serde_json::Value, Vec<u8>)> {
+        let mut names: Vec<PathBuf> = std::fs::read_dir(self.dir.path()).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == "json")).collect();
+        names.sort();
+        names.iter().map(|j| (serde_json::from_slice(&std::fs::read(j).unwrap()).unwrap(), std::fs::read(j.with_extension("eml")).unwrap())).collect()
+    }
+}
+
+impl Drop for Mx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A child process killed when the test ends, passed or not.
+struct Peer(Child);
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A certificate and key as PEM files; `ca` set when a test CA signed it.
+struct Cert {
+    cert: PathBuf,
+    key: PathBuf,
+    /// The SHA-256 of its SubjectPublicKeyInfo (a `3 1 1` TLSA record's data).
+    spki_sha256: String,
+    _dir: tempfile::TempDir,
+}
+
+/// A test certificate authority.
+struct Ca {
+    issuer: rcgen::CertifiedIssuer<'static, rcgen::KeyPair>,
+    pem: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Ca {
+    fn new() -> Ca {
+        use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+        let dir = tempfile::tempdir().unwrap();
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let issuer = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
+        let pem = dir.path().join("ca.pem");
+        std::fs::write(&pem, issuer.pem()).unwrap();
+        Ca { issuer, pem, _dir: dir }
+    }
+}
+
+/// A certificate for `names`, signed by `ca` or self-signed.
+fn cert(names: &[&str], ca: Option<&Ca>) -> Cert {
+    use rcgen::{CertificateParams, KeyPair, PublicKeyData};
+    let dir = tempfile::tempdir().unwrap();
+    let key = KeyPair::generate().unwrap();
+    let params = CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).unwrap();
+    let c = match ca {
+        Some(ca) => params.signed_by(&key, &ca.issuer).unwrap(),
+        None => params.self_signed(&key).unwrap(),
+    };
+    let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert_path, c.pem()).unwrap();
+    std::fs::write(&key_path, key.serialize_pem()).unwrap();
+    let spki_sha256 = ring::digest::digest(&ring::digest::SHA256, &key.subject_public_key_info()).as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    Cert { cert: cert_path, key: key_path, spki_sha256, _dir: dir }
+}
+
+/// Delivery as sponts builds it, with `outbound.resolver` = the test DNS.
+async fn delivery(dns: &TestDns, extra: &str) -> (Delivery, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!("[smtp]\nhostname = \"gw.sender.example\"\n[outbound]\nresolver = \"{}\"\n{extra}\n[storage]\ndata_dir = \"{}\"\n", dns.resolver, dir.path().display());
+    let config = sponts::config::Config::parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let store = sponts::storage::Store::open(&config.storage.database_location()).await.unwrap();
+    (Delivery::new(Arc::new(config), store).unwrap(), dir)
+}
+
+fn message(subject: &str) -> Vec<u8> {
+    format!("From: a@sender.example\r\nTo: x@one.test\r\nSubject: {subject}\r\nMessage-ID: <{subject}@sender.example>\r\n\r\nHello.\r\n").into_bytes()
+}
+
+fn rcpts(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| s.to_string()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn delivers_by_mx_preference_several_recipients_in_one_session_starttls_when_offered() {
+    let mx_cert = cert(&["mx.one.test"], None);
+    let dns = TestDns::start(&[
+        ("one.test.zone", zone("one.test", "@ MX 10 mx\nmx A 127.0.1.1")),
+        // The preferred MX of two.test is down; the second takes the mail, without STARTTLS.
+        ("two.test.zone", zone("two.test", "@ MX 10 mx1\n@ MX 20 mx2\nmx1 A 127.0.1.2\nmx2 A 127.0.1.3")),
+        // No MX at all: the domain's own address is the implicit MX.
+        ("three.test.insecure.zone", zone("three.test", "@ A 127.0.1.4")),
+        ("nomail.test.zone", zone("nomail.test", "@ MX 0 .")),
+    ]);
+    let one = Mx::start("127.0.1.1", Some(&mx_cert), None);
+    let two = Mx::start("127.0.1.3", None, None);
+    let three = Mx::start("127.0.1.4", None, Some("550 5.1.1 no such user"));
+    let (d, _dir) = delivery(&dns, "").await;
+    let by_domain = vec![
+        ("one.test".to_string(), rcpts(&["a@one.test", "b@one.test"])),
+        ("two.test".to_string(), rcpts(&["c@two.test"])),
+        ("three.test".to_string(), rcpts(&["gone@three.test"])),
+        ("nomail.test".to_string(), rcpts(&["d@nomail.test"])),
+    ];
+    let outcomes = d.deliver_message("a@sender.example", &by_domain, &message("two-domains")).await;
+
+    let got = one.received();
+    assert_eq!(got.len(), 1, "one session, one transaction for both recipients: {got:?}");
+    assert_eq!(got[0].0["rcpt_tos"], serde_json::json!(["a@one.test", "b@one.test"]));
+    assert_eq!(got[0].0["tls"], true, "STARTTLS was offered, so it was used");
+    assert!(String::from_utf8_lossy(&got[0].1).contains("Subject: two-domains"));
+    assert!(outcomes[0].results.iter().all(|r| r.fate == Fate::Delivered), "{:?}", outcomes[0]);
+    assert!(outcomes[0].tls.as_deref().is_some_and(|t| t.contains("opportunistic")), "{:?}", outcomes[0].tls);
+
+    let got = two.received();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].0["tls"], false, "no STARTTLS offered: plain SMTP");
+    assert_eq!(outcomes[1].mx.as_deref(), Some("mx2.two.test[127.0.1.3]"), "the next MX after the one that is down");
+    assert_eq!(outcomes[1].results[0].fate, Fate::Delivered);
+
+    assert_eq!(outcomes[2].mx.as_deref(), Some("three.test[127.0.1.4]"));
+    assert_eq!(outcomes[2].results[0].fate, Fate::Bounced);
+    assert!(outcomes[2].results[0].reply.starts_with("550 5.1.1 no such user"), "{:?}", outcomes[2]);
+    assert!(three.received().is_empty());
+
+    assert_eq!(outcomes[3].results[0].fate, Fate::Bounced, "null MX: bounced at once");
+    assert!(outcomes[3].results[0].reply.starts_with("556 5.1.10"), "{:?}", outcomes[3]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dane_in_a_signed_zone_is_enforced_and_ignored_in_an_unsigned_one() {
+    let good = cert(&["mx.dane.test"], None);
+    let bad = cert(&["mx.danebad.test"], None);
+    let plain = cert(&["mx.plain.test"], None);
+    let other = cert(&["elsewhere.test"], None);
+    let dns = TestDns::start(&[
+        ("dane.test.zone", zone("dane.test", &format!("@ MX 10 mx\nmx A 127.0.2.1\n_25._tcp.mx TLSA 3 1 1 {}", good.spki_sha256))),
+        // The record names another key than the one the MX shows: an attacker's, as far as we know.
+        ("danebad.test.zone", zone("danebad.test", &format!("@ MX 10 mx\nmx A 127.0.2.2\n_25._tcp.mx TLSA 3 1 1 {}", other.spki_sha256))),
+        // The same mismatch in an unsigned zone: the TLSA record cannot be trusted, so it is ignored.
+        ("plain.test.insecure.zone", zone("plain.test", &format!("@ MX 10 mx\nmx A 127.0.2.3\n_25._tcp.mx TLSA 3 1 1 {}", other.spki_sha256))),
+    ]);
+    let mx_good = Mx::start("127.0.2.1", Some(&good), None);
+    let mx_bad = Mx::start("127.0.2.2", Some(&bad), None);
+    let mx_plain = Mx::start("127.0.2.3", Some(&plain), None);
+    let (d, _dir) = delivery(&dns, "").await;
+    let msg = message("dane");
+
+    let ok = d.deliver_domain("dane.test", "a@sender.example", &rcpts(&["x@dane.test"]), &msg).await;
+    assert_eq!(ok.results[0].fate, Fate::Delivered, "{ok:?}");
+    assert!(ok.tls.as_deref().is_some_and(|t| t.ends_with("(DANE)")), "{:?}", ok.tls);
+    assert_eq!(mx_good.received().len(), 1);
+
+    let refused = d.deliver_domain("danebad.test", "a@sender.example", &rcpts(&["x@danebad.test"]), &msg).await;
+    assert_eq!(refused.results[0].fate, Fate::Deferred, "{refused:?}");
+    assert!(refused.results[0].reply.starts_with("451 4.7.5"), "{refused:?}");
+    assert!(mx_bad.received().is_empty(), "nothing was sent, in clear or otherwise");
+
+    let insecure = d.deliver_domain("plain.test", "a@sender.example", &rcpts(&["x@plain.test"]), &msg).await;
+    assert_eq!(insecure.results[0].fate, Fate::Delivered, "{insecure:?}");
+    assert!(insecure.tls.as_deref().is_some_and(|t| t.ends_with("(opportunistic)")), "{:?}", insecure.tls);
+    let got = mx_plain.received();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].0["tls"], true);
+
+    // The TLS-RPT tallies: a success with DANE, a failure with it.
+    let (y, m, day) = sponts::clock::date(sponts::clock::now_us());
+    let today = format!("{y:04}-{m:02}-{day:02}");
+    let good_results = d.store.tls_results(&today, "dane.test").await.unwrap();
+    assert_eq!(good_results, vec![("tlsa".to_string(), "mx.dane.test".to_string(), "success".to_string(), 1)]);
+    let bad_results = d.store.tls_results(&today, "danebad.test").await.unwrap();
+    assert_eq!(bad_results, vec![("tlsa".to_string(), "mx.danebad.test".to_string(), "validation-failure".to_string(), 1)]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mta_sts_enforce_needs_a_valid_certificate_for_the_mx_name() {
+    let ca = Ca::new();
+    let web = cert(&["mta-sts.sts.test", "mta-sts.stsok.test"], Some(&ca));
+    let self_signed = cert(&["mx.sts.test"], None);
+    let valid = cert(&["mx.stsok.test"], Some(&ca));
+    let policy_id = "v=STSv1; id=20261204;";
+    let dns = TestDns::start(&[
+        ("sts.test.insecure.zone", zone("sts.test", &format!("@ MX 10 mx\nmx A 127.0.3.1\nmta-sts A 127.0.3.3\n_mta-sts TXT \"{policy_id}\""))),
+        ("stsok.test.insecure.zone", zone("stsok.test", &format!("@ MX 10 mx\nmx A 127.0.3.2\nmta-sts A 127.0.3.3\n_mta-sts TXT \"{policy_id}\""))),
+    ]);
+    let root = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(root.path().join(".well-known")).unwrap();
+    std::fs::write(root.path().join(".well-known/mta-sts.txt"), "version: STSv1\r\nmode: enforce\r\nmx: mx.sts.test\r\nmx: *.stsok.test\r\nmax_age: 86400\r\n").unwrap();
+    let mut https = Peer(Command::new("/usr/bin/python3")
+        .arg(script("https_static.py"))
+        .args(["--addr", "127.0.3.3", "--root"])
+        .arg(root.path())
+        .arg("--cert").arg(&web.cert)
+        .arg("--key").arg(&web.key)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap());
+    let mut line = String::new();
+    BufReader::new(https.0.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    assert!(line.starts_with("HTTPS_READY"), "{line}");
+    let mx_bad = Mx::start("127.0.3.1", Some(&self_signed), None);
+    let mx_ok = Mx::start("127.0.3.2", Some(&valid), None);
+    let (d, _dir) = delivery(&dns, &format!("mta_sts_ca = \"{}\"", ca.pem.display())).await;
+    let msg = message("sts");
+
+    let deferred = d.deliver_domain("sts.test", "a@sender.example", &rcpts(&["x@sts.test"]), &msg).await;
+    assert_eq!(deferred.results[0].fate, Fate::Deferred, "{deferred:?}");
+    assert!(deferred.results[0].reply.contains("TLS required (MTA-STS)"), "{deferred:?}");
+    assert!(mx_bad.received().is_empty(), "nothing sent to an MX whose certificate does not verify");
+
+    let ok = d.deliver_domain("stsok.test", "a@sender.example", &rcpts(&["x@stsok.test"]), &msg).await;
+    assert_eq!(ok.results[0].fate, Fate::Delivered, "{ok:?}");
+    assert!(ok.tls.as_deref().is_some_and(|t| t.ends_with("(MTA-STS)")), "{:?}", ok.tls);
+    assert_eq!(mx_ok.received().len(), 1);
+
+    // The policy is cached with its id: a second delivery needs no HTTPS server.
+    drop(https);
+    let cached = d.store.mta_sts_get("stsok.test").await.unwrap().expect("cached");
+    assert_eq!(cached.id, "20261204");
+    let again = d.deliver_domain("stsok.test", "a@sender.example", &rcpts(&["y@stsok.test"]), &msg).await;
+    assert!(again.tls.as_deref().is_some_and(|t| t.ends_with("(MTA-STS)")), "{again:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn destination_overrides_require_or_refuse_tls() {
+    let self_signed = cert(&["mx.partner.test"], None);
+    let dns = TestDns::start(&[("partner.test.insecure.zone", zone("partner.test", "@ MX 10 mx\nmx A 127.0.4.1")), ("broken.test.insecure.zone", zone("broken.test", "@ MX 10 mx\nmx A 127.0.4.1"))]);
+    let mx = Mx::start("127.0.4.1", Some(&self_signed), None);
+    let (d, _dir) = delivery(&dns, "[outbound.destinations.\"partner.test\"]\ntls = \"require\"\n[outbound.destinations.\"broken.test\"]\ntls = \"never\"").await;
+    let msg = message("override");
+    let r = d.deliver_domain("partner.test", "a@sender.example", &rcpts(&["x@partner.test"]), &msg).await;
+    assert_eq!(r.results[0].fate, Fate::Deferred, "a self-signed certificate does not satisfy tls = require: {r:?}");
+    assert!(mx.received().is_empty());
+    let r = d.deliver_domain("broken.test", "a@sender.example", &rcpts(&["x@broken.test"]), &msg).await;
+    assert_eq!(r.results[0].fate, Fate::Delivered, "{r:?}");
+    assert_eq!(mx.received()[0].0["tls"], false, "tls = never: plain SMTP although STARTTLS is offered");
+}
