@@ -175,6 +175,16 @@ async fn ldap_people_sign_in_everywhere_and_leave_at_the_refresh() {
     assert_eq!(login(gw.web, "bob@example.test", "bob-pass").await.unwrap_err().status, 401);
     assert_eq!(pop3(&gw, "bob@example.test", "bob-pass").await, None);
 
+    // What an admin sees with `sponts directory test`.
+    let mut out = Vec::new();
+    assert!(sponts::cli::directory::test(&config, &gw.store, "sales@example.test", &mut out).await.unwrap());
+    let text = String::from_utf8(out).unwrap();
+    for line in ["dn: uid=alice,ou=people,dc=example,dc=test", "address: alice@example.test", "aliases: sales@example.test", "role: user", "cached (ldap): alice@example.test", "(signs in while the source is down)"] {
+        assert!(text.contains(line), "{line}:\n{text}");
+    }
+    let mut out = Vec::new();
+    assert!(!sponts::cli::directory::test(&config, &gw.store, "bob@example.test", &mut out).await.unwrap(), "{}", String::from_utf8_lossy(&out));
+
     // LDAP down: alice's cached password still opens emergency POP3; nothing else does.
     slapd.stop();
     assert_eq!(pop3(&gw, "alice@example.test", "alice-pass").await.unwrap(), ["for alice", "for sales"], "cached sign-in while LDAP is down");
@@ -264,4 +274,49 @@ async fn the_mail_servers_password_signs_in_when_its_certificate_verifies() {
     assert_eq!(login(gw.web, "target@example.org", "target-pass").await.unwrap_err().status, 401);
     assert_eq!(pop3(&gw, "target@example.org", "target-pass").await, None);
     gw.stop().await;
+}
+
+fn sponts(cfg: &std::path::Path, args: &[&str]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_sponts")).args(args).env("SPONTS_CONFIG", cfg).output().unwrap();
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr))
+}
+
+#[tokio::test]
+async fn user_import_checks_every_line_first_and_directory_test_says_not_found() {
+    let cap = Capture::start(CaptureOptions::default()).await;
+    let (config, dir) = common::config(cap.addr, "");
+    let cfg = dir.path().join("sponts.toml");
+    std::fs::write(&cfg, format!("[domains]\nlocal = [\"example.org\"]\n[storage]\ndata_dir = \"{}\"\n", dir.path().display())).unwrap();
+    let csv = dir.path().join("people.csv");
+
+    std::fs::write(&csv, "address,role,password\nann@example.org,user,ann password 1\nnot an address,user,\nben@example.org,boss,\ncid@example.org,admin,short\n").unwrap();
+    let (ok, text) = sponts(&cfg, &["user", "import", csv.to_str().unwrap()]);
+    assert!(!ok, "{text}");
+    for problem in ["line 3: `not an address` is not a mail address", "line 4: role `boss`", "line 5: the password must have at least 8"] {
+        assert!(text.contains(problem), "{problem}: {text}");
+    }
+    let (_, list) = sponts(&cfg, &["user", "list"]);
+    assert!(!list.contains("ann@example.org"), "nothing is imported when a line is wrong: {list}");
+
+    std::fs::write(&csv, "# people\nann@example.org,user,ann password 1\nDee@Example.org,admin\n").unwrap();
+    let (ok, text) = sponts(&cfg, &["user", "import", csv.to_str().unwrap()]);
+    assert!(ok, "{text}");
+    assert!(text.contains("2 accounts imported"), "{text}");
+    let generated = text.lines().find_map(|l| l.strip_prefix("dee@example.org,admin,")).unwrap_or_else(|| panic!("the generated password is printed: {text}")).to_string();
+    assert_eq!(generated.len(), 16);
+    let (ok, text) = sponts(&cfg, &["user", "import", csv.to_str().unwrap()]);
+    assert!(!ok && text.contains("line 2: user ann@example.org exists already"), "{text}");
+
+    // The imported accounts sign in through the one check.
+    let store = sponts::storage::Store::open(&sponts::config::Config::parse(&std::fs::read_to_string(&cfg).unwrap()).unwrap().storage.database_location()).await.unwrap();
+    let dee = sponts::directory::sign_in(&store, &config, "dee@example.org", &generated).await.unwrap().expect("the printed password signs in");
+    assert_eq!(dee.role, sponts::storage::Role::Admin);
+    assert!(sponts::directory::sign_in(&store, &config, "ann@example.org", "ann password 1").await.unwrap().is_some());
+    assert!(sponts::directory::sign_in(&store, &config, "ann@example.org", "ann password 2").await.unwrap().is_none());
+    store.close().await;
+
+    let (ok, text) = sponts(&cfg, &["directory", "test", "ann@example.org"]);
+    assert!(ok && text.contains("local account ann@example.org: role user"), "{text}");
+    let (ok, text) = sponts(&cfg, &["directory", "test", "nobody@example.org"]);
+    assert!(!ok && text.contains("nobody@example.org: not found"), "exit status 1 for an unknown person: {text}");
 }

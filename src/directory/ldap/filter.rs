@@ -74,7 +74,7 @@ impl Parser<'_> {
 
     fn item(&mut self) -> Result<Vec<u8>, String> {
         let start = self.i;
-        while self.s.get(self.i).is_some_and(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b';')) {
+        while self.s.get(self.i).is_some_and(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b';' | b':')) {
             self.i += 1;
         }
         let attr = &self.s[start..self.i];
@@ -94,6 +94,12 @@ impl Parser<'_> {
             self.i += 1;
         }
         let raw = &self.s[raw_start..self.i];
+        if let Some(spec) = attr.strip_suffix(b":").filter(|_| tag == 0xa3) {
+            return extensible(spec, raw);
+        }
+        if attr.contains(&b':') {
+            return Err(format!("`:` in an attribute name at position {start}"));
+        }
         if tag == 0xa3 && raw == b"*" {
             return Ok(tlv(0x87, attr));
         }
@@ -109,6 +115,33 @@ impl Parser<'_> {
         }
         Ok(tlv(tag, &[octets(attr), octets(&unescape(raw)?)].concat()))
     }
+}
+
+/// `attr[:dn][:rule]:=value` (RFC 4515 extensible match), e.g. AD's bit test
+/// `userAccountControl:1.2.840.113556.1.4.803:=2`.
+fn extensible(spec: &[u8], raw: &[u8]) -> Result<Vec<u8>, String> {
+    let mut parts = spec.split(|c| *c == b':');
+    let attr = parts.next().unwrap_or_default();
+    let mut body = Vec::new();
+    let mut dn = false;
+    for p in parts {
+        match p {
+            b"dn" => dn = true,
+            b"" => return Err("an empty part in an extensible match".into()),
+            rule => body.extend(tlv(0x81, rule)),
+        }
+    }
+    if attr.is_empty() && body.is_empty() {
+        return Err("an extensible match needs an attribute or a matching rule".into());
+    }
+    if !attr.is_empty() {
+        body.extend(tlv(0x82, attr));
+    }
+    body.extend(tlv(0x83, &unescape(raw)?));
+    if dn {
+        body.extend(tlv(0x84, &[0xff]));
+    }
+    Ok(tlv(0xa9, &body))
 }
 
 fn unescape(raw: &[u8]) -> Result<Vec<u8>, String> {
@@ -142,6 +175,9 @@ mod tests {
         assert!(!b.contains(&0xa4));
         assert_eq!(encode("(mail=*)").unwrap(), [0x87, 4, b'm', b'a', b'i', b'l']);
         assert_eq!(encode("(cn=ab*c)").unwrap()[0], 0xa4);
+        let disabled = encode("(!(userAccountControl:1.2.840.113556.1.4.803:=2))").unwrap();
+        assert_eq!(&disabled[..3], [0xa2, disabled.len() as u8 - 2, 0xa9]);
+        assert!(encode("(a:b=c)").is_err());
     }
 
     #[test]
