@@ -320,3 +320,27 @@ async fn user_import_checks_every_line_first_and_directory_test_says_not_found()
     let (ok, text) = sponts(&cfg, &["directory", "test", "nobody@example.org"]);
     assert!(!ok && text.contains("nobody@example.org: not found"), "exit status 1 for an unknown person: {text}");
 }
+
+#[tokio::test]
+async fn while_the_mail_server_is_down_the_directory_says_who_is_known() {
+    let slapd = tokio::task::spawn_blocking(Slapd::start).await.unwrap();
+    let extra = format!("{}[queue]\nprobe = 1\n", ldap_config(&format!("ldaps://127.0.0.1:{}", slapd.ldaps), &slapd.ca));
+    let gw = gateway(dead_address(), &extra).await;
+    let mut c = Client::connect(gw.addr).await;
+    c.expect("EHLO client.test", 250).await;
+    c.expect("MAIL FROM:<a@partner.example>", 250).await;
+    // carol never signed in and never got mail here: LDAP has her.
+    c.expect("RCPT TO:<carol@example.test>", 250).await;
+    c.expect("RCPT TO:<sales@example.test>", 250).await;
+    let r = c.expect("RCPT TO:<stranger@example.test>", 450).await;
+    assert!(r.starts_with("450 4.2.1"), "{r}");
+    c.expect("QUIT", 221).await;
+    // LDAP gone too: bob (in LDAP, never seen here) can no longer be confirmed: "later".
+    slapd.stop();
+    let mut c = Client::connect(gw.addr).await;
+    c.expect("EHLO client.test", 250).await;
+    c.expect("MAIL FROM:<a@partner.example>", 250).await;
+    c.expect("RCPT TO:<bob@example.test>", 450).await;
+    c.expect("QUIT", 221).await;
+    gw.stop().await;
+}

@@ -224,6 +224,20 @@ pub async fn refresh(store: &Store, config: &Config) -> Result<Refreshed> {
     Ok(done)
 }
 
+/// Does the LDAP directory have a person with this address (main or alias, per the filter)?
+/// For the known recipients while the mail server is down; `false` when it cannot be asked.
+pub async fn knows(config: &Config, address: &str) -> bool {
+    let Some(l) = &config.directory.ldap else { return false };
+    match lookup(config, l, address).await {
+        Ok(Outcome::Known(_)) => true,
+        Ok(_) => false,
+        Err(e) => {
+            tracing::warn!("directory: LDAP cannot say whether {address} exists: {e:#}");
+            false
+        }
+    }
+}
+
 /// An LDAP lookup without a password, bounded by `directory.timeout`.
 pub async fn lookup(config: &Config, l: &crate::config::LdapConfig, address: &str) -> Result<Outcome> {
     tokio::time::timeout(config.directory.timeout.0, ldap::check(config, l, address, None)).await.unwrap_or_else(|_| Err(anyhow::anyhow!("no answer within directory.timeout")))

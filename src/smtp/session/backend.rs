@@ -5,8 +5,8 @@
 use super::*;
 
 impl Session {
-    /// Queue mode: a recipient is known if it is an account or alias, or the backend accepted it
-    /// lately. Others wait (450): the backend cannot confirm them, so never a 550.
+    /// Queue mode: a recipient is known if it is an account or alias, the backend accepted it
+    /// lately, or the LDAP directory has it. Others wait (450): the backend cannot confirm them, so never a 550.
     pub(super) async fn known_recipient(&self, address: &str) -> Reply {
         let days = self.gw.config.queue.known_recipient_days as i64;
         let since = crate::clock::now_us() - days * 86_400_000_000;
@@ -14,6 +14,11 @@ impl Session {
             Ok(true) => Ok(true),
             Ok(false) => self.gw.store.backend_knew(address, since).await,
             Err(e) => Err(e),
+        };
+        // The directory knows every mailbox, also those never signed in or written to lately.
+        let known = match known {
+            Ok(false) => Ok(crate::directory::knows(&self.gw.config, address).await),
+            other => other,
         };
         match known {
             Ok(true) => Reply::new(250, "2.1.5", "Ok"),
