@@ -51,4 +51,11 @@ mod tests {
         assert!(e[0].starts_with("backend.tls_ca: ") && e[0].contains("no usable PEM certificate"), "{e:?}");
         assert!(problems("modules = [\"access\", \"journal\"]\n").is_empty());
     }
+
+    #[test]
+    fn the_directorys_ca_and_filter_are_checked() {
+        let e = problems("[directory.ldap]\nurl = \"ldaps://dc1.example.org:636\"\nca = \"/nonexistent/ca.pem\"\nbind_dn = \"cn=s\"\nbind_password = \"p\"\nbase = \"dc=x\"\nfilter = \"(&(mail={addr})\"\n");
+        assert!(e.iter().any(|m| m.starts_with("directory.ldap.ca: cannot read /nonexistent/ca.pem")), "{e:?}");
+        assert!(e.iter().any(|m| m.starts_with("directory.ldap.filter: expected `)`")), "{e:?}");
+    }
 }

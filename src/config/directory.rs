@@ -140,3 +140,32 @@ pub(super) fn collect(config: &super::Config, errors: &mut Vec<ConfigError>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+
+    fn errors(text: &str) -> Vec<String> {
+        match Config::parse(text) {
+            Ok(_) => vec![],
+            Err(e) => e.0.iter().map(|e| e.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn mistakes_name_their_key() {
+        let e = errors("[directory]\nimap = \"mail.example.org\"\nimap_login = \"uid\"\n");
+        assert!(e.iter().any(|m| m.starts_with("directory.imap_login")), "{e:?}");
+        let e = errors("[domains]\nlocal = [\"example.org\"]\n[directory]\nimap = \"mail.example.org\"\n");
+        assert!(e.iter().any(|m| m.starts_with("directory.imap: `mail.example.org` is not HOST:PORT")), "{e:?}");
+        assert!(e.iter().any(|m| m.starts_with("directory.imap_ca: is needed")), "{e:?}");
+        let e = errors("[directory.ldap]\nurl = \"http://dc1:389\"\nfilter = \"(mail=x)\"\nbind_pasword = \"x\"\n");
+        assert!(e.iter().any(|m| m.starts_with("directory.ldap.bind_pasword: unknown")), "{e:?}");
+        let e = errors("[directory.ldap]\nurl = \"http://dc1:389\"\nfilter = \"(mail=x)\"\n");
+        for key in ["directory.ldap.url: ", "directory.ldap.ca: must be set", "directory.ldap.bind_dn: must be set", "directory.ldap.base: must be set", "directory.ldap.bind_password: give either", "directory.ldap.filter: must contain {addr}"] {
+            assert!(e.iter().any(|m| m.starts_with(key)), "{key}: {e:?}");
+        }
+        let good = "[directory.ldap]\nurl = \"ldaps://dc1.example.org:636\"\nca = \"/etc/ca.pem\"\nbind_dn = \"cn=s\"\nbind_password = \"p\"\nbase = \"dc=example\"\n";
+        assert!(errors(good).is_empty(), "{:?}", errors(good));
+    }
+}

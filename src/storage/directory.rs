@@ -68,7 +68,8 @@ impl Store {
     }
 
     /// Records what the source said about a person (now), with the hash of the password it just
-    /// accepted if any. Aliases another account holds stay that account's. `false`: the address
+    /// accepted if any. Aliases another account holds stay that account's; another account's own
+    /// address is never an alias. `false`: the address
     /// is a local account's, left alone.
     pub async fn save_directory_user(&self, p: &DirectoryUser, password_hash: Option<&str>) -> Result<bool> {
         let now = crate::clock::now_us();
@@ -94,7 +95,12 @@ impl Store {
             }
             sqlx::query("DELETE FROM user_aliases WHERE address = $1").bind(&p.address).execute(&mut *tx).await?;
             for alias in &p.aliases {
-                sqlx::query("INSERT INTO user_aliases (alias, address) VALUES ($1, $2) ON CONFLICT DO NOTHING").bind(alias.to_lowercase()).bind(&p.address).execute(&mut *tx).await?;
+                // Never another account's own address: a directory entry cannot take a mailbox over.
+                sqlx::query("INSERT INTO user_aliases (alias, address) SELECT $1, $2 WHERE NOT EXISTS (SELECT 1 FROM users WHERE address = $1) ON CONFLICT DO NOTHING")
+                    .bind(alias.to_lowercase())
+                    .bind(&p.address)
+                    .execute(&mut *tx)
+                    .await?;
             }
             tx.commit().await?;
             Ok(true)
@@ -122,5 +128,36 @@ impl Store {
             let rows: Vec<(String, String, i64)> = sqlx::query_as("SELECT address, source, password_us FROM users WHERE source <> 'local' ORDER BY address").fetch_all(pool).await?;
             Ok(rows)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn person(address: &str, aliases: &[&str], role: Role) -> DirectoryUser {
+        DirectoryUser { address: address.into(), source: "ldap".into(), dn: format!("uid={address}"), aliases: aliases.iter().map(|a| a.to_string()).collect(), groups: vec!["cn=g".into()], role, checked_us: 0, password_us: 0 }
+    }
+
+    #[tokio::test]
+    async fn a_directory_entry_never_takes_over_a_local_account_or_its_aliases() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&crate::config::DatabaseLocation::Sqlite(dir.path().join("t.db"))).await.unwrap();
+        store.add_user("ceo@example.org", "local-hash", Role::Admin).await.unwrap();
+        store.add_alias("ceo@example.org", "board@example.org").await.unwrap();
+        assert!(!store.save_directory_user(&person("ceo@example.org", &[], Role::User), Some("h")).await.unwrap());
+        assert!(store.save_directory_user(&person("mallory@example.org", &["ceo@example.org", "board@example.org", "m@example.org"], Role::User), Some("h")).await.unwrap());
+        let (m, hash) = store.directory_user("m@example.org").await.unwrap().unwrap();
+        assert_eq!((m.address.as_str(), m.aliases.clone(), hash.as_str()), ("mallory@example.org", vec!["m@example.org".to_string()], "h"));
+        let ceo = store.user("ceo@example.org").await.unwrap().unwrap();
+        assert_eq!((ceo.password_hash.as_str(), ceo.role, ceo.aliases.clone()), ("local-hash", Role::Admin, vec!["board@example.org".to_string()]));
+        assert!(store.directory_user("ceo@example.org").await.unwrap().is_none());
+        // A refresh without a password keeps the cached hash; forgetting removes only directory rows.
+        assert!(store.save_directory_user(&person("mallory@example.org", &[], Role::Admin), None).await.unwrap());
+        let (m, hash) = store.directory_user("mallory@example.org").await.unwrap().unwrap();
+        assert_eq!((m.role, m.aliases.len(), hash.as_str()), (Role::Admin, 0, "h"));
+        assert!(!store.forget_directory_user("ceo@example.org").await.unwrap());
+        assert!(store.forget_directory_user("mallory@example.org").await.unwrap());
+        assert_eq!(store.users(None).await.unwrap().len(), 1);
     }
 }
