@@ -114,9 +114,20 @@ async fn me(gw: &Gateway, token: &str) -> (u16, serde_json::Value) {
 
 #[tokio::test]
 async fn ldap_people_sign_in_everywhere_and_leave_at_the_refresh() {
+    ldap_people(String::new()).await;
+}
+
+#[tokio::test]
+async fn ldap_people_sign_in_everywhere_and_leave_at_the_refresh_on_postgres() {
+    let db = common::pg::TestDb::create().await;
+    ldap_people(format!("[storage]\ndatabase = \"{}\"\n", db.url)).await;
+    db.drop_db().await;
+}
+
+async fn ldap_people(storage: String) {
     let slapd = tokio::task::spawn_blocking(Slapd::start).await.unwrap();
     let cap = Capture::start(CaptureOptions::default()).await;
-    let (config, dir) = common::config(cap.addr, &ldap_config(&format!("ldap://127.0.0.1:{}", slapd.ldap), &slapd.ca));
+    let (config, dir) = common::config(cap.addr, &(ldap_config(&format!("ldap://127.0.0.1:{}", slapd.ldap), &slapd.ca) + &storage));
     let gw = start_with(config.clone(), dir).await;
     deliver(&gw, "for alice", "alice@example.test").await;
     deliver(&gw, "for sales", "sales@example.test").await;
