@@ -237,6 +237,14 @@ async fn ldaps_verifies_the_directory_against_its_ca() {
     let url = format!("ldaps://127.0.0.1:{}", slapd.ldaps);
     let gw = gateway(cap.addr, &ldap_config(&url, &slapd.ca)).await;
     assert!(login(gw.web, "carol@example.test", "carol-pass").await.is_ok(), "LDAPS with the directory's CA");
+    // bob's address is also a local interception account here: the local account wins, the
+    // directory's password opens nothing and the account stays as it was.
+    let local = sponts::auth::hash_password("officer password").unwrap();
+    gw.store.add_user("bob@example.test", &local, sponts::storage::Role::Interception).await.unwrap();
+    assert_eq!(login(gw.web, "bob@example.test", "bob-pass").await.unwrap_err().status, 401);
+    let bob = gw.store.user("bob@example.test").await.unwrap().unwrap();
+    assert_eq!((bob.role, bob.password_hash), (sponts::storage::Role::Interception, local));
+    assert!(gw.store.directory_user("bob@example.test").await.unwrap().is_none());
     gw.stop().await;
     let gw = gateway(cap.addr, &ldap_config(&url, &stranger.ca.display().to_string())).await;
     assert_eq!(login(gw.web, "carol@example.test", "carol-pass").await.unwrap_err().status, 401, "a directory whose certificate does not chain to directory.ldap.ca is not asked");
