@@ -187,7 +187,7 @@ pub struct Refreshed {
 
 /// Looks every cached directory person up again: gone or locked → removed (their sessions end),
 /// changed → updated (role, aliases). A mail-server person can only be confirmed by signing in:
-/// they are removed once their cached password has outlived `cache_hours`.
+/// they are removed once their last sign-in is older than `cache_hours` and `web.session_hours`.
 pub async fn refresh(store: &Store, config: &Config) -> Result<Refreshed> {
     let mut done = Refreshed::default();
     let lifetime = config.directory.cache_hours as i64 * 3_600_000_000;
@@ -214,7 +214,8 @@ pub async fn refresh(store: &Store, config: &Config) -> Result<Refreshed> {
                 }
             },
             ("ldap", Some(_)) => done.unreachable += 1,
-            ("imap", _) if config.directory.imap.is_some() && crate::clock::now_us() - password_us < lifetime => done.confirmed += 1,
+            // Kept while their cached password or a web session of theirs may still be in use.
+            ("imap", _) if config.directory.imap.is_some() && crate::clock::now_us() - password_us < lifetime.max(config.web.session_hours as i64 * 3_600_000_000) => done.confirmed += 1,
             _ => {
                 store.forget_directory_user(&address).await?;
                 done.removed += 1;
