@@ -159,6 +159,7 @@ pub async fn start(config: config::Config) -> anyhow::Result<Running> {
     if config.queue.enabled {
         tokio::spawn(queue::runner(config.clone(), store.clone(), health.clone()));
     }
+    tokio::spawn(outbound::deliver::runner::run(config.clone(), store.clone()));
     let intercept = intercept::Interception::start(&config, store.clone()).await?;
     let pop3 = if config.pop3.enabled { Some(pop3::start(config.clone(), store.clone(), &certs, intercept.clone()).await?) } else { None };
     let metrics = match config.metrics.listen {

@@ -4,12 +4,16 @@
 //! and an MTA-STS policy over HTTPS (python3's http.server, `scripts/peers/https_static.py`).
 //! Each test has its own block of addresses (127.0.N.x), so they run side by side.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 
 use sponts::outbound::deliver::{Delivery, Fate};
+use sponts::storage::{NewQueued, Route};
+use std::time::Duration;
 
 fn script(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/peers").join(name)
@@ -55,6 +59,11 @@ struct Mx {
 
 impl Mx {
     fn start(addr: &str, tls: Option<&Cert>, refuse: Option<&str>) -> Mx {
+        Mx::start_with(addr, tls, refuse, 0.0)
+    }
+
+    /// With each RCPT answered after `rcpt_delay` seconds.
+    fn start_with(addr: &str, tls: Option<&Cert>, refuse: Option<&str>, rcpt_delay: f64) -> Mx {
         let dir = tempfile::tempdir().unwrap();
         let mut cmd = Command::new("/usr/bin/python3");
         cmd.arg(script("mx_smtp.py")).arg("--addr").arg(addr).arg("--dir").arg(dir.path());
@@ -64,6 +73,7 @@ impl Mx {
         if let Some(r) = refuse {
             cmd.arg("--refuse").arg(r);
         }
+        cmd.arg("--rcpt-delay").arg(rcpt_delay.to_string());
         let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
         let mut line = String::new();
         BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
@@ -313,4 +323,125 @@ async fn destination_overrides_require_or_refuse_tls() {
     let r = d.deliver_domain("broken.test", "a@sender.example", &rcpts(&["x@broken.test"]), &msg).await;
     assert_eq!(r.results[0].fate, Fate::Delivered, "{r:?}");
     assert_eq!(mx.received()[0].0["tls"], false, "tls = never: plain SMTP although STARTTLS is offered");
+}
+
+/// Queues an outbound message the way acceptance does: every recipient routed to its MX, the
+/// arrival a few seconds back (the runners wait 2 s for the accepting session's journal record).
+async fn enqueue(store: &sponts::storage::Store, id: &str, sender: &str, to: &[&str], msg: &[u8]) {
+    let z = sponts::modules::backup::compress(msg, 3).unwrap();
+    let rcpts: Vec<(String, Route)> = to.iter().map(|a| (a.to_string(), Route::Mx)).collect();
+    let m = NewQueued { id, time_us: sponts::clock::now_us() - 3_000_000, sender, size: msg.len() as i64, compressed: &z, rcpts: &rcpts, outbound: true, held: "" };
+    store.enqueue_routed(&m).await.unwrap();
+}
+
+async fn wait_until<F: std::future::Future<Output = bool>>(what: &str, secs: u64, mut check: impl FnMut() -> F) {
+    for _ in 0..secs * 10 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("not within {secs} s: {what}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn queued_mail_is_delivered_per_domain_retried_and_returned_with_delay_and_final_dsns() {
+    let dns = TestDns::start(&[
+        ("ok.test.zone", zone("ok.test", "@ MX 10 mx\nmx A 127.0.5.1")),
+        ("down.test.zone", zone("down.test", "@ MX 10 mx\nmx A 127.0.5.2")),
+    ]);
+    let mx = Mx::start("127.0.5.1", None, None);
+    // The organisation's mail server, which gets the DSNs for its sender.
+    let backend = common::Capture::start(Default::default()).await;
+    let extra = format!("[queue]\nprobe = \"1s\"\n[outbound]\nresolver = \"{}\"\nretry = \"1s\"\nmax_retry = \"1s\"\ndelay_dsn_after = \"3s\"\nlifetime = \"8s\"\n", dns.resolver);
+    let (config, dir) = common::config(backend.addr, &extra);
+    let gw = common::start_with(config, dir).await;
+    let msg = message("queued");
+    enqueue(&gw.store, "OUT1", "user@example.org", &["a@ok.test", "b@ok.test", "c@down.test"], &msg).await;
+
+    wait_until("ok.test's MX has the message", 20, || async { !mx.received().is_empty() }).await;
+    let got = mx.received();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].0["rcpt_tos"], serde_json::json!(["a@ok.test", "b@ok.test"]), "one session for the domain's two recipients");
+    assert_eq!(got[0].0["mail_from"], "user@example.org");
+    // Each recipient's last reply is kept; the one whose MX is down waits for another try.
+    let mut attempts = 0;
+    wait_until("c@down.test was tried twice", 20, || {
+        let store = gw.store.clone();
+        async move { store.queue_list(Some("OUT1")).await.unwrap().pop().is_some_and(|q| q.attempts >= 2) }
+    })
+    .await;
+    let routes = gw.store.queue_routes("OUT1").await.unwrap();
+    for (address, _, done, reply) in &routes {
+        if address.ends_with("@ok.test") {
+            assert!(*done && reply.starts_with("250 "), "{routes:?}");
+        } else {
+            assert!(!*done && reply.starts_with("451 4.4.1 mx.down.test[127.0.5.2]"), "{routes:?}");
+            attempts += 1;
+        }
+    }
+    assert_eq!(attempts, 1);
+
+    // Past delay_dsn_after: one delay notice; past the lifetime: the final DSN, and the message is out.
+    wait_until("both DSNs reached the sender's mail server", 30, || async { backend.deliveries().len() >= 2 }).await;
+    wait_until("the message left the queue", 10, || {
+        let store = gw.store.clone();
+        async move { store.queue_list(Some("OUT1")).await.unwrap().is_empty() }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let dsns = backend.deliveries();
+    assert_eq!(dsns.len(), 2, "one delay notice, one final DSN: {dsns:?}");
+    let delay = String::from_utf8_lossy(&dsns[0].data).to_string();
+    let failed = String::from_utf8_lossy(&dsns[1].data).to_string();
+    assert!(dsns[0].mail.starts_with("<>"), "DSNs come from the null sender: {}", dsns[0].mail);
+    assert_eq!(dsns[0].rcpts, vec!["user@example.org".to_string()]);
+    assert!(delay.contains("Subject: Delayed Mail") && delay.contains("Final-Recipient: rfc822; c@down.test\r\nAction: delayed\r\nStatus: 4.4.1"), "{delay}");
+    assert!(failed.contains("Action: failed") && failed.contains("c@down.test") && failed.contains("given up after 8s"), "{failed}");
+    assert!(!failed.contains("a@ok.test"), "delivered recipients are not in the DSN");
+    assert_eq!(mx.received().len(), 1, "nothing delivered twice");
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kill_9_during_delivery_loses_nothing_and_sends_once() {
+    let dns = TestDns::start(&[("slow.test.zone", zone("slow.test", "@ MX 10 mx\nmx A 127.0.6.1"))]);
+    // An MX that thinks 3 s about each recipient: sponts is killed while it waits.
+    let mx = Mx::start_with("127.0.6.1", None, None, 3.0);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("sponts.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[smtp]\nlisten = [\"127.0.0.1:0\"]\nhostname = \"gw.test.example\"\n[web]\nenabled = false\n[pop3]\nenabled = false\n[backend]\naddress = \"127.0.0.1:9\"\n[report]\nmail = \"off\"\n[storage]\ndata_dir = \"{}\"\n[outbound]\nresolver = \"{}\"\nretry = \"1s\"\n",
+            dir.path().display(),
+            dns.resolver
+        ),
+    )
+    .unwrap();
+    let config = sponts::config::Config::load(&cfg).unwrap();
+    let store = sponts::storage::Store::open(&config.storage.database_location()).await.unwrap();
+    enqueue(&store, "KILL1", "user@example.org", &["x@slow.test"], &message("kill")).await;
+    let serve = || Peer(Command::new(env!("CARGO_BIN_EXE_sponts")).args(["serve", "--config"]).arg(&cfg).stderr(Stdio::null()).spawn().unwrap());
+
+    let mut first = serve();
+    wait_until("sponts reached RCPT", 30, || async { mx.dir.path().join("rcpt-seen").exists() }).await;
+    first.0.kill().unwrap(); // SIGKILL, mid-session
+    first.0.wait().unwrap();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert!(mx.received().is_empty(), "the transaction was cut before DATA");
+    assert_eq!(store.queue_list(Some("KILL1")).await.unwrap().len(), 1, "still queued");
+
+    // Started again: the dead process's lease runs out and the mail goes, once.
+    let _second = serve();
+    wait_until("delivered after the restart", 90, || async { !mx.received().is_empty() }).await;
+    wait_until("the message left the queue", 10, || {
+        let store = store.clone();
+        async move { store.queue_list(Some("KILL1")).await.unwrap().is_empty() }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let got = mx.received();
+    assert_eq!(got.len(), 1, "sent once: {got:?}");
+    assert_eq!(got[0].0["rcpt_tos"], serde_json::json!(["x@slow.test"]));
 }

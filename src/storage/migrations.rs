@@ -406,6 +406,15 @@ CREATE TABLE tls_results (
         postgres: "",
     },
     Migration {
+        version: 19,
+        // Outbound delivery: whether a recipient's sender has had the delay notice.
+        sql: r#"
+ALTER TABLE queue_rcpt ADD COLUMN delay_notified BOOLEAN NOT NULL DEFAULT FALSE;
+"#,
+        sqlite: "",
+        postgres: "",
+    },
+    Migration {
         version: 22,
         // People from a directory (LDAP, the mail server's IMAP) cached beside local accounts:
         // where they came from, when the source last confirmed them and their password (whose

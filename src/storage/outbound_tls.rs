@@ -1,5 +1,6 @@
-//! What outbound delivery keeps about the destinations' transport security: cached MTA-STS
-//! policies (RFC 8461 §5, until their max_age) and per-day TLS results for TLS-RPT (RFC 8460).
+//! What outbound delivery keeps besides the queue's own rows: cached MTA-STS policies (RFC 8461
+//! §5, until their max_age), per-day TLS results for TLS-RPT (RFC 8460), and which recipients'
+//! senders have had their delay notice.
 
 use anyhow::Result;
 use sqlx::Row;
@@ -49,6 +50,16 @@ impl Store {
         with_pool!(self, pool => {
             let rows = sqlx::query("SELECT policy, mx, result, sessions FROM tls_results WHERE day = $1 AND domain = $2 ORDER BY policy, mx, result").bind(day).bind(domain).fetch_all(pool).await?;
             rows.iter().map(|r| Ok((r.try_get("policy")?, r.try_get("mx")?, r.try_get("result")?, r.try_get("sessions")?))).collect()
+        })
+    }
+
+    /// Marks a recipient's delay notice as sent; true only the first time (so one notice per
+    /// recipient, whichever node asks).
+    pub async fn mx_delay_noticed(&self, queue_id: &str, address: &str) -> Result<bool> {
+        with_pool!(self, pool => {
+            let r = sqlx::query("UPDATE queue_rcpt SET delay_notified = $1 WHERE queue_id = $2 AND address = $3 AND delay_notified = $4")
+                .bind(true).bind(queue_id).bind(address).bind(false).execute(pool).await?;
+            Ok(r.rows_affected() == 1)
         })
     }
 }

@@ -1,11 +1,13 @@
 //! Delivery to the internet: a message's recipients grouped by destination domain, each domain
 //! reached through its MX hosts ([`route`]) in one session for all its recipients, with the
 //! transport security [`security`] decides from DANE ([`dns`] keeps the AD bit), MTA-STS
-//! ([`mta_sts`]) and the config's overrides. Sessions are bounded overall and per domain.
+//! ([`mta_sts`]) and the config's overrides. Sessions are bounded overall and per domain;
+//! [`runner`] takes the work from the durable queue and records what became of it.
 
 pub mod dns;
 pub mod mta_sts;
 pub mod route;
+pub mod runner;
 pub mod security;
 
 use std::collections::HashMap;
