@@ -16,7 +16,8 @@
 //!   [`pop3`]: emergency access to that mail over POP3.
 //! - [`archive`]: the kept mail taken out (export as mbox or a zip of `.eml`);
 //!   [`replay`]: a kept message delivered again; [`digest`]: the "held back for you" mail and its
-//!   signed links; [`auth`]: passwords; [`directory`]: who may sign in (local accounts, LDAP /
+//!   signed links; [`auth`]: passwords; [`twofactor`]: the second factor (TOTP, recovery codes);
+//!   [`directory`]: who may sign in (local accounts, LDAP /
 //!   Active Directory, the mail server), the one check behind every login.
 //! - [`outbound`]: the organisation's mail to the internet — [`outbound::deliver`] (MX delivery,
 //!   STARTTLS, DANE and MTA-STS decided in one place).
@@ -57,6 +58,7 @@ pub mod scanners;
 pub mod server;
 pub mod smtp;
 pub mod storage;
+pub mod twofactor;
 pub mod web;
 
 /// A running sponts: the SMTP listeners, the web UI and API, and the store they share.

@@ -389,6 +389,19 @@ enum UserCmd {
     /// Add local accounts from a CSV file: address,role[,password] (user or admin; a missing
     /// password is generated and printed). Nothing is added if any line is wrong.
     Import { file: std::path::PathBuf },
+    /// The second factor (TOTP) of an account.
+    #[command(name = "2fa")]
+    TwoFactor {
+        #[command(subcommand)]
+        cmd: TwoFactorCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum TwoFactorCmd {
+    /// Remove an account's second factor and recovery codes and end its sessions: the next
+    /// sign-in enrols again (a lost phone).
+    Reset { address: String },
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -489,6 +502,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                         let text = std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
                         sponts::cli::directory::import(&store, &text, &mut std::io::stdout().lock()).await?;
                     }
+                    UserCmd::TwoFactor { cmd: TwoFactorCmd::Reset { address } } => user::twofactor_reset(&store, &address, &mut std::io::stdout().lock()).await?,
                 }
                 Ok(ExitCode::SUCCESS)
             }

@@ -5,6 +5,9 @@
 
 mod common;
 
+/// The officer signs in with a password only here: the second factor is tests/twofactor.rs's.
+const NO_SECOND_FACTOR: &str = "[web]\nrequire_2fa_for = []\n";
+
 use common::http::{login, request};
 use common::agency::{Agency, Pki};
 use mail_parser::MimeHeaders;
@@ -127,7 +130,7 @@ async fn orders_from_the_cli_and_the_audit_log() {
 #[tokio::test]
 async fn officers_see_no_mail_and_admins_do_not_see_officers() {
     let cap = Capture::start(CaptureOptions::default()).await;
-    let gw = gateway(cap.addr, "").await;
+    let gw = gateway(cap.addr, NO_SECOND_FACTOR).await;
     add_user(&gw.store, "admin@example.org", sponts::storage::Role::Admin).await;
     add_user(&gw.store, "officer@example.org", sponts::storage::Role::Interception).await;
     let mut c = Client::connect(gw.addr).await;
@@ -374,7 +377,7 @@ fn url(s: &str) -> String {
 #[tokio::test]
 async fn the_interception_pages_are_the_officers_alone() {
     let cap = Capture::start(CaptureOptions::default()).await;
-    let gw = gateway(cap.addr, "").await;
+    let gw = gateway(cap.addr, NO_SECOND_FACTOR).await;
     add_user(&gw.store, "admin@example.org", sponts::storage::Role::Admin).await;
     add_user(&gw.store, "user@example.org", sponts::storage::Role::User).await;
     add_user(&gw.store, "officer@example.org", sponts::storage::Role::Interception).await;
@@ -447,7 +450,7 @@ async fn the_interception_pages_are_the_officers_alone() {
 #[tokio::test]
 async fn an_officer_makes_and_ends_an_order_in_chromium() {
     let cap = Capture::start(CaptureOptions::default()).await;
-    let gw = gateway(cap.addr, "").await;
+    let gw = gateway(cap.addr, NO_SECOND_FACTOR).await;
     add_user(&gw.store, "officer@example.org", sponts::storage::Role::Interception).await;
     let export = tempfile::tempdir().unwrap();
     let b = common::browser::Browser::start().await;

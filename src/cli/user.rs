@@ -1,4 +1,4 @@
-//! `sponts user add|passwd|del|list|alias`: accounts for the web UI, API and POP3.
+//! `sponts user add|passwd|del|list|alias|2fa reset`: accounts for the web UI, API and POP3.
 
 use anyhow::{bail, Context, Result};
 use std::io::{BufRead, Write};
@@ -79,6 +79,24 @@ pub async fn del(store: &Store, address: &str) -> Result<()> {
         bail!("no user {name}");
     }
     println!("removed {name}");
+    Ok(())
+}
+
+/// `sponts user 2fa reset`: the account's second factor and recovery codes go, its sessions end;
+/// the next sign-in enrols again (where the role needs one). Written to the audit log.
+pub async fn twofactor_reset(store: &Store, address: &str, out: &mut dyn Write) -> Result<()> {
+    let name = account_name(address)?;
+    if store.user(&name).await?.is_none() {
+        bail!("no user {name}");
+    }
+    let had = store.reset_second_factor(&name).await?;
+    store.audit(&super::invoker::actor(), "account.2fa-reset", &name).await?;
+    tracing::info!(user = %name, "second factor reset on the machine");
+    if had {
+        writeln!(out, "second factor of {name} removed; the next sign-in enrols again")?;
+    } else {
+        writeln!(out, "{name} had no second factor; its sessions are ended")?;
+    }
     Ok(())
 }
 

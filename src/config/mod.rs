@@ -135,11 +135,13 @@ pub struct WebConfig {
     pub tls: bool,
     /// How long a login lasts.
     pub session_hours: u64,
+    /// Roles that must sign in with a second factor (TOTP): `admin`, `interception`, `user`.
+    pub require_2fa_for: Vec<String>,
 }
 
 impl Default for WebConfig {
     fn default() -> Self {
-        WebConfig { enabled: true, listen: "127.0.0.1:8025".parse().expect("static address"), tls: false, session_hours: 12 }
+        WebConfig { enabled: true, listen: "127.0.0.1:8025".parse().expect("static address"), tls: false, session_hours: 12, require_2fa_for: vec!["interception".into()] }
     }
 }
 
@@ -479,6 +481,11 @@ impl Config {
         if self.web.session_hours == 0 || self.web.session_hours > 24 * 30 {
             err("web.session_hours", "must be between 1 and 720".into());
         }
+        for (i, role) in self.web.require_2fa_for.iter().enumerate() {
+            if !["admin", "interception", "user"].contains(&role.as_str()) {
+                err(&format!("web.require_2fa_for[{i}]"), format!("`{role}` is not a role (admin, interception, user)"));
+            }
+        }
         if self.digest.every.0 < std::time::Duration::from_secs(60) {
             err("digest.every", "must be at least 1m".into());
         }
@@ -695,6 +702,13 @@ mod tests {
         assert!(e.iter().any(|m| m.starts_with("metrics.listen: is web.listen")), "{e:?}");
         let e = errors("[report]\nmail = \"sometimes\"\n");
         assert!(e[0].starts_with("report.mail: "), "{e:?}");
+    }
+
+    #[test]
+    fn second_factor_roles_are_checked() {
+        let e = errors("[web]\nrequire_2fa_for = [\"admin\", \"root\"]\n");
+        assert_eq!(e, vec!["web.require_2fa_for[1]: `root` is not a role (admin, interception, user)".to_string()]);
+        assert_eq!(Config::parse("").unwrap().web.require_2fa_for, vec!["interception".to_string()]);
     }
 
     #[test]

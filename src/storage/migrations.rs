@@ -429,6 +429,45 @@ ALTER TABLE users ADD COLUMN password_us BIGINT NOT NULL DEFAULT 0;
         sqlite: "",
         postgres: "",
     },
+    Migration {
+        version: 25,
+        // The second factor: a TOTP secret per account (pending until confirmed with a code; the
+        // last step used, so a code works once), hashed recovery codes, and whether a session has
+        // passed the second factor.
+        sql: r#"
+CREATE TABLE user_totp (
+    address TEXT PRIMARY KEY REFERENCES users (address) ON DELETE CASCADE,
+    secret TEXT NOT NULL,
+    active BOOLEAN NOT NULL,
+    last_step BIGINT NOT NULL,
+    created_us BIGINT NOT NULL
+);
+CREATE TABLE user_recovery_codes (
+    address TEXT NOT NULL REFERENCES users (address) ON DELETE CASCADE,
+    code_hash TEXT NOT NULL,
+    used_us BIGINT,
+    PRIMARY KEY (address, code_hash)
+);
+ALTER TABLE web_sessions ADD COLUMN second_factor BOOLEAN NOT NULL DEFAULT FALSE;
+"#,
+        sqlite: "",
+        postgres: "",
+    },
+    Migration {
+        version: 26,
+        // API tokens for scripts: named, made by a signed-in admin, acting with the creator's role.
+        sql: r#"
+CREATE TABLE api_tokens (
+    id TEXT PRIMARY KEY,
+    token_hash TEXT NOT NULL UNIQUE,
+    address TEXT NOT NULL REFERENCES users (address) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    created_us BIGINT NOT NULL
+);
+"#,
+        sqlite: "",
+        postgres: "",
+    },
 ];
 
 pub async fn run(store: &Store) -> Result<()> {

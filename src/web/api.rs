@@ -34,6 +34,9 @@ pub fn error(status: StatusCode, text: &str) -> Response {
 pub struct LoginBody {
     pub username: String,
     pub password: String,
+    /// The second factor's code (TOTP or a recovery code), for accounts that have one.
+    #[serde(default)]
+    pub totp: Option<String>,
 }
 
 /// What a successful login gives: the token and its CSRF partner.
@@ -41,10 +44,13 @@ pub struct Login {
     pub token: String,
     pub csrf: String,
     pub cookie: String,
+    /// The second factor is still to give (on the code page): the session reaches nothing else.
+    pub code_next: bool,
 }
 
-/// Checks a password (throttled) and opens a session. Shared by the API and the login page.
-pub async fn sign_in(web: &Web, ip: std::net::IpAddr, username: &str, password: &str) -> Result<Login, (StatusCode, String)> {
+/// Checks a password and then the second factor (both throttled) and opens a session. Shared
+/// by the API (`code` is `Now`) and the login page (`NextPage`: a session that waits for it).
+pub async fn sign_in(web: &Web, ip: std::net::IpAddr, username: &str, password: &str, code: super::twofactor::CodeAt<'_>) -> Result<Login, (StatusCode, String)> {
     let username = username.trim().to_lowercase();
     if let Some(wait) = web.throttle.blocked(ip, &username) {
         return Err((StatusCode::TOO_MANY_REQUESTS, format!("too many failed logins; try again in {} s", wait.as_secs().max(1))));
@@ -56,15 +62,16 @@ pub async fn sign_in(web: &Web, ip: std::net::IpAddr, username: &str, password: 
         tracing::info!(%ip, user = %username, "failed login");
         return Err((StatusCode::UNAUTHORIZED, "wrong user name or password".into()));
     };
+    // The second factor settles the throttle (a right password alone may not clear it).
+    let step = super::twofactor::after_password(web, ip, &user, code).await?;
     let username = user.address;
-    web.throttle.succeeded(ip, &username);
     let (token, csrf) = (random_token(), random_token());
     let hours = web.config.web.session_hours as i64;
-    let expires = crate::clock::now_us() + hours * 3_600_000_000;
-    web.store.create_session(&token_hash(&token), &username, &csrf, expires).await.map_err(|_| (StatusCode::INTERNAL_SERVER_ERROR, "storage error".to_string()))?;
+    let expires = crate::clock::now_us() + if step.code_next { super::twofactor::CODE_PAGE_US } else { hours * 3_600_000_000 };
+    web.store.create_session(&token_hash(&token), &username, &csrf, expires, step.given).await.map_err(|_| (StatusCode::INTERNAL_SERVER_ERROR, "storage error".to_string()))?;
     let secure = if web.https { "; Secure" } else { "" };
     let cookie = format!("{COOKIE_NAME}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{secure}", hours * 3600);
-    Ok(Login { token, csrf, cookie })
+    Ok(Login { token, csrf, cookie, code_next: step.code_next })
 }
 
 pub fn clear_cookie(web: &Web) -> String {
@@ -73,7 +80,7 @@ pub fn clear_cookie(web: &Web) -> String {
 }
 
 async fn login(State(web): State<Web>, ConnectInfo(super::Peer(peer)): ConnectInfo<super::Peer>, ApiJson(body): ApiJson<LoginBody>) -> Response {
-    match sign_in(&web, peer.ip(), &body.username, &body.password).await {
+    match sign_in(&web, peer.ip(), &body.username, &body.password, super::twofactor::CodeAt::Now(body.totp.as_deref())).await {
         Ok(l) => ([(header::SET_COOKIE, l.cookie)], Json(json!({ "token": l.token, "csrf": l.csrf }))).into_response(),
         Err((status, text)) => error(status, &text),
     }

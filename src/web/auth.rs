@@ -1,6 +1,7 @@
 //! Who is asking: a session cookie (browser) or a bearer token (API), both backed by the
-//! `web_sessions` table; CSRF tokens for cookie sessions; and login throttling per client address
-//! and per account.
+//! `web_sessions` table, or an admin-made API token (`api_tokens`); how far the session has come
+//! (the second factor still to give or to enrol); CSRF tokens for cookie sessions; and login
+//! throttling per client address and per account (password and second factor alike).
 
 use axum::extract::FromRequestParts;
 use axum::http::header::{AUTHORIZATION, COOKIE};
@@ -26,7 +27,23 @@ pub struct Viewer {
     /// Set for cookie sessions: state-changing requests must echo it.
     pub csrf: Option<String>,
     pub token_hash: String,
+    /// This session gave a second factor (false for API tokens: they are no session).
+    pub second_factor: bool,
 }
+
+/// How far a session has come. Only `Full` reaches the pages and the API; the others reach the
+/// second factor's code page or the enrolment page (and sign-out).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    Full,
+    /// The password was right; the account's second factor is still to give.
+    Code,
+    /// The account's role needs a second factor and it has none yet.
+    Enrol,
+}
+
+/// API tokens start with this, so a bearer is looked up in the right table.
+pub const API_TOKEN_PREFIX: &str = "spt_";
 
 impl Viewer {
     pub fn is_admin(&self) -> bool {
@@ -69,22 +86,41 @@ fn cookie_token(parts: &Parts) -> Option<String> {
     })
 }
 
-async fn viewer(parts: &Parts, web: &Web) -> Option<Viewer> {
+async fn viewer(parts: &Parts, web: &Web) -> Option<(Viewer, Stage)> {
     let bearer = parts.headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")).map(str::to_string);
     let (token, via_cookie) = match bearer {
         Some(t) => (t, false),
         None => (cookie_token(parts)?, true),
     };
     let hash = token_hash(token.trim());
+    if !via_cookie && token.starts_with(API_TOKEN_PREFIX) {
+        // An API token acts with its creator's role as it is now.
+        let address = web.store.api_token_owner(&hash).await.ok()??;
+        let user = web.store.user(&address).await.ok()??;
+        return Some((signed_in(user, None, hash, false), Stage::Full));
+    }
     let session = web.store.session(&hash).await.ok()??;
     let user = web.store.user(&session.address).await.ok()??;
+    let stage = if session.second_factor {
+        Stage::Full
+    } else if crate::twofactor::enrolled(&web.store, &user.address).await.ok()? {
+        Stage::Code
+    } else if crate::twofactor::required(&web.config, user.role) {
+        Stage::Enrol
+    } else {
+        Stage::Full
+    };
+    Some((signed_in(user, via_cookie.then_some(session.csrf), hash, session.second_factor), stage))
+}
+
+fn signed_in(user: User, csrf: Option<String>, token_hash: String, second_factor: bool) -> Viewer {
     // An interception officer sees no mail at all, not even to their own address.
     let mut addresses = Vec::new();
     if user.role != Role::Interception {
         addresses.push(user.address.to_lowercase());
         addresses.extend(user.aliases.iter().map(|a| a.to_lowercase()));
     }
-    Some(Viewer { user, addresses, csrf: via_cookie.then_some(session.csrf), token_hash: hash })
+    Viewer { user, addresses, csrf, token_hash, second_factor }
 }
 
 /// A signed-in user, for the JSON API: 401 otherwise.
@@ -94,7 +130,9 @@ impl FromRequestParts<Web> for ApiViewer {
     type Rejection = Response;
     async fn from_request_parts(parts: &mut Parts, web: &Web) -> Result<Self, Self::Rejection> {
         match viewer(parts, web).await {
-            Some(v) => Ok(ApiViewer(v)),
+            Some((v, Stage::Full)) => Ok(ApiViewer(v)),
+            Some((_, Stage::Code)) => Err(super::api::error(StatusCode::UNAUTHORIZED, "the second factor is still to give: sign in again with `totp`")),
+            Some((_, Stage::Enrol)) => Err(super::api::error(StatusCode::UNAUTHORIZED, "this account must enrol a second factor first: sign in to the web UI")),
             None => Err(super::api::error(StatusCode::UNAUTHORIZED, "sign in first: POST /api/v1/login")),
         }
     }
@@ -107,7 +145,23 @@ impl FromRequestParts<Web> for PageViewer {
     type Rejection = Response;
     async fn from_request_parts(parts: &mut Parts, web: &Web) -> Result<Self, Self::Rejection> {
         match viewer(parts, web).await {
-            Some(v) => Ok(PageViewer(v)),
+            Some((v, Stage::Full)) => Ok(PageViewer(v)),
+            Some((_, Stage::Code)) => Err(Redirect::to("/login/code").into_response()),
+            Some((_, Stage::Enrol)) => Err(Redirect::to("/account/2fa").into_response()),
+            None => Err(Redirect::to("/login").into_response()),
+        }
+    }
+}
+
+/// A session at any stage, for the second factor's pages and sign-out: a redirect to the login
+/// page without one.
+pub struct SigningIn(pub Viewer, pub Stage);
+
+impl FromRequestParts<Web> for SigningIn {
+    type Rejection = Response;
+    async fn from_request_parts(parts: &mut Parts, web: &Web) -> Result<Self, Self::Rejection> {
+        match viewer(parts, web).await {
+            Some((v, stage)) => Ok(SigningIn(v, stage)),
             None => Err(Redirect::to("/login").into_response()),
         }
     }
@@ -156,6 +210,17 @@ impl Throttle {
             }
             e.0 += 1;
             e.1 = Instant::now();
+        }
+    }
+
+    /// The attempt counted by `failed` was no failure, though sign-in is not complete yet (the
+    /// password was right, the second factor comes next): it is taken back, nothing is cleared.
+    pub fn forgive(&self, ip: IpAddr, account: &str) {
+        let mut map = self.failures.lock().expect("throttle lock");
+        for k in Self::keys(ip, account) {
+            if let Some(e) = map.get_mut(&k) {
+                e.0 = e.0.saturating_sub(1);
+            }
         }
     }
 

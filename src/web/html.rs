@@ -66,9 +66,9 @@ pub fn page(title: &str, viewer: Option<&Viewer>, body: &str) -> String {
         Some(v) => {
             let links = match v.user.role {
                 // Officers see their pages only: no mail, no settings.
-                crate::storage::Role::Interception => r#"<a class="brand" href="/intercept">sponts</a><a href="/intercept">Orders</a><a href="/intercept/audit">Audit log</a>"#,
-                crate::storage::Role::Admin => r#"<a class="brand" href="/">sponts</a><a href="/">Messages</a><a href="/disposable">Disposable</a><a href="/senders">Senders</a><a href="/admin/report">Report</a><a href="/admin/queue">Queue</a><a href="/admin/users">Users</a><a href="/admin/bulk">Bulk replay</a><a href="/admin/traps">Traps</a>"#,
-                _ => r#"<a class="brand" href="/">sponts</a><a href="/">Messages</a><a href="/disposable">Disposable</a><a href="/senders">Senders</a>"#,
+                crate::storage::Role::Interception => r#"<a class="brand" href="/intercept">sponts</a><a href="/intercept">Orders</a><a href="/intercept/audit">Audit log</a><a href="/account/2fa">Second factor</a>"#,
+                crate::storage::Role::Admin => r#"<a class="brand" href="/">sponts</a><a href="/">Messages</a><a href="/disposable">Disposable</a><a href="/senders">Senders</a><a href="/admin/report">Report</a><a href="/admin/queue">Queue</a><a href="/admin/users">Users</a><a href="/admin/bulk">Bulk replay</a><a href="/admin/traps">Traps</a><a href="/admin/tokens">Tokens</a><a href="/account/2fa">Second factor</a>"#,
+                _ => r#"<a class="brand" href="/">sponts</a><a href="/">Messages</a><a href="/disposable">Disposable</a><a href="/senders">Senders</a><a href="/account/2fa">Second factor</a>"#,
             };
             format!(
                 r#"<nav>{links}<span class="who">{who} · {role}</span><form method="post" action="/logout"><input type="hidden" name="csrf" value="{csrf}"><button class="link">Sign out</button></form></nav>"#,
@@ -120,6 +120,7 @@ dl.headers { display:grid; grid-template-columns: max-content 1fr; gap:.25rem 1r
 pre.body { white-space:pre-wrap; word-break:break-word; background:#fbfbfc; border:1px solid var(--line); border-radius:8px; padding:.8rem; max-height:60vh; overflow:auto; font-size:.9em; }
 iframe.html { width:100%; height:60vh; border:1px solid var(--line); border-radius:8px; background:#fff; }
 .login { max-width:380px; margin:10vh auto; }
+svg.qr { display:block; max-width:100%; height:auto; margin:.6rem 0; } ol#recovery code { font-size:1.05em; }
 progress { width:100%; height:14px; }
 .pager { display:flex; gap:.6rem; margin-top:.8rem; }
 svg.chart { width:100%; height:auto; background:var(--card); border:1px solid var(--line); border-radius:10px; }

@@ -8,6 +8,7 @@
 //!   extractors, whose refusals are JSON like every other API error.
 //! - [`pages`]: the HTML pages, [`admin`] the admin ones, [`queue`] the queue page, [`report`] the Report's dashboard; [`html`]: layout and escaping; [`message`]: a stored message
 //!   taken apart for display; [`senders`]: sender allow and block lists.
+//! - [`twofactor`]: the second factor at sign-in and its enrolment page; [`tokens`]: API tokens.
 
 pub mod admin;
 pub mod api;
@@ -24,6 +25,8 @@ pub mod queue;
 pub mod intercept;
 pub mod report;
 pub mod senders;
+pub mod tokens;
+pub mod twofactor;
 pub mod uce;
 
 use anyhow::{Context, Result};
@@ -65,7 +68,7 @@ impl Web {
 }
 
 pub fn router(web: Web) -> Router {
-    Router::new().merge(api::routes()).merge(pages::routes()).merge(admin::routes()).merge(links::routes()).merge(queue::routes()).merge(metrics::routes()).merge(uce::routes()).merge(senders::routes()).merge(report::routes()).merge(intercept::routes()).layer(middleware::from_fn(json_api_errors)).layer(middleware::from_fn(security_headers)).with_state(web)
+    Router::new().merge(api::routes()).merge(pages::routes()).merge(admin::routes()).merge(links::routes()).merge(queue::routes()).merge(metrics::routes()).merge(uce::routes()).merge(senders::routes()).merge(report::routes()).merge(intercept::routes()).merge(twofactor::routes()).merge(tokens::routes()).layer(middleware::from_fn(json_api_errors)).layer(middleware::from_fn(security_headers)).with_state(web)
 }
 
 /// An API error without a body of its own — no such path (404), a method the path does not

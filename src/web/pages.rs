@@ -63,8 +63,8 @@ struct LoginForm {
 }
 
 async fn login_post(State(web): State<Web>, ConnectInfo(super::Peer(peer)): ConnectInfo<super::Peer>, Form(f): Form<LoginForm>) -> Response {
-    match sign_in(&web, peer.ip(), &f.username, &f.password).await {
-        Ok(l) => ([(header::SET_COOKIE, l.cookie)], Redirect::to("/")).into_response(),
+    match sign_in(&web, peer.ip(), &f.username, &f.password, super::twofactor::CodeAt::NextPage).await {
+        Ok(l) => ([(header::SET_COOKIE, l.cookie)], Redirect::to(if l.code_next { "/login/code" } else { "/" })).into_response(),
         Err((status, text)) => (status, Html(login_form(Some(&text)))).into_response(),
     }
 }
@@ -75,7 +75,8 @@ struct CsrfForm {
     csrf: String,
 }
 
-async fn logout(State(web): State<Web>, PageViewer(v): PageViewer, Form(f): Form<CsrfForm>) -> Response {
+/// Sign-out works at every stage of sign-in (also while a code or enrolment is due).
+async fn logout(State(web): State<Web>, super::auth::SigningIn(v, _): super::auth::SigningIn, Form(f): Form<CsrfForm>) -> Response {
     if let Err(r) = csrf_ok(&v, &f.csrf) {
         return r;
     }
