@@ -100,6 +100,7 @@ pub async fn replay(config: &Config, store: &Store, of: &str, to: Option<&str>, 
         actor: Some(actor),
         flag: None,
         notes: None,
+        outbound: false,
     };
     store.insert_journal(&[entry]).await?;
     tracing::info!(id = %id, of, delivered, "replay: {reply}");

@@ -47,6 +47,8 @@ pub struct Gateway {
     pub intercept: Arc<crate::intercept::Interception>,
     /// Clients that lately waited for the whole greeting; kept across reloads.
     pub greet_passes: Arc<crate::smtp::greet_passes::GreetPasses>,
+    /// Failed SMTP AUTH attempts per client address; kept across reloads.
+    pub auth_throttle: Arc<crate::mailproxy::throttle::Throttle>,
 }
 
 impl Gateway {
@@ -80,6 +82,7 @@ impl Gateway {
         let backend = BackendPool::new(BackendTarget::from_config(&config), config.backend.pool_size);
         let node = node_name(&config);
         let uce = pipeline.names().contains(&"uce");
+        let auth_throttle = Arc::new(crate::mailproxy::throttle::Throttle::new(config.outbound.max_auth_failures, config.outbound.auth_failure_block.0));
         Ok(Gateway {
             config,
             pipeline,
@@ -89,6 +92,7 @@ impl Gateway {
             store,
             health,
             greet_passes: Arc::default(),
+            auth_throttle,
             node,
             uce,
             rcpt_time_us: Default::default(),
@@ -199,7 +203,13 @@ impl Server {
         for addr in &gw.config.smtp.listen {
             let listener = TcpListener::bind(addr).await.with_context(|| format!("smtp.listen: cannot listen on {addr}"))?;
             addrs.push(listener.local_addr()?);
-            tasks.spawn(accept_loop(listener, current.subscribe(), limits.clone()));
+            tasks.spawn(accept_loop(listener, current.subscribe(), limits.clone(), false));
+        }
+        // Submission listeners (`outbound.listen`): the same service for our own clients only.
+        for addr in &gw.config.outbound.listen {
+            let listener = TcpListener::bind(addr).await.with_context(|| format!("outbound.listen: cannot listen on {addr}"))?;
+            addrs.push(listener.local_addr()?);
+            tasks.spawn(accept_loop(listener, current.subscribe(), limits.clone(), true));
         }
         tracing::info!(listen = ?addrs, backend = %gw.config.backend.address, modules = ?gw.pipeline.names(), "sponts is accepting mail");
         Ok(Server { addrs, current, stop, tasks, limits })
@@ -211,6 +221,7 @@ impl Server {
         let old = self.current.borrow().clone();
         let mut gw = Gateway::new(config, pipeline, old.store.clone(), old.shutdown.clone(), certs, old.intercept.clone(), old.health.clone())?;
         gw.greet_passes = old.greet_passes.clone();
+        gw.auth_throttle = old.auth_throttle.clone();
         gw.rcpt_time_us.store(old.rcpt_time_us.load(std::sync::atomic::Ordering::Relaxed), std::sync::atomic::Ordering::Relaxed);
         tracing::info!(backend = %gw.config.backend.address, modules = ?gw.pipeline.names(), "configuration reloaded: new sessions use it");
         self.current.send_replace(Arc::new(gw));
@@ -230,7 +241,7 @@ impl Server {
     }
 }
 
-async fn accept_loop(listener: TcpListener, current: watch::Receiver<Arc<Gateway>>, limits: Arc<Limits>) {
+async fn accept_loop(listener: TcpListener, current: watch::Receiver<Arc<Gateway>>, limits: Arc<Limits>, submission: bool) {
     let mut stop = current.borrow().shutdown.clone();
     loop {
         let accepted = tokio::select! {
@@ -253,7 +264,7 @@ async fn accept_loop(listener: TcpListener, current: watch::Receiver<Arc<Gateway
                 let gw = gw.clone();
                 crate::report::live::session_opened();
                 tokio::spawn(async move {
-                    serve(stream, peer, gw).await;
+                    serve(stream, peer, gw, submission).await;
                     crate::report::live::session_closed();
                     drop(slot);
                 });
@@ -267,10 +278,11 @@ async fn accept_loop(listener: TcpListener, current: watch::Receiver<Arc<Gateway
     }
 }
 
-async fn serve(stream: TcpStream, peer: SocketAddr, gw: Arc<Gateway>) {
+async fn serve(stream: TcpStream, peer: SocketAddr, gw: Arc<Gateway>, submission: bool) {
     let _ = stream.set_nodelay(true);
     let local = stream.local_addr().unwrap_or(peer);
-    let info = SessionInfo::new(peer, local);
+    let mut info = SessionInfo::new(peer, local);
+    info.submission = submission;
     let span = tracing::info_span!("smtp", %peer);
     Session::new(Conn::new(Box::new(stream)), gw, info).run().instrument(span).await;
 }

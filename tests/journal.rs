@@ -177,6 +177,7 @@ async fn large_batches_round_trip() {
                 actor: (i % 5 == 0).then(|| "cli:root".to_string()),
                 flag: (i % 7 == 0).then(|| "spam".to_string()),
                 notes: (i % 7 == 0).then(|| format!("uce: score {i}")),
+                outbound: false,
             })
             .collect();
         store.insert_journal(&entries).await.unwrap();

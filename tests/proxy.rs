@@ -158,7 +158,8 @@ async fn sequence_errors_and_unknown_commands() {
     c.expect("VRFY u", 252).await;
     c.expect("NOOP", 250).await;
     c.expect("HELP", 214).await;
-    c.expect("AUTH PLAIN AAAA", 502).await;
+    // SMTP AUTH exists, but never before STARTTLS.
+    c.expect("AUTH PLAIN AAAA", 538).await;
     c.expect("MAIL FROM:<a@sender.example>", 250).await;
     c.expect("MAIL FROM:<a@sender.example>", 503).await;
     c.expect("DATA", 554).await; // no valid recipients

@@ -45,6 +45,7 @@ async fn queue_and_drain(extra: &str) {
             actor: None,
             flag: None,
             notes: None,
+            outbound: false,
         }])
         .await
         .unwrap();

@@ -27,6 +27,7 @@ fn entry(id: String, time_us: i64) -> JournalEntry {
         actor: None,
         flag: Some("spam".into()),
         notes: None,
+        outbound: false,
     }
 }
 

@@ -266,10 +266,13 @@ async fn our_own_clients_outgoing_mail_is_not_judged() {
     gw.store.penalize("127.0.0.20", sponts::clock::now_us() + 3_600_000_000, "test").await.unwrap();
     let mut c = Client::connect_from(gw.addr, "127.0.0.20").await;
     c.expect("EHLO office.example.org", 250).await;
-    // Outgoing (a relay client to another domain): no greylisting, no disposable rewriting.
+    // Outgoing (a relay client to another domain): no greylisting, no disposable rewriting, not
+    // even the penalty box of our own server; queued for MX delivery as it was given.
     let reply = c.send_mail("u@example.org", &["info.2.sales@partner.example"], MSG).await;
-    assert!(reply.starts_with("250 "), "{reply}");
-    assert_eq!(cap.wait_for(1).await[0].rcpts, vec!["info.2.sales@partner.example"]);
+    assert!(reply.starts_with("250 2.0.0 Ok: queued"), "{reply}");
+    let q = gw.store.queue_list(Some(&reply_id(&reply))).await.unwrap().pop().unwrap();
+    assert_eq!(q.pending_mx, vec!["info.2.sales@partner.example"]);
+    assert!(q.held.is_empty());
     assert!(gw.store.disposables(None, None).await.unwrap().is_empty());
     // A stranger is greylisted for the same mail to us.
     let mut c = Client::connect_from(gw.addr, "127.0.0.21").await;

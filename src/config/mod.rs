@@ -18,6 +18,7 @@ mod uce;
 mod report;
 mod virus;
 pub use directory::{DirectoryConfig, ImapLogin, LdapConfig};
+pub mod outbound;
 pub mod outbound_delivery;
 pub use intercept::{BackendTls, InterceptConfig, MailProxyConfig};
 pub use report::{MailEvery, MetricsConfig, ReportConfig};
@@ -50,6 +51,8 @@ pub struct Config {
     pub directory: DirectoryConfig,
     /// The delivery keys of `[outbound]` (MX delivery, transport security).
     pub outbound_delivery: outbound_delivery::DeliveryConfig,
+    /// The acceptance keys of `[outbound]` (who may relay, sender domains, limits, listeners).
+    pub outbound: outbound::OutboundConfig,
 }
 
 /// POP3 emergency access: users read their new mail while the mail server is down.
@@ -413,6 +416,7 @@ impl Config {
             imap_proxy: section(&table, "imap_proxy", &mut errors),
             directory: section(&table, "directory", &mut errors),
             outbound_delivery: outbound_delivery::section(&table, &mut errors),
+            outbound: section(&outbound_delivery::without_delivery_keys(&table), "outbound", &mut errors),
         };
         errors.extend(config.validate());
         Ok((config, errors))
@@ -507,6 +511,7 @@ impl Config {
         intercept::collect(self, &mut errors);
         directory::collect(self, &mut errors);
         outbound_delivery::collect(self, &mut errors);
+        outbound::collect(self, &mut errors);
         errors
     }
 

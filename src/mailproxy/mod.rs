@@ -16,7 +16,7 @@ mod imap;
 mod meter;
 mod pop3;
 mod stream;
-mod throttle;
+pub mod throttle;
 
 use anyhow::{Context, Result};
 use std::net::SocketAddr;

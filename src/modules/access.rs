@@ -69,10 +69,10 @@ mod tests {
         assert_eq!(a.connect(&s).await, Verdict::Continue);
         s.helo = Some("FRIEND".into());
         assert_eq!(a.helo(&s).await, refused());
-        let tx = |l: &str, d: &str| TxInfo { id: "x".into(), sender: Some(Address { local: l.into(), domain: d.into() }), recipients: vec![] };
+        let tx = |l: &str, d: &str| TxInfo { id: "x".into(), sender: Some(Address { local: l.into(), domain: d.into() }), recipients: vec![], outbound: false };
         assert_eq!(a.mail(&s, &tx("x", "spam.EXAMPLE")).await, refused());
         assert_eq!(a.mail(&s, &tx("BAD", "ok.example")).await, refused());
         assert_eq!(a.mail(&s, &tx("good", "ok.example")).await, Verdict::Continue);
-        assert_eq!(a.mail(&s, &TxInfo { id: "x".into(), sender: None, recipients: vec![] }).await, Verdict::Continue);
+        assert_eq!(a.mail(&s, &TxInfo { id: "x".into(), sender: None, recipients: vec![], outbound: false }).await, Verdict::Continue);
     }
 }

@@ -56,11 +56,18 @@ pub struct SessionInfo {
     pub marks: Arc<Marks>,
     /// The client sent something before the greeting had ended: a bot (postscreen's test).
     pub talked_early: bool,
+    /// One of the organisation's own clients (in `smtp.relay_networks`, or signed in with SMTP
+    /// AUTH): its mail is the outbound flavour — no DNSBL, SPF or greylisting of our own server.
+    pub own_client: bool,
+    /// The account signed in with SMTP AUTH.
+    pub user: Option<String>,
+    /// Connected to an `outbound.listen` listener (submission).
+    pub submission: bool,
 }
 
 impl SessionInfo {
     pub fn new(peer: SocketAddr, local: SocketAddr) -> SessionInfo {
-        SessionInfo { peer, local, helo: None, tls: None, marks: Arc::default(), talked_early: false }
+        SessionInfo { peer, local, helo: None, tls: None, marks: Arc::default(), talked_early: false, own_client: false, user: None, submission: false }
     }
 }
 
@@ -72,6 +79,8 @@ pub struct TxInfo {
     pub sender: Option<Address>,
     /// Recipients accepted so far.
     pub recipients: Vec<Address>,
+    /// Our own client's mail to another domain: queued for MX delivery (outbound).
+    pub outbound: bool,
 }
 
 /// A module of the pipeline. Every hook has a neutral default, so a module implements only the

@@ -72,4 +72,6 @@ pub struct TransactionRecord {
     pub flag: Option<String>,
     /// Scores and reasons the modules gave, for the journal (`uce: score 12.0 (trap hit)`).
     pub notes: Vec<String>,
+    /// Outbound: our own client's mail to another domain.
+    pub outbound: bool,
 }

@@ -18,6 +18,8 @@ pub enum Command {
     Expn,
     Help,
     StartTls,
+    /// RFC 4954: `AUTH mechanism [initial-response]`.
+    Auth { mechanism: String, initial: Option<String> },
     /// A command sponts knows of but does not offer (AUTH, BDAT, ETRN, TURN ...).
     NotImplemented(String),
 }
@@ -57,7 +59,14 @@ pub fn parse(line: &[u8]) -> Result<Command, Reply> {
         "HELP" => Ok(Command::Help),
         "VRFY" => Ok(Command::Vrfy),
         "EXPN" => Ok(Command::Expn),
-        "AUTH" | "BDAT" | "ETRN" | "TURN" | "ATRN" | "SEND" | "SOML" | "SAML" | "XCLIENT" | "XFORWARD" => {
+        "AUTH" => {
+            let mut words = rest.split_whitespace();
+            match (words.next(), words.next(), words.next()) {
+                (Some(m), initial, None) => Ok(Command::Auth { mechanism: m.to_ascii_uppercase(), initial: initial.map(str::to_string) }),
+                _ => Err(replies::syntax("AUTH mechanism [initial-response]")),
+            }
+        }
+        "BDAT" | "ETRN" | "TURN" | "ATRN" | "SEND" | "SOML" | "SAML" | "XCLIENT" | "XFORWARD" => {
             Ok(Command::NotImplemented(verb))
         }
         _ => Err(replies::unknown_command()),
@@ -143,7 +152,7 @@ mod tests {
         assert_eq!(ok("quit"), Command::Quit);
         assert_eq!(ok("NOOP whatever"), Command::Noop);
         assert_eq!(ok("STARTTLS"), Command::StartTls);
-        assert_eq!(ok("AUTH PLAIN xyz"), Command::NotImplemented("AUTH".into()));
+        assert_eq!(ok("auth plain xyz"), Command::Auth { mechanism: "PLAIN".into(), initial: Some("xyz".into()) });
         assert_eq!(err("FOO"), 500);
         assert_eq!(err("EHLO"), 501);
         assert_eq!(err("DATA now"), 501);

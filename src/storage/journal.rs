@@ -32,6 +32,8 @@ pub struct JournalEntry {
     pub flag: Option<String>,
     /// The modules' scores and reasons.
     pub notes: Option<String>,
+    /// Sent by our own clients to another domain (outbound); else received.
+    pub outbound: bool,
 }
 
 impl JournalEntry {
@@ -188,14 +190,14 @@ impl Store {
             let mut tx = pool.begin_write().await?;
             for chunk in entries.chunks(ROWS_PER_STATEMENT) {
                 let sql = format!(
-                    "INSERT INTO journal (id, time_us, client_ip, client_port, helo, tls, sender, subject, message_id, size, outcome, decided_by, final_reply, replay_of, actor, search_text, flag, notes) VALUES {}",
-                    values(chunk.len(), 18)
+                    "INSERT INTO journal (id, time_us, client_ip, client_port, helo, tls, sender, subject, message_id, size, outcome, decided_by, final_reply, replay_of, actor, search_text, flag, notes, direction) VALUES {}",
+                    values(chunk.len(), 19)
                 );
                 let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
                 for e in chunk {
                     q = q.bind(&e.id).bind(e.time_us).bind(&e.client_ip).bind(i32::from(e.client_port)).bind(&e.helo).bind(&e.tls)
                         .bind(&e.sender).bind(&e.subject).bind(&e.message_id).bind(e.size).bind(&e.outcome).bind(&e.decided_by).bind(&e.final_reply)
-                        .bind(&e.replay_of).bind(&e.actor).bind(search_text(e)).bind(&e.flag).bind(&e.notes);
+                        .bind(&e.replay_of).bind(&e.actor).bind(search_text(e)).bind(&e.flag).bind(&e.notes).bind(if e.outbound { "out" } else { "in" });
                 }
                 q.execute(&mut *tx).await?;
             }
@@ -247,7 +249,7 @@ impl Store {
             return Ok(Vec::new());
         }
         let mut sql = String::from(
-            "SELECT id, time_us, client_ip, client_port, helo, tls, sender, subject, message_id, size, outcome, decided_by, final_reply, replay_of, actor, flag, notes FROM journal WHERE 1=1",
+            "SELECT id, time_us, client_ip, client_port, helo, tls, sender, subject, message_id, size, outcome, decided_by, final_reply, replay_of, actor, flag, notes, direction FROM journal WHERE 1=1",
         );
         let mut params: Vec<Param> = Vec::new();
         let cond = |sql: &mut String, params: &mut Vec<Param>, clause: &str, p: Param| {
@@ -339,6 +341,7 @@ impl Store {
                     actor: row.try_get("actor")?,
                     flag: row.try_get("flag")?,
                     notes: row.try_get("notes")?,
+                    outbound: row.try_get::<String, _>("direction")? == "out",
                 });
             }
             if entries.is_empty() {

@@ -68,8 +68,13 @@ pub fn deltas(entries: &[JournalEntry]) -> Vec<StatDelta> {
                 add("bytes_out", "", size);
             }
         }
-        if e.outcome == "queued" {
+        if e.outcome == "queued" && !e.outbound {
             add("queued", "", 1);
+        }
+        // Outbound mail is load out once accepted into the queue (its delivery is not counted again).
+        if let (true, "queued", Some(size)) = (e.outbound, e.outcome.as_str(), e.size) {
+            add("messages_out", "", 1);
+            add("bytes_out", "", size);
         }
         if matches!(class, "spam" | "virus" | "discarded") {
             // Each top-list key carries its reason (after a tab), for the reason mix per entry.

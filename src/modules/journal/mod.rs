@@ -65,6 +65,7 @@ pub async fn entry(record: &TransactionRecord) -> JournalEntry {
         actor: None,
         flag: record.flag.clone(),
         notes: (!record.notes.is_empty()).then(|| record.notes.join("; ")),
+        outbound: record.outbound,
     }
 }
 

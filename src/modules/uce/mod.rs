@@ -111,9 +111,10 @@ impl Uce {
         })
     }
 
-    /// Mail from our own clients, or to someone else's domain, is not for the spam checks.
+    /// Mail from our own clients (relay networks, SMTP AUTH, submission listeners), or to someone
+    /// else's domain, is not for the inbound spam checks; outbound mail gets its own (`message`).
     fn judges(&self, s: &SessionInfo, domain: Option<&str>) -> bool {
-        let ours = self.relay_networks.iter().any(|n| n.contains(s.peer.ip()));
+        let ours = s.own_client || s.submission || self.relay_networks.iter().any(|n| n.contains(s.peer.ip()));
         !ours && domain.is_none_or(|d| self.local_domains.iter().any(|l| l.eq_ignore_ascii_case(d)))
     }
 
@@ -263,21 +264,24 @@ impl Uce {
     }
 
     /// Points for the message itself: URI lists, SPF/DKIM/DMARC, the learning filter, engines.
+    /// Outbound mail (our own client's): only what judges content — the learning filter,
+    /// rspamd, spamd — never DNS lists, SPF/DKIM/DMARC or the penalty box of our own server.
     async fn message_score(&self, s: &SessionInfo, tx: &TxInfo, message: &[u8]) -> (Score, Option<String>) {
-        let mut score = (*self.ip_score(s).await).clone();
-        if let Some(reason) = self.penalty(s.peer.ip()) {
+        let outbound = tx.outbound;
+        let mut score = if outbound { Score::default() } else { (*self.ip_score(s).await).clone() };
+        if let Some(reason) = self.penalty(s.peer.ip()).filter(|_| !outbound) {
             score.sure = Some(format!("penalty box: {reason}"));
         }
         let timeout = self.config.dns_timeout.0;
         let uri = async {
             match &self.dns {
-                Some(dns) => dns::uri_hits(dns, message, &self.config.uribl, timeout).await,
-                None => Vec::new(),
+                Some(dns) if !outbound => dns::uri_hits(dns, message, &self.config.uribl, timeout).await,
+                _ => Vec::new(),
             }
         };
         let auth = async {
             let mut part = Score::default();
-            let header = match (&self.dns, self.config.auth.enabled) {
+            let header = match (&self.dns, self.config.auth.enabled && !outbound) {
                 (Some(dns), true) => auth::verify(dns, &self.config.auth, &self.hostname, s, tx, message, &mut part).await,
                 _ => None,
             };
@@ -458,6 +462,9 @@ impl Module for Uce {
     }
 
     async fn message(&self, s: &SessionInfo, tx: &TxInfo, message: &[u8]) -> Verdict {
+        if tx.outbound {
+            return self.judge_outbound(s, tx, message).await;
+        }
         if !self.judges(s, None) {
             return Verdict::Continue;
         }
@@ -531,6 +538,22 @@ impl Module for Uce {
             }
         }
         Ok(())
+    }
+}
+
+impl Uce {
+    /// Outbound mail: the content checks only. Spam is flagged, not refused: the session holds
+    /// it in the queue (a compromised account), where an admin releases or drops it.
+    async fn judge_outbound(&self, s: &SessionInfo, tx: &TxInfo, message: &[u8]) -> Verdict {
+        let (score, _) = self.message_score(s, tx, message).await;
+        let level = score.level(&self.config);
+        s.marks.note(format!("uce (outbound): {}", score.describe()));
+        match level {
+            Level::Clean => {}
+            Level::Tag => s.marks.flag("suspect"),
+            Level::Spam => s.marks.flag("spam"),
+        }
+        Verdict::Continue
     }
 }
 

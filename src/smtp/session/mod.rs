@@ -21,7 +21,9 @@ use super::tarpit::Tarpit;
 use crate::pipeline::{Outcome, RcptRecord, SessionInfo, TransactionRecord, TxInfo, Verdict};
 use crate::server::Gateway;
 
+mod auth;
 mod backend;
+mod outbound;
 use backend::hide_owner;
 
 /// RFC 5321 4.5.3.1.4: a command line is at most 512 octets with its CRLF.
@@ -44,11 +46,13 @@ struct Tx {
     /// Who refused a recipient last (a module, `backend` or `smtp`), and how: a transaction that
     /// ends without an accepted recipient was refused by them, not abandoned.
     refused_by: Option<(&'static str, Reply)>,
+    /// Our own client's mail with a recipient outside our domains: queued whole for MX delivery.
+    outbound: bool,
 }
 
 impl Tx {
     fn info(&self) -> TxInfo {
-        TxInfo { id: self.id.clone(), sender: self.sender.clone(), recipients: self.accepted.clone() }
+        TxInfo { id: self.id.clone(), sender: self.sender.clone(), recipients: self.accepted.clone(), outbound: self.outbound }
     }
 }
 
@@ -71,16 +75,19 @@ pub struct Session {
     /// Present when the `uce` module runs; slows replies once the client is marked.
     tarpit: Option<Tarpit>,
     deadline: Instant,
+    /// The account signed in with SMTP AUTH.
+    submitter: Option<crate::outbound::accept::Submitter>,
 }
 
 impl Session {
-    pub fn new(mut conn: Conn, gw: Arc<Gateway>, info: SessionInfo) -> Session {
+    pub fn new(mut conn: Conn, gw: Arc<Gateway>, mut info: SessionInfo) -> Session {
+        info.own_client = crate::outbound::accept::in_relay_networks(&gw.config, info.peer.ip());
         let deadline = Instant::now() + gw.config.smtp.session_timeout.0;
         // A client that stops reading our replies is cut off like one that stops writing.
         conn.set_deadline(deadline);
         conn.set_write_timeout(gw.config.smtp.command_timeout.0);
         let tarpit = gw.uce.then(|| Tarpit::new(&gw.config.uce));
-        Session { conn, gw, info, tx: None, backend: None, backend_dirty: false, errors: 0, unknown_recipients: 0, tarpit, deadline }
+        Session { conn, gw, info, tx: None, backend: None, backend_dirty: false, errors: 0, unknown_recipients: 0, tarpit, deadline, submitter: None }
     }
 
     /// Runs the session to its end; never panics on input.
@@ -243,6 +250,7 @@ impl Session {
                 Flow::Continue
             }
             Command::StartTls => self.starttls().await,
+            Command::Auth { mechanism, initial } => self.auth(mechanism, initial).await,
             Command::NotImplemented(verb) => self.error(replies::not_implemented(&verb)),
         }
     }
@@ -273,6 +281,9 @@ impl Session {
         if self.gw.tls.is_some() && self.info.tls.is_none() {
             lines.push("STARTTLS".into());
         }
+        if self.auth_offered() {
+            lines.push("AUTH PLAIN LOGIN".into());
+        }
         self.reply(&Reply { code: 250, enhanced: String::new(), lines });
         Flow::Continue
     }
@@ -299,7 +310,14 @@ impl Session {
             queued: false,
             discarded_by: None,
             refused_by: None,
+            outbound: false,
         };
+        if let Some(r) = self.outbound_mail_check(&tx) {
+            tracing::info!(id = %tx.id, peer = %self.info.peer, "sender refused: {r}");
+            self.finish(&tx, None, outcome_of(&r), "outbound", &r).await;
+            self.reply(&r);
+            return Flow::Continue;
+        }
         let (info, txi) = (self.info.clone(), tx.info());
         let d = self.gw.pipeline.run(|m| m.mail(&info, &txi)).await;
         tarpit(d.delay).await;
@@ -365,8 +383,14 @@ impl Session {
             }
         }
         let address = to.to_string();
-        let relay_ok = self.gw.config.is_local_domain(&to.domain)
-            || self.gw.config.smtp.relay_networks.iter().any(|n| n.contains(self.info.peer.ip()));
+        let remote = !self.gw.config.is_local_domain(&to.domain);
+        let relay_ok = !remote || self.info.own_client;
+        // Our own client's mail to another domain: sponts' to deliver (outbound), not the backend's.
+        let outbound = remote && relay_ok && self.gw.config.outbound.enabled;
+        if outbound && tx.accepted.len() >= self.gw.config.outbound.max_recipients {
+            self.reply(&replies::too_many_recipients());
+            return Flow::Continue;
+        }
         if !relay_ok {
             let r = replies::relay_denied(&address);
             tx.refused_by = Some(("smtp", r.clone()));
@@ -374,7 +398,8 @@ impl Session {
             tracing::info!(id = %tx.id, peer = %self.info.peer, "relay attempt refused: {r}");
             return self.error(r);
         }
-        let (info, txi) = (self.info.clone(), tx.info());
+        let (info, mut txi) = (self.info.clone(), tx.info());
+        txi.outbound |= outbound;
         let d = self.gw.pipeline.run(|m| m.rcpt(&info, &txi, &to)).await;
         tarpit(d.delay).await;
         match d.verdict {
@@ -403,6 +428,9 @@ impl Session {
                 return Flow::Continue;
             }
             _ => {}
+        }
+        if outbound {
+            return self.accept_outbound_rcpt(address, to);
         }
         let queued = self.tx.as_ref().is_some_and(|t| t.queued);
         let mut answer = self.backend_rcpt(&address, queued).await;
@@ -518,9 +546,18 @@ impl Session {
                 self.reply(&r);
                 return Flow::Continue;
             }
-            Ok(Ok(Data::Message(m))) => Arc::new(m),
+            Ok(Ok(Data::Message(m))) => m,
         };
         let tx = self.tx.take().expect("transaction checked above");
+        let message = match self.outbound_message(&tx, message).await {
+            Ok(m) => Arc::new(m),
+            Err(r) => {
+                self.backend_dirty = self.backend.is_some();
+                self.finish(&tx, None, outcome_of(&r), "outbound", &r).await;
+                self.reply(&r);
+                return Flow::Continue;
+            }
+        };
         let (info, txi) = (self.info.clone(), tx.info());
         if let Err((module, e)) = self.gw.pipeline.store(&info, &txi, &message).await {
             tracing::error!(id = %tx.id, module, "cannot keep the message, refusing it for now: {e:#}");
@@ -549,6 +586,7 @@ impl Session {
             }
             Verdict::Reject(r) | Verdict::TempFail(r) => (outcome_of(&r), d.module.unwrap_or("smtp"), with_id(&r, &tx.id)),
             Verdict::Discard => (Outcome::Discarded, d.module.unwrap_or("smtp"), Reply::new(250, "2.0.0", format!("Ok id={}", tx.id))),
+            Verdict::Continue | Verdict::Accept | Verdict::Delay(_) | Verdict::Rewrite(_) if tx.outbound => self.enqueue_outbound(&tx, &message).await,
             Verdict::Continue | Verdict::Accept | Verdict::Delay(_) | Verdict::Rewrite(_) if tx.queued => self.enqueue(&tx, &message).await,
             Verdict::Continue | Verdict::Accept | Verdict::Delay(_) | Verdict::Rewrite(_) => self.deliver(&tx, &message).await,
         };
@@ -629,6 +667,7 @@ impl Session {
             final_reply: if reply.code == 0 { String::new() } else { reply.summary() },
             flag: None,
             notes: Vec::new(),
+            outbound: tx.outbound,
         };
         let marks = self.info.marks.take_tx();
         let record = TransactionRecord { flag: marks.flag, notes: marks.notes, ..record };
