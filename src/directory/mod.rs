@@ -72,11 +72,11 @@ pub async fn sign_in(store: &Store, config: &Config, address: &str, password: &s
                 return Ok(None);
             }
             Ok(Outcome::Unknown | Outcome::Known(_)) => {
-                if let Some((cached, _)) = store.directory_user(&address).await? {
-                    if cached.source == source.name() {
-                        store.forget_directory_user(&cached.address).await?;
-                        tracing::info!(address = %cached.address, source = source.name(), "directory: no longer known; removed");
-                    }
+                if let Some((cached, _)) = store.directory_user(&address).await?
+                    && cached.source == source.name()
+                {
+                    store.forget_directory_user(&cached.address).await?;
+                    tracing::info!(address = %cached.address, source = source.name(), "directory: no longer known; removed");
                 }
             }
             Err(e) => {
@@ -154,24 +154,24 @@ pub fn check(config: &Config) -> Vec<crate::config::ConfigError> {
     let d = &config.directory;
     let mut errors = Vec::new();
     let mut problem = |key: &str, e: String| errors.push(crate::preflight::problem(format!("directory.{key}"), e));
-    if let Some(ca) = &d.imap_ca {
-        if let Err(e) = roots(ca) {
-            problem("imap_ca", format!("{e:#}"));
-        }
+    if let Some(ca) = &d.imap_ca
+        && let Err(e) = roots(ca)
+    {
+        problem("imap_ca", format!("{e:#}"));
     }
     if let Some(l) = &d.ldap {
-        if !l.ca.trim().is_empty() {
-            if let Err(e) = roots(&l.ca) {
-                problem("ldap.ca", format!("{e:#}"));
-            }
+        if !l.ca.trim().is_empty()
+            && let Err(e) = roots(&l.ca)
+        {
+            problem("ldap.ca", format!("{e:#}"));
         }
         if let Err(e) = ldap::filter::encode(&l.filter.replace("{addr}", "x@example.org")) {
             problem("ldap.filter", e);
         }
-        if let Some(path) = &l.bind_password_file {
-            if let Err(e) = std::fs::read_to_string(path) {
-                problem("ldap.bind_password_file", format!("cannot read {}: {e}", path.display()));
-            }
+        if let Some(path) = &l.bind_password_file
+            && let Err(e) = std::fs::read_to_string(path)
+        {
+            problem("ldap.bind_password_file", format!("cannot read {}: {e}", path.display()));
         }
     }
     errors
