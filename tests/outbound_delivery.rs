@@ -381,6 +381,19 @@ async fn queued_mail_is_delivered_per_domain_retried_and_returned_with_delay_and
         }
     }
     assert_eq!(attempts, 1);
+    // The admin sees it by destination with its last error: `sponts queue list` and the queue page.
+    let mut listing = Vec::new();
+    sponts::cli::queue::list(&gw.store, false, &mut listing).await.unwrap();
+    let listing = String::from_utf8(listing).unwrap();
+    let line = listing.lines().find(|l| l.starts_with("down.test ")).unwrap_or_else(|| panic!("{listing}"));
+    assert!(line.contains("451 4.4.1 mx.down.test[127.0.5.2]"), "{line}");
+    assert!(!listing.lines().any(|l| l.starts_with("ok.test ")), "delivered mail no longer waits: {listing}");
+    let pw = sponts::auth::hash_password("password for tests").unwrap();
+    gw.store.add_user("admin@example.org", &pw, sponts::storage::Role::Admin).await.unwrap();
+    let admin = common::http::login(gw.web, "admin@example.org", "password for tests").await.unwrap();
+    let page = common::http::request(gw.web, "GET", "/admin/queue", &[("Cookie", &admin.cookie)], None).await.text();
+    let row = page.split("<tr class=\"outbound-destination\">").nth(1).unwrap_or_else(|| panic!("{page}"));
+    assert!(row.starts_with("<td>down.test</td><td>1</td><td>1</td>") && row.contains("451 4.4.1 mx.down.test[127.0.5.2]"), "{row}");
 
     // Past delay_dsn_after: one delay notice; past the lifetime: the final DSN, and the message is out.
     wait_until("both DSNs reached the sender's mail server", 30, || async { backend.deliveries().len() >= 2 }).await;

@@ -30,6 +30,13 @@ pub async fn list(store: &Store, json: bool, out: &mut dyn Write) -> Result<()> 
         )?;
     }
     writeln!(out, "({} queued)", items.len())?;
+    let destinations = store.mx_destinations().await?;
+    if !destinations.is_empty() {
+        writeln!(out, "\nOutbound, by destination:\n{:<28} {:>5} {:>5} {:>4} {:<20} {:<20} LAST ERROR", "DESTINATION", "MSGS", "RCPTS", "TRY", "OLDEST", "NEXT")?;
+        for d in &destinations {
+            writeln!(out, "{:<28} {:>5} {:>5} {:>4} {:<20} {:<20} {}", d.domain, d.messages, d.recipients, d.attempts, crate::clock::rfc3339(d.oldest_us), crate::clock::rfc3339(d.next_attempt_us), d.last_reply)?;
+        }
+    }
     Ok(())
 }
 
@@ -41,6 +48,7 @@ pub async fn show(store: &Store, id: &str, out: &mut dyn Write) -> Result<()> {
 
 pub async fn retry(store: &Store, id: Option<&str>) -> Result<()> {
     let n = store.retry_now(id).await?;
+    store.mx_retry_now(id).await?;
     if n == 0 && id.is_some() {
         bail!("{} is not in the queue", id.unwrap_or_default());
     }

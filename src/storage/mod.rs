@@ -31,7 +31,7 @@ pub use events::GatewayEvent;
 pub use journal::{AttachmentEntry, JournalEntry, JournalFilter, RcptEntry};
 pub use mailbox::MailboxEntry;
 pub use outbound::{MxLease, NewQueued, Route};
-pub use outbound_tls::StsCached;
+pub use outbound_tls::{MxDestination, StsCached};
 pub use queue::Queued;
 pub use sender_lists::{SenderEntry, SenderVerdict};
 pub use sessions::WebSession;

@@ -3,9 +3,23 @@
 //! senders have had their delay notice.
 
 use anyhow::Result;
+use serde::Serialize;
 use sqlx::Row;
 
 use super::{with_pool, Store};
+
+/// Outbound mail waiting for one destination domain, for the queue page and `sponts queue`.
+#[derive(Debug, Clone, Serialize)]
+pub struct MxDestination {
+    pub domain: String,
+    pub messages: i64,
+    pub recipients: i64,
+    pub oldest_us: i64,
+    pub next_attempt_us: i64,
+    pub attempts: i32,
+    /// The latest answer or error of an attempt (empty: not tried yet).
+    pub last_reply: String,
+}
 
 /// A cached MTA-STS policy.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,6 +74,47 @@ impl Store {
             let r = sqlx::query("UPDATE queue_rcpt SET delay_notified = $1 WHERE queue_id = $2 AND address = $3 AND delay_notified = $4")
                 .bind(true).bind(queue_id).bind(address).bind(false).execute(pool).await?;
             Ok(r.rows_affected() == 1)
+        })
+    }
+
+    /// Outbound mail by destination: what waits, since when, and the last error.
+    pub async fn mx_destinations(&self) -> Result<Vec<MxDestination>> {
+        with_pool!(self, pool => {
+            let rows = sqlx::query(
+                "SELECT r.domain, COUNT(DISTINCT r.queue_id) AS messages, COUNT(*) AS recipients, MIN(q.time_us) AS oldest_us, \
+                 MIN(r.next_attempt_us) AS next_attempt_us, MAX(r.attempts) AS attempts, \
+                 (SELECT r2.last_reply FROM queue_rcpt r2 WHERE r2.domain = r.domain AND r2.route = 'mx' AND r2.done = $1 AND r2.last_reply <> '' \
+                  ORDER BY r2.next_attempt_us DESC LIMIT 1) AS last_reply \
+                 FROM queue_rcpt r JOIN queue q ON q.id = r.queue_id WHERE r.route = 'mx' AND r.done = $1 GROUP BY r.domain ORDER BY r.domain",
+            )
+            .bind(false)
+            .fetch_all(pool)
+            .await?;
+            rows.iter()
+                .map(|r| {
+                    Ok(MxDestination {
+                        domain: r.try_get("domain")?,
+                        messages: r.try_get("messages")?,
+                        recipients: r.try_get("recipients")?,
+                        oldest_us: r.try_get("oldest_us")?,
+                        next_attempt_us: r.try_get("next_attempt_us")?,
+                        attempts: r.try_get("attempts")?,
+                        last_reply: r.try_get::<Option<String>, _>("last_reply")?.unwrap_or_default(),
+                    })
+                })
+                .collect()
+        })
+    }
+
+    /// Makes waiting MX recipients due now (of one message, or all); how many.
+    pub async fn mx_retry_now(&self, id: Option<&str>) -> Result<u64> {
+        let now = crate::clock::now_us();
+        with_pool!(self, pool => {
+            let r = match id {
+                Some(id) => sqlx::query("UPDATE queue_rcpt SET next_attempt_us = $1 WHERE queue_id = $2 AND route = 'mx' AND done = $3").bind(now).bind(id).bind(false).execute(pool).await?,
+                None => sqlx::query("UPDATE queue_rcpt SET next_attempt_us = $1 WHERE route = 'mx' AND done = $2").bind(now).bind(false).execute(pool).await?,
+            };
+            Ok(r.rows_affected())
         })
     }
 }

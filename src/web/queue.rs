@@ -53,8 +53,9 @@ async fn show(State(web): State<Web>, PageViewer(v): PageViewer, axum::extract::
 <form class="row" method="post" action="/admin/queue/retry"><input type="hidden" name="csrf" value="{csrf}"><button type="submit">Retry all now</button></form>
 <h2>Deliver to another host</h2><form class="card row" method="post" action="/admin/queue/deliver"><input type="hidden" name="csrf" value="{csrf}"><div><label for="qid">Message id</label><input id="qid" name="id" required></div><div><label for="host">Host (HOST:PORT), e.g. a standby mail server</label><input id="host" name="host" required></div><div><button type="submit" class="secondary">Deliver now</button></div></form>"#)
     };
+    let outbound = outbound_by_destination(&web.store.mx_destinations().await.unwrap_or_default());
     let ev: String = events.iter().map(|e| format!("<tr><td class=\"small\">{}</td><td>{}</td><td>{}</td><td class=\"small\">{}</td></tr>", when(e.time_us), esc(&e.node), esc(&e.kind), esc(&e.detail))).collect();
-    let body = format!(r#"<h1>Queue</h1>{notice}{mode}<p class="muted" id="queue-count">{} for the mail server.</p>{table}<h2>Events</h2><table><tbody>{ev}</tbody></table>"#, count(queue.len() as i64, "message waits", "messages wait"));
+    let body = format!(r#"<h1>Queue</h1>{notice}{mode}<p class="muted" id="queue-count">{} for the mail server.</p>{table}{outbound}<h2>Events</h2><table><tbody>{ev}</tbody></table>"#, count(queue.len() as i64, "message waits", "messages wait"));
     Html(page("Queue", Some(&v), &body)).into_response()
 }
 
@@ -70,6 +71,7 @@ async fn retry(State(web): State<Web>, PageViewer(v): PageViewer, Form(f): Form<
         return axum::http::StatusCode::FORBIDDEN.into_response();
     }
     let _ = web.store.retry_now(f.id.as_deref().filter(|s| !s.is_empty())).await;
+    let _ = web.store.mx_retry_now(f.id.as_deref().filter(|s| !s.is_empty())).await;
     Redirect::to("/admin/queue").into_response()
 }
 
@@ -90,4 +92,27 @@ async fn deliver(State(web): State<Web>, PageViewer(v): PageViewer, Form(f): For
         Err(e) => format!("error={}", super::html::url(&e.to_string())),
     };
     Redirect::to(&format!("/admin/queue?{to}")).into_response()
+}
+
+/// Outbound mail waiting for its destinations, each with its last error.
+fn outbound_by_destination(destinations: &[crate::storage::MxDestination]) -> String {
+    if destinations.is_empty() {
+        return r#"<h2>Outbound</h2><div class="card muted" id="outbound-empty">No outbound mail waits.</div>"#.to_string();
+    }
+    let rows: String = destinations
+        .iter()
+        .map(|d| {
+            format!(
+                r#"<tr class="outbound-destination"><td>{domain}</td><td>{msgs}</td><td>{rcpts}</td><td>{tries}</td><td class="small">{oldest}</td><td class="small">{next}</td><td class="small">{reply}</td></tr>"#,
+                domain = esc(&d.domain),
+                msgs = d.messages,
+                rcpts = d.recipients,
+                tries = d.attempts,
+                oldest = when(d.oldest_us),
+                next = when(d.next_attempt_us),
+                reply = esc(&d.last_reply),
+            )
+        })
+        .collect();
+    format!(r#"<h2>Outbound, by destination</h2><table id="outbound"><thead><tr><th>Destination</th><th>Messages</th><th>Recipients</th><th>Tries</th><th>Oldest</th><th>Next try</th><th>Last error</th></tr></thead><tbody>{rows}</tbody></table>"#)
 }
