@@ -170,6 +170,10 @@ async fn ldap_people(storage: String) {
         assert_ne!(u.role, sponts::storage::Role::Interception, "{}", u.address);
     }
 
+    // SMTP AUTH takes the directory password too.
+    smtp_auth(&gw, "wrong-pass", &[]).await;
+    smtp_auth(&gw, "alice-pass", &[("sales@example.test", 250)]).await;
+
     // alice leaves the admin group, bob leaves the organisation: at the refresh alice is a user
     // (in the session she has), bob's session and sign-in are gone.
     let s = slapd.clone_ref();
@@ -182,6 +186,8 @@ async fn ldap_people(storage: String) {
     let r = sponts::directory::refresh(&gw.store, &config).await.unwrap();
     assert_eq!((r.confirmed, r.removed, r.unreachable), (1, 1, 0), "{r:?}");
     assert_eq!(me(&gw, &alice.token).await.1["role"], "user", "alice's admin rights end with her membership");
+    // As a user she sends as herself and her directory alias only.
+    smtp_auth(&gw, "alice-pass", &[("bob@example.test", 550), ("sales@example.test", 250)]).await;
     assert_eq!(me(&gw, &bob.token).await.0, 401, "bob's session ends");
     assert_eq!(login(gw.web, "bob@example.test", "bob-pass").await.unwrap_err().status, 401);
     assert_eq!(pop3(&gw, "bob@example.test", "bob-pass").await, None);
@@ -204,6 +210,23 @@ async fn ldap_people(storage: String) {
     let r = sponts::directory::refresh(&gw.store, &config).await.unwrap();
     assert_eq!((r.removed, r.unreachable), (0, 1), "an unreachable directory removes nobody: {r:?}");
     gw.stop().await;
+}
+
+/// SMTP AUTH as alice with `password` (235, or 535 when `senders` is empty), then MAIL FROM each
+/// sender with the answer expected.
+async fn smtp_auth(gw: &Gateway, password: &str, senders: &[(&str, u16)]) {
+    let mut c = Client::connect(gw.addr).await;
+    c.expect("EHLO laptop.test", 250).await;
+    c.expect("STARTTLS", 220).await;
+    c.starttls().await;
+    c.expect("EHLO laptop.test", 250).await;
+    let auth = format!("AUTH PLAIN {}", sponts::base64::encode(format!("\0alice@example.test\0{password}").as_bytes()));
+    c.expect(&auth, if senders.is_empty() { 535 } else { 235 }).await;
+    for (sender, code) in senders {
+        c.expect(&format!("MAIL FROM:<{sender}>"), *code).await;
+        c.expect("RSET", 250).await;
+    }
+    c.expect("QUIT", 221).await;
 }
 
 impl Slapd {
