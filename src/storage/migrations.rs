@@ -479,9 +479,10 @@ pub async fn run(store: &Store) -> Result<()> {
         sqlx::raw_sql("CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_us BIGINT NOT NULL)")
             .execute(&mut *tx)
             .await?;
-        let current: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM schema_migrations").fetch_one(&mut *tx).await?;
-        let current = current.unwrap_or(0);
-        for m in MIGRATIONS.iter().filter(|m| m.version > current) {
+        // Every version not applied yet, not only those above the highest: versions are handed
+        // out in blocks, and a lower one may land after a higher one was applied.
+        let applied: Vec<i64> = sqlx::query_scalar("SELECT version FROM schema_migrations").fetch_all(&mut *tx).await?;
+        for m in MIGRATIONS.iter().filter(|m| !applied.contains(&m.version)) {
             let blob = if let Store::Postgres(_) = store { "BYTEA" } else { "BLOB" };
             let extra = if let Store::Postgres(_) = store { m.postgres } else { m.sqlite };
             let sql = format!("{}\n{extra}", m.sql.replace("{BLOB}", blob));
@@ -496,4 +497,26 @@ pub async fn run(store: &Store) -> Result<()> {
         tx.commit().await?;
         Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::DatabaseLocation;
+    use crate::storage::Store;
+
+    /// A migration that lands after a higher-numbered one was applied is still applied.
+    #[tokio::test]
+    async fn a_missing_lower_version_is_applied_at_the_next_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let location = DatabaseLocation::Sqlite(dir.path().join("m.db"));
+        let store = Store::open(&location).await.unwrap();
+        let Store::Sqlite(pool) = &store else { unreachable!() };
+        sqlx::raw_sql("DROP TABLE sender_lists; DELETE FROM schema_migrations WHERE version = 14").execute(pool).await.unwrap();
+        store.close().await;
+        let store = Store::open(&location).await.unwrap();
+        let Store::Sqlite(pool) = &store else { unreachable!() };
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sender_lists").fetch_one(pool).await.unwrap();
+        assert_eq!(n, 0, "the table is back");
+        store.close().await;
+    }
 }
