@@ -458,3 +458,69 @@ async fn kill_9_during_delivery_loses_nothing_and_sends_once() {
     assert_eq!(got.len(), 1, "sent once: {got:?}");
     assert_eq!(got[0].0["rcpt_tos"], serde_json::json!(["x@slow.test"]));
 }
+
+/// A Postfix instance from `scripts/peers/postfix_relay_start.sh` (it relays everything it gets
+/// to `relayhost`), stopped on drop.
+struct Postfix {
+    dir: tempfile::TempDir,
+}
+
+impl Postfix {
+    fn start(listen: &str, relayhost: std::net::SocketAddr, tls: bool) -> Postfix {
+        let dir = tempfile::tempdir().unwrap();
+        let out = Command::new("bash")
+            .arg(script("postfix_relay_start.sh"))
+            .arg(listen)
+            .arg(relayhost.to_string())
+            .arg(dir.path())
+            .env("POSTFIX_TLS", if tls { "1" } else { "0" })
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "postfix: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        Postfix { dir }
+    }
+}
+
+impl Drop for Postfix {
+    fn drop(&mut self) {
+        let _ = Command::new("bash").arg(script("postfix_relay_stop.sh")).arg(self.dir.path()).output();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn postfix_relayhost_to_sponts_to_the_mx_a_receiving_postfix() {
+    let dns = TestDns::start(&[("far.test.zone", zone("far.test", "@ MX 10 mx\nmx A 127.0.7.1"))]);
+    // The receiving side: a Postfix on far.test's MX (STARTTLS offered), handing on to a capture.
+    let inbox = common::Capture::start(Default::default()).await;
+    let _mx = Postfix::start("127.0.7.1:25", inbox.addr, true);
+    let backend = common::Capture::start(Default::default()).await;
+    let (config, dir) = common::config(backend.addr, &format!("[smtp]\nrelay_networks = [\"127.0.0.0/8\"]\n[outbound]\nresolver = \"{}\"\n", dns.resolver));
+    let gw = common::start_with(config, dir).await;
+    // The organisation's mail server, with sponts as its relayhost.
+    let listen = common::dead_address().to_string();
+    let _server = Postfix::start(&listen, gw.addr, false);
+    let out = Command::new("/usr/bin/swaks")
+        .args(["--server", &listen, "--from", "alice@example.org", "--to", "bob@far.test,carol@far.test", "--header", "Subject: to the internet", "--body", "across"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+
+    wait_until("the far side's mail server has it", 60, || async { !inbox.deliveries().is_empty() }).await;
+    let got = inbox.deliveries();
+    assert_eq!(got.len(), 1, "both recipients in one delivery: {got:?}");
+    let mut rcpts = got[0].rcpts.clone();
+    rcpts.sort();
+    assert_eq!(rcpts, vec!["bob@far.test", "carol@far.test"]);
+    let text = String::from_utf8_lossy(&got[0].data).to_string();
+    assert!(text.contains("Subject: to the internet") && text.contains("by gw.test.example"), "through sponts: {text}");
+    assert!(text.contains("ESMTPS"), "the receiving Postfix logged TLS on the hop from sponts: {text}");
+    assert!(backend.deliveries().iter().all(|d| d.rcpts.iter().all(|r| !r.ends_with("@far.test"))), "nothing to the backend");
+    // The journal record of the transaction takes the final outcome once the queue is through.
+    wait_until("the journal says delivered", 20, || {
+        let store = gw.store.clone();
+        async move { store.query_journal(&Default::default()).await.unwrap().iter().any(|e| e.outbound && e.outcome == "delivered") }
+    })
+    .await;
+    assert!(gw.store.queue_list(None).await.unwrap().is_empty());
+    gw.stop().await;
+}
