@@ -103,6 +103,11 @@ enum Cmd {
         #[command(subcommand)]
         cmd: QueueCmd,
     },
+    /// Outbound mail held as a compromised account's, and senders locked out of outbound mail.
+    Outbound {
+        #[command(subcommand)]
+        cmd: OutboundCmd,
+    },
     /// Manage the accounts of the web UI, API and POP3.
     User {
         #[command(subcommand)]
@@ -291,6 +296,24 @@ enum QueueCmd {
     Retry { id: Option<String> },
     /// Deliver one message to another host now (HOST:PORT), e.g. a standby mail server.
     Deliver { id: String, host: String },
+}
+
+#[derive(Subcommand)]
+enum OutboundCmd {
+    /// The held messages and the locked senders.
+    Held {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Release a held message (it is delivered like any other).
+    Release { id: String },
+    /// Refuse a sender's outbound mail (5.7.1) until unlocked.
+    Lock {
+        sender: String,
+        #[arg(long, default_value = "locked by an administrator")]
+        reason: String,
+    },
+    Unlock { sender: String },
 }
 
 #[derive(Subcommand)]
@@ -483,6 +506,18 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     QueueCmd::Show { id } => queue::show(&store, &id, &mut std::io::stdout().lock()).await?,
                     QueueCmd::Retry { id } => queue::retry(&store, id.as_deref()).await?,
                     QueueCmd::Deliver { id, host } => queue::deliver(&config, &store, &id, &host).await?,
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+            Cmd::Outbound { cmd } => {
+                let store = sponts::storage::Store::open(&config.storage.database_location()).await?;
+                use sponts::cli::outbound;
+                let out = &mut std::io::stdout().lock();
+                match cmd {
+                    OutboundCmd::Held { json } => outbound::held(&store, json, out).await?,
+                    OutboundCmd::Release { id } => outbound::release(&store, &id, out).await?,
+                    OutboundCmd::Lock { sender, reason } => outbound::lock(&store, &sender, &reason, out).await?,
+                    OutboundCmd::Unlock { sender } => outbound::unlock(&store, &sender, out).await?,
                 }
                 Ok(ExitCode::SUCCESS)
             }

@@ -99,6 +99,9 @@ async fn postfix_with_sponts_as_relayhost_sends_out_through_the_queue() {
     assert!(String::from_utf8_lossy(&kept).contains("Subject: sent out"));
     let hers = gw.store.query_journal(&sponts::storage::JournalFilter { visible_to: Some(vec!["alice@example.org".into()]), ..Default::default() }).await.unwrap();
     assert!(hers.iter().any(|h| h.id == q.id && h.outbound));
+    let login = common::http::login(gw.web, "alice@example.org", PASSWORD).await.unwrap();
+    let page = common::http::request(gw.web, "GET", "/", &[("Cookie", &login.cookie)], None).await.text();
+    assert!(page.contains("sent out") && page.contains(&format!("/messages/{}", q.id)), "her Messages list shows it as sent: {page}");
     // The queued copy is the message with sponts' Received: header.
     let body = zstd::bulk::decompress(&gw.store.queued_body(&q.id).await.unwrap().unwrap(), q.size as usize).unwrap();
     assert!(body.starts_with(b"Received: from "), "{}", String::from_utf8_lossy(&body[..80]));
@@ -301,5 +304,38 @@ async fn outbound_mail_gets_the_content_filter_but_not_the_dnsbl() {
     let held = gw.store.queue_held_reason(&e.id).await.unwrap().expect("outbound spam is held");
     assert!(held.contains("outbound spam"), "{held}");
     assert!(gw.store.lease_mx(None, "test", sponts::clock::now_us() + 10_000_000, 60_000_000, 10).await.unwrap().iter().all(|l| l.queue_id != e.id), "nothing of it leaves");
+
+    // Admins see it: a red banner on the queue page, and /metrics.
+    add_user(&gw.store, "admin@example.org", Role::Admin).await;
+    let admin = common::http::login(gw.web, "admin@example.org", PASSWORD).await.unwrap();
+    let metrics = common::http::request(gw.web, "GET", "/metrics", &[("Authorization", &format!("Bearer {}", admin.token))], None).await.text();
+    assert!(metrics.lines().any(|l| l == "sponts_outbound_held_messages 1"), "{metrics}");
+    let page = common::http::request(gw.web, "GET", "/admin/queue", &[("Cookie", &admin.cookie)], None).await.text();
+    assert!(page.contains(r#"<div class="notice bad" id="outbound-held">1 message is held"#), "{page}");
+
+    // The CLI: lock the sender (refused 5.7.1), held list, unlock, release.
+    let cfg = gw.dir.path().join("cli.toml");
+    std::fs::write(&cfg, format!("[storage]\ndata_dir = \"{}\"\n[domains]\nlocal = [\"example.org\"]\n", gw.dir.path().display())).unwrap();
+    let cli = |args: &[&str]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sponts"));
+        cmd.arg("outbound").args(args).env("SPONTS_CONFIG", &cfg);
+        run(cmd)
+    };
+    let out = cli(&["lock", "Alice@example.org"]).await;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    c.expect("MAIL FROM:<alice@example.org>", 250).await;
+    let r = c.expect("RCPT TO:<z@partner.example>", 550).await;
+    assert!(r.starts_with("550 5.7.1") && r.contains("locked"), "{r}");
+    c.expect("RSET", 250).await;
+    let out = cli(&["held", "--json"]).await;
+    let listed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(listed["held"][0]["id"], e.id.as_str(), "{listed}");
+    assert_eq!(listed["locked"][0]["sender"], "alice@example.org", "{listed}");
+    assert!(cli(&["unlock", "alice@example.org"]).await.status.success());
+    assert!(!cli(&["unlock", "alice@example.org"]).await.status.success(), "not locked any more");
+    let r = c.send_mail("alice@example.org", &["z@partner.example"], &msg("again", "hello")).await;
+    assert!(r.starts_with("250 "), "{r}");
+    assert!(cli(&["release", &e.id]).await.status.success());
+    assert!(gw.store.queue_held_reason(&e.id).await.unwrap().is_none(), "released");
     gw.stop().await;
 }

@@ -7,6 +7,7 @@ pub mod intercept;
 pub mod invoker;
 pub mod journal;
 pub mod learn;
+pub mod outbound;
 pub mod queue;
 pub mod replay;
 pub mod sender;

@@ -382,6 +382,20 @@ ALTER TABLE journal ADD COLUMN direction TEXT NOT NULL DEFAULT 'in';
         postgres: "",
     },
     Migration {
+        // Senders locked out of outbound mail (a compromised account) until an admin unlocks them.
+        version: 16,
+        sql: r#"
+CREATE TABLE outbound_locks (
+    sender TEXT PRIMARY KEY,
+    reason TEXT NOT NULL,
+    created_us BIGINT NOT NULL,
+    created_by TEXT NOT NULL
+);
+"#,
+        sqlite: "",
+        postgres: "",
+    },
+    Migration {
         version: 18,
         // Outbound delivery: cached MTA-STS policies (RFC 8461) and per-day TLS results (RFC 8460).
         sql: r#"

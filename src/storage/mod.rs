@@ -30,7 +30,7 @@ pub use directory::DirectoryUser;
 pub use events::GatewayEvent;
 pub use journal::{AttachmentEntry, JournalEntry, JournalFilter, RcptEntry};
 pub use mailbox::MailboxEntry;
-pub use outbound::{MxLease, NewQueued, Route};
+pub use outbound::{MxLease, NewQueued, OutboundLock, Route};
 pub use outbound_tls::{MxDestination, StsCached};
 pub use queue::Queued;
 pub use sender_lists::{SenderEntry, SenderVerdict};

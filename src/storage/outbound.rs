@@ -211,6 +211,57 @@ impl Store {
     }
 }
 
+/// A sender locked out of outbound mail.
+#[derive(Debug, Clone, Serialize)]
+pub struct OutboundLock {
+    pub sender: String,
+    pub reason: String,
+    pub created_us: i64,
+    pub created_by: String,
+}
+
+impl Store {
+    /// Locks a sender (an address, lowercase) out of outbound mail; replaces an earlier lock.
+    pub async fn lock_sender(&self, sender: &str, reason: &str, by: &str) -> Result<()> {
+        let sender = sender.trim().to_lowercase();
+        with_pool!(self, pool => {
+            let mut tx = pool.begin_write().await?;
+            sqlx::query("DELETE FROM outbound_locks WHERE sender = $1").bind(&sender).execute(&mut *tx).await?;
+            sqlx::query("INSERT INTO outbound_locks (sender, reason, created_us, created_by) VALUES ($1, $2, $3, $4)")
+                .bind(&sender).bind(reason).bind(crate::clock::now_us()).bind(by).execute(&mut *tx).await?;
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    /// Unlocks a sender; false if it was not locked.
+    pub async fn unlock_sender(&self, sender: &str) -> Result<bool> {
+        with_pool!(self, pool => {
+            let r = sqlx::query("DELETE FROM outbound_locks WHERE sender = $1").bind(sender.trim().to_lowercase()).execute(pool).await?;
+            Ok(r.rows_affected() == 1)
+        })
+    }
+
+    /// Why a sender is locked (`None`: it is not).
+    pub async fn sender_lock(&self, sender: &str) -> Result<Option<String>> {
+        with_pool!(self, pool => {
+            Ok(sqlx::query_scalar("SELECT reason FROM outbound_locks WHERE sender = $1").bind(sender.trim().to_lowercase()).fetch_optional(pool).await?)
+        })
+    }
+
+    pub async fn sender_locks(&self) -> Result<Vec<OutboundLock>> {
+        with_pool!(self, pool => {
+            let rows = sqlx::query("SELECT sender, reason, created_us, created_by FROM outbound_locks ORDER BY sender").fetch_all(pool).await?;
+            rows.iter().map(|r| Ok(OutboundLock { sender: r.try_get("sender")?, reason: r.try_get("reason")?, created_us: r.try_get("created_us")?, created_by: r.try_get("created_by")? })).collect()
+        })
+    }
+
+    /// The held messages, oldest first.
+    pub async fn queue_held(&self) -> Result<Vec<super::Queued>> {
+        Ok(self.queue_list(None).await?.into_iter().filter(|q| !q.held.is_empty()).collect())
+    }
+}
+
 fn mx_lease<R: Row>(r: &R) -> Result<MxLease>
 where
     for<'a> &'a str: sqlx::ColumnIndex<R>,

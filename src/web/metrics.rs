@@ -101,6 +101,11 @@ async fn render(web: &Web) -> anyhow::Result<String> {
         format!("{oldest:.0}"),
     );
     gauge(
+        "sponts_outbound_held_messages",
+        "Outbound messages held (a compromised account?) until an admin releases them.",
+        web.store.queue_held_count().await?.to_string(),
+    );
+    gauge(
         "sponts_queue_mode",
         "1 while the backend is unreachable and mail is queued.",
         u8::from(queue_mode).to_string(),

@@ -188,6 +188,8 @@ fn row(e: &JournalEntry) -> String {
     let to: Vec<String> = e.recipients.iter().map(|r| if r.accepted { esc(&r.address) } else { format!(r#"<s class="muted">{}</s>"#, esc(&r.address)) }).collect();
     let subject = e.subject.as_deref().filter(|s| !s.is_empty()).unwrap_or("(no subject)");
     let replay = if e.replay_of.is_some() { r#" <span class="badge">replay</span>"# } else { "" };
+    // The direction: mail our own clients sent out.
+    let replay = if e.outbound { format!(r#"{replay} <span class="badge direction-out" title="sent out by our own client">sent</span>"#) } else { replay.to_string() };
     let clip = if e.attachments.is_empty() { "" } else { CLIP };
     format!(
         r#"<tr><td class="small">{}</td><td>{}</td><td>{}</td><td><a href="/messages/{}">{}</a>{clip}{replay}</td><td class="hide-narrow small nowrap">{}</td><td>{}</td></tr>"#,

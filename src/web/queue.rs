@@ -12,7 +12,12 @@ use super::html::{count, esc, page, when, Notice};
 use super::Web;
 
 pub fn routes() -> Router<Web> {
-    Router::new().route("/admin/queue", get(show)).route("/admin/queue/retry", post(retry)).route("/admin/queue/deliver", post(deliver))
+    Router::new()
+        .route("/admin/queue", get(show))
+        .route("/admin/queue/retry", post(retry))
+        .route("/admin/queue/deliver", post(deliver))
+        .route("/admin/queue/release", post(release))
+        .route("/admin/queue/lock", post(lock))
 }
 
 async fn show(State(web): State<Web>, PageViewer(v): PageViewer, axum::extract::Query(n): axum::extract::Query<Notice>) -> Response {
@@ -34,6 +39,15 @@ async fn show(State(web): State<Web>, PageViewer(v): PageViewer, axum::extract::
         .iter()
         .map(|q| {
             let overdue = if now - q.time_us > max_age { r#" <span class="badge refused">overdue</span>"# } else { "" };
+            let overdue = if q.held.is_empty() {
+                overdue.to_string()
+            } else {
+                format!(
+                    r#"{overdue} <span class="badge refused" title="{reason}">held</span><form method="post" action="/admin/queue/release"><input type="hidden" name="csrf" value="{csrf}"><input type="hidden" name="id" value="{id}"><button class="secondary">Release</button></form><form method="post" action="/admin/queue/lock"><input type="hidden" name="csrf" value="{csrf}"><input type="hidden" name="id" value="{id}"><button class="secondary">Lock sender</button></form>"#,
+                    reason = esc(&q.held),
+                    id = esc(&q.id)
+                )
+            };
             format!(
                 r#"<tr><td class="small">{id}{overdue}</td><td class="small">{at}</td><td>{from}</td><td>{to}</td><td>{tries}</td><td class="small">{next}</td><td class="small">{reply}</td><td><form method="post" action="/admin/queue/retry"><input type="hidden" name="csrf" value="{csrf}"><input type="hidden" name="id" value="{id}"><button class="secondary">Retry</button></form></td></tr>"#,
                 id = esc(&q.id),
@@ -55,7 +69,13 @@ async fn show(State(web): State<Web>, PageViewer(v): PageViewer, axum::extract::
     };
     let outbound = outbound_by_destination(&web.store.mx_destinations().await.unwrap_or_default());
     let ev: String = events.iter().map(|e| format!("<tr><td class=\"small\">{}</td><td>{}</td><td>{}</td><td class=\"small\">{}</td></tr>", when(e.time_us), esc(&e.node), esc(&e.kind), esc(&e.detail))).collect();
-    let body = format!(r#"<h1>Queue</h1>{notice}{mode}<p class="muted" id="queue-count">{} for the mail server.</p>{table}{outbound}<h2>Events</h2><table><tbody>{ev}</tbody></table>"#, count(queue.len() as i64, "message waits", "messages wait"));
+    let held = queue.iter().filter(|q| !q.held.is_empty()).count();
+    let held = if held > 0 {
+        format!(r#"<div class="notice bad" id="outbound-held">{} held: outbound mail that looks like a compromised account's. Nothing of it is sent until released; "Lock sender" refuses that sender's outbound mail (5.7.1) until unlocked (<code>sponts outbound unlock</code>).</div>"#, count(held as i64, "message is", "messages are"))
+    } else {
+        String::new()
+    };
+    let body = format!(r#"<h1>Queue</h1>{notice}{held}{mode}<p class="muted" id="queue-count">{} for the mail server.</p>{table}{outbound}<h2>Events</h2><table><tbody>{ev}</tbody></table>"#, count(queue.len() as i64, "message waits", "messages wait"));
     Html(page("Queue", Some(&v), &body)).into_response()
 }
 
@@ -73,6 +93,42 @@ async fn retry(State(web): State<Web>, PageViewer(v): PageViewer, Form(f): Form<
     let _ = web.store.retry_now(f.id.as_deref().filter(|s| !s.is_empty())).await;
     let _ = web.store.mx_retry_now(f.id.as_deref().filter(|s| !s.is_empty())).await;
     Redirect::to("/admin/queue").into_response()
+}
+
+#[derive(Deserialize)]
+struct HeldForm {
+    #[serde(default)]
+    csrf: String,
+    id: String,
+}
+
+/// Releases a held message: it is delivered like any other.
+async fn release(State(web): State<Web>, PageViewer(v): PageViewer, Form(f): Form<HeldForm>) -> Response {
+    if !v.is_admin() || v.check_csrf(Some(&f.csrf)).is_err() {
+        return axum::http::StatusCode::FORBIDDEN.into_response();
+    }
+    let to = match web.store.queue_release(f.id.trim()).await {
+        Ok(true) => format!("msg={}", super::html::url(&format!("{} released", f.id.trim()))),
+        Ok(false) => format!("error={}", super::html::url(&format!("{} is not held", f.id.trim()))),
+        Err(e) => format!("error={}", super::html::url(&e.to_string())),
+    };
+    Redirect::to(&format!("/admin/queue?{to}")).into_response()
+}
+
+/// Locks the sender of a held message out of outbound mail (the message stays held).
+async fn lock(State(web): State<Web>, PageViewer(v): PageViewer, Form(f): Form<HeldForm>) -> Response {
+    if !v.is_admin() || v.check_csrf(Some(&f.csrf)).is_err() {
+        return axum::http::StatusCode::FORBIDDEN.into_response();
+    }
+    let q = web.store.queue_list(Some(f.id.trim())).await.ok().and_then(|mut l| l.pop());
+    let to = match q {
+        Some(q) if !q.sender.is_empty() => match web.store.lock_sender(&q.sender, &format!("locked from held message {}", q.id), &format!("web:{}", v.user.address)).await {
+            Ok(()) => format!("msg={}", super::html::url(&format!("{} is locked for outbound mail", q.sender))),
+            Err(e) => format!("error={}", super::html::url(&e.to_string())),
+        },
+        _ => format!("error={}", super::html::url(&format!("{} is not in the queue", f.id.trim()))),
+    };
+    Redirect::to(&format!("/admin/queue?{to}")).into_response()
 }
 
 #[derive(Deserialize)]

@@ -312,7 +312,7 @@ impl Session {
             refused_by: None,
             outbound: false,
         };
-        if let Some(r) = self.outbound_mail_check(&tx) {
+        if let Some(r) = self.outbound_mail_check(&tx).await {
             tracing::info!(id = %tx.id, peer = %self.info.peer, "sender refused: {r}");
             self.finish(&tx, None, outcome_of(&r), "outbound", &r).await;
             self.reply(&r);
@@ -430,7 +430,7 @@ impl Session {
             _ => {}
         }
         if outbound {
-            return self.accept_outbound_rcpt(address, to);
+            return self.accept_outbound_rcpt(address, to).await;
         }
         let queued = self.tx.as_ref().is_some_and(|t| t.queued);
         let mut answer = self.backend_rcpt(&address, queued).await;

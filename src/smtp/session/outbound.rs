@@ -9,14 +9,32 @@ use crate::storage::NewQueued;
 impl Session {
     /// MAIL: a submission listener takes only our own clients; a signed-in user sends only as
     /// themselves, from our sender domains. `Some`: the refusal.
-    pub(super) fn outbound_mail_check(&self, tx: &Tx) -> Option<Reply> {
+    pub(super) async fn outbound_mail_check(&self, tx: &Tx) -> Option<Reply> {
         if self.info.submission && !self.info.own_client {
             return Some(Reply::new(530, "5.7.0", "Authentication required"));
         }
         match &self.submitter {
-            Some(user) if self.gw.config.outbound.enabled => accept::check_sender(&self.gw.config, tx.sender.as_ref(), Some(user)),
+            Some(user) if self.gw.config.outbound.enabled => match accept::check_sender(&self.gw.config, tx.sender.as_ref(), Some(user)) {
+                Some(r) => Some(r),
+                None => self.locked(&[&user.address, &tx.sender.as_ref().map(|a| a.to_string()).unwrap_or_default()]).await,
+            },
             _ => None,
         }
+    }
+
+    /// A sender (or account) an admin locked out of outbound mail is refused until unlocked.
+    async fn locked(&self, who: &[&str]) -> Option<Reply> {
+        for w in who.iter().filter(|w| !w.is_empty()) {
+            match self.gw.store.sender_lock(w).await {
+                Ok(None) => {}
+                Ok(Some(reason)) => return Some(Reply::new(550, "5.7.1", format!("<{w}>: Sender address rejected: locked for outbound mail ({reason}); ask the administrator"))),
+                Err(e) => {
+                    tracing::error!("outbound lock check failed: {e:#}");
+                    return Some(replies::local_error());
+                }
+            }
+        }
+        None
     }
 
 
@@ -24,9 +42,17 @@ impl Session {
     /// first such recipient makes the transaction outbound: only then must a relay client's sender
     /// be of our sender domains (the mail server may well hand us a stranger's mail for a local
     /// mailbox); a signed-in user's was checked at MAIL.
-    pub(super) fn accept_outbound_rcpt(&mut self, address: String, to: Address) -> Flow {
+    pub(super) async fn accept_outbound_rcpt(&mut self, address: String, to: Address) -> Flow {
+        let tx = self.tx.as_ref().expect("the session checked the transaction");
+        let sender = tx.sender.as_ref().map(|a| a.to_string()).unwrap_or_default();
+        let refusal = match tx.outbound || self.submitter.is_some() {
+            true => None,
+            false => match accept::check_sender(&self.gw.config, tx.sender.as_ref(), None) {
+                Some(r) => Some(r),
+                None => self.locked(&[&sender]).await,
+            },
+        };
         let tx = self.tx.as_mut().expect("the session checked the transaction");
-        let refusal = if tx.outbound || self.submitter.is_some() { None } else { accept::check_sender(&self.gw.config, tx.sender.as_ref(), None) };
         let r = refusal.clone().unwrap_or_else(|| Reply::new(250, "2.1.5", "Ok"));
         tx.rcpts.push(RcptRecord { address, accepted: refusal.is_none(), reply: r.summary(), delivered_to: None });
         match refusal {
