@@ -339,3 +339,36 @@ async fn outbound_mail_gets_the_content_filter_but_not_the_dnsbl() {
     assert!(gw.store.queue_held_reason(&e.id).await.unwrap().is_none(), "released");
     gw.stop().await;
 }
+
+/// A hijacked account's burst: past `outbound.max_messages_per_hour`, the sender's mail is held
+/// (nothing of it is leased for delivery), and the admins get a mail through the backend.
+#[tokio::test]
+async fn a_burst_past_the_hourly_limit_is_held_and_the_admins_are_told() {
+    let cap = Capture::start(CaptureOptions::default()).await;
+    let gw = gateway(cap.addr, "[smtp]\nrelay_networks = [\"127.0.0.0/8\"]\n[queue]\nprobe = 1\n[outbound]\nmax_messages_per_hour = 2\nmax_domains_per_hour = 3\n").await;
+    add_user(&gw.store, "admin@example.org", Role::Admin).await;
+    let mut c = Client::connect(gw.addr).await;
+    c.expect("EHLO office.example.org", 250).await;
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let r = c.send_mail("mallory@example.org", &[&format!("v{i}@victim{i}.example")], format!("Subject: offer {i}\r\n\r\nbuy\r\n").as_bytes()).await;
+        assert!(r.starts_with("250 "), "{r}");
+        ids.push(reply_id(&r));
+    }
+    assert!(gw.store.queue_held_reason(&ids[0]).await.unwrap().is_none());
+    assert!(gw.store.queue_held_reason(&ids[1]).await.unwrap().is_none());
+    let held = gw.store.queue_held_reason(&ids[2]).await.unwrap().expect("the third is held");
+    assert!(held.contains("burst from mallory@example.org") && held.contains("max_messages_per_hour"), "{held}");
+    // Another sender is not affected by mallory's count; four domains in one message are.
+    let r = c.send_mail("alice@example.org", &["a@one.example", "b@two.example", "c@three.example", "d@four.example"], b"Subject: many\r\n\r\nx\r\n").await;
+    let held = gw.store.queue_held_reason(&reply_id(&r)).await.unwrap().expect("four domains");
+    assert!(held.contains("4 destination domains"), "{held}");
+    let r = c.send_mail("bob@example.org", &["x@partner.example"], b"Subject: normal\r\n\r\nx\r\n").await;
+    assert!(gw.store.queue_held_reason(&reply_id(&r)).await.unwrap().is_none());
+    // The admins' mail, through the queue to the backend.
+    let alert = delivered_to(&cap, "admin@example.org").await;
+    let text = String::from_utf8_lossy(&alert.data).to_string();
+    assert!(text.contains("Subject: Outbound mail held: mallory@example.org") && text.contains(&ids[2]), "{text}");
+    assert!(gw.store.lease_mx(None, "test", sponts::clock::now_us() + 10_000_000, 60_000_000, 100).await.unwrap().iter().all(|l| l.queue_id != ids[2]));
+    gw.stop().await;
+}

@@ -29,6 +29,11 @@ pub struct OutboundConfig {
     pub max_recipients: usize,
     /// Size of one outbound message. Unset: `smtp.max_message_size`.
     pub max_message_size: Option<ByteSize>,
+    /// Per sender and hour (compromised-account protection): past any of these, the sender's
+    /// further outbound mail is held in the queue and the admins are mailed. 0: no limit.
+    pub max_messages_per_hour: u32,
+    pub max_recipients_per_hour: u32,
+    pub max_domains_per_hour: u32,
 }
 
 impl Default for OutboundConfig {
@@ -42,6 +47,9 @@ impl Default for OutboundConfig {
             sender_domains: Vec::new(),
             max_recipients: 100,
             max_message_size: None,
+            max_messages_per_hour: 200,
+            max_recipients_per_hour: 1000,
+            max_domains_per_hour: 200,
         }
     }
 }

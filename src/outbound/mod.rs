@@ -4,4 +4,5 @@
 
 pub mod accept;
 pub mod deliver;
+pub mod guard;
 pub mod sasl;

@@ -256,6 +256,22 @@ impl Store {
         })
     }
 
+    /// A sender's outbound mail since `since_us`, from the journal: (messages, accepted
+    /// recipients, lowercase), for the burst limits.
+    pub async fn outbound_last_hour(&self, sender: &str, since_us: i64) -> Result<(usize, Vec<String>)> {
+        with_pool!(self, pool => {
+            let rows: Vec<(String, String)> = sqlx::query_as(
+                "SELECT j.id, LOWER(r.address) FROM journal j JOIN journal_rcpt r ON r.journal_id = j.id \
+                 WHERE j.time_us >= $1 AND j.direction = 'out' AND LOWER(j.sender) = $2 AND r.accepted = $3 AND j.outcome IN ('queued', 'delivered') LIMIT 100000",
+            )
+            .bind(since_us).bind(sender.to_lowercase()).bind(true).fetch_all(pool).await?;
+            let mut ids: Vec<&str> = rows.iter().map(|(id, _)| id.as_str()).collect();
+            ids.sort();
+            ids.dedup();
+            Ok((ids.len(), rows.iter().map(|(_, a)| a.clone()).collect()))
+        })
+    }
+
     /// The held messages, oldest first.
     pub async fn queue_held(&self) -> Result<Vec<super::Queued>> {
         Ok(self.queue_list(None).await?.into_iter().filter(|q| !q.held.is_empty()).collect())

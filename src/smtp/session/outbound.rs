@@ -102,7 +102,16 @@ impl Session {
         let sender = tx.sender.as_ref().map(|a| a.to_string()).unwrap_or_default();
         let rcpts: Vec<(String, crate::storage::Route)> = tx.accepted.iter().map(|a| (a.to_string(), accept::route(&self.gw.config, a))).collect();
         // Spam from our own client is a compromised account's mark: held, not sent.
-        let held = if self.info.marks.tx().flag.as_deref() == Some("spam") { format!("outbound spam from {}", self.info.user.as_deref().unwrap_or(&sender)) } else { String::new() };
+        let mut held = if self.info.marks.tx().flag.as_deref() == Some("spam") { format!("outbound spam from {}", self.info.user.as_deref().unwrap_or(&sender)) } else { String::new() };
+        let addresses: Vec<String> = rcpts.iter().map(|(a, _)| a.clone()).collect();
+        if held.is_empty() {
+            // A burst past the hourly limits: held too.
+            match crate::outbound::guard::burst(&self.gw.config, &self.gw.store, &sender, &addresses).await {
+                Ok(Some(reason)) => held = reason,
+                Ok(None) => {}
+                Err(e) => tracing::error!(id = %tx.id, "outbound limits not checked: {e:#}"),
+            }
+        }
         let stored = match crate::modules::backup::compress(&full, self.gw.config.backup.compression_level) {
             Ok(z) => {
                 let m = NewQueued { id: &tx.id, time_us: tx.time_us, sender: &sender, size: full.len() as i64, compressed: &z, rcpts: &rcpts, outbound: true, held: &held };
@@ -117,6 +126,9 @@ impl Session {
                 } else {
                     tracing::warn!(id = %tx.id, rcpts = rcpts.len(), "outbound mail HELD: {held}");
                     let _ = self.gw.store.add_event(&self.gw.node, "outbound_held", &format!("{}: {held}", tx.id)).await;
+                    if let Err(e) = crate::outbound::guard::alert_admins(&self.gw.config, &self.gw.store, &sender, &tx.id, &held).await {
+                        tracing::error!(id = %tx.id, "admins not alerted of held outbound mail: {e:#}");
+                    }
                 }
                 (Outcome::Queued, "outbound", Reply::new(250, "2.0.0", format!("Ok: queued for delivery id={}", tx.id)))
             }
