@@ -372,3 +372,48 @@ async fn a_burst_past_the_hourly_limit_is_held_and_the_admins_are_told() {
     assert!(gw.store.lease_mx(None, "test", sponts::clock::now_us() + 10_000_000, 60_000_000, 100).await.unwrap().iter().all(|l| l.queue_id != ids[2]));
     gw.stop().await;
 }
+
+/// Lawful interception: a target's outbound mail (the target is the sender) is copied like
+/// their inbound mail, with the message as sent.
+#[tokio::test]
+async fn a_targets_sent_mail_is_intercepted() {
+    let export = tempfile::tempdir().unwrap();
+    let cap = Capture::start(CaptureOptions::default()).await;
+    let gw = gateway(cap.addr, "[smtp]\nrelay_networks = [\"127.0.0.0/8\"]\n").await;
+    let now = sponts::clock::now_us();
+    let order = sponts::storage::intercept::Order {
+        id: "OUTLI".into(),
+        reference: "AG Musterstadt OUTLI".into(),
+        target: "alice@example.org".into(),
+        login: None,
+        from_us: now - 1_000_000,
+        until_us: now + 3_600_000_000,
+        deliver: format!("dir:{}", export.path().display()),
+        deliver_to: None,
+        notes: String::new(),
+        created_by: "cli:officer".into(),
+        created_us: now - 1_000_000,
+        ended_us: None,
+    };
+    gw.store.add_order(&order).await.unwrap();
+    gw.reload_orders().await;
+    let mut c = Client::connect(gw.addr).await;
+    c.expect("EHLO office.example.org", 250).await;
+    let r = c.send_mail("alice@example.org", &["x@partner.example"], b"Subject: secret plans\r\n\r\nout\r\n").await;
+    assert!(r.starts_with("250 2.0.0 Ok: queued"), "{r}");
+    let r2 = c.send_mail("bob@example.org", &["y@partner.example"], b"Subject: not hers\r\n\r\nout\r\n").await;
+    assert!(r2.starts_with("250 "), "{r2}");
+    let mut copies = Vec::new();
+    for _ in 0..100 {
+        copies = gw.store.copies(Some("OUTLI"), 100).await.unwrap();
+        if !copies.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let copies = if copies.is_empty() { copies } else { gw.store.copies(Some("OUTLI"), 100).await.unwrap() };
+    assert_eq!(copies.len(), 1, "her sent message, not bob's: {copies:?}");
+    assert!(copies[0].meta.contains(&reply_id(&r)) && copies[0].meta.contains("x@partner.example"), "{}", copies[0].meta);
+    gw.stop().await;
+}
