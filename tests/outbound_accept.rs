@@ -102,6 +102,17 @@ async fn postfix_with_sponts_as_relayhost_sends_out_through_the_queue() {
     let login = common::http::login(gw.web, "alice@example.org", PASSWORD).await.unwrap();
     let page = common::http::request(gw.web, "GET", "/", &[("Cookie", &login.cookie)], None).await.text();
     assert!(page.contains("sent out") && page.contains(&format!("/messages/{}", q.id)), "her Messages list shows it as sent: {page}");
+    // She replays her sent mail to herself (through the backend); to anyone else she may not.
+    let replay = format!("/api/v1/messages/{}/replay", q.id);
+    let auth = format!("Bearer {}", login.token);
+    let denied = common::http::request(gw.web, "POST", &replay, &[("Authorization", &auth)], Some(("application/json", br#"{"to": "x@partner.example"}"#))).await;
+    assert_eq!(denied.status, 403, "{}", denied.text());
+    let done = common::http::request(gw.web, "POST", &replay, &[("Authorization", &auth)], None).await;
+    assert_eq!(done.status, 200, "{}", done.text());
+    assert_eq!(done.json()["delivered"], true, "{}", done.text());
+    // (MX delivery's bounce for the unresolvable partner.example comes from <>, the replay from her.)
+    let replayed = cap.deliveries().into_iter().find(|d| d.rcpts == ["alice@example.org"] && d.mail.contains("alice@example.org")).expect("the replay reached the backend");
+    assert!(String::from_utf8_lossy(&replayed.data).contains("Subject: sent out"));
     // The queued copy is the message with sponts' Received: header.
     let body = zstd::bulk::decompress(&gw.store.queued_body(&q.id).await.unwrap().unwrap(), q.size as usize).unwrap();
     assert!(body.starts_with(b"Received: from "), "{}", String::from_utf8_lossy(&body[..80]));

@@ -44,7 +44,9 @@ pub fn replay_target(v: &Viewer, e: &JournalEntry, requested: Option<&str>) -> R
     if v.is_admin() {
         return Ok(requested.map(str::to_string));
     }
-    let mine: Vec<&String> = v.addresses.iter().filter(|a| e.recipients.iter().any(|r| r.accepted && r.is(a))).collect();
+    // Their own mail: addressed to them, or sent by them out (their sent mail, replayed to themselves).
+    let sent_by = |a: &String| e.outbound && e.sender.eq_ignore_ascii_case(a);
+    let mine: Vec<&String> = v.addresses.iter().filter(|a| e.recipients.iter().any(|r| r.accepted && r.is(a)) || sent_by(a)).collect();
     match requested {
         Some(to) if mine.iter().any(|a| a.eq_ignore_ascii_case(to)) => Ok(Some(to.to_lowercase())),
         Some(_) => Err((StatusCode::FORBIDDEN, "you can replay only to your own address")),
