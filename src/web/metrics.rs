@@ -144,8 +144,8 @@ fn traffic() -> String {
     for (name, help, metric) in [
         ("sponts_received_messages_total", "Messages received from clients (DATA complete).", "messages_in"),
         ("sponts_received_bytes_total", "Bytes of the messages received from clients.", "bytes_in"),
-        ("sponts_delivered_messages_total", "Messages delivered to the backend, from the queue too.", "messages_out"),
-        ("sponts_delivered_bytes_total", "Bytes of the messages delivered to the backend.", "bytes_out"),
+        ("sponts_delivered_messages_total", "Messages delivered to the backend (from the queue too), and outbound messages accepted for MX delivery.", "messages_out"),
+        ("sponts_delivered_bytes_total", "Bytes of those messages.", "bytes_out"),
     ] {
         let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}\n", get(metric, ""));
     }
