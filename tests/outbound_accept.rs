@@ -428,3 +428,19 @@ async fn a_targets_sent_mail_is_intercepted() {
     assert!(copies[0].meta.contains(&reply_id(&r)) && copies[0].meta.contains("x@partner.example"), "{}", copies[0].meta);
     gw.stop().await;
 }
+
+/// The attachment policy applies to outbound mail as to inbound: refused, nothing queued.
+#[tokio::test]
+async fn the_attachment_policy_applies_outbound() {
+    let cap = Capture::start(CaptureOptions::default()).await;
+    let gw = gateway(cap.addr, "[smtp]\nrelay_networks = [\"127.0.0.0/8\"]\n[virus]\nblock_extensions = [\"exe\"]\n").await;
+    let mut c = Client::connect(gw.addr).await;
+    c.expect("EHLO office.example.org", 250).await;
+    let msg = b"From: alice@example.org\r\nSubject: tool\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nhere\r\n--b\r\nContent-Type: application/octet-stream\r\nContent-Disposition: attachment; filename=\"setup.exe\"\r\nContent-Transfer-Encoding: base64\r\n\r\nTVqQAAMAAAAEAAAA\r\n--b--\r\n";
+    let r = c.send_mail("alice@example.org", &["x@partner.example"], msg).await;
+    assert!(r.starts_with("554 5.7.1") && r.contains("setup.exe"), "{r}");
+    let e = journal_entry(&gw.store, &reply_id(&r)).await;
+    assert!(e.outbound && e.flag.as_deref() == Some("blocked"), "{e:?}");
+    assert!(gw.store.queue_list(None).await.unwrap().is_empty(), "nothing queued");
+    gw.stop().await;
+}
