@@ -14,7 +14,8 @@
 //! - [`storage`]: one store API over SQLite and PostgreSQL, with migrations.
 //! - [`queue`]: the runner that drains mail queued while the backend was down (DSNs on refusal);
 //!   [`pop3`]: emergency access to that mail over POP3.
-//! - [`archive`]: the kept mail taken out (export as mbox or a zip of `.eml`);
+//! - [`archive`]: the kept mail sealed (signed daily Merkle roots, verification), purged by
+//!   retention rules except under legal hold, and taken out (export as mbox or a zip of `.eml`);
 //!   [`replay`]: a kept message delivered again; [`digest`]: the "held back for you" mail and its
 //!   signed links; [`auth`]: passwords; [`twofactor`]: the second factor (TOTP, recovery codes);
 //!   [`directory`]: who may sign in (local accounts, LDAP /
@@ -157,6 +158,7 @@ pub async fn start(config: config::Config) -> anyhow::Result<Running> {
     if config.directory.any() {
         tokio::spawn(directory::job(config.clone(), store.clone()));
     }
+    tokio::spawn(archive::job(config.clone(), store.clone()));
     let health = std::sync::Arc::new(queue::health::BackendHealth::load(store.clone(), server::node_name(&config)).await);
     if config.queue.enabled {
         tokio::spawn(queue::runner(config.clone(), store.clone(), health.clone()));

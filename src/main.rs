@@ -179,6 +179,11 @@ enum Cmd {
     Restore {
         dir: PathBuf,
     },
+    /// The archive: seals and their verification, roots for auditors, purge, legal holds, figures.
+    Archive {
+        #[command(subcommand)]
+        cmd: ArchiveCmd,
+    },
     /// Train the built-in spam filter. Each PATH is a folder of message files (symlinks followed),
     /// a Maildir or an mbox file.
     Learn {
@@ -314,6 +319,73 @@ enum OutboundCmd {
         reason: String,
     },
     Unlock { sender: String },
+}
+
+#[derive(Subcommand)]
+enum ArchiveCmd {
+    /// Seal the finished days now (the serve process does it after each day).
+    Seal {
+        /// Also seal today so far (later mail of today goes into the next seal).
+        #[arg(long)]
+        now: bool,
+    },
+    /// Recompute every digest and root and check the signatures; exit 1 naming the first broken link.
+    Verify {
+        /// From this day's seal on (YYYY-MM-DD).
+        #[arg(long)]
+        since: Option<String>,
+        /// Also compare with roots kept elsewhere (the output of `sponts archive roots`).
+        #[arg(long, value_name = "FILE")]
+        roots: Option<PathBuf>,
+    },
+    /// The seals as JSON lines (day, root, count, signature, key), for an auditor to keep.
+    Roots {
+        #[arg(long)]
+        since: Option<String>,
+    },
+    /// Run a purge pass now (retention rules, backup.max_bytes; never held mail).
+    Purge,
+    /// Legal holds.
+    Hold {
+        #[command(subcommand)]
+        cmd: HoldCmd,
+    },
+    /// Messages, bytes per class, growth per day, projected disk.
+    Stats {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum HoldCmd {
+    /// Hold a user's mail (address and aliases), an address's, or what a search finds.
+    Add {
+        #[arg(long, group = "what")]
+        user: Option<String>,
+        #[arg(long, group = "what")]
+        address: Option<String>,
+        /// Text found in sender, recipients or subject.
+        #[arg(long, group = "what")]
+        search: Option<String>,
+        #[arg(long)]
+        reason: String,
+    },
+    /// The holds in force (--all: released ones too; --audit: the audit trail).
+    List {
+        #[arg(long)]
+        all: bool,
+        #[arg(long)]
+        audit: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Release a hold.
+    Release {
+        id: i64,
+        #[arg(long)]
+        reason: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -593,6 +665,33 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Cmd::Restore { dir } => {
                 sponts::cli::backup::restore(&config, &dir, &mut std::io::stdout().lock()).await?;
                 Ok(ExitCode::SUCCESS)
+            }
+            Cmd::Archive { cmd } => {
+                let store = sponts::storage::Store::open(&config.storage.database_location()).await?;
+                use sponts::cli::archive;
+                let out = &mut std::io::stdout().lock();
+                let ok = match cmd {
+                    ArchiveCmd::Seal { now } => archive::seal(&store, now, out).await.map(|_| true)?,
+                    ArchiveCmd::Verify { since, roots } => archive::verify(&store, since.as_deref(), roots.as_deref(), out, &mut std::io::stderr()).await?,
+                    ArchiveCmd::Roots { since } => archive::roots(&store, since.as_deref(), out).await.map(|_| true)?,
+                    ArchiveCmd::Purge => archive::purge(&config, &store, out).await.map(|_| true)?,
+                    ArchiveCmd::Stats { json } => archive::stats(&config, &store, json, out).await.map(|_| true)?,
+                    ArchiveCmd::Hold { cmd } => match cmd {
+                        HoldCmd::Add { user, address, search, reason } => {
+                            let (kind, target) = match (user, address, search) {
+                                (Some(u), _, _) => ("user", u),
+                                (_, Some(a), _) => ("address", a),
+                                (_, _, Some(q)) => ("search", q),
+                                _ => anyhow::bail!("name what to hold: --user, --address or --search"),
+                            };
+                            archive::hold_add(&store, kind, &target, &reason, out).await.map(|_| true)?
+                        }
+                        HoldCmd::List { all, audit, json } => archive::hold_list(&store, all, audit, json, out).await.map(|_| true)?,
+                        HoldCmd::Release { id, reason } => archive::hold_release(&store, id, &reason, out).await.map(|_| true)?,
+                    },
+                };
+                store.close().await;
+                Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
             }
             Cmd::Learn { spam, ham } => {
                 let store = sponts::storage::Store::open(&config.storage.database_location()).await?;

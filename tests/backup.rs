@@ -75,16 +75,16 @@ async fn purge_on(store: sponts::storage::Store) {
     let day = 86_400_000_000i64;
     let now = sponts::clock::now_us();
     let bodies: Vec<_> = (0..10)
-        .map(|i| sponts::storage::StoredBody { id: format!("M{i}"), time_us: now - (10 - i) * day, size: 100, compressed: vec![0u8; 1000] })
+        .map(|i| sponts::storage::StoredBody { id: format!("M{i}"), time_us: now - (10 - i) * day, size: 100, compressed: vec![0u8; 1000], digest: String::new() })
         .collect();
     store.insert_bodies(&bodies).await.unwrap();
     let config = sponts::config::BackupConfig { retention_days: 5, max_bytes: None, compression_level: 3 };
-    let p = sponts::modules::backup::purge(&store, &config).await.unwrap();
+    let p = sponts::archive::retention::purge(&store, &sponts::config::Config { backup: config, ..Default::default() }, sponts::clock::now_us()).await.unwrap();
     assert_eq!((p.messages, p.bytes), (6, 6000), "older than 5 days: M0..M5");
     assert!(store.body("M5").await.unwrap().is_none());
     assert!(store.body("M6").await.unwrap().is_some());
     let config = sponts::config::BackupConfig { retention_days: 365, max_bytes: Some(sponts::config::ByteSize(2500)), compression_level: 3 };
-    let p = sponts::modules::backup::purge(&store, &config).await.unwrap();
+    let p = sponts::archive::retention::purge(&store, &sponts::config::Config { backup: config, ..Default::default() }, sponts::clock::now_us()).await.unwrap();
     assert_eq!(p.messages, 2, "4000 bytes down to 2000: the two oldest go");
     assert!(store.body("M7").await.unwrap().is_none());
     assert!(store.body("M8").await.unwrap().is_some());

@@ -1,5 +1,6 @@
 //! Subcommands besides `serve`: each reads the config the same way and talks to the store.
 
+pub mod archive;
 pub mod backup;
 pub mod directory;
 pub mod init;

@@ -20,6 +20,7 @@ mod virus;
 pub use directory::{DirectoryConfig, ImapLogin, LdapConfig};
 pub mod outbound;
 pub mod outbound_delivery;
+pub mod archive;
 pub use intercept::{BackendTls, InterceptConfig, MailProxyConfig};
 pub use report::{MailEvery, MetricsConfig, ReportConfig};
 pub use virus::{OnScanError, VirusConfig};
@@ -53,6 +54,7 @@ pub struct Config {
     pub outbound_delivery: outbound_delivery::DeliveryConfig,
     /// The acceptance keys of `[outbound]` (who may relay, sender domains, limits, listeners).
     pub outbound: outbound::OutboundConfig,
+    pub archive: archive::ArchiveConfig,
 }
 
 /// POP3 emergency access: users read their new mail while the mail server is down.
@@ -359,7 +361,7 @@ impl fmt::Display for ConfigErrors {
 
 impl std::error::Error for ConfigErrors {}
 
-const SECTIONS: &[&str] = &["smtp", "backend", "domains", "storage", "log", "modules", "access", "backup", "web", "digest", "queue", "pop3", "uce", "virus", "report", "metrics", "intercept", "pop3_proxy", "imap_proxy", "directory", "outbound"];
+const SECTIONS: &[&str] = &["smtp", "backend", "domains", "storage", "log", "modules", "access", "backup", "web", "digest", "queue", "pop3", "uce", "virus", "report", "metrics", "intercept", "pop3_proxy", "imap_proxy", "directory", "outbound", "archive"];
 
 impl Config {
     /// Reads and validates a file; the errors name the file's keys.
@@ -417,6 +419,7 @@ impl Config {
             directory: section(&table, "directory", &mut errors),
             outbound_delivery: outbound_delivery::section(&table, &mut errors),
             outbound: section(&outbound_delivery::without_delivery_keys(&table), "outbound", &mut errors),
+            archive: section(&table, "archive", &mut errors),
         };
         errors.extend(config.validate());
         Ok((config, errors))
@@ -512,6 +515,7 @@ impl Config {
         directory::collect(self, &mut errors);
         outbound_delivery::collect(self, &mut errors);
         outbound::collect(self, &mut errors);
+        archive::collect(self, &mut errors);
         errors
     }
 

@@ -1,12 +1,12 @@
 //! The `backup` module: every message that reaches the end of DATA is kept byte-exact —
 //! delivered, refused or discarded alike, so a false positive can always be replayed — zstd-
-//! compressed, once per transaction however many recipients it has. It is committed before the
-//! message goes to the backend; if it cannot be kept the client gets 451, never 250. A purge job
-//! applies `backup.retention_days` and `backup.max_bytes`, oldest first, and logs what it removed.
+//! compressed, once per transaction however many recipients it has, with the SHA-256 of the message
+//! as received (the archive's seals gather those). It is committed before the message goes to the
+//! backend; if it cannot be kept the client gets 451, never 250. Retention is the archive's job
+//! (`crate::archive::retention`).
 
 use async_trait::async_trait;
 use std::sync::Arc;
-use std::time::Duration;
 
 use crate::config::BackupConfig;
 use crate::pipeline::{Module, SessionInfo, TxInfo};
@@ -16,34 +16,20 @@ use crate::storage::{Store, StoredBody};
 pub struct Backup {
     writer: BatchWriter<StoredBody>,
     level: i32,
-    /// The purge job runs while this lives.
-    _jobs: Arc<()>,
 }
 
 const BATCH: usize = 64;
 /// Messages bigger than this are compressed off the async threads.
 const INLINE_COMPRESS_LIMIT: usize = 128 * 1024;
-const PURGE_EVERY: Duration = Duration::from_secs(3600);
 
 impl Backup {
-    /// Starts the writer and the purge job (needs a Tokio runtime).
+    /// Starts the writer (needs a Tokio runtime).
     pub fn start(store: Store, config: &BackupConfig) -> Backup {
-        let writer_store = store.clone();
         let writer = BatchWriter::start(BATCH, move |bodies: Vec<StoredBody>| {
-            let store = writer_store.clone();
+            let store = store.clone();
             async move { store.insert_bodies(&bodies).await }
         });
-        let jobs = Arc::new(());
-        let config_for_job = config.clone();
-        super::periodic(PURGE_EVERY, &jobs, move || {
-            let (store, config) = (store.clone(), config_for_job.clone());
-            async move {
-                if let Err(e) = purge(&store, &config).await {
-                    tracing::warn!("backup purge failed: {e:#}");
-                }
-            }
-        });
-        Backup { writer, level: config.compression_level, _jobs: jobs }
+        Backup { writer, level: config.compression_level }
     }
 }
 
@@ -68,17 +54,6 @@ pub fn decompress(body: &StoredBody) -> std::io::Result<Vec<u8>> {
     zstd::bulk::decompress(&body.compressed, body.size.max(0) as usize)
 }
 
-/// One purge pass: age first, then size.
-pub async fn purge(store: &Store, config: &BackupConfig) -> anyhow::Result<crate::storage::Purged> {
-    let before = crate::clock::now_us() - (config.retention_days as i64) * 86_400_000_000;
-    let purged = store.purge_backup(before, config.max_bytes.map(|b| b.0 as i64)).await?;
-    if purged.messages > 0 {
-        tracing::info!(messages = purged.messages, bytes = purged.bytes, "backup purge removed the oldest messages");
-    }
-    Ok(purged)
-}
-
-
 #[async_trait]
 impl Module for Backup {
     fn name(&self) -> &'static str {
@@ -87,13 +62,14 @@ impl Module for Backup {
 
     async fn store(&self, _s: &SessionInfo, tx: &TxInfo, message: &Arc<Vec<u8>>) -> anyhow::Result<()> {
         let level = self.level;
-        let compressed = if message.len() > INLINE_COMPRESS_LIMIT {
+        let kept = |m: &[u8]| compress(m, level).map(|z| (z, crate::archive::seal::digest(m)));
+        let (compressed, digest) = if message.len() > INLINE_COMPRESS_LIMIT {
             let m = message.clone();
-            tokio::task::spawn_blocking(move || compress(&m, level)).await??
+            tokio::task::spawn_blocking(move || compress(&m, level).map(|z| (z, crate::archive::seal::digest(&m)))).await??
         } else {
-            compress(message, level)?
+            kept(message)?
         };
-        let body = StoredBody { id: tx.id.clone(), time_us: crate::clock::now_us(), size: message.len() as i64, compressed };
+        let body = StoredBody { id: tx.id.clone(), time_us: crate::clock::now_us(), size: message.len() as i64, compressed, digest };
         self.writer.write(body).await
     }
 }

@@ -482,6 +482,70 @@ CREATE TABLE api_tokens (
         sqlite: "",
         postgres: "",
     },
+    Migration {
+        version: 27,
+        // Tamper evidence (src/archive/seal.rs): each kept message's SHA-256 recorded at
+        // insertion; seals (a signed Merkle root per period, chained) with the (id, digest)
+        // leaves they cover; signed records of what a purge removed and why.
+        sql: r#"
+ALTER TABLE backup ADD COLUMN digest TEXT NOT NULL DEFAULT '';
+CREATE TABLE archive_seals (
+    seq BIGINT PRIMARY KEY,
+    day TEXT NOT NULL,
+    from_us BIGINT NOT NULL,
+    until_us BIGINT NOT NULL,
+    count BIGINT NOT NULL,
+    root TEXT NOT NULL,
+    prev_root TEXT NOT NULL,
+    signature TEXT NOT NULL,
+    key_id TEXT NOT NULL,
+    sealed_us BIGINT NOT NULL
+);
+CREATE TABLE archive_leaves (
+    seq BIGINT NOT NULL,
+    id TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    PRIMARY KEY (seq, id)
+);
+CREATE INDEX archive_leaves_id ON archive_leaves (id);
+CREATE TABLE archive_purges (
+    pass_us BIGINT NOT NULL,
+    day TEXT NOT NULL,
+    entries TEXT NOT NULL,
+    signature TEXT NOT NULL,
+    key_id TEXT NOT NULL,
+    PRIMARY KEY (pass_us, day)
+);
+"#,
+        sqlite: "",
+        postgres: "",
+    },
+    Migration {
+        version: 28,
+        // Legal holds (on a user, an address or a saved search) and their audit trail. Keyed by
+        // text, not by the users table: a hold outlives the account.
+        sql: r#"
+CREATE TABLE archive_holds (
+    id BIGINT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    target TEXT NOT NULL,
+    addresses TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    set_by TEXT NOT NULL,
+    set_us BIGINT NOT NULL,
+    released_us BIGINT
+);
+CREATE TABLE archive_hold_audit (
+    hold_id BIGINT NOT NULL,
+    time_us BIGINT NOT NULL,
+    action TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    reason TEXT NOT NULL
+);
+"#,
+        sqlite: "",
+        postgres: "",
+    },
 ];
 
 pub async fn run(store: &Store) -> Result<()> {

@@ -3,6 +3,7 @@
 //! Both take the same SQL (`$1` placeholders work in both); where they differ, `migrations`
 //! says so. Schema migrations run at open.
 
+mod archive;
 mod backup;
 mod directory;
 pub mod batch;
@@ -25,6 +26,7 @@ pub mod stats;
 mod uce;
 mod users;
 
+pub use archive::{Hold, HoldAudit, KeptRow, PurgeCandidate, PurgeRecord, Seal};
 pub use backup::{Purged, StoredBody};
 pub use directory::DirectoryUser;
 pub use events::GatewayEvent;
