@@ -54,3 +54,24 @@ pub(super) fn collect(config: &super::Config, errors: &mut Vec<ConfigError>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    fn errors(text: &str) -> Vec<String> {
+        match crate::config::Config::parse(text) {
+            Ok(_) => Vec::new(),
+            Err(e) => e.0.iter().map(|e| e.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn bad_rules_are_named() {
+        assert!(errors("[archive]\nretention = [{ class = \"spam\", days = 30 }, { user = \"ceo@example.org\", days = 3650 }]\n").is_empty());
+        let e = errors("[archive]\nretention = [{ class = \"junk\", days = 1 }, { domain = \"a b\", days = 1 }, { user = \"nobody\", days = 1 }]\n");
+        for key in ["archive.retention[0].class: `junk`", "archive.retention[1].domain: ", "archive.retention[2].user: "] {
+            assert!(e.iter().any(|m| m.starts_with(key)), "{key}: {e:?}");
+        }
+        let e = errors("[archive]\nretention = [{ klass = \"spam\", days = 1 }]\nlisten = 1\n");
+        assert!(e.iter().any(|m| m.contains("klass")) && e.iter().any(|m| m.contains("archive.listen")), "{e:?}");
+    }
+}
