@@ -223,10 +223,24 @@ impl Store {
             .bind(before_us).bind(t).bind(id).bind(limit)
             .fetch_all(pool)
             .await?;
+            // Their people in one query per page, not one per message.
+            let ids: Vec<String> = rows.iter().map(|r| r.try_get("id")).collect::<Result<_, _>>()?;
+            let mut people: std::collections::HashMap<String, Vec<String>> = std::collections::HashMap::new();
+            if !ids.is_empty() {
+                let marks: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
+                let sql = format!("SELECT journal_id, address FROM journal_party WHERE journal_id IN ({})", marks.join(", "));
+                let mut q = sqlx::query_as::<_, (String, String)>(sqlx::AssertSqlSafe(sql));
+                for id in &ids {
+                    q = q.bind(id);
+                }
+                for (id, address) in q.fetch_all(pool).await? {
+                    people.entry(id).or_default().push(address);
+                }
+            }
             let mut out = Vec::with_capacity(rows.len());
             for r in &rows {
                 let id: String = r.try_get("id")?;
-                let parties: Vec<String> = sqlx::query_scalar("SELECT address FROM journal_party WHERE journal_id = $1").bind(&id).fetch_all(pool).await?;
+                let parties = people.remove(&id).unwrap_or_default();
                 out.push(PurgeCandidate {
                     id,
                     time_us: r.try_get("time_us")?,
