@@ -366,3 +366,29 @@ async fn a_restored_backup_verifies() {
     let (_, copied_roots) = sponts(&cfg_new, &["archive", "roots"]);
     assert_eq!(copied_roots, roots);
 }
+
+/// A figure, not a check: `ARCHIVE_BENCH_N=100000 cargo nextest run --release --test archive
+/// --run-ignored only -E 'test(verify_speed)' --no-capture` prints seal and verify times.
+#[tokio::test]
+#[ignore]
+async fn verify_speed() {
+    let n: usize = std::env::var("ARCHIVE_BENCH_N").ok().and_then(|v| v.parse().ok()).unwrap_or(20_000);
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&sponts::config::DatabaseLocation::Sqlite(dir.path().join("b.db"))).await.unwrap();
+    let now = sponts::clock::now_us();
+    let start = now - now.rem_euclid(DAY) - DAY;
+    let filler = "Lorem ipsum dolor sit amet, consectetur adipiscing elit. ".repeat(60);
+    for chunk in (0..n).collect::<Vec<_>>().chunks(1000) {
+        let bodies: Vec<_> = chunk.iter().map(|i| kept_at(&format!("M{i:08}"), start + *i as i64 * (DAY / n as i64), format!("Subject: {i}\r\n\r\n{filler}\r\n").as_bytes())).collect();
+        store.insert_bodies(&bodies).await.unwrap();
+    }
+    let t = std::time::Instant::now();
+    sponts::archive::seal::seal_until(&store, now, false).await.unwrap();
+    let sealed = t.elapsed();
+    let t = std::time::Instant::now();
+    let v = sponts::archive::verify::verify(&store, None, None).await.unwrap();
+    let verified = t.elapsed();
+    assert!(v.broken.is_none() && v.messages == n as u64, "{v:?}");
+    println!("{n} messages of {} bytes: seal {sealed:?}, verify {verified:?} ({:.0} messages/s)", filler.len() + 20, n as f64 / verified.as_secs_f64());
+    store.close().await;
+}
