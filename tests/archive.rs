@@ -169,6 +169,15 @@ async fn tampering_is_found_and_named(pg: Option<&str>) {
     let (ok, since) = sponts(&cfg, &["archive", "roots", "--since", &lines[3].day]);
     assert!(ok && sponts::archive::roots::parse(&since).unwrap().len() == 2, "{since}");
     let store = Store::open(&location).await.unwrap();
+    // --since checks from that day's seals on (linked to the one before), not the older days.
+    let (ok, out) = sponts(&cfg, &["archive", "verify", "--since", &lines[3].day]);
+    assert!(ok && out.contains("4 sealed messages"), "{out}");
+    exec(&store, "DELETE FROM backup WHERE id = 'OLDA'").await;
+    let (ok, out) = sponts(&cfg, &["archive", "verify", "--since", &lines[3].day]);
+    assert!(ok, "{out}");
+    assert_broken(&cfg, "missing message: OLDA");
+    store.insert_bodies(&[kept_at("OLDA", today - 3 * DAY + 3600, &old_a)]).await.unwrap();
+    assert_intact(&cfg);
 
     // A changed byte in a stored message.
     let original = store.body(&ids[1]).await.unwrap().unwrap();
