@@ -401,3 +401,39 @@ async fn verify_speed() {
     println!("{n} messages of {} bytes: seal {sealed:?}, verify {verified:?} ({:.0} messages/s)", filler.len() + 20, n as f64 / verified.as_secs_f64());
     store.close().await;
 }
+
+#[tokio::test]
+async fn admins_manage_holds_over_the_api() {
+    use common::http::{login, request};
+    let cap = Capture::start(CaptureOptions::default()).await;
+    let gw = gateway(cap.addr, "").await;
+    add_user(&gw.store, "admin@example.org", sponts::storage::Role::Admin).await;
+    add_user(&gw.store, "alice@example.org", sponts::storage::Role::User).await;
+    let admin = login(gw.web, "admin@example.org", PASSWORD).await.unwrap();
+    let user = login(gw.web, "alice@example.org", PASSWORD).await.unwrap();
+    let bearer = |l: &common::http::Login| format!("Bearer {}", l.token);
+    let json = "application/json";
+    let body = br#"{"kind":"user","target":"alice@example.org","reason":"case 9"}"#;
+    let r = request(gw.web, "POST", "/api/v1/archive/holds", &[("Authorization", &bearer(&user))], Some((json, body))).await;
+    assert_eq!(r.status, 403, "users may not: {}", r.text());
+    let r = request(gw.web, "POST", "/api/v1/archive/holds", &[("Authorization", &bearer(&admin))], Some((json, body))).await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let h = r.json();
+    assert_eq!((h["kind"].as_str(), h["target"].as_str(), h["set_by"].as_str()), (Some("user"), Some("alice@example.org"), Some("web:admin@example.org")));
+    let r = request(gw.web, "POST", "/api/v1/archive/holds", &[("Authorization", &bearer(&admin))], Some((json, br#"{"kind":"user","target":"nobody@example.org","reason":"x"}"#))).await;
+    assert!(r.status == 422 && r.json()["error"].as_str().unwrap().contains("no user"), "{}", r.text());
+    let r = request(gw.web, "GET", "/api/v1/archive/holds", &[("Authorization", &bearer(&admin))], None).await;
+    assert!(r.status == 200 && r.json()["holds"][0]["reason"] == "case 9" && r.json()["holds"][0]["released"].is_null(), "{}", r.text());
+    let path = format!("/api/v1/archive/holds/{}/release", h["id"]);
+    let r = request(gw.web, "POST", &path, &[("Authorization", &bearer(&admin))], Some((json, br#"{"reason":""}"#))).await;
+    assert_eq!(r.status, 422, "{}", r.text());
+    let r = request(gw.web, "POST", &path, &[("Authorization", &bearer(&admin))], Some((json, br#"{"reason":"closed"}"#))).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = request(gw.web, "POST", &path, &[("Authorization", &bearer(&admin))], Some((json, br#"{"reason":"closed"}"#))).await;
+    assert_eq!(r.status, 404, "{}", r.text());
+    let audit = gw.store.hold_audit().await.unwrap();
+    assert_eq!(audit.iter().map(|a| (a.action.as_str(), a.actor.as_str(), a.reason.as_str())).collect::<Vec<_>>(), [("set", "web:admin@example.org", "case 9"), ("released", "web:admin@example.org", "closed")]);
+    let r = request(gw.web, "GET", "/api/v1/archive/stats", &[("Authorization", &bearer(&admin))], None).await;
+    assert!(r.status == 200 && r.json()["per_day"].as_array().unwrap().len() == 30, "{}", r.text());
+    gw.stop().await;
+}

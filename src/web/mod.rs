@@ -11,6 +11,7 @@
 //! - [`twofactor`]: the second factor at sign-in and its enrolment page; [`tokens`]: API tokens.
 
 pub mod admin;
+pub mod archive;
 pub mod api;
 pub mod auth;
 pub mod bulk;
@@ -68,7 +69,7 @@ impl Web {
 }
 
 pub fn router(web: Web) -> Router {
-    Router::new().merge(api::routes()).merge(pages::routes()).merge(admin::routes()).merge(links::routes()).merge(queue::routes()).merge(metrics::routes()).merge(uce::routes()).merge(senders::routes()).merge(report::routes()).merge(intercept::routes()).merge(twofactor::routes()).merge(tokens::routes()).layer(middleware::from_fn(json_api_errors)).layer(middleware::from_fn(security_headers)).with_state(web)
+    Router::new().merge(api::routes()).merge(pages::routes()).merge(admin::routes()).merge(links::routes()).merge(queue::routes()).merge(metrics::routes()).merge(uce::routes()).merge(senders::routes()).merge(report::routes()).merge(intercept::routes()).merge(twofactor::routes()).merge(tokens::routes()).merge(archive::routes()).layer(middleware::from_fn(json_api_errors)).layer(middleware::from_fn(security_headers)).with_state(web)
 }
 
 /// An API error without a body of its own — no such path (404), a method the path does not
