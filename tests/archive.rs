@@ -437,3 +437,20 @@ async fn admins_manage_holds_over_the_api() {
     assert!(r.status == 200 && r.json()["per_day"].as_array().unwrap().len() == 30, "{}", r.text());
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn the_report_shows_the_archive() {
+    use common::http::{login, request};
+    let cap = Capture::start(CaptureOptions::default()).await;
+    let gw = gateway(cap.addr, "").await;
+    add_user(&gw.store, "admin@example.org", sponts::storage::Role::Admin).await;
+    for subject in ["a", "b"] {
+        send(gw.addr, "x@partner.example", "alice@example.org", subject).await;
+    }
+    cap.wait_for(2).await;
+    let admin = login(gw.web, "admin@example.org", PASSWORD).await.unwrap();
+    let r = request(gw.web, "GET", "/admin/report", &[("Cookie", &admin.cookie)], None).await;
+    let page = r.text();
+    assert!(r.status == 200 && page.contains(r#"id="archive""#) && page.contains("2 messages kept") && page.contains("<td>clean</td><td>2</td>"), "{page}");
+    gw.stop().await;
+}
