@@ -324,3 +324,31 @@ async fn api_tokens_are_made_after_a_second_factor_listed_and_revoked() {
     assert!(r.json()["error"].is_string(), "{}", r.text());
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn wrong_codes_on_the_code_page_are_throttled_like_wrong_passwords() {
+    let cap = Capture::start(CaptureOptions::default()).await;
+    let gw = gateway(cap.addr, "").await;
+    add_user(&gw.store, "carol@example.org", Role::User).await;
+    let secret = enrol_known(&gw.store, "carol@example.org").await;
+    let (cookie, to) = form_login(gw.web, "carol@example.org").await;
+    assert_eq!(to, "/login/code");
+    assert_eq!(get(gw.web, "/", &cookie).await.header("location"), Some("/login/code"), "nothing before the code");
+    let page = get(gw.web, "/login/code", &cookie).await.text();
+    let csrf = csrf_of(&page);
+    let now = pyotp(&secret, 0).await;
+    for _ in 0..5 {
+        let r = post_form(gw.web, "/login/code", &cookie, &format!("csrf={csrf}&code={}", wrong(&now))).await;
+        assert_eq!(r.status, 401);
+        assert!(r.text().contains("Wrong or used code"));
+    }
+    let r = post_form(gw.web, "/login/code", &cookie, &format!("csrf={csrf}&code={now}")).await;
+    assert_eq!(r.status, 429, "even the right code waits: {}", r.text());
+    assert!(r.text().contains("too many failed attempts"));
+    assert_eq!(get(gw.web, "/", &cookie).await.header("location"), Some("/login/code"));
+    // The password form waits too: the account's record counts both.
+    let body = format!("username=carol%40example.org&password={}", PASSWORD.replace(' ', "+"));
+    let r = request(gw.web, "POST", "/login", &[], Some(("application/x-www-form-urlencoded", body.as_bytes()))).await;
+    assert_eq!(r.status, 429);
+    gw.stop().await;
+}
