@@ -22,6 +22,7 @@
 //!   Active Directory, the mail server), the one check behind every login.
 //! - [`outbound`]: the organisation's mail to the internet — [`outbound::deliver`] (MX delivery,
 //!   STARTTLS, DANE and MTA-STS decided in one place).
+//! - [`dkim`]: DKIM signatures on outgoing mail — keys in the database, their rotation.
 //! - [`intercept`]: lawful interception — orders, copies of a target's events recorded durably
 //!   and delivered to the agency; [`mailproxy`]: the POP3 and IMAP proxies that see those events.
 //! - [`report`]: the Report — figures per hour in SQL, the dashboard's charts and tables, the
@@ -42,6 +43,7 @@ pub mod config;
 pub mod demo;
 pub mod digest;
 pub mod directory;
+pub mod dkim;
 pub mod id;
 pub mod intercept;
 pub mod logging;
@@ -165,6 +167,9 @@ pub async fn start(config: config::Config) -> anyhow::Result<Running> {
     }
     tokio::spawn(outbound::deliver::runner::run(config.clone(), store.clone()));
     let intercept = intercept::Interception::start(&config, store.clone()).await?;
+    if config.dkim.enabled {
+        tokio::spawn(dkim::activation::job(store.clone(), config.dkim.clone(), config.outbound_delivery.resolver));
+    }
     let pop3 = if config.pop3.enabled { Some(pop3::start(config.clone(), store.clone(), &certs, intercept.clone()).await?) } else { None };
     let metrics = match config.metrics.listen {
         Some(addr) => Some(web::metrics::serve(addr, config.clone(), store.clone()).await?),

@@ -223,6 +223,45 @@ enum Cmd {
         #[arg(long, default_value = "-nospam")]
         decoy: String,
     },
+    /// DKIM keys for outgoing mail: make one (and the TXT record to publish), rotate, list.
+    Dkim {
+        #[command(subcommand)]
+        cmd: DkimCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum DkimCmd {
+    /// Make a key for DOMAIN and print its TXT record. A domain's first key signs at once; a
+    /// later one signs once its record is seen in DNS.
+    Keygen {
+        domain: String,
+        /// The selector (default: the algorithm and today's date, e.g. ed20261204).
+        #[arg(long)]
+        selector: Option<String>,
+        /// rsa (RSA-2048, rsa-sha256) or ed25519 (RFC 8463).
+        #[arg(long, default_value = "rsa")]
+        algorithm: String,
+    },
+    /// Make a successor for DOMAIN's active key and print its record: it signs once its record is
+    /// seen in DNS; the old key signs beside it for dkim.overlap, then retires.
+    Rotate {
+        domain: String,
+        /// The key to replace (needed when the domain has several active keys).
+        #[arg(long, value_name = "SELECTOR")]
+        from: Option<String>,
+        #[arg(long)]
+        selector: Option<String>,
+        /// Default: the replaced key's.
+        #[arg(long)]
+        algorithm: Option<String>,
+    },
+    /// Selectors, algorithms, states and records (never private keys).
+    List {
+        domain: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -776,6 +815,20 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     AuditCmd::Verify => intercept::audit_verify(&store, out).await?,
                 };
                 Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+            }
+            Cmd::Dkim { cmd } => {
+                let store = sponts::storage::Store::open(&config.storage.database_location()).await?;
+                use sponts::cli::dkim;
+                let (out, err) = (&mut std::io::stdout().lock(), &mut std::io::stderr().lock());
+                match cmd {
+                    DkimCmd::Keygen { domain, selector, algorithm } => dkim::keygen(&store, &domain, selector.as_deref(), &algorithm, out, err).await?,
+                    DkimCmd::Rotate { domain, from, selector, algorithm } => {
+                        dkim::rotate(&store, &domain, from.as_deref(), selector.as_deref(), algorithm.as_deref(), out, err).await?
+                    }
+                    DkimCmd::List { domain, json } => dkim::list(&store, domain.as_deref(), json, out).await?,
+                }
+                store.close().await;
+                Ok(ExitCode::SUCCESS)
             }
             Cmd::CheckConfig { .. } | Cmd::Init { .. } | Cmd::Demo { .. } => unreachable!("handled above"),
         }

@@ -3,6 +3,7 @@
 pub mod archive;
 pub mod backup;
 pub mod directory;
+pub mod dkim;
 pub mod init;
 pub mod intercept;
 pub mod invoker;

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use crate::net::Cidr;
 
 mod directory;
+pub mod dkim;
 mod intercept;
 mod uce;
 mod report;
@@ -21,6 +22,7 @@ pub use directory::{DirectoryConfig, ImapLogin, LdapConfig};
 pub mod outbound;
 pub mod outbound_delivery;
 pub mod archive;
+pub use dkim::DkimConfig;
 pub use intercept::{BackendTls, InterceptConfig, MailProxyConfig};
 pub use report::{MailEvery, MetricsConfig, ReportConfig};
 pub use virus::{OnScanError, VirusConfig};
@@ -55,6 +57,7 @@ pub struct Config {
     /// The acceptance keys of `[outbound]` (who may relay, sender domains, limits, listeners).
     pub outbound: outbound::OutboundConfig,
     pub archive: archive::ArchiveConfig,
+    pub dkim: DkimConfig,
 }
 
 /// POP3 emergency access: users read their new mail while the mail server is down.
@@ -361,7 +364,7 @@ impl fmt::Display for ConfigErrors {
 
 impl std::error::Error for ConfigErrors {}
 
-const SECTIONS: &[&str] = &["smtp", "backend", "domains", "storage", "log", "modules", "access", "backup", "web", "digest", "queue", "pop3", "uce", "virus", "report", "metrics", "intercept", "pop3_proxy", "imap_proxy", "directory", "outbound", "archive"];
+const SECTIONS: &[&str] = &["smtp", "backend", "domains", "storage", "log", "modules", "access", "backup", "web", "digest", "queue", "pop3", "uce", "virus", "report", "metrics", "intercept", "pop3_proxy", "imap_proxy", "directory", "outbound", "archive", "dkim"];
 
 impl Config {
     /// Reads and validates a file; the errors name the file's keys.
@@ -420,6 +423,7 @@ impl Config {
             outbound_delivery: outbound_delivery::section(&table, &mut errors),
             outbound: section(&outbound_delivery::without_delivery_keys(&table), "outbound", &mut errors),
             archive: section(&table, "archive", &mut errors),
+            dkim: section(&table, "dkim", &mut errors),
         };
         errors.extend(config.validate());
         Ok((config, errors))
@@ -516,6 +520,7 @@ impl Config {
         outbound_delivery::collect(self, &mut errors);
         outbound::collect(self, &mut errors);
         archive::collect(self, &mut errors);
+        dkim::collect(self, &mut errors);
         errors
     }
 

@@ -429,6 +429,30 @@ ALTER TABLE queue_rcpt ADD COLUMN delay_notified BOOLEAN NOT NULL DEFAULT FALSE;
         postgres: "",
     },
     Migration {
+        version: 20,
+        // DKIM keys, shared by every node: the private key as PKCS#8 DER, the public key as it
+        // goes into the DNS record (p=), and the key's life: pending -> active -> retiring -> retired;
+        // `replaces`: the selector a rotation's new key takes over from.
+        sql: r#"
+CREATE TABLE dkim_keys (
+    domain TEXT NOT NULL,
+    selector TEXT NOT NULL,
+    algorithm TEXT NOT NULL,
+    state TEXT NOT NULL,
+    private_key {BLOB} NOT NULL,
+    public_key TEXT NOT NULL,
+    created_us BIGINT NOT NULL,
+    activated_us BIGINT,
+    retire_after_us BIGINT,
+    retired_us BIGINT,
+    replaces TEXT,
+    PRIMARY KEY (domain, selector)
+);
+"#,
+        sqlite: "",
+        postgres: "",
+    },
+    Migration {
         version: 22,
         // People from a directory (LDAP, the mail server's IMAP) cached beside local accounts:
         // where they came from, when the source last confirmed them and their password (whose

@@ -6,6 +6,7 @@
 mod archive;
 mod backup;
 mod directory;
+mod dkim_keys;
 pub mod batch;
 mod journal;
 mod events;
@@ -29,6 +30,7 @@ mod users;
 pub use archive::{Hold, HoldAudit, KeptRow, PurgeCandidate, PurgeRecord, Seal};
 pub use backup::{Purged, StoredBody};
 pub use directory::DirectoryUser;
+pub use dkim_keys::{DkimKey, DkimKeyInfo, DkimKeyState};
 pub use events::GatewayEvent;
 pub use journal::{AttachmentEntry, JournalEntry, JournalFilter, RcptEntry};
 pub use mailbox::MailboxEntry;
