@@ -81,6 +81,7 @@ fn entry(rng: &mut Rng, i: u64, time_us: i64) -> JournalEntry {
         actor: None,
         flag: flag.map(String::from),
         notes: None,
+        outbound: false,
     }
 }
 
