@@ -166,6 +166,9 @@ pub async fn start(config: config::Config) -> anyhow::Result<Running> {
         tokio::spawn(queue::runner(config.clone(), store.clone(), health.clone()));
     }
     tokio::spawn(outbound::deliver::runner::run(config.clone(), store.clone()));
+    if config.outbound_delivery.tls_reports {
+        tokio::spawn(outbound::deliver::tls_report::job(config.clone(), store.clone()));
+    }
     let intercept = intercept::Interception::start(&config, store.clone()).await?;
     if config.dkim.enabled {
         tokio::spawn(dkim::activation::job(store.clone(), config.dkim.clone(), config.outbound_delivery.resolver));

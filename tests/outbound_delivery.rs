@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 
-use sponts::outbound::deliver::{Delivery, Fate};
+use sponts::outbound::deliver::{tls_report, Delivery, Fate};
 use sponts::storage::{NewQueued, Route};
 use std::time::Duration;
 
@@ -170,7 +170,7 @@ fn rcpts(list: &[&str]) -> Vec<String> {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn delivers_by_mx_preference_several_recipients_in_one_session_starttls_when_offered() {
+async fn delivers_by_mx_preference_several_recipients_in_one_session_starttls_when_offered_sessions_reused() {
     let mx_cert = cert(&["mx.one.test"], None);
     let dns = TestDns::start(&[
         ("one.test.zone", zone("one.test", "@ MX 10 mx\nmx A 127.0.1.1")),
@@ -213,6 +213,20 @@ async fn delivers_by_mx_preference_several_recipients_in_one_session_starttls_wh
 
     assert_eq!(outcomes[3].results[0].fate, Fate::Bounced, "null MX: bounced at once");
     assert!(outcomes[3].results[0].reply.starts_with("556 5.1.10"), "{:?}", outcomes[3]);
+
+    // The next message to one.test goes over the same session (RSET, then the transaction) ...
+    let next = d.deliver_domain("one.test", "a@sender.example", &rcpts(&["e@one.test"]), &message("next")).await;
+    assert_eq!(next.results[0].fate, Fate::Delivered, "{next:?}");
+    let got = one.received();
+    assert_eq!(got.len(), 2);
+    assert_eq!(got[1].0["port"], got[0].0["port"], "one connection for both messages: {got:?}");
+    assert_eq!(got[1].0["tls"], true);
+    // ... but not once it has waited longer than the idle time: a new connection then.
+    tokio::time::sleep(sponts::outbound::deliver::reuse::IDLE + Duration::from_millis(500)).await;
+    let later = d.deliver_domain("one.test", "a@sender.example", &rcpts(&["f@one.test"]), &message("later")).await;
+    assert_eq!(later.results[0].fate, Fate::Delivered, "{later:?}");
+    let got = one.received();
+    assert_ne!(got[2].0["port"], got[1].0["port"], "{got:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -268,25 +282,14 @@ async fn mta_sts_enforce_needs_a_valid_certificate_for_the_mx_name() {
     let valid = cert(&["mx.stsok.test"], Some(&ca));
     let policy_id = "v=STSv1; id=20261204;";
     let dns = TestDns::start(&[
-        ("sts.test.insecure.zone", zone("sts.test", &format!("@ MX 10 mx\nmx A 127.0.3.1\nmta-sts A 127.0.3.3\n_mta-sts TXT \"{policy_id}\""))),
-        ("stsok.test.insecure.zone", zone("stsok.test", &format!("@ MX 10 mx\nmx A 127.0.3.2\nmta-sts A 127.0.3.3\n_mta-sts TXT \"{policy_id}\""))),
+        // Both ask for TLS reports: sts.test by HTTPS, stsok.test by mail.
+        ("sts.test.insecure.zone", zone("sts.test", &format!("@ MX 10 mx\nmx A 127.0.3.1\nmta-sts A 127.0.3.3\n_mta-sts TXT \"{policy_id}\"\n_smtp._tls TXT \"v=TLSRPTv1; rua=https://mta-sts.sts.test/tlsrpt\""))),
+        ("stsok.test.insecure.zone", zone("stsok.test", &format!("@ MX 10 mx\nmx A 127.0.3.2\nmta-sts A 127.0.3.3\n_mta-sts TXT \"{policy_id}\"\n_smtp._tls TXT \"v=TLSRPTv1; rua=mailto:tlsrpt@stsok.test\""))),
     ]);
     let root = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(root.path().join(".well-known")).unwrap();
     std::fs::write(root.path().join(".well-known/mta-sts.txt"), "version: STSv1\r\nmode: enforce\r\nmx: mx.sts.test\r\nmx: *.stsok.test\r\nmax_age: 86400\r\n").unwrap();
-    let mut https = Peer(Command::new("/usr/bin/python3")
-        .arg(script("https_static.py"))
-        .args(["--addr", "127.0.3.3", "--root"])
-        .arg(root.path())
-        .arg("--cert").arg(&web.cert)
-        .arg("--key").arg(&web.key)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap());
-    let mut line = String::new();
-    BufReader::new(https.0.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    assert!(line.starts_with("HTTPS_READY"), "{line}");
+    let https = https_server("127.0.3.3", root.path(), &web);
     let mx_bad = Mx::start("127.0.3.1", Some(&self_signed), None);
     let mx_ok = Mx::start("127.0.3.2", Some(&valid), None);
     let (d, _dir) = delivery(&dns, &format!("mta_sts_ca = \"{}\"", ca.pem.display())).await;
@@ -306,8 +309,77 @@ async fn mta_sts_enforce_needs_a_valid_certificate_for_the_mx_name() {
     drop(https);
     let cached = d.store.mta_sts_get("stsok.test").await.unwrap().expect("cached");
     assert_eq!(cached.id, "20261204");
-    let again = d.deliver_domain("stsok.test", "a@sender.example", &rcpts(&["y@stsok.test"]), &msg).await;
+    // (A delivery of its own: the first one's session, still open, would carry it without a lookup.)
+    let d2 = Delivery::new(d.config.clone(), d.store.clone()).unwrap();
+    let again = d2.deliver_domain("stsok.test", "a@sender.example", &rcpts(&["y@stsok.test"]), &msg).await;
     assert!(again.tls.as_deref().is_some_and(|t| t.ends_with("(MTA-STS)")), "{again:?}");
+
+    // TLS-RPT: the day's report to each domain that asks, once.
+    let _https = https_server("127.0.3.3", root.path(), &web);
+    let today = sponts::clock::now_us().div_euclid(86_400_000_000);
+    let sent = tls_report::send_day(&d, today).await.unwrap();
+    assert_eq!(sent.len(), 2, "{sent:?}");
+    assert!(sent.iter().all(|s| s.result.is_ok()), "{sent:?}");
+    assert!(tls_report::send_day(&d, today).await.unwrap().is_empty(), "each domain's report is sent once");
+    // sts.test's, POSTed: one session that failed validation at mx.sts.test, none that succeeded.
+    assert_eq!(std::fs::read_to_string(root.path().join("posted/0.type")).unwrap(), "application/tlsrpt+gzip");
+    let report = tlsrpt(&std::fs::read(root.path().join("posted/0.bin")).unwrap(), false);
+    assert_eq!(report["policies"][0]["policy"]["policy-type"], "sts", "{report}");
+    assert_eq!(report["policies"][0]["policy"]["policy-domain"], "sts.test", "{report}");
+    assert_eq!(report["policies"][0]["summary"]["total-successful-session-count"], 0, "{report}");
+    assert_eq!(report["policies"][0]["summary"]["total-failure-session-count"], 1, "{report}");
+    assert_eq!(report["policies"][0]["failure-details"][0]["result-type"], "validation-failure", "{report}");
+    assert_eq!(report["policies"][0]["failure-details"][0]["receiving-mx-hostname"], "mx.sts.test", "{report}");
+    // stsok.test's, queued as a report mail to its address: two TLS sessions, both fine.
+    let queued = d.store.queue_list(None).await.unwrap().into_iter().find(|q| q.pending.iter().any(|p| p == "tlsrpt@stsok.test")).expect("report mail queued");
+    let body = d.store.queued_body(&queued.id).await.unwrap().unwrap();
+    let mail = zstd::bulk::decompress(&body, queued.size as usize).unwrap();
+    let report = tlsrpt(&mail, true);
+    assert_eq!(report["policies"][0]["policy"]["policy-domain"], "stsok.test", "{report}");
+    assert_eq!(report["policies"][0]["summary"]["total-successful-session-count"], 2, "{report}");
+    assert!(report["policies"][0]["policy"]["mx-host"].as_array().unwrap().iter().any(|h| h == "*.stsok.test"), "{report}");
+    assert_eq!(report["contact-info"], "postmaster@localhost", "the first of domains.local: {report}");
+}
+
+/// The HTTPS server of scripts/peers/https_static.py on ADDR:443.
+fn https_server(addr: &str, root: &Path, cert: &Cert) -> Peer {
+    let mut https = Peer(Command::new("/usr/bin/python3")
+        .arg(script("https_static.py"))
+        .args(["--addr", addr, "--root"])
+        .arg(root)
+        .arg("--cert").arg(&cert.cert)
+        .arg("--key").arg(&cert.key)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap());
+    let mut line = String::new();
+    BufReader::new(https.0.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    assert!(line.starts_with("HTTPS_READY"), "{line}");
+    https
+}
+
+/// A TLS report's JSON as Python's gzip and json read it — from a report mail (Python's email
+/// finds the application/tlsrpt+gzip part of the multipart/report) or a POSTed body.
+fn tlsrpt(data: &[u8], mail: bool) -> serde_json::Value {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("r");
+    std::fs::write(&path, data).unwrap();
+    let script = r#"
+import email, email.policy, gzip, json, sys
+data = open(sys.argv[1], 'rb').read()
+if sys.argv[2] == 'mail':
+    m = email.message_from_bytes(data, policy=email.policy.default)
+    assert m.get_content_type() == 'multipart/report' and m.get_param('report-type') == 'tlsrpt', m['Content-Type']
+    assert m['TLS-Report-Domain'] and m['TLS-Report-Submitter'] and m['Subject'].startswith('Report Domain: '), str(m)
+    parts = [p for p in m.walk() if p.get_content_type() == 'application/tlsrpt+gzip']
+    assert len(parts) == 1 and parts[0].get_filename().endswith('.json.gz'), str(m)
+    data = parts[0].get_content()
+print(json.dumps(json.loads(gzip.decompress(data))))
+"#;
+    let out = Command::new("/usr/bin/python3").arg("-c").arg(script).arg(&path).arg(if mail { "mail" } else { "post" }).output().unwrap();
+    assert!(out.status.success(), "python: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -488,7 +560,7 @@ impl Drop for Postfix {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn postfix_relayhost_to_sponts_to_the_mx_a_receiving_postfix() {
+async fn postfix_relayhost_to_sponts_to_the_mx_a_receiving_postfix_dkim_signed() {
     let dns = TestDns::start(&[("far.test.zone", zone("far.test", "@ MX 10 mx\nmx A 127.0.7.1"))]);
     // The receiving side: a Postfix on far.test's MX (STARTTLS offered), handing on to a capture.
     let inbox = common::Capture::start(Default::default()).await;
@@ -496,6 +568,9 @@ async fn postfix_relayhost_to_sponts_to_the_mx_a_receiving_postfix() {
     let backend = common::Capture::start(Default::default()).await;
     let (config, dir) = common::config(backend.addr, &format!("[smtp]\nrelay_networks = [\"127.0.0.0/8\"]\n[outbound]\nresolver = \"{}\"\n", dns.resolver));
     let gw = common::start_with(config, dir).await;
+    // example.org's first DKIM key signs at once; its record as `sponts dkim keygen` prints it.
+    let key = sponts::dkim::manage::keygen(&gw.store, "example.org", Some("s2026"), sponts::dkim::Algorithm::Rsa).await.unwrap();
+    let record = sponts::dkim::record::zone_line(&key.selector, &key.domain, sponts::dkim::Algorithm::Rsa, &key.public_key);
     // The organisation's mail server, with sponts as its relayhost.
     let listen = common::dead_address().to_string();
     let _server = Postfix::start(&listen, gw.addr, false);
@@ -514,6 +589,8 @@ async fn postfix_relayhost_to_sponts_to_the_mx_a_receiving_postfix() {
     let text = String::from_utf8_lossy(&got[0].data).to_string();
     assert!(text.contains("Subject: to the internet") && text.contains("by gw.test.example"), "through sponts: {text}");
     assert!(text.contains("ESMTPS"), "the receiving Postfix logged TLS on the hop from sponts: {text}");
+    // Signed by sponts, and the signature survives the way: dkimpy verifies what the far side got.
+    assert_eq!(common::dkimpy::dkimpy(&got[0].data, &[&record]), vec![("example.org".to_string(), "s2026".to_string(), true)], "{text}");
     assert!(backend.deliveries().iter().all(|d| d.rcpts.iter().all(|r| !r.ends_with("@far.test"))), "nothing to the backend");
     // The journal record of the transaction takes the final outcome once the queue is through.
     wait_until("the journal says delivered", 20, || {

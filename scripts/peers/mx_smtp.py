@@ -26,7 +26,7 @@ class Save:
         base = os.path.join(self.directory, "%06d" % self.count)
         with open(base + ".eml.tmp", "wb") as f:
             f.write(envelope.original_content or envelope.content)
-        meta = {"mail_from": envelope.mail_from, "rcpt_tos": envelope.rcpt_tos, "tls": session.ssl is not None, "peer": session.peer[0]}
+        meta = {"mail_from": envelope.mail_from, "rcpt_tos": envelope.rcpt_tos, "tls": session.ssl is not None, "peer": session.peer[0], "port": session.peer[1]}
         with open(base + ".json.tmp", "w") as f:
             json.dump(meta, f)
         os.rename(base + ".eml.tmp", base + ".eml")

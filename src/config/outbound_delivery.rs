@@ -11,7 +11,7 @@ use super::{ConfigError, Duration};
 
 /// The keys of `[outbound]` this struct owns; the acceptance side parses the rest.
 pub const DELIVERY_KEYS: &[&str] =
-    &["resolver", "retry", "max_retry", "delay_dsn_after", "lifetime", "max_sessions", "max_sessions_per_domain", "mta_sts_ca", "destinations"];
+    &["resolver", "retry", "max_retry", "delay_dsn_after", "lifetime", "max_sessions", "max_sessions_per_domain", "mta_sts_ca", "destinations", "tls_reports", "tls_report_from"];
 
 fn is_delivery_key(key: &str) -> bool {
     DELIVERY_KEYS.contains(&key)
@@ -37,6 +37,10 @@ pub struct DeliveryConfig {
     pub mta_sts_ca: Option<PathBuf>,
     /// Per destination domain overrides.
     pub destinations: BTreeMap<String, Destination>,
+    /// Send TLS-RPT reports (RFC 8460) once a day to the domains that publish `_smtp._tls`.
+    pub tls_reports: bool,
+    /// The reports' sender and contact address; default `postmaster@` the first local domain.
+    pub tls_report_from: Option<String>,
 }
 
 /// `[outbound.destinations."partner.example"]`
@@ -70,6 +74,8 @@ impl Default for DeliveryConfig {
             max_sessions_per_domain: 4,
             mta_sts_ca: None,
             destinations: BTreeMap::new(),
+            tls_reports: true,
+            tls_report_from: None,
         }
     }
 }
@@ -120,6 +126,11 @@ pub(super) fn collect(config: &super::Config, errors: &mut Vec<ConfigError>) {
     }
     if d.max_sessions_per_domain == 0 || d.max_sessions_per_domain > d.max_sessions {
         err("max_sessions_per_domain", "must be between 1 and outbound.max_sessions".into());
+    }
+    if let Some(from) = &d.tls_report_from
+        && !matches!(crate::address::parse_path(from, crate::address::Side::Recipient), Ok(Some(_)))
+    {
+        err("tls_report_from", format!("`{from}` is not an email address"));
     }
     for domain in d.destinations.keys() {
         if !crate::address::is_domain(domain) {

@@ -57,12 +57,10 @@ pub fn max_message_size(config: &Config) -> u64 {
 }
 
 /// The DKIM-Signature header(s) to put on top of an outbound message before it is kept,
-/// journaled and queued (so every copy is the signed one). `None`: no key for its domain.
-///
-/// DKIM CALL SITE: `crate::dkim::sign(store, &config.dkim, message).await` goes here once the
-/// dkim module is on main (see COORD.md); until then outbound mail leaves unsigned.
-pub async fn dkim_signature(_store: &Store, _config: &Config, _message: &[u8]) -> anyhow::Result<Option<String>> {
-    Ok(None)
+/// journaled and queued (so every copy is the signed one). `None`: signing is off or no key
+/// applies to the From: domain.
+pub async fn dkim_signature(store: &Store, config: &Config, message: &[u8]) -> anyhow::Result<Option<String>> {
+    crate::dkim::sign(store, &config.dkim, message).await
 }
 
 #[cfg(test)]

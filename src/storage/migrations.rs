@@ -570,6 +570,20 @@ CREATE TABLE archive_hold_audit (
         sqlite: "",
         postgres: "",
     },
+    Migration {
+        version: 39,
+        // TLS-RPT: which day's report each destination domain has had (claimed by one node).
+        sql: r#"
+CREATE TABLE tls_reports_sent (
+    day TEXT NOT NULL,
+    domain TEXT NOT NULL,
+    sent_us BIGINT NOT NULL,
+    PRIMARY KEY (day, domain)
+);
+"#,
+        sqlite: "",
+        postgres: "",
+    },
 ];
 
 pub async fn run(store: &Store) -> Result<()> {

@@ -67,6 +67,34 @@ impl Store {
         })
     }
 
+    /// The destination domains with TLS results on `day` whose report is not claimed yet.
+    pub async fn tls_report_due(&self, day: &str) -> Result<Vec<String>> {
+        with_pool!(self, pool => {
+            let rows = sqlx::query("SELECT DISTINCT domain FROM tls_results WHERE day = $1 AND domain NOT IN (SELECT domain FROM tls_reports_sent WHERE day = $1) ORDER BY domain")
+                .bind(day).fetch_all(pool).await?;
+            rows.iter().map(|r| Ok(r.try_get("domain")?)).collect()
+        })
+    }
+
+    /// Claims the sending of `domain`'s report for `day`: true for the one caller (on any node)
+    /// that gets it.
+    pub async fn tls_report_claim(&self, day: &str, domain: &str) -> Result<bool> {
+        with_pool!(self, pool => {
+            let r = sqlx::query("INSERT INTO tls_reports_sent (day, domain, sent_us) VALUES ($1, $2, $3) ON CONFLICT (day, domain) DO NOTHING")
+                .bind(day).bind(domain).bind(crate::clock::now_us()).execute(pool).await?;
+            Ok(r.rows_affected() == 1)
+        })
+    }
+
+    /// Forgets TLS results and report claims of days before `day` (ISO dates sort as text).
+    pub async fn tls_results_purge(&self, before_day: &str) -> Result<u64> {
+        with_pool!(self, pool => {
+            let r = sqlx::query("DELETE FROM tls_results WHERE day < $1").bind(before_day).execute(pool).await?;
+            sqlx::query("DELETE FROM tls_reports_sent WHERE day < $1").bind(before_day).execute(pool).await?;
+            Ok(r.rows_affected())
+        })
+    }
+
     /// Marks a recipient's delay notice as sent; true only the first time (so one notice per
     /// recipient, whichever node asks).
     pub async fn mx_delay_noticed(&self, queue_id: &str, address: &str) -> Result<bool> {

@@ -7,6 +7,7 @@ pub mod agency;
 pub mod backend;
 pub mod browser;
 pub mod client;
+pub mod dkimpy;
 pub mod dovecot;
 pub mod fetchmail;
 pub mod http;

@@ -2,13 +2,17 @@
 //! reached through its MX hosts ([`route`]) in one session for all its recipients, with the
 //! transport security [`security`] decides from DANE ([`dns`] keeps the AD bit), MTA-STS
 //! ([`mta_sts`]) and the config's overrides. Sessions are bounded overall and per domain;
-//! [`runner`] takes the work from the durable queue and records what became of it.
+//! [`runner`] takes the work from the durable queue and records what became of it;
+//! [`reuse`] keeps a session open for the next message to its domain; [`tls_report`] tells the
+//! destinations that ask how TLS to them went (TLS-RPT).
 
 pub mod dns;
 pub mod mta_sts;
+pub mod reuse;
 pub mod route;
 pub mod runner;
 pub mod security;
+pub mod tls_report;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -63,6 +67,8 @@ pub struct Delivery {
     pub roots: Arc<rustls::RootCertStore>,
     sessions: Arc<Semaphore>,
     per_domain: Mutex<HashMap<String, Arc<Semaphore>>>,
+    /// Sessions waiting for the next message to their domain.
+    waiting: reuse::Sessions,
 }
 
 impl Delivery {
@@ -83,6 +89,7 @@ impl Delivery {
             roots: Arc::new(roots),
             sessions: Arc::new(Semaphore::new(d.max_sessions)),
             per_domain: Mutex::new(HashMap::new()),
+            waiting: reuse::Sessions::default(),
             store,
             config,
         })
@@ -100,6 +107,13 @@ impl Delivery {
         let limit = self.per_domain.lock().expect("domain limits").entry(domain.clone()).or_insert_with(|| Arc::new(Semaphore::new(self.config.outbound_delivery.max_sessions_per_domain))).clone();
         let _domain_slot = limit.acquire_owned().await.expect("never closed");
         let _slot = self.sessions.clone().acquire_owned().await.expect("never closed");
+        // A session still open to this domain carries the message if it answers RSET.
+        while let Some(mut session) = self.waiting.take(&domain) {
+            if session.backend.rset().await.is_ok_and(|r| r.is_positive()) {
+                return self.transaction(&domain, session, sender, rcpts, message).await;
+            }
+            tokio::spawn(session.backend.quit());
+        }
         let all = |reply: &str, fate| DomainOutcome { results: rcpts.iter().map(|a| RcptResult { address: a.clone(), reply: reply.to_string(), fate }).collect(), ..DomainOutcome::default() };
         let route = match route::route(&self.dns, &domain).await {
             Ok(r) => r,
@@ -169,7 +183,7 @@ impl Delivery {
             TlsPolicy::Verified { why: "MTA-STS" } => "sts",
             _ => "no-policy-found",
         };
-        let mut backend = match Backend::connect(&target(policy.starttls())).await {
+        let backend = match Backend::connect(&target(policy.starttls())).await {
             Ok(b) => b,
             Err(e @ (BackendError::Tls(_) | BackendError::TlsRequired)) if policy.starttls() == crate::config::StartTls::Required => {
                 let kind = if matches!(e, BackendError::TlsRequired) { "starttls-not-supported" } else { "validation-failure" };
@@ -188,12 +202,30 @@ impl Delivery {
         if backend.tls.is_some() {
             self.tls_result(domain, report_policy, host, "success").await;
         }
-        let answers = backend.transaction(sender, rcpts, message).await;
         let tls = backend.tls.clone().map(|t| format!("{t} ({})", policy.name()));
-        backend.quit().await;
-        let answers = answers.map_err(|e| format!("451 4.4.2 {host}[{ip}]: {e}"))?;
-        let results = rcpts.iter().zip(answers).map(|(a, r)| RcptResult { address: a.clone(), reply: remote_reply(host, &r), fate: fate(&r) }).collect();
-        Ok(DomainOutcome { results, mx: Some(format!("{host}[{ip}]")), tls })
+        let session = reuse::Session { backend, host: host.to_string(), ip, tls, opened: std::time::Instant::now() };
+        Ok(self.transaction(domain, session, sender, rcpts, message).await)
+    }
+
+    /// One message's transaction on an open session; the session then waits for the next
+    /// message to the domain, or ends when it failed.
+    async fn transaction(&self, domain: &str, mut session: reuse::Session, sender: &str, rcpts: &[String], message: &[u8]) -> DomainOutcome {
+        let (host, ip) = (session.host.clone(), session.ip);
+        let mx = Some(format!("{host}[{ip}]"));
+        match session.backend.transaction(sender, rcpts, message).await {
+            Ok(answers) => {
+                let results = rcpts.iter().zip(answers).map(|(a, r)| RcptResult { address: a.clone(), reply: remote_reply(&host, &r), fate: fate(&r) }).collect();
+                let tls = session.tls.clone();
+                self.waiting.put(domain, session, self.config.outbound_delivery.max_sessions_per_domain);
+                DomainOutcome { results, mx, tls }
+            }
+            Err(e) => {
+                let tls = session.tls.clone();
+                tokio::spawn(session.backend.quit());
+                let reply = format!("451 4.4.2 {host}[{ip}]: {e}");
+                DomainOutcome { results: rcpts.iter().map(|a| RcptResult { address: a.clone(), reply: reply.clone(), fate: Fate::Deferred }).collect(), mx, tls }
+            }
+        }
     }
 
     /// Counts a session's TLS result for TLS-RPT; a storage error only costs the count.

@@ -104,29 +104,38 @@ fn txt_id(txt: &str) -> Option<String> {
 /// GET the policy over HTTPS (a certificate valid for `mta-sts.DOMAIN`), HTTP/1.1, no redirects.
 async fn fetch(dns: &Dns, roots: &Arc<rustls::RootCertStore>, domain: &str) -> anyhow::Result<String> {
     let host = format!("mta-sts.{domain}");
-    let addrs = dns.addresses(&host).await?;
+    let request = format!("GET /.well-known/mta-sts.txt HTTP/1.1\r\nHost: {host}\r\nUser-Agent: sponts\r\nConnection: close\r\n\r\n");
+    let raw = https_exchange(dns, roots, &host, 443, request.as_bytes(), MAX_BODY + 8192)
+        .await
+        .map_err(|e| anyhow::anyhow!("fetching the policy: {e:#}"))?;
+    parse_response(&raw)
+}
+
+/// One HTTPS request to `host` (its certificate verified against `roots`), the raw answer up
+/// to `max` bytes; bounded by [`FETCH_TIMEOUT`]. MTA-STS policies and TLS reports use it.
+pub async fn https_exchange(dns: &Dns, roots: &Arc<rustls::RootCertStore>, host: &str, port: u16, request: &[u8], max: usize) -> anyhow::Result<Vec<u8>> {
+    let addrs = dns.addresses(host).await?;
     let ip = *addrs.records().first().ok_or_else(|| anyhow::anyhow!("{host} has no address"))?;
     let work = async {
-        let tcp = tokio::net::TcpStream::connect((ip, 443)).await?;
+        let tcp = tokio::net::TcpStream::connect((ip, port)).await?;
         let config = rustls::ClientConfig::builder_with_provider(crate::smtp::tls::provider())
             .with_safe_default_protocol_versions()?
             .with_root_certificates(roots.clone())
             .with_no_client_auth();
-        let name = rustls::pki_types::ServerName::try_from(host.clone())?;
+        let name = rustls::pki_types::ServerName::try_from(host.to_string())?;
         let mut tls = tokio_rustls::TlsConnector::from(Arc::new(config)).connect(name, tcp).await?;
-        let request = format!("GET /.well-known/mta-sts.txt HTTP/1.1\r\nHost: {host}\r\nUser-Agent: sponts\r\nConnection: close\r\n\r\n");
-        tls.write_all(request.as_bytes()).await?;
+        tls.write_all(request).await?;
         let mut raw = Vec::new();
-        match (&mut tls).take(MAX_BODY as u64 + 8192).read_to_end(&mut raw).await {
+        match (&mut tls).take(max as u64).read_to_end(&mut raw).await {
             // Many servers close without TLS close_notify; a Content-Length still shows truncation.
             Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {}
             other => {
                 other?;
             }
         }
-        parse_response(&raw)
+        Ok(raw)
     };
-    tokio::time::timeout(FETCH_TIMEOUT, work).await.map_err(|_| anyhow::anyhow!("fetching the policy timed out"))?
+    tokio::time::timeout(FETCH_TIMEOUT, work).await.map_err(|_| anyhow::anyhow!("timed out"))?
 }
 
 /// The body of a 200 text/plain answer (plain or chunked).
