@@ -18,18 +18,41 @@ impl<T: Send + 'static> BatchWriter<T> {
         F: Fn(Vec<T>) -> Fut + Send + 'static,
         Fut: Future<Output = anyhow::Result<()>> + Send,
     {
+        Self::start_each(max_batch, move |items: Vec<T>| {
+            let n = items.len();
+            let done = write(items);
+            async move {
+                let result = done.await.map_err(|e| format!("{e:#}"));
+                vec![result; n]
+            }
+        })
+    }
+
+    /// Like `start`, but `write` answers each item of the batch on its own (one result per item,
+    /// in order), so one that failed need not fail the others.
+    pub fn start_each<F, Fut>(max_batch: usize, write: F) -> BatchWriter<T>
+    where
+        F: Fn(Vec<T>) -> Fut + Send + 'static,
+        Fut: Future<Output = Vec<Result<(), String>>> + Send,
+    {
         let (queue, mut rx) = mpsc::channel::<Job<T>>(4096);
         tokio::spawn(async move {
             let mut batch = Vec::with_capacity(max_batch);
             while rx.recv_many(&mut batch, max_batch).await > 0 {
                 let (items, acks): (Vec<T>, Vec<_>) = batch.drain(..).unzip();
-                let result = write(items).await.map_err(|e| format!("{e:#}"));
-                for ack in acks {
-                    let _ = ack.send(result.clone());
+                let results = write(items).await;
+                for (i, ack) in acks.into_iter().enumerate() {
+                    let result = results.get(i).cloned().unwrap_or_else(|| Err("no result for this item".to_string()));
+                    let _ = ack.send(result);
                 }
             }
         });
         BatchWriter { queue }
+    }
+
+    /// Its task has ended (the runtime that ran it was shut down).
+    pub fn is_stopped(&self) -> bool {
+        self.queue.is_closed()
     }
 
     /// Queues one item without waiting for its commit (figures that are not a record of truth):

@@ -7,6 +7,7 @@ use anyhow::Result;
 use serde::Serialize;
 use sqlx::Row;
 
+use super::batch::BatchWriter;
 use super::{with_pool, BeginWrite, Store};
 
 /// A queued message as the queue runner and the CLI see it.
@@ -31,19 +32,20 @@ pub struct Queued {
 
 impl Store {
     /// Queues a message in one transaction; returns once it is on disk (the 250 depends on it).
+    /// On SQLite the messages of concurrent sessions are committed together (group commit): one
+    /// writer takes whatever has queued up, writes it in one transaction and waits for that one
+    /// fsync of the WAL; each caller returns only after the commit that holds its message.
     pub async fn enqueue(&self, id: &str, time_us: i64, sender: &str, size: i64, compressed: &[u8], rcpts: &[String]) -> Result<()> {
         if let Store::Sqlite(pool) = self {
-            // This connection's commits wait for fsync of the WAL (which also makes every earlier
-            // commit durable); the others stay fast.
-            let mut conn = pool.acquire().await?;
-            sqlx::query("PRAGMA synchronous = FULL").execute(&mut *conn).await?;
-            let result = insert_queued(&mut conn, id, time_us, sender, size, compressed, rcpts).await;
-            let _ = sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *conn).await;
-            return result;
+            let item = Enqueue { id: id.to_string(), time_us, sender: sender.to_string(), size, compressed: compressed.to_vec(), rcpts: rcpts.to_vec() };
+            return group_writer(pool).write(item).await;
         }
         with_pool!(self, pool => {
             let mut conn = pool.acquire().await?;
-            insert_queued(&mut conn, id, time_us, sender, size, compressed, rcpts).await
+            let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+            insert_queued(&mut tx, id, time_us, sender, size, compressed, rcpts).await?;
+            tx.commit().await?;
+            Ok(())
         })
     }
 
@@ -228,9 +230,80 @@ impl Store {
     }
 }
 
-/// The queue rows of one message, in one transaction on the given connection.
+/// One message for the queue's group commit.
+struct Enqueue {
+    id: String,
+    time_us: i64,
+    sender: String,
+    size: i64,
+    compressed: Vec<u8>,
+    rcpts: Vec<String>,
+}
+
+/// Most messages one commit takes.
+const GROUP: usize = 256;
+
+/// The group-commit writer of a SQLite database, one per database file in the process. A new one
+/// is started when the pool it writes through was closed or its task has ended (its runtime was
+/// shut down: a server restarted in the same process, as the tests do).
+fn group_writer(pool: &sqlx::SqlitePool) -> std::sync::Arc<BatchWriter<Enqueue>> {
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex, OnceLock};
+    type Writers = Mutex<HashMap<std::path::PathBuf, (sqlx::SqlitePool, Arc<BatchWriter<Enqueue>>)>>;
+    static WRITERS: OnceLock<Writers> = OnceLock::new();
+    let file = pool.connect_options().get_filename().to_path_buf();
+    let mut writers = WRITERS.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
+    writers.retain(|_, (p, w)| !p.is_closed() && !w.is_stopped());
+    let (_, writer) = writers.entry(file).or_insert_with(|| {
+        let p = pool.clone();
+        let writer = BatchWriter::start_each(GROUP, move |items: Vec<Enqueue>| {
+            let p = p.clone();
+            async move { commit_group(&p, &items).await }
+        });
+        (pool.clone(), Arc::new(writer))
+    });
+    writer.clone()
+}
+
+/// Writes a group of messages in one transaction whose commit waits for the fsync of the WAL
+/// (`synchronous = FULL` on this connection, which also makes every earlier commit durable; the
+/// other connections stay at NORMAL). If the group fails, each message is tried on its own, so
+/// one bad message cannot refuse the others; each caller gets its own message's result.
+async fn commit_group(pool: &sqlx::SqlitePool, items: &[Enqueue]) -> Vec<Result<(), String>> {
+    let mut conn = match pool.acquire().await {
+        Ok(c) => c,
+        Err(e) => return vec![Err(format!("{e:#}")); items.len()],
+    };
+    if let Err(e) = sqlx::query("PRAGMA synchronous = FULL").execute(&mut *conn).await {
+        return vec![Err(format!("{e:#}")); items.len()];
+    }
+    let results = match write_group(&mut conn, items).await {
+        Ok(()) => vec![Ok(()); items.len()],
+        Err(e) if items.len() == 1 => vec![Err(format!("{e:#}"))],
+        Err(_) => {
+            let mut results = Vec::with_capacity(items.len());
+            for item in items {
+                results.push(write_group(&mut conn, std::slice::from_ref(item)).await.map_err(|e| format!("{e:#}")));
+            }
+            results
+        }
+    };
+    let _ = sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *conn).await;
+    results
+}
+
+async fn write_group(conn: &mut sqlx::pool::PoolConnection<sqlx::Sqlite>, items: &[Enqueue]) -> Result<()> {
+    let mut tx = sqlx::Connection::begin_with(&mut **conn, "BEGIN IMMEDIATE").await?;
+    for m in items {
+        insert_queued(&mut tx, &m.id, m.time_us, &m.sender, m.size, &m.compressed, &m.rcpts).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The queue rows of one message, inside the given transaction.
 async fn insert_queued<DB: sqlx::Database>(
-    conn: &mut sqlx::pool::PoolConnection<DB>,
+    tx: &mut sqlx::Transaction<'_, DB>,
     id: &str,
     time_us: i64,
     sender: &str,
@@ -247,20 +320,17 @@ where
     for<'q> bool: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
     for<'q> <DB as sqlx::Database>::Arguments: sqlx::IntoArguments<DB>,
 {
-    use sqlx::Connection;
-    let mut tx = conn.begin().await?;
     sqlx::query("INSERT INTO queue (id, time_us, sender, size, body, attempts, next_attempt_us, last_reply, lease_until_us, leased_by) VALUES ($1, $2, $3, $4, $5, 0, $6, '', 0, '')")
         .bind(id).bind(time_us).bind(sender).bind(size).bind(compressed).bind(time_us)
-        .execute(&mut *tx).await?;
-    let mut seen: Vec<String> = Vec::new();
+        .execute(&mut **tx).await?;
+    let mut seen: Vec<&String> = Vec::new();
     for r in rcpts {
         // The same recipient twice in one transaction is one delivery.
         if seen.iter().any(|s| s.eq_ignore_ascii_case(r)) {
             continue;
         }
-        seen.push(r.clone());
-        sqlx::query("INSERT INTO queue_rcpt (queue_id, address, done, last_reply) VALUES ($1, $2, $3, '')").bind(id).bind(r).bind(false).execute(&mut *tx).await?;
+        seen.push(r);
+        sqlx::query("INSERT INTO queue_rcpt (queue_id, address, done, last_reply) VALUES ($1, $2, $3, '')").bind(id).bind(r).bind(false).execute(&mut **tx).await?;
     }
-    tx.commit().await?;
     Ok(())
 }
