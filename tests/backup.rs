@@ -92,3 +92,30 @@ async fn purge_on(store: sponts::storage::Store) {
     assert_eq!(store.body("M9").await.unwrap().unwrap().compressed, vec![0u8; 1000]);
     store.close().await;
 }
+
+/// A big compressed body (over the 1 MiB at which SQLite is written piece by piece) comes back
+/// byte-exact, beside small ones of the same batch; a batch that fails takes none of them.
+#[tokio::test]
+async fn a_big_body_is_kept_byte_exact_beside_small_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = pg::TestDb::create().await;
+    for location in [sponts::config::DatabaseLocation::Sqlite(dir.path().join("big.db")), sponts::config::DatabaseLocation::Postgres(db.url.clone())] {
+        let store = sponts::storage::Store::open(&location).await.unwrap();
+        // Incompressible-looking bytes of a length that is not a multiple of the piece.
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let big: Vec<u8> = (0..3 * 1024 * 1024 + 12_345).map(|_| { x ^= x << 13; x ^= x >> 7; x ^= x << 17; x as u8 }).collect();
+        let now = sponts::clock::now_us();
+        let body = |id: &str, compressed: Vec<u8>| sponts::storage::StoredBody { id: id.into(), time_us: now, size: compressed.len() as i64, compressed, digest: format!("d-{id}") };
+        store.insert_bodies(&[body("S1", b"small".to_vec()), body("B1", big.clone()), body("S2", b"tiny".to_vec())]).await.unwrap();
+        let got = store.body("B1").await.unwrap().expect("kept");
+        assert!(got.compressed == big, "{}: the big body came back changed", store.kind());
+        assert_eq!(got.digest, "d-B1");
+        assert_eq!(store.body("S2").await.unwrap().expect("kept").compressed, b"tiny");
+        assert_eq!(store.backup_totals().await.unwrap().2, big.len() as i64 + 9);
+        // The same ids again: the batch fails as a whole and the big body is not written twice.
+        assert!(store.insert_bodies(&[body("B2", big.clone()), body("S1", b"again".to_vec())]).await.is_err());
+        assert!(store.body("B2").await.unwrap().is_none(), "{}: a failed batch left its big body", store.kind());
+        store.close().await;
+    }
+    db.drop_db().await;
+}
