@@ -5,7 +5,7 @@ use anyhow::Result;
 use serde::Serialize;
 use sqlx::Row;
 
-use super::{with_pool, Store};
+use super::{Store, with_pool};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ApiToken {
@@ -18,7 +18,13 @@ pub struct ApiToken {
 }
 
 impl Store {
-    pub async fn create_api_token(&self, id: &str, token_hash: &str, address: &str, name: &str) -> Result<()> {
+    pub async fn create_api_token(
+        &self,
+        id: &str,
+        token_hash: &str,
+        address: &str,
+        name: &str,
+    ) -> Result<()> {
         with_pool!(self, pool => {
             sqlx::query("INSERT INTO api_tokens (id, token_hash, address, name, created_us) VALUES ($1, $2, $3, $4, $5)")
                 .bind(id)

@@ -5,7 +5,7 @@
 use anyhow::Result;
 use sqlx::Row;
 
-use super::{with_pool, BeginWrite, Store};
+use super::{BeginWrite, Store, with_pool};
 
 /// One link of the chain: the Merkle root over the (id, digest) of the messages kept in
 /// `[from_us, until_us)`, signed together with the previous link's root.
@@ -118,7 +118,8 @@ macro_rules! seal_row {
 seal_row!(sqlx::sqlite::SqliteRow);
 seal_row!(sqlx::postgres::PgRow);
 
-const SEAL_COLUMNS: &str = "seq, day, from_us, until_us, count, root, prev_root, signature, key_id, sealed_us";
+const SEAL_COLUMNS: &str =
+    "seq, day, from_us, until_us, count, root, prev_root, signature, key_id, sealed_us";
 
 impl Store {
     /// Every seal in chain order, or those of `since_day` (YYYY-MM-DD) and later plus the one before.
@@ -188,7 +189,13 @@ impl Store {
     }
 
     /// Kept messages with `time_us` in `[from_us, until_us)`, after `after` (time, id) in that order.
-    pub async fn kept_page(&self, from_us: i64, until_us: i64, after: Option<&(i64, String)>, limit: i64) -> Result<Vec<KeptRow>> {
+    pub async fn kept_page(
+        &self,
+        from_us: i64,
+        until_us: i64,
+        after: Option<&(i64, String)>,
+        limit: i64,
+    ) -> Result<Vec<KeptRow>> {
         let (t, id) = after.cloned().unwrap_or((i64::MIN, String::new()));
         with_pool!(self, pool => {
             let rows = sqlx::query("SELECT id, time_us, size, digest, body FROM backup WHERE time_us >= $1 AND time_us < $2 AND (time_us > $3 OR (time_us = $3 AND id > $4)) ORDER BY time_us, id LIMIT $5")
@@ -213,7 +220,12 @@ impl Store {
 
     /// Kept messages older than `before_us`, after `after` (time, id), oldest first, with what
     /// the journal says of them.
-    pub async fn purge_candidates(&self, before_us: i64, after: Option<&(i64, String)>, limit: i64) -> Result<Vec<PurgeCandidate>> {
+    pub async fn purge_candidates(
+        &self,
+        before_us: i64,
+        after: Option<&(i64, String)>,
+        limit: i64,
+    ) -> Result<Vec<PurgeCandidate>> {
         let (t, id) = after.cloned().unwrap_or((i64::MIN, String::new()));
         with_pool!(self, pool => {
             let rows = sqlx::query(
@@ -281,7 +293,14 @@ impl Store {
     }
 
     /// Sets a hold and audits it; its id.
-    pub async fn add_hold(&self, kind: &str, target: &str, addresses: &str, reason: &str, actor: &str) -> Result<i64> {
+    pub async fn add_hold(
+        &self,
+        kind: &str,
+        target: &str,
+        addresses: &str,
+        reason: &str,
+        actor: &str,
+    ) -> Result<i64> {
         let now = crate::clock::now_us();
         with_pool!(self, pool => {
             let mut tx = pool.begin_write().await?;
@@ -367,7 +386,18 @@ impl Store {
     }
 
     /// (direction, outcome, flag, messages, raw bytes, stored bytes) of the kept mail.
-    pub async fn kept_by_journal_class(&self) -> Result<Vec<(Option<String>, Option<String>, Option<String>, i64, i64, i64)>> {
+    pub async fn kept_by_journal_class(
+        &self,
+    ) -> Result<
+        Vec<(
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            i64,
+            i64,
+            i64,
+        )>,
+    > {
         with_pool!(self, pool => {
             Ok(sqlx::query_as(
                 "SELECT j.direction, j.outcome, j.flag, COUNT(*), CAST(SUM(b.size) AS BIGINT), CAST(SUM(b.stored_size) AS BIGINT) \

@@ -5,7 +5,7 @@
 use anyhow::Result;
 use sqlx::Row;
 
-use super::{with_pool, BeginWrite, Store};
+use super::{BeginWrite, Store, with_pool};
 
 /// A compressed message ready to be stored.
 #[derive(Debug, Clone)]
@@ -93,7 +93,10 @@ const STREAM_PIECE: usize = 256 * 1024;
 /// inserted with a zeroblob of the right length, then the body is written into it through
 /// SQLite's incremental blob I/O, inside the caller's transaction (so it commits, or not, with
 /// the rest of its batch).
-async fn insert_streamed(tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>, b: &StoredBody) -> Result<()> {
+async fn insert_streamed(
+    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    b: &StoredBody,
+) -> Result<()> {
     let len = b.compressed.len();
     let row = sqlx::query("INSERT INTO backup (id, time_us, size, stored_size, body, digest) VALUES ($1, $2, $3, $4, zeroblob($5), $6)")
         .bind(&b.id).bind(b.time_us).bind(b.size).bind(len as i64).bind(len as i64).bind(&b.digest)
@@ -107,17 +110,33 @@ async fn insert_streamed(tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>, b: &
     unsafe {
         use libsqlite3_sys as ffi;
         let mut blob: *mut ffi::sqlite3_blob = std::ptr::null_mut();
-        let rc = ffi::sqlite3_blob_open(db, c"main".as_ptr(), c"backup".as_ptr(), c"body".as_ptr(), row, 1, &mut blob);
+        let rc = ffi::sqlite3_blob_open(
+            db,
+            c"main".as_ptr(),
+            c"backup".as_ptr(),
+            c"body".as_ptr(),
+            row,
+            1,
+            &mut blob,
+        );
         if rc != ffi::SQLITE_OK {
             if !blob.is_null() {
                 ffi::sqlite3_blob_close(blob);
             }
-            anyhow::bail!("cannot open the backup blob for writing: {}", sqlite_error(db));
+            anyhow::bail!(
+                "cannot open the backup blob for writing: {}",
+                sqlite_error(db)
+            );
         }
         let mut at = 0;
         while at < len {
             let n = STREAM_PIECE.min(len - at);
-            let rc = ffi::sqlite3_blob_write(blob, b.compressed[at..].as_ptr().cast(), n as i32, at as i32);
+            let rc = ffi::sqlite3_blob_write(
+                blob,
+                b.compressed[at..].as_ptr().cast(),
+                n as i32,
+                at as i32,
+            );
             if rc != ffi::SQLITE_OK {
                 let why = sqlite_error(db);
                 ffi::sqlite3_blob_close(blob);
@@ -138,5 +157,9 @@ async fn insert_streamed(tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>, b: &
 /// `db` is a valid connection handle locked for this thread.
 unsafe fn sqlite_error(db: *mut libsqlite3_sys::sqlite3) -> String {
     // SAFETY: sqlite3_errmsg returns a NUL-terminated string owned by the connection.
-    unsafe { std::ffi::CStr::from_ptr(libsqlite3_sys::sqlite3_errmsg(db)).to_string_lossy().into_owned() }
+    unsafe {
+        std::ffi::CStr::from_ptr(libsqlite3_sys::sqlite3_errmsg(db))
+            .to_string_lossy()
+            .into_owned()
+    }
 }

@@ -42,7 +42,10 @@ impl<T: Send + 'static> BatchWriter<T> {
                 let (items, acks): (Vec<T>, Vec<_>) = batch.drain(..).unzip();
                 let results = write(items).await;
                 for (i, ack) in acks.into_iter().enumerate() {
-                    let result = results.get(i).cloned().unwrap_or_else(|| Err("no result for this item".to_string()));
+                    let result = results
+                        .get(i)
+                        .cloned()
+                        .unwrap_or_else(|| Err("no result for this item".to_string()));
                     let _ = ack.send(result);
                 }
             }
@@ -59,14 +62,22 @@ impl<T: Send + 'static> BatchWriter<T> {
     /// it waits only while the queue is full.
     pub async fn queue(&self, item: T) -> anyhow::Result<()> {
         let (ack, _) = oneshot::channel();
-        self.queue.send((item, ack)).await.map_err(|_| anyhow::anyhow!("the writer has stopped"))
+        self.queue
+            .send((item, ack))
+            .await
+            .map_err(|_| anyhow::anyhow!("the writer has stopped"))
     }
 
     /// Queues one item and waits until it is committed (or its batch failed).
     pub async fn write(&self, item: T) -> anyhow::Result<()> {
         let (ack, done) = oneshot::channel();
-        self.queue.send((item, ack)).await.map_err(|_| anyhow::anyhow!("the writer has stopped"))?;
-        done.await.map_err(|_| anyhow::anyhow!("the writer has stopped"))?.map_err(|e| anyhow::anyhow!(e))
+        self.queue
+            .send((item, ack))
+            .await
+            .map_err(|_| anyhow::anyhow!("the writer has stopped"))?;
+        done.await
+            .map_err(|_| anyhow::anyhow!("the writer has stopped"))?
+            .map_err(|e| anyhow::anyhow!(e))
     }
 }
 
@@ -84,18 +95,33 @@ mod tests {
             async move {
                 seen.lock().unwrap().push(items.len());
                 tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-                if items.contains(&13) { anyhow::bail!("unlucky") } else { Ok(()) }
+                if items.contains(&13) {
+                    anyhow::bail!("unlucky")
+                } else {
+                    Ok(())
+                }
             }
         }));
-        let tasks: Vec<_> = (0..20u32).map(|i| { let w = w.clone(); tokio::spawn(async move { w.write(i).await.is_ok() }) }).collect();
+        let tasks: Vec<_> = (0..20u32)
+            .map(|i| {
+                let w = w.clone();
+                tokio::spawn(async move { w.write(i).await.is_ok() })
+            })
+            .collect();
         let mut ok = 0;
         for t in tasks {
             ok += t.await.unwrap() as usize;
         }
         let batches = batches.lock().unwrap().clone();
         assert_eq!(batches.iter().sum::<usize>(), 20);
-        assert!(batches.len() < 20, "some items shared a commit: {batches:?}");
+        assert!(
+            batches.len() < 20,
+            "some items shared a commit: {batches:?}"
+        );
         assert!(batches.iter().all(|&n| n <= 8));
-        assert!((20 - 8..20).contains(&ok), "the batch with 13 failed as a whole: {ok}");
+        assert!(
+            (20 - 8..20).contains(&ok),
+            "the batch with 13 failed as a whole: {ok}"
+        );
     }
 }

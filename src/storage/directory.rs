@@ -6,7 +6,7 @@
 use anyhow::Result;
 use sqlx::Row;
 
-use super::{with_pool, BeginWrite, Store};
+use super::{BeginWrite, Store, with_pool};
 use crate::storage::Role;
 
 /// A directory person as cached.
@@ -71,9 +71,17 @@ impl Store {
     /// accepted if any. Aliases another account holds stay that account's; another account's own
     /// address is never an alias. `false`: the address
     /// is a local account's, left alone.
-    pub async fn save_directory_user(&self, p: &DirectoryUser, password_hash: Option<&str>) -> Result<bool> {
+    pub async fn save_directory_user(
+        &self,
+        p: &DirectoryUser,
+        password_hash: Option<&str>,
+    ) -> Result<bool> {
         let now = crate::clock::now_us();
-        let role = if p.role == Role::Admin { "admin" } else { "user" };
+        let role = if p.role == Role::Admin {
+            "admin"
+        } else {
+            "user"
+        };
         with_pool!(self, pool => {
             let mut tx = pool.begin_write().await?;
             let source: Option<String> = sqlx::query_scalar("SELECT source FROM users WHERE address = $1").bind(&p.address).fetch_optional(&mut *tx).await?;
@@ -136,28 +144,110 @@ mod tests {
     use super::*;
 
     fn person(address: &str, aliases: &[&str], role: Role) -> DirectoryUser {
-        DirectoryUser { address: address.into(), source: "ldap".into(), dn: format!("uid={address}"), aliases: aliases.iter().map(|a| a.to_string()).collect(), groups: vec!["cn=g".into()], role, checked_us: 0, password_us: 0 }
+        DirectoryUser {
+            address: address.into(),
+            source: "ldap".into(),
+            dn: format!("uid={address}"),
+            aliases: aliases.iter().map(|a| a.to_string()).collect(),
+            groups: vec!["cn=g".into()],
+            role,
+            checked_us: 0,
+            password_us: 0,
+        }
     }
 
     #[tokio::test]
     async fn a_directory_entry_never_takes_over_a_local_account_or_its_aliases() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&crate::config::DatabaseLocation::Sqlite(dir.path().join("t.db"))).await.unwrap();
-        store.add_user("ceo@example.org", "local-hash", Role::Admin).await.unwrap();
-        store.add_alias("ceo@example.org", "board@example.org").await.unwrap();
-        assert!(!store.save_directory_user(&person("ceo@example.org", &[], Role::User), Some("h")).await.unwrap());
-        assert!(store.save_directory_user(&person("mallory@example.org", &["ceo@example.org", "board@example.org", "m@example.org"], Role::User), Some("h")).await.unwrap());
-        let (m, hash) = store.directory_user("m@example.org").await.unwrap().unwrap();
-        assert_eq!((m.address.as_str(), m.aliases.clone(), hash.as_str()), ("mallory@example.org", vec!["m@example.org".to_string()], "h"));
+        let store = Store::open(&crate::config::DatabaseLocation::Sqlite(
+            dir.path().join("t.db"),
+        ))
+        .await
+        .unwrap();
+        store
+            .add_user("ceo@example.org", "local-hash", Role::Admin)
+            .await
+            .unwrap();
+        store
+            .add_alias("ceo@example.org", "board@example.org")
+            .await
+            .unwrap();
+        assert!(
+            !store
+                .save_directory_user(&person("ceo@example.org", &[], Role::User), Some("h"))
+                .await
+                .unwrap()
+        );
+        assert!(
+            store
+                .save_directory_user(
+                    &person(
+                        "mallory@example.org",
+                        &["ceo@example.org", "board@example.org", "m@example.org"],
+                        Role::User
+                    ),
+                    Some("h")
+                )
+                .await
+                .unwrap()
+        );
+        let (m, hash) = store
+            .directory_user("m@example.org")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (m.address.as_str(), m.aliases.clone(), hash.as_str()),
+            (
+                "mallory@example.org",
+                vec!["m@example.org".to_string()],
+                "h"
+            )
+        );
         let ceo = store.user("ceo@example.org").await.unwrap().unwrap();
-        assert_eq!((ceo.password_hash.as_str(), ceo.role, ceo.aliases.clone()), ("local-hash", Role::Admin, vec!["board@example.org".to_string()]));
-        assert!(store.directory_user("ceo@example.org").await.unwrap().is_none());
+        assert_eq!(
+            (ceo.password_hash.as_str(), ceo.role, ceo.aliases.clone()),
+            (
+                "local-hash",
+                Role::Admin,
+                vec!["board@example.org".to_string()]
+            )
+        );
+        assert!(
+            store
+                .directory_user("ceo@example.org")
+                .await
+                .unwrap()
+                .is_none()
+        );
         // A refresh without a password keeps the cached hash; forgetting removes only directory rows.
-        assert!(store.save_directory_user(&person("mallory@example.org", &[], Role::Admin), None).await.unwrap());
-        let (m, hash) = store.directory_user("mallory@example.org").await.unwrap().unwrap();
-        assert_eq!((m.role, m.aliases.len(), hash.as_str()), (Role::Admin, 0, "h"));
-        assert!(!store.forget_directory_user("ceo@example.org").await.unwrap());
-        assert!(store.forget_directory_user("mallory@example.org").await.unwrap());
+        assert!(
+            store
+                .save_directory_user(&person("mallory@example.org", &[], Role::Admin), None)
+                .await
+                .unwrap()
+        );
+        let (m, hash) = store
+            .directory_user("mallory@example.org")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (m.role, m.aliases.len(), hash.as_str()),
+            (Role::Admin, 0, "h")
+        );
+        assert!(
+            !store
+                .forget_directory_user("ceo@example.org")
+                .await
+                .unwrap()
+        );
+        assert!(
+            store
+                .forget_directory_user("mallory@example.org")
+                .await
+                .unwrap()
+        );
         assert_eq!(store.users(None).await.unwrap().len(), 1);
     }
 }

@@ -2,11 +2,11 @@
 //! leaves this file only inside a [`DkimKey`], whose `Debug` does not show it; listings read the
 //! public part alone ([`DkimKeyInfo`]).
 
-use anyhow::{bail, Result};
+use anyhow::{Result, bail};
 use serde::Serialize;
 use sqlx::Row;
 
-use super::{with_pool, Store};
+use super::{Store, with_pool};
 
 /// Where a key is in its life. Active and retiring keys sign.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -68,7 +68,10 @@ pub struct DkimKey {
 
 impl std::fmt::Debug for DkimKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DkimKey").field("info", &self.info).field("pkcs8", &"(hidden)").finish()
+        f.debug_struct("DkimKey")
+            .field("info", &self.info)
+            .field("pkcs8", &"(hidden)")
+            .finish()
     }
 }
 
@@ -147,7 +150,14 @@ impl Store {
 
     /// Moves a key to `state`, setting the times that go with it. True when the key was in
     /// `from` (a state change two nodes race for happens once).
-    pub async fn set_dkim_key_state(&self, domain: &str, selector: &str, from: DkimKeyState, to: DkimKeyState, retire_after_us: Option<i64>) -> Result<bool> {
+    pub async fn set_dkim_key_state(
+        &self,
+        domain: &str,
+        selector: &str,
+        from: DkimKeyState,
+        to: DkimKeyState,
+        retire_after_us: Option<i64>,
+    ) -> Result<bool> {
         let now = crate::clock::now_us();
         let (activated, retired) = match to {
             DkimKeyState::Active => (Some(now), None),

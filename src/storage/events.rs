@@ -5,7 +5,7 @@ use anyhow::Result;
 use serde::Serialize;
 use sqlx::Row;
 
-use super::{with_pool, Store};
+use super::{Store, with_pool};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct GatewayEvent {

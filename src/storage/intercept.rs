@@ -6,7 +6,7 @@ use anyhow::Result;
 use serde::Serialize;
 use sqlx::Row;
 
-use super::{with_pool, BeginWrite, Store};
+use super::{BeginWrite, Store, with_pool};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Order {
@@ -53,9 +53,21 @@ pub const GENESIS: &str = "00000000000000000000000000000000000000000000000000000
 
 /// An entry's hash: SHA-256 over the previous hash and the entry's fields, each on its own line
 /// (fields with a line break are written escaped, so no two entries hash the same input).
-pub fn entry_hash(prev_hash: &str, seq: i64, time_us: i64, actor: &str, action: &str, detail: &str) -> String {
+pub fn entry_hash(
+    prev_hash: &str,
+    seq: i64,
+    time_us: i64,
+    actor: &str,
+    action: &str,
+    detail: &str,
+) -> String {
     let esc = |s: &str| s.replace('\\', "\\\\").replace('\n', "\\n");
-    let input = format!("{prev_hash}\n{seq}\n{time_us}\n{}\n{}\n{}", esc(actor), esc(action), esc(detail));
+    let input = format!(
+        "{prev_hash}\n{seq}\n{time_us}\n{}\n{}\n{}",
+        esc(actor),
+        esc(action),
+        esc(detail)
+    );
     crate::auth::sha256_hex(input.as_bytes())
 }
 
@@ -188,7 +200,15 @@ impl Store {
 
     /// Changes a running order (`SET` clause on `$1`) and writes its audit entry, in one
     /// transaction; false (nothing written) when there is no running order `id`.
-    async fn change_order(&self, id: &str, set: &'static str, value: i64, actor: &str, action: &str, detail: &str) -> Result<bool> {
+    async fn change_order(
+        &self,
+        id: &str,
+        set: &'static str,
+        value: i64,
+        actor: &str,
+        action: &str,
+        detail: &str,
+    ) -> Result<bool> {
         with_pool!(self, pool => {
             let mut tx = pool.begin_write().await?;
             let r = sqlx::query(sqlx::AssertSqlSafe(format!("UPDATE intercept_orders SET {set} WHERE id = $2 AND ended_us IS NULL"))).bind(value).bind(id).execute(&mut *tx).await?;
@@ -203,14 +223,28 @@ impl Store {
 
     /// Ends a running order at `now_us`, audited.
     pub async fn end_order_audited(&self, id: &str, now_us: i64, actor: &str) -> Result<bool> {
-        self.change_order(id, "ended_us = $1", now_us, actor, "order.end", &format!("id={id} at={}", crate::clock::rfc3339(now_us))).await
+        self.change_order(
+            id,
+            "ended_us = $1",
+            now_us,
+            actor,
+            "order.end",
+            &format!("id={id} at={}", crate::clock::rfc3339(now_us)),
+        )
+        .await
     }
 
     /// Moves a running order's end, audited.
-    pub async fn set_order_until_audited(&self, id: &str, until_us: i64, actor: &str, detail: &str) -> Result<bool> {
-        self.change_order(id, "until_us = $1", until_us, actor, "order.until", detail).await
+    pub async fn set_order_until_audited(
+        &self,
+        id: &str,
+        until_us: i64,
+        actor: &str,
+        detail: &str,
+    ) -> Result<bool> {
+        self.change_order(id, "until_us = $1", until_us, actor, "order.until", detail)
+            .await
     }
-
 }
 
 /// Checks the chain: every entry's hash over its fields and the previous hash, numbers without
@@ -220,13 +254,27 @@ pub fn verify(entries: &[AuditEntry]) -> std::result::Result<usize, (i64, String
     for (i, e) in entries.iter().enumerate() {
         let expected_seq = i as i64 + 1;
         if e.seq != expected_seq {
-            return Err((expected_seq, format!("entry {expected_seq} is missing (found {} next)", e.seq)));
+            return Err((
+                expected_seq,
+                format!("entry {expected_seq} is missing (found {} next)", e.seq),
+            ));
         }
         if e.prev_hash != prev {
             return Err((e.seq, "its link to the entry before does not match (an entry before it was changed or removed)".into()));
         }
-        if entry_hash(&e.prev_hash, e.seq, e.time_us, &e.actor, &e.action, &e.detail) != e.hash {
-            return Err((e.seq, "its content does not match its hash (it was changed)".into()));
+        if entry_hash(
+            &e.prev_hash,
+            e.seq,
+            e.time_us,
+            &e.actor,
+            &e.action,
+            &e.detail,
+        ) != e.hash
+        {
+            return Err((
+                e.seq,
+                "its content does not match its hash (it was changed)".into(),
+            ));
         }
         prev = e.hash.clone();
     }
@@ -241,8 +289,23 @@ mod tests {
         let mut prev = GENESIS.to_string();
         (1..=n)
             .map(|seq| {
-                let hash = entry_hash(&prev, seq, seq * 10, "cli:root", "order.add", &format!("order {seq}"));
-                let e = AuditEntry { seq, time_us: seq * 10, actor: "cli:root".into(), action: "order.add".into(), detail: format!("order {seq}"), prev_hash: prev.clone(), hash: hash.clone() };
+                let hash = entry_hash(
+                    &prev,
+                    seq,
+                    seq * 10,
+                    "cli:root",
+                    "order.add",
+                    &format!("order {seq}"),
+                );
+                let e = AuditEntry {
+                    seq,
+                    time_us: seq * 10,
+                    actor: "cli:root".into(),
+                    action: "order.add".into(),
+                    detail: format!("order {seq}"),
+                    prev_hash: prev.clone(),
+                    hash: hash.clone(),
+                };
                 prev = hash;
                 e
             })
@@ -260,8 +323,23 @@ mod tests {
         assert_eq!(verify(&removed).unwrap_err().0, 2);
         let mut rehashed = chain(5);
         rehashed[1].detail = "forged".into();
-        rehashed[1].hash = entry_hash(&rehashed[1].prev_hash, 2, 20, "cli:root", "order.add", "forged");
-        assert_eq!(verify(&rehashed).unwrap_err().0, 3, "re-hashing one entry breaks the next link");
-        assert_ne!(entry_hash(GENESIS, 1, 1, "a\nb", "c", "d"), entry_hash(GENESIS, 1, 1, "a", "b\nc", "d"), "fields cannot shift");
+        rehashed[1].hash = entry_hash(
+            &rehashed[1].prev_hash,
+            2,
+            20,
+            "cli:root",
+            "order.add",
+            "forged",
+        );
+        assert_eq!(
+            verify(&rehashed).unwrap_err().0,
+            3,
+            "re-hashing one entry breaks the next link"
+        );
+        assert_ne!(
+            entry_hash(GENESIS, 1, 1, "a\nb", "c", "d"),
+            entry_hash(GENESIS, 1, 1, "a", "b\nc", "d"),
+            "fields cannot shift"
+        );
     }
 }

@@ -8,7 +8,7 @@ use serde::Serialize;
 use sqlx::Row;
 
 use super::intercept::append_audit;
-use super::{with_pool, Store};
+use super::{Store, with_pool};
 
 /// A copy as the event produced it.
 #[derive(Debug, Clone)]
@@ -108,8 +108,17 @@ impl Store {
     }
 
     /// Leases up to `limit` copies that are due, oldest first, for `lease_us`.
-    pub async fn lease_copies(&self, now_us: i64, lease_us: i64, limit: i64) -> Result<Vec<StoredCopy>> {
-        let lock = if matches!(self, Store::Postgres(_)) { " FOR UPDATE SKIP LOCKED" } else { "" };
+    pub async fn lease_copies(
+        &self,
+        now_us: i64,
+        lease_us: i64,
+        limit: i64,
+    ) -> Result<Vec<StoredCopy>> {
+        let lock = if matches!(self, Store::Postgres(_)) {
+            " FOR UPDATE SKIP LOCKED"
+        } else {
+            ""
+        };
         let sql = format!(
             "UPDATE intercept_copies SET next_try_us = $1 WHERE id IN \
              (SELECT id FROM intercept_copies WHERE state = 'pending' AND next_try_us <= $2 ORDER BY time_us, id LIMIT $3{lock}) RETURNING {COLUMNS}"
@@ -125,7 +134,13 @@ impl Store {
     /// The agency has the copy: its content is dropped, the metadata stays, the audit log says
     /// where it went. `lease` is the copy's `next_try_us` as leased: a node whose lease ran out
     /// (another node took the copy over) changes nothing. False then.
-    pub async fn copy_delivered(&self, id: &str, lease: i64, now_us: i64, detail: &str) -> Result<bool> {
+    pub async fn copy_delivered(
+        &self,
+        id: &str,
+        lease: i64,
+        now_us: i64,
+        detail: &str,
+    ) -> Result<bool> {
         with_pool!(self, pool => {
             let mut tx = super::BeginWrite::begin_write(pool).await?;
             let r = sqlx::query("UPDATE intercept_copies SET state = 'delivered', delivered_us = $1, content = NULL, attempts = attempts + 1, last_error = '' WHERE id = $2 AND state = 'pending' AND next_try_us = $3")
@@ -140,7 +155,13 @@ impl Store {
     }
 
     /// A delivery attempt failed: the copy waits until `next_try_us` (unless the lease was lost).
-    pub async fn copy_failed(&self, id: &str, lease: i64, next_try_us: i64, error: &str) -> Result<()> {
+    pub async fn copy_failed(
+        &self,
+        id: &str,
+        lease: i64,
+        next_try_us: i64,
+        error: &str,
+    ) -> Result<()> {
         with_pool!(self, pool => {
             sqlx::query("UPDATE intercept_copies SET attempts = attempts + 1, next_try_us = $1, last_error = $2 WHERE id = $3 AND state = 'pending' AND next_try_us = $4")
                 .bind(next_try_us).bind(error).bind(id).bind(lease).execute(pool).await?;
@@ -150,7 +171,11 @@ impl Store {
 
     /// Copies without their content, newest first; of one order, or of all.
     /// The transaction ids of an order's SMTP copies of events from `since_us` on.
-    pub async fn smtp_copy_sessions(&self, order_id: &str, since_us: i64) -> Result<std::collections::HashSet<String>> {
+    pub async fn smtp_copy_sessions(
+        &self,
+        order_id: &str,
+        since_us: i64,
+    ) -> Result<std::collections::HashSet<String>> {
         with_pool!(self, pool => {
             let metas: Vec<String> = sqlx::query_scalar("SELECT meta FROM intercept_copies WHERE order_id = $1 AND service = 'smtp' AND time_us >= $2")
                 .bind(order_id).bind(since_us).fetch_all(pool).await?;
@@ -162,8 +187,14 @@ impl Store {
     }
 
     pub async fn copies(&self, order_id: Option<&str>, limit: i64) -> Result<Vec<StoredCopy>> {
-        let filter = if order_id.is_some() { "WHERE order_id = $2" } else { "WHERE $2 = ''" };
-        let sql = format!("SELECT {LISTED} FROM intercept_copies {filter} ORDER BY time_us DESC, id DESC LIMIT $1");
+        let filter = if order_id.is_some() {
+            "WHERE order_id = $2"
+        } else {
+            "WHERE $2 = ''"
+        };
+        let sql = format!(
+            "SELECT {LISTED} FROM intercept_copies {filter} ORDER BY time_us DESC, id DESC LIMIT $1"
+        );
         with_pool!(self, pool => {
             let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(limit).bind(order_id.unwrap_or("")).fetch_all(pool).await?;
             rows.iter().map(|r| Ok(copy_from!(r))).collect()

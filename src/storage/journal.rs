@@ -5,7 +5,7 @@ use anyhow::Result;
 use serde::Serialize;
 use sqlx::Row;
 
-use super::{with_pool, BeginWrite, Store};
+use super::{BeginWrite, Store, with_pool};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct JournalEntry {
@@ -61,7 +61,11 @@ pub struct RcptEntry {
 impl RcptEntry {
     /// Is this recipient `address` — as given, or as delivered (a disposable address's owner)?
     pub fn is(&self, address: &str) -> bool {
-        self.address.eq_ignore_ascii_case(address) || self.delivered_to.as_deref().is_some_and(|d| d.eq_ignore_ascii_case(address))
+        self.address.eq_ignore_ascii_case(address)
+            || self
+                .delivered_to
+                .as_deref()
+                .is_some_and(|d| d.eq_ignore_ascii_case(address))
     }
 }
 
@@ -117,7 +121,11 @@ fn parties(entries: &[JournalEntry]) -> Vec<(String, &str, i64)> {
         let mut seen: Vec<String> = Vec::new();
         let all = std::iter::once(e.sender.as_str())
             .chain(e.recipients.iter().map(|r| r.address.as_str()))
-            .chain(e.recipients.iter().filter_map(|r| r.delivered_to.as_deref()));
+            .chain(
+                e.recipients
+                    .iter()
+                    .filter_map(|r| r.delivered_to.as_deref()),
+            );
         for a in all.filter(|a| !a.is_empty()).map(str::to_lowercase) {
             if !seen.contains(&a) {
                 seen.push(a.clone());
@@ -156,7 +164,11 @@ enum Param {
 }
 
 fn like(text: &str) -> String {
-    let escaped = text.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+    let escaped = text
+        .to_lowercase()
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_");
     format!("%{escaped}%")
 }
 
@@ -181,10 +193,24 @@ impl Store {
     /// Stores records in one database transaction, many rows per statement (a batch costs a
     /// handful of statements, not three per record).
     pub async fn insert_journal(&self, entries: &[JournalEntry]) -> Result<()> {
-        let rcpts: Vec<(&str, i32, &RcptEntry)> =
-            entries.iter().flat_map(|e| e.recipients.iter().enumerate().map(move |(i, r)| (e.id.as_str(), i as i32, r))).collect();
-        let atts: Vec<(&str, i32, &AttachmentEntry)> =
-            entries.iter().flat_map(|e| e.attachments.iter().enumerate().map(move |(i, a)| (e.id.as_str(), i as i32, a))).collect();
+        let rcpts: Vec<(&str, i32, &RcptEntry)> = entries
+            .iter()
+            .flat_map(|e| {
+                e.recipients
+                    .iter()
+                    .enumerate()
+                    .map(move |(i, r)| (e.id.as_str(), i as i32, r))
+            })
+            .collect();
+        let atts: Vec<(&str, i32, &AttachmentEntry)> = entries
+            .iter()
+            .flat_map(|e| {
+                e.attachments
+                    .iter()
+                    .enumerate()
+                    .map(move |(i, a)| (e.id.as_str(), i as i32, a))
+            })
+            .collect();
         let parties = parties(entries);
         with_pool!(self, pool => {
             let mut tx = pool.begin_write().await?;
@@ -236,7 +262,9 @@ impl Store {
 
     /// How many records contain an FTS phrase, counting no further than `cap` (SQLite only).
     async fn fts_hits(&self, phrase: &str, cap: i64) -> Result<i64> {
-        let Store::Sqlite(pool) = self else { return Ok(0) };
+        let Store::Sqlite(pool) = self else {
+            return Ok(0);
+        };
         Ok(sqlx::query_scalar("SELECT COUNT(*) FROM (SELECT rowid FROM journal_fts WHERE journal_fts MATCH $1 LIMIT $2)").bind(phrase).bind(cap).fetch_one(pool).await?)
     }
 
@@ -245,7 +273,10 @@ impl Store {
         // A NUL cannot be searched for: PostgreSQL refuses it in text, an FTS5 phrase and
         // SQLite's LIKE end at it. It matches nothing instead of failing the query.
         let texts = [&f.text, &f.sender, &f.rcpt, &f.subject, &f.ip, &f.id];
-        if texts.iter().any(|t| t.as_deref().is_some_and(|t| t.contains('\0'))) {
+        if texts
+            .iter()
+            .any(|t| t.as_deref().is_some_and(|t| t.contains('\0')))
+        {
             return Ok(Vec::new());
         }
         let mut sql = String::from(
@@ -260,42 +291,86 @@ impl Store {
             cond(&mut sql, &mut params, " AND time_us >= $?", Param::Int(t));
         }
         if let Some(s) = &f.sender {
-            cond(&mut sql, &mut params, " AND LOWER(sender) LIKE $? ESCAPE '\\'", Param::Text(like(s)));
+            cond(
+                &mut sql,
+                &mut params,
+                " AND LOWER(sender) LIKE $? ESCAPE '\\'",
+                Param::Text(like(s)),
+            );
         }
         if let Some(r) = &f.rcpt {
             // As written, or as delivered (a disposable address's owner).
-            cond(&mut sql, &mut params, " AND EXISTS (SELECT 1 FROM journal_rcpt r WHERE r.journal_id = journal.id AND (LOWER(r.address) LIKE $? ESCAPE '\\' OR LOWER(r.delivered_to) LIKE $? ESCAPE '\\'))", Param::Text(like(r)));
+            cond(
+                &mut sql,
+                &mut params,
+                " AND EXISTS (SELECT 1 FROM journal_rcpt r WHERE r.journal_id = journal.id AND (LOWER(r.address) LIKE $? ESCAPE '\\' OR LOWER(r.delivered_to) LIKE $? ESCAPE '\\'))",
+                Param::Text(like(r)),
+            );
         }
         if let Some(ip) = &f.ip {
-            cond(&mut sql, &mut params, " AND client_ip = $?", Param::Text(ip.clone()));
+            cond(
+                &mut sql,
+                &mut params,
+                " AND client_ip = $?",
+                Param::Text(ip.clone()),
+            );
         }
         if let Some(s) = &f.subject {
-            cond(&mut sql, &mut params, " AND LOWER(subject) LIKE $? ESCAPE '\\'", Param::Text(like(s)));
+            cond(
+                &mut sql,
+                &mut params,
+                " AND LOWER(subject) LIKE $? ESCAPE '\\'",
+                Param::Text(like(s)),
+            );
         }
         if let Some(id) = &f.id {
-            cond(&mut sql, &mut params, " AND id = $?", Param::Text(id.clone()));
+            cond(
+                &mut sql,
+                &mut params,
+                " AND id = $?",
+                Param::Text(id.clone()),
+            );
         }
         if let Some(t) = f.text.as_deref().map(str::to_lowercase) {
             // Indexed substring search: SQLite's FTS5 trigram table, PostgreSQL's pg_trgm index.
             // On SQLite a term found in many records is faster the other way round (newest first,
             // testing each until the page is full), so the index is asked first how common it is.
             let phrase = format!("\"{}\"", t.replace('"', "\"\""));
-            let use_fts = matches!(self, Store::Sqlite(_)) && t.chars().count() >= 3 && self.fts_hits(&phrase, COMMON_TERM).await? < COMMON_TERM;
+            let use_fts = matches!(self, Store::Sqlite(_))
+                && t.chars().count() >= 3
+                && self.fts_hits(&phrase, COMMON_TERM).await? < COMMON_TERM;
             if use_fts {
-                cond(&mut sql, &mut params, " AND journal.rowid IN (SELECT rowid FROM journal_fts WHERE journal_fts MATCH $?)", Param::Text(phrase));
+                cond(
+                    &mut sql,
+                    &mut params,
+                    " AND journal.rowid IN (SELECT rowid FROM journal_fts WHERE journal_fts MATCH $?)",
+                    Param::Text(phrase),
+                );
             } else {
-                cond(&mut sql, &mut params, " AND search_text LIKE $? ESCAPE '\\'", Param::Text(like(&t)));
+                cond(
+                    &mut sql,
+                    &mut params,
+                    " AND search_text LIKE $? ESCAPE '\\'",
+                    Param::Text(like(&t)),
+                );
             }
         }
         if let Some(t) = f.until_us {
             cond(&mut sql, &mut params, " AND time_us < $?", Param::Int(t));
         }
         if let Some(o) = &f.outcome {
-            cond(&mut sql, &mut params, " AND outcome = $?", Param::Text(o.clone()));
+            cond(
+                &mut sql,
+                &mut params,
+                " AND outcome = $?",
+                Param::Text(o.clone()),
+            );
         }
         if let Some(has) = f.has_attachment {
             sql.push_str(if has { " AND" } else { " AND NOT" });
-            sql.push_str(" EXISTS (SELECT 1 FROM journal_attachment a WHERE a.journal_id = journal.id)");
+            sql.push_str(
+                " EXISTS (SELECT 1 FROM journal_attachment a WHERE a.journal_id = journal.id)",
+            );
         }
         if let Some(addrs) = &f.visible_to {
             if addrs.is_empty() {
@@ -303,12 +378,27 @@ impl Store {
             } else {
                 let start = params.len() + 1;
                 params.extend(addrs.iter().map(|a| Param::Text(a.to_lowercase())));
-                let list: Vec<String> = (start..start + addrs.len()).map(|i| format!("${i}")).collect();
-                sql.push_str(&format!(" AND id IN (SELECT journal_id FROM journal_party WHERE address IN ({}))", list.join(", ")));
+                let list: Vec<String> = (start..start + addrs.len())
+                    .map(|i| format!("${i}"))
+                    .collect();
+                sql.push_str(&format!(
+                    " AND id IN (SELECT journal_id FROM journal_party WHERE address IN ({}))",
+                    list.join(", ")
+                ));
             }
         }
-        cond(&mut sql, &mut params, " ORDER BY time_us DESC, id DESC LIMIT $?", Param::Int(f.limit.unwrap_or(100)));
-        cond(&mut sql, &mut params, " OFFSET $?", Param::Int(f.offset.unwrap_or(0)));
+        cond(
+            &mut sql,
+            &mut params,
+            " ORDER BY time_us DESC, id DESC LIMIT $?",
+            Param::Int(f.limit.unwrap_or(100)),
+        );
+        cond(
+            &mut sql,
+            &mut params,
+            " OFFSET $?",
+            Param::Int(f.offset.unwrap_or(0)),
+        );
 
         with_pool!(self, pool => {
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.clone()));

@@ -3,7 +3,7 @@
 
 use anyhow::Result;
 
-use super::{with_pool, Store};
+use super::{Store, with_pool};
 
 impl Store {
     /// The secret called `name`, made from `fresh` the first time (the first node to ask wins).

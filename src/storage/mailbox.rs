@@ -4,7 +4,7 @@
 use anyhow::Result;
 use sqlx::Row;
 
-use super::{with_pool, BeginWrite, Store};
+use super::{BeginWrite, Store, with_pool};
 
 /// One message of a POP3 view. `uid` is the transaction id: stable across sessions and across
 /// the move from queue to delivered.
@@ -19,11 +19,18 @@ pub struct MailboxEntry {
 
 impl Store {
     /// The view for these addresses (lowercase), oldest first.
-    pub async fn mailbox(&self, addresses: &[String], delivered_since_us: Option<i64>) -> Result<Vec<MailboxEntry>> {
+    pub async fn mailbox(
+        &self,
+        addresses: &[String],
+        delivered_since_us: Option<i64>,
+    ) -> Result<Vec<MailboxEntry>> {
         if addresses.is_empty() {
             return Ok(Vec::new());
         }
-        let list = (2..2 + addresses.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
+        let list = (2..2 + addresses.len())
+            .map(|i| format!("${i}"))
+            .collect::<Vec<_>>()
+            .join(", ");
         let queued_sql = format!(
             "SELECT DISTINCT q.id, q.time_us, q.size FROM queue q JOIN queue_rcpt r ON r.queue_id = q.id \
              WHERE r.done = $1 AND LOWER(r.address) IN ({list})"
@@ -33,7 +40,13 @@ impl Store {
              WHERE r.accepted = $1 AND LOWER(r.address) IN ({list}) AND j.outcome = 'delivered' AND j.replay_of IS NULL AND j.time_us >= ${}",
             2 + addresses.len()
         );
-        let hidden_sql = format!("SELECT message_id FROM pop3_hidden WHERE address IN ({})", (1..=addresses.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", "));
+        let hidden_sql = format!(
+            "SELECT message_id FROM pop3_hidden WHERE address IN ({})",
+            (1..=addresses.len())
+                .map(|i| format!("${i}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
         with_pool!(self, pool => {
             let mut out: Vec<MailboxEntry> = Vec::new();
             let mut q = sqlx::query(sqlx::AssertSqlSafe(queued_sql)).bind(false);

@@ -3,7 +3,7 @@
 
 use anyhow::{Context, Result};
 
-use super::{with_pool, BeginWrite, Store};
+use super::{BeginWrite, Store, with_pool};
 
 struct Migration {
     version: i64,
@@ -18,7 +18,7 @@ struct Migration {
 const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 1,
-    sql: r#"
+        sql: r#"
 CREATE TABLE journal (
     id TEXT PRIMARY KEY,
     time_us BIGINT NOT NULL,
@@ -626,12 +626,22 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let location = DatabaseLocation::Sqlite(dir.path().join("m.db"));
         let store = Store::open(&location).await.unwrap();
-        let Store::Sqlite(pool) = &store else { unreachable!() };
-        sqlx::raw_sql("DROP TABLE sender_lists; DELETE FROM schema_migrations WHERE version = 14").execute(pool).await.unwrap();
+        let Store::Sqlite(pool) = &store else {
+            unreachable!()
+        };
+        sqlx::raw_sql("DROP TABLE sender_lists; DELETE FROM schema_migrations WHERE version = 14")
+            .execute(pool)
+            .await
+            .unwrap();
         store.close().await;
         let store = Store::open(&location).await.unwrap();
-        let Store::Sqlite(pool) = &store else { unreachable!() };
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sender_lists").fetch_one(pool).await.unwrap();
+        let Store::Sqlite(pool) = &store else {
+            unreachable!()
+        };
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sender_lists")
+            .fetch_one(pool)
+            .await
+            .unwrap();
         assert_eq!(n, 0, "the table is back");
         store.close().await;
     }

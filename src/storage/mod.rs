@@ -3,15 +3,16 @@
 //! Both take the same SQL (`$1` placeholders work in both); where they differ, `migrations`
 //! says so. Schema migrations run at open.
 
+mod api_tokens;
 mod archive;
 mod backup;
+pub mod batch;
 mod directory;
 mod dkim_keys;
-pub mod batch;
-mod journal;
 mod events;
 pub mod intercept;
 pub mod intercept_copies;
+mod journal;
 mod links;
 mod mailbox;
 mod migrations;
@@ -21,12 +22,12 @@ mod queue;
 mod sender_lists;
 mod sessions;
 mod snapshot;
-mod api_tokens;
-mod twofactor;
 pub mod stats;
+mod twofactor;
 mod uce;
 mod users;
 
+pub use api_tokens::ApiToken;
 pub use archive::{Hold, HoldAudit, KeptRow, PurgeCandidate, PurgeRecord, Seal};
 pub use backup::{Purged, StoredBody};
 pub use directory::DirectoryUser;
@@ -39,15 +40,16 @@ pub use outbound_tls::{MxDestination, StsCached};
 pub use queue::Queued;
 pub use sender_lists::{SenderEntry, SenderVerdict};
 pub use sessions::WebSession;
-pub use api_tokens::ApiToken;
-pub use twofactor::Totp;
 pub use stats::StatDelta;
+pub use twofactor::Totp;
 pub use uce::{Disposable, Penalty, TOTALS_TOKEN};
 pub use users::{Role, User};
 
 use anyhow::{Context, Result};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -104,7 +106,9 @@ impl Store {
         let store = match location {
             DatabaseLocation::Sqlite(path) => {
                 if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                    std::fs::create_dir_all(dir).with_context(|| format!("storage.data_dir: cannot create {}", dir.display()))?;
+                    std::fs::create_dir_all(dir).with_context(|| {
+                        format!("storage.data_dir: cannot create {}", dir.display())
+                    })?;
                 }
                 let opts = SqliteConnectOptions::new()
                     .filename(path)
@@ -119,11 +123,17 @@ impl Store {
                     .max_connections(4)
                     .connect_with(opts)
                     .await
-                    .with_context(|| format!("storage.database: cannot open SQLite database {}", path.display()))?;
+                    .with_context(|| {
+                        format!(
+                            "storage.database: cannot open SQLite database {}",
+                            path.display()
+                        )
+                    })?;
                 Store::Sqlite(pool)
             }
             DatabaseLocation::Postgres(url) => {
-                let opts = PgConnectOptions::from_str(url).context("storage.database: bad postgres:// URL")?;
+                let opts = PgConnectOptions::from_str(url)
+                    .context("storage.database: bad postgres:// URL")?;
                 let pool = PgPoolOptions::new()
                     .max_connections(8)
                     .acquire_timeout(Duration::from_secs(10))
@@ -133,7 +143,9 @@ impl Store {
                 Store::Postgres(pool)
             }
         };
-        migrations::run(&store).await.context("database schema migration failed")?;
+        migrations::run(&store)
+            .await
+            .context("database schema migration failed")?;
         Ok(store)
     }
 

@@ -8,7 +8,7 @@ use anyhow::Result;
 use serde::Serialize;
 use sqlx::Row;
 
-use super::{with_pool, BeginWrite, Store};
+use super::{BeginWrite, Store, with_pool};
 
 /// Where a queued recipient goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -64,33 +64,36 @@ pub struct MxLease {
 
 /// The destination domain of an address, lowercase.
 pub fn domain_of(address: &str) -> String {
-    address.rsplit_once('@').map(|(_, d)| d.to_ascii_lowercase()).unwrap_or_default()
+    address
+        .rsplit_once('@')
+        .map(|(_, d)| d.to_ascii_lowercase())
+        .unwrap_or_default()
 }
 
-const MX_COLUMNS: &str = "r.queue_id, r.address, r.domain, q.sender, q.time_us, q.size, r.attempts, r.last_reply";
+const MX_COLUMNS: &str =
+    "r.queue_id, r.address, r.domain, q.sender, q.time_us, q.size, r.attempts, r.last_reply";
 
 impl Store {
-    /// Queues a message with a route per recipient, in one transaction, on disk (fsync) before
-    /// it returns: the 250 depends on it.
-    pub async fn enqueue_routed(&self, m: &NewQueued<'_>) -> Result<()> {
-        if let Store::Sqlite(pool) = self {
-            let mut conn = pool.acquire().await?;
-            sqlx::query("PRAGMA synchronous = FULL").execute(&mut *conn).await?;
-            let result = insert_routed(&mut conn, m).await;
-            let _ = sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *conn).await;
-            return result;
-        }
-        with_pool!(self, pool => {
-            let mut conn = pool.acquire().await?;
-            insert_routed(&mut conn, m).await
-        })
-    }
-
     /// Leases up to `limit` due MX recipients of messages that are not held (one domain's
     /// together, oldest message first), for `lease_us`. `domain`: only that destination.
-    pub async fn lease_mx(&self, domain: Option<&str>, node: &str, now_us: i64, lease_us: i64, limit: i64) -> Result<Vec<MxLease>> {
-        let lock = if matches!(self, Store::Postgres(_)) { " FOR UPDATE OF r SKIP LOCKED" } else { "" };
-        let only = if domain.is_some() { " AND r.domain = $6" } else { "" };
+    pub async fn lease_mx(
+        &self,
+        domain: Option<&str>,
+        node: &str,
+        now_us: i64,
+        lease_us: i64,
+        limit: i64,
+    ) -> Result<Vec<MxLease>> {
+        let lock = if matches!(self, Store::Postgres(_)) {
+            " FOR UPDATE OF r SKIP LOCKED"
+        } else {
+            ""
+        };
+        let only = if domain.is_some() {
+            " AND r.domain = $6"
+        } else {
+            ""
+        };
         // Two seconds of grace, as for the backend runner: the journal record of the accepting
         // session is written right after the queue row.
         let sql = format!(
@@ -116,7 +119,14 @@ impl Store {
     }
 
     /// Renews this node's lease of an MX recipient right before an attempt; false if it was lost.
-    pub async fn renew_mx_lease(&self, queue_id: &str, address: &str, node: &str, now_us: i64, lease_us: i64) -> Result<bool> {
+    pub async fn renew_mx_lease(
+        &self,
+        queue_id: &str,
+        address: &str,
+        node: &str,
+        now_us: i64,
+        lease_us: i64,
+    ) -> Result<bool> {
         with_pool!(self, pool => {
             let r = sqlx::query("UPDATE queue_rcpt SET lease_until_us = $1 WHERE queue_id = $2 AND address = $3 AND leased_by = $4 AND lease_until_us >= $5 AND done = $6")
                 .bind(now_us + lease_us).bind(queue_id).bind(address).bind(node).bind(now_us).bind(false).execute(pool).await?;
@@ -127,7 +137,13 @@ impl Store {
     /// An MX recipient has its final answer (delivered: 2xx; bounced: 5xx or given up). Returns
     /// true when that was the message's last recipient: it left the queue, and its journal
     /// record took the outcome (delivered if any recipient got it).
-    pub async fn mx_done(&self, queue_id: &str, address: &str, node: &str, reply: &str) -> Result<bool> {
+    pub async fn mx_done(
+        &self,
+        queue_id: &str,
+        address: &str,
+        node: &str,
+        reply: &str,
+    ) -> Result<bool> {
         with_pool!(self, pool => {
             let mut tx = pool.begin_write().await?;
             // Locks the message row first: whoever answers the last recipient removes it.
@@ -142,7 +158,15 @@ impl Store {
 
     /// Another attempt for an MX recipient later (`count_attempt`: it was tried); the lease is
     /// given back.
-    pub async fn mx_reschedule(&self, queue_id: &str, address: &str, node: &str, next_us: i64, reply: &str, count_attempt: bool) -> Result<()> {
+    pub async fn mx_reschedule(
+        &self,
+        queue_id: &str,
+        address: &str,
+        node: &str,
+        next_us: i64,
+        reply: &str,
+        count_attempt: bool,
+    ) -> Result<()> {
         with_pool!(self, pool => {
             let mut tx = pool.begin_write().await?;
             sqlx::query("UPDATE queue_rcpt SET next_attempt_us = $1, last_reply = $2, attempts = attempts + $3, lease_until_us = 0, leased_by = '' WHERE queue_id = $4 AND address = $5 AND leased_by = $6")
@@ -203,7 +227,10 @@ impl Store {
     }
 
     /// Every recipient of a queued message with its route and state: (address, route, done, last reply).
-    pub async fn queue_routes(&self, queue_id: &str) -> Result<Vec<(String, String, bool, String)>> {
+    pub async fn queue_routes(
+        &self,
+        queue_id: &str,
+    ) -> Result<Vec<(String, String, bool, String)>> {
         with_pool!(self, pool => {
             let rows = sqlx::query("SELECT address, route, done, last_reply FROM queue_rcpt WHERE queue_id = $1 ORDER BY address").bind(queue_id).fetch_all(pool).await?;
             rows.iter().map(|r| Ok((r.try_get("address")?, r.try_get("route")?, r.try_get("done")?, r.try_get("last_reply")?))).collect()
@@ -258,7 +285,11 @@ impl Store {
 
     /// A sender's outbound mail since `since_us`, from the journal: (messages, accepted
     /// recipients, lowercase), for the burst limits.
-    pub async fn outbound_last_hour(&self, sender: &str, since_us: i64) -> Result<(usize, Vec<String>)> {
+    pub async fn outbound_last_hour(
+        &self,
+        sender: &str,
+        since_us: i64,
+    ) -> Result<(usize, Vec<String>)> {
         with_pool!(self, pool => {
             let rows: Vec<(String, String)> = sqlx::query_as(
                 "SELECT j.id, LOWER(r.address) FROM journal j JOIN journal_rcpt r ON r.journal_id = j.id \
@@ -274,7 +305,12 @@ impl Store {
 
     /// The held messages, oldest first.
     pub async fn queue_held(&self) -> Result<Vec<super::Queued>> {
-        Ok(self.queue_list(None).await?.into_iter().filter(|q| !q.held.is_empty()).collect())
+        Ok(self
+            .queue_list(None)
+            .await?
+            .into_iter()
+            .filter(|q| !q.held.is_empty())
+            .collect())
     }
 }
 
@@ -300,7 +336,10 @@ where
 /// Within a transaction that locked the message row: if no recipient is pending, the message
 /// leaves the queue and its journal record gets the outcome. Inbound mail delivered from the
 /// queue counts as load out here; outbound mail was counted at acceptance.
-pub(super) async fn complete_in<'c, DB: sqlx::Database>(tx: &mut sqlx::Transaction<'c, DB>, queue_id: &str) -> Result<bool>
+pub(super) async fn complete_in<'c, DB: sqlx::Database>(
+    tx: &mut sqlx::Transaction<'c, DB>,
+    queue_id: &str,
+) -> Result<bool>
 where
     for<'e> &'e mut <DB as sqlx::Database>::Connection: sqlx::Executor<'e, Database = DB>,
     for<'q> &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
@@ -311,47 +350,37 @@ where
     (i64,): for<'r> sqlx::FromRow<'r, DB::Row>,
     (String,): for<'r> sqlx::FromRow<'r, DB::Row>,
 {
-    let (pending,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM queue_rcpt WHERE queue_id = $1 AND done = $2").bind(queue_id).bind(false).fetch_one(&mut **tx).await?;
+    let (pending,): (i64,) =
+        sqlx::query_as("SELECT COUNT(*) FROM queue_rcpt WHERE queue_id = $1 AND done = $2")
+            .bind(queue_id)
+            .bind(false)
+            .fetch_one(&mut **tx)
+            .await?;
     if pending > 0 {
         return Ok(false);
     }
     let (delivered,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM queue_rcpt WHERE queue_id = $1 AND done = $2 AND last_reply LIKE '2%'").bind(queue_id).bind(true).fetch_one(&mut **tx).await?;
-    let row: Option<(String,)> = sqlx::query_as("SELECT last_reply FROM queue WHERE id = $1").bind(queue_id).fetch_optional(&mut **tx).await?;
-    let Some((reply,)) = row else { return Ok(false) };
-    sqlx::query("DELETE FROM queue WHERE id = $1").bind(queue_id).execute(&mut **tx).await?;
-    let outcome = if delivered > 0 { "delivered" } else { "refused" };
-    sqlx::query("UPDATE journal SET outcome = $1, final_reply = $2 WHERE id = $3").bind(outcome).bind(reply).bind(queue_id).execute(&mut **tx).await?;
+    let row: Option<(String,)> = sqlx::query_as("SELECT last_reply FROM queue WHERE id = $1")
+        .bind(queue_id)
+        .fetch_optional(&mut **tx)
+        .await?;
+    let Some((reply,)) = row else {
+        return Ok(false);
+    };
+    sqlx::query("DELETE FROM queue WHERE id = $1")
+        .bind(queue_id)
+        .execute(&mut **tx)
+        .await?;
+    let outcome = if delivered > 0 {
+        "delivered"
+    } else {
+        "refused"
+    };
+    sqlx::query("UPDATE journal SET outcome = $1, final_reply = $2 WHERE id = $3")
+        .bind(outcome)
+        .bind(reply)
+        .bind(queue_id)
+        .execute(&mut **tx)
+        .await?;
     Ok(true)
-}
-
-async fn insert_routed<DB: sqlx::Database>(conn: &mut sqlx::pool::PoolConnection<DB>, m: &NewQueued<'_>) -> Result<()>
-where
-    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
-    for<'q> &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    for<'q> &'q [u8]: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    for<'q> String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    for<'q> &'q String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    for<'q> i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    for<'q> bool: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    for<'q> <DB as sqlx::Database>::Arguments: sqlx::IntoArguments<DB>,
-{
-    use sqlx::Connection;
-    let mut tx = conn.begin().await?;
-    sqlx::query("INSERT INTO queue (id, time_us, sender, size, body, attempts, next_attempt_us, last_reply, lease_until_us, leased_by, direction, held) VALUES ($1, $2, $3, $4, $5, 0, $6, '', 0, '', $7, $8)")
-        .bind(m.id).bind(m.time_us).bind(m.sender).bind(m.size).bind(m.compressed).bind(m.time_us)
-        .bind(if m.outbound { "out" } else { "in" }).bind(m.held)
-        .execute(&mut *tx).await?;
-    let mut seen: Vec<&str> = Vec::new();
-    for (address, route) in m.rcpts {
-        // The same recipient twice in one transaction is one delivery.
-        if seen.iter().any(|s| s.eq_ignore_ascii_case(address)) {
-            continue;
-        }
-        seen.push(address);
-        sqlx::query("INSERT INTO queue_rcpt (queue_id, address, done, last_reply, route, domain, next_attempt_us) VALUES ($1, $2, $3, '', $4, $5, $6)")
-            .bind(m.id).bind(address).bind(false).bind(route.as_str()).bind(domain_of(address)).bind(m.time_us)
-            .execute(&mut *tx).await?;
-    }
-    tx.commit().await?;
-    Ok(())
 }

@@ -6,7 +6,7 @@ use anyhow::Result;
 use serde::Serialize;
 use sqlx::Row;
 
-use super::{with_pool, Store};
+use super::{Store, with_pool};
 
 /// Outbound mail waiting for one destination domain, for the queue page and `sponts queue`.
 #[derive(Debug, Clone, Serialize)]
@@ -50,7 +50,14 @@ impl Store {
 
     /// Counts one session's TLS result for the day's TLS report: `policy` is `sts`, `tlsa` or
     /// `no-policy-found`; `result` is `success` or an RFC 8460 result type.
-    pub async fn tls_result_add(&self, day: &str, domain: &str, policy: &str, mx: &str, result: &str) -> Result<()> {
+    pub async fn tls_result_add(
+        &self,
+        day: &str,
+        domain: &str,
+        policy: &str,
+        mx: &str,
+        result: &str,
+    ) -> Result<()> {
         with_pool!(self, pool => {
             sqlx::query("INSERT INTO tls_results (day, domain, policy, mx, result, sessions) VALUES ($1, $2, $3, $4, $5, 1) \
                          ON CONFLICT (day, domain, policy, mx, result) DO UPDATE SET sessions = tls_results.sessions + 1")
@@ -60,7 +67,11 @@ impl Store {
     }
 
     /// The day's results of one domain: (policy, mx, result, sessions).
-    pub async fn tls_results(&self, day: &str, domain: &str) -> Result<Vec<(String, String, String, i64)>> {
+    pub async fn tls_results(
+        &self,
+        day: &str,
+        domain: &str,
+    ) -> Result<Vec<(String, String, String, i64)>> {
         with_pool!(self, pool => {
             let rows = sqlx::query("SELECT policy, mx, result, sessions FROM tls_results WHERE day = $1 AND domain = $2 ORDER BY policy, mx, result").bind(day).bind(domain).fetch_all(pool).await?;
             rows.iter().map(|r| Ok((r.try_get("policy")?, r.try_get("mx")?, r.try_get("result")?, r.try_get("sessions")?))).collect()

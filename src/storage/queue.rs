@@ -8,7 +8,8 @@ use serde::Serialize;
 use sqlx::Row;
 
 use super::batch::BatchWriter;
-use super::{with_pool, BeginWrite, Store};
+use super::outbound::{NewQueued, Route, domain_of};
+use super::{BeginWrite, Store, with_pool};
 
 /// A queued message as the queue runner and the CLI see it.
 #[derive(Debug, Clone, Serialize)]
@@ -35,15 +36,40 @@ impl Store {
     /// On SQLite the messages of concurrent sessions are committed together (group commit): one
     /// writer takes whatever has queued up, writes it in one transaction and waits for that one
     /// fsync of the WAL; each caller returns only after the commit that holds its message.
-    pub async fn enqueue(&self, id: &str, time_us: i64, sender: &str, size: i64, compressed: &[u8], rcpts: &[String]) -> Result<()> {
+    pub async fn enqueue(
+        &self,
+        id: &str,
+        time_us: i64,
+        sender: &str,
+        size: i64,
+        compressed: &[u8],
+        rcpts: &[String],
+    ) -> Result<()> {
+        let rcpts: Vec<(String, Route)> =
+            rcpts.iter().map(|r| (r.clone(), Route::Backend)).collect();
+        self.enqueue_routed(&NewQueued {
+            id,
+            time_us,
+            sender,
+            size,
+            compressed,
+            rcpts: &rcpts,
+            outbound: false,
+            held: "",
+        })
+        .await
+    }
+
+    /// Queues a message with a route per recipient, like `enqueue` (the same group commit on
+    /// SQLite): on disk (fsync) before it returns.
+    pub async fn enqueue_routed(&self, m: &NewQueued<'_>) -> Result<()> {
         if let Store::Sqlite(pool) = self {
-            let item = Enqueue { id: id.to_string(), time_us, sender: sender.to_string(), size, compressed: compressed.to_vec(), rcpts: rcpts.to_vec() };
-            return group_writer(pool).write(item).await;
+            return group_writer(pool).write(Enqueue::of(m)).await;
         }
         with_pool!(self, pool => {
             let mut conn = pool.acquire().await?;
             let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-            insert_queued(&mut tx, id, time_us, sender, size, compressed, rcpts).await?;
+            insert_queued(&mut tx, m).await?;
             tx.commit().await?;
             Ok(())
         })
@@ -52,8 +78,18 @@ impl Store {
     /// Leases up to `limit` due messages, oldest arrival first, for `lease_us`: those not held
     /// with a recipient for the backend (MX recipients are leased on their own, `lease_mx`), or
     /// with none pending at all (to be finished).
-    pub async fn lease_due(&self, node: &str, now_us: i64, lease_us: i64, limit: i64) -> Result<Vec<String>> {
-        let lock = if matches!(self, Store::Postgres(_)) { " FOR UPDATE SKIP LOCKED" } else { "" };
+    pub async fn lease_due(
+        &self,
+        node: &str,
+        now_us: i64,
+        lease_us: i64,
+        limit: i64,
+    ) -> Result<Vec<String>> {
+        let lock = if matches!(self, Store::Postgres(_)) {
+            " FOR UPDATE SKIP LOCKED"
+        } else {
+            ""
+        };
         let sql = format!(
             "UPDATE queue SET lease_until_us = $1, leased_by = $2 WHERE id IN \
              (SELECT id FROM queue WHERE next_attempt_us <= $3 AND lease_until_us < $3 AND time_us < $3 - 2000000 AND held = '' \
@@ -69,7 +105,13 @@ impl Store {
     }
 
     /// Leases one message whatever its next attempt (a hand delivery); false if another holds it.
-    pub async fn lease_one(&self, id: &str, node: &str, now_us: i64, lease_us: i64) -> Result<bool> {
+    pub async fn lease_one(
+        &self,
+        id: &str,
+        node: &str,
+        now_us: i64,
+        lease_us: i64,
+    ) -> Result<bool> {
         with_pool!(self, pool => {
             let r = sqlx::query("UPDATE queue SET lease_until_us = $1, leased_by = $2 WHERE id = $3 AND lease_until_us < $4")
                 .bind(now_us + lease_us).bind(node).bind(id).bind(now_us)
@@ -96,7 +138,13 @@ impl Store {
     /// The message is through: it leaves the queue (only by the node that holds its lease), its
     /// journal entry takes the outcome and, when delivered, the Report's load out counts it in
     /// this hour — in one transaction, so the three never disagree.
-    pub async fn dequeue(&self, id: &str, node: &str, outcome: &str, final_reply: &str) -> Result<()> {
+    pub async fn dequeue(
+        &self,
+        id: &str,
+        node: &str,
+        outcome: &str,
+        final_reply: &str,
+    ) -> Result<()> {
         with_pool!(self, pool => {
             let mut tx = pool.begin_write().await?;
             let row: Option<(i64, String)> = sqlx::query_as("DELETE FROM queue WHERE id = $1 AND leased_by = $2 RETURNING size, direction").bind(id).bind(node).fetch_optional(&mut *tx).await?;
@@ -120,7 +168,13 @@ impl Store {
 
     /// Renews this node's lease right before an attempt; false if the lease was lost (another
     /// node may have taken the message): then it must not be tried.
-    pub async fn renew_lease(&self, id: &str, node: &str, now_us: i64, lease_us: i64) -> Result<bool> {
+    pub async fn renew_lease(
+        &self,
+        id: &str,
+        node: &str,
+        now_us: i64,
+        lease_us: i64,
+    ) -> Result<bool> {
         with_pool!(self, pool => {
             let r = sqlx::query("UPDATE queue SET lease_until_us = $1 WHERE id = $2 AND leased_by = $3 AND lease_until_us >= $4")
                 .bind(now_us + lease_us).bind(id).bind(node).bind(now_us).execute(pool).await?;
@@ -129,7 +183,14 @@ impl Store {
     }
 
     /// Another attempt later; the lease is given back.
-    pub async fn reschedule(&self, id: &str, node: &str, next_us: i64, reply: &str, count_attempt: bool) -> Result<()> {
+    pub async fn reschedule(
+        &self,
+        id: &str,
+        node: &str,
+        next_us: i64,
+        reply: &str,
+        count_attempt: bool,
+    ) -> Result<()> {
         with_pool!(self, pool => {
             sqlx::query("UPDATE queue SET next_attempt_us = $1, last_reply = $2, attempts = attempts + $3, lease_until_us = 0, leased_by = '' WHERE id = $4 AND leased_by = $5")
                 .bind(next_us).bind(reply).bind(i32::from(count_attempt)).bind(id).bind(node).execute(pool).await?;
@@ -230,14 +291,44 @@ impl Store {
     }
 }
 
-/// One message for the queue's group commit.
+/// One message for the queue's group commit (an owned `NewQueued`).
 struct Enqueue {
     id: String,
     time_us: i64,
     sender: String,
     size: i64,
     compressed: Vec<u8>,
-    rcpts: Vec<String>,
+    rcpts: Vec<(String, Route)>,
+    outbound: bool,
+    held: String,
+}
+
+impl Enqueue {
+    fn of(m: &NewQueued<'_>) -> Enqueue {
+        Enqueue {
+            id: m.id.to_string(),
+            time_us: m.time_us,
+            sender: m.sender.to_string(),
+            size: m.size,
+            compressed: m.compressed.to_vec(),
+            rcpts: m.rcpts.to_vec(),
+            outbound: m.outbound,
+            held: m.held.to_string(),
+        }
+    }
+
+    fn view(&self) -> NewQueued<'_> {
+        NewQueued {
+            id: &self.id,
+            time_us: self.time_us,
+            sender: &self.sender,
+            size: self.size,
+            compressed: &self.compressed,
+            rcpts: &self.rcpts,
+            outbound: self.outbound,
+            held: &self.held,
+        }
+    }
 }
 
 /// Most messages one commit takes.
@@ -249,10 +340,14 @@ const GROUP: usize = 256;
 fn group_writer(pool: &sqlx::SqlitePool) -> std::sync::Arc<BatchWriter<Enqueue>> {
     use std::collections::HashMap;
     use std::sync::{Arc, Mutex, OnceLock};
-    type Writers = Mutex<HashMap<std::path::PathBuf, (sqlx::SqlitePool, Arc<BatchWriter<Enqueue>>)>>;
+    type Writers =
+        Mutex<HashMap<std::path::PathBuf, (sqlx::SqlitePool, Arc<BatchWriter<Enqueue>>)>>;
     static WRITERS: OnceLock<Writers> = OnceLock::new();
     let file = pool.connect_options().get_filename().to_path_buf();
-    let mut writers = WRITERS.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
+    let mut writers = WRITERS
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
     writers.retain(|_, (p, w)| !p.is_closed() && !w.is_stopped());
     let (_, writer) = writers.entry(file).or_insert_with(|| {
         let p = pool.clone();
@@ -274,7 +369,10 @@ async fn commit_group(pool: &sqlx::SqlitePool, items: &[Enqueue]) -> Vec<Result<
         Ok(c) => c,
         Err(e) => return vec![Err(format!("{e:#}")); items.len()],
     };
-    if let Err(e) = sqlx::query("PRAGMA synchronous = FULL").execute(&mut *conn).await {
+    if let Err(e) = sqlx::query("PRAGMA synchronous = FULL")
+        .execute(&mut *conn)
+        .await
+    {
         return vec![Err(format!("{e:#}")); items.len()];
     }
     let results = match write_group(&mut conn, items).await {
@@ -283,54 +381,61 @@ async fn commit_group(pool: &sqlx::SqlitePool, items: &[Enqueue]) -> Vec<Result<
         Err(_) => {
             let mut results = Vec::with_capacity(items.len());
             for item in items {
-                results.push(write_group(&mut conn, std::slice::from_ref(item)).await.map_err(|e| format!("{e:#}")));
+                results.push(
+                    write_group(&mut conn, std::slice::from_ref(item))
+                        .await
+                        .map_err(|e| format!("{e:#}")),
+                );
             }
             results
         }
     };
-    let _ = sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *conn).await;
+    let _ = sqlx::query("PRAGMA synchronous = NORMAL")
+        .execute(&mut *conn)
+        .await;
     results
 }
 
-async fn write_group(conn: &mut sqlx::pool::PoolConnection<sqlx::Sqlite>, items: &[Enqueue]) -> Result<()> {
+async fn write_group(
+    conn: &mut sqlx::pool::PoolConnection<sqlx::Sqlite>,
+    items: &[Enqueue],
+) -> Result<()> {
     let mut tx = sqlx::Connection::begin_with(&mut **conn, "BEGIN IMMEDIATE").await?;
     for m in items {
-        insert_queued(&mut tx, &m.id, m.time_us, &m.sender, m.size, &m.compressed, &m.rcpts).await?;
+        insert_queued(&mut tx, &m.view()).await?;
     }
     tx.commit().await?;
     Ok(())
 }
 
-/// The queue rows of one message, inside the given transaction.
+/// The queue rows of one message (a route per recipient), inside the given transaction.
 async fn insert_queued<DB: sqlx::Database>(
     tx: &mut sqlx::Transaction<'_, DB>,
-    id: &str,
-    time_us: i64,
-    sender: &str,
-    size: i64,
-    compressed: &[u8],
-    rcpts: &[String],
+    m: &NewQueued<'_>,
 ) -> Result<()>
 where
     for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
     for<'q> &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
     for<'q> &'q [u8]: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    for<'q> &'q String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
     for<'q> i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
     for<'q> bool: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
     for<'q> <DB as sqlx::Database>::Arguments: sqlx::IntoArguments<DB>,
 {
-    sqlx::query("INSERT INTO queue (id, time_us, sender, size, body, attempts, next_attempt_us, last_reply, lease_until_us, leased_by) VALUES ($1, $2, $3, $4, $5, 0, $6, '', 0, '')")
-        .bind(id).bind(time_us).bind(sender).bind(size).bind(compressed).bind(time_us)
+    sqlx::query("INSERT INTO queue (id, time_us, sender, size, body, attempts, next_attempt_us, last_reply, lease_until_us, leased_by, direction, held) VALUES ($1, $2, $3, $4, $5, 0, $6, '', 0, '', $7, $8)")
+        .bind(m.id).bind(m.time_us).bind(m.sender).bind(m.size).bind(m.compressed).bind(m.time_us)
+        .bind(if m.outbound { "out" } else { "in" }).bind(m.held)
         .execute(&mut **tx).await?;
-    let mut seen: Vec<&String> = Vec::new();
-    for r in rcpts {
+    let mut seen: Vec<&str> = Vec::new();
+    for (address, route) in m.rcpts {
         // The same recipient twice in one transaction is one delivery.
-        if seen.iter().any(|s| s.eq_ignore_ascii_case(r)) {
+        if seen.iter().any(|s| s.eq_ignore_ascii_case(address)) {
             continue;
         }
-        seen.push(r);
-        sqlx::query("INSERT INTO queue_rcpt (queue_id, address, done, last_reply) VALUES ($1, $2, $3, '')").bind(id).bind(r).bind(false).execute(&mut **tx).await?;
+        seen.push(address);
+        sqlx::query("INSERT INTO queue_rcpt (queue_id, address, done, last_reply, route, domain, next_attempt_us) VALUES ($1, $2, $3, '', $4, $5, $6)")
+            .bind(m.id).bind(address.as_str()).bind(false).bind(route.as_str()).bind(domain_of(address)).bind(m.time_us)
+            .execute(&mut **tx).await?;
     }
     Ok(())
 }

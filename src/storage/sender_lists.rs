@@ -5,7 +5,7 @@
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
-use super::{with_pool, Store};
+use super::{Store, with_pool};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -46,13 +46,29 @@ pub struct SenderEntry {
 
 impl Store {
     /// Adds (or changes the verdict of) an entry. Owner and pattern are stored lowercase.
-    pub async fn set_sender_entry(&self, owner: &str, pattern: &str, verdict: SenderVerdict, by: &str) -> Result<SenderEntry> {
-        let (owner, pattern, now) = (owner.to_lowercase(), pattern.to_lowercase(), crate::clock::now_us());
+    pub async fn set_sender_entry(
+        &self,
+        owner: &str,
+        pattern: &str,
+        verdict: SenderVerdict,
+        by: &str,
+    ) -> Result<SenderEntry> {
+        let (owner, pattern, now) = (
+            owner.to_lowercase(),
+            pattern.to_lowercase(),
+            crate::clock::now_us(),
+        );
         with_pool!(self, pool => {
             sqlx::query("INSERT INTO sender_lists (owner, pattern, verdict, created_us, created_by) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (owner, pattern) DO UPDATE SET verdict = excluded.verdict, created_us = excluded.created_us, created_by = excluded.created_by")
                 .bind(&owner).bind(&pattern).bind(verdict.as_str()).bind(now).bind(by).execute(pool).await?;
         });
-        Ok(SenderEntry { owner, pattern, verdict, created_us: now, created_by: by.to_string() })
+        Ok(SenderEntry {
+            owner,
+            pattern,
+            verdict,
+            created_us: now,
+            created_by: by.to_string(),
+        })
     }
 
     /// False when the owner had no such entry.
@@ -65,7 +81,8 @@ impl Store {
 
     /// The entries of these owners (all entries for `None`), by owner and pattern.
     pub async fn sender_entries(&self, owners: Option<&[String]>) -> Result<Vec<SenderEntry>> {
-        const COLUMNS: &str = "SELECT owner, pattern, verdict, created_us, created_by FROM sender_lists";
+        const COLUMNS: &str =
+            "SELECT owner, pattern, verdict, created_us, created_by FROM sender_lists";
         let mut rows: Vec<Row> = Vec::new();
         with_pool!(self, pool => match owners {
             None => rows = sqlx::query_as(sqlx::AssertSqlSafe(format!("{COLUMNS} ORDER BY owner, pattern"))).fetch_all(pool).await?,
@@ -94,6 +111,13 @@ impl Store {
 type Row = (String, String, String, i64, String);
 
 fn entry((owner, pattern, verdict, created_us, created_by): Row) -> Result<SenderEntry> {
-    let verdict = SenderVerdict::parse(&verdict).ok_or_else(|| anyhow::anyhow!("sender_lists: unknown verdict {verdict}"))?;
-    Ok(SenderEntry { owner, pattern, verdict, created_us, created_by })
+    let verdict = SenderVerdict::parse(&verdict)
+        .ok_or_else(|| anyhow::anyhow!("sender_lists: unknown verdict {verdict}"))?;
+    Ok(SenderEntry {
+        owner,
+        pattern,
+        verdict,
+        created_us,
+        created_by,
+    })
 }

@@ -5,7 +5,7 @@
 use anyhow::Result;
 use sqlx::Row;
 
-use super::{with_pool, Store};
+use super::{Store, with_pool};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WebSession {
@@ -17,7 +17,14 @@ pub struct WebSession {
 }
 
 impl Store {
-    pub async fn create_session(&self, token_hash: &str, address: &str, csrf: &str, expires_us: i64, second_factor: bool) -> Result<()> {
+    pub async fn create_session(
+        &self,
+        token_hash: &str,
+        address: &str,
+        csrf: &str,
+        expires_us: i64,
+        second_factor: bool,
+    ) -> Result<()> {
         with_pool!(self, pool => {
             sqlx::query("INSERT INTO web_sessions (token_hash, address, csrf, created_us, expires_us, second_factor) VALUES ($1, $2, $3, $4, $5, $6)")
                 .bind(token_hash)

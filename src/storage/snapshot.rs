@@ -2,7 +2,7 @@
 //! transaction, so the copy is one moment of the database, WAL included). PostgreSQL has its own
 //! tools for this (`pg_dump`, base backups), which the operator's guide names.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result, bail};
 use std::path::Path;
 
 use super::Store;
@@ -17,7 +17,11 @@ impl Store {
             bail!("{} exists already", target.display());
         }
         let path = target.to_str().context("the backup path is not UTF-8")?;
-        sqlx::query("VACUUM INTO $1").bind(path).execute(pool).await.with_context(|| format!("cannot write {}", target.display()))?;
+        sqlx::query("VACUUM INTO $1")
+            .bind(path)
+            .execute(pool)
+            .await
+            .with_context(|| format!("cannot write {}", target.display()))?;
         // VACUUM INTO does not sync: the copy is on disk before we say it is.
         std::fs::File::open(target)?.sync_all()?;
         Ok(())

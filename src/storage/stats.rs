@@ -28,8 +28,20 @@ pub const DAY_US: i64 = 24 * HOUR_US;
 pub const TOP_METRICS: [&str; 3] = ["spam_ip", "spam_sender_domain", "spam_helo"];
 /// Every metric but the top lists: what the Report's series and totals read.
 pub const SERIES_METRICS: [&str; 14] = [
-    "class", "decided_by", "spam_reason", "messages_in", "bytes_in", "messages_out", "bytes_out", "queued",
-    "connections", "connections_refused", "sessions_peak", "queue_length", "scanner_calls", "scanner_le",
+    "class",
+    "decided_by",
+    "spam_reason",
+    "messages_in",
+    "bytes_in",
+    "messages_out",
+    "bytes_out",
+    "queued",
+    "connections",
+    "connections_refused",
+    "sessions_peak",
+    "queue_length",
+    "scanner_calls",
+    "scanner_le",
 ];
 /// What the keys beyond a compacted top list are summed into.
 /// (A control character first: no IP, domain or HELO name can be this key.)
@@ -102,10 +114,17 @@ pub fn deltas(entries: &[JournalEntry]) -> Vec<StatDelta> {
 
 /// This process's totals of the traffic figures it committed (classes, messages and bytes in
 /// and out), for Prometheus counters; the hourly rows are the durable, all-node figures.
-static COMMITTED: std::sync::Mutex<BTreeMap<(String, String), i64>> = std::sync::Mutex::new(BTreeMap::new());
+static COMMITTED: std::sync::Mutex<BTreeMap<(String, String), i64>> =
+    std::sync::Mutex::new(BTreeMap::new());
 
 /// The metrics counted in [`committed_totals`].
-const COUNTED: [&str; 5] = ["class", "messages_in", "bytes_in", "messages_out", "bytes_out"];
+const COUNTED: [&str; 5] = [
+    "class",
+    "messages_in",
+    "bytes_in",
+    "messages_out",
+    "bytes_out",
+];
 
 /// Adds increments that have just been committed to this process's totals.
 pub(super) fn note_committed(deltas: &[StatDelta]) {
@@ -131,10 +150,14 @@ fn summed(deltas: &[StatDelta]) -> Vec<((i64, &str, &str), i64)> {
 
 /// On a row that exists: add (sums), or keep the larger (peaks).
 const ADD: &str = "stats.value + excluded.value";
-const KEEP_LARGER: &str = "CASE WHEN excluded.value > stats.value THEN excluded.value ELSE stats.value END";
+const KEEP_LARGER: &str =
+    "CASE WHEN excluded.value > stats.value THEN excluded.value ELSE stats.value END";
 
 /// Adds increments inside the caller's transaction (the journal's batch).
-pub(super) async fn add_in<'c, DB: sqlx::Database>(tx: &mut sqlx::Transaction<'c, DB>, deltas: &[StatDelta]) -> Result<()>
+pub(super) async fn add_in<'c, DB: sqlx::Database>(
+    tx: &mut sqlx::Transaction<'c, DB>,
+    deltas: &[StatDelta],
+) -> Result<()>
 where
     for<'e> &'e mut DB::Connection: sqlx::Executor<'e, Database = DB>,
     for<'q> &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
@@ -145,7 +168,11 @@ where
 }
 
 /// Writes rows, many per statement, merging into existing ones with `merge`.
-async fn upsert_in<'c, DB: sqlx::Database>(tx: &mut sqlx::Transaction<'c, DB>, rows: &[((i64, &str, &str), i64)], merge: &str) -> Result<()>
+async fn upsert_in<'c, DB: sqlx::Database>(
+    tx: &mut sqlx::Transaction<'c, DB>,
+    rows: &[((i64, &str, &str), i64)],
+    merge: &str,
+) -> Result<()>
 where
     for<'e> &'e mut DB::Connection: sqlx::Executor<'e, Database = DB>,
     for<'q> &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
@@ -153,8 +180,21 @@ where
     for<'q> <DB as sqlx::Database>::Arguments: sqlx::IntoArguments<DB>,
 {
     for chunk in rows.chunks(ROWS) {
-        let values = (0..chunk.len()).map(|i| format!("(${}, ${}, ${}, ${})", i * 4 + 1, i * 4 + 2, i * 4 + 3, i * 4 + 4)).collect::<Vec<_>>().join(", ");
-        let sql = format!("INSERT INTO stats (hour_us, metric, key, value) VALUES {values} ON CONFLICT (hour_us, metric, key) DO UPDATE SET value = {merge}");
+        let values = (0..chunk.len())
+            .map(|i| {
+                format!(
+                    "(${}, ${}, ${}, ${})",
+                    i * 4 + 1,
+                    i * 4 + 2,
+                    i * 4 + 3,
+                    i * 4 + 4
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "INSERT INTO stats (hour_us, metric, key, value) VALUES {values} ON CONFLICT (hour_us, metric, key) DO UPDATE SET value = {merge}"
+        );
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
         for ((h, m, k), v) in chunk {
             q = q.bind(*h).bind(*m).bind(*k).bind(*v);
@@ -179,12 +219,25 @@ impl Store {
 
     /// The series metrics of `[since_us, until_us)`, per hour, or per day with `by_day`:
     /// (hour or day, metric, key, sum, maximum). The maximum is for the peaks.
-    pub async fn stats_rows(&self, since_us: i64, until_us: i64, by_day: bool) -> Result<Vec<(i64, String, String, i64, i64)>> {
-        let metrics = SERIES_METRICS.iter().map(|m| format!("'{m}'")).collect::<Vec<_>>().join(", ");
+    pub async fn stats_rows(
+        &self,
+        since_us: i64,
+        until_us: i64,
+        by_day: bool,
+    ) -> Result<Vec<(i64, String, String, i64, i64)>> {
+        let metrics = SERIES_METRICS
+            .iter()
+            .map(|m| format!("'{m}'"))
+            .collect::<Vec<_>>()
+            .join(", ");
         let sql = if by_day {
-            format!("SELECT hour_us - hour_us % {DAY_US} AS t, metric, key, CAST(SUM(value) AS BIGINT) AS total, MAX(value) AS peak FROM stats WHERE metric IN ({metrics}) AND hour_us >= $1 AND hour_us < $2 GROUP BY t, metric, key")
+            format!(
+                "SELECT hour_us - hour_us % {DAY_US} AS t, metric, key, CAST(SUM(value) AS BIGINT) AS total, MAX(value) AS peak FROM stats WHERE metric IN ({metrics}) AND hour_us >= $1 AND hour_us < $2 GROUP BY t, metric, key"
+            )
         } else {
-            format!("SELECT hour_us AS t, metric, key, value AS total, value AS peak FROM stats WHERE metric IN ({metrics}) AND hour_us >= $1 AND hour_us < $2")
+            format!(
+                "SELECT hour_us AS t, metric, key, value AS total, value AS peak FROM stats WHERE metric IN ({metrics}) AND hour_us >= $1 AND hour_us < $2"
+            )
         };
         with_pool!(self, pool => {
             let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(since_us).bind(until_us).fetch_all(pool).await?;

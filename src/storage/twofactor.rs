@@ -4,7 +4,7 @@
 use anyhow::Result;
 use sqlx::Row;
 
-use super::{with_pool, BeginWrite, Store};
+use super::{BeginWrite, Store, with_pool};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Totp {
@@ -48,7 +48,13 @@ impl Store {
     /// Turns the pending secret on (its code of `step` confirmed it), replaces the recovery
     /// codes, and marks the session that did it as past the second factor. False when there was
     /// no pending secret.
-    pub async fn activate_totp(&self, address: &str, step: i64, recovery_hashes: &[String], session: Option<&str>) -> Result<bool> {
+    pub async fn activate_totp(
+        &self,
+        address: &str,
+        step: i64,
+        recovery_hashes: &[String],
+        session: Option<&str>,
+    ) -> Result<bool> {
         with_pool!(self, pool => {
             let mut tx = pool.begin_write().await?;
             let a = address.to_lowercase();

@@ -5,7 +5,7 @@ use anyhow::Result;
 use serde::Serialize;
 use sqlx::Row;
 
-use super::{with_pool, BeginWrite, Store};
+use super::{BeginWrite, Store, with_pool};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Disposable {
@@ -37,14 +37,26 @@ const TOKEN_ROWS: usize = 300;
 
 impl Store {
     /// The disposable address of `owner` with `tag`, created (unused, with `max_count`) on first sight.
-    pub async fn disposable(&self, owner: &str, tag: &str, address: &str, max_count: i64) -> Result<Disposable> {
+    pub async fn disposable(
+        &self,
+        owner: &str,
+        tag: &str,
+        address: &str,
+        max_count: i64,
+    ) -> Result<Disposable> {
         let now = crate::clock::now_us();
         with_pool!(self, pool => {
             sqlx::query("INSERT INTO uce_disposable (owner, tag, address, max_count, used, locked, created_us, last_us) VALUES ($1, $2, $3, $4, 0, FALSE, $5, $5) ON CONFLICT (owner, tag) DO NOTHING")
                 .bind(owner).bind(tag).bind(address).bind(max_count).bind(now).execute(pool).await?;
         });
         // Deleted in the meantime (web UI, CLI): then there is nothing to count.
-        self.disposables(Some(owner), Some(tag)).await?.into_iter().next().ok_or_else(|| anyhow::anyhow!("disposable address {tag} of {owner} was deleted meanwhile"))
+        self.disposables(Some(owner), Some(tag))
+            .await?
+            .into_iter()
+            .next()
+            .ok_or_else(|| {
+                anyhow::anyhow!("disposable address {tag} of {owner} was deleted meanwhile")
+            })
     }
 
     /// Counts one delivered message; the address locks itself when it has had its share.
@@ -57,7 +69,11 @@ impl Store {
     }
 
     /// Disposable addresses, of one owner and/or one tag.
-    pub async fn disposables(&self, owner: Option<&str>, tag: Option<&str>) -> Result<Vec<Disposable>> {
+    pub async fn disposables(
+        &self,
+        owner: Option<&str>,
+        tag: Option<&str>,
+    ) -> Result<Vec<Disposable>> {
         with_pool!(self, pool => {
             let rows = sqlx::query("SELECT owner, tag, address, max_count, used, locked, created_us, last_us FROM uce_disposable WHERE ($1 IS NULL OR owner = $1) AND ($2 IS NULL OR tag = $2) ORDER BY owner, tag")
                 .bind(owner).bind(tag).fetch_all(pool).await?;
@@ -76,7 +92,12 @@ impl Store {
 
     /// Locks, unlocks (`Some(bool)`) or resets (`None`: unused and unlocked) one disposable
     /// address; false when there is none.
-    pub async fn set_disposable(&self, owner: &str, tag: &str, locked: Option<bool>) -> Result<bool> {
+    pub async fn set_disposable(
+        &self,
+        owner: &str,
+        tag: &str,
+        locked: Option<bool>,
+    ) -> Result<bool> {
         let sql = match locked {
             Some(_) => "UPDATE uce_disposable SET locked = $3 WHERE owner = $1 AND tag = $2",
             None => "UPDATE uce_disposable SET used = 0, locked = $3 WHERE owner = $1 AND tag = $2",
@@ -146,7 +167,14 @@ impl Store {
     /// Greylisting: records an attempt and says whether it may pass. A network allowed lately
     /// passes at once; a triplet passes once it was first seen `delay_us` ago (but not longer
     /// than `window_us`), which also allows its network until `allow_until_us`.
-    pub async fn greylist(&self, triplet: &str, network: &str, delay_us: i64, window_us: i64, allow_until_us: i64) -> Result<bool> {
+    pub async fn greylist(
+        &self,
+        triplet: &str,
+        network: &str,
+        delay_us: i64,
+        window_us: i64,
+        allow_until_us: i64,
+    ) -> Result<bool> {
         let now = crate::clock::now_us();
         with_pool!(self, pool => {
             let allowed: Option<i64> = sqlx::query_scalar("SELECT until_us FROM uce_greylist_allow WHERE network = $1").bind(network).fetch_optional(pool).await?;
@@ -250,7 +278,12 @@ impl Store {
 
     /// How many spam and ham messages the filter has learned.
     pub async fn learned_totals(&self) -> Result<(i64, i64)> {
-        Ok(self.token_counts(&[TOTALS_TOKEN]).await?.first().map(|(_, s, h)| (*s, *h)).unwrap_or((0, 0)))
+        Ok(self
+            .token_counts(&[TOTALS_TOKEN])
+            .await?
+            .first()
+            .map(|(_, s, h)| (*s, *h))
+            .unwrap_or((0, 0)))
     }
 
     /// Deletes expired penalty, callback and greylisting state; greylisting attempts first seen
