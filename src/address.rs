@@ -21,7 +21,11 @@ impl fmt::Display for Address {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // `<Postmaster>` without a domain (RFC 5321 4.5.1) is written back as it came: a trailing
         // `@` would be an address no parser takes (found by fuzzing).
-        if self.domain.is_empty() { write!(f, "{}", self.local) } else { write!(f, "{}@{}", self.local, self.domain) }
+        if self.domain.is_empty() {
+            write!(f, "{}", self.local)
+        } else {
+            write!(f, "{}@{}", self.local, self.domain)
+        }
     }
 }
 
@@ -40,7 +44,11 @@ const MAX_PATH: usize = 256;
 /// Parses the inside of `<...>`. `Ok(None)` is the null path `<>` (senders only).
 pub fn parse_path(inner: &str, side: Side) -> Result<Option<Address>, &'static str> {
     if inner.is_empty() {
-        return if side == Side::Sender { Ok(None) } else { Err("empty recipient") };
+        return if side == Side::Sender {
+            Ok(None)
+        } else {
+            Err("empty recipient")
+        };
     }
     if inner.len() > MAX_PATH {
         return Err("address too long");
@@ -57,7 +65,11 @@ pub fn parse_path(inner: &str, side: Side) -> Result<Option<Address>, &'static s
     let Some((local, domain)) = inner.rsplit_once('@') else {
         return Err("address must be fully qualified (user@domain)");
     };
-    let max_local = if side == Side::Recipient { MAX_LOCAL } else { MAX_PATH };
+    let max_local = if side == Side::Recipient {
+        MAX_LOCAL
+    } else {
+        MAX_PATH
+    };
     if local.is_empty() || local.len() > max_local || !is_dot_atom(local) {
         return Err("bad local part");
     }
@@ -67,7 +79,10 @@ pub fn parse_path(inner: &str, side: Side) -> Result<Option<Address>, &'static s
     if !(is_hostname(domain) || is_address_literal(domain)) {
         return Err("bad domain");
     }
-    Ok(Some(Address { local: local.to_string(), domain: domain.to_string() }))
+    Ok(Some(Address {
+        local: local.to_string(),
+        domain: domain.to_string(),
+    }))
 }
 
 fn is_atext(b: u8) -> bool {
@@ -75,7 +90,8 @@ fn is_atext(b: u8) -> bool {
 }
 
 fn is_dot_atom(s: &str) -> bool {
-    s.split('.').all(|atom| !atom.is_empty() && atom.bytes().all(is_atext))
+    s.split('.')
+        .all(|atom| !atom.is_empty() && atom.bytes().all(is_atext))
 }
 
 /// A host name of one or more labels (letters, digits, hyphens), no trailing dot.
@@ -83,7 +99,11 @@ pub fn is_hostname(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 253
         && s.split('.').all(|l| {
-            !l.is_empty() && l.len() <= 63 && !l.starts_with('-') && !l.ends_with('-') && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
         })
 }
 
@@ -94,9 +114,13 @@ pub fn is_domain(s: &str) -> bool {
 
 /// `[192.0.2.1]` or `[IPv6:2001:db8::1]`.
 pub fn is_address_literal(s: &str) -> bool {
-    let Some(inner) = s.strip_prefix('[').and_then(|s| s.strip_suffix(']')) else { return false };
+    let Some(inner) = s.strip_prefix('[').and_then(|s| s.strip_suffix(']')) else {
+        return false;
+    };
     match inner.get(..5) {
-        Some(tag) if tag.eq_ignore_ascii_case("IPv6:") => inner[5..].parse::<std::net::Ipv6Addr>().is_ok(),
+        Some(tag) if tag.eq_ignore_ascii_case("IPv6:") => {
+            inner[5..].parse::<std::net::Ipv6Addr>().is_ok()
+        }
         _ => inner.parse::<std::net::Ipv4Addr>().is_ok(),
     }
 }
@@ -115,8 +139,16 @@ mod tests {
         assert_eq!(a.local, "John.Doe+tag");
         assert!(a.domain_is("example.org"));
         assert_eq!(parse_path("", Side::Sender), Ok(None));
-        assert!(parse_path("bounce@[192.0.2.1]", Side::Sender).unwrap().is_some());
-        assert!(parse_path("x@[IPv6:2001:db8::1]", Side::Sender).unwrap().is_some());
+        assert!(
+            parse_path("bounce@[192.0.2.1]", Side::Sender)
+                .unwrap()
+                .is_some()
+        );
+        assert!(
+            parse_path("x@[IPv6:2001:db8::1]", Side::Sender)
+                .unwrap()
+                .is_some()
+        );
     }
 
     #[test]
@@ -150,7 +182,11 @@ mod tests {
 
     #[test]
     fn senders_may_use_percent_but_not_routes() {
-        assert!(parse_path("a%b@example.org", Side::Sender).unwrap().is_some());
+        assert!(
+            parse_path("a%b@example.org", Side::Sender)
+                .unwrap()
+                .is_some()
+        );
         assert!(parse_path("@a,@b:c@example.org", Side::Sender).is_err());
     }
 
@@ -161,8 +197,12 @@ mod tests {
         let ok_local = format!("{}@example.org", "a".repeat(64));
         assert!(rcpt(&ok_local).unwrap().is_some());
         // A list server's VERP bounce address as sender.
-        let verp = "linux-secnews-return-67-legit-lists-secfocus=spamassassin.taint.org@securityfocus.com";
+        let verp =
+            "linux-secnews-return-67-legit-lists-secfocus=spamassassin.taint.org@securityfocus.com";
         assert!(parse_path(verp, Side::Sender).unwrap().is_some());
-        assert!(parse_path(&format!("{}@example.org", "a".repeat(250)), Side::Sender).is_err(), "the whole path stays bounded");
+        assert!(
+            parse_path(&format!("{}@example.org", "a".repeat(250)), Side::Sender).is_err(),
+            "the whole path stays bounded"
+        );
     }
 }

@@ -74,7 +74,10 @@ mod tests {
 
     #[test]
     fn decodes() {
-        assert_eq!(super::decode("AGFsaWNlAHNlY3JldA==").unwrap(), b"\0alice\0secret");
+        assert_eq!(
+            super::decode("AGFsaWNlAHNlY3JldA==").unwrap(),
+            b"\0alice\0secret"
+        );
         assert_eq!(super::decode("aGk=").unwrap(), b"hi");
         assert!(super::decode("not base64!").is_none());
     }

@@ -6,7 +6,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Microseconds since the Unix epoch.
 pub fn now_us() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as i64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
 }
 
 /// (year, month, day) of a day count since 1970-01-01 (H. Hinnant's civil_from_days).
@@ -38,9 +41,15 @@ fn split(us: i64) -> (i64, u32, u32, i64, i64, i64, i64) {
 /// `Sat, 28 Nov 2026 01:19:04 +0000`
 pub fn rfc5322(us: i64) -> String {
     const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
     let (y, m, d, hh, mm, ss, days) = split(us);
-    format!("{}, {d:02} {} {y} {hh:02}:{mm:02}:{ss:02} +0000", DAYS[days.rem_euclid(7) as usize], MONTHS[(m - 1) as usize])
+    format!(
+        "{}, {d:02} {} {y} {hh:02}:{mm:02}:{ss:02} +0000",
+        DAYS[days.rem_euclid(7) as usize],
+        MONTHS[(m - 1) as usize]
+    )
 }
 
 /// `2026-11-28T01:19:04Z`
@@ -57,7 +66,10 @@ mod tests {
     fn known_dates() {
         assert_eq!(rfc5322(0), "Thu, 01 Jan 1970 00:00:00 +0000");
         // 2026-11-28 01:19:04 UTC
-        assert_eq!(rfc5322(1_795_828_744_000_000), "Sat, 28 Nov 2026 01:19:04 +0000");
+        assert_eq!(
+            rfc5322(1_795_828_744_000_000),
+            "Sat, 28 Nov 2026 01:19:04 +0000"
+        );
         assert_eq!(rfc3339(951_782_400_000_000), "2000-02-29T00:00:00Z");
     }
 }
@@ -65,7 +77,11 @@ mod tests {
 /// Microseconds at 00:00 UTC of a `YYYY-MM-DD` date.
 pub fn parse_date(s: &str) -> Option<i64> {
     let mut it = s.trim().splitn(3, '-');
-    let (y, m, d): (i64, u32, u32) = (it.next()?.parse().ok()?, it.next()?.parse().ok()?, it.next()?.parse().ok()?);
+    let (y, m, d): (i64, u32, u32) = (
+        it.next()?.parse().ok()?,
+        it.next()?.parse().ok()?,
+        it.next()?.parse().ok()?,
+    );
     if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
         return None;
     }

@@ -29,7 +29,8 @@ fn node_salt() -> u64 {
     static SALT: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
     *SALT.get_or_init(|| {
         let mut b = [0u8; 8];
-        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b).expect("system random");
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b)
+            .expect("system random");
         u64::from_le_bytes(b)
     })
 }
@@ -43,7 +44,10 @@ mod tests {
         let ids: Vec<String> = (0..10_000).map(|_| new_transaction_id()).collect();
         let set: std::collections::HashSet<_> = ids.iter().collect();
         assert_eq!(set.len(), ids.len());
-        assert!(ids.iter().all(|i| i.len() == 16 && i.bytes().all(|b| ALPHABET.contains(&b))));
+        assert!(
+            ids.iter()
+                .all(|i| i.len() == 16 && i.bytes().all(|b| ALPHABET.contains(&b)))
+        );
         assert!(ids.first().unwrap()[..9] <= ids.last().unwrap()[..9]);
     }
 }

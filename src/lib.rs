@@ -90,18 +90,51 @@ impl Running {
     pub async fn reload(&mut self, new: config::Config) -> anyhow::Result<Vec<&'static str>> {
         let old = &self.config;
         let pending: Vec<&'static str> = [
-            ("smtp.listen", format!("{:?}", old.smtp.listen) != format!("{:?}", new.smtp.listen)),
-            ("storage", format!("{:?}", old.storage) != format!("{:?}", new.storage)),
+            (
+                "smtp.listen",
+                format!("{:?}", old.smtp.listen) != format!("{:?}", new.smtp.listen),
+            ),
+            (
+                "storage",
+                format!("{:?}", old.storage) != format!("{:?}", new.storage),
+            ),
             ("web", format!("{:?}", old.web) != format!("{:?}", new.web)),
-            ("pop3", format!("{:?}", old.pop3) != format!("{:?}", new.pop3)),
-            ("queue", format!("{:?}", old.queue) != format!("{:?}", new.queue)),
-            ("digest", format!("{:?}", old.digest) != format!("{:?}", new.digest)),
-            ("report", format!("{:?}", old.report) != format!("{:?}", new.report)),
-            ("metrics", format!("{:?}", old.metrics) != format!("{:?}", new.metrics)),
-            ("intercept", format!("{:?}", old.intercept) != format!("{:?}", new.intercept)),
-            ("pop3_proxy", format!("{:?}", old.pop3_proxy) != format!("{:?}", new.pop3_proxy)),
-            ("imap_proxy", format!("{:?}", old.imap_proxy) != format!("{:?}", new.imap_proxy)),
-            ("directory", format!("{:?}", old.directory) != format!("{:?}", new.directory)),
+            (
+                "pop3",
+                format!("{:?}", old.pop3) != format!("{:?}", new.pop3),
+            ),
+            (
+                "queue",
+                format!("{:?}", old.queue) != format!("{:?}", new.queue),
+            ),
+            (
+                "digest",
+                format!("{:?}", old.digest) != format!("{:?}", new.digest),
+            ),
+            (
+                "report",
+                format!("{:?}", old.report) != format!("{:?}", new.report),
+            ),
+            (
+                "metrics",
+                format!("{:?}", old.metrics) != format!("{:?}", new.metrics),
+            ),
+            (
+                "intercept",
+                format!("{:?}", old.intercept) != format!("{:?}", new.intercept),
+            ),
+            (
+                "pop3_proxy",
+                format!("{:?}", old.pop3_proxy) != format!("{:?}", new.pop3_proxy),
+            ),
+            (
+                "imap_proxy",
+                format!("{:?}", old.imap_proxy) != format!("{:?}", new.imap_proxy),
+            ),
+            (
+                "directory",
+                format!("{:?}", old.directory) != format!("{:?}", new.directory),
+            ),
             ("log", format!("{:?}", old.log) != format!("{:?}", new.log)),
         ]
         .into_iter()
@@ -135,7 +168,11 @@ impl Running {
         self.smtp.shutdown(grace).await;
         // Copies of the last transactions and retrievals are recorded before the store closes
         // (a recording retries for about 6 s at most).
-        if !self.intercept.settle(std::time::Duration::from_secs(10)).await {
+        if !self
+            .intercept
+            .settle(std::time::Duration::from_secs(10))
+            .await
+        {
             tracing::error!("interception copies were still being recorded at shutdown");
         }
         // The last minute's live figures.
@@ -153,7 +190,11 @@ pub async fn start(config: config::Config) -> anyhow::Result<Running> {
     let pipeline = modules::build(&config, &store)?;
     let certs = smtp::tls::CertSlot::load(&config)?;
     tokio::spawn(certs.clone().renewal_job());
-    let web = if config.web.enabled { Some(web::start(config.clone(), store.clone(), &certs).await?) } else { None };
+    let web = if config.web.enabled {
+        Some(web::start(config.clone(), store.clone(), &certs).await?)
+    } else {
+        None
+    };
     if config.digest.enabled {
         tokio::spawn(digest::job(config.clone(), store.clone()));
     }
@@ -161,19 +202,35 @@ pub async fn start(config: config::Config) -> anyhow::Result<Running> {
         tokio::spawn(directory::job(config.clone(), store.clone()));
     }
     tokio::spawn(archive::job(config.clone(), store.clone()));
-    let health = std::sync::Arc::new(queue::health::BackendHealth::load(store.clone(), server::node_name(&config)).await);
+    let health = std::sync::Arc::new(
+        queue::health::BackendHealth::load(store.clone(), server::node_name(&config)).await,
+    );
     if config.queue.enabled {
         tokio::spawn(queue::runner(config.clone(), store.clone(), health.clone()));
     }
-    tokio::spawn(outbound::deliver::runner::run(config.clone(), store.clone()));
+    tokio::spawn(outbound::deliver::runner::run(
+        config.clone(),
+        store.clone(),
+    ));
     if config.outbound_delivery.tls_reports {
-        tokio::spawn(outbound::deliver::tls_report::job(config.clone(), store.clone()));
+        tokio::spawn(outbound::deliver::tls_report::job(
+            config.clone(),
+            store.clone(),
+        ));
     }
     let intercept = intercept::Interception::start(&config, store.clone()).await?;
     if config.dkim.enabled {
-        tokio::spawn(dkim::activation::job(store.clone(), config.dkim.clone(), config.outbound_delivery.resolver));
+        tokio::spawn(dkim::activation::job(
+            store.clone(),
+            config.dkim.clone(),
+            config.outbound_delivery.resolver,
+        ));
     }
-    let pop3 = if config.pop3.enabled { Some(pop3::start(config.clone(), store.clone(), &certs, intercept.clone()).await?) } else { None };
+    let pop3 = if config.pop3.enabled {
+        Some(pop3::start(config.clone(), store.clone(), &certs, intercept.clone()).await?)
+    } else {
+        None
+    };
     let metrics = match config.metrics.listen {
         Some(addr) => Some(web::metrics::serve(addr, config.clone(), store.clone()).await?),
         None => None,
@@ -182,6 +239,25 @@ pub async fn start(config: config::Config) -> anyhow::Result<Running> {
     tokio::spawn(report::job(config.clone(), store.clone(), sampler.clone()));
     let report_config = config.clone();
     let proxies = mailproxy::start(&config, &certs, intercept.clone()).await?;
-    let smtp = server::Server::start(config, pipeline, store.clone(), &certs, intercept.clone(), health).await?;
-    Ok(Running { smtp, web, pop3, metrics, proxies, intercept, store, sampler, certs, config: report_config })
+    let smtp = server::Server::start(
+        config,
+        pipeline,
+        store.clone(),
+        &certs,
+        intercept.clone(),
+        health,
+    )
+    .await?;
+    Ok(Running {
+        smtp,
+        web,
+        pop3,
+        metrics,
+        proxies,
+        intercept,
+        store,
+        sampler,
+        certs,
+        config: report_config,
+    })
 }

@@ -8,7 +8,11 @@ use std::process::ExitCode;
 use sponts::config::{Config, Duration};
 
 #[derive(Parser)]
-#[command(name = "sponts", version, about = "A modular SMTP gateway in front of your mail server")]
+#[command(
+    name = "sponts",
+    version,
+    about = "A modular SMTP gateway in front of your mail server"
+)]
 struct Cli {
     /// Config file (TOML). Without it: the embedded defaults.
     #[arg(long, global = true, env = "SPONTS_CONFIG", value_name = "FILE")]
@@ -172,13 +176,9 @@ enum Cmd {
         out: PathBuf,
     },
     /// A consistent copy of the whole store (SQLite) into DIR, while sponts runs.
-    Backup {
-        dir: PathBuf,
-    },
+    Backup { dir: PathBuf },
     /// Put a copy made by `sponts backup` in place, into an empty data directory.
-    Restore {
-        dir: PathBuf,
-    },
+    Restore { dir: PathBuf },
     /// The archive: seals and their verification, roots for auditors, purge, legal holds, figures.
     Archive {
         #[command(subcommand)]
@@ -287,8 +287,12 @@ enum DisposableCmd {
 enum TrapCmd {
     List,
     /// An address or a pattern (`*` for any run), e.g. honeypot-*@example.org.
-    Add { pattern: String },
-    Del { pattern: String },
+    Add {
+        pattern: String,
+    },
+    Del {
+        pattern: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -324,7 +328,9 @@ enum SenderCmd {
 enum PenaltyCmd {
     List,
     /// Let an IP out of the penalty box.
-    Release { ip: String },
+    Release {
+        ip: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -350,14 +356,18 @@ enum OutboundCmd {
         json: bool,
     },
     /// Release a held message (it is delivered like any other).
-    Release { id: String },
+    Release {
+        id: String,
+    },
     /// Refuse a sender's outbound mail (5.7.1) until unlocked.
     Lock {
         sender: String,
         #[arg(long, default_value = "locked by an administrator")]
         reason: String,
     },
-    Unlock { sender: String },
+    Unlock {
+        sender: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -543,7 +553,8 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 }
 
 fn parse_bucket(s: &str) -> Result<sponts::report::figures::Bucket, String> {
-    sponts::report::figures::Bucket::parse(s).ok_or_else(|| format!("`{s}` is not a bucket (hour, day, week or month)"))
+    sponts::report::figures::Bucket::parse(s)
+        .ok_or_else(|| format!("`{s}` is not a bucket (hour, day, week or month)"))
 }
 
 fn main() -> ExitCode {
@@ -559,19 +570,53 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<ExitCode> {
     if let Cmd::Demo { keep } = cli.command {
-        let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?;
-        runtime.block_on(sponts::demo::run(sponts::demo::DemoArgs { keep }, &mut std::io::stdout()))?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .context("cannot start the async runtime")?;
+        runtime.block_on(sponts::demo::run(
+            sponts::demo::DemoArgs { keep },
+            &mut std::io::stdout(),
+        ))?;
         return Ok(ExitCode::SUCCESS);
     }
-    if let Cmd::Init { dir, admin, password_stdin, data_dir, hostname, backend, domains, listen } = cli.command {
-        let dir = dir.unwrap_or_else(|| if sponts::cli::init::is_root() { PathBuf::from("/etc/sponts") } else { PathBuf::from("sponts") });
+    if let Cmd::Init {
+        dir,
+        admin,
+        password_stdin,
+        data_dir,
+        hostname,
+        backend,
+        domains,
+        listen,
+    } = cli.command
+    {
+        let dir = dir.unwrap_or_else(|| {
+            if sponts::cli::init::is_root() {
+                PathBuf::from("/etc/sponts")
+            } else {
+                PathBuf::from("sponts")
+            }
+        });
         let admin = match admin {
             Some(a) => a,
             None => sponts::cli::user::ask("Admin address: ").context("--admin ADDR is needed")?,
         };
         let password = sponts::cli::user::read_password(password_stdin)?;
-        let args = sponts::cli::init::InitArgs { dir, admin, password, data_dir, hostname, backend, domains, listen };
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the async runtime")?;
+        let args = sponts::cli::init::InitArgs {
+            dir,
+            admin,
+            password,
+            data_dir,
+            hostname,
+            backend,
+            domains,
+            listen,
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("cannot start the async runtime")?;
         runtime.block_on(sponts::cli::init::run(args, &mut std::io::stdout().lock()))?;
         return Ok(ExitCode::SUCCESS);
     }
@@ -593,7 +638,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
         });
     }
     let config = sponts::cli::load_config(cli.config.as_deref())?;
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
     runtime.block_on(async move {
         match cli.command {
             Cmd::Serve => serve(config, cli.config.clone()).await,
@@ -837,7 +885,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
 
 /// Runs until SIGTERM or Ctrl-C; SIGHUP reads the config file again and applies it.
 async fn serve(config: Config, path: Option<PathBuf>) -> Result<ExitCode> {
-    use tokio::signal::unix::{signal, SignalKind};
+    use tokio::signal::unix::{SignalKind, signal};
     sponts::logging::init(&config.log);
     // Before anything else: a SIGHUP (a reload) during start-up must not end the process.
     let mut term = signal(SignalKind::terminate())?;

@@ -32,15 +32,25 @@ impl Cidr {
             v4 => v4,
         };
         match (self.addr, ip) {
-            (IpAddr::V4(net), IpAddr::V4(ip)) => masked(u32::from(net) as u128, 32, self.prefix) == masked(u32::from(ip) as u128, 32, self.prefix),
-            (IpAddr::V6(net), IpAddr::V6(ip)) => masked(u128::from(net), 128, self.prefix) == masked(u128::from(ip), 128, self.prefix),
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                masked(u32::from(net) as u128, 32, self.prefix)
+                    == masked(u32::from(ip) as u128, 32, self.prefix)
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                masked(u128::from(net), 128, self.prefix)
+                    == masked(u128::from(ip), 128, self.prefix)
+            }
             _ => false,
         }
     }
 }
 
 fn masked(bits: u128, width: u32, prefix: u8) -> u128 {
-    if prefix == 0 { 0 } else { bits >> (width - prefix as u32) }
+    if prefix == 0 {
+        0
+    } else {
+        bits >> (width - prefix as u32)
+    }
 }
 
 impl fmt::Display for Cidr {
@@ -52,7 +62,9 @@ impl fmt::Display for Cidr {
 impl<'de> Deserialize<'de> for Cidr {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        Cidr::parse(&s).ok_or_else(|| serde::de::Error::custom(format!("`{s}` is not an IP network (e.g. 192.0.2.0/24)")))
+        Cidr::parse(&s).ok_or_else(|| {
+            serde::de::Error::custom(format!("`{s}` is not an IP network (e.g. 192.0.2.0/24)"))
+        })
     }
 }
 
@@ -80,17 +92,31 @@ mod tests {
         assert!(n.contains("192.0.2.77".parse().unwrap()));
         assert!(!n.contains("192.0.3.1".parse().unwrap()));
         assert!(n.contains("::ffff:192.0.2.1".parse().unwrap()));
-        assert!(Cidr::parse("0.0.0.0/0").unwrap().contains("8.8.8.8".parse().unwrap()));
-        assert!(Cidr::parse("2001:db8::/32").unwrap().contains("2001:db8:1::1".parse().unwrap()));
+        assert!(
+            Cidr::parse("0.0.0.0/0")
+                .unwrap()
+                .contains("8.8.8.8".parse().unwrap())
+        );
+        assert!(
+            Cidr::parse("2001:db8::/32")
+                .unwrap()
+                .contains("2001:db8:1::1".parse().unwrap())
+        );
         assert!(Cidr::parse("10.0.0.0/33").is_none());
         assert!(Cidr::parse("example.org").is_none());
     }
 
     #[test]
     fn host_port() {
-        assert_eq!(parse_host_port("127.0.0.1:25"), Some(("127.0.0.1".into(), 25)));
+        assert_eq!(
+            parse_host_port("127.0.0.1:25"),
+            Some(("127.0.0.1".into(), 25))
+        );
         assert_eq!(parse_host_port("[::1]:25"), Some(("::1".into(), 25)));
-        assert_eq!(parse_host_port("mx.example.org:587"), Some(("mx.example.org".into(), 587)));
+        assert_eq!(
+            parse_host_port("mx.example.org:587"),
+            Some(("mx.example.org".into(), 587))
+        );
         assert_eq!(parse_host_port("nowhere"), None);
         assert_eq!(parse_host_port("::1:25"), None);
     }

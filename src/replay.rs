@@ -9,7 +9,7 @@ use thiserror::Error;
 
 use crate::config::Config;
 use crate::modules::backup::decompress;
-use crate::smtp::address::{parse_path, Side};
+use crate::smtp::address::{Side, parse_path};
 use crate::smtp::client::{Backend, BackendTarget};
 use crate::storage::{JournalEntry, JournalFilter, RcptEntry, Store};
 
@@ -41,37 +41,73 @@ pub struct Replayed {
 
 /// Delivers the kept message of transaction `of` again. `to`: one local address instead of the
 /// original accepted recipients. `actor` names who asked (`cli:root`, `web:alice@example.org`).
-pub async fn replay(config: &Config, store: &Store, of: &str, to: Option<&str>, actor: &str) -> Result<Replayed, ReplayError> {
+pub async fn replay(
+    config: &Config,
+    store: &Store,
+    of: &str,
+    to: Option<&str>,
+    actor: &str,
+) -> Result<Replayed, ReplayError> {
     let original = store
-        .query_journal(&JournalFilter { id: Some(of.to_string()), limit: Some(1), ..Default::default() })
+        .query_journal(&JournalFilter {
+            id: Some(of.to_string()),
+            limit: Some(1),
+            ..Default::default()
+        })
         .await?
         .pop()
         .ok_or_else(|| ReplayError::NotFound(of.to_string()))?;
     // A replay record has no copy of its own: its message is the original's.
     let of = original.kept_as().to_string();
     let of = of.as_str();
-    let body = store.body(of).await?.ok_or_else(|| ReplayError::NotKept(of.to_string()))?;
-    let message = decompress(&body).map_err(|e| anyhow::anyhow!("stored message {of} is damaged: {e}"))?;
+    let body = store
+        .body(of)
+        .await?
+        .ok_or_else(|| ReplayError::NotKept(of.to_string()))?;
+    let message =
+        decompress(&body).map_err(|e| anyhow::anyhow!("stored message {of} is damaged: {e}"))?;
     let recipients: Vec<String> = match to {
         Some(addr) => {
-            let a = parse_path(addr, Side::Recipient).ok().flatten().ok_or_else(|| ReplayError::NotLocal(addr.to_string()))?;
+            let a = parse_path(addr, Side::Recipient)
+                .ok()
+                .flatten()
+                .ok_or_else(|| ReplayError::NotLocal(addr.to_string()))?;
             if !config.is_local_domain(&a.domain) {
                 return Err(ReplayError::NotLocal(addr.to_string()));
             }
             vec![a.to_string()]
         }
         // A disposable address goes to its owner, as it did the first time.
-        None => original.recipients.iter().filter(|r| r.accepted).map(|r| r.delivered_to.clone().unwrap_or_else(|| r.address.clone())).collect(),
+        None => original
+            .recipients
+            .iter()
+            .filter(|r| r.accepted)
+            .map(|r| r.delivered_to.clone().unwrap_or_else(|| r.address.clone()))
+            .collect(),
     };
     if recipients.is_empty() {
         return Err(ReplayError::NoRecipient);
     }
     let id = crate::id::new_transaction_id();
     let time_us = crate::clock::now_us();
-    let actor: String = actor.chars().filter(|c| c.is_ascii_graphic()).take(200).collect();
-    let trace = format!("X-Sponts-Replay: of={of}; id={id}; by={actor};\r\n\t{}\r\n", crate::clock::rfc5322(time_us));
+    let actor: String = actor
+        .chars()
+        .filter(|c| c.is_ascii_graphic())
+        .take(200)
+        .collect();
+    let trace = format!(
+        "X-Sponts-Replay: of={of}; id={id}; by={actor};\r\n\t{}\r\n",
+        crate::clock::rfc5322(time_us)
+    );
     let target = BackendTarget::from_config(config);
-    let (rcpts, reply, delivered) = deliver(&target, &original.sender, &recipients, trace.as_bytes(), &message).await;
+    let (rcpts, reply, delivered) = deliver(
+        &target,
+        &original.sender,
+        &recipients,
+        trace.as_bytes(),
+        &message,
+    )
+    .await;
     let summary = crate::modules::journal::mime::summarize(&message);
     let outcome = if delivered {
         "delivered"
@@ -108,19 +144,45 @@ pub async fn replay(config: &Config, store: &Store, of: &str, to: Option<&str>, 
         // A person wanted this "spam" delivered: the filter learns it as ham.
         crate::modules::uce::learn_replayed(config, store, of, &message).await;
     }
-    Ok(Replayed { id, of: of.to_string(), delivered, recipients: rcpts, reply })
+    Ok(Replayed {
+        id,
+        of: of.to_string(),
+        delivered,
+        recipients: rcpts,
+        reply,
+    })
 }
 
 /// One SMTP transaction with the backend; never fails, the replies tell what happened.
-pub(crate) async fn deliver(target: &BackendTarget, sender: &str, recipients: &[String], trace: &[u8], message: &[u8]) -> (Vec<RcptEntry>, String, bool) {
-    let mut rcpts: Vec<RcptEntry> = recipients.iter().map(|a| RcptEntry { address: a.clone(), accepted: false, reply: String::new(), delivered_to: None }).collect();
+pub(crate) async fn deliver(
+    target: &BackendTarget,
+    sender: &str,
+    recipients: &[String],
+    trace: &[u8],
+    message: &[u8],
+) -> (Vec<RcptEntry>, String, bool) {
+    let mut rcpts: Vec<RcptEntry> = recipients
+        .iter()
+        .map(|a| RcptEntry {
+            address: a.clone(),
+            accepted: false,
+            reply: String::new(),
+            delivered_to: None,
+        })
+        .collect();
     let mut backend = match Backend::connect(target).await {
         Ok(b) => b,
         Err(e) => return (rcpts, format!("backend unavailable: {e}"), false),
     };
     let result = async {
         let eight_bit = message.iter().any(|&b| b >= 0x80);
-        let r = backend.mail(sender, Some((trace.len() + message.len()) as u64), eight_bit).await?;
+        let r = backend
+            .mail(
+                sender,
+                Some((trace.len() + message.len()) as u64),
+                eight_bit,
+            )
+            .await?;
         if !r.is_positive() {
             return Ok::<_, crate::smtp::client::BackendError>((r.summary(), false));
         }
@@ -144,10 +206,23 @@ pub(crate) async fn deliver(target: &BackendTarget, sender: &str, recipients: &[
 }
 
 /// The delivered transactions of one recipient since a time: what a bulk replay re-delivers.
-pub async fn delivered_to(store: &Store, rcpt: &str, since_us: i64) -> anyhow::Result<Vec<JournalEntry>> {
-    let filter = JournalFilter { rcpt: Some(rcpt.to_string()), since_us: Some(since_us), limit: Some(1_000_000), ..Default::default() };
+pub async fn delivered_to(
+    store: &Store,
+    rcpt: &str,
+    since_us: i64,
+) -> anyhow::Result<Vec<JournalEntry>> {
+    let filter = JournalFilter {
+        rcpt: Some(rcpt.to_string()),
+        since_us: Some(since_us),
+        limit: Some(1_000_000),
+        ..Default::default()
+    };
     let mut all = store.query_journal(&filter).await?;
-    all.retain(|e| e.replay_of.is_none() && e.outcome == "delivered" && e.recipients.iter().any(|r| r.accepted && r.is(rcpt)));
+    all.retain(|e| {
+        e.replay_of.is_none()
+            && e.outcome == "delivered"
+            && e.recipients.iter().any(|r| r.accepted && r.is(rcpt))
+    });
     all.reverse(); // oldest first, as they arrived
     Ok(all)
 }

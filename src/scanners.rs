@@ -18,12 +18,22 @@ struct Scanner {
 }
 
 const ZERO: AtomicU64 = AtomicU64::new(0);
-const SCANNER: Scanner = Scanner { results: [ZERO; RESULTS.len()], buckets: [ZERO; BUCKETS.len()], count: ZERO, sum_us: ZERO };
+const SCANNER: Scanner = Scanner {
+    results: [ZERO; RESULTS.len()],
+    buckets: [ZERO; BUCKETS.len()],
+    count: ZERO,
+    sum_us: ZERO,
+};
 static STATS: [Scanner; SCANNERS.len()] = [SCANNER; SCANNERS.len()];
 
 /// Records one call of `scanner` (one of [`SCANNERS`]) with its `result` (one of [`RESULTS`]).
 pub fn record(scanner: &str, result: &str, took: Duration) {
-    let (Some(s), Some(r)) = (SCANNERS.iter().position(|n| *n == scanner), RESULTS.iter().position(|n| *n == result)) else { return };
+    let (Some(s), Some(r)) = (
+        SCANNERS.iter().position(|n| *n == scanner),
+        RESULTS.iter().position(|n| *n == result),
+    ) else {
+        return;
+    };
     let s = &STATS[s];
     s.results[r].fetch_add(1, Relaxed);
     let secs = took.as_secs_f64();
@@ -38,7 +48,10 @@ pub fn record(scanner: &str, result: &str, took: Duration) {
 
 /// Calls of `scanner` with `result` so far.
 pub fn calls(scanner: &str, result: &str) -> u64 {
-    match (SCANNERS.iter().position(|n| *n == scanner), RESULTS.iter().position(|n| *n == result)) {
+    match (
+        SCANNERS.iter().position(|n| *n == scanner),
+        RESULTS.iter().position(|n| *n == result),
+    ) {
         (Some(s), Some(r)) => STATS[s].results[r].load(Relaxed),
         _ => 0,
     }
@@ -78,21 +91,41 @@ pub fn quantile(cumulative: &[u64], count: u64, q: f64) -> Option<f64> {
 /// `sponts_scanner_duration_seconds` histogram (cumulative buckets).
 pub fn prometheus() -> String {
     use std::fmt::Write;
-    let mut out = String::from("# HELP sponts_scanner_calls_total Scanner calls by result (error and timeout: the scan was skipped).\n# TYPE sponts_scanner_calls_total counter\n");
+    let mut out = String::from(
+        "# HELP sponts_scanner_calls_total Scanner calls by result (error and timeout: the scan was skipped).\n# TYPE sponts_scanner_calls_total counter\n",
+    );
     for (name, s) in SCANNERS.iter().zip(&STATS) {
         for (result, n) in RESULTS.iter().zip(&s.results) {
-            let _ = writeln!(out, "sponts_scanner_calls_total{{scanner=\"{name}\",result=\"{result}\"}} {}", n.load(Relaxed));
+            let _ = writeln!(
+                out,
+                "sponts_scanner_calls_total{{scanner=\"{name}\",result=\"{result}\"}} {}",
+                n.load(Relaxed)
+            );
         }
     }
     out.push_str("# HELP sponts_scanner_duration_seconds How long scanner calls took.\n# TYPE sponts_scanner_duration_seconds histogram\n");
     for (name, s) in SCANNERS.iter().zip(&STATS) {
         for (le, n) in BUCKETS.iter().zip(&s.buckets) {
-            let _ = writeln!(out, "sponts_scanner_duration_seconds_bucket{{scanner=\"{name}\",le=\"{le}\"}} {}", n.load(Relaxed));
+            let _ = writeln!(
+                out,
+                "sponts_scanner_duration_seconds_bucket{{scanner=\"{name}\",le=\"{le}\"}} {}",
+                n.load(Relaxed)
+            );
         }
         let count = s.count.load(Relaxed);
-        let _ = writeln!(out, "sponts_scanner_duration_seconds_bucket{{scanner=\"{name}\",le=\"+Inf\"}} {count}");
-        let _ = writeln!(out, "sponts_scanner_duration_seconds_sum{{scanner=\"{name}\"}} {:.6}", s.sum_us.load(Relaxed) as f64 / 1e6);
-        let _ = writeln!(out, "sponts_scanner_duration_seconds_count{{scanner=\"{name}\"}} {count}");
+        let _ = writeln!(
+            out,
+            "sponts_scanner_duration_seconds_bucket{{scanner=\"{name}\",le=\"+Inf\"}} {count}"
+        );
+        let _ = writeln!(
+            out,
+            "sponts_scanner_duration_seconds_sum{{scanner=\"{name}\"}} {:.6}",
+            s.sum_us.load(Relaxed) as f64 / 1e6
+        );
+        let _ = writeln!(
+            out,
+            "sponts_scanner_duration_seconds_count{{scanner=\"{name}\"}} {count}"
+        );
     }
     out
 }
@@ -110,10 +143,18 @@ mod tests {
         let text = prometheus();
         assert!(text.contains("sponts_scanner_calls_total{scanner=\"spamd\",result=\"found\"}"));
         let bucket = |le: &str| -> u64 {
-            let key = format!("sponts_scanner_duration_seconds_bucket{{scanner=\"spamd\",le=\"{le}\"}} ");
-            text.lines().find_map(|l| l.strip_prefix(key.as_str())).unwrap().parse().unwrap()
+            let key =
+                format!("sponts_scanner_duration_seconds_bucket{{scanner=\"spamd\",le=\"{le}\"}} ");
+            text.lines()
+                .find_map(|l| l.strip_prefix(key.as_str()))
+                .unwrap()
+                .parse()
+                .unwrap()
         };
-        assert!(bucket("0.025") < bucket("0.05"), "30 ms is above 25 ms and within 50 ms");
+        assert!(
+            bucket("0.025") < bucket("0.05"),
+            "30 ms is above 25 ms and within 50 ms"
+        );
         assert!(bucket("0.05") <= bucket("+Inf"));
     }
 

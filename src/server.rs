@@ -18,7 +18,7 @@ use crate::pipeline::{Pipeline, SessionInfo};
 use crate::smtp::client::BackendTarget;
 use crate::smtp::conn::Conn;
 use crate::smtp::pool::BackendPool;
-use crate::smtp::reply::{replies, Reply};
+use crate::smtp::reply::{Reply, replies};
 use crate::smtp::session::Session;
 use crate::smtp::tls::CertSlot;
 use crate::storage::Store;
@@ -56,7 +56,14 @@ impl Gateway {
         use std::sync::atomic::Ordering::Relaxed;
         let sample = took.as_micros().min(10_000_000) as u64;
         let avg = self.rcpt_time_us.load(Relaxed);
-        self.rcpt_time_us.store(if avg == 0 { sample } else { avg - avg / 8 + sample / 8 }, Relaxed);
+        self.rcpt_time_us.store(
+            if avg == 0 {
+                sample
+            } else {
+                avg - avg / 8 + sample / 8
+            },
+            Relaxed,
+        );
     }
 
     pub fn rcpt_time(&self) -> Duration {
@@ -77,12 +84,26 @@ impl Gateway {
 }
 
 impl Gateway {
-    pub fn new(config: Config, pipeline: Pipeline, store: Store, shutdown: watch::Receiver<bool>, certs: &Arc<CertSlot>, intercept: Arc<crate::intercept::Interception>, health: Arc<crate::queue::health::BackendHealth>) -> Result<Gateway> {
+    pub fn new(
+        config: Config,
+        pipeline: Pipeline,
+        store: Store,
+        shutdown: watch::Receiver<bool>,
+        certs: &Arc<CertSlot>,
+        intercept: Arc<crate::intercept::Interception>,
+        health: Arc<crate::queue::health::BackendHealth>,
+    ) -> Result<Gateway> {
         let tls = crate::smtp::tls::server_config(certs)?;
-        let backend = BackendPool::new(BackendTarget::from_config(&config), config.backend.pool_size);
+        let backend = BackendPool::new(
+            BackendTarget::from_config(&config),
+            config.backend.pool_size,
+        );
         let node = node_name(&config);
         let uce = pipeline.names().contains(&"uce");
-        let auth_throttle = Arc::new(crate::mailproxy::throttle::Throttle::new(config.outbound.max_auth_failures, config.outbound.auth_failure_block.0));
+        let auth_throttle = Arc::new(crate::mailproxy::throttle::Throttle::new(
+            config.outbound.max_auth_failures,
+            config.outbound.auth_failure_block.0,
+        ));
         Ok(Gateway {
             config,
             pipeline,
@@ -118,7 +139,10 @@ pub struct Sessions {
 impl Sessions {
     /// Runs an accept loop.
     pub fn accept<F: std::future::Future<Output = ()> + Send + 'static>(&self, accept_loop: F) {
-        self.accepting.lock().expect("sessions lock").push(tokio::spawn(accept_loop));
+        self.accepting
+            .lock()
+            .expect("sessions lock")
+            .push(tokio::spawn(accept_loop));
     }
 
     /// Runs one session.
@@ -164,7 +188,10 @@ impl Limits {
         }
         *n += 1;
         self.total.fetch_add(1, Ordering::Relaxed);
-        Some(Slot { limits: self.clone(), ip })
+        Some(Slot {
+            limits: self.clone(),
+            ip,
+        })
     }
 }
 
@@ -177,7 +204,9 @@ impl Drop for Slot {
                 map.remove(&self.ip);
             }
         }
-        self.limits.total.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        self.limits
+            .total
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
     }
 }
 
@@ -193,36 +222,76 @@ pub struct Server {
 
 impl Server {
     /// Binds every `smtp.listen` address and starts accepting.
-    pub async fn start(config: Config, pipeline: Pipeline, store: Store, certs: &Arc<CertSlot>, intercept: Arc<crate::intercept::Interception>, health: Arc<crate::queue::health::BackendHealth>) -> Result<Server> {
+    pub async fn start(
+        config: Config,
+        pipeline: Pipeline,
+        store: Store,
+        certs: &Arc<CertSlot>,
+        intercept: Arc<crate::intercept::Interception>,
+        health: Arc<crate::queue::health::BackendHealth>,
+    ) -> Result<Server> {
         let (stop, stopped) = watch::channel(false);
-        let gw = Arc::new(Gateway::new(config, pipeline, store, stopped, certs, intercept, health)?);
+        let gw = Arc::new(Gateway::new(
+            config, pipeline, store, stopped, certs, intercept, health,
+        )?);
         let (current, _) = watch::channel(gw.clone());
         let limits = Arc::new(Limits::default());
         let mut tasks = tokio::task::JoinSet::new();
         let mut addrs = Vec::new();
         for addr in &gw.config.smtp.listen {
-            let listener = TcpListener::bind(addr).await.with_context(|| format!("smtp.listen: cannot listen on {addr}"))?;
+            let listener = TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("smtp.listen: cannot listen on {addr}"))?;
             addrs.push(listener.local_addr()?);
-            tasks.spawn(accept_loop(listener, current.subscribe(), limits.clone(), false));
+            tasks.spawn(accept_loop(
+                listener,
+                current.subscribe(),
+                limits.clone(),
+                false,
+            ));
         }
         // Submission listeners (`outbound.listen`): the same service for our own clients only.
         for addr in &gw.config.outbound.listen {
-            let listener = TcpListener::bind(addr).await.with_context(|| format!("outbound.listen: cannot listen on {addr}"))?;
+            let listener = TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("outbound.listen: cannot listen on {addr}"))?;
             addrs.push(listener.local_addr()?);
-            tasks.spawn(accept_loop(listener, current.subscribe(), limits.clone(), true));
+            tasks.spawn(accept_loop(
+                listener,
+                current.subscribe(),
+                limits.clone(),
+                true,
+            ));
         }
         tracing::info!(listen = ?addrs, backend = %gw.config.backend.address, modules = ?gw.pipeline.names(), "sponts is accepting mail");
-        Ok(Server { addrs, current, stop, tasks, limits })
+        Ok(Server {
+            addrs,
+            current,
+            stop,
+            tasks,
+            limits,
+        })
     }
 
     /// New sessions get a gateway on `config` and `pipeline`; the listeners stay. What the
     /// running gateway knows of the backend's health and answer times carries over.
     pub fn reload(&self, config: Config, pipeline: Pipeline, certs: &Arc<CertSlot>) -> Result<()> {
         let old = self.current.borrow().clone();
-        let mut gw = Gateway::new(config, pipeline, old.store.clone(), old.shutdown.clone(), certs, old.intercept.clone(), old.health.clone())?;
+        let mut gw = Gateway::new(
+            config,
+            pipeline,
+            old.store.clone(),
+            old.shutdown.clone(),
+            certs,
+            old.intercept.clone(),
+            old.health.clone(),
+        )?;
         gw.greet_passes = old.greet_passes.clone();
         gw.auth_throttle = old.auth_throttle.clone();
-        gw.rcpt_time_us.store(old.rcpt_time_us.load(std::sync::atomic::Ordering::Relaxed), std::sync::atomic::Ordering::Relaxed);
+        gw.rcpt_time_us.store(
+            old.rcpt_time_us.load(std::sync::atomic::Ordering::Relaxed),
+            std::sync::atomic::Ordering::Relaxed,
+        );
         tracing::info!(backend = %gw.config.backend.address, modules = ?gw.pipeline.names(), "configuration reloaded: new sessions use it");
         self.current.send_replace(Arc::new(gw));
         Ok(())
@@ -232,7 +301,9 @@ impl Server {
     pub async fn shutdown(mut self, grace: Duration) {
         let _ = self.stop.send(true);
         let deadline = tokio::time::Instant::now() + grace;
-        while self.limits.total.load(std::sync::atomic::Ordering::Relaxed) > 0 && tokio::time::Instant::now() < deadline {
+        while self.limits.total.load(std::sync::atomic::Ordering::Relaxed) > 0
+            && tokio::time::Instant::now() < deadline
+        {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         self.tasks.abort_all();
@@ -241,7 +312,12 @@ impl Server {
     }
 }
 
-async fn accept_loop(listener: TcpListener, current: watch::Receiver<Arc<Gateway>>, limits: Arc<Limits>, submission: bool) {
+async fn accept_loop(
+    listener: TcpListener,
+    current: watch::Receiver<Arc<Gateway>>,
+    limits: Arc<Limits>,
+    submission: bool,
+) {
     let mut stop = current.borrow().shutdown.clone();
     loop {
         let accepted = tokio::select! {
@@ -284,7 +360,10 @@ async fn serve(stream: TcpStream, peer: SocketAddr, gw: Arc<Gateway>, submission
     let mut info = SessionInfo::new(peer, local);
     info.submission = submission;
     let span = tracing::info_span!("smtp", %peer);
-    Session::new(Conn::new(Box::new(stream)), gw, info).run().instrument(span).await;
+    Session::new(Conn::new(Box::new(stream)), gw, info)
+        .run()
+        .instrument(span)
+        .await;
 }
 
 async fn refuse(mut stream: TcpStream, reply: Reply) {

@@ -11,7 +11,10 @@ use common::dovecot::Dovecot;
 use common::*;
 
 fn backend_config(ca: &std::path::Path) -> String {
-    format!("[backend]\nstarttls = \"required\"\ntls_ca = \"{}\"\n", ca.display())
+    format!(
+        "[backend]\nstarttls = \"required\"\ntls_ca = \"{}\"\n",
+        ca.display()
+    )
 }
 
 #[tokio::test]
@@ -25,7 +28,13 @@ async fn the_smtp_backend_gets_mail_only_over_a_link_that_verifies() {
     let gw = gateway(addr, &backend_config(&pki.ca)).await;
     let mut c = Client::connect(gw.addr).await;
     c.expect("EHLO client.test", 250).await;
-    let r = c.send_mail("a@partner.example", &["u@example.org"], b"Subject: verified\r\n\r\nx\r\n").await;
+    let r = c
+        .send_mail(
+            "a@partner.example",
+            &["u@example.org"],
+            b"Subject: verified\r\n\r\nx\r\n",
+        )
+        .await;
     assert!(r.starts_with("250"), "{r}");
     c.expect("QUIT", 221).await;
     let received = backend.received();
@@ -40,9 +49,16 @@ async fn the_smtp_backend_gets_mail_only_over_a_link_that_verifies() {
     c.expect("EHLO client.test", 250).await;
     c.cmd("MAIL FROM:<a@partner.example>").await;
     let r = c.cmd("RCPT TO:<u@example.org>").await;
-    assert!(r.starts_with('4'), "a backend that does not verify is a backend that is not there: {r}");
+    assert!(
+        r.starts_with('4'),
+        "a backend that does not verify is a backend that is not there: {r}"
+    );
     c.expect("QUIT", 221).await;
-    assert_eq!(backend.received().len(), 1, "nothing more reached the untrusted backend");
+    assert_eq!(
+        backend.received().len(),
+        1,
+        "nothing more reached the untrusted backend"
+    );
     gw.stop().await;
 }
 
@@ -68,9 +84,16 @@ print(json.dumps(out))
 async fn log_in(gw: &Gateway) -> serde_json::Value {
     let proxies = &gw.running.as_ref().unwrap().proxies;
     let mut cmd = std::process::Command::new("python3");
-    cmd.arg("-c").arg(LOGIN).arg(proxies.pop3_tls[0].port().to_string()).arg(proxies.imap_tls[0].port().to_string());
+    cmd.arg("-c")
+        .arg(LOGIN)
+        .arg(proxies.pop3_tls[0].port().to_string())
+        .arg(proxies.imap_tls[0].port().to_string());
     let out = output(cmd).await;
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
@@ -98,13 +121,22 @@ async fn the_pop3_and_imap_backends_get_logins_only_over_links_that_verify() {
 
     let gw = gateway(cap.addr, &proxies(&pki.ca)).await;
     let out = log_in(&gw).await;
-    assert!(out["pop"].as_str().unwrap().starts_with("stat 1 "), "POP3S to the backend, verified: {out}");
-    assert_eq!(out["imap"], "OK", "IMAP STARTTLS to the backend, verified: {out}");
+    assert!(
+        out["pop"].as_str().unwrap().starts_with("stat 1 "),
+        "POP3S to the backend, verified: {out}"
+    );
+    assert_eq!(
+        out["imap"], "OK",
+        "IMAP STARTTLS to the backend, verified: {out}"
+    );
     gw.stop().await;
 
     let gw = gateway(cap.addr, &proxies(&stranger.ca)).await;
     let out = log_in(&gw).await;
-    assert!(out["pop"].as_str().unwrap().starts_with("failed"), "no password goes to a backend that does not verify: {out}");
+    assert!(
+        out["pop"].as_str().unwrap().starts_with("failed"),
+        "no password goes to a backend that does not verify: {out}"
+    );
     assert!(out["imap"].as_str().unwrap().starts_with("failed"), "{out}");
     gw.stop().await;
 }

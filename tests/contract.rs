@@ -24,8 +24,14 @@ fn schemathesis() -> Command {
         c.args(["-m", "schemathesis.cli"]);
         c
     };
-    let found = st().arg("--version").output().is_ok_and(|o| o.status.success());
-    assert!(found, "Schemathesis is needed for this test: `python3 -m pip install schemathesis==4.32.5` (scripts/test installs it)");
+    let found = st()
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        found,
+        "Schemathesis is needed for this test: `python3 -m pip install schemathesis==4.32.5` (scripts/test installs it)"
+    );
     st()
 }
 
@@ -47,8 +53,12 @@ async fn fuzz(web: std::net::SocketAddr, who: &str, token: &str, report: &std::p
         .env("SCHEMATHESIS_HOOKS", "")
         .current_dir(report);
     let out = output(st).await;
-    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "Schemathesis found the API and docs/openapi.yaml disagreeing ({who}'s token):\n{text}");
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "Schemathesis found the API and docs/openapi.yaml disagreeing ({who}'s token):\n{text}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -70,20 +80,40 @@ async fn contract(extra: &str) {
     add_user(&gw.store, "alice@example.org", sponts::storage::Role::User).await;
     add_user(&gw.store, "admin@example.org", sponts::storage::Role::Admin).await;
     for (rcpt, body) in [
-        ("alice@example.org", "Subject: hello alice\r\n\r\nhello\r\n".to_string()),
-        ("bob@example.org", "Subject: for bob\r\n\r\nhello\r\n".to_string()),
+        (
+            "alice@example.org",
+            "Subject: hello alice\r\n\r\nhello\r\n".to_string(),
+        ),
+        (
+            "bob@example.org",
+            "Subject: for bob\r\n\r\nhello\r\n".to_string(),
+        ),
         ("alice@example.org", WITH_ATTACHMENT.to_string()),
     ] {
         let mut c = Client::connect(gw.addr).await;
         c.expect("EHLO client.test", 250).await;
-        let r = c.send_mail("news@partner.example", &[rcpt], body.as_bytes()).await;
+        let r = c
+            .send_mail("news@partner.example", &[rcpt], body.as_bytes())
+            .await;
         assert!(r.starts_with("250"), "{r}");
     }
     let alice = login(gw.web, "alice@example.org", PASSWORD).await.unwrap();
     let admin = login(gw.web, "admin@example.org", PASSWORD).await.unwrap();
     let report = tempfile::tempdir().unwrap();
     let store = gw.store.kind();
-    fuzz(gw.web, &format!("admin, {store}"), &admin.token, report.path()).await;
-    fuzz(gw.web, &format!("user, {store}"), &alice.token, report.path()).await;
+    fuzz(
+        gw.web,
+        &format!("admin, {store}"),
+        &admin.token,
+        report.path(),
+    )
+    .await;
+    fuzz(
+        gw.web,
+        &format!("user, {store}"),
+        &alice.token,
+        report.path(),
+    )
+    .await;
     gw.stop().await;
 }

@@ -10,7 +10,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 fn serve(cfg: &std::path::Path) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_sponts")).args(["serve", "--config"]).arg(cfg).stderr(Stdio::null()).spawn().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_sponts"))
+        .args(["serve", "--config"])
+        .arg(cfg)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
 }
 
 #[tokio::test]
@@ -28,14 +33,24 @@ async fn kill_9_while_queueing_loses_nothing_that_was_acknowledged() {
     )
     .unwrap();
     let add = Command::new(env!("CARGO_BIN_EXE_sponts"))
-        .args(["user", "add", "alice@example.org", "--password-stdin", "--config"])
+        .args([
+            "user",
+            "add",
+            "alice@example.org",
+            "--password-stdin",
+            "--config",
+        ])
         .arg(&cfg)
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
     use std::io::Write;
-    add.stdin.as_ref().unwrap().write_all(b"password for tests\n").unwrap();
+    add.stdin
+        .as_ref()
+        .unwrap()
+        .write_all(b"password for tests\n")
+        .unwrap();
     assert!(add.wait_with_output().unwrap().status.success());
 
     let mut server = serve(&cfg);
@@ -49,13 +64,23 @@ async fn kill_9_while_queueing_loses_nothing_that_was_acknowledged() {
             c.expect("EHLO client.test", 250).await;
             for i in 0..500 {
                 let subject = format!("t{t}-m{i:03}");
-                if !c.cmd("MAIL FROM:<a@partner.example>").await.starts_with("250") {
+                if !c
+                    .cmd("MAIL FROM:<a@partner.example>")
+                    .await
+                    .starts_with("250")
+                {
                     return;
                 }
-                if !c.cmd("RCPT TO:<alice@example.org>").await.starts_with("250") || !c.cmd("DATA").await.starts_with("354") {
+                if !c
+                    .cmd("RCPT TO:<alice@example.org>")
+                    .await
+                    .starts_with("250")
+                    || !c.cmd("DATA").await.starts_with("354")
+                {
                     return;
                 }
-                c.send(format!("Subject: {subject}\r\n\r\nx\r\n.\r\n").as_bytes()).await;
+                c.send(format!("Subject: {subject}\r\n\r\nx\r\n.\r\n").as_bytes())
+                    .await;
                 if c.reply().await.starts_with("250") {
                     acked.lock().unwrap().insert(subject);
                 } else {
@@ -77,7 +102,11 @@ async fn kill_9_while_queueing_loses_nothing_that_was_acknowledged() {
         let _ = s.await; // a sender cut off mid-write ends with a panic in its task: expected
     }
     let acked: HashSet<String> = acked.lock().unwrap().clone();
-    assert!(acked.len() >= 100, "the load ran before the kill: {}", acked.len());
+    assert!(
+        acked.len() >= 100,
+        "the load ran before the kill: {}",
+        acked.len()
+    );
 
     let mut server = serve(&cfg);
     wait_listening(smtp).await;
@@ -87,7 +116,12 @@ async fn kill_9_while_queueing_loses_nothing_that_was_acknowledged() {
         delivered = cap
             .deliveries()
             .iter()
-            .map(|m| String::from_utf8_lossy(&m.data).lines().find_map(|l| l.strip_prefix("Subject: ").map(str::to_string)).unwrap_or_default())
+            .map(|m| {
+                String::from_utf8_lossy(&m.data)
+                    .lines()
+                    .find_map(|l| l.strip_prefix("Subject: ").map(str::to_string))
+                    .unwrap_or_default()
+            })
             .collect();
         let got: HashSet<&String> = delivered.iter().collect();
         if acked.iter().all(|s| got.contains(s)) {
@@ -97,7 +131,11 @@ async fn kill_9_while_queueing_loses_nothing_that_was_acknowledged() {
     }
     let got: HashSet<&String> = delivered.iter().collect();
     let lost: Vec<&String> = acked.iter().filter(|s| !got.contains(s)).collect();
-    assert!(lost.is_empty(), "{} acknowledged messages lost: {lost:?}", lost.len());
+    assert!(
+        lost.is_empty(),
+        "{} acknowledged messages lost: {lost:?}",
+        lost.len()
+    );
     assert_eq!(got.len(), delivered.len(), "duplicates delivered");
     server.kill().unwrap();
     server.wait().unwrap();

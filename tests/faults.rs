@@ -23,7 +23,12 @@ impl SmallDisk {
             return None;
         }
         let dir = tempfile::tempdir().unwrap();
-        let ok = std::process::Command::new("mount").args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"]).arg(dir.path()).status().unwrap().success();
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .unwrap()
+            .success();
         assert!(ok, "mount a tmpfs on {}", dir.path().display());
         Some(SmallDisk { dir })
     }
@@ -45,7 +50,10 @@ impl SmallDisk {
 
 impl Drop for SmallDisk {
     fn drop(&mut self) {
-        let _ = std::process::Command::new("umount").arg("-l").arg(self.dir.path()).status();
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
     }
 }
 
@@ -72,13 +80,28 @@ async fn a_full_disk_does_not_wedge_the_store_once_space_returns() {
         eprintln!("skipped: mounting a small filesystem needs root");
         return;
     };
-    let store = sponts::storage::Store::open(&sponts::config::DatabaseLocation::Sqlite(disk.dir.path().join("s.db"))).await.unwrap();
+    let store = sponts::storage::Store::open(&sponts::config::DatabaseLocation::Sqlite(
+        disk.dir.path().join("s.db"),
+    ))
+    .await
+    .unwrap();
     let rcpts = vec!["u@example.org".to_string()];
     disk.fill();
     let mut full = 0;
     for i in 0..40 {
         let body = incompressible(64 * 1024, i + 1);
-        if store.enqueue(&format!("full{i}"), 1, "s@example.net", body.len() as i64, &body, &rcpts).await.is_err() {
+        if store
+            .enqueue(
+                &format!("full{i}"),
+                1,
+                "s@example.net",
+                body.len() as i64,
+                &body,
+                &rcpts,
+            )
+            .await
+            .is_err()
+        {
             full += 1;
         }
     }
@@ -87,7 +110,14 @@ async fn a_full_disk_does_not_wedge_the_store_once_space_returns() {
     for i in 0..16 {
         let body = incompressible(1024, 1000 + i);
         store
-            .enqueue(&format!("after{i}"), 1, "s@example.net", body.len() as i64, &body, &rcpts)
+            .enqueue(
+                &format!("after{i}"),
+                1,
+                "s@example.net",
+                body.len() as i64,
+                &body,
+                &rcpts,
+            )
             .await
             .unwrap_or_else(|e| panic!("write {i} after space returned: {e:#}"));
     }
@@ -159,12 +189,29 @@ async fn a_backend_hanging_up_mid_data_gives_a_4xx_and_no_half_delivery() {
     let gw = gateway(backend.addr, "").await;
     let mut c = Client::connect(gw.addr).await;
     c.expect("EHLO client.test", 250).await;
-    let body = format!("Subject: first\r\n\r\n{}", "a line of the first message\r\n".repeat(200));
-    let reply = c.send_mail("a@sender.example", &["u@example.org"], body.as_bytes()).await;
-    assert!(reply.starts_with("4"), "the hang-up must give a temporary failure: {reply}");
-    assert!(backend.delivered.lock().unwrap().is_empty(), "nothing of the first message was delivered");
+    let body = format!(
+        "Subject: first\r\n\r\n{}",
+        "a line of the first message\r\n".repeat(200)
+    );
+    let reply = c
+        .send_mail("a@sender.example", &["u@example.org"], body.as_bytes())
+        .await;
+    assert!(
+        reply.starts_with("4"),
+        "the hang-up must give a temporary failure: {reply}"
+    );
+    assert!(
+        backend.delivered.lock().unwrap().is_empty(),
+        "nothing of the first message was delivered"
+    );
     // Nothing is stuck: the next message, in the same session, goes through on a new connection.
-    let reply = c.send_mail("a@sender.example", &["u@example.org"], b"Subject: second\r\n\r\nhello\r\n").await;
+    let reply = c
+        .send_mail(
+            "a@sender.example",
+            &["u@example.org"],
+            b"Subject: second\r\n\r\nhello\r\n",
+        )
+        .await;
     assert!(reply.starts_with("250 "), "{reply}");
     let delivered = backend.delivered.lock().unwrap().clone();
     assert_eq!(delivered.len(), 1);
@@ -195,17 +242,38 @@ async fn hanging_clamd() -> (std::net::SocketAddr, Arc<AtomicUsize>) {
 async fn a_clamd_that_never_answers_gives_a_4xx_within_the_timeout() {
     let cap = Capture::start(CaptureOptions::default()).await;
     let (clamd, scans) = hanging_clamd().await;
-    let gw = gateway(cap.addr, &format!("[virus]\nclamd = \"{clamd}\"\ntimeout = \"1s\"\n")).await;
+    let gw = gateway(
+        cap.addr,
+        &format!("[virus]\nclamd = \"{clamd}\"\ntimeout = \"1s\"\n"),
+    )
+    .await;
     let mut c = Client::connect(gw.addr).await;
     c.expect("EHLO client.test", 250).await;
     for i in 0..2 {
         let started = Instant::now();
-        let reply = c.send_mail("a@sender.example", &["u@example.org"], format!("Subject: {i}\r\n\r\nhello\r\n").as_bytes()).await;
+        let reply = c
+            .send_mail(
+                "a@sender.example",
+                &["u@example.org"],
+                format!("Subject: {i}\r\n\r\nhello\r\n").as_bytes(),
+            )
+            .await;
         assert!(reply.starts_with("451 "), "{reply}");
         // The timeout, and room for a loaded machine; not the 3 minutes of a data timeout.
-        assert!(started.elapsed() < Duration::from_secs(20), "took {:?}", started.elapsed());
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "took {:?}",
+            started.elapsed()
+        );
     }
-    assert_eq!(scans.load(Ordering::SeqCst), 2, "each message was offered to clamd");
-    assert!(cap.deliveries.lock().unwrap().is_empty(), "nothing unscanned was delivered");
+    assert_eq!(
+        scans.load(Ordering::SeqCst),
+        2,
+        "each message was offered to clamd"
+    );
+    assert!(
+        cap.deliveries.lock().unwrap().is_empty(),
+        "nothing unscanned was delivered"
+    );
     gw.stop().await;
 }

@@ -6,7 +6,12 @@ mod common;
 use common::*;
 
 fn crash(name: &str) -> Vec<u8> {
-    std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/crashes").join(name)).unwrap()
+    std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fuzz/crashes")
+            .join(name),
+    )
+    .unwrap()
 }
 
 /// A malformed multipart that trips a debug assertion inside mail-parser: summarised, kept,
@@ -16,7 +21,11 @@ async fn malformed_multipart_from_the_fuzzer_is_summarised_and_delivered() {
     let raw = crash("mime_summary-mail-parser-invalid-part-id");
     let _ = sponts::modules::journal::mime::summarize(&raw);
     // On the wire: CRLF lines, no NUL or bare CR (those are refused before any parsing).
-    let text: Vec<u8> = raw.iter().copied().filter(|&b| b != 0 && b != b'\r').collect();
+    let text: Vec<u8> = raw
+        .iter()
+        .copied()
+        .filter(|&b| b != 0 && b != b'\r')
+        .collect();
     let mut wire = Vec::with_capacity(text.len() * 2);
     for &b in &text {
         if b == b'\n' {
@@ -29,12 +38,23 @@ async fn malformed_multipart_from_the_fuzzer_is_summarised_and_delivered() {
     add_user(&gw.store, "admin@example.org", sponts::storage::Role::Admin).await;
     let mut c = Client::connect(gw.addr).await;
     c.expect("EHLO fuzz.test", 250).await;
-    let r = c.send_mail("a@partner.example", &["u@example.org"], &wire).await;
+    let r = c
+        .send_mail("a@partner.example", &["u@example.org"], &wire)
+        .await;
     assert!(r.starts_with("250 "), "{r}");
     assert_eq!(cap.wait_for(1).await.len(), 1);
     let id = reply_id(&r);
-    let admin = common::http::login(gw.web, "admin@example.org", PASSWORD).await.unwrap();
-    let page = common::http::request(gw.web, "GET", &format!("/messages/{id}"), &[("Cookie", &admin.cookie)], None).await;
+    let admin = common::http::login(gw.web, "admin@example.org", PASSWORD)
+        .await
+        .unwrap();
+    let page = common::http::request(
+        gw.web,
+        "GET",
+        &format!("/messages/{id}"),
+        &[("Cookie", &admin.cookie)],
+        None,
+    )
+    .await;
     assert_eq!(page.status, 200, "{}", page.text());
     gw.stop().await;
 }
@@ -43,10 +63,16 @@ async fn malformed_multipart_from_the_fuzzer_is_summarised_and_delivered() {
 #[test]
 fn a_domainless_postmaster_reads_back_the_same() {
     let line = crash("smtp_command-postmaster-without-domain");
-    let Ok(sponts::smtp::command::Command::Rcpt { to }) = sponts::smtp::command::parse(&line) else { panic!("not a RCPT") };
+    let Ok(sponts::smtp::command::Command::Rcpt { to }) = sponts::smtp::command::parse(&line)
+    else {
+        panic!("not a RCPT")
+    };
     assert_eq!(to.to_string(), "postmaster");
     let again = sponts::smtp::command::parse(format!("RCPT TO:<{to}>").as_bytes());
-    assert_eq!(again.ok(), Some(sponts::smtp::command::Command::Rcpt { to }));
+    assert_eq!(
+        again.ok(),
+        Some(sponts::smtp::command::Command::Rcpt { to })
+    );
 }
 
 /// The fuzzer's scripted IMAP backend (`fuzz/src/lib.rs`), as it was when it found these: logs
@@ -60,7 +86,9 @@ async fn scripted_imap_backend(script: &'static [u8]) -> std::net::SocketAddr {
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else { continue };
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
             tokio::spawn(async move {
                 let (r, mut w) = stream.into_split();
                 let mut r = BufReader::new(r);
@@ -77,7 +105,11 @@ async fn scripted_imap_backend(script: &'static [u8]) -> std::net::SocketAddr {
                     }
                     let text = String::from_utf8_lossy(&line).into_owned();
                     let tag = text.split(' ').next().unwrap_or("*").trim_end().to_string();
-                    if let Some(open) = text.trim_end().strip_suffix('}').and_then(|t| t.rfind('{').map(|i| &t[i + 1..])) {
+                    if let Some(open) = text
+                        .trim_end()
+                        .strip_suffix('}')
+                        .and_then(|t| t.rfind('{').map(|i| &t[i + 1..]))
+                    {
                         let (n, sync) = match open.strip_suffix('+') {
                             Some(n) => (n, false),
                             None => (open, true),
@@ -94,10 +126,19 @@ async fn scripted_imap_backend(script: &'static [u8]) -> std::net::SocketAddr {
                     }
                     if text.to_ascii_uppercase().contains(" LOGIN ") {
                         logged_in = true;
-                        let _ = w.write_all(format!("{tag} OK [CAPABILITY IMAP4rev1 LITERAL+] logged in\r\n").as_bytes()).await;
+                        let _ = w
+                            .write_all(
+                                format!("{tag} OK [CAPABILITY IMAP4rev1 LITERAL+] logged in\r\n")
+                                    .as_bytes(),
+                            )
+                            .await;
                         let _ = w.write_all(script).await;
                         let _ = w.shutdown().await;
-                    } else if w.write_all(format!("{tag} OK done\r\n").as_bytes()).await.is_err() {
+                    } else if w
+                        .write_all(format!("{tag} OK done\r\n").as_bytes())
+                        .await
+                        .is_err()
+                    {
                         return;
                     }
                 }
@@ -112,7 +153,9 @@ async fn scripted_imap_backend(script: &'static [u8]) -> std::net::SocketAddr {
 /// everything, shuts its side and reads until sponts closes — which must happen within 10 s.
 async fn replay_imap_proxy(name: &str) -> Vec<u8> {
     let input: &'static [u8] = crash(name).leak();
-    let [mode, a, b, rest @ ..] = input else { panic!("short input") };
+    let [mode, a, b, rest @ ..] = input else {
+        panic!("short input")
+    };
     let split = (u16::from_le_bytes([*a, *b]) as usize).min(rest.len());
     let (client, script) = rest.split_at(split);
     let mut wire = Vec::new();
@@ -122,7 +165,9 @@ async fn replay_imap_proxy(name: &str) -> Vec<u8> {
     wire.extend_from_slice(client);
     let backend = scripted_imap_backend(script).await;
     let cap = Capture::start(CaptureOptions::default()).await;
-    let extra = format!("[imap_proxy]\nlisten = [\"127.0.0.1:0\"]\nbackend = \"{backend}\"\nbackend_tls = \"off\"\nallow_plaintext_auth = true\n");
+    let extra = format!(
+        "[imap_proxy]\nlisten = [\"127.0.0.1:0\"]\nbackend = \"{backend}\"\nbackend_tls = \"off\"\nallow_plaintext_auth = true\n"
+    );
     let gw = gateway(cap.addr, &extra).await;
     // The login `target` is an interception target, as in the fuzzer: sponts reads its session.
     let now = sponts::clock::now_us();
@@ -145,7 +190,11 @@ async fn replay_imap_proxy(name: &str) -> Vec<u8> {
     gw.store.add_order(&order).await.unwrap();
     gw.reload_orders().await;
     let imap = gw.running.as_ref().unwrap().proxies.imap[0];
-    let out = half_closed_exchange(imap, &wire, std::time::Duration::from_secs(10)).await.unwrap_or_else(|| panic!("{name}: the IMAP proxy session did not end within 10 s of the client's end"));
+    let out = half_closed_exchange(imap, &wire, std::time::Duration::from_secs(10))
+        .await
+        .unwrap_or_else(|| {
+            panic!("{name}: the IMAP proxy session did not end within 10 s of the client's end")
+        });
     gw.stop().await;
     out
 }
@@ -158,7 +207,12 @@ async fn imap_login_unanswered_by_the_backend_ends_once_the_client_has_gone() {
     let out = replay_imap_proxy("imap_proxy-login-literals-backend-silent").await;
     let out = String::from_utf8_lossy(&out);
     assert!(out.starts_with("* OK"), "{out}");
-    assert!(out.contains("a OK done\r\n") && out.contains("b BAD Log in first\r\n") && out.contains("+ Ready for literal data\r\n"), "{out}");
+    assert!(
+        out.contains("a OK done\r\n")
+            && out.contains("b BAD Log in first\r\n")
+            && out.contains("+ Ready for literal data\r\n"),
+        "{out}"
+    );
 }
 
 /// A target logged in, `COMPRESS DEFLATE`, the backend's OK and its end, the client's end.

@@ -9,7 +9,11 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 fn signal(child: &Child, sig: &str) {
-    let ok = Command::new("kill").args([&format!("-{sig}"), &child.id().to_string()]).status().unwrap().success();
+    let ok = Command::new("kill")
+        .args([&format!("-{sig}"), &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
     assert!(ok, "kill -{sig}");
 }
 
@@ -29,11 +33,21 @@ impl Files {
     fn certificate(&self, name: &str) -> Vec<u8> {
         let made = rcgen::generate_simple_self_signed(vec![name.to_string()]).unwrap();
         std::fs::write(self.dir.path().join("cert.pem"), made.cert.pem()).unwrap();
-        std::fs::write(self.dir.path().join("key.pem"), made.signing_key.serialize_pem()).unwrap();
+        std::fs::write(
+            self.dir.path().join("key.pem"),
+            made.signing_key.serialize_pem(),
+        )
+        .unwrap();
         made.cert.der().to_vec()
     }
 
-    fn write(&self, smtp: std::net::SocketAddr, backend: std::net::SocketAddr, hostname: &str, extra: &str) {
+    fn write(
+        &self,
+        smtp: std::net::SocketAddr,
+        backend: std::net::SocketAddr,
+        hostname: &str,
+        extra: &str,
+    ) {
         let d = self.dir.path();
         std::fs::write(
             &self.cfg,
@@ -48,7 +62,12 @@ impl Files {
     }
 
     fn serve(&self) -> Child {
-        Command::new(env!("CARGO_BIN_EXE_sponts")).args(["serve", "--config"]).arg(&self.cfg).stderr(Stdio::null()).spawn().unwrap()
+        Command::new(env!("CARGO_BIN_EXE_sponts"))
+            .args(["serve", "--config"])
+            .arg(&self.cfg)
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
     }
 }
 
@@ -91,19 +110,30 @@ async fn sighup_applies_a_new_config_and_certificate_without_dropping_a_session(
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert!(greeting.contains("two.test.example"), "new sessions get the new config: {greeting}");
-    assert_eq!(presented_certificate(smtp).await, second_cert, "and the new certificate");
+    assert!(
+        greeting.contains("two.test.example"),
+        "new sessions get the new config: {greeting}"
+    );
+    assert_eq!(
+        presented_certificate(smtp).await,
+        second_cert,
+        "and the new certificate"
+    );
     let mut new = Client::connect(smtp).await;
     new.expect("EHLO client.test", 250).await;
     new.expect("MAIL FROM:<a@partner.example>", 250).await;
     new.expect("RCPT TO:<u@example.org>", 250).await;
-    assert!(new.cmd("RCPT TO:<v@example.org>").await.starts_with("452"), "max_recipients = 1 applies");
+    assert!(
+        new.cmd("RCPT TO:<v@example.org>").await.starts_with("452"),
+        "max_recipients = 1 applies"
+    );
     new.expect("QUIT", 221).await;
 
     // The session that began before finishes on the config it began with.
     old.expect("RCPT TO:<v@example.org>", 250).await;
     old.expect("DATA", 354).await;
-    old.send(b"Subject: across a reload\r\n\r\nhello\r\n.\r\n").await;
+    old.send(b"Subject: across a reload\r\n\r\nhello\r\n.\r\n")
+        .await;
     assert!(old.reply().await.starts_with("250"));
     old.expect("QUIT", 221).await;
     assert_eq!(cap.wait_for(1).await.len(), 1);
@@ -117,7 +147,9 @@ async fn sighup_applies_a_new_config_and_certificate_without_dropping_a_session(
     assert!(greeting.contains("two.test.example"), "{greeting}");
 
     signal(&server, "TERM");
-    let status = tokio::task::spawn_blocking(move || server.wait().unwrap()).await.unwrap();
+    let status = tokio::task::spawn_blocking(move || server.wait().unwrap())
+        .await
+        .unwrap();
     assert!(status.success(), "{status:?}");
 }
 
@@ -148,7 +180,10 @@ async fn sigterm_lets_the_transaction_in_flight_finish() {
     }
     assert!(refused, "the listener closes at SIGTERM");
     c.send(b"second half\r\n.\r\n").await;
-    assert!(c.reply().await.starts_with("250"), "the transaction in flight ends with its 250");
+    assert!(
+        c.reply().await.starts_with("250"),
+        "the transaction in flight ends with its 250"
+    );
     let got = cap.wait_for(1).await;
     assert!(String::from_utf8_lossy(&got[0].data).contains("second half"));
     let status = tokio::task::spawn_blocking(move || {
@@ -163,7 +198,10 @@ async fn sigterm_lets_the_transaction_in_flight_finish() {
     })
     .await
     .unwrap();
-    assert!(status.is_some_and(|s| s.success()), "exits 0 once the session is done: {status:?}");
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "exits 0 once the session is done: {status:?}"
+    );
 }
 
 /// Logs go to stderr (journald takes them as they are): plain lines without colour codes by
@@ -176,17 +214,30 @@ async fn logs_are_text_or_json_lines() {
         let smtp = dead_address();
         files.certificate("gw.test.example");
         files.write(smtp, cap.addr, "gw.test.example", "");
-        let text = std::fs::read_to_string(&files.cfg).unwrap().replace("[log]\nlevel = \"info\"\n", &format!("[log]\nlevel = \"info\"\nformat = \"{format}\"\n"));
+        let text = std::fs::read_to_string(&files.cfg).unwrap().replace(
+            "[log]\nlevel = \"info\"\n",
+            &format!("[log]\nlevel = \"info\"\nformat = \"{format}\"\n"),
+        );
         std::fs::write(&files.cfg, text).unwrap();
-        let server = Command::new(env!("CARGO_BIN_EXE_sponts")).args(["serve", "--config"]).arg(&files.cfg).stderr(Stdio::piped()).spawn().unwrap();
+        let server = Command::new(env!("CARGO_BIN_EXE_sponts"))
+            .args(["serve", "--config"])
+            .arg(&files.cfg)
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
         wait_listening(smtp).await;
         let mut c = Client::connect(smtp).await;
         c.expect("QUIT", 221).await;
         signal(&server, "TERM");
-        let out = tokio::task::spawn_blocking(move || server.wait_with_output().unwrap()).await.unwrap();
+        let out = tokio::task::spawn_blocking(move || server.wait_with_output().unwrap())
+            .await
+            .unwrap();
         let log = String::from_utf8_lossy(&out.stderr).to_string();
         assert!(log.contains("sponts is accepting mail"), "{format}: {log}");
-        assert!(!log.contains('\u{1b}'), "{format}: no colour codes when stderr is not a terminal");
+        assert!(
+            !log.contains('\u{1b}'),
+            "{format}: no colour codes when stderr is not a terminal"
+        );
         for line in log.lines() {
             let json = serde_json::from_str::<serde_json::Value>(line);
             if format == "json" {
@@ -210,7 +261,9 @@ async fn under_journald_each_line_carries_its_priority() {
     let (ours, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
     let named = {
         use std::os::unix::fs::MetadataExt;
-        let m = std::fs::File::from(std::os::fd::OwnedFd::from(theirs.try_clone().unwrap())).metadata().unwrap();
+        let m = std::fs::File::from(std::os::fd::OwnedFd::from(theirs.try_clone().unwrap()))
+            .metadata()
+            .unwrap();
         format!("{}:{}", m.dev(), m.ino())
     };
     let mut server = Command::new(env!("CARGO_BIN_EXE_sponts"))
@@ -222,7 +275,9 @@ async fn under_journald_each_line_carries_its_priority() {
         .unwrap();
     wait_listening(smtp).await;
     // A [log] change takes effect at the next restart: SIGHUP says so with a warning.
-    let text = std::fs::read_to_string(&files.cfg).unwrap().replace("level = \"info\"", "level = \"debug\"");
+    let text = std::fs::read_to_string(&files.cfg)
+        .unwrap()
+        .replace("level = \"info\"", "level = \"debug\"");
     std::fs::write(&files.cfg, text).unwrap();
     signal(&server, "HUP");
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -237,11 +292,26 @@ async fn under_journald_each_line_carries_its_priority() {
     .unwrap();
     let stderr = logged.as_str();
     let lines: Vec<&str> = stderr.lines().collect();
-    assert!(!lines.is_empty() && lines.iter().all(|l| l.starts_with('<')), "{stderr}");
-    assert!(lines.iter().any(|l| l.starts_with("<6>") && l.contains("sponts is accepting mail")), "info at 6: {stderr}");
-    assert!(lines.iter().any(|l| l.starts_with("<4>") && l.contains("log: changed; takes effect at the next restart")), "warning at 4: {stderr}");
+    assert!(
+        !lines.is_empty() && lines.iter().all(|l| l.starts_with('<')),
+        "{stderr}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("<6>") && l.contains("sponts is accepting mail")),
+        "info at 6: {stderr}"
+    );
+    assert!(
+        lines.iter().any(|l| l.starts_with("<4>")
+            && l.contains("log: changed; takes effect at the next restart")),
+        "warning at 4: {stderr}"
+    );
     let this_year = &sponts::clock::rfc3339(sponts::clock::now_us())[..5];
-    assert!(!stderr.contains(this_year), "no time of our own (journald has it): {stderr}");
+    assert!(
+        !stderr.contains(this_year),
+        "no time of our own (journald has it): {stderr}"
+    );
 }
 
 #[tokio::test]
@@ -261,8 +331,18 @@ async fn a_journal_stream_that_is_not_stderr_changes_nothing() {
         .unwrap();
     wait_listening(smtp).await;
     signal(&server, "TERM");
-    let out = tokio::task::spawn_blocking(move || server.wait_with_output().unwrap()).await.unwrap();
+    let out = tokio::task::spawn_blocking(move || server.wait_with_output().unwrap())
+        .await
+        .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.lines().any(|l| l.contains("sponts is accepting mail")), "{stderr}");
-    assert!(!stderr.lines().any(|l| l.starts_with('<')), "no priority prefixes: {stderr}");
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l.contains("sponts is accepting mail")),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.lines().any(|l| l.starts_with('<')),
+        "no priority prefixes: {stderr}"
+    );
 }

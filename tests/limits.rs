@@ -26,9 +26,15 @@ async fn text_line_limit_is_1000_octets() {
     let mut c = Client::connect(gw.addr).await;
     c.expect("EHLO client.test", 250).await;
     let ok = format!("Subject: x\r\n\r\n{}\r\n", "y".repeat(998));
-    assert!(c.send_mail("a@sender.example", &["u@example.org"], ok.as_bytes()).await.starts_with("250"));
+    assert!(
+        c.send_mail("a@sender.example", &["u@example.org"], ok.as_bytes())
+            .await
+            .starts_with("250")
+    );
     let bad = format!("Subject: x\r\n\r\n{}\r\n", "y".repeat(999));
-    let r = c.send_mail("a@sender.example", &["u@example.org"], bad.as_bytes()).await;
+    let r = c
+        .send_mail("a@sender.example", &["u@example.org"], bad.as_bytes())
+        .await;
     assert!(r.starts_with("554 5.6.0"), "{r}");
     c.expect("NOOP", 250).await;
     assert_eq!(cap.wait_for(1).await.len(), 1);
@@ -42,10 +48,23 @@ async fn message_size_limit_by_parameter_and_by_content() {
     let mut c = Client::connect(gw.addr).await;
     let ehlo = c.expect("EHLO client.test", 250).await;
     assert!(ehlo.contains("SIZE 8192"), "{ehlo}");
-    let r = c.expect("MAIL FROM:<a@sender.example> SIZE=8193", 552).await;
+    let r = c
+        .expect("MAIL FROM:<a@sender.example> SIZE=8193", 552)
+        .await;
     assert!(r.starts_with("552 5.3.4"), "{r}");
-    let big = format!("Subject: big\r\n\r\n{}", "z".repeat(78).repeat(120).chars().collect::<Vec<_>>().chunks(78).map(|c| c.iter().collect::<String>() + "\r\n").collect::<String>());
-    let r = c.send_mail("a@sender.example", &["u@example.org"], big.as_bytes()).await;
+    let big = format!(
+        "Subject: big\r\n\r\n{}",
+        "z".repeat(78)
+            .repeat(120)
+            .chars()
+            .collect::<Vec<_>>()
+            .chunks(78)
+            .map(|c| c.iter().collect::<String>() + "\r\n")
+            .collect::<String>()
+    );
+    let r = c
+        .send_mail("a@sender.example", &["u@example.org"], big.as_bytes())
+        .await;
     assert!(r.starts_with("552 5.3.4"), "{r}");
     c.expect("NOOP", 250).await;
     assert!(cap.deliveries().is_empty());
@@ -76,7 +95,10 @@ async fn too_many_errors_end_the_session() {
     c.expect("BAR", 500).await;
     let r = c.cmd("BAZ").await;
     assert_eq!(r, "500 5.5.1 Command unrecognized");
-    assert_eq!(c.reply().await, "421 4.7.0 Too many errors, closing connection");
+    assert_eq!(
+        c.reply().await,
+        "421 4.7.0 Too many errors, closing connection"
+    );
     assert!(c.closed().await);
     gw.stop().await;
 }
@@ -91,7 +113,11 @@ async fn connect_from(src: &str, addr: std::net::SocketAddr) -> (Client, String)
 #[tokio::test]
 async fn connection_limits_overall_and_per_ip() {
     let cap = Capture::start(CaptureOptions::default()).await;
-    let gw = gateway(cap.addr, "[smtp]\nmax_connections = 3\nmax_connections_per_ip = 2\n").await;
+    let gw = gateway(
+        cap.addr,
+        "[smtp]\nmax_connections = 3\nmax_connections_per_ip = 2\n",
+    )
+    .await;
     let (_a, g) = connect_from("127.0.0.1", gw.addr).await;
     assert!(g.starts_with("220"), "{g}");
     let (_b, g) = connect_from("127.0.0.1", gw.addr).await;
@@ -165,11 +191,19 @@ async fn session_duration_is_capped() {
 #[tokio::test]
 async fn a_client_that_stops_reading_is_cut_off_and_frees_its_slot() {
     let cap = Capture::start(CaptureOptions::default()).await;
-    let gw = gateway(cap.addr, "[smtp]\ncommand_timeout = 1\nmax_connections_per_ip = 1\nmax_errors = 1000000\n").await;
+    let gw = gateway(
+        cap.addr,
+        "[smtp]\ncommand_timeout = 1\nmax_connections_per_ip = 1\nmax_errors = 1000000\n",
+    )
+    .await;
     let mut s = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
     // Pipeline commands and never read a reply: sponts' writes back up and must time out.
     let flood = "NOOP\r\n".repeat(200_000);
-    let _ = tokio::time::timeout(Duration::from_secs(10), tokio::io::AsyncWriteExt::write_all(&mut s, flood.as_bytes())).await;
+    let _ = tokio::time::timeout(
+        Duration::from_secs(10),
+        tokio::io::AsyncWriteExt::write_all(&mut s, flood.as_bytes()),
+    )
+    .await;
     let mut freed = false;
     for _ in 0..100 {
         let (_c, g) = Client::connect_raw(gw.addr).await;

@@ -11,20 +11,35 @@ use common::*;
 use std::path::Path;
 
 fn python(script: &str) -> String {
-    let out = std::process::Command::new("python3").arg("-c").arg(script).output().unwrap();
+    let out = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     text
 }
 
 /// The records in the export directory: (metadata, message).
 fn exported(dir: &Path) -> Vec<(serde_json::Value, Option<Vec<u8>>)> {
-    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
     let mut out: Vec<_> = entries
         .flatten()
         .map(|e| e.path())
         .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .map(|p| (serde_json::from_slice::<serde_json::Value>(&std::fs::read(&p).unwrap()).unwrap(), std::fs::read(p.with_extension("eml")).ok()))
+        .map(|p| {
+            (
+                serde_json::from_slice::<serde_json::Value>(&std::fs::read(&p).unwrap()).unwrap(),
+                std::fs::read(p.with_extension("eml")).ok(),
+            )
+        })
         .collect();
     out.sort_by_key(|(m, _)| m["time_us"].as_i64());
     out
@@ -47,7 +62,10 @@ async fn settled(store: &sponts::storage::Store, order: &str, dir: &Path, n: usi
         last = complete.then_some(copies.len());
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
-    panic!("{} copies recorded, {} exported, {n} expected", seen.0, seen.1);
+    panic!(
+        "{} copies recorded, {} exported, {n} expected",
+        seen.0, seen.1
+    );
 }
 
 /// An order for the Dovecot user `target`, in effect for the next hour, exported to `dir`.
@@ -112,7 +130,8 @@ print(json.dumps(out))
 async fn a_targets_pop3_and_imap_sessions_are_copied_and_no_one_elses() {
     let dovecot = Dovecot::start();
     let first: &[u8] = b"From: a@partner.example\r\nSubject: first\r\n\r\nfor the target\r\n";
-    let second: &[u8] = b"From: b@partner.example\r\nSubject: second\r\n\r\n.a line with a dot\r\nand more\r\n";
+    let second: &[u8] =
+        b"From: b@partner.example\r\nSubject: second\r\n\r\n.a line with a dot\r\nand more\r\n";
     let others: &[u8] = b"Subject: for the other\r\n\r\nnot for the agency\r\n";
     dovecot.deliver("target", first);
     dovecot.deliver("target", second);
@@ -129,37 +148,125 @@ async fn a_targets_pop3_and_imap_sessions_are_copied_and_no_one_elses() {
     gw.store.add_order(&order).await.unwrap();
     gw.reload_orders().await;
     let proxies = &gw.running.as_ref().unwrap().proxies;
-    let ports = [proxies.pop3[0], proxies.pop3_tls[0], proxies.imap[0], proxies.imap_tls[0]].map(|a| a.port().to_string());
+    let ports = [
+        proxies.pop3[0],
+        proxies.pop3_tls[0],
+        proxies.imap[0],
+        proxies.imap_tls[0],
+    ]
+    .map(|a| a.port().to_string());
     let script = format!("import sys; sys.argv[1:] = {ports:?}\n{CLIENTS}");
-    let out = tokio::task::spawn_blocking(move || python(&script)).await.unwrap();
+    let out = tokio::task::spawn_blocking(move || python(&script))
+        .await
+        .unwrap();
     let out: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
 
     // Everyone got their mail unchanged.
     let text = |b: &[u8]| String::from_utf8(b.to_vec()).unwrap();
-    assert!(out["pop_plain_login"].as_str().unwrap().starts_with("-ERR"), "no password before TLS: {out}");
-    assert_eq!(out["pop_target"][0].as_str().unwrap().trim_end(), text(first).trim_end());
-    assert_eq!(out["pop_target"][1].as_str().unwrap().trim_end(), text(second).trim_end());
-    assert_eq!(out["pop_other"].as_str().unwrap().trim_end(), text(others).trim_end());
+    assert!(
+        out["pop_plain_login"].as_str().unwrap().starts_with("-ERR"),
+        "no password before TLS: {out}"
+    );
+    assert_eq!(
+        out["pop_target"][0].as_str().unwrap().trim_end(),
+        text(first).trim_end()
+    );
+    assert_eq!(
+        out["pop_target"][1].as_str().unwrap().trim_end(),
+        text(second).trim_end()
+    );
+    assert_eq!(
+        out["pop_other"].as_str().unwrap().trim_end(),
+        text(others).trim_end()
+    );
     assert_eq!(out["imap_target"][0].as_str().unwrap(), text(first));
     assert_eq!(out["imap_target"][1].as_str().unwrap(), text(second));
     assert_eq!(out["imap_other"].as_str().unwrap(), text(others));
     assert_eq!(out["imap_wrong"], "refused");
-    let caps: Vec<&str> = out["imap_caps_plain"].as_array().unwrap().iter().map(|c| c.as_str().unwrap()).collect();
-    assert!(caps.contains(&"STARTTLS") && caps.contains(&"LOGINDISABLED") && !caps.iter().any(|c| c.starts_with("COMPRESS")), "{caps:?}");
-    assert!(dovecot.messages("target").iter().any(|m| m == b"Subject: appended by the target\r\n\r\nsaved draft\r\n"));
-    assert!(dovecot.messages("other").iter().any(|m| m.starts_with(b"Subject: appended by the other")));
+    let caps: Vec<&str> = out["imap_caps_plain"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
+    assert!(
+        caps.contains(&"STARTTLS")
+            && caps.contains(&"LOGINDISABLED")
+            && !caps.iter().any(|c| c.starts_with("COMPRESS")),
+        "{caps:?}"
+    );
+    assert!(
+        dovecot
+            .messages("target")
+            .iter()
+            .any(|m| m == b"Subject: appended by the target\r\n\r\nsaved draft\r\n")
+    );
+    assert!(
+        dovecot
+            .messages("other")
+            .iter()
+            .any(|m| m.starts_with(b"Subject: appended by the other"))
+    );
 
     // The agency's records: the target's only.
     let dir = export.path().join("LI7");
     let expected = 3 + 2 + 2 + 1; // logins (POP3, IMAP wrong, IMAP), POP3 RETR x2, IMAP FETCH x2, APPEND
     settled(&gw.store, "LI7", &dir, expected).await;
     let records = exported(&dir);
-    let kinds: Vec<String> = records.iter().map(|(m, _)| format!("{} {}", m["service"].as_str().unwrap(), m["event"].as_str().unwrap())).collect();
-    assert_eq!(kinds, ["pop3 login", "pop3 retrieve", "pop3 retrieve", "imap login", "imap login", "imap retrieve", "imap retrieve", "imap append"], "{records:#?}");
-    let logins: Vec<(bool, String)> = records.iter().filter(|(m, _)| m["event"] == "login").map(|(m, _)| (m["details"]["success"].as_bool().unwrap(), m["details"]["login"].as_str().unwrap().to_string())).collect();
-    assert_eq!(logins, [(true, "target".to_string()), (false, "target".into()), (true, "target".into())]);
+    let kinds: Vec<String> = records
+        .iter()
+        .map(|(m, _)| {
+            format!(
+                "{} {}",
+                m["service"].as_str().unwrap(),
+                m["event"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "pop3 login",
+            "pop3 retrieve",
+            "pop3 retrieve",
+            "imap login",
+            "imap login",
+            "imap retrieve",
+            "imap retrieve",
+            "imap append"
+        ],
+        "{records:#?}"
+    );
+    let logins: Vec<(bool, String)> = records
+        .iter()
+        .filter(|(m, _)| m["event"] == "login")
+        .map(|(m, _)| {
+            (
+                m["details"]["success"].as_bool().unwrap(),
+                m["details"]["login"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        logins,
+        [
+            (true, "target".to_string()),
+            (false, "target".into()),
+            (true, "target".into())
+        ]
+    );
     let contents: Vec<Vec<u8>> = records.iter().filter_map(|(_, c)| c.clone()).collect();
-    assert_eq!(contents, [first.to_vec(), second.to_vec(), first.to_vec(), second.to_vec(), b"Subject: appended by the target\r\n\r\nsaved draft\r\n".to_vec()], "byte for byte");
+    assert_eq!(
+        contents,
+        [
+            first.to_vec(),
+            second.to_vec(),
+            first.to_vec(),
+            second.to_vec(),
+            b"Subject: appended by the target\r\n\r\nsaved draft\r\n".to_vec()
+        ],
+        "byte for byte"
+    );
     for (m, _) in &records {
         assert_eq!(m["target"], "target@example.org");
         assert!(m["tls"].as_str().unwrap().starts_with("TLS"), "{m}");
@@ -171,21 +278,40 @@ async fn a_targets_pop3_and_imap_sessions_are_copied_and_no_one_elses() {
 
     // fetchmail through the POP3 proxy (STLS) as the target: copied too.
     let fm = tempfile::tempdir().unwrap();
-    let (code, err) = common::fetchmail::fetch(proxies.pop3[0].port(), "target", "target-pass", fm.path()).await;
+    let (code, err) =
+        common::fetchmail::fetch(proxies.pop3[0].port(), "target", "target-pass", fm.path()).await;
     assert_eq!(code, Some(0), "{err}");
-    assert!(common::fetchmail::fetched(fm.path()).len() >= 2, "fetchmail got the target's mail");
+    assert!(
+        common::fetchmail::fetched(fm.path()).len() >= 2,
+        "fetchmail got the target's mail"
+    );
     let after_fetchmail = settled(&gw.store, "LI7", &dir, expected + 1 + 2).await;
-    assert!(after_fetchmail >= expected + 1 + 2, "a login and the messages fetchmail retrieved");
+    assert!(
+        after_fetchmail >= expected + 1 + 2,
+        "a login and the messages fetchmail retrieved"
+    );
 
     // The order ends: the target's sessions pass unrecorded.
-    gw.store.end_order_audited("LI7", sponts::clock::now_us(), "cli:officer").await.unwrap();
+    gw.store
+        .end_order_audited("LI7", sponts::clock::now_us(), "cli:officer")
+        .await
+        .unwrap();
     gw.wait_orders("target", 0).await;
     let again = format!("import sys; sys.argv[1:] = {ports:?}\n{CLIENTS}");
-    tokio::task::spawn_blocking(move || python(&again)).await.unwrap();
+    tokio::task::spawn_blocking(move || python(&again))
+        .await
+        .unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(1000)).await;
-    assert_eq!(exported(&dir).len(), after_fetchmail, "nothing after the order's end");
+    assert_eq!(
+        exported(&dir).len(),
+        after_fetchmail,
+        "nothing after the order's end"
+    );
     let log = gw.store.audit_log().await.unwrap();
-    assert_eq!(log.iter().filter(|e| e.action == "copy.record").count(), after_fetchmail);
+    assert_eq!(
+        log.iter().filter(|e| e.action == "copy.record").count(),
+        after_fetchmail
+    );
     gw.stop().await;
 }
 
@@ -244,26 +370,77 @@ async fn odd_clients_do_not_slip_past_the_copies() {
     gw.store.add_order(&order).await.unwrap();
     gw.reload_orders().await;
     let proxies = &gw.running.as_ref().unwrap().proxies;
-    let script = format!("import sys; sys.argv[1:] = ['{}', '{}']\n{ODD_CLIENTS}", proxies.pop3_tls[0].port(), proxies.imap_tls[0].port());
-    let out = tokio::task::spawn_blocking(move || python(&script)).await.unwrap();
+    let script = format!(
+        "import sys; sys.argv[1:] = ['{}', '{}']\n{ODD_CLIENTS}",
+        proxies.pop3_tls[0].port(),
+        proxies.imap_tls[0].port()
+    );
+    let out = tokio::task::spawn_blocking(move || python(&script))
+        .await
+        .unwrap();
     let out: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
-    assert!(out["before_login"].as_str().unwrap().starts_with("a0 BAD"), "{out}");
+    assert!(
+        out["before_login"].as_str().unwrap().starts_with("a0 BAD"),
+        "{out}"
+    );
     assert!(out["cram"].as_str().unwrap().starts_with("a1 NO"), "{out}");
     assert!(out["login"].as_str().unwrap().starts_with("a2 OK"), "{out}");
-    assert!(out["refused_literal"].as_str().unwrap().starts_with("a3 NO"), "{out}");
-    assert!(out["go"].as_str().unwrap().starts_with('+') && out["append"].as_str().unwrap().starts_with("a4 OK"), "{out}");
-    assert!(out["pop_cram"].as_str().unwrap().starts_with("-ERR"), "{out}");
-    assert!(out["pop_auth"].as_str().unwrap().starts_with("+OK"), "{out}");
+    assert!(
+        out["refused_literal"]
+            .as_str()
+            .unwrap()
+            .starts_with("a3 NO"),
+        "{out}"
+    );
+    assert!(
+        out["go"].as_str().unwrap().starts_with('+')
+            && out["append"].as_str().unwrap().starts_with("a4 OK"),
+        "{out}"
+    );
+    assert!(
+        out["pop_cram"].as_str().unwrap().starts_with("-ERR"),
+        "{out}"
+    );
+    assert!(
+        out["pop_auth"].as_str().unwrap().starts_with("+OK"),
+        "{out}"
+    );
     let retrieved = format!("{}\r\n", out["pop_retr"].as_str().unwrap());
-    assert!(dovecot.messages("target").iter().any(|m| m == retrieved.as_bytes()), "{retrieved}");
+    assert!(
+        dovecot
+            .messages("target")
+            .iter()
+            .any(|m| m == retrieved.as_bytes()),
+        "{retrieved}"
+    );
 
     let dir = export.path().join("LI8");
     settled(&gw.store, "LI8", &dir, 4).await;
     let records = exported(&dir);
-    let kinds: Vec<String> = records.iter().map(|(m, _)| format!("{} {}", m["service"].as_str().unwrap(), m["event"].as_str().unwrap())).collect();
-    assert_eq!(kinds, ["imap login", "imap append", "pop3 login", "pop3 retrieve"], "{records:#?}");
-    assert_eq!(records[1].1.as_deref(), Some(&b"Subject: after a refused literal\r\n\r\ncopied all the same\r\n"[..]));
-    assert_eq!(records[3].1.as_deref(), Some(retrieved.as_bytes()), "the copy is what the client got");
+    let kinds: Vec<String> = records
+        .iter()
+        .map(|(m, _)| {
+            format!(
+                "{} {}",
+                m["service"].as_str().unwrap(),
+                m["event"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        ["imap login", "imap append", "pop3 login", "pop3 retrieve"],
+        "{records:#?}"
+    );
+    assert_eq!(
+        records[1].1.as_deref(),
+        Some(&b"Subject: after a refused literal\r\n\r\ncopied all the same\r\n"[..])
+    );
+    assert_eq!(
+        records[3].1.as_deref(),
+        Some(retrieved.as_bytes()),
+        "the copy is what the client got"
+    );
     assert_eq!(records[2].0["details"]["login"], "target");
     gw.stop().await;
 }
@@ -293,15 +470,27 @@ print(json.dumps(out))
 async fn a_session_quiet_for_the_idle_timeout_is_closed() {
     let dovecot = tokio::task::spawn_blocking(Dovecot::start).await.unwrap();
     let cap = Capture::start(CaptureOptions::default()).await;
-    let extra = format!("[imap_proxy]\ntls_listen = [\"127.0.0.1:0\"]\nbackend = \"{}\"\nbackend_tls = \"tls\"\nidle_timeout = \"10s\"\n", dovecot.imaps);
+    let extra = format!(
+        "[imap_proxy]\ntls_listen = [\"127.0.0.1:0\"]\nbackend = \"{}\"\nbackend_tls = \"tls\"\nidle_timeout = \"10s\"\n",
+        dovecot.imaps
+    );
     let gw = gateway(cap.addr, &extra).await;
     let port = gw.running.as_ref().unwrap().proxies.imap_tls[0].port();
     let script = format!("import sys; sys.argv[1:] = ['{port}']\n{IDLE_CLIENTS}");
-    let out = tokio::task::spawn_blocking(move || python(&script)).await.unwrap();
+    let out = tokio::task::spawn_blocking(move || python(&script))
+        .await
+        .unwrap();
     let out: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     // Relayed unread (no order), yet timed: a session in use stays, one left quiet for 12 s goes.
-    assert_eq!(out["active"], serde_json::json!(["OK", "OK", "OK"]), "{out}");
-    assert!(out["quiet"].as_str().unwrap().starts_with("closed"), "{out}");
+    assert_eq!(
+        out["active"],
+        serde_json::json!(["OK", "OK", "OK"]),
+        "{out}"
+    );
+    assert!(
+        out["quiet"].as_str().unwrap().starts_with("closed"),
+        "{out}"
+    );
     gw.stop().await;
 }
 
@@ -362,27 +551,61 @@ print(json.dumps(out))
 #[tokio::test]
 async fn a_target_may_compress_like_anyone_and_is_copied_all_the_same() {
     let dovecot = tokio::task::spawn_blocking(Dovecot::start).await.unwrap();
-    let big = format!("Subject: large\r\n\r\n{}\r\n", "compressible line of text\r\n".repeat(4000));
+    let big = format!(
+        "Subject: large\r\n\r\n{}\r\n",
+        "compressible line of text\r\n".repeat(4000)
+    );
     dovecot.deliver("target", big.as_bytes());
     dovecot.deliver("other", b"Subject: for the other\r\n\r\nhi\r\n");
     let export = tempfile::tempdir().unwrap();
     let cap = Capture::start(CaptureOptions::default()).await;
-    let extra = format!("[imap_proxy]\ntls_listen = [\"127.0.0.1:0\"]\nbackend = \"{}\"\nbackend_tls = \"tls\"\n", dovecot.imaps);
+    let extra = format!(
+        "[imap_proxy]\ntls_listen = [\"127.0.0.1:0\"]\nbackend = \"{}\"\nbackend_tls = \"tls\"\n",
+        dovecot.imaps
+    );
     let gw = gateway(cap.addr, &extra).await;
-    gw.store.add_order(&order_for_target("LIZ", export.path())).await.unwrap();
+    gw.store
+        .add_order(&order_for_target("LIZ", export.path()))
+        .await
+        .unwrap();
     gw.reload_orders().await;
     let port = gw.running.as_ref().unwrap().proxies.imap_tls[0].port();
     let script = format!("import sys; sys.argv[1:] = ['{port}']\n{COMPRESSING_CLIENTS}");
-    let out = tokio::task::spawn_blocking(move || python(&script)).await.unwrap();
+    let out = tokio::task::spawn_blocking(move || python(&script))
+        .await
+        .unwrap();
     let out: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
 
     // The same capabilities for both, COMPRESS=DEFLATE among them; the mail as it is.
     assert_eq!(out["target"]["caps"], out["other"]["caps"], "{out}");
-    assert!(out["target"]["caps"].as_array().unwrap().iter().any(|c| c == "COMPRESS=DEFLATE"), "{out}");
-    assert!(out["target"]["caps_after"].as_array().unwrap().iter().any(|c| c == "IMAP4rev1"), "commands go on after COMPRESS: {out}");
+    assert!(
+        out["target"]["caps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c == "COMPRESS=DEFLATE"),
+        "{out}"
+    );
+    assert!(
+        out["target"]["caps_after"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c == "IMAP4rev1"),
+        "commands go on after COMPRESS: {out}"
+    );
     assert_eq!(out["target"]["body"].as_str().unwrap(), big);
-    assert_eq!(out["other"]["body"].as_str().unwrap(), "Subject: for the other\r\n\r\nhi\r\n");
-    let upload = |u: &str| format!("Subject: compressed upload by {u}\r\n\r\n{}\r\n", "z".repeat(5000)).into_bytes();
+    assert_eq!(
+        out["other"]["body"].as_str().unwrap(),
+        "Subject: for the other\r\n\r\nhi\r\n"
+    );
+    let upload = |u: &str| {
+        format!(
+            "Subject: compressed upload by {u}\r\n\r\n{}\r\n",
+            "z".repeat(5000)
+        )
+        .into_bytes()
+    };
     assert!(dovecot.messages("target").contains(&upload("target")));
     assert!(dovecot.messages("other").contains(&upload("other")));
 
@@ -390,8 +613,21 @@ async fn a_target_may_compress_like_anyone_and_is_copied_all_the_same() {
     let dir = export.path().join("LIZ");
     settled(&gw.store, "LIZ", &dir, 3).await;
     let records = exported(&dir);
-    let kinds: Vec<String> = records.iter().map(|(m, _)| format!("{} {}", m["service"].as_str().unwrap(), m["event"].as_str().unwrap())).collect();
-    assert_eq!(kinds, ["imap login", "imap retrieve", "imap append"], "{records:#?}");
+    let kinds: Vec<String> = records
+        .iter()
+        .map(|(m, _)| {
+            format!(
+                "{} {}",
+                m["service"].as_str().unwrap(),
+                m["event"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        ["imap login", "imap retrieve", "imap append"],
+        "{records:#?}"
+    );
     assert_eq!(records[1].1.as_deref(), Some(big.as_bytes()));
     assert_eq!(records[2].1.as_deref(), Some(&upload("target")[..]));
     gw.stop().await;

@@ -11,9 +11,17 @@ use common::*;
 use std::sync::{Arc, Mutex};
 
 fn python(script: &str) -> serde_json::Value {
-    let out = std::process::Command::new("python3").arg("-c").arg(script).output().unwrap();
+    let out = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_str(text.trim()).unwrap()
 }
 
@@ -39,7 +47,11 @@ impl Logs {
     /// The session lines of `protocol` from `client` (an address without port).
     fn sessions(&self, protocol: &str, client: &str) -> Vec<String> {
         let from = format!("client={client}:");
-        self.text().lines().filter(|l| l.contains(&format!("{protocol} proxy session")) && l.contains(&from)).map(str::to_string).collect()
+        self.text()
+            .lines()
+            .filter(|l| l.contains(&format!("{protocol} proxy session")) && l.contains(&from))
+            .map(str::to_string)
+            .collect()
     }
 }
 
@@ -107,7 +119,10 @@ print(json.dumps(out))
 async fn the_backend_sees_each_clients_address_and_sponts_throttles_failed_logins() {
     let logs = Logs::default();
     let writer = logs.clone();
-    let subscriber = tracing_subscriber::fmt().with_ansi(false).with_writer(move || writer.clone()).finish();
+    let subscriber = tracing_subscriber::fmt()
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
     let _logging = tracing::subscriber::set_default(subscriber);
     let dovecot = tokio::task::spawn_blocking(Dovecot::start).await.unwrap();
     let cap = Capture::start(CaptureOptions::default()).await;
@@ -118,19 +133,43 @@ async fn the_backend_sees_each_clients_address_and_sponts_throttles_failed_login
     );
     let gw = gateway(cap.addr, &extra).await;
     let proxies = &gw.running.as_ref().unwrap().proxies;
-    let script = format!("import sys; sys.argv[1:] = ['{}', '{}']\n{CLIENTS}", proxies.pop3[0].port(), proxies.imap[0].port());
-    let out = tokio::task::spawn_blocking(move || python(&script)).await.unwrap();
+    let script = format!(
+        "import sys; sys.argv[1:] = ['{}', '{}']\n{CLIENTS}",
+        proxies.pop3[0].port(),
+        proxies.imap[0].port()
+    );
+    let out = tokio::task::spawn_blocking(move || python(&script))
+        .await
+        .unwrap();
 
     // A client's own claim to another address is not passed on.
     assert_eq!(out["imap_id"], "OK", "{out}");
-    assert!(out["pop_xclient"].as_str().unwrap().starts_with("-ERR"), "{out}");
+    assert!(
+        out["pop_xclient"].as_str().unwrap().starts_with("-ERR"),
+        "{out}"
+    );
     // Dovecot's failures, then sponts' refusals: the right password does not help while blocked.
-    for (protocol, failure) in [("imap", "[AUTHENTICATIONFAILED] Authentication failed."), ("pop", "-ERR [AUTH] Authentication failed.")] {
-        assert_eq!(out[format!("{protocol}_guesses")], serde_json::json!([failure, failure, failure]), "{out}");
+    for (protocol, failure) in [
+        ("imap", "[AUTHENTICATIONFAILED] Authentication failed."),
+        ("pop", "-ERR [AUTH] Authentication failed."),
+    ] {
+        assert_eq!(
+            out[format!("{protocol}_guesses")],
+            serde_json::json!([failure, failure, failure]),
+            "{out}"
+        );
     }
-    assert_eq!(out["imap_throttled"], "[AUTHENTICATIONFAILED] Too many failed logins from your address, try again later", "{out}");
+    assert_eq!(
+        out["imap_throttled"],
+        "[AUTHENTICATIONFAILED] Too many failed logins from your address, try again later",
+        "{out}"
+    );
     assert_eq!(out["imap_throttled_again"], out["imap_throttled"], "{out}");
-    assert_eq!(out["pop_throttled"], "-ERR [AUTH] Too many failed logins from your address, try again later", "{out}");
+    assert_eq!(
+        out["pop_throttled"],
+        "-ERR [AUTH] Too many failed logins from your address, try again later",
+        "{out}"
+    );
     assert_eq!(out["imap_other_address"], "accepted", "{out}");
     assert_eq!(out["pop_other_address"], "accepted", "{out}");
 
@@ -138,28 +177,87 @@ async fn the_backend_sees_each_clients_address_and_sponts_throttles_failed_login
     // address a client claimed.
     let log = dovecot.log();
     // (Connections without a login attempt are dovecot_start.sh's own, looking for the ports.)
-    let logins: Vec<&str> = log.lines().filter(|l| l.contains("-login: Info: ") && l.contains("user=<") && !l.contains("user=<>")).collect();
-    let rip = |l: &str| l.split("rip=").nth(1).and_then(|r| r.split(',').next()).unwrap_or("").to_string();
-    for (service, user, address) in [("imap", "target", "127.0.0.2"), ("pop3", "target", "127.0.0.2"), ("imap", "other", "127.0.0.4"), ("pop3", "other", "127.0.0.4")] {
+    let logins: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("-login: Info: ") && l.contains("user=<") && !l.contains("user=<>"))
+        .collect();
+    let rip = |l: &str| {
+        l.split("rip=")
+            .nth(1)
+            .and_then(|r| r.split(',').next())
+            .unwrap_or("")
+            .to_string()
+    };
+    for (service, user, address) in [
+        ("imap", "target", "127.0.0.2"),
+        ("pop3", "target", "127.0.0.2"),
+        ("imap", "other", "127.0.0.4"),
+        ("pop3", "other", "127.0.0.4"),
+    ] {
         let line = format!("{service}-login: Info: Login: user=<{user}>");
-        assert!(logins.iter().any(|l| l.contains(&line) && rip(l) == address), "{line} from {address}:\n{log}");
+        assert!(
+            logins
+                .iter()
+                .any(|l| l.contains(&line) && rip(l) == address),
+            "{line} from {address}:\n{log}"
+        );
     }
-    assert!(logins.iter().any(|l| l.contains("auth failed") && rip(l) == "127.0.0.3"), "{log}");
-    assert!(logins.iter().all(|l| ["127.0.0.2", "127.0.0.3", "127.0.0.4"].contains(&rip(l).as_str())), "{log}");
+    assert!(
+        logins
+            .iter()
+            .any(|l| l.contains("auth failed") && rip(l) == "127.0.0.3"),
+        "{log}"
+    );
+    assert!(
+        logins
+            .iter()
+            .all(|l| ["127.0.0.2", "127.0.0.3", "127.0.0.4"].contains(&rip(l).as_str())),
+        "{log}"
+    );
     assert!(!log.contains("10.9.8.7"), "{log}");
 
     // One line per session: who, as whom, how it ended, bytes each way; Dovecot's session id is
     // sponts' (x-session-ext-id / XCLIENT SESSION), so the two logs can be read side by side.
     let ok = logs.sessions("imap", "127.0.0.2");
     assert_eq!(ok.len(), 1, "{}", logs.text());
-    assert!(ok[0].contains("login=\"target\"") && ok[0].contains("result=\"logged in\""), "{}", ok[0]);
-    let count = |line: &str, key: &str| line.split(&format!("{key}=")).nth(1).and_then(|v| v.split(' ').next()).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-    assert!(count(&ok[0], "bytes_from_client") > 500 && count(&ok[0], "bytes_to_client") > 500, "TLS handshakes counted: {}", ok[0]);
-    let session = ok[0].split("session=").nth(1).unwrap().split(' ').next().unwrap();
-    assert!(logins.iter().any(|l| l.contains(&format!("session=<{session}>"))), "{session} in\n{log}");
+    assert!(
+        ok[0].contains("login=\"target\"") && ok[0].contains("result=\"logged in\""),
+        "{}",
+        ok[0]
+    );
+    let count = |line: &str, key: &str| {
+        line.split(&format!("{key}="))
+            .nth(1)
+            .and_then(|v| v.split(' ').next())
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    assert!(
+        count(&ok[0], "bytes_from_client") > 500 && count(&ok[0], "bytes_to_client") > 500,
+        "TLS handshakes counted: {}",
+        ok[0]
+    );
+    let session = ok[0]
+        .split("session=")
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap();
+    assert!(
+        logins
+            .iter()
+            .any(|l| l.contains(&format!("session=<{session}>"))),
+        "{session} in\n{log}"
+    );
     for protocol in ["imap", "pop3"] {
         let guessed = logs.sessions(protocol, "127.0.0.3");
-        assert!(guessed[0].contains("result=\"throttled\"") && guessed[0].contains("failed_logins=3") && guessed[0].contains("login=\"target\""), "{guessed:?}");
+        assert!(
+            guessed[0].contains("result=\"throttled\"")
+                && guessed[0].contains("failed_logins=3")
+                && guessed[0].contains("login=\"target\""),
+            "{guessed:?}"
+        );
     }
     gw.stop().await;
 }
@@ -203,32 +301,92 @@ async fn before_tls_no_way_to_log_in_is_offered_and_after_it_all_are() {
     );
     let gw = gateway(cap.addr, &extra).await;
     let proxies = &gw.running.as_ref().unwrap().proxies;
-    let ports = [proxies.pop3[0], proxies.imap[0], proxies.imap_tls[0]].map(|a| a.port().to_string());
-    let out = tokio::task::spawn_blocking(move || python(&format!("import sys; sys.argv[1:] = {ports:?}\n{CAPABILITIES}"))).await.unwrap();
-    let words = |key: &str| -> Vec<String> { out[key].as_array().unwrap_or_else(|| panic!("{key}: {out}")).iter().map(|c| c.as_str().unwrap().to_string()).collect() };
-    let logins = |caps: &[String]| caps.iter().filter(|c| c.starts_with("AUTH=") || *c == "SASL-IR" || *c == "USER" || c.starts_with("SASL")).cloned().collect::<Vec<_>>();
+    let ports =
+        [proxies.pop3[0], proxies.imap[0], proxies.imap_tls[0]].map(|a| a.port().to_string());
+    let out = tokio::task::spawn_blocking(move || {
+        python(&format!(
+            "import sys; sys.argv[1:] = {ports:?}\n{CAPABILITIES}"
+        ))
+    })
+    .await
+    .unwrap();
+    let words = |key: &str| -> Vec<String> {
+        out[key]
+            .as_array()
+            .unwrap_or_else(|| panic!("{key}: {out}"))
+            .iter()
+            .map(|c| c.as_str().unwrap().to_string())
+            .collect()
+    };
+    let logins = |caps: &[String]| {
+        caps.iter()
+            .filter(|c| {
+                c.starts_with("AUTH=") || *c == "SASL-IR" || *c == "USER" || c.starts_with("SASL")
+            })
+            .cloned()
+            .collect::<Vec<_>>()
+    };
 
     // IMAP before STARTTLS, in the greeting's response code and in CAPABILITY alike.
     let greeting = out["imap_greeting"].as_str().unwrap();
-    let in_greeting: Vec<String> = greeting.split("[CAPABILITY ").nth(1).unwrap().split(']').next().unwrap().split(' ').map(str::to_string).collect();
+    let in_greeting: Vec<String> = greeting
+        .split("[CAPABILITY ")
+        .nth(1)
+        .unwrap()
+        .split(']')
+        .next()
+        .unwrap()
+        .split(' ')
+        .map(str::to_string)
+        .collect();
     for caps in [in_greeting, words("imap_before")] {
-        assert!(caps.contains(&"STARTTLS".into()) && caps.contains(&"LOGINDISABLED".into()), "{caps:?}");
+        assert!(
+            caps.contains(&"STARTTLS".into()) && caps.contains(&"LOGINDISABLED".into()),
+            "{caps:?}"
+        );
         assert_eq!(logins(&caps), Vec::<String>::new(), "{greeting}");
     }
     // After it, the full set (the mechanisms sponts can read) and no LOGINDISABLED.
     let after = words("imap_after");
-    assert_eq!(logins(&after), ["SASL-IR", "AUTH=PLAIN", "AUTH=LOGIN"], "{after:?}");
-    assert!(!after.contains(&"LOGINDISABLED".into()) && !after.contains(&"STARTTLS".into()), "{after:?}");
+    assert_eq!(
+        logins(&after),
+        ["SASL-IR", "AUTH=PLAIN", "AUTH=LOGIN"],
+        "{after:?}"
+    );
+    assert!(
+        !after.contains(&"LOGINDISABLED".into()) && !after.contains(&"STARTTLS".into()),
+        "{after:?}"
+    );
     // Implicit TLS: the full set from the greeting on.
     let imaps = out["imaps_greeting"].as_str().unwrap();
-    assert!(imaps.contains("AUTH=PLAIN") && imaps.contains("SASL-IR") && !imaps.contains("LOGINDISABLED") && !imaps.contains("STARTTLS"), "{imaps}");
+    assert!(
+        imaps.contains("AUTH=PLAIN")
+            && imaps.contains("SASL-IR")
+            && !imaps.contains("LOGINDISABLED")
+            && !imaps.contains("STARTTLS"),
+        "{imaps}"
+    );
 
     // POP3 CAPA: STLS only, then USER and SASL.
     let before = words("pop_before");
-    assert!(before.contains(&"STLS".into()) && logins(&before).is_empty(), "{before:?}");
-    assert!(out["pop_auth_list"].as_str().unwrap().starts_with("-ERR [AUTH]"), "{out}");
+    assert!(
+        before.contains(&"STLS".into()) && logins(&before).is_empty(),
+        "{before:?}"
+    );
+    assert!(
+        out["pop_auth_list"]
+            .as_str()
+            .unwrap()
+            .starts_with("-ERR [AUTH]"),
+        "{out}"
+    );
     let after = words("pop_after");
-    assert!(after.contains(&"USER".into()) && after.contains(&"SASL".into()) && !after.contains(&"STLS".into()), "{after:?}");
+    assert!(
+        after.contains(&"USER".into())
+            && after.contains(&"SASL".into())
+            && !after.contains(&"STLS".into()),
+        "{after:?}"
+    );
     gw.stop().await;
 }
 
@@ -266,17 +424,34 @@ print(json.dumps(out))
 /// saw every login come from sponts, they waited up to 15 s).
 #[tokio::test]
 async fn one_clients_failed_logins_do_not_slow_down_anyone_elses() {
-    let dovecot = tokio::task::spawn_blocking(Dovecot::start_with_penalty).await.unwrap();
+    let dovecot = tokio::task::spawn_blocking(Dovecot::start_with_penalty)
+        .await
+        .unwrap();
     let cap = Capture::start(CaptureOptions::default()).await;
     // sponts' own throttle off: Dovecot's penalty is what is looked at here.
-    let extra = format!("[imap_proxy]\nlisten = [\"127.0.0.1:0\"]\nbackend = \"{}\"\nmax_failed_logins = 0\n", dovecot.imap);
+    let extra = format!(
+        "[imap_proxy]\nlisten = [\"127.0.0.1:0\"]\nbackend = \"{}\"\nmax_failed_logins = 0\n",
+        dovecot.imap
+    );
     let gw = gateway(cap.addr, &extra).await;
     let port = gw.running.as_ref().unwrap().proxies.imap[0].port();
-    let out = tokio::task::spawn_blocking(move || python(&format!("import sys; sys.argv[1:] = ['{port}']\n{GUESS_THEN_LOG_IN}"))).await.unwrap();
+    let out = tokio::task::spawn_blocking(move || {
+        python(&format!(
+            "import sys; sys.argv[1:] = ['{port}']\n{GUESS_THEN_LOG_IN}"
+        ))
+    })
+    .await
+    .unwrap();
     let second_guess = out["guesses"][1].as_f64().unwrap();
-    assert!(second_guess >= 2.0, "Dovecot's penalty slowed the guesser down: {out}");
+    assert!(
+        second_guess >= 2.0,
+        "Dovecot's penalty slowed the guesser down: {out}"
+    );
     let someone_else = out["someone_else"].as_f64().unwrap();
-    assert!(someone_else < 1.5, "another client's login took {someone_else:.1} s: {out}");
+    assert!(
+        someone_else < 1.5,
+        "another client's login took {someone_else:.1} s: {out}"
+    );
     gw.stop().await;
 }
 
@@ -288,7 +463,9 @@ async fn stalling_pop3_backend(greeting: &'static str) -> std::net::SocketAddr {
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else { continue };
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
             tokio::spawn(async move {
                 let (r, mut w) = stream.into_split();
                 let mut r = BufReader::new(r);
@@ -299,7 +476,11 @@ async fn stalling_pop3_backend(greeting: &'static str) -> std::net::SocketAddr {
                         Ok(0) | Err(_) => return,
                         Ok(_) => {}
                     }
-                    let verb = line.split_whitespace().next().unwrap_or("").to_ascii_uppercase();
+                    let verb = line
+                        .split_whitespace()
+                        .next()
+                        .unwrap_or("")
+                        .to_ascii_uppercase();
                     let answer = match verb.as_str() {
                         "CAPA" => "+OK\r\nUSER\r\nSASL PLAIN\r\n.\r\n",
                         "XCLIENT" => "+OK Updated\r\n",
@@ -321,14 +502,22 @@ async fn stalling_pop3_backend(greeting: &'static str) -> std::net::SocketAddr {
 #[tokio::test]
 async fn a_pop3_backend_silent_before_login_does_not_keep_the_session_once_the_client_has_gone() {
     let cases: [(&str, &[u8]); 3] = [
-        ("+OK [XCLIENT] fake backend ready\r\n", b"CAPA\r\nUSER x\r\nPASS y\r\n"),
+        (
+            "+OK [XCLIENT] fake backend ready\r\n",
+            b"CAPA\r\nUSER x\r\nPASS y\r\n",
+        ),
         ("+OK fake backend ready\r\n", b"USER x\r\nPASS y\r\n"),
-        ("+OK fake backend ready\r\n", b"CAPA\r\nAUTH PLAIN AHgAeQ==\r\n"),
+        (
+            "+OK fake backend ready\r\n",
+            b"CAPA\r\nAUTH PLAIN AHgAeQ==\r\n",
+        ),
     ];
     let one = |greeting: &'static str, wire: &'static [u8]| async move {
         let backend = stalling_pop3_backend(greeting).await;
         let cap = Capture::start(CaptureOptions::default()).await;
-        let extra = format!("[pop3_proxy]\nlisten = [\"127.0.0.1:0\"]\nbackend = \"{backend}\"\nbackend_tls = \"off\"\nallow_plaintext_auth = true\n");
+        let extra = format!(
+            "[pop3_proxy]\nlisten = [\"127.0.0.1:0\"]\nbackend = \"{backend}\"\nbackend_tls = \"off\"\nallow_plaintext_auth = true\n"
+        );
         let gw = gateway(cap.addr, &extra).await;
         let pop3 = gw.running.as_ref().unwrap().proxies.pop3[0];
         let out = half_closed_exchange(pop3, wire, std::time::Duration::from_secs(10)).await;
@@ -337,7 +526,10 @@ async fn a_pop3_backend_silent_before_login_does_not_keep_the_session_once_the_c
         let out = String::from_utf8_lossy(&out).into_owned();
         assert!(out.starts_with("+OK fake backend ready\r\n"), "{out}");
         if wire.starts_with(b"CAPA") {
-            assert!(out.contains("\r\nUSER\r\n") && out.contains("\r\n.\r\n"), "CAPA answered: {out}");
+            assert!(
+                out.contains("\r\nUSER\r\n") && out.contains("\r\n.\r\n"),
+                "CAPA answered: {out}"
+            );
         }
     };
     let [a, b, c] = cases;

@@ -8,10 +8,17 @@ fn openapi_lists_exactly_the_api_routes() {
         .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
         .collect();
     let spec = std::fs::read_to_string(format!("{root}/docs/openapi.yaml")).unwrap();
-    let in_code: std::collections::BTreeSet<String> =
-        code.lines().filter_map(|l| l.trim().strip_prefix(".route(\"")).map(|r| r.split('"').next().unwrap().to_string()).filter(|r| r.starts_with("/api/")).collect();
-    let in_spec: std::collections::BTreeSet<String> =
-        spec.lines().filter(|l| l.starts_with("  /api/")).map(|l| l.trim().trim_end_matches(':').to_string()).collect();
+    let in_code: std::collections::BTreeSet<String> = code
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix(".route(\""))
+        .map(|r| r.split('"').next().unwrap().to_string())
+        .filter(|r| r.starts_with("/api/"))
+        .collect();
+    let in_spec: std::collections::BTreeSet<String> = spec
+        .lines()
+        .filter(|l| l.starts_with("  /api/"))
+        .map(|l| l.trim().trim_end_matches(':').to_string())
+        .collect();
     assert!(!in_code.is_empty());
     assert_eq!(in_code, in_spec);
 }

@@ -11,12 +11,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 
-use sponts::outbound::deliver::{tls_report, Delivery, Fate};
+use sponts::outbound::deliver::{Delivery, Fate, tls_report};
 use sponts::storage::{NewQueued, Route};
 use std::time::Duration;
 
 fn script(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/peers").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("scripts/peers")
+        .join(name)
 }
 
 /// Knot + validating Unbound for the given zones (`NAME.zone` signed, `NAME.insecure.zone` not).
@@ -32,23 +34,40 @@ impl TestDns {
         for (file, text) in zones {
             std::fs::write(dir.path().join("zones").join(file), text).unwrap();
         }
-        let out = Command::new("bash").arg(script("dnssec_start.sh")).arg(dir.path()).output().unwrap();
+        let out = Command::new("bash")
+            .arg(script("dnssec_start.sh"))
+            .arg(dir.path())
+            .output()
+            .unwrap();
         let text = String::from_utf8_lossy(&out.stdout).to_string();
-        assert!(out.status.success(), "dnssec_start.sh: {text}{}", String::from_utf8_lossy(&out.stderr));
-        let resolver = text.lines().find_map(|l| l.strip_prefix("RESOLVER=")).unwrap().to_string();
+        assert!(
+            out.status.success(),
+            "dnssec_start.sh: {text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let resolver = text
+            .lines()
+            .find_map(|l| l.strip_prefix("RESOLVER="))
+            .unwrap()
+            .to_string();
         TestDns { resolver, dir }
     }
 }
 
 impl Drop for TestDns {
     fn drop(&mut self) {
-        let _ = Command::new("bash").arg(script("dnssec_stop.sh")).arg(self.dir.path()).status();
+        let _ = Command::new("bash")
+            .arg(script("dnssec_stop.sh"))
+            .arg(self.dir.path())
+            .status();
     }
 }
 
 /// A zone file's text; `records` are lines after the SOA and NS.
 fn zone(origin: &str, records: &str) -> String {
-    format!("$ORIGIN {origin}.\n$TTL 300\n@ SOA ns.{origin}. hostmaster.{origin}. 1 3600 600 86400 300\n@ NS ns.{origin}.\nns A 127.0.0.53\n{records}\n")
+    format!(
+        "$ORIGIN {origin}.\n$TTL 300\n@ SOA ns.{origin}. hostmaster.{origin}. 1 3600 600 86400 300\n@ NS ns.{origin}.\nns A 127.0.0.53\n{records}\n"
+    )
 }
 
 /// A receiving MTA on ADDR:25.
@@ -66,7 +85,11 @@ impl Mx {
     fn start_with(addr: &str, tls: Option<&Cert>, refuse: Option<&str>, rcpt_delay: f64) -> Mx {
         let dir = tempfile::tempdir().unwrap();
         let mut cmd = Command::new("/usr/bin/python3");
-        cmd.arg(script("mx_smtp.py")).arg("--addr").arg(addr).arg("--dir").arg(dir.path());
+        cmd.arg(script("mx_smtp.py"))
+            .arg("--addr")
+            .arg(addr)
+            .arg("--dir")
+            .arg(dir.path());
         if let Some(c) = tls {
             cmd.arg("--cert").arg(&c.cert).arg("--key").arg(&c.key);
         }
@@ -74,18 +97,39 @@ impl Mx {
             cmd.arg("--refuse").arg(r);
         }
         cmd.arg("--rcpt-delay").arg(rcpt_delay.to_string());
-        let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
         let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        assert!(line.starts_with("MX_READY="), "mx_smtp.py on {addr}: `{line}`");
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert!(
+            line.starts_with("MX_READY="),
+            "mx_smtp.py on {addr}: `{line}`"
+        );
         Mx { dir, child }
     }
 
     /// (envelope JSON, message) of each mail received, in order.
     fn received(&self) -> Vec<(serde_json::Value, Vec<u8>)> {
-        let mut names: Vec<PathBuf> = std::fs::read_dir(self.dir.path()).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == "json")).collect();
+        let mut names: Vec<PathBuf> = std::fs::read_dir(self.dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "json"))
+            .collect();
         names.sort();
-        names.iter().map(|j| (serde_json::from_slice(&std::fs::read(j).unwrap()).unwrap(), std::fs::read(j.with_extension("eml")).unwrap())).collect()
+        names
+            .iter()
+            .map(|j| {
+                (
+                    serde_json::from_slice(&std::fs::read(j).unwrap()).unwrap(),
+                    std::fs::read(j.with_extension("eml")).unwrap(),
+                )
+            })
+            .collect()
     }
 }
 
@@ -131,7 +175,11 @@ impl Ca {
         let issuer = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
         let pem = dir.path().join("ca.pem");
         std::fs::write(&pem, issuer.pem()).unwrap();
-        Ca { issuer, pem, _dir: dir }
+        Ca {
+            issuer,
+            pem,
+            _dir: dir,
+        }
     }
 }
 
@@ -140,7 +188,8 @@ fn cert(names: &[&str], ca: Option<&Ca>) -> Cert {
     use rcgen::{CertificateParams, KeyPair, PublicKeyData};
     let dir = tempfile::tempdir().unwrap();
     let key = KeyPair::generate().unwrap();
-    let params = CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).unwrap();
+    let params =
+        CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).unwrap();
     let c = match ca {
         Some(ca) => params.signed_by(&key, &ca.issuer).unwrap(),
         None => params.self_signed(&key).unwrap(),
@@ -148,16 +197,31 @@ fn cert(names: &[&str], ca: Option<&Ca>) -> Cert {
     let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
     std::fs::write(&cert_path, c.pem()).unwrap();
     std::fs::write(&key_path, key.serialize_pem()).unwrap();
-    let spki_sha256 = ring::digest::digest(&ring::digest::SHA256, &key.subject_public_key_info()).as_ref().iter().map(|b| format!("{b:02x}")).collect();
-    Cert { cert: cert_path, key: key_path, spki_sha256, _dir: dir }
+    let spki_sha256 = ring::digest::digest(&ring::digest::SHA256, &key.subject_public_key_info())
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    Cert {
+        cert: cert_path,
+        key: key_path,
+        spki_sha256,
+        _dir: dir,
+    }
 }
 
 /// Delivery as sponts builds it, with `outbound.resolver` = the test DNS.
 async fn delivery(dns: &TestDns, extra: &str) -> (Delivery, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let text = format!("[smtp]\nhostname = \"gw.sender.example\"\n[outbound]\nresolver = \"{}\"\n{extra}\n[storage]\ndata_dir = \"{}\"\n", dns.resolver, dir.path().display());
+    let text = format!(
+        "[smtp]\nhostname = \"gw.sender.example\"\n[outbound]\nresolver = \"{}\"\n{extra}\n[storage]\ndata_dir = \"{}\"\n",
+        dns.resolver,
+        dir.path().display()
+    );
     let config = sponts::config::Config::parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
-    let store = sponts::storage::Store::open(&config.storage.database_location()).await.unwrap();
+    let store = sponts::storage::Store::open(&config.storage.database_location())
+        .await
+        .unwrap();
     (Delivery::new(Arc::new(config), store).unwrap(), dir)
 }
 
@@ -170,14 +234,27 @@ fn rcpts(list: &[&str]) -> Vec<String> {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn delivers_by_mx_preference_several_recipients_in_one_session_starttls_when_offered_sessions_reused() {
+async fn delivers_by_mx_preference_several_recipients_in_one_session_starttls_when_offered_sessions_reused()
+ {
     let mx_cert = cert(&["mx.one.test"], None);
     let dns = TestDns::start(&[
-        ("one.test.zone", zone("one.test", "@ MX 10 mx\nmx A 127.0.1.1")),
+        (
+            "one.test.zone",
+            zone("one.test", "@ MX 10 mx\nmx A 127.0.1.1"),
+        ),
         // The preferred MX of two.test is down; the second takes the mail, without STARTTLS.
-        ("two.test.zone", zone("two.test", "@ MX 10 mx1\n@ MX 20 mx2\nmx1 A 127.0.1.2\nmx2 A 127.0.1.3")),
+        (
+            "two.test.zone",
+            zone(
+                "two.test",
+                "@ MX 10 mx1\n@ MX 20 mx2\nmx1 A 127.0.1.2\nmx2 A 127.0.1.3",
+            ),
+        ),
         // No MX at all: the domain's own address is the implicit MX.
-        ("three.test.insecure.zone", zone("three.test", "@ A 127.0.1.4")),
+        (
+            "three.test.insecure.zone",
+            zone("three.test", "@ A 127.0.1.4"),
+        ),
         ("nomail.test.zone", zone("nomail.test", "@ MX 0 .")),
     ]);
     let one = Mx::start("127.0.1.1", Some(&mx_cert), None);
@@ -190,40 +267,101 @@ async fn delivers_by_mx_preference_several_recipients_in_one_session_starttls_wh
         ("three.test".to_string(), rcpts(&["gone@three.test"])),
         ("nomail.test".to_string(), rcpts(&["d@nomail.test"])),
     ];
-    let outcomes = d.deliver_message("a@sender.example", &by_domain, &message("two-domains")).await;
+    let outcomes = d
+        .deliver_message("a@sender.example", &by_domain, &message("two-domains"))
+        .await;
 
     let got = one.received();
-    assert_eq!(got.len(), 1, "one session, one transaction for both recipients: {got:?}");
-    assert_eq!(got[0].0["rcpt_tos"], serde_json::json!(["a@one.test", "b@one.test"]));
-    assert_eq!(got[0].0["tls"], true, "STARTTLS was offered, so it was used");
+    assert_eq!(
+        got.len(),
+        1,
+        "one session, one transaction for both recipients: {got:?}"
+    );
+    assert_eq!(
+        got[0].0["rcpt_tos"],
+        serde_json::json!(["a@one.test", "b@one.test"])
+    );
+    assert_eq!(
+        got[0].0["tls"], true,
+        "STARTTLS was offered, so it was used"
+    );
     assert!(String::from_utf8_lossy(&got[0].1).contains("Subject: two-domains"));
-    assert!(outcomes[0].results.iter().all(|r| r.fate == Fate::Delivered), "{:?}", outcomes[0]);
-    assert!(outcomes[0].tls.as_deref().is_some_and(|t| t.contains("opportunistic")), "{:?}", outcomes[0].tls);
+    assert!(
+        outcomes[0]
+            .results
+            .iter()
+            .all(|r| r.fate == Fate::Delivered),
+        "{:?}",
+        outcomes[0]
+    );
+    assert!(
+        outcomes[0]
+            .tls
+            .as_deref()
+            .is_some_and(|t| t.contains("opportunistic")),
+        "{:?}",
+        outcomes[0].tls
+    );
 
     let got = two.received();
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].0["tls"], false, "no STARTTLS offered: plain SMTP");
-    assert_eq!(outcomes[1].mx.as_deref(), Some("mx2.two.test[127.0.1.3]"), "the next MX after the one that is down");
+    assert_eq!(
+        outcomes[1].mx.as_deref(),
+        Some("mx2.two.test[127.0.1.3]"),
+        "the next MX after the one that is down"
+    );
     assert_eq!(outcomes[1].results[0].fate, Fate::Delivered);
 
     assert_eq!(outcomes[2].mx.as_deref(), Some("three.test[127.0.1.4]"));
     assert_eq!(outcomes[2].results[0].fate, Fate::Bounced);
-    assert!(outcomes[2].results[0].reply.starts_with("550 5.1.1 no such user"), "{:?}", outcomes[2]);
+    assert!(
+        outcomes[2].results[0]
+            .reply
+            .starts_with("550 5.1.1 no such user"),
+        "{:?}",
+        outcomes[2]
+    );
     assert!(three.received().is_empty());
 
-    assert_eq!(outcomes[3].results[0].fate, Fate::Bounced, "null MX: bounced at once");
-    assert!(outcomes[3].results[0].reply.starts_with("556 5.1.10"), "{:?}", outcomes[3]);
+    assert_eq!(
+        outcomes[3].results[0].fate,
+        Fate::Bounced,
+        "null MX: bounced at once"
+    );
+    assert!(
+        outcomes[3].results[0].reply.starts_with("556 5.1.10"),
+        "{:?}",
+        outcomes[3]
+    );
 
     // The next message to one.test goes over the same session (RSET, then the transaction) ...
-    let next = d.deliver_domain("one.test", "a@sender.example", &rcpts(&["e@one.test"]), &message("next")).await;
+    let next = d
+        .deliver_domain(
+            "one.test",
+            "a@sender.example",
+            &rcpts(&["e@one.test"]),
+            &message("next"),
+        )
+        .await;
     assert_eq!(next.results[0].fate, Fate::Delivered, "{next:?}");
     let got = one.received();
     assert_eq!(got.len(), 2);
-    assert_eq!(got[1].0["port"], got[0].0["port"], "one connection for both messages: {got:?}");
+    assert_eq!(
+        got[1].0["port"], got[0].0["port"],
+        "one connection for both messages: {got:?}"
+    );
     assert_eq!(got[1].0["tls"], true);
     // ... but not once it has waited longer than the idle time: a new connection then.
     tokio::time::sleep(sponts::outbound::deliver::reuse::IDLE + Duration::from_millis(500)).await;
-    let later = d.deliver_domain("one.test", "a@sender.example", &rcpts(&["f@one.test"]), &message("later")).await;
+    let later = d
+        .deliver_domain(
+            "one.test",
+            "a@sender.example",
+            &rcpts(&["f@one.test"]),
+            &message("later"),
+        )
+        .await;
     assert_eq!(later.results[0].fate, Fate::Delivered, "{later:?}");
     let got = one.received();
     assert_ne!(got[2].0["port"], got[1].0["port"], "{got:?}");
@@ -236,11 +374,38 @@ async fn dane_in_a_signed_zone_is_enforced_and_ignored_in_an_unsigned_one() {
     let plain = cert(&["mx.plain.test"], None);
     let other = cert(&["elsewhere.test"], None);
     let dns = TestDns::start(&[
-        ("dane.test.zone", zone("dane.test", &format!("@ MX 10 mx\nmx A 127.0.2.1\n_25._tcp.mx TLSA 3 1 1 {}", good.spki_sha256))),
+        (
+            "dane.test.zone",
+            zone(
+                "dane.test",
+                &format!(
+                    "@ MX 10 mx\nmx A 127.0.2.1\n_25._tcp.mx TLSA 3 1 1 {}",
+                    good.spki_sha256
+                ),
+            ),
+        ),
         // The record names another key than the one the MX shows: an attacker's, as far as we know.
-        ("danebad.test.zone", zone("danebad.test", &format!("@ MX 10 mx\nmx A 127.0.2.2\n_25._tcp.mx TLSA 3 1 1 {}", other.spki_sha256))),
+        (
+            "danebad.test.zone",
+            zone(
+                "danebad.test",
+                &format!(
+                    "@ MX 10 mx\nmx A 127.0.2.2\n_25._tcp.mx TLSA 3 1 1 {}",
+                    other.spki_sha256
+                ),
+            ),
+        ),
         // The same mismatch in an unsigned zone: the TLSA record cannot be trusted, so it is ignored.
-        ("plain.test.insecure.zone", zone("plain.test", &format!("@ MX 10 mx\nmx A 127.0.2.3\n_25._tcp.mx TLSA 3 1 1 {}", other.spki_sha256))),
+        (
+            "plain.test.insecure.zone",
+            zone(
+                "plain.test",
+                &format!(
+                    "@ MX 10 mx\nmx A 127.0.2.3\n_25._tcp.mx TLSA 3 1 1 {}",
+                    other.spki_sha256
+                ),
+            ),
+        ),
     ]);
     let mx_good = Mx::start("127.0.2.1", Some(&good), None);
     let mx_bad = Mx::start("127.0.2.2", Some(&bad), None);
@@ -248,19 +413,57 @@ async fn dane_in_a_signed_zone_is_enforced_and_ignored_in_an_unsigned_one() {
     let (d, _dir) = delivery(&dns, "").await;
     let msg = message("dane");
 
-    let ok = d.deliver_domain("dane.test", "a@sender.example", &rcpts(&["x@dane.test"]), &msg).await;
+    let ok = d
+        .deliver_domain(
+            "dane.test",
+            "a@sender.example",
+            &rcpts(&["x@dane.test"]),
+            &msg,
+        )
+        .await;
     assert_eq!(ok.results[0].fate, Fate::Delivered, "{ok:?}");
-    assert!(ok.tls.as_deref().is_some_and(|t| t.ends_with("(DANE)")), "{:?}", ok.tls);
+    assert!(
+        ok.tls.as_deref().is_some_and(|t| t.ends_with("(DANE)")),
+        "{:?}",
+        ok.tls
+    );
     assert_eq!(mx_good.received().len(), 1);
 
-    let refused = d.deliver_domain("danebad.test", "a@sender.example", &rcpts(&["x@danebad.test"]), &msg).await;
+    let refused = d
+        .deliver_domain(
+            "danebad.test",
+            "a@sender.example",
+            &rcpts(&["x@danebad.test"]),
+            &msg,
+        )
+        .await;
     assert_eq!(refused.results[0].fate, Fate::Deferred, "{refused:?}");
-    assert!(refused.results[0].reply.starts_with("451 4.7.5"), "{refused:?}");
-    assert!(mx_bad.received().is_empty(), "nothing was sent, in clear or otherwise");
+    assert!(
+        refused.results[0].reply.starts_with("451 4.7.5"),
+        "{refused:?}"
+    );
+    assert!(
+        mx_bad.received().is_empty(),
+        "nothing was sent, in clear or otherwise"
+    );
 
-    let insecure = d.deliver_domain("plain.test", "a@sender.example", &rcpts(&["x@plain.test"]), &msg).await;
+    let insecure = d
+        .deliver_domain(
+            "plain.test",
+            "a@sender.example",
+            &rcpts(&["x@plain.test"]),
+            &msg,
+        )
+        .await;
     assert_eq!(insecure.results[0].fate, Fate::Delivered, "{insecure:?}");
-    assert!(insecure.tls.as_deref().is_some_and(|t| t.ends_with("(opportunistic)")), "{:?}", insecure.tls);
+    assert!(
+        insecure
+            .tls
+            .as_deref()
+            .is_some_and(|t| t.ends_with("(opportunistic)")),
+        "{:?}",
+        insecure.tls
+    );
     let got = mx_plain.received();
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].0["tls"], true);
@@ -269,9 +472,25 @@ async fn dane_in_a_signed_zone_is_enforced_and_ignored_in_an_unsigned_one() {
     let (y, m, day) = sponts::clock::date(sponts::clock::now_us());
     let today = format!("{y:04}-{m:02}-{day:02}");
     let good_results = d.store.tls_results(&today, "dane.test").await.unwrap();
-    assert_eq!(good_results, vec![("tlsa".to_string(), "mx.dane.test".to_string(), "success".to_string(), 1)]);
+    assert_eq!(
+        good_results,
+        vec![(
+            "tlsa".to_string(),
+            "mx.dane.test".to_string(),
+            "success".to_string(),
+            1
+        )]
+    );
     let bad_results = d.store.tls_results(&today, "danebad.test").await.unwrap();
-    assert_eq!(bad_results, vec![("tlsa".to_string(), "mx.danebad.test".to_string(), "validation-failure".to_string(), 1)]);
+    assert_eq!(
+        bad_results,
+        vec![(
+            "tlsa".to_string(),
+            "mx.danebad.test".to_string(),
+            "validation-failure".to_string(),
+            1
+        )]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -283,8 +502,24 @@ async fn mta_sts_enforce_needs_a_valid_certificate_for_the_mx_name() {
     let policy_id = "v=STSv1; id=20261204;";
     let dns = TestDns::start(&[
         // Both ask for TLS reports: sts.test by HTTPS, stsok.test by mail.
-        ("sts.test.insecure.zone", zone("sts.test", &format!("@ MX 10 mx\nmx A 127.0.3.1\nmta-sts A 127.0.3.3\n_mta-sts TXT \"{policy_id}\"\n_smtp._tls TXT \"v=TLSRPTv1; rua=https://mta-sts.sts.test/tlsrpt\""))),
-        ("stsok.test.insecure.zone", zone("stsok.test", &format!("@ MX 10 mx\nmx A 127.0.3.2\nmta-sts A 127.0.3.3\n_mta-sts TXT \"{policy_id}\"\n_smtp._tls TXT \"v=TLSRPTv1; rua=mailto:tlsrpt@stsok.test\""))),
+        (
+            "sts.test.insecure.zone",
+            zone(
+                "sts.test",
+                &format!(
+                    "@ MX 10 mx\nmx A 127.0.3.1\nmta-sts A 127.0.3.3\n_mta-sts TXT \"{policy_id}\"\n_smtp._tls TXT \"v=TLSRPTv1; rua=https://mta-sts.sts.test/tlsrpt\""
+                ),
+            ),
+        ),
+        (
+            "stsok.test.insecure.zone",
+            zone(
+                "stsok.test",
+                &format!(
+                    "@ MX 10 mx\nmx A 127.0.3.2\nmta-sts A 127.0.3.3\n_mta-sts TXT \"{policy_id}\"\n_smtp._tls TXT \"v=TLSRPTv1; rua=mailto:tlsrpt@stsok.test\""
+                ),
+            ),
+        ),
     ]);
     let root = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(root.path().join(".well-known")).unwrap();
@@ -295,24 +530,66 @@ async fn mta_sts_enforce_needs_a_valid_certificate_for_the_mx_name() {
     let (d, _dir) = delivery(&dns, &format!("mta_sts_ca = \"{}\"", ca.pem.display())).await;
     let msg = message("sts");
 
-    let deferred = d.deliver_domain("sts.test", "a@sender.example", &rcpts(&["x@sts.test"]), &msg).await;
+    let deferred = d
+        .deliver_domain(
+            "sts.test",
+            "a@sender.example",
+            &rcpts(&["x@sts.test"]),
+            &msg,
+        )
+        .await;
     assert_eq!(deferred.results[0].fate, Fate::Deferred, "{deferred:?}");
-    assert!(deferred.results[0].reply.contains("TLS required (MTA-STS)"), "{deferred:?}");
-    assert!(mx_bad.received().is_empty(), "nothing sent to an MX whose certificate does not verify");
+    assert!(
+        deferred.results[0].reply.contains("TLS required (MTA-STS)"),
+        "{deferred:?}"
+    );
+    assert!(
+        mx_bad.received().is_empty(),
+        "nothing sent to an MX whose certificate does not verify"
+    );
 
-    let ok = d.deliver_domain("stsok.test", "a@sender.example", &rcpts(&["x@stsok.test"]), &msg).await;
+    let ok = d
+        .deliver_domain(
+            "stsok.test",
+            "a@sender.example",
+            &rcpts(&["x@stsok.test"]),
+            &msg,
+        )
+        .await;
     assert_eq!(ok.results[0].fate, Fate::Delivered, "{ok:?}");
-    assert!(ok.tls.as_deref().is_some_and(|t| t.ends_with("(MTA-STS)")), "{:?}", ok.tls);
+    assert!(
+        ok.tls.as_deref().is_some_and(|t| t.ends_with("(MTA-STS)")),
+        "{:?}",
+        ok.tls
+    );
     assert_eq!(mx_ok.received().len(), 1);
 
     // The policy is cached with its id: a second delivery needs no HTTPS server.
     drop(https);
-    let cached = d.store.mta_sts_get("stsok.test").await.unwrap().expect("cached");
+    let cached = d
+        .store
+        .mta_sts_get("stsok.test")
+        .await
+        .unwrap()
+        .expect("cached");
     assert_eq!(cached.id, "20261204");
     // (A delivery of its own: the first one's session, still open, would carry it without a lookup.)
     let d2 = Delivery::new(d.config.clone(), d.store.clone()).unwrap();
-    let again = d2.deliver_domain("stsok.test", "a@sender.example", &rcpts(&["y@stsok.test"]), &msg).await;
-    assert!(again.tls.as_deref().is_some_and(|t| t.ends_with("(MTA-STS)")), "{again:?}");
+    let again = d2
+        .deliver_domain(
+            "stsok.test",
+            "a@sender.example",
+            &rcpts(&["y@stsok.test"]),
+            &msg,
+        )
+        .await;
+    assert!(
+        again
+            .tls
+            .as_deref()
+            .is_some_and(|t| t.ends_with("(MTA-STS)")),
+        "{again:?}"
+    );
 
     // TLS-RPT: the day's report to each domain that asks, once.
     let _https = https_server("127.0.3.3", root.path(), &web);
@@ -320,41 +597,97 @@ async fn mta_sts_enforce_needs_a_valid_certificate_for_the_mx_name() {
     let sent = tls_report::send_day(&d, today).await.unwrap();
     assert_eq!(sent.len(), 2, "{sent:?}");
     assert!(sent.iter().all(|s| s.result.is_ok()), "{sent:?}");
-    assert!(tls_report::send_day(&d, today).await.unwrap().is_empty(), "each domain's report is sent once");
+    assert!(
+        tls_report::send_day(&d, today).await.unwrap().is_empty(),
+        "each domain's report is sent once"
+    );
     // sts.test's, POSTed: one session that failed validation at mx.sts.test, none that succeeded.
-    assert_eq!(std::fs::read_to_string(root.path().join("posted/0.type")).unwrap(), "application/tlsrpt+gzip");
-    let report = tlsrpt(&std::fs::read(root.path().join("posted/0.bin")).unwrap(), false);
-    assert_eq!(report["policies"][0]["policy"]["policy-type"], "sts", "{report}");
-    assert_eq!(report["policies"][0]["policy"]["policy-domain"], "sts.test", "{report}");
-    assert_eq!(report["policies"][0]["summary"]["total-successful-session-count"], 0, "{report}");
-    assert_eq!(report["policies"][0]["summary"]["total-failure-session-count"], 1, "{report}");
-    assert_eq!(report["policies"][0]["failure-details"][0]["result-type"], "validation-failure", "{report}");
-    assert_eq!(report["policies"][0]["failure-details"][0]["receiving-mx-hostname"], "mx.sts.test", "{report}");
+    assert_eq!(
+        std::fs::read_to_string(root.path().join("posted/0.type")).unwrap(),
+        "application/tlsrpt+gzip"
+    );
+    let report = tlsrpt(
+        &std::fs::read(root.path().join("posted/0.bin")).unwrap(),
+        false,
+    );
+    assert_eq!(
+        report["policies"][0]["policy"]["policy-type"], "sts",
+        "{report}"
+    );
+    assert_eq!(
+        report["policies"][0]["policy"]["policy-domain"], "sts.test",
+        "{report}"
+    );
+    assert_eq!(
+        report["policies"][0]["summary"]["total-successful-session-count"], 0,
+        "{report}"
+    );
+    assert_eq!(
+        report["policies"][0]["summary"]["total-failure-session-count"], 1,
+        "{report}"
+    );
+    assert_eq!(
+        report["policies"][0]["failure-details"][0]["result-type"], "validation-failure",
+        "{report}"
+    );
+    assert_eq!(
+        report["policies"][0]["failure-details"][0]["receiving-mx-hostname"], "mx.sts.test",
+        "{report}"
+    );
     // stsok.test's, queued as a report mail to its address: two TLS sessions, both fine.
-    let queued = d.store.queue_list(None).await.unwrap().into_iter().find(|q| q.pending.iter().any(|p| p == "tlsrpt@stsok.test")).expect("report mail queued");
+    let queued = d
+        .store
+        .queue_list(None)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|q| q.pending.iter().any(|p| p == "tlsrpt@stsok.test"))
+        .expect("report mail queued");
     let body = d.store.queued_body(&queued.id).await.unwrap().unwrap();
     let mail = zstd::bulk::decompress(&body, queued.size as usize).unwrap();
     let report = tlsrpt(&mail, true);
-    assert_eq!(report["policies"][0]["policy"]["policy-domain"], "stsok.test", "{report}");
-    assert_eq!(report["policies"][0]["summary"]["total-successful-session-count"], 2, "{report}");
-    assert!(report["policies"][0]["policy"]["mx-host"].as_array().unwrap().iter().any(|h| h == "*.stsok.test"), "{report}");
-    assert_eq!(report["contact-info"], "postmaster@localhost", "the first of domains.local: {report}");
+    assert_eq!(
+        report["policies"][0]["policy"]["policy-domain"], "stsok.test",
+        "{report}"
+    );
+    assert_eq!(
+        report["policies"][0]["summary"]["total-successful-session-count"], 2,
+        "{report}"
+    );
+    assert!(
+        report["policies"][0]["policy"]["mx-host"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|h| h == "*.stsok.test"),
+        "{report}"
+    );
+    assert_eq!(
+        report["contact-info"], "postmaster@localhost",
+        "the first of domains.local: {report}"
+    );
 }
 
 /// The HTTPS server of scripts/peers/https_static.py on ADDR:443.
 fn https_server(addr: &str, root: &Path, cert: &Cert) -> Peer {
-    let mut https = Peer(Command::new("/usr/bin/python3")
-        .arg(script("https_static.py"))
-        .args(["--addr", addr, "--root"])
-        .arg(root)
-        .arg("--cert").arg(&cert.cert)
-        .arg("--key").arg(&cert.key)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap());
+    let mut https = Peer(
+        Command::new("/usr/bin/python3")
+            .arg(script("https_static.py"))
+            .args(["--addr", addr, "--root"])
+            .arg(root)
+            .arg("--cert")
+            .arg(&cert.cert)
+            .arg("--key")
+            .arg(&cert.key)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let mut line = String::new();
-    BufReader::new(https.0.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    BufReader::new(https.0.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
     assert!(line.starts_with("HTTPS_READY"), "{line}");
     https
 }
@@ -377,24 +710,65 @@ if sys.argv[2] == 'mail':
     data = parts[0].get_content()
 print(json.dumps(json.loads(gzip.decompress(data))))
 "#;
-    let out = Command::new("/usr/bin/python3").arg("-c").arg(script).arg(&path).arg(if mail { "mail" } else { "post" }).output().unwrap();
-    assert!(out.status.success(), "python: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("/usr/bin/python3")
+        .arg("-c")
+        .arg(script)
+        .arg(&path)
+        .arg(if mail { "mail" } else { "post" })
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "python: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn destination_overrides_require_or_refuse_tls() {
     let self_signed = cert(&["mx.partner.test"], None);
-    let dns = TestDns::start(&[("partner.test.insecure.zone", zone("partner.test", "@ MX 10 mx\nmx A 127.0.4.1")), ("broken.test.insecure.zone", zone("broken.test", "@ MX 10 mx\nmx A 127.0.4.1"))]);
+    let dns = TestDns::start(&[
+        (
+            "partner.test.insecure.zone",
+            zone("partner.test", "@ MX 10 mx\nmx A 127.0.4.1"),
+        ),
+        (
+            "broken.test.insecure.zone",
+            zone("broken.test", "@ MX 10 mx\nmx A 127.0.4.1"),
+        ),
+    ]);
     let mx = Mx::start("127.0.4.1", Some(&self_signed), None);
     let (d, _dir) = delivery(&dns, "[outbound.destinations.\"partner.test\"]\ntls = \"require\"\n[outbound.destinations.\"broken.test\"]\ntls = \"never\"").await;
     let msg = message("override");
-    let r = d.deliver_domain("partner.test", "a@sender.example", &rcpts(&["x@partner.test"]), &msg).await;
-    assert_eq!(r.results[0].fate, Fate::Deferred, "a self-signed certificate does not satisfy tls = require: {r:?}");
+    let r = d
+        .deliver_domain(
+            "partner.test",
+            "a@sender.example",
+            &rcpts(&["x@partner.test"]),
+            &msg,
+        )
+        .await;
+    assert_eq!(
+        r.results[0].fate,
+        Fate::Deferred,
+        "a self-signed certificate does not satisfy tls = require: {r:?}"
+    );
     assert!(mx.received().is_empty());
-    let r = d.deliver_domain("broken.test", "a@sender.example", &rcpts(&["x@broken.test"]), &msg).await;
+    let r = d
+        .deliver_domain(
+            "broken.test",
+            "a@sender.example",
+            &rcpts(&["x@broken.test"]),
+            &msg,
+        )
+        .await;
     assert_eq!(r.results[0].fate, Fate::Delivered, "{r:?}");
-    assert_eq!(mx.received()[0].0["tls"], false, "tls = never: plain SMTP although STARTTLS is offered");
+    assert_eq!(
+        mx.received()[0].0["tls"],
+        false,
+        "tls = never: plain SMTP although STARTTLS is offered"
+    );
 }
 
 /// Queues an outbound message the way acceptance does: every recipient routed to its MX, the
@@ -402,11 +776,24 @@ async fn destination_overrides_require_or_refuse_tls() {
 async fn enqueue(store: &sponts::storage::Store, id: &str, sender: &str, to: &[&str], msg: &[u8]) {
     let z = sponts::modules::backup::compress(msg, 3).unwrap();
     let rcpts: Vec<(String, Route)> = to.iter().map(|a| (a.to_string(), Route::Mx)).collect();
-    let m = NewQueued { id, time_us: sponts::clock::now_us() - 3_000_000, sender, size: msg.len() as i64, compressed: &z, rcpts: &rcpts, outbound: true, held: "" };
+    let m = NewQueued {
+        id,
+        time_us: sponts::clock::now_us() - 3_000_000,
+        sender,
+        size: msg.len() as i64,
+        compressed: &z,
+        rcpts: &rcpts,
+        outbound: true,
+        held: "",
+    };
     store.enqueue_routed(&m).await.unwrap();
 }
 
-async fn wait_until<F: std::future::Future<Output = bool>>(what: &str, secs: u64, mut check: impl FnMut() -> F) {
+async fn wait_until<F: std::future::Future<Output = bool>>(
+    what: &str,
+    secs: u64,
+    mut check: impl FnMut() -> F,
+) {
     for _ in 0..secs * 10 {
         if check().await {
             return;
@@ -419,28 +806,58 @@ async fn wait_until<F: std::future::Future<Output = bool>>(what: &str, secs: u64
 #[tokio::test(flavor = "multi_thread")]
 async fn queued_mail_is_delivered_per_domain_retried_and_returned_with_delay_and_final_dsns() {
     let dns = TestDns::start(&[
-        ("ok.test.zone", zone("ok.test", "@ MX 10 mx\nmx A 127.0.5.1")),
-        ("down.test.zone", zone("down.test", "@ MX 10 mx\nmx A 127.0.5.2")),
+        (
+            "ok.test.zone",
+            zone("ok.test", "@ MX 10 mx\nmx A 127.0.5.1"),
+        ),
+        (
+            "down.test.zone",
+            zone("down.test", "@ MX 10 mx\nmx A 127.0.5.2"),
+        ),
     ]);
     let mx = Mx::start("127.0.5.1", None, None);
     // The organisation's mail server, which gets the DSNs for its sender.
     let backend = common::Capture::start(Default::default()).await;
-    let extra = format!("[queue]\nprobe = \"1s\"\n[outbound]\nresolver = \"{}\"\nretry = \"1s\"\nmax_retry = \"1s\"\ndelay_dsn_after = \"3s\"\nlifetime = \"8s\"\n", dns.resolver);
+    let extra = format!(
+        "[queue]\nprobe = \"1s\"\n[outbound]\nresolver = \"{}\"\nretry = \"1s\"\nmax_retry = \"1s\"\ndelay_dsn_after = \"3s\"\nlifetime = \"8s\"\n",
+        dns.resolver
+    );
     let (config, dir) = common::config(backend.addr, &extra);
     let gw = common::start_with(config, dir).await;
     let msg = message("queued");
-    enqueue(&gw.store, "OUT1", "user@example.org", &["a@ok.test", "b@ok.test", "c@down.test"], &msg).await;
+    enqueue(
+        &gw.store,
+        "OUT1",
+        "user@example.org",
+        &["a@ok.test", "b@ok.test", "c@down.test"],
+        &msg,
+    )
+    .await;
 
-    wait_until("ok.test's MX has the message", 20, || async { !mx.received().is_empty() }).await;
+    wait_until("ok.test's MX has the message", 20, || async {
+        !mx.received().is_empty()
+    })
+    .await;
     let got = mx.received();
     assert_eq!(got.len(), 1);
-    assert_eq!(got[0].0["rcpt_tos"], serde_json::json!(["a@ok.test", "b@ok.test"]), "one session for the domain's two recipients");
+    assert_eq!(
+        got[0].0["rcpt_tos"],
+        serde_json::json!(["a@ok.test", "b@ok.test"]),
+        "one session for the domain's two recipients"
+    );
     assert_eq!(got[0].0["mail_from"], "user@example.org");
     // Each recipient's last reply is kept; the one whose MX is down waits for another try.
     let mut attempts = 0;
     wait_until("c@down.test was tried twice", 20, || {
         let store = gw.store.clone();
-        async move { store.queue_list(Some("OUT1")).await.unwrap().pop().is_some_and(|q| q.attempts >= 2) }
+        async move {
+            store
+                .queue_list(Some("OUT1"))
+                .await
+                .unwrap()
+                .pop()
+                .is_some_and(|q| q.attempts >= 2)
+        }
     })
     .await;
     let routes = gw.store.queue_routes("OUT1").await.unwrap();
@@ -448,27 +865,61 @@ async fn queued_mail_is_delivered_per_domain_retried_and_returned_with_delay_and
         if address.ends_with("@ok.test") {
             assert!(*done && reply.starts_with("250 "), "{routes:?}");
         } else {
-            assert!(!*done && reply.starts_with("451 4.4.1 mx.down.test[127.0.5.2]"), "{routes:?}");
+            assert!(
+                !*done && reply.starts_with("451 4.4.1 mx.down.test[127.0.5.2]"),
+                "{routes:?}"
+            );
             attempts += 1;
         }
     }
     assert_eq!(attempts, 1);
     // The admin sees it by destination with its last error: `sponts queue list` and the queue page.
     let mut listing = Vec::new();
-    sponts::cli::queue::list(&gw.store, false, &mut listing).await.unwrap();
+    sponts::cli::queue::list(&gw.store, false, &mut listing)
+        .await
+        .unwrap();
     let listing = String::from_utf8(listing).unwrap();
-    let line = listing.lines().find(|l| l.starts_with("down.test ")).unwrap_or_else(|| panic!("{listing}"));
+    let line = listing
+        .lines()
+        .find(|l| l.starts_with("down.test "))
+        .unwrap_or_else(|| panic!("{listing}"));
     assert!(line.contains("451 4.4.1 mx.down.test[127.0.5.2]"), "{line}");
-    assert!(!listing.lines().any(|l| l.starts_with("ok.test ")), "delivered mail no longer waits: {listing}");
+    assert!(
+        !listing.lines().any(|l| l.starts_with("ok.test ")),
+        "delivered mail no longer waits: {listing}"
+    );
     let pw = sponts::auth::hash_password("password for tests").unwrap();
-    gw.store.add_user("admin@example.org", &pw, sponts::storage::Role::Admin).await.unwrap();
-    let admin = common::http::login(gw.web, "admin@example.org", "password for tests").await.unwrap();
-    let page = common::http::request(gw.web, "GET", "/admin/queue", &[("Cookie", &admin.cookie)], None).await.text();
-    let row = page.split("<tr class=\"outbound-destination\">").nth(1).unwrap_or_else(|| panic!("{page}"));
-    assert!(row.starts_with("<td>down.test</td><td>1</td><td>1</td>") && row.contains("451 4.4.1 mx.down.test[127.0.5.2]"), "{row}");
+    gw.store
+        .add_user("admin@example.org", &pw, sponts::storage::Role::Admin)
+        .await
+        .unwrap();
+    let admin = common::http::login(gw.web, "admin@example.org", "password for tests")
+        .await
+        .unwrap();
+    let page = common::http::request(
+        gw.web,
+        "GET",
+        "/admin/queue",
+        &[("Cookie", &admin.cookie)],
+        None,
+    )
+    .await
+    .text();
+    let row = page
+        .split("<tr class=\"outbound-destination\">")
+        .nth(1)
+        .unwrap_or_else(|| panic!("{page}"));
+    assert!(
+        row.starts_with("<td>down.test</td><td>1</td><td>1</td>")
+            && row.contains("451 4.4.1 mx.down.test[127.0.5.2]"),
+        "{row}"
+    );
 
     // Past delay_dsn_after: one delay notice; past the lifetime: the final DSN, and the message is out.
-    wait_until("both DSNs reached the sender's mail server", 30, || async { backend.deliveries().len() >= 2 }).await;
+    wait_until("both DSNs reached the sender's mail server", 30, || async {
+        backend.deliveries().len() >= 2
+    })
+    .await;
     wait_until("the message left the queue", 10, || {
         let store = gw.store.clone();
         async move { store.queue_list(Some("OUT1")).await.unwrap().is_empty() }
@@ -479,18 +930,39 @@ async fn queued_mail_is_delivered_per_domain_retried_and_returned_with_delay_and
     assert_eq!(dsns.len(), 2, "one delay notice, one final DSN: {dsns:?}");
     let delay = String::from_utf8_lossy(&dsns[0].data).to_string();
     let failed = String::from_utf8_lossy(&dsns[1].data).to_string();
-    assert!(dsns[0].mail.starts_with("<>"), "DSNs come from the null sender: {}", dsns[0].mail);
+    assert!(
+        dsns[0].mail.starts_with("<>"),
+        "DSNs come from the null sender: {}",
+        dsns[0].mail
+    );
     assert_eq!(dsns[0].rcpts, vec!["user@example.org".to_string()]);
-    assert!(delay.contains("Subject: Delayed Mail") && delay.contains("Final-Recipient: rfc822; c@down.test\r\nAction: delayed\r\nStatus: 4.4.1"), "{delay}");
-    assert!(failed.contains("Action: failed") && failed.contains("c@down.test") && failed.contains("given up after 8s"), "{failed}");
-    assert!(!failed.contains("a@ok.test"), "delivered recipients are not in the DSN");
+    assert!(
+        delay.contains("Subject: Delayed Mail")
+            && delay.contains(
+                "Final-Recipient: rfc822; c@down.test\r\nAction: delayed\r\nStatus: 4.4.1"
+            ),
+        "{delay}"
+    );
+    assert!(
+        failed.contains("Action: failed")
+            && failed.contains("c@down.test")
+            && failed.contains("given up after 8s"),
+        "{failed}"
+    );
+    assert!(
+        !failed.contains("a@ok.test"),
+        "delivered recipients are not in the DSN"
+    );
     assert_eq!(mx.received().len(), 1, "nothing delivered twice");
     gw.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn kill_9_during_delivery_loses_nothing_and_sends_once() {
-    let dns = TestDns::start(&[("slow.test.zone", zone("slow.test", "@ MX 10 mx\nmx A 127.0.6.1"))]);
+    let dns = TestDns::start(&[(
+        "slow.test.zone",
+        zone("slow.test", "@ MX 10 mx\nmx A 127.0.6.1"),
+    )]);
     // An MX that thinks 3 s about each recipient: sponts is killed while it waits.
     let mx = Mx::start_with("127.0.6.1", None, None, 3.0);
     let dir = tempfile::tempdir().unwrap();
@@ -505,21 +977,52 @@ async fn kill_9_during_delivery_loses_nothing_and_sends_once() {
     )
     .unwrap();
     let config = sponts::config::Config::load(&cfg).unwrap();
-    let store = sponts::storage::Store::open(&config.storage.database_location()).await.unwrap();
-    enqueue(&store, "KILL1", "user@example.org", &["x@slow.test"], &message("kill")).await;
-    let serve = || Peer(Command::new(env!("CARGO_BIN_EXE_sponts")).args(["serve", "--config"]).arg(&cfg).stderr(Stdio::null()).spawn().unwrap());
+    let store = sponts::storage::Store::open(&config.storage.database_location())
+        .await
+        .unwrap();
+    enqueue(
+        &store,
+        "KILL1",
+        "user@example.org",
+        &["x@slow.test"],
+        &message("kill"),
+    )
+    .await;
+    let serve = || {
+        Peer(
+            Command::new(env!("CARGO_BIN_EXE_sponts"))
+                .args(["serve", "--config"])
+                .arg(&cfg)
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        )
+    };
 
     let mut first = serve();
-    wait_until("sponts reached RCPT", 30, || async { mx.dir.path().join("rcpt-seen").exists() }).await;
+    wait_until("sponts reached RCPT", 30, || async {
+        mx.dir.path().join("rcpt-seen").exists()
+    })
+    .await;
     first.0.kill().unwrap(); // SIGKILL, mid-session
     first.0.wait().unwrap();
     tokio::time::sleep(Duration::from_secs(4)).await;
-    assert!(mx.received().is_empty(), "the transaction was cut before DATA");
-    assert_eq!(store.queue_list(Some("KILL1")).await.unwrap().len(), 1, "still queued");
+    assert!(
+        mx.received().is_empty(),
+        "the transaction was cut before DATA"
+    );
+    assert_eq!(
+        store.queue_list(Some("KILL1")).await.unwrap().len(),
+        1,
+        "still queued"
+    );
 
     // Started again: the dead process's lease runs out and the mail goes, once.
     let _second = serve();
-    wait_until("delivered after the restart", 90, || async { !mx.received().is_empty() }).await;
+    wait_until("delivered after the restart", 90, || async {
+        !mx.received().is_empty()
+    })
+    .await;
     wait_until("the message left the queue", 10, || {
         let store = store.clone();
         async move { store.queue_list(Some("KILL1")).await.unwrap().is_empty() }
@@ -548,54 +1051,124 @@ impl Postfix {
             .env("POSTFIX_TLS", if tls { "1" } else { "0" })
             .output()
             .unwrap();
-        assert!(out.status.success(), "postfix: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "postfix: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
         Postfix { dir }
     }
 }
 
 impl Drop for Postfix {
     fn drop(&mut self) {
-        let _ = Command::new("bash").arg(script("postfix_relay_stop.sh")).arg(self.dir.path()).output();
+        let _ = Command::new("bash")
+            .arg(script("postfix_relay_stop.sh"))
+            .arg(self.dir.path())
+            .output();
     }
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn postfix_relayhost_to_sponts_to_the_mx_a_receiving_postfix_dkim_signed() {
-    let dns = TestDns::start(&[("far.test.zone", zone("far.test", "@ MX 10 mx\nmx A 127.0.7.1"))]);
+    let dns = TestDns::start(&[(
+        "far.test.zone",
+        zone("far.test", "@ MX 10 mx\nmx A 127.0.7.1"),
+    )]);
     // The receiving side: a Postfix on far.test's MX (STARTTLS offered), handing on to a capture.
     let inbox = common::Capture::start(Default::default()).await;
     let _mx = Postfix::start("127.0.7.1:25", inbox.addr, true);
     let backend = common::Capture::start(Default::default()).await;
-    let (config, dir) = common::config(backend.addr, &format!("[smtp]\nrelay_networks = [\"127.0.0.0/8\"]\n[outbound]\nresolver = \"{}\"\n", dns.resolver));
+    let (config, dir) = common::config(
+        backend.addr,
+        &format!(
+            "[smtp]\nrelay_networks = [\"127.0.0.0/8\"]\n[outbound]\nresolver = \"{}\"\n",
+            dns.resolver
+        ),
+    );
     let gw = common::start_with(config, dir).await;
     // example.org's first DKIM key signs at once; its record as `sponts dkim keygen` prints it.
-    let key = sponts::dkim::manage::keygen(&gw.store, "example.org", Some("s2026"), sponts::dkim::Algorithm::Rsa).await.unwrap();
-    let record = sponts::dkim::record::zone_line(&key.selector, &key.domain, sponts::dkim::Algorithm::Rsa, &key.public_key);
+    let key = sponts::dkim::manage::keygen(
+        &gw.store,
+        "example.org",
+        Some("s2026"),
+        sponts::dkim::Algorithm::Rsa,
+    )
+    .await
+    .unwrap();
+    let record = sponts::dkim::record::zone_line(
+        &key.selector,
+        &key.domain,
+        sponts::dkim::Algorithm::Rsa,
+        &key.public_key,
+    );
     // The organisation's mail server, with sponts as its relayhost.
     let listen = common::dead_address().to_string();
     let _server = Postfix::start(&listen, gw.addr, false);
     let out = Command::new("/usr/bin/swaks")
-        .args(["--server", &listen, "--from", "alice@example.org", "--to", "bob@far.test,carol@far.test", "--header", "Subject: to the internet", "--body", "across"])
+        .args([
+            "--server",
+            &listen,
+            "--from",
+            "alice@example.org",
+            "--to",
+            "bob@far.test,carol@far.test",
+            "--header",
+            "Subject: to the internet",
+            "--body",
+            "across",
+        ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 
-    wait_until("the far side's mail server has it", 60, || async { !inbox.deliveries().is_empty() }).await;
+    wait_until("the far side's mail server has it", 60, || async {
+        !inbox.deliveries().is_empty()
+    })
+    .await;
     let got = inbox.deliveries();
     assert_eq!(got.len(), 1, "both recipients in one delivery: {got:?}");
     let mut rcpts = got[0].rcpts.clone();
     rcpts.sort();
     assert_eq!(rcpts, vec!["bob@far.test", "carol@far.test"]);
     let text = String::from_utf8_lossy(&got[0].data).to_string();
-    assert!(text.contains("Subject: to the internet") && text.contains("by gw.test.example"), "through sponts: {text}");
-    assert!(text.contains("ESMTPS"), "the receiving Postfix logged TLS on the hop from sponts: {text}");
+    assert!(
+        text.contains("Subject: to the internet") && text.contains("by gw.test.example"),
+        "through sponts: {text}"
+    );
+    assert!(
+        text.contains("ESMTPS"),
+        "the receiving Postfix logged TLS on the hop from sponts: {text}"
+    );
     // Signed by sponts, and the signature survives the way: dkimpy verifies what the far side got.
-    assert_eq!(common::dkimpy::dkimpy(&got[0].data, &[&record]), vec![("example.org".to_string(), "s2026".to_string(), true)], "{text}");
-    assert!(backend.deliveries().iter().all(|d| d.rcpts.iter().all(|r| !r.ends_with("@far.test"))), "nothing to the backend");
+    assert_eq!(
+        common::dkimpy::dkimpy(&got[0].data, &[&record]),
+        vec![("example.org".to_string(), "s2026".to_string(), true)],
+        "{text}"
+    );
+    assert!(
+        backend
+            .deliveries()
+            .iter()
+            .all(|d| d.rcpts.iter().all(|r| !r.ends_with("@far.test"))),
+        "nothing to the backend"
+    );
     // The journal record of the transaction takes the final outcome once the queue is through.
     wait_until("the journal says delivered", 20, || {
         let store = gw.store.clone();
-        async move { store.query_journal(&Default::default()).await.unwrap().iter().any(|e| e.outbound && e.outcome == "delivered") }
+        async move {
+            store
+                .query_journal(&Default::default())
+                .await
+                .unwrap()
+                .iter()
+                .any(|e| e.outbound && e.outcome == "delivered")
+        }
     })
     .await;
     assert!(gw.store.queue_list(None).await.unwrap().is_empty());

@@ -16,66 +16,187 @@ async fn routes_leases_and_holds(store: &Store) {
         ("y@partner.example".to_string(), Route::Mx),
         ("z@other.example".to_string(), Route::Mx),
     ];
-    let m = NewQueued { id: "OUT1", time_us: now - 5_000_000, sender: "alice@example.org", size: 24, compressed: &body, rcpts: &rcpts, outbound: true, held: "" };
+    let m = NewQueued {
+        id: "OUT1",
+        time_us: now - 5_000_000,
+        sender: "alice@example.org",
+        size: 24,
+        compressed: &body,
+        rcpts: &rcpts,
+        outbound: true,
+        held: "",
+    };
     store.enqueue_routed(&m).await.unwrap();
     let q = store.queue_list(Some("OUT1")).await.unwrap().pop().unwrap();
     assert!(q.outbound);
-    assert_eq!(q.pending_mx, vec!["x@Partner.example", "y@partner.example", "z@other.example"]);
+    assert_eq!(
+        q.pending_mx,
+        vec!["x@Partner.example", "y@partner.example", "z@other.example"]
+    );
     assert_eq!(q.pending.len(), 4);
 
     // One destination at a time: only partner.example's two, domain lowercase.
-    let leased = store.lease_mx(Some("PARTNER.example"), "n1", now, 60_000_000, 10).await.unwrap();
-    assert_eq!(leased.iter().map(|l| l.address.as_str()).collect::<Vec<_>>(), vec!["x@Partner.example", "y@partner.example"]);
-    assert!(leased.iter().all(|l| l.domain == "partner.example" && l.sender == "alice@example.org" && l.size == 24));
+    let leased = store
+        .lease_mx(Some("PARTNER.example"), "n1", now, 60_000_000, 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        leased
+            .iter()
+            .map(|l| l.address.as_str())
+            .collect::<Vec<_>>(),
+        vec!["x@Partner.example", "y@partner.example"]
+    );
+    assert!(
+        leased.iter().all(|l| l.domain == "partner.example"
+            && l.sender == "alice@example.org"
+            && l.size == 24)
+    );
     // Leased ones are nobody else's.
-    let rest = store.lease_mx(None, "n2", now, 60_000_000, 10).await.unwrap();
-    assert_eq!(rest.iter().map(|l| l.address.as_str()).collect::<Vec<_>>(), vec!["z@other.example"]);
-    assert!(store.renew_mx_lease("OUT1", "x@Partner.example", "n1", now, 60_000_000).await.unwrap());
-    assert!(!store.renew_mx_lease("OUT1", "x@Partner.example", "n2", now, 60_000_000).await.unwrap());
+    let rest = store
+        .lease_mx(None, "n2", now, 60_000_000, 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        rest.iter().map(|l| l.address.as_str()).collect::<Vec<_>>(),
+        vec!["z@other.example"]
+    );
+    assert!(
+        store
+            .renew_mx_lease("OUT1", "x@Partner.example", "n1", now, 60_000_000)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .renew_mx_lease("OUT1", "x@Partner.example", "n2", now, 60_000_000)
+            .await
+            .unwrap()
+    );
 
     // The backend runner leases the message for its backend recipient only.
-    let ids = store.lease_due("runner", now, 60_000_000, 10).await.unwrap();
+    let ids = store
+        .lease_due("runner", now, 60_000_000, 10)
+        .await
+        .unwrap();
     assert_eq!(ids, vec!["OUT1"]);
-    store.queue_rcpt_done("OUT1", "bob@example.org", "250 ok").await.unwrap();
-    store.release_lease("OUT1", "runner", "250 ok").await.unwrap();
-    assert!(store.lease_due("runner", now, 60_000_000, 10).await.unwrap().is_empty(), "no backend recipient left");
+    store
+        .queue_rcpt_done("OUT1", "bob@example.org", "250 ok")
+        .await
+        .unwrap();
+    store
+        .release_lease("OUT1", "runner", "250 ok")
+        .await
+        .unwrap();
+    assert!(
+        store
+            .lease_due("runner", now, 60_000_000, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "no backend recipient left"
+    );
 
-    assert!(!store.mx_done("OUT1", "x@Partner.example", "n1", "250 2.0.0 sent").await.unwrap());
-    store.mx_reschedule("OUT1", "y@partner.example", "n1", now + 600_000_000, "451 try later", true).await.unwrap();
-    assert!(!store.mx_done("OUT1", "z@other.example", "n1", "250 not my lease").await.unwrap(), "n2 holds z");
-    assert!(!store.mx_done("OUT1", "z@other.example", "n2", "550 5.1.1 no such user").await.unwrap());
+    assert!(
+        !store
+            .mx_done("OUT1", "x@Partner.example", "n1", "250 2.0.0 sent")
+            .await
+            .unwrap()
+    );
+    store
+        .mx_reschedule(
+            "OUT1",
+            "y@partner.example",
+            "n1",
+            now + 600_000_000,
+            "451 try later",
+            true,
+        )
+        .await
+        .unwrap();
+    assert!(
+        !store
+            .mx_done("OUT1", "z@other.example", "n1", "250 not my lease")
+            .await
+            .unwrap(),
+        "n2 holds z"
+    );
+    assert!(
+        !store
+            .mx_done("OUT1", "z@other.example", "n2", "550 5.1.1 no such user")
+            .await
+            .unwrap()
+    );
     let q = store.queue_list(Some("OUT1")).await.unwrap().pop().unwrap();
     assert_eq!(q.pending_mx, vec!["y@partner.example"]);
     assert_eq!(q.last_reply, "550 5.1.1 no such user");
     // y is not due before its next attempt.
-    assert!(store.lease_mx(None, "n1", now, 60_000_000, 10).await.unwrap().is_empty());
+    assert!(
+        store
+            .lease_mx(None, "n1", now, 60_000_000, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     // Held: nobody leases it, even when due; released: due at once.
-    assert!(store.queue_hold("OUT1", "burst: 500 recipients in an hour").await.unwrap());
-    assert_eq!(store.queue_held_reason("OUT1").await.unwrap().as_deref(), Some("burst: 500 recipients in an hour"));
+    assert!(
+        store
+            .queue_hold("OUT1", "burst: 500 recipients in an hour")
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.queue_held_reason("OUT1").await.unwrap().as_deref(),
+        Some("burst: 500 recipients in an hour")
+    );
     assert_eq!(store.queue_held_count().await.unwrap(), 1);
     let later = now + 700_000_000;
-    assert!(store.lease_mx(None, "n1", later, 60_000_000, 10).await.unwrap().is_empty());
+    assert!(
+        store
+            .lease_mx(None, "n1", later, 60_000_000, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert!(store.queue_release("OUT1").await.unwrap());
-    assert!(!store.queue_release("OUT1").await.unwrap(), "not held any more");
-    let leased = store.lease_mx(None, "n1", sponts::clock::now_us(), 60_000_000, 10).await.unwrap();
+    assert!(
+        !store.queue_release("OUT1").await.unwrap(),
+        "not held any more"
+    );
+    let leased = store
+        .lease_mx(None, "n1", sponts::clock::now_us(), 60_000_000, 10)
+        .await
+        .unwrap();
     assert_eq!(leased.len(), 1);
     assert_eq!(leased[0].attempts, 1);
-    assert!(store.mx_done("OUT1", "y@partner.example", "n1", "250 ok").await.unwrap(), "the last answer removes the message");
+    assert!(
+        store
+            .mx_done("OUT1", "y@partner.example", "n1", "250 ok")
+            .await
+            .unwrap(),
+        "the last answer removes the message"
+    );
     assert!(store.queue_list(Some("OUT1")).await.unwrap().is_empty());
 }
 
 #[tokio::test]
 async fn outbound_queue_on_sqlite() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&sponts::config::DatabaseLocation::Sqlite(dir.path().join("sponts.db"))).await.unwrap();
+    let store = Store::open(&sponts::config::DatabaseLocation::Sqlite(
+        dir.path().join("sponts.db"),
+    ))
+    .await
+    .unwrap();
     routes_leases_and_holds(&store).await;
 }
 
 #[tokio::test]
 async fn outbound_queue_on_postgres() {
     let db = common::pg::TestDb::create().await;
-    let store = Store::open(&sponts::config::DatabaseLocation::Postgres(db.url.clone())).await.unwrap();
+    let store = Store::open(&sponts::config::DatabaseLocation::Postgres(db.url.clone()))
+        .await
+        .unwrap();
     routes_leases_and_holds(&store).await;
     store.close().await;
     db.drop_db().await;

@@ -9,7 +9,15 @@ async fn queue_for_alice(gw: &Gateway) -> Vec<String> {
     add_user(&gw.store, "alice@example.org", sponts::storage::Role::User).await;
     add_user(&gw.store, "bob@example.org", sponts::storage::Role::User).await;
     let mut ids = Vec::new();
-    for (i, rcpt) in ["alice@example.org", "alice@example.org", "bob@example.org", "alice@example.org"].iter().enumerate() {
+    for (i, rcpt) in [
+        "alice@example.org",
+        "alice@example.org",
+        "bob@example.org",
+        "alice@example.org",
+    ]
+    .iter()
+    .enumerate()
+    {
         let mut c = Client::connect(gw.addr).await;
         c.expect("EHLO client.test", 250).await;
         let r = c.send_mail("news@partner.example", &[rcpt], format!("Subject: msg {i}\r\nFrom: news@partner.example\r\n\r\nline one\r\n.dot line\r\nline three\r\n").as_bytes()).await;
@@ -20,9 +28,17 @@ async fn queue_for_alice(gw: &Gateway) -> Vec<String> {
 }
 
 fn python(script: String) -> String {
-    let out = std::process::Command::new("python3").arg("-c").arg(script).output().unwrap();
+    let out = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     text
 }
 
@@ -66,19 +82,48 @@ except poplib.error_proto as e:
 p.quit()
 "#
     );
-    let out = tokio::task::spawn_blocking(move || python(script)).await.unwrap();
-    let line = |k: &str| out.lines().find(|l| l.starts_with(&format!("{k} "))).unwrap_or_else(|| panic!("{k} missing in {out}")).to_string();
-    assert!(line("CAPA").contains("'STLS'") && line("CAPA").contains("'UIDL'") && !line("CAPA").contains("'USER'"), "no sign-in offered before TLS: {out}");
-    assert!(line("PLAIN-USER").contains("refused") && line("PLAIN-USER").contains("STLS"), "{out}");
+    let out = tokio::task::spawn_blocking(move || python(script))
+        .await
+        .unwrap();
+    let line = |k: &str| {
+        out.lines()
+            .find(|l| l.starts_with(&format!("{k} ")))
+            .unwrap_or_else(|| panic!("{k} missing in {out}"))
+            .to_string()
+    };
+    assert!(
+        line("CAPA").contains("'STLS'")
+            && line("CAPA").contains("'UIDL'")
+            && !line("CAPA").contains("'USER'"),
+        "no sign-in offered before TLS: {out}"
+    );
+    assert!(
+        line("PLAIN-USER").contains("refused") && line("PLAIN-USER").contains("STLS"),
+        "{out}"
+    );
     assert_eq!(line("CAPA-TLS"), "CAPA-TLS False USER True");
     assert!(line("STAT").starts_with("STAT (3, "), "{out}");
     let alice: Vec<&String> = [&ids[0], &ids[1], &ids[3]].into_iter().collect();
-    assert_eq!(line("UIDL"), format!("UIDL ['1 {}', '2 {}', '3 {}']", alice[0], alice[1], alice[2]));
+    assert_eq!(
+        line("UIDL"),
+        format!(
+            "UIDL ['1 {}', '2 {}', '3 {}']",
+            alice[0], alice[1], alice[2]
+        )
+    );
     assert_eq!(line("TOP"), "TOP ['Subject: msg 0']");
-    assert_eq!(line("RETR"), "RETR ['line one', '.dot line', 'line three']", "dot-stuffing undone by the client");
+    assert_eq!(
+        line("RETR"),
+        "RETR ['line one', '.dot line', 'line three']",
+        "dot-stuffing undone by the client"
+    );
     assert!(line("DELE").contains("+OK"));
     assert!(line("STAT2").starts_with("STAT2 (2, "), "{out}");
-    assert_eq!(line("UIDL2"), format!("UIDL2 ['1 {}', '2 {}']", alice[1], alice[2]), "stable UIDs");
+    assert_eq!(
+        line("UIDL2"),
+        format!("UIDL2 ['1 {}', '2 {}']", alice[1], alice[2]),
+        "stable UIDs"
+    );
     assert!(line("RETR9").contains("-ERR"), "{out}");
     // DELE touched nothing but alice's view.
     assert_eq!(gw.store.queue_list(None).await.unwrap().len(), 4);
@@ -93,12 +138,20 @@ async fn pop(addr: std::net::SocketAddr) -> Client {
 
 #[tokio::test]
 async fn auth_plain_and_throttling() {
-    let gw = gateway(dead_address(), "[queue]\nprobe = 30\n[pop3]\nallow_plaintext_auth = true\n").await;
+    let gw = gateway(
+        dead_address(),
+        "[queue]\nprobe = 30\n[pop3]\nallow_plaintext_auth = true\n",
+    )
+    .await;
     queue_for_alice(&gw).await;
     let mut c = pop(gw.pop3).await;
     // base64("\0alice@example.org\0password for tests")
     let token = "AGFsaWNlQGV4YW1wbGUub3JnAHBhc3N3b3JkIGZvciB0ZXN0cw==";
-    assert!(c.cmd(&format!("AUTH PLAIN {token}")).await.starts_with("+OK 3 messages"));
+    assert!(
+        c.cmd(&format!("AUTH PLAIN {token}"))
+            .await
+            .starts_with("+OK 3 messages")
+    );
     assert!(c.cmd("STAT").await.starts_with("+OK 3 "));
     assert!(c.cmd("XYZZY").await.starts_with("-ERR"));
     assert!(c.cmd("QUIT").await.starts_with("+OK"));
@@ -122,15 +175,30 @@ async fn fetchmail_downloads_everything_once() {
     let gw = gateway(dead_address(), "[queue]\nprobe = 30\n").await;
     queue_for_alice(&gw).await;
     let dir = tempfile::tempdir().unwrap();
-    let (code, log) = fetchmail::fetch(gw.pop3.port(), "alice@example.org", PASSWORD, dir.path()).await;
+    let (code, log) =
+        fetchmail::fetch(gw.pop3.port(), "alice@example.org", PASSWORD, dir.path()).await;
     assert_eq!(code, Some(0), "{log}");
     let files = fetchmail::fetched(dir.path());
     assert_eq!(files.len(), 3, "{log}");
-    let mut subjects: Vec<String> = files.iter().map(|f| std::fs::read_to_string(f).unwrap().lines().find(|l| l.starts_with("Subject:")).unwrap().to_string()).collect();
+    let mut subjects: Vec<String> = files
+        .iter()
+        .map(|f| {
+            std::fs::read_to_string(f)
+                .unwrap()
+                .lines()
+                .find(|l| l.starts_with("Subject:"))
+                .unwrap()
+                .to_string()
+        })
+        .collect();
     subjects.sort();
-    assert_eq!(subjects, vec!["Subject: msg 0", "Subject: msg 1", "Subject: msg 3"]);
+    assert_eq!(
+        subjects,
+        vec!["Subject: msg 0", "Subject: msg 1", "Subject: msg 3"]
+    );
     // fetchmail exits 1 for "no new mail".
-    let (code, log) = fetchmail::fetch(gw.pop3.port(), "alice@example.org", PASSWORD, dir.path()).await;
+    let (code, log) =
+        fetchmail::fetch(gw.pop3.port(), "alice@example.org", PASSWORD, dir.path()).await;
     assert_eq!(code, Some(1), "{log}");
     assert_eq!(fetchmail::fetched(dir.path()).len(), 3, "nothing twice");
     gw.stop().await;
@@ -138,9 +206,22 @@ async fn fetchmail_downloads_everything_once() {
 
 #[tokio::test]
 async fn implicit_tls_listener() {
-    let gw = gateway(dead_address(), "[queue]\nprobe = 30\n[pop3]\ntls_listen = \"127.0.0.1:0\"\n").await;
+    let gw = gateway(
+        dead_address(),
+        "[queue]\nprobe = 30\n[pop3]\ntls_listen = \"127.0.0.1:0\"\n",
+    )
+    .await;
     queue_for_alice(&gw).await;
-    let port = gw.running.as_ref().unwrap().pop3.as_ref().unwrap().tls_addr.unwrap().port();
+    let port = gw
+        .running
+        .as_ref()
+        .unwrap()
+        .pop3
+        .as_ref()
+        .unwrap()
+        .tls_addr
+        .unwrap()
+        .port();
     let script = format!(
         r#"
 import poplib, ssl
@@ -151,7 +232,9 @@ print("STAT", p.stat()[0], "STLS" in p.capa())
 p.quit()
 "#
     );
-    let out = tokio::task::spawn_blocking(move || python(script)).await.unwrap();
+    let out = tokio::task::spawn_blocking(move || python(script))
+        .await
+        .unwrap();
     assert_eq!(out.trim(), "STAT 3 False");
     gw.stop().await;
 }
@@ -161,11 +244,21 @@ p.quit()
 async fn recently_delivered_mail_is_in_the_view() {
     let cap = Capture::start(CaptureOptions::default()).await;
     for (days, want) in [(7, "+OK 1 "), (0, "+OK 0 ")] {
-        let gw = gateway(cap.addr, &format!("[pop3]\nallow_plaintext_auth = true\nrecent_days = {days}\n")).await;
+        let gw = gateway(
+            cap.addr,
+            &format!("[pop3]\nallow_plaintext_auth = true\nrecent_days = {days}\n"),
+        )
+        .await;
         add_user(&gw.store, "alice@example.org", sponts::storage::Role::User).await;
         let mut c = Client::connect(gw.addr).await;
         c.expect("EHLO client.test", 250).await;
-        let r = c.send_mail("a@partner.example", &["alice@example.org"], b"Subject: delivered\r\n\r\nx\r\n").await;
+        let r = c
+            .send_mail(
+                "a@partner.example",
+                &["alice@example.org"],
+                b"Subject: delivered\r\n\r\nx\r\n",
+            )
+            .await;
         assert!(r.contains("queued as CAPTURE"), "{r}");
         let mut p = pop(gw.pop3).await;
         p.cmd("USER alice@example.org").await;
@@ -181,7 +274,10 @@ async fn stopping_ends_the_sessions_it_was_serving() {
     let cap = Capture::start(CaptureOptions::default()).await;
     let gw = gateway(cap.addr, "").await;
     let mut c = pop(gw.pop3).await;
-    assert!(c.cmd("NOOP").await.starts_with("-ERR"), "a live session (NOOP before sign-in is refused)");
+    assert!(
+        c.cmd("NOOP").await.starts_with("-ERR"),
+        "a live session (NOOP before sign-in is refused)"
+    );
     // The stop returns only once this session has ended: the client sees its connection closed.
     gw.stop().await;
     let closed = tokio::time::timeout(std::time::Duration::from_millis(500), c.closed()).await;
@@ -199,7 +295,11 @@ async fn pop_from(addr: std::net::SocketAddr, source: &str) -> Client {
 
 /// One failed sign-in from `source`: the answer, how long it took, and whether the session is
 /// still open afterwards.
-async fn failed_sign_in(addr: std::net::SocketAddr, source: &str, user: &str) -> (String, std::time::Duration, bool) {
+async fn failed_sign_in(
+    addr: std::net::SocketAddr,
+    source: &str,
+    user: &str,
+) -> (String, std::time::Duration, bool) {
     let mut c = pop_from(addr, source).await;
     assert!(c.cmd(&format!("USER {user}")).await.starts_with("+OK"));
     let t = std::time::Instant::now();
@@ -214,7 +314,11 @@ async fn failed_sign_in(addr: std::net::SocketAddr, source: &str, user: &str) ->
 /// (an unknown name is checked against a dummy hash, as long as a real one).
 #[tokio::test]
 async fn throttling_and_timing_do_not_tell_which_accounts_exist() {
-    let gw = gateway(dead_address(), "[queue]\nprobe = 30\n[pop3]\nallow_plaintext_auth = true\n").await;
+    let gw = gateway(
+        dead_address(),
+        "[queue]\nprobe = 30\n[pop3]\nallow_plaintext_auth = true\n",
+    )
+    .await;
     add_user(&gw.store, "alice@example.org", sponts::storage::Role::User).await;
     let mut seen = Vec::new();
     for (n, name) in [(1, "alice@example.org"), (2, "nobody@example.org")] {
@@ -222,7 +326,8 @@ async fn throttling_and_timing_do_not_tell_which_accounts_exist() {
         let mut answers = Vec::new();
         let mut time = std::time::Duration::ZERO;
         for i in 1..=5 {
-            let (answer, took, open) = failed_sign_in(gw.pop3, &format!("127.0.{n}.{i}"), name).await;
+            let (answer, took, open) =
+                failed_sign_in(gw.pop3, &format!("127.0.{n}.{i}"), name).await;
             answers.push((answer, open));
             time += took;
         }
@@ -232,11 +337,29 @@ async fn throttling_and_timing_do_not_tell_which_accounts_exist() {
         seen.push((answers, time));
     }
     let (known, unknown) = (&seen[0], &seen[1]);
-    assert!(known.0[0].0.starts_with("-ERR [AUTH] wrong user name or password"), "{known:?}");
-    assert!(known.0[5].0.starts_with("-ERR [AUTH] too many failed sign-ins"), "{known:?}");
-    assert_eq!(known.0, unknown.0, "the same answers for an account that exists and one that does not");
+    assert!(
+        known.0[0]
+            .0
+            .starts_with("-ERR [AUTH] wrong user name or password"),
+        "{known:?}"
+    );
+    assert!(
+        known.0[5]
+            .0
+            .starts_with("-ERR [AUTH] too many failed sign-ins"),
+        "{known:?}"
+    );
+    assert_eq!(
+        known.0, unknown.0,
+        "the same answers for an account that exists and one that does not"
+    );
     let ratio = known.1.as_secs_f64() / unknown.1.as_secs_f64();
-    assert!((0.5..2.0).contains(&ratio), "five failures took {:?} for a known name, {:?} for an unknown one", known.1, unknown.1);
+    assert!(
+        (0.5..2.0).contains(&ratio),
+        "five failures took {:?} for a known name, {:?} for an unknown one",
+        known.1,
+        unknown.1
+    );
     gw.stop().await;
 }
 
@@ -244,19 +367,33 @@ async fn throttling_and_timing_do_not_tell_which_accounts_exist() {
 /// often it happens. Unknown commands still end a session after a while.
 #[tokio::test]
 async fn wrong_message_numbers_do_not_end_the_session() {
-    let gw = gateway(dead_address(), "[queue]\nprobe = 30\n[pop3]\nallow_plaintext_auth = true\n").await;
+    let gw = gateway(
+        dead_address(),
+        "[queue]\nprobe = 30\n[pop3]\nallow_plaintext_auth = true\n",
+    )
+    .await;
     queue_for_alice(&gw).await;
     let mut c = pop(gw.pop3).await;
     c.cmd("USER alice@example.org").await;
-    assert!(c.cmd("PASS password for tests").await.starts_with("+OK 3 messages"));
+    assert!(
+        c.cmd("PASS password for tests")
+            .await
+            .starts_with("+OK 3 messages")
+    );
     assert!(c.cmd("DELE 3").await.starts_with("+OK"));
     for round in 0..5 {
-        for wrong in ["RETR 0", "RETR abc", "DELE 99", "LIST 4", "UIDL -1", "TOP 1", "TOP x 2", "RETR 3", "DELE 3", "RETR"] {
+        for wrong in [
+            "RETR 0", "RETR abc", "DELE 99", "LIST 4", "UIDL -1", "TOP 1", "TOP x 2", "RETR 3",
+            "DELE 3", "RETR",
+        ] {
             let r = c.cmd(wrong).await;
             assert!(r.starts_with("-ERR "), "round {round}, {wrong}: {r}");
         }
     }
-    assert!(c.cmd("STAT").await.starts_with("+OK 2 "), "still usable after 50 wrong numbers");
+    assert!(
+        c.cmd("STAT").await.starts_with("+OK 2 "),
+        "still usable after 50 wrong numbers"
+    );
     assert!(c.cmd("LIST 1").await.starts_with("+OK 1 "));
     // Unknown commands are another matter.
     for _ in 0..10 {

@@ -33,7 +33,12 @@ async fn queue_and_drain(extra: &str) {
             helo: "h".into(),
             tls: None,
             sender: "x@partner.example".into(),
-            recipients: vec![sponts::storage::RcptEntry { address: "Bob@example.org".into(), accepted: true, reply: "250 2.1.5 Ok".into(), delivered_to: None }],
+            recipients: vec![sponts::storage::RcptEntry {
+                address: "Bob@example.org".into(),
+                accepted: true,
+                reply: "250 2.1.5 Ok".into(),
+                delivered_to: None,
+            }],
             subject: None,
             message_id: None,
             size: None,
@@ -54,13 +59,25 @@ async fn queue_and_drain(extra: &str) {
     c.expect("EHLO client.test", 250).await;
     c.expect("MAIL FROM:<a@partner.example>", 250).await;
     let r = c.expect("RCPT TO:<stranger@example.org>", 450).await;
-    assert!(r.starts_with("450 4.2.1"), "never 550 while the backend cannot confirm: {r}");
+    assert!(
+        r.starts_with("450 4.2.1"),
+        "never 550 while the backend cannot confirm: {r}"
+    );
     c.expect("RCPT TO:<bob@example.org>", 250).await;
     c.expect("RSET", 250).await;
     let mut ids = Vec::new();
     for i in 0..20 {
-        let r = c.send_mail("a@partner.example", &["alice@example.org"], format!("Subject: queued {i:02}\r\n\r\nx\r\n").as_bytes()).await;
-        assert!(r.starts_with("250 2.0.0 Ok: queued, delivery deferred id="), "{r}");
+        let r = c
+            .send_mail(
+                "a@partner.example",
+                &["alice@example.org"],
+                format!("Subject: queued {i:02}\r\n\r\nx\r\n").as_bytes(),
+            )
+            .await;
+        assert!(
+            r.starts_with("250 2.0.0 Ok: queued, delivery deferred id="),
+            "{r}"
+        );
         ids.push(reply_id(&r));
     }
     c.expect("QUIT", 221).await;
@@ -78,23 +95,44 @@ async fn queue_and_drain(extra: &str) {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(drained, "the queue drains within seconds of the backend's return");
+    assert!(
+        drained,
+        "the queue drains within seconds of the backend's return"
+    );
     let d = cap.wait_for(20).await;
     assert_eq!(d.len(), 20, "each exactly once");
     for (i, m) in d.iter().enumerate() {
         let text = String::from_utf8_lossy(&m.data);
-        assert!(text.contains(&format!("Subject: queued {i:02}")), "arrival order: #{i} is {text}");
+        assert!(
+            text.contains(&format!("Subject: queued {i:02}")),
+            "arrival order: #{i} is {text}"
+        );
         assert!(text.starts_with("Received: from client.test"), "{text}");
         assert_eq!(m.rcpts, vec!["alice@example.org"]);
     }
     let e = journal_entry(&gw.store, &ids[19]).await;
     assert_eq!(e.outcome, "delivered");
-    assert!(e.final_reply.contains("queued as CAPTURE"), "{}", e.final_reply);
+    assert!(
+        e.final_reply.contains("queued as CAPTURE"),
+        "{}",
+        e.final_reply
+    );
     // The Report's load out counts them when they went out, their bytes as delivered.
     let rows = gw.store.stats_rows(0, i64::MAX, false).await.unwrap();
-    let sum = |metric: &str| rows.iter().filter(|r| r.1 == metric).map(|r| r.3).sum::<i64>();
-    assert_eq!((sum("messages_in"), sum("queued"), sum("messages_out")), (20, 20, 20));
-    assert_eq!(sum("bytes_out"), d.iter().map(|m| m.data.len() as i64).sum::<i64>());
+    let sum = |metric: &str| {
+        rows.iter()
+            .filter(|r| r.1 == metric)
+            .map(|r| r.3)
+            .sum::<i64>()
+    };
+    assert_eq!(
+        (sum("messages_in"), sum("queued"), sum("messages_out")),
+        (20, 20, 20)
+    );
+    assert_eq!(
+        sum("bytes_out"),
+        d.iter().map(|m| m.data.len() as i64).sum::<i64>()
+    );
     gw.stop().await;
 }
 
@@ -103,32 +141,59 @@ async fn a_backend_refusal_ends_a_queued_message_and_deferrals_wait() {
     let backend_addr = dead_address();
     let gw = gateway(backend_addr, "[queue]\nprobe = 1\n").await;
     for a in ["alice@example.org", "carol@example.org"] {
-        gw.store.add_user(a, &sponts::auth::hash_password("password for tests").unwrap(), sponts::storage::Role::User).await.unwrap();
+        gw.store
+            .add_user(
+                a,
+                &sponts::auth::hash_password("password for tests").unwrap(),
+                sponts::storage::Role::User,
+            )
+            .await
+            .unwrap();
     }
     let mut c = Client::connect(gw.addr).await;
     c.expect("EHLO client.test", 250).await;
-    let r = c.send_mail("a@partner.example", &["alice@example.org", "carol@example.org"], b"Subject: two\r\n\r\nx\r\n").await;
+    let r = c
+        .send_mail(
+            "a@partner.example",
+            &["alice@example.org", "carol@example.org"],
+            b"Subject: two\r\n\r\nx\r\n",
+        )
+        .await;
     let id = reply_id(&r);
     c.expect("QUIT", 221).await;
 
     // The CLI sees it.
     let cfg = gw.dir.path().join("cli.toml");
-    std::fs::write(&cfg, format!("[storage]\ndata_dir = \"{}\"\n", gw.dir.path().display())).unwrap();
+    std::fs::write(
+        &cfg,
+        format!("[storage]\ndata_dir = \"{}\"\n", gw.dir.path().display()),
+    )
+    .unwrap();
     let cli = async |args: &[&str]| {
         let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_sponts"));
         command.args(args).env("SPONTS_CONFIG", &cfg);
         let out = output(command).await;
-        (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr))
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
     };
     let (ok, out) = cli(&["queue", "list", "--json"]).await;
     assert!(ok, "{out}");
     let item: serde_json::Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
     assert_eq!(item["id"], id.as_str());
-    assert_eq!(item["pending"], serde_json::json!(["alice@example.org", "carol@example.org"]));
+    assert_eq!(
+        item["pending"],
+        serde_json::json!(["alice@example.org", "carol@example.org"])
+    );
     let (ok, out) = cli(&["queue", "list"]).await;
     assert!(ok && out.contains("(1 queued)"), "{out}");
     let (ok, out) = cli(&["queue", "show", &id]).await;
-    assert!(ok && out.contains("\"sender\": \"a@partner.example\""), "{out}");
+    assert!(
+        ok && out.contains("\"sender\": \"a@partner.example\""),
+        "{out}"
+    );
     let (ok, out) = cli(&["queue", "retry"]).await;
     assert!(ok && out.contains("1 message due now"), "{out}");
     let (ok, out) = cli(&["queue", "show", "NOSUCH"]).await;
@@ -137,7 +202,14 @@ async fn a_backend_refusal_ends_a_queued_message_and_deferrals_wait() {
     assert!(!ok && out.contains("cannot reach"), "{out}");
 
     // carol is unknown to the backend after all.
-    let cap = Capture::start_on(backend_addr, CaptureOptions { unknown: ["carol@example.org".to_string()].into(), ..Default::default() }).await;
+    let cap = Capture::start_on(
+        backend_addr,
+        CaptureOptions {
+            unknown: ["carol@example.org".to_string()].into(),
+            ..Default::default()
+        },
+    )
+    .await;
     for _ in 0..100 {
         if gw.store.queue_list(None).await.unwrap().is_empty() {
             break;
@@ -148,11 +220,23 @@ async fn a_backend_refusal_ends_a_queued_message_and_deferrals_wait() {
     let d = cap.wait_for(2).await;
     assert_eq!(d.len(), 2, "the message to alice, and a DSN about carol");
     assert_eq!(d[0].rcpts, vec!["alice@example.org"]);
-    assert_eq!(d[1].mail, format!("<> SIZE={}", d[1].data.len()), "DSNs come from the null sender");
+    assert_eq!(
+        d[1].mail,
+        format!("<> SIZE={}", d[1].data.len()),
+        "DSNs come from the null sender"
+    );
     assert_eq!(d[1].rcpts, vec!["a@partner.example"]);
     let dsn = String::from_utf8_lossy(&d[1].data);
-    assert!(dsn.contains("Final-Recipient: rfc822; carol@example.org\r\nAction: failed\r\nStatus: 5.1.1"), "{dsn}");
-    assert!(dsn.contains("Subject: two"), "the original headers come back: {dsn}");
+    assert!(
+        dsn.contains(
+            "Final-Recipient: rfc822; carol@example.org\r\nAction: failed\r\nStatus: 5.1.1"
+        ),
+        "{dsn}"
+    );
+    assert!(
+        dsn.contains("Subject: two"),
+        "the original headers come back: {dsn}"
+    );
     assert_eq!(journal_entry(&gw.store, &id).await.outcome, "delivered");
     gw.stop().await;
 }
@@ -169,7 +253,13 @@ async fn two_nodes_deliver_each_queued_message_once() {
     for (i, node) in [&a, &b].iter().cycle().take(60).enumerate() {
         let mut c = Client::connect(node.addr).await;
         c.expect("EHLO client.test", 250).await;
-        let r = c.send_mail("a@partner.example", &["alice@example.org"], format!("Subject: n{i:02}\r\n\r\nx\r\n").as_bytes()).await;
+        let r = c
+            .send_mail(
+                "a@partner.example",
+                &["alice@example.org"],
+                format!("Subject: n{i:02}\r\n\r\nx\r\n").as_bytes(),
+            )
+            .await;
         assert!(r.contains("queued"), "{r}");
         c.expect("QUIT", 221).await;
     }
@@ -184,7 +274,16 @@ async fn two_nodes_deliver_each_queued_message_once() {
     assert!(a.store.queue_list(None).await.unwrap().is_empty());
     tokio::time::sleep(Duration::from_millis(500)).await;
     let d = cap.deliveries();
-    let mut subjects: Vec<String> = d.iter().map(|m| String::from_utf8_lossy(&m.data).lines().find(|l| l.starts_with("Subject:")).unwrap().to_string()).collect();
+    let mut subjects: Vec<String> = d
+        .iter()
+        .map(|m| {
+            String::from_utf8_lossy(&m.data)
+                .lines()
+                .find(|l| l.starts_with("Subject:"))
+                .unwrap()
+                .to_string()
+        })
+        .collect();
     subjects.sort();
     let before = subjects.len();
     subjects.dedup();
@@ -202,42 +301,133 @@ async fn queue_mode_is_visible_and_overdue_mail_alerts() {
     let backend_addr = dead_address();
     let gw = gateway(backend_addr, "[queue]\nprobe = 1\nmax_age = 1\n").await;
     let pw = sponts::auth::hash_password("password for tests").unwrap();
-    gw.store.add_user("alice@example.org", &pw, sponts::storage::Role::User).await.unwrap();
-    gw.store.add_user("admin@example.org", &pw, sponts::storage::Role::Admin).await.unwrap();
+    gw.store
+        .add_user("alice@example.org", &pw, sponts::storage::Role::User)
+        .await
+        .unwrap();
+    gw.store
+        .add_user("admin@example.org", &pw, sponts::storage::Role::Admin)
+        .await
+        .unwrap();
     let mut c = Client::connect(gw.addr).await;
     c.expect("EHLO client.test", 250).await;
-    let id = reply_id(&c.send_mail("a@partner.example", &["alice@example.org"], b"Subject: waits\r\n\r\nx\r\n").await);
+    let id = reply_id(
+        &c.send_mail(
+            "a@partner.example",
+            &["alice@example.org"],
+            b"Subject: waits\r\n\r\nx\r\n",
+        )
+        .await,
+    );
     c.expect("QUIT", 221).await;
     let mut kinds = Vec::new();
     for _ in 0..300 {
-        kinds = gw.store.events(10).await.unwrap().into_iter().map(|e| e.kind).collect::<Vec<_>>();
+        kinds = gw
+            .store
+            .events(10)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.kind)
+            .collect::<Vec<_>>();
         if kinds.contains(&"queue_overdue".to_string()) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(kinds.contains(&"queue_mode_on".to_string()) && kinds.contains(&"queue_overdue".to_string()), "{kinds:?}");
-    assert_eq!(gw.store.queue_list(None).await.unwrap().len(), 1, "overdue mail is never deleted");
+    assert!(
+        kinds.contains(&"queue_mode_on".to_string())
+            && kinds.contains(&"queue_overdue".to_string()),
+        "{kinds:?}"
+    );
+    assert_eq!(
+        gw.store.queue_list(None).await.unwrap().len(),
+        1,
+        "overdue mail is never deleted"
+    );
 
-    let admin = common::http::login(gw.web, "admin@example.org", "password for tests").await.unwrap();
-    let m = common::http::request(gw.web, "GET", "/metrics", &[("Authorization", &format!("Bearer {}", admin.token))], None).await;
+    let admin = common::http::login(gw.web, "admin@example.org", "password for tests")
+        .await
+        .unwrap();
+    let m = common::http::request(
+        gw.web,
+        "GET",
+        "/metrics",
+        &[("Authorization", &format!("Bearer {}", admin.token))],
+        None,
+    )
+    .await;
     let metrics = m.text();
-    for line in ["sponts_queue_messages 1", "sponts_queue_overdue_messages 1", "sponts_queue_mode 1", "sponts_gateway_events_total{kind=\"queue_mode_on\"} 1"] {
-        assert!(metrics.lines().any(|l| l == line), "{line} missing in\n{metrics}");
+    for line in [
+        "sponts_queue_messages 1",
+        "sponts_queue_overdue_messages 1",
+        "sponts_queue_mode 1",
+        "sponts_gateway_events_total{kind=\"queue_mode_on\"} 1",
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "{line} missing in\n{metrics}"
+        );
     }
     assert!(metrics.contains("# TYPE sponts_queue_messages gauge"));
-    assert_eq!(common::http::request(gw.web, "GET", "/metrics", &[], None).await.status, 401);
-    let page = common::http::request(gw.web, "GET", "/admin/queue", &[("Cookie", &admin.cookie)], None).await;
+    assert_eq!(
+        common::http::request(gw.web, "GET", "/metrics", &[], None)
+            .await
+            .status,
+        401
+    );
+    let page = common::http::request(
+        gw.web,
+        "GET",
+        "/admin/queue",
+        &[("Cookie", &admin.cookie)],
+        None,
+    )
+    .await;
     let text = page.text();
-    assert!(text.contains("Queue mode since") && text.contains(&id) && text.contains("overdue"), "{text}");
-    let alice = common::http::login(gw.web, "alice@example.org", "password for tests").await.unwrap();
-    assert_eq!(common::http::request(gw.web, "GET", "/admin/queue", &[("Cookie", &alice.cookie)], None).await.status, 403);
-    assert_eq!(common::http::request(gw.web, "GET", "/metrics", &[("Authorization", &format!("Bearer {}", alice.token))], None).await.status, 403);
+    assert!(
+        text.contains("Queue mode since") && text.contains(&id) && text.contains("overdue"),
+        "{text}"
+    );
+    let alice = common::http::login(gw.web, "alice@example.org", "password for tests")
+        .await
+        .unwrap();
+    assert_eq!(
+        common::http::request(
+            gw.web,
+            "GET",
+            "/admin/queue",
+            &[("Cookie", &alice.cookie)],
+            None
+        )
+        .await
+        .status,
+        403
+    );
+    assert_eq!(
+        common::http::request(
+            gw.web,
+            "GET",
+            "/metrics",
+            &[("Authorization", &format!("Bearer {}", alice.token))],
+            None
+        )
+        .await
+        .status,
+        403
+    );
 
     // The backend returns; the next message goes straight through and ends queue mode.
     let cap = Capture::start_on(backend_addr, CaptureOptions::default()).await;
     let body = format!("csrf={}", admin.csrf);
-    let r = common::http::request(gw.web, "POST", "/admin/queue/retry", &[("Cookie", &admin.cookie)], Some(("application/x-www-form-urlencoded", body.as_bytes()))).await;
+    let r = common::http::request(
+        gw.web,
+        "POST",
+        "/admin/queue/retry",
+        &[("Cookie", &admin.cookie)],
+        Some(("application/x-www-form-urlencoded", body.as_bytes())),
+    )
+    .await;
     assert_eq!(r.status, 303);
     cap.wait_for(1).await;
     // Delivered, then dequeued: wait for the second before reading the figures.
@@ -249,14 +439,48 @@ async fn queue_mode_is_visible_and_overdue_mail_alerts() {
     }
     let mut c = Client::connect(gw.addr).await;
     c.expect("EHLO client.test", 250).await;
-    let r = c.send_mail("a@partner.example", &["alice@example.org"], b"Subject: direct\r\n\r\nx\r\n").await;
+    let r = c
+        .send_mail(
+            "a@partner.example",
+            &["alice@example.org"],
+            b"Subject: direct\r\n\r\nx\r\n",
+        )
+        .await;
     assert!(r.contains("queued as CAPTURE"), "{r}");
-    let kinds: Vec<String> = gw.store.events(10).await.unwrap().into_iter().map(|e| e.kind).collect();
+    let kinds: Vec<String> = gw
+        .store
+        .events(10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
     assert_eq!(kinds[0], "queue_mode_off", "{kinds:?}");
-    let page = common::http::request(gw.web, "GET", "/admin/queue", &[("Cookie", &admin.cookie)], None).await;
-    assert!(page.text().contains("mail goes straight through") && page.text().contains("queue-empty"));
-    let m = common::http::request(gw.web, "GET", "/metrics", &[("Authorization", &format!("Bearer {}", admin.token))], None).await.text();
-    assert!(m.lines().any(|l| l == "sponts_queue_mode 0") && m.lines().any(|l| l == "sponts_queue_messages 0"), "{m}");
+    let page = common::http::request(
+        gw.web,
+        "GET",
+        "/admin/queue",
+        &[("Cookie", &admin.cookie)],
+        None,
+    )
+    .await;
+    assert!(
+        page.text().contains("mail goes straight through") && page.text().contains("queue-empty")
+    );
+    let m = common::http::request(
+        gw.web,
+        "GET",
+        "/metrics",
+        &[("Authorization", &format!("Bearer {}", admin.token))],
+        None,
+    )
+    .await
+    .text();
+    assert!(
+        m.lines().any(|l| l == "sponts_queue_mode 0")
+            && m.lines().any(|l| l == "sponts_queue_messages 0"),
+        "{m}"
+    );
     gw.stop().await;
 }
 
@@ -288,19 +512,30 @@ print("SENT", ok, "STAT", n, "UIDS", len(set(uids)), "LAST", [x.decode() for x i
 "#
     );
     let out = tokio::task::spawn_blocking(move || {
-        let o = std::process::Command::new("python3").arg("-c").arg(script).output().unwrap();
+        let o = std::process::Command::new("python3")
+            .arg("-c")
+            .arg(script)
+            .output()
+            .unwrap();
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         String::from_utf8_lossy(&o.stdout).into_owned()
     })
     .await
     .unwrap();
-    assert_eq!(out.trim(), "SENT 1000 STAT 1000 UIDS 1000 LAST Subject: outage 0999");
+    assert_eq!(
+        out.trim(),
+        "SENT 1000 STAT 1000 UIDS 1000 LAST Subject: outage 0999"
+    );
 
     // fetchmail fetches the same 1,000 (keeping them on the server).
     let dir = tempfile::tempdir().unwrap();
     let (code, log) = fetchmail::fetch(pop, "alice@example.org", PASSWORD, dir.path()).await;
     assert_eq!(code, Some(0), "{log}");
-    assert_eq!(fetchmail::fetched(dir.path()).len(), 1000, "fetchmail got all 1,000");
+    assert_eq!(
+        fetchmail::fetched(dir.path()).len(),
+        1000,
+        "fetchmail got all 1,000"
+    );
 
     let cap = Capture::start_on(backend_addr, CaptureOptions::default()).await;
     let started = std::time::Instant::now();
@@ -314,9 +549,15 @@ print("SENT", ok, "STAT", n, "UIDS", len(set(uids)), "LAST", [x.decode() for x i
     let d = cap.wait_for(1000).await;
     assert_eq!(d.len(), 1000, "each exactly once");
     for (i, m) in d.iter().enumerate() {
-        assert!(String::from_utf8_lossy(&m.data).contains(&format!("Subject: outage {i:04}")), "order broken at {i}");
+        assert!(
+            String::from_utf8_lossy(&m.data).contains(&format!("Subject: outage {i:04}")),
+            "order broken at {i}"
+        );
     }
-    eprintln!("drained 1000 messages in {:.1} s after the backend returned", drain.as_secs_f64());
+    eprintln!(
+        "drained 1000 messages in {:.1} s after the backend returned",
+        drain.as_secs_f64()
+    );
     gw.stop().await;
 }
 
@@ -327,21 +568,50 @@ async fn deliver_by_hand_to_another_host() {
     add_user(&gw.store, "alice@example.org", sponts::storage::Role::User).await;
     let mut c = Client::connect(gw.addr).await;
     c.expect("EHLO client.test", 250).await;
-    let id = reply_id(&c.send_mail("a@partner.example", &["alice@example.org"], b"Subject: urgent\r\n\r\nx\r\n").await);
+    let id = reply_id(
+        &c.send_mail(
+            "a@partner.example",
+            &["alice@example.org"],
+            b"Subject: urgent\r\n\r\nx\r\n",
+        )
+        .await,
+    );
     c.expect("QUIT", 221).await;
     let standby = Capture::start(CaptureOptions::default()).await;
     let (config, _dir) = config(dead_address(), "");
     let pw = sponts::auth::hash_password("password for tests").unwrap();
-    gw.store.add_user("admin@example.org", &pw, sponts::storage::Role::Admin).await.unwrap();
-    let admin = common::http::login(gw.web, "admin@example.org", "password for tests").await.unwrap();
+    gw.store
+        .add_user("admin@example.org", &pw, sponts::storage::Role::Admin)
+        .await
+        .unwrap();
+    let admin = common::http::login(gw.web, "admin@example.org", "password for tests")
+        .await
+        .unwrap();
     let body = format!("csrf={}&id={id}&host={}", admin.csrf, standby.addr);
-    let r = common::http::request(gw.web, "POST", "/admin/queue/deliver", &[("Cookie", &admin.cookie)], Some(("application/x-www-form-urlencoded", body.as_bytes()))).await;
+    let r = common::http::request(
+        gw.web,
+        "POST",
+        "/admin/queue/deliver",
+        &[("Cookie", &admin.cookie)],
+        Some(("application/x-www-form-urlencoded", body.as_bytes())),
+    )
+    .await;
     let location = r.header("location").unwrap().to_string();
-    assert!(location.contains("msg=") && location.contains("delivered%20by%20hand%20to"), "{location}");
-    assert!(String::from_utf8_lossy(&standby.wait_for(1).await[0].data).contains("Subject: urgent"));
+    assert!(
+        location.contains("msg=") && location.contains("delivered%20by%20hand%20to"),
+        "{location}"
+    );
+    assert!(
+        String::from_utf8_lossy(&standby.wait_for(1).await[0].data).contains("Subject: urgent")
+    );
     assert!(gw.store.queue_list(None).await.unwrap().is_empty());
     assert_eq!(journal_entry(&gw.store, &id).await.outcome, "delivered");
-    assert!(sponts::queue::deliver_to(&config, &gw.store, &id, &standby.addr.to_string()).await.is_err(), "gone from the queue");
+    assert!(
+        sponts::queue::deliver_to(&config, &gw.store, &id, &standby.addr.to_string())
+            .await
+            .is_err(),
+        "gone from the queue"
+    );
     gw.stop().await;
 }
 
@@ -353,7 +623,13 @@ async fn a_repeated_recipient_is_queued_once() {
     add_user(&gw.store, "alice@example.org", sponts::storage::Role::User).await;
     let mut c = Client::connect(gw.addr).await;
     c.expect("EHLO client.test", 250).await;
-    let r = c.send_mail("a@partner.example", &["alice@example.org", "Alice@Example.org"], b"Subject: twice\r\n\r\nx\r\n").await;
+    let r = c
+        .send_mail(
+            "a@partner.example",
+            &["alice@example.org", "Alice@Example.org"],
+            b"Subject: twice\r\n\r\nx\r\n",
+        )
+        .await;
     assert!(r.contains("queued"), "{r}");
     c.expect("QUIT", 221).await;
     let cap = Capture::start_on(backend_addr, CaptureOptions::default()).await;
@@ -370,14 +646,25 @@ async fn a_repeated_recipient_is_queued_once() {
 }
 
 /// The latest queue-mode switch recorded, waited for until it is `kind` (bounded).
-async fn wait_queue_mode(store: &sponts::storage::Store, kind: &str) -> sponts::storage::GatewayEvent {
+async fn wait_queue_mode(
+    store: &sponts::storage::Store,
+    kind: &str,
+) -> sponts::storage::GatewayEvent {
     for _ in 0..200 {
-        if let Some(e) = store.latest_queue_mode().await.unwrap().filter(|e| e.kind == kind) {
+        if let Some(e) = store
+            .latest_queue_mode()
+            .await
+            .unwrap()
+            .filter(|e| e.kind == kind)
+        {
             return e;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    panic!("queue mode never became {kind}: {:?}", store.events(10).await.unwrap());
+    panic!(
+        "queue mode never became {kind}: {:?}",
+        store.events(10).await.unwrap()
+    );
 }
 
 /// Queue mode ends when the queue runner delivers, not when the next SMTP session happens to
@@ -390,7 +677,12 @@ async fn queue_mode_ends_when_the_queue_drains() {
     add_user(&gw.store, "admin@example.org", sponts::storage::Role::Admin).await;
     let mut c = Client::connect(gw.addr).await;
     c.expect("EHLO client.test", 250).await;
-    c.send_mail("a@partner.example", &["alice@example.org"], b"Subject: waits\r\n\r\nx\r\n").await;
+    c.send_mail(
+        "a@partner.example",
+        &["alice@example.org"],
+        b"Subject: waits\r\n\r\nx\r\n",
+    )
+    .await;
     c.expect("QUIT", 221).await;
     wait_queue_mode(&gw.store, "queue_mode_on").await;
     let outage = std::time::Instant::now();
@@ -398,10 +690,30 @@ async fn queue_mode_ends_when_the_queue_drains() {
     let cap = Capture::start_on(backend_addr, CaptureOptions::default()).await;
     cap.wait_for(1).await;
     let off = wait_queue_mode(&gw.store, "queue_mode_off").await;
-    let secs: u64 = off.detail.trim_start_matches("after ").trim_end_matches(" s").parse().unwrap();
-    assert!(secs >= 2 && secs <= outage.elapsed().as_secs() + 2, "the outage lasted about {} s: {}", outage.elapsed().as_secs(), off.detail);
-    let admin = common::http::login(gw.web, "admin@example.org", "password for tests").await.unwrap();
-    let m = common::http::request(gw.web, "GET", "/metrics", &[("Authorization", &format!("Bearer {}", admin.token))], None).await.text();
+    let secs: u64 = off
+        .detail
+        .trim_start_matches("after ")
+        .trim_end_matches(" s")
+        .parse()
+        .unwrap();
+    assert!(
+        secs >= 2 && secs <= outage.elapsed().as_secs() + 2,
+        "the outage lasted about {} s: {}",
+        outage.elapsed().as_secs(),
+        off.detail
+    );
+    let admin = common::http::login(gw.web, "admin@example.org", "password for tests")
+        .await
+        .unwrap();
+    let m = common::http::request(
+        gw.web,
+        "GET",
+        "/metrics",
+        &[("Authorization", &format!("Bearer {}", admin.token))],
+        None,
+    )
+    .await
+    .text();
     assert!(m.lines().any(|l| l == "sponts_queue_mode 0"), "{m}");
     gw.stop().await;
 }

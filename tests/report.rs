@@ -91,7 +91,9 @@ async fn figures_match_a_known_mix_of_traffic() {
     let mut f = serde_json::Value::Null;
     for _ in 0..50 {
         let mut stats = Command::new(env!("CARGO_BIN_EXE_sponts"));
-        stats.args(["stats", "--since", "1h", "--json"]).env("SPONTS_CONFIG", &cfg);
+        stats
+            .args(["stats", "--since", "1h", "--json"])
+            .env("SPONTS_CONFIG", &cfg);
         let out = output(stats).await;
         assert!(
             out.status.success(),
@@ -131,8 +133,19 @@ async fn figures_match_a_known_mix_of_traffic() {
     assert_eq!(f["decided_by"]["uce"], 2, "{f}");
     assert_eq!(f["reasons"]["spam by uce"], 1, "{f}");
     // Prometheus has the same rates and load, as counters of this process.
-    let admin_token = common::http::login(gw.web, "admin@example.org", common::PASSWORD).await.unwrap().token;
-    let m = common::http::request(gw.web, "GET", "/metrics", &[("Authorization", &format!("Bearer {admin_token}"))], None).await.text();
+    let admin_token = common::http::login(gw.web, "admin@example.org", common::PASSWORD)
+        .await
+        .unwrap()
+        .token;
+    let m = common::http::request(
+        gw.web,
+        "GET",
+        "/metrics",
+        &[("Authorization", &format!("Bearer {admin_token}"))],
+        None,
+    )
+    .await
+    .text();
     for line in [
         "sponts_messages_total{class=\"clean\"} 2".to_string(),
         "sponts_messages_total{class=\"virus\"} 1".into(),
@@ -347,7 +360,8 @@ async fn figures_match_a_known_mix_of_traffic() {
     // Off the test's runtime thread: the capture backend runs on it.
     let cfg2 = cfg.clone();
     let mut mail = Command::new(env!("CARGO_BIN_EXE_sponts"));
-    mail.args(["stats", "--since", "1h", "--mail"]).env("SPONTS_CONFIG", &cfg2);
+    mail.args(["stats", "--since", "1h", "--mail"])
+        .env("SPONTS_CONFIG", &cfg2);
     let out = output(mail).await;
     assert!(
         out.status.success(),
@@ -591,13 +605,37 @@ async fn buckets_add_up_and_top_lists_compact_on_sqlite_and_postgres() {
             .unwrap();
         let mut rows = store.stats_rows(10 * h, 12 * h, false).await.unwrap();
         rows.sort();
-        let r = |hour: i64, m: &str, k: &str, v: i64| (hour * h, m.to_string(), k.to_string(), v, v);
-        assert_eq!(rows, vec![r(10, "class", "spam", 3), r(11, "class", "clean", 6), r(11, "class", "spam", 4), r(11, "connections", "", 5), r(11, "sessions_peak", "", 7)]);
+        let r =
+            |hour: i64, m: &str, k: &str, v: i64| (hour * h, m.to_string(), k.to_string(), v, v);
+        assert_eq!(
+            rows,
+            vec![
+                r(10, "class", "spam", 3),
+                r(11, "class", "clean", 6),
+                r(11, "class", "spam", 4),
+                r(11, "connections", "", 5),
+                r(11, "sessions_peak", "", 7)
+            ]
+        );
         // By day: sums add up, peaks keep their maximum.
-        store.add_live_stats(&[], &[d(13, "sessions_peak", "", 9), d(14, "sessions_peak", "", 2)]).await.unwrap();
+        store
+            .add_live_stats(
+                &[],
+                &[d(13, "sessions_peak", "", 9), d(14, "sessions_peak", "", 2)],
+            )
+            .await
+            .unwrap();
         let mut days = store.stats_rows(0, 24 * h, true).await.unwrap();
         days.sort();
-        assert_eq!(days, vec![(0, "class".into(), "clean".into(), 106, 100), (0, "class".into(), "spam".into(), 7, 4), (0, "connections".into(), String::new(), 5, 5), (0, "sessions_peak".into(), String::new(), 18, 9)]);
+        assert_eq!(
+            days,
+            vec![
+                (0, "class".into(), "clean".into(), 106, 100),
+                (0, "class".into(), "spam".into(), 7, 4),
+                (0, "connections".into(), String::new(), 5, 5),
+                (0, "sessions_peak".into(), String::new(), 18, 9)
+            ]
+        );
         // A top list over three hours, compacted to its two leading keys plus the rest.
         let ip =
             |hour: i64, key: &str, v: i64| d(hour, "spam_ip", &format!("{key}\tspam by uce"), v);
@@ -661,13 +699,21 @@ async fn two_nodes_mail_the_daily_report_once() {
     let cap = Capture::start(CaptureOptions::default()).await;
     let extra = "[report]\nsample_every = \"100ms\"\nmail = \"daily\"\nmail_hour = 0\n";
     let (config, dir) = common::config(cap.addr, extra);
-    let store = sponts::storage::Store::open(&config.storage.database_location()).await.unwrap();
+    let store = sponts::storage::Store::open(&config.storage.database_location())
+        .await
+        .unwrap();
     add_user(&store, "admin@example.org", sponts::storage::Role::Admin).await;
     // Yesterday's traffic.
     let day = 86_400_000_000i64;
     let now = sponts::clock::now_us();
     let yesterday_noon = now - now.rem_euclid(day) - day / 2;
-    store.add_stats(&[(yesterday_noon, "class".into(), "spam".into(), 3), (yesterday_noon, "class".into(), "clean".into(), 1)]).await.unwrap();
+    store
+        .add_stats(&[
+            (yesterday_noon, "class".into(), "spam".into(), 3),
+            (yesterday_noon, "class".into(), "clean".into(), 1),
+        ])
+        .await
+        .unwrap();
     store.close().await;
     let (mut second, _second_dir) = common::config(cap.addr, extra);
     second.storage.data_dir = config.storage.data_dir.clone();
@@ -675,12 +721,21 @@ async fn two_nodes_mail_the_daily_report_once() {
     let b = common::start_with(second, _second_dir).await;
     let got = cap.wait_for(1).await;
     tokio::time::sleep(std::time::Duration::from_millis(800)).await;
-    let got = if got.len() == 1 { cap.deliveries() } else { got };
+    let got = if got.len() == 1 {
+        cap.deliveries()
+    } else {
+        got
+    };
     assert_eq!(got.len(), 1, "one report, not one per node");
     assert_eq!(got[0].rcpts, ["admin@example.org"]);
-    let parsed = mail_parser::MessageParser::default().parse(&got[0].data).unwrap();
+    let parsed = mail_parser::MessageParser::default()
+        .parse(&got[0].data)
+        .unwrap();
     let date = &sponts::clock::rfc3339(yesterday_noon)[..10];
-    assert_eq!(parsed.subject().unwrap(), format!("sponts report daily {date}: 4 messages, 75.0 % spam"));
+    assert_eq!(
+        parsed.subject().unwrap(),
+        format!("sponts report daily {date}: 4 messages, 75.0 % spam")
+    );
     a.stop().await;
     b.stop().await;
 }

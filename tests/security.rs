@@ -7,7 +7,11 @@ use common::*;
 #[tokio::test]
 async fn relay_attempts_never_reach_the_backend() {
     let cap = Capture::start(CaptureOptions::default()).await;
-    let gw = gateway(cap.addr, "[smtp]\nmax_errors = 100\n[uce]\ntarpit_delay = \"0s\"\n").await;
+    let gw = gateway(
+        cap.addr,
+        "[smtp]\nmax_errors = 100\n[uce]\ntarpit_delay = \"0s\"\n",
+    )
+    .await;
     let mut c = Client::connect(gw.addr).await;
     c.expect("EHLO client.test", 250).await;
     c.expect("MAIL FROM:<a@sender.example>", 250).await;
@@ -27,7 +31,10 @@ async fn relay_attempts_never_reach_the_backend() {
         let r = c.cmd(&format!("RCPT TO:<{rcpt}>")).await;
         assert!(r.starts_with(&code.to_string()), "{rcpt} -> {r}");
         if code == 554 {
-            assert!(r.contains("5.7.1") && r.contains("Relay access denied"), "{r}");
+            assert!(
+                r.contains("5.7.1") && r.contains("Relay access denied"),
+                "{r}"
+            );
         }
     }
     c.expect("DATA", 554).await;
@@ -51,7 +58,13 @@ async fn loopback_is_not_trusted_but_relay_networks_are() {
     let mut c = Client::connect(gw.addr).await;
     c.expect("EHLO client.test", 250).await;
     // Our own client, with one of our sender domains (outbound: queued for MX delivery).
-    let r = c.send_mail("a@example.org", &["x@elsewhere.example"], b"Subject: out\r\n\r\nx\r\n").await;
+    let r = c
+        .send_mail(
+            "a@example.org",
+            &["x@elsewhere.example"],
+            b"Subject: out\r\n\r\nx\r\n",
+        )
+        .await;
     assert!(r.starts_with("250"), "{r}");
     gw.stop().await;
 }
@@ -60,7 +73,14 @@ async fn loopback_is_not_trusted_but_relay_networks_are() {
 async fn smuggled_commands_are_refused_with_the_message() {
     let cap = Capture::start(CaptureOptions::default()).await;
     let gw = gateway(cap.addr, "").await;
-    for ending in [&b"\n.\n"[..], b"\n.\r\n", b"\r\n.\n", b"\r.\r\n", b"\r\n.\r\r\n", b"\r\n\x00.\r\n"] {
+    for ending in [
+        &b"\n.\n"[..],
+        b"\n.\r\n",
+        b"\r\n.\n",
+        b"\r.\r\n",
+        b"\r\n.\r\r\n",
+        b"\r\n\x00.\r\n",
+    ] {
         let mut c = Client::connect(gw.addr).await;
         c.expect("EHLO client.test", 250).await;
         c.expect("MAIL FROM:<a@sender.example>", 250).await;
@@ -94,13 +114,26 @@ async fn starttls_upgrades_resets_and_is_recorded() {
     let ehlo = c.expect("EHLO client.test", 250).await;
     assert!(!ehlo.contains("STARTTLS"), "{ehlo}");
     c.expect("STARTTLS", 503).await;
-    let r = c.send_mail("a@sender.example", &["u@example.org"], b"Subject: secret\r\n\r\nx\r\n").await;
+    let r = c
+        .send_mail(
+            "a@sender.example",
+            &["u@example.org"],
+            b"Subject: secret\r\n\r\nx\r\n",
+        )
+        .await;
     assert!(r.starts_with("250"), "{r}");
     let d = cap.wait_for(1).await;
     let text = String::from_utf8_lossy(&d[0].data);
-    assert!(text.contains("with ESMTPS id") && text.contains("(version=TLSv1.3 cipher=TLS13_"), "{text}");
+    assert!(
+        text.contains("with ESMTPS id") && text.contains("(version=TLSv1.3 cipher=TLS13_"),
+        "{text}"
+    );
     let e = journal_entry(&gw.store, &reply_id(&r)).await;
-    assert!(e.tls.as_deref().unwrap_or("").starts_with("TLSv1.3 TLS13_"), "{:?}", e.tls);
+    assert!(
+        e.tls.as_deref().unwrap_or("").starts_with("TLSv1.3 TLS13_"),
+        "{:?}",
+        e.tls
+    );
     gw.stop().await;
 }
 
@@ -111,7 +144,8 @@ async fn plaintext_pipelined_after_starttls_is_discarded() {
     let mut c = Client::connect(gw.addr).await;
     c.expect("EHLO client.test", 250).await;
     // CVE-2011-0411: commands injected in the same packet as STARTTLS.
-    c.send(b"STARTTLS\r\nEHLO evil.test\r\nMAIL FROM:<evil@evil.test>\r\n").await;
+    c.send(b"STARTTLS\r\nEHLO evil.test\r\nMAIL FROM:<evil@evil.test>\r\n")
+        .await;
     assert!(c.reply().await.starts_with("220"));
     c.starttls().await;
     // The first reply under TLS answers our command, not the injected ones.
@@ -130,7 +164,8 @@ async fn data_sent_before_the_354_is_refused_and_never_delivered() {
     for early in [&b"Subject: early\r\n\r\nbody\r\n.\r\n"[..], b"QUIT\r\n"] {
         let mut c = Client::connect(gw.addr).await;
         c.expect("EHLO client.test", 250).await;
-        let mut wire = b"MAIL FROM:<a@sender.example>\r\nRCPT TO:<u@example.org>\r\nDATA\r\n".to_vec();
+        let mut wire =
+            b"MAIL FROM:<a@sender.example>\r\nRCPT TO:<u@example.org>\r\nDATA\r\n".to_vec();
         wire.extend_from_slice(early);
         c.send(&wire).await;
         assert!(c.reply().await.starts_with("250"));
@@ -141,12 +176,18 @@ async fn data_sent_before_the_354_is_refused_and_never_delivered() {
     }
     let refused = gw.store.query_journal(&Default::default()).await.unwrap();
     assert_eq!(refused.len(), 2);
-    assert!(refused.iter().all(|e| e.outcome == "refused" && e.decided_by == "smtp" && e.final_reply.starts_with("554 5.5.0")), "{refused:?}");
+    assert!(
+        refused.iter().all(|e| e.outcome == "refused"
+            && e.decided_by == "smtp"
+            && e.final_reply.starts_with("554 5.5.0")),
+        "{refused:?}"
+    );
 
     // Allowed pipelining: MAIL, RCPT and DATA in one go, the message after the 354.
     let mut c = Client::connect(gw.addr).await;
     c.expect("EHLO client.test", 250).await;
-    c.send(b"MAIL FROM:<a@sender.example>\r\nRCPT TO:<u@example.org>\r\nDATA\r\n").await;
+    c.send(b"MAIL FROM:<a@sender.example>\r\nRCPT TO:<u@example.org>\r\nDATA\r\n")
+        .await;
     assert!(c.reply().await.starts_with("250"));
     assert!(c.reply().await.starts_with("250"));
     assert!(c.reply().await.starts_with("354"));

@@ -10,8 +10,12 @@ use common::*;
 async fn deliver(gw: &Gateway, subject: &str, rcpt: &str, extra: &str) {
     let mut c = Client::connect(gw.addr).await;
     c.expect("EHLO client.test", 250).await;
-    let msg = format!("From: Partner <news@partner.example>\r\nTo: {rcpt}\r\nSubject: {subject}\r\n{extra}\r\nHello,\r\nthis is {subject}.\r\n");
-    let r = c.send_mail("news@partner.example", &[rcpt], msg.as_bytes()).await;
+    let msg = format!(
+        "From: Partner <news@partner.example>\r\nTo: {rcpt}\r\nSubject: {subject}\r\n{extra}\r\nHello,\r\nthis is {subject}.\r\n"
+    );
+    let r = c
+        .send_mail("news@partner.example", &[rcpt], msg.as_bytes())
+        .await;
     assert!(r.starts_with("250"), "{r}");
 }
 
@@ -20,8 +24,14 @@ async fn sign_in_search_open_replay_and_bulk_replay_in_chromium() {
     let cap = Capture::start(CaptureOptions::default()).await;
     let gw = gateway(cap.addr, "").await;
     let pw = sponts::auth::hash_password("password for tests").unwrap();
-    gw.store.add_user("alice@example.org", &pw, sponts::storage::Role::User).await.unwrap();
-    gw.store.add_user("admin@example.org", &pw, sponts::storage::Role::Admin).await.unwrap();
+    gw.store
+        .add_user("alice@example.org", &pw, sponts::storage::Role::User)
+        .await
+        .unwrap();
+    gw.store
+        .add_user("admin@example.org", &pw, sponts::storage::Role::Admin)
+        .await
+        .unwrap();
     deliver(&gw, "Quarterly invoice", "alice@example.org", "").await;
     deliver(&gw, "Team lunch on Friday", "alice@example.org", "").await;
     deliver(&gw, "Build report", "alice@example.org", "").await;
@@ -37,7 +47,11 @@ async fn sign_in_search_open_replay_and_bulk_replay_in_chromium() {
     b.type_into("#password", "password for tests").await;
     b.click("button[type=submit]").await;
     b.find("table.messages").await;
-    assert_eq!(b.count("table.messages tbody tr").await, 3, "alice sees her three messages");
+    assert_eq!(
+        b.count("table.messages tbody tr").await,
+        3,
+        "alice sees her three messages"
+    );
     b.screenshot("ui-02-messages").await;
 
     b.type_into("#q", "invoice").await;
@@ -52,12 +66,19 @@ async fn sign_in_search_open_replay_and_bulk_replay_in_chromium() {
     b.click("table.messages tbody tr td a").await;
     let h1 = b.text("main h1").await;
     assert_eq!(h1, "Quarterly invoice");
-    assert!(b.text("pre.body").await.contains("this is Quarterly invoice."));
+    assert!(
+        b.text("pre.body")
+            .await
+            .contains("this is Quarterly invoice.")
+    );
     b.screenshot("ui-03-message").await;
 
     b.click("#replay").await;
     let result = b.text("#replay-result").await;
-    assert!(result.contains("Replayed to alice@example.org") && result.contains("250"), "{result}");
+    assert!(
+        result.contains("Replayed to alice@example.org") && result.contains("250"),
+        "{result}"
+    );
     b.screenshot("ui-04-replayed").await;
     let d = cap.wait_for(5).await;
     assert_eq!(d[4].rcpts, vec!["alice@example.org"]);
@@ -77,7 +98,11 @@ async fn sign_in_search_open_replay_and_bulk_replay_in_chromium() {
     b.type_into("#password", "password for tests").await;
     b.click("button[type=submit]").await;
     b.find("table.messages").await;
-    assert_eq!(b.count("table.messages tbody tr").await, 5, "the admin sees all, replay included");
+    assert_eq!(
+        b.count("table.messages tbody tr").await,
+        5,
+        "the admin sees all, replay included"
+    );
     b.goto(&format!("{base}/admin/bulk")).await;
     let today = sponts::clock::rfc3339(sponts::clock::now_us())[..10].to_string();
     b.type_into("#rcpt", "alice@example.org").await;
@@ -127,19 +152,45 @@ async fn times_sizes_counts_and_the_paper_clip_read_well() {
 
     let list = page("/").await.text();
     let row = list.split("<tbody>").nth(1).unwrap();
-    assert!(row.contains(r#"<time class="when" datetime=""#) && row.contains(" UTC</time>"), "a time with its zone: {row}");
-    assert!(row.contains(r#"<svg class="clip""#) && !row.contains('📎'), "a drawn clip: {row}");
-    assert!(row.contains(r#"class="hide-narrow small nowrap">"#) && row.contains("\u{a0}B</td>"), "the size on one line: {row}");
+    assert!(
+        row.contains(r#"<time class="when" datetime=""#) && row.contains(" UTC</time>"),
+        "a time with its zone: {row}"
+    );
+    assert!(
+        row.contains(r#"<svg class="clip""#) && !row.contains('📎'),
+        "a drawn clip: {row}"
+    );
+    assert!(
+        row.contains(r#"class="hide-narrow small nowrap">"#) && row.contains("\u{a0}B</td>"),
+        "the size on one line: {row}"
+    );
     let css = page("/static/style.css").await.text();
-    assert!(css.contains(".when, .nowrap { white-space:nowrap; }"), "{css}");
+    assert!(
+        css.contains(".when, .nowrap { white-space:nowrap; }"),
+        "{css}"
+    );
 
     let queue = page("/admin/queue").await.text();
-    assert!(queue.contains(r#"<p class="muted" id="queue-count">1 message waits for the mail server.</p>"#), "{queue}");
+    assert!(
+        queue.contains(
+            r#"<p class="muted" id="queue-count">1 message waits for the mail server.</p>"#
+        ),
+        "{queue}"
+    );
     assert!(queue.contains("Queue mode since <time"), "{queue}");
 
     let report = page("/admin/report").await.text();
-    for (id, first) in [("top_ip", "client IP"), ("top_sender_domain", "sender domain"), ("top_helo", "HELO name")] {
-        assert!(report.contains(&format!(r#"<table class="report" id="table-{id}"><thead><tr><th>{first}</th>"#)), "{id}");
+    for (id, first) in [
+        ("top_ip", "client IP"),
+        ("top_sender_domain", "sender domain"),
+        ("top_helo", "HELO name"),
+    ] {
+        assert!(
+            report.contains(&format!(
+                r#"<table class="report" id="table-{id}"><thead><tr><th>{first}</th>"#
+            )),
+            "{id}"
+        );
     }
     assert!(!report.contains("<th></th>"), "no column without a name");
     gw.stop().await;

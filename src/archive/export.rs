@@ -3,7 +3,7 @@
 //! it was received. mbox is mboxrd (`From ` lines in a message quoted with one more `>`); the zip
 //! holds one stored (uncompressed) `.eml` per message, which any unzip and mail program opens.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result, bail};
 use std::io::Write;
 use std::path::Path;
 
@@ -31,7 +31,14 @@ const PAGE: i64 = 500;
 /// Writes `user`'s kept mail in `[since, until)` to `out` (made anew; an existing file is refused);
 /// returns how many messages went in and how many records had no kept message (purged, or never
 /// reached the end of DATA).
-pub async fn export(store: &Store, user: &str, since_us: Option<i64>, until_us: Option<i64>, format: Format, out: &Path) -> Result<(usize, usize)> {
+pub async fn export(
+    store: &Store,
+    user: &str,
+    since_us: Option<i64>,
+    until_us: Option<i64>,
+    format: Format,
+    out: &Path,
+) -> Result<(usize, usize)> {
     let user = user.to_lowercase();
     let mut addresses = vec![user.clone()];
     if let Some(account) = store.user(&user).await? {
@@ -39,7 +46,14 @@ pub async fn export(store: &Store, user: &str, since_us: Option<i64>, until_us: 
     }
     let mut records: Vec<JournalEntry> = Vec::new();
     for page in 0.. {
-        let filter = JournalFilter { visible_to: Some(addresses.clone()), since_us, until_us, limit: Some(PAGE), offset: Some(page * PAGE), ..Default::default() };
+        let filter = JournalFilter {
+            visible_to: Some(addresses.clone()),
+            since_us,
+            until_us,
+            limit: Some(PAGE),
+            offset: Some(page * PAGE),
+            ..Default::default()
+        };
         let batch = store.query_journal(&filter).await?;
         let done = (batch.len() as i64) < PAGE;
         records.extend(batch.into_iter().filter(|e| e.replay_of.is_none()));
@@ -48,7 +62,16 @@ pub async fn export(store: &Store, user: &str, since_us: Option<i64>, until_us: 
         }
     }
     records.sort_by(|a, b| (a.time_us, &a.id).cmp(&(b.time_us, &b.id)));
-    let file = std::fs::OpenOptions::new().write(true).create_new(true).open(out).with_context(|| format!("cannot create {} (an existing file is never overwritten)", out.display()))?;
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(out)
+        .with_context(|| {
+            format!(
+                "cannot create {} (an existing file is never overwritten)",
+                out.display()
+            )
+        })?;
     let mut w = std::io::BufWriter::new(file);
     let mut zip = ZipWriter::default();
     let (mut written, mut missing) = (0, 0);
@@ -57,7 +80,8 @@ pub async fn export(store: &Store, user: &str, since_us: Option<i64>, until_us: 
             missing += 1;
             continue;
         };
-        let message = crate::modules::backup::decompress(&body).with_context(|| format!("the kept message of {} cannot be read", e.id))?;
+        let message = crate::modules::backup::decompress(&body)
+            .with_context(|| format!("the kept message of {} cannot be read", e.id))?;
         match format {
             Format::Mbox => write_mbox_entry(&mut w, &e.sender, e.time_us, &message)?,
             Format::EmlZip => zip.add(&mut w, &entry_name(e), &message)?,
@@ -74,7 +98,11 @@ pub async fn export(store: &Store, user: &str, since_us: Option<i64>, until_us: 
 
 /// `From sender asctime-date`, then the message with `>*From ` lines given one more `>`.
 fn write_mbox_entry(w: &mut impl Write, sender: &str, time_us: i64, message: &[u8]) -> Result<()> {
-    let sender = if sender.is_empty() { "MAILER-DAEMON" } else { sender };
+    let sender = if sender.is_empty() {
+        "MAILER-DAEMON"
+    } else {
+        sender
+    };
     writeln!(w, "From {sender} {}", asctime(time_us))?;
     for line in message.split_inclusive(|&b| b == b'\n') {
         let quotes = line.iter().take_while(|&&b| b == b'>').count();
@@ -93,12 +121,20 @@ fn write_mbox_entry(w: &mut impl Write, sender: &str, time_us: i64, message: &[u
 /// `Thu Dec  3 18:00:00 2026`, the date of an mbox `From ` line.
 fn asctime(us: i64) -> String {
     const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
     let (y, m, d) = crate::clock::date(us);
     let secs = us.div_euclid(1_000_000);
     let rem = secs.rem_euclid(86_400);
     let weekday = DAYS[secs.div_euclid(86_400).rem_euclid(7) as usize];
-    format!("{weekday} {} {d:>2} {:02}:{:02}:{:02} {y}", MONTHS[(m - 1) as usize], rem / 3600, rem % 3600 / 60, rem % 60)
+    format!(
+        "{weekday} {} {d:>2} {:02}:{:02}:{:02} {y}",
+        MONTHS[(m - 1) as usize],
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 /// `2026-12-04T180000Z-1M91...eml`: sorted by time in any file list, unique by the id.
@@ -122,13 +158,21 @@ impl ZipWriter {
         crc.update(data);
         let (crc, size) = (crc.sum(), data.len());
         if self.offset + size as u64 + 1024 > u32::MAX as u64 || self.entries == u16::MAX {
-            bail!("the export would pass 4 GiB or 65,535 messages, the zip format's limits here: use --format mbox, or a shorter --since/--until");
+            bail!(
+                "the export would pass 4 GiB or 65,535 messages, the zip format's limits here: use --format mbox, or a shorter --since/--until"
+            );
         }
         let local = header(0x0403_4b50, name, crc, size as u32, None);
         w.write_all(&local)?;
         w.write_all(name.as_bytes())?;
         w.write_all(data)?;
-        self.central.extend_from_slice(&header(0x0201_4b50, name, crc, size as u32, Some(self.offset as u32)));
+        self.central.extend_from_slice(&header(
+            0x0201_4b50,
+            name,
+            crc,
+            size as u32,
+            Some(self.offset as u32),
+        ));
         self.central.extend_from_slice(name.as_bytes());
         self.offset += (local.len() + name.len() + size) as u64;
         self.entries += 1;
@@ -186,7 +230,13 @@ mod tests {
     fn mbox_dates_and_quoting() {
         assert_eq!(asctime(1_795_828_744_000_000), "Sat Nov 28 01:19:04 2026");
         let mut out = Vec::new();
-        write_mbox_entry(&mut out, "a@b", 0, b"Subject: x\r\n\r\nFrom here\r\n>From there\r\nend").unwrap();
+        write_mbox_entry(
+            &mut out,
+            "a@b",
+            0,
+            b"Subject: x\r\n\r\nFrom here\r\n>From there\r\nend",
+        )
+        .unwrap();
         assert_eq!(out, b"From a@b Thu Jan  1 00:00:00 1970\nSubject: x\r\n\r\n>From here\r\n>>From there\r\nend\n\n");
     }
 }

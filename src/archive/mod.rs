@@ -24,7 +24,9 @@ const PURGE_EVERY: Duration = Duration::from_secs(3600);
 pub async fn job(config: Config, store: Store) {
     let mut since_purge: Option<std::time::Instant> = None;
     loop {
-        if let Err(e) = seal::seal_until(&store, crate::clock::now_us() - seal::GRACE_US, false).await {
+        if let Err(e) =
+            seal::seal_until(&store, crate::clock::now_us() - seal::GRACE_US, false).await
+        {
             tracing::warn!("archive seal failed: {e:#}");
         }
         if since_purge.is_none_or(|t| t.elapsed() >= PURGE_EVERY) {

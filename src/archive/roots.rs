@@ -24,7 +24,10 @@ pub struct RootLine {
 
 /// The seals of `since_day` and later (all without), oldest first.
 pub async fn roots(store: &Store, since_day: Option<&str>) -> Result<Vec<RootLine>> {
-    let key = Signer::existing_public_key(store).await?.map(|k| k.hex()).unwrap_or_default();
+    let key = Signer::existing_public_key(store)
+        .await?
+        .map(|k| k.hex())
+        .unwrap_or_default();
     let seals = store.seals(since_day).await?;
     Ok(seals
         .into_iter()
@@ -46,5 +49,11 @@ pub async fn roots(store: &Store, since_day: Option<&str>) -> Result<Vec<RootLin
 
 /// Reads roots written by `sponts archive roots`.
 pub fn parse(text: &str) -> Result<Vec<RootLine>> {
-    text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()).map(|(i, l)| serde_json::from_str(l).with_context(|| format!("line {}: not a root line", i + 1))).collect()
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| {
+            serde_json::from_str(l).with_context(|| format!("line {}: not a root line", i + 1))
+        })
+        .collect()
 }

@@ -3,9 +3,9 @@
 //! tree; the root is signed with sponts' Ed25519 key together with the previous seal's root, so
 //! the seals form a chain. `verify` recomputes everything from the stored bodies.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result, bail};
 use ring::rand::SystemRandom;
-use ring::signature::{Ed25519KeyPair, KeyPair, UnparsedPublicKey, ED25519};
+use ring::signature::{ED25519, Ed25519KeyPair, KeyPair, UnparsedPublicKey};
 
 use crate::storage::{Seal, Store};
 
@@ -24,7 +24,10 @@ fn unhex(s: &str) -> Option<Vec<u8>> {
     if s.len() % 2 != 0 {
         return None;
     }
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect()
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
 }
 
 /// SHA-256 of a message as received, hex: what is recorded at insertion.
@@ -77,7 +80,10 @@ pub fn merkle_root(leaves: &[(String, String)]) -> String {
 
 /// The bytes a seal's signature covers.
 pub fn seal_statement(s: &Seal) -> String {
-    format!("sponts-archive-seal v1\n{}\n{}\n{}\n{}\n{}\n{}\n{}\n", s.seq, s.day, s.from_us, s.until_us, s.count, s.root, s.prev_root)
+    format!(
+        "sponts-archive-seal v1\n{}\n{}\n{}\n{}\n{}\n{}\n{}\n",
+        s.seq, s.day, s.from_us, s.until_us, s.count, s.root, s.prev_root
+    )
 }
 
 /// The bytes a purge record's signature covers.
@@ -92,18 +98,27 @@ pub struct Signer {
 
 impl Signer {
     pub async fn load(store: &Store) -> Result<Signer> {
-        let fresh = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new()).map_err(|_| anyhow::anyhow!("cannot make a signing key"))?;
-        let kept = store.secret(KEY_SECRET, &crate::base64::encode(fresh.as_ref())).await?;
-        let pkcs8 = crate::base64::decode(&kept).context("the archive signing key is not base64")?;
-        let key = Ed25519KeyPair::from_pkcs8(&pkcs8).map_err(|_| anyhow::anyhow!("the archive signing key is damaged"))?;
+        let fresh = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new())
+            .map_err(|_| anyhow::anyhow!("cannot make a signing key"))?;
+        let kept = store
+            .secret(KEY_SECRET, &crate::base64::encode(fresh.as_ref()))
+            .await?;
+        let pkcs8 =
+            crate::base64::decode(&kept).context("the archive signing key is not base64")?;
+        let key = Ed25519KeyPair::from_pkcs8(&pkcs8)
+            .map_err(|_| anyhow::anyhow!("the archive signing key is damaged"))?;
         Ok(Signer { key })
     }
 
     /// The public half of the key in the store, without making one.
     pub async fn existing_public_key(store: &Store) -> Result<Option<PublicKey>> {
-        let Some(kept) = store.existing_secret(KEY_SECRET).await? else { return Ok(None) };
-        let pkcs8 = crate::base64::decode(&kept).context("the archive signing key is not base64")?;
-        let key = Ed25519KeyPair::from_pkcs8(&pkcs8).map_err(|_| anyhow::anyhow!("the archive signing key is damaged"))?;
+        let Some(kept) = store.existing_secret(KEY_SECRET).await? else {
+            return Ok(None);
+        };
+        let pkcs8 =
+            crate::base64::decode(&kept).context("the archive signing key is not base64")?;
+        let key = Ed25519KeyPair::from_pkcs8(&pkcs8)
+            .map_err(|_| anyhow::anyhow!("the archive signing key is damaged"))?;
         Ok(Some(PublicKey(key.public_key().as_ref().to_vec())))
     }
 
@@ -135,7 +150,11 @@ impl PublicKey {
     }
 
     pub fn verifies(&self, statement: &str, signature_hex: &str) -> bool {
-        unhex(signature_hex).is_some_and(|sig| UnparsedPublicKey::new(&ED25519, &self.0).verify(statement.as_bytes(), &sig).is_ok())
+        unhex(signature_hex).is_some_and(|sig| {
+            UnparsedPublicKey::new(&ED25519, &self.0)
+                .verify(statement.as_bytes(), &sig)
+                .is_ok()
+        })
     }
 }
 
@@ -166,7 +185,10 @@ pub async fn seal_until(store: &Store, until_us: i64, partial: bool) -> Result<V
         let mut leaves = store.kept_digests(from, end).await?;
         for (id, d) in leaves.iter_mut().filter(|(_, d)| d.is_empty()) {
             // Kept before digests were recorded: computed now, from the stored body.
-            let body = store.body(id).await?.with_context(|| format!("message {id} vanished while sealing"))?;
+            let body = store
+                .body(id)
+                .await?
+                .with_context(|| format!("message {id} vanished while sealing"))?;
             *d = digest(&crate::modules::backup::decompress(&body)?);
             store.set_missing_digest(id, d).await?;
         }
@@ -184,7 +206,10 @@ pub async fn seal_until(store: &Store, until_us: i64, partial: bool) -> Result<V
         };
         seal.signature = signer.sign(&seal_statement(&seal));
         if !store.insert_seal(&seal, &leaves).await? {
-            bail!("another node sealed {} first; sealing again later", seal.day);
+            bail!(
+                "another node sealed {} first; sealing again later",
+                seal.day
+            );
         }
         tracing::info!(day = %seal.day, messages = seal.count, root = %seal.root, "archive sealed");
         from = end;
@@ -206,7 +231,10 @@ mod tests {
         let abc = merkle_root(&[a.clone(), b.clone(), c.clone()]);
         assert_eq!(abc, merkle_root(&[c.clone(), a.clone(), b.clone()]));
         assert_ne!(abc, merkle_root(&[a.clone(), b.clone()]));
-        assert_ne!(abc, merkle_root(&[a.clone(), b.clone(), ("c".into(), digest(b"thre3"))]));
+        assert_ne!(
+            abc,
+            merkle_root(&[a.clone(), b.clone(), ("c".into(), digest(b"thre3"))])
+        );
         assert_ne!(merkle_root(&[]), merkle_root(&[a]));
     }
 

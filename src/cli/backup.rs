@@ -3,7 +3,7 @@
 //! certificate beside it, and its way back into an empty data directory on a new machine.
 //! PostgreSQL is backed up with its own tools (pg_dump); the guide says how.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result, bail};
 use std::io::Write;
 use std::path::Path;
 
@@ -29,7 +29,12 @@ pub async fn backup(config: &Config, store: &Store, dir: &Path, out: &mut dyn Wr
     write_synced(&dir.join(MANIFEST), manifest.as_bytes())?;
     sync_dir(dir)?;
     let size = std::fs::metadata(&database)?.len();
-    writeln!(out, "backup written to {}: {DATABASE} ({size} bytes){}", dir.display(), if certificates > 0 { ", tls/" } else { "" })?;
+    writeln!(
+        out,
+        "backup written to {}: {DATABASE} ({size} bytes){}",
+        dir.display(),
+        if certificates > 0 { ", tls/" } else { "" }
+    )?;
     Ok(())
 }
 
@@ -41,21 +46,36 @@ pub async fn restore(config: &Config, dir: &Path, out: &mut dyn Write) -> Result
     };
     let source = dir.join(DATABASE);
     if !source.is_file() {
-        bail!("{} holds no sponts backup ({DATABASE} is missing)", dir.display());
+        bail!(
+            "{} holds no sponts backup ({DATABASE} is missing)",
+            dir.display()
+        );
     }
     if target.exists() {
-        bail!("{} exists: restore goes into an empty data directory (move the old one away first)", target.display());
+        bail!(
+            "{} exists: restore goes into an empty data directory (move the old one away first)",
+            target.display()
+        );
     }
     let parent = target.parent().context("the database has no directory")?;
     make_private_dir(parent)?;
     let partial = target.with_extension("db.restoring");
-    std::fs::copy(&source, &partial).with_context(|| format!("cannot copy {} to {}", source.display(), partial.display()))?;
+    std::fs::copy(&source, &partial)
+        .with_context(|| format!("cannot copy {} to {}", source.display(), partial.display()))?;
     std::fs::File::open(&partial)?.sync_all()?;
     // Opened once before it takes the database's name: a copy that is no sponts store (or needs
     // migrating to this version) shows it here, and a crash leaves no half-restored database.
-    let store = Store::open(&DatabaseLocation::Sqlite(partial.clone())).await.with_context(|| format!("{} is not a usable sponts store", source.display()))?;
+    let store = Store::open(&DatabaseLocation::Sqlite(partial.clone()))
+        .await
+        .with_context(|| format!("{} is not a usable sponts store", source.display()))?;
     let users = store.users(None).await?.len();
-    let records = store.query_journal(&crate::storage::JournalFilter { limit: Some(1), ..Default::default() }).await?.len();
+    let records = store
+        .query_journal(&crate::storage::JournalFilter {
+            limit: Some(1),
+            ..Default::default()
+        })
+        .await?
+        .len();
     store.close().await;
     for suffix in ["-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", partial.display()));
@@ -63,21 +83,37 @@ pub async fn restore(config: &Config, dir: &Path, out: &mut dyn Write) -> Result
     std::fs::rename(&partial, &target)?;
     sync_dir(parent)?;
     copy_tls(&dir.join("tls"), &config.storage.data_dir.join("tls"))?;
-    writeln!(out, "restored {} from {}: {users} account(s){}", target.display(), dir.display(), if records > 0 { ", the journal and the kept mail" } else { "" })?;
+    writeln!(
+        out,
+        "restored {} from {}: {users} account(s){}",
+        target.display(),
+        dir.display(),
+        if records > 0 {
+            ", the journal and the kept mail"
+        } else {
+            ""
+        }
+    )?;
     Ok(())
 }
 
 fn make_private_dir(dir: &Path) -> Result<()> {
     use std::os::unix::fs::DirBuilderExt;
     if !dir.is_dir() {
-        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
     }
     Ok(())
 }
 
 /// Copies the certificate files (if any); returns how many.
 fn copy_tls(from: &Path, to: &Path) -> Result<usize> {
-    let Ok(entries) = std::fs::read_dir(from) else { return Ok(0) };
+    let Ok(entries) = std::fs::read_dir(from) else {
+        return Ok(0);
+    };
     make_private_dir(to)?;
     let mut n = 0;
     for e in entries.flatten().filter(|e| e.path().is_file()) {
@@ -85,7 +121,8 @@ fn copy_tls(from: &Path, to: &Path) -> Result<usize> {
         if target.exists() {
             continue;
         }
-        std::fs::copy(e.path(), &target).with_context(|| format!("cannot copy {}", e.path().display()))?;
+        std::fs::copy(e.path(), &target)
+            .with_context(|| format!("cannot copy {}", e.path().display()))?;
         std::fs::File::open(&target)?.sync_all()?;
         n += 1;
     }
@@ -94,7 +131,8 @@ fn copy_tls(from: &Path, to: &Path) -> Result<usize> {
 }
 
 fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
-    let mut f = std::fs::File::create(path).with_context(|| format!("cannot write {}", path.display()))?;
+    let mut f =
+        std::fs::File::create(path).with_context(|| format!("cannot write {}", path.display()))?;
     f.write_all(bytes)?;
     f.sync_all()?;
     Ok(())

@@ -1,7 +1,7 @@
 //! `sponts user import FILE.csv` (local accounts in bulk) and `sponts directory test ADDRESS`
 //! (what sponts sees of a person: where they come from, addresses, groups, role, cache state).
 
-use anyhow::{bail, Result};
+use anyhow::{Result, bail};
 use std::io::Write;
 
 use crate::config::Config;
@@ -17,7 +17,10 @@ pub async fn import(store: &Store, text: &str, out: &mut impl Write) -> Result<u
     for (i, line) in text.lines().enumerate() {
         let n = i + 1;
         let line = line.trim();
-        if line.is_empty() || line.starts_with('#') || (n == 1 && line.to_lowercase().starts_with("address")) {
+        if line.is_empty()
+            || line.starts_with('#')
+            || (n == 1 && line.to_lowercase().starts_with("address"))
+        {
             continue;
         }
         let fields: Vec<&str> = line.splitn(3, ',').map(str::trim).collect();
@@ -38,13 +41,19 @@ pub async fn import(store: &Store, text: &str, out: &mut impl Write) -> Result<u
         };
         let (password, generated) = match fields.get(2).filter(|p| !p.is_empty()) {
             Some(p) if p.chars().count() < crate::auth::MIN_PASSWORD => {
-                problems.push(format!("line {n}: the password must have at least {} characters", crate::auth::MIN_PASSWORD));
+                problems.push(format!(
+                    "line {n}: the password must have at least {} characters",
+                    crate::auth::MIN_PASSWORD
+                ));
                 continue;
             }
             Some(p) => (p.to_string(), false),
             None => (generated_password(), true),
         };
-        if rows.iter().any(|(a, ..): &(String, Role, String, bool)| *a == address) {
+        if rows
+            .iter()
+            .any(|(a, ..): &(String, Role, String, bool)| *a == address)
+        {
             problems.push(format!("line {n}: {address} is listed twice"));
             continue;
         }
@@ -64,7 +73,12 @@ pub async fn import(store: &Store, text: &str, out: &mut impl Write) -> Result<u
             writeln!(out, "{address},{},{password}", role.as_str())?;
         }
     }
-    writeln!(out, "{} account{} imported", rows.len(), if rows.len() == 1 { "" } else { "s" })?;
+    writeln!(
+        out,
+        "{} account{} imported",
+        rows.len(),
+        if rows.len() == 1 { "" } else { "s" }
+    )?;
     Ok(rows.len())
 }
 
@@ -72,17 +86,31 @@ pub async fn import(store: &Store, text: &str, out: &mut impl Write) -> Result<u
 fn generated_password() -> String {
     const ALPHABET: &[u8] = b"abcdefghjkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
     let mut b = [0u8; 16];
-    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b).expect("system random");
-    b.iter().map(|x| ALPHABET[*x as usize % ALPHABET.len()] as char).collect()
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b)
+        .expect("system random");
+    b.iter()
+        .map(|x| ALPHABET[*x as usize % ALPHABET.len()] as char)
+        .collect()
 }
 
 /// Prints what sponts sees of `address`; `false` when nobody has it.
-pub async fn test(config: &Config, store: &Store, address: &str, out: &mut impl Write) -> Result<bool> {
+pub async fn test(
+    config: &Config,
+    store: &Store,
+    address: &str,
+    out: &mut impl Write,
+) -> Result<bool> {
     let address = address.trim().to_lowercase();
     let mut found = false;
     if store.is_local_account(&address).await? {
         let u = store.user(&address).await?.expect("a local account");
-        writeln!(out, "local account {}: role {}, aliases {}", u.address, u.role.as_str(), list(&u.aliases))?;
+        writeln!(
+            out,
+            "local account {}: role {}, aliases {}",
+            u.address,
+            u.role.as_str(),
+            list(&u.aliases)
+        )?;
         found = true;
     }
     match &config.directory.ldap {
@@ -90,7 +118,16 @@ pub async fn test(config: &Config, store: &Store, address: &str, out: &mut impl 
         Some(l) => match crate::directory::lookup(config, l, &address).await {
             Ok(Outcome::Known(p)) => {
                 found = true;
-                writeln!(out, "ldap: {}\n  dn: {}\n  address: {}\n  aliases: {}\n  groups: {}\n  role: {}", l.url, p.dn, p.address, list(&p.aliases), list(&p.groups), p.role.as_str())?;
+                writeln!(
+                    out,
+                    "ldap: {}\n  dn: {}\n  address: {}\n  aliases: {}\n  groups: {}\n  role: {}",
+                    l.url,
+                    p.dn,
+                    p.address,
+                    list(&p.aliases),
+                    list(&p.groups),
+                    p.role.as_str()
+                )?;
             }
             Ok(_) => writeln!(out, "ldap: {} knows no {address}", l.url)?,
             Err(e) => writeln!(out, "ldap: {} cannot be asked: {e:#}", l.url)?,
@@ -98,16 +135,43 @@ pub async fn test(config: &Config, store: &Store, address: &str, out: &mut impl 
     }
     match &config.directory.imap {
         None => writeln!(out, "imap: not configured")?,
-        Some(i) => writeln!(out, "imap: {i} (a person is known there only by signing in)")?,
+        Some(i) => writeln!(
+            out,
+            "imap: {i} (a person is known there only by signing in)"
+        )?,
     }
     match store.directory_user(&address).await? {
         Some((p, _)) => {
             found = true;
             let lifetime = config.directory.cache_hours as i64 * 3_600_000_000;
-            let age = |us: i64| if us == 0 { "never".to_string() } else { format!("{} min ago", (crate::clock::now_us() - us) / 60_000_000) };
+            let age = |us: i64| {
+                if us == 0 {
+                    "never".to_string()
+                } else {
+                    format!("{} min ago", (crate::clock::now_us() - us) / 60_000_000)
+                }
+            };
             let valid = p.password_us > 0 && crate::clock::now_us() - p.password_us < lifetime;
-            writeln!(out, "cached ({}): {} role {}, aliases {}, groups {}", p.source, p.address, p.role.as_str(), list(&p.aliases), list(&p.groups))?;
-            writeln!(out, "  confirmed {}; password confirmed {} ({} while the source is down)", age(p.checked_us), age(p.password_us), if valid { "signs in" } else { "does not sign in" })?;
+            writeln!(
+                out,
+                "cached ({}): {} role {}, aliases {}, groups {}",
+                p.source,
+                p.address,
+                p.role.as_str(),
+                list(&p.aliases),
+                list(&p.groups)
+            )?;
+            writeln!(
+                out,
+                "  confirmed {}; password confirmed {} ({} while the source is down)",
+                age(p.checked_us),
+                age(p.password_us),
+                if valid {
+                    "signs in"
+                } else {
+                    "does not sign in"
+                }
+            )?;
         }
         None => writeln!(out, "cached: nothing")?,
     }
@@ -118,5 +182,9 @@ pub async fn test(config: &Config, store: &Store, address: &str, out: &mut impl 
 }
 
 fn list(items: &[String]) -> String {
-    if items.is_empty() { "-".into() } else { items.join(", ") }
+    if items.is_empty() {
+        "-".into()
+    } else {
+        items.join(", ")
+    }
 }

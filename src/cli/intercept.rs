@@ -7,8 +7,8 @@ use std::io::Write;
 
 use crate::intercept::orders;
 pub use crate::intercept::orders::NewOrder;
-use crate::storage::intercept;
 use crate::storage::Store;
+use crate::storage::intercept;
 
 /// Who acts: the account on the machine that ran this (behind sudo, the one who ran it).
 pub fn actor() -> String {
@@ -18,7 +18,12 @@ pub fn actor() -> String {
 pub async fn add(store: &Store, o: NewOrder, out: &mut dyn Write) -> Result<()> {
     let order = orders::build(o, &actor(), crate::clock::now_us())?;
     orders::add(store, &order).await?;
-    writeln!(out, "order {} added: {}", order.id, orders::describe(&order))?;
+    writeln!(
+        out,
+        "order {} added: {}",
+        order.id,
+        orders::describe(&order)
+    )?;
     Ok(())
 }
 
@@ -30,7 +35,16 @@ pub async fn list(store: &Store, json: bool, out: &mut dyn Write) -> Result<()> 
             writeln!(out, "{}", serde_json::to_string(&o)?)?;
         } else {
             let state = orders::state(&o, now);
-            writeln!(out, "{}  {state:<8} {}  {} .. {}  {}  ref {}", o.id, o.target, crate::clock::rfc3339(o.from_us), crate::clock::rfc3339(o.ended_us.unwrap_or(o.until_us).min(o.until_us)), o.deliver, o.reference)?;
+            writeln!(
+                out,
+                "{}  {state:<8} {}  {} .. {}  {}  ref {}",
+                o.id,
+                o.target,
+                crate::clock::rfc3339(o.from_us),
+                crate::clock::rfc3339(o.ended_us.unwrap_or(o.until_us).min(o.until_us)),
+                o.deliver,
+                o.reference
+            )?;
         }
     }
     Ok(())
@@ -55,17 +69,42 @@ pub async fn until(store: &Store, id: &str, until: &str, out: &mut dyn Write) ->
     Ok(true)
 }
 
-pub async fn copies(store: &Store, id: Option<&str>, json: bool, out: &mut dyn Write) -> Result<()> {
-    store.audit(&actor(), "copies.list", &id.map(|i| format!("id={i}")).unwrap_or_default()).await?;
+pub async fn copies(
+    store: &Store,
+    id: Option<&str>,
+    json: bool,
+    out: &mut dyn Write,
+) -> Result<()> {
+    store
+        .audit(
+            &actor(),
+            "copies.list",
+            &id.map(|i| format!("id={i}")).unwrap_or_default(),
+        )
+        .await?;
     for c in store.copies(id, 10_000).await? {
         if json {
             writeln!(out, "{}", serde_json::to_string(&c)?)?;
         } else {
             let state = match c.delivered_us {
                 Some(t) => format!("delivered {}", crate::clock::rfc3339(t)),
-                None => format!("pending, {} tries, next {}: {}", c.attempts, crate::clock::rfc3339(c.next_try_us), c.last_error),
+                None => format!(
+                    "pending, {} tries, next {}: {}",
+                    c.attempts,
+                    crate::clock::rfc3339(c.next_try_us),
+                    c.last_error
+                ),
             };
-            writeln!(out, "{}  order {}  {}  {} {}  {} bytes  {state}", c.id, c.order_id, crate::clock::rfc3339(c.time_us), c.service, c.event, c.content_size)?;
+            writeln!(
+                out,
+                "{}  order {}  {}  {} {}  {} bytes  {state}",
+                c.id,
+                c.order_id,
+                crate::clock::rfc3339(c.time_us),
+                c.service,
+                c.event,
+                c.content_size
+            )?;
         }
     }
     Ok(())
@@ -77,7 +116,15 @@ pub async fn audit_list(store: &Store, json: bool, out: &mut dyn Write) -> Resul
         if json {
             writeln!(out, "{}", serde_json::to_string(&e)?)?;
         } else {
-            writeln!(out, "{:>6}  {}  {:<16} {:<14} {}", e.seq, crate::clock::rfc3339(e.time_us), e.actor, e.action, e.detail)?;
+            writeln!(
+                out,
+                "{:>6}  {}  {:<16} {:<14} {}",
+                e.seq,
+                crate::clock::rfc3339(e.time_us),
+                e.actor,
+                e.action,
+                e.detail
+            )?;
         }
     }
     Ok(())
@@ -88,8 +135,16 @@ pub async fn audit_verify(store: &Store, out: &mut dyn Write) -> Result<bool> {
     let entries = store.audit_log().await?;
     match intercept::verify(&entries) {
         Ok(n) => {
-            writeln!(out, "audit log intact: {n} entries, last hash {}", entries.last().map_or(intercept::GENESIS, |e| e.hash.as_str()))?;
-            store.audit(&actor(), "audit.verify", &format!("intact, {n} entries")).await?;
+            writeln!(
+                out,
+                "audit log intact: {n} entries, last hash {}",
+                entries
+                    .last()
+                    .map_or(intercept::GENESIS, |e| e.hash.as_str())
+            )?;
+            store
+                .audit(&actor(), "audit.verify", &format!("intact, {n} entries"))
+                .await?;
             Ok(true)
         }
         Err((seq, why)) => {
@@ -107,10 +162,19 @@ mod tests {
     fn times() {
         let day = crate::clock::parse_date("2026-12-01").unwrap();
         assert_eq!(orders::parse_time("2026-12-01"), Some(day));
-        assert_eq!(orders::parse_time("2026-12-01T12:30:05Z"), Some(day + (12 * 3600 + 30 * 60 + 5) * 1_000_000));
+        assert_eq!(
+            orders::parse_time("2026-12-01T12:30:05Z"),
+            Some(day + (12 * 3600 + 30 * 60 + 5) * 1_000_000)
+        );
         assert_eq!(orders::parse_time("2026-12-01T25:00:00Z"), None);
-        assert_eq!(orders::parse_time("2026-12-01T12:00:00+02:00"), None, "UTC only");
-        assert!(orders::check_deliver("smtp://agency.example:25", Some("li@agency.example")).is_ok());
+        assert_eq!(
+            orders::parse_time("2026-12-01T12:00:00+02:00"),
+            None,
+            "UTC only"
+        );
+        assert!(
+            orders::check_deliver("smtp://agency.example:25", Some("li@agency.example")).is_ok()
+        );
         assert!(orders::check_deliver("smtp://agency.example:25", None).is_err());
         assert!(orders::check_deliver("dir:relative", None).is_err());
         assert!(orders::check_deliver("dir:/var/lib/sponts-li", None).is_ok());

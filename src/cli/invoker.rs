@@ -8,7 +8,10 @@ use std::ffi::CStr;
 /// The login uid when the kernel has one (`/proc/self/loginuid`; unset is `u32::MAX`).
 fn login_uid() -> Option<libc::uid_t> {
     let text = std::fs::read_to_string("/proc/self/loginuid").ok()?;
-    text.trim().parse::<libc::uid_t>().ok().filter(|u| *u != libc::uid_t::MAX)
+    text.trim()
+        .parse::<libc::uid_t>()
+        .ok()
+        .filter(|u| *u != libc::uid_t::MAX)
 }
 
 /// A name from the password database, safe to put into a header (`by=` of a replay's trace).
@@ -18,7 +21,15 @@ fn user_name(uid: libc::uid_t) -> Option<String> {
         // SAFETY: `pwd` and `buf` outlive the call and `result`, which points into them.
         let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
         let mut result: *mut libc::passwd = std::ptr::null_mut();
-        let rc = unsafe { libc::getpwuid_r(uid, &mut pwd, buf.as_mut_ptr().cast(), buf.len(), &mut result) };
+        let rc = unsafe {
+            libc::getpwuid_r(
+                uid,
+                &mut pwd,
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                &mut result,
+            )
+        };
         if rc == libc::ERANGE && buf.len() < 1 << 20 {
             buf.resize(buf.len() * 2, 0);
             continue;
@@ -27,14 +38,20 @@ fn user_name(uid: libc::uid_t) -> Option<String> {
             return None;
         }
         // SAFETY: a successful getpwuid_r leaves a NUL-terminated name inside `buf`.
-        let name = unsafe { CStr::from_ptr(pwd.pw_name) }.to_string_lossy().into_owned();
+        let name = unsafe { CStr::from_ptr(pwd.pw_name) }
+            .to_string_lossy()
+            .into_owned();
         return plausible(&name).then_some(name);
     }
 }
 
 /// A user name as Unix tools make them: no spaces, no line breaks, not endless.
 fn plausible(name: &str) -> bool {
-    !name.is_empty() && name.len() <= 64 && name.chars().all(|c| c.is_ascii_alphanumeric() || "._-@$".contains(c))
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-@$".contains(c))
 }
 
 /// The name of the account that ran this process (`uid N` when it has none).

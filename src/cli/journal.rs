@@ -21,7 +21,9 @@ pub struct Query {
 pub async fn run(store: &Store, q: Query, out: &mut dyn Write) -> Result<()> {
     let one = q.id.is_some();
     let filter = JournalFilter {
-        since_us: q.since.map(|d| crate::clock::now_us() - d.0.as_micros() as i64),
+        since_us: q
+            .since
+            .map(|d| crate::clock::now_us() - d.0.as_micros() as i64),
         sender: q.sender,
         rcpt: q.rcpt,
         ip: q.ip,
@@ -49,10 +51,28 @@ pub async fn run(store: &Store, q: Query, out: &mut dyn Write) -> Result<()> {
 }
 
 fn write_table(entries: &[JournalEntry], out: &mut dyn Write) -> Result<()> {
-    writeln!(out, "{:<20} {:<16} {:<15} {:<11} {:<10} {:<28} {:<28} SUBJECT", "TIME", "ID", "CLIENT", "OUTCOME", "BY", "SENDER", "RECIPIENTS")?;
+    writeln!(
+        out,
+        "{:<20} {:<16} {:<15} {:<11} {:<10} {:<28} {:<28} SUBJECT",
+        "TIME", "ID", "CLIENT", "OUTCOME", "BY", "SENDER", "RECIPIENTS"
+    )?;
     for e in entries {
-        let rcpts: Vec<String> = e.recipients.iter().map(|r| if r.accepted { r.address.clone() } else { format!("!{}", r.address) }).collect();
-        let sender = if e.sender.is_empty() { "<>".to_string() } else { e.sender.clone() };
+        let rcpts: Vec<String> = e
+            .recipients
+            .iter()
+            .map(|r| {
+                if r.accepted {
+                    r.address.clone()
+                } else {
+                    format!("!{}", r.address)
+                }
+            })
+            .collect();
+        let sender = if e.sender.is_empty() {
+            "<>".to_string()
+        } else {
+            e.sender.clone()
+        };
         writeln!(
             out,
             "{:<20} {:<16} {:<15} {:<11} {:<10} {:<28} {:<28} {}",
@@ -70,8 +90,16 @@ fn write_table(entries: &[JournalEntry], out: &mut dyn Write) -> Result<()> {
             writeln!(out, "{:<20} attachments: {}", "", list.join(", "))?;
         }
     }
-    let records = if entries.len() == 1 { "record" } else { "records" };
-    writeln!(out, "({} {records}; `!` marks a refused recipient)", entries.len())?;
+    let records = if entries.len() == 1 {
+        "record"
+    } else {
+        "records"
+    };
+    writeln!(
+        out,
+        "({} {records}; `!` marks a refused recipient)",
+        entries.len()
+    )?;
     Ok(())
 }
 
@@ -80,11 +108,41 @@ fn write_record(e: &JournalEntry, out: &mut dyn Write) -> Result<()> {
     let field = |out: &mut dyn Write, name: &str, value: &str| writeln!(out, "{name:<13}{value}");
     field(out, "id", &e.id)?;
     field(out, "time", &crate::clock::rfc3339(e.time_us))?;
-    field(out, "client", &format!("{} port {} (HELO {}){}", e.client_ip, e.client_port, e.helo, e.tls.as_deref().map(|t| format!(", {t}")).unwrap_or_default()))?;
-    field(out, "sender", if e.sender.is_empty() { "<>" } else { &e.sender })?;
+    field(
+        out,
+        "client",
+        &format!(
+            "{} port {} (HELO {}){}",
+            e.client_ip,
+            e.client_port,
+            e.helo,
+            e.tls
+                .as_deref()
+                .map(|t| format!(", {t}"))
+                .unwrap_or_default()
+        ),
+    )?;
+    field(
+        out,
+        "sender",
+        if e.sender.is_empty() { "<>" } else { &e.sender },
+    )?;
     for r in &e.recipients {
-        let to = r.delivered_to.as_deref().map(|d| format!(" (delivered to {d})")).unwrap_or_default();
-        field(out, "recipient", &format!("{}{}{to}: {}", if r.accepted { "" } else { "!" }, r.address, r.reply))?;
+        let to = r
+            .delivered_to
+            .as_deref()
+            .map(|d| format!(" (delivered to {d})"))
+            .unwrap_or_default();
+        field(
+            out,
+            "recipient",
+            &format!(
+                "{}{}{to}: {}",
+                if r.accepted { "" } else { "!" },
+                r.address,
+                r.reply
+            ),
+        )?;
     }
     field(out, "subject", e.subject.as_deref().unwrap_or(""))?;
     if let Some(m) = &e.message_id {
@@ -96,9 +154,18 @@ fn write_record(e: &JournalEntry, out: &mut dyn Write) -> Result<()> {
     for a in &e.attachments {
         field(out, "attachment", &attachment(a))?;
     }
-    field(out, "outcome", &format!("{} by {}", e.outcome, e.decided_by))?;
+    field(
+        out,
+        "outcome",
+        &format!("{} by {}", e.outcome, e.decided_by),
+    )?;
     field(out, "final reply", &e.final_reply)?;
-    for (name, value) in [("flag", &e.flag), ("checks", &e.notes), ("replay of", &e.replay_of), ("replayed by", &e.actor)] {
+    for (name, value) in [
+        ("flag", &e.flag),
+        ("checks", &e.notes),
+        ("replay of", &e.replay_of),
+        ("replayed by", &e.actor),
+    ] {
         if let Some(v) = value {
             field(out, name, v)?;
         }
@@ -108,10 +175,18 @@ fn write_record(e: &JournalEntry, out: &mut dyn Write) -> Result<()> {
 }
 
 fn attachment(a: &AttachmentEntry) -> String {
-    let name = if a.filename.is_empty() { "(unnamed)" } else { &a.filename };
+    let name = if a.filename.is_empty() {
+        "(unnamed)"
+    } else {
+        &a.filename
+    };
     format!("{name} ({}, {} bytes)", a.mime_type, a.size)
 }
 
 fn cut(s: &str, n: usize) -> String {
-    if s.chars().count() <= n { s.to_string() } else { s.chars().take(n - 1).chain(['…']).collect() }
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        s.chars().take(n - 1).chain(['…']).collect()
+    }
 }

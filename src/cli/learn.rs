@@ -3,7 +3,7 @@
 //! `new/`), or an mbox file. What is skipped is counted with its reason; learning nothing at all
 //! is an error, so a script notices a wrong path.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result, bail};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -30,17 +30,40 @@ impl Tally {
     }
 }
 
-pub async fn run(store: &Store, spam: Option<&Path>, ham: Option<&Path>, out: &mut dyn Write, progress: &mut dyn Write) -> Result<()> {
+pub async fn run(
+    store: &Store,
+    spam: Option<&Path>,
+    ham: Option<&Path>,
+    out: &mut dyn Write,
+    progress: &mut dyn Write,
+) -> Result<()> {
     if spam.is_none() && ham.is_none() {
-        bail!("learn needs --spam PATH and/or --ham PATH (a folder of messages, a Maildir or an mbox file)");
+        bail!(
+            "learn needs --spam PATH and/or --ham PATH (a folder of messages, a Maildir or an mbox file)"
+        );
     }
     let mut any = false;
     for (path, is_spam) in [(spam, true), (ham, false)] {
         let Some(path) = path else { continue };
         let t = learn_path(store, path, is_spam, progress).await?;
-        let skipped: Vec<String> = t.skipped.iter().map(|(why, n)| format!("{n} {why}")).collect();
-        let skipped = if skipped.is_empty() { String::new() } else { format!("; skipped: {}", skipped.join(", ")) };
-        writeln!(out, "{}: {} learned as {}, {} already known{skipped}", path.display(), t.learned, if is_spam { "spam" } else { "ham" }, t.known)?;
+        let skipped: Vec<String> = t
+            .skipped
+            .iter()
+            .map(|(why, n)| format!("{n} {why}"))
+            .collect();
+        let skipped = if skipped.is_empty() {
+            String::new()
+        } else {
+            format!("; skipped: {}", skipped.join(", "))
+        };
+        writeln!(
+            out,
+            "{}: {} learned as {}, {} already known{skipped}",
+            path.display(),
+            t.learned,
+            if is_spam { "spam" } else { "ham" },
+            t.known
+        )?;
         any |= t.learned + t.known > 0;
     }
     let (s, h) = store.learned_totals().await?;
@@ -52,8 +75,14 @@ pub async fn run(store: &Store, spam: Option<&Path>, ham: Option<&Path>, out: &m
 }
 
 /// Learns every message at `path`, whatever its shape.
-pub async fn learn_path(store: &Store, path: &Path, spam: bool, progress: &mut dyn Write) -> Result<Tally> {
-    let meta = std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
+pub async fn learn_path(
+    store: &Store,
+    path: &Path,
+    spam: bool,
+    progress: &mut dyn Write,
+) -> Result<Tally> {
+    let meta =
+        std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
     let mut tally = Tally::default();
     let mut seen = 0;
     let mut one = async |message: &[u8], tally: &mut Tally| -> Result<()> {
@@ -65,7 +94,8 @@ pub async fn learn_path(store: &Store, path: &Path, spam: bool, progress: &mut d
         Ok(())
     };
     if meta.is_file() {
-        let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let bytes =
+            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
         if is_mbox(&bytes) {
             for message in mbox_messages(&bytes) {
                 one(&message, &mut tally).await?;
@@ -75,12 +105,26 @@ pub async fn learn_path(store: &Store, path: &Path, spam: bool, progress: &mut d
         }
         return Ok(tally);
     }
-    let folders: Vec<PathBuf> = if is_maildir(path) { ["cur", "new"].iter().map(|d| path.join(d)).filter(|d| d.is_dir()).collect() } else { vec![path.to_path_buf()] };
+    let folders: Vec<PathBuf> = if is_maildir(path) {
+        ["cur", "new"]
+            .iter()
+            .map(|d| path.join(d))
+            .filter(|d| d.is_dir())
+            .collect()
+    } else {
+        vec![path.to_path_buf()]
+    };
     for folder in folders {
-        let mut entries: Vec<PathBuf> = std::fs::read_dir(&folder).with_context(|| format!("cannot read {}", folder.display()))?.map(|e| e.map(|e| e.path())).collect::<Result<_, _>>()?;
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(&folder)
+            .with_context(|| format!("cannot read {}", folder.display()))?
+            .map(|e| e.map(|e| e.path()))
+            .collect::<Result<_, _>>()?;
         entries.sort();
         for entry in entries {
-            if entry.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')) {
+            if entry
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+            {
                 tally.skip("hidden files");
                 continue;
             }
@@ -110,7 +154,13 @@ async fn learn_one(store: &Store, message: &[u8], spam: bool, tally: &mut Tally)
     }
     // The same message learned twice counts once: it is known by its content.
     let digest = ring::digest::digest(&ring::digest::SHA256, message);
-    let key = format!("file:{}", digest.as_ref()[..16].iter().map(|b| format!("{b:02x}")).collect::<String>());
+    let key = format!(
+        "file:{}",
+        digest.as_ref()[..16]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    );
     if learn::learn(store, &key, message, spam).await? {
         tally.learned += 1;
     } else {
@@ -121,11 +171,23 @@ async fn learn_one(store: &Store, message: &[u8], spam: bool, tally: &mut Tally)
 
 /// A message starts with a header field (`Name: value`), possibly after an mbox `From ` line.
 fn looks_like_mail(message: &[u8]) -> bool {
-    let start = if message.starts_with(b"From ") { message.iter().position(|&b| b == b'\n').map_or(message.len(), |i| i + 1) } else { 0 };
+    let start = if message.starts_with(b"From ") {
+        message
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(message.len(), |i| i + 1)
+    } else {
+        0
+    };
     let first = &message[start..];
-    let line = &first[..first.iter().position(|&b| b == b'\n').unwrap_or(first.len())];
+    let line = &first[..first
+        .iter()
+        .position(|&b| b == b'\n')
+        .unwrap_or(first.len())];
     match line.iter().position(|&b| b == b':') {
-        Some(colon) if colon > 0 => line[..colon].iter().all(|&b| b.is_ascii_graphic() && b != b':'),
+        Some(colon) if colon > 0 => line[..colon]
+            .iter()
+            .all(|&b| b.is_ascii_graphic() && b != b':'),
         _ => false,
     }
 }
@@ -142,7 +204,12 @@ fn is_separator(line: &[u8]) -> bool {
 
 /// An mbox starts with a `From ` line and holds more than that line.
 fn is_mbox(bytes: &[u8]) -> bool {
-    is_separator(&bytes[..bytes.iter().position(|&b| b == b'\n').unwrap_or(bytes.len())]) && looks_like_mail(bytes)
+    is_separator(
+        &bytes[..bytes
+            .iter()
+            .position(|&b| b == b'\n')
+            .unwrap_or(bytes.len())],
+    ) && looks_like_mail(bytes)
 }
 
 /// The messages of an mbox (mboxrd and mboxo alike): split at `From ` lines that follow an empty
@@ -160,7 +227,10 @@ fn mbox_messages(bytes: &[u8]) -> Vec<Vec<u8>> {
         }
         previous_blank = line == b"\n" || line == b"\r\n";
         let Some(m) = current.as_mut() else { continue };
-        let quoted = line.iter().position(|&b| b != b'>').is_some_and(|i| i > 0 && line[i..].starts_with(b"From "));
+        let quoted = line
+            .iter()
+            .position(|&b| b != b'>')
+            .is_some_and(|i| i > 0 && line[i..].starts_with(b"From "));
         m.extend_from_slice(if quoted { &line[1..] } else { line });
     }
     messages.extend(current);
@@ -183,15 +253,23 @@ mod tests {
     fn an_mbox_splits_into_its_messages_with_from_lines_unquoted() {
         let mbox = b"From a@x Mon Jan  1 00:00:00 2024\nSubject: one\n\nbody\n>From the start\n\nFrom b@x Mon Jan  1 00:00:01 2024\nSubject: two\n\nFrom here on, text\n";
         let m = mbox_messages(mbox);
-        assert_eq!(m.len(), 2, "a `From ` without an empty line before it is text: {m:?}");
+        assert_eq!(
+            m.len(),
+            2,
+            "a `From ` without an empty line before it is text: {m:?}"
+        );
         assert_eq!(m[0], b"Subject: one\n\nbody\nFrom the start\n");
         assert_eq!(m[1], b"Subject: two\n\nFrom here on, text\n");
     }
 
     #[test]
     fn mail_is_told_from_other_files() {
-        assert!(looks_like_mail(b"Return-Path: <a@x>\r\nSubject: hi\r\n\r\nx"));
-        assert!(looks_like_mail(b"From a@x Mon Jan  1 00:00:00 2024\nSubject: hi\n"));
+        assert!(looks_like_mail(
+            b"Return-Path: <a@x>\r\nSubject: hi\r\n\r\nx"
+        ));
+        assert!(looks_like_mail(
+            b"From a@x Mon Jan  1 00:00:00 2024\nSubject: hi\n"
+        ));
         assert!(!looks_like_mail(b"%PDF-1.4 binary"));
         assert!(!looks_like_mail(b"just some words: and a colon"));
     }

@@ -1,7 +1,7 @@
 //! `sponts queue list|show ID|retry [ID]|deliver ID HOST:PORT`: what waits for the backend, a
 //! nudge to try now, and a hand delivery to another host.
 
-use anyhow::{bail, Result};
+use anyhow::{Result, bail};
 use std::io::Write;
 
 use crate::storage::Store;
@@ -14,9 +14,17 @@ pub async fn list(store: &Store, json: bool, out: &mut dyn Write) -> Result<()> 
         }
         return Ok(());
     }
-    writeln!(out, "{:<16} {:<20} {:>8} {:>4} {:<20} {:<28} LAST REPLY", "ID", "QUEUED", "SIZE", "TRY", "NEXT", "SENDER → PENDING")?;
+    writeln!(
+        out,
+        "{:<16} {:<20} {:>8} {:>4} {:<20} {:<28} LAST REPLY",
+        "ID", "QUEUED", "SIZE", "TRY", "NEXT", "SENDER → PENDING"
+    )?;
     for q in &items {
-        let who = format!("{} → {}", if q.sender.is_empty() { "<>" } else { &q.sender }, q.pending.join(","));
+        let who = format!(
+            "{} → {}",
+            if q.sender.is_empty() { "<>" } else { &q.sender },
+            q.pending.join(",")
+        );
         writeln!(
             out,
             "{:<16} {:<20} {:>8} {:>4} {:<20} {:<28} {}",
@@ -32,16 +40,32 @@ pub async fn list(store: &Store, json: bool, out: &mut dyn Write) -> Result<()> 
     writeln!(out, "({} queued)", items.len())?;
     let destinations = store.mx_destinations().await?;
     if !destinations.is_empty() {
-        writeln!(out, "\nOutbound, by destination:\n{:<28} {:>5} {:>5} {:>4} {:<20} {:<20} LAST ERROR", "DESTINATION", "MSGS", "RCPTS", "TRY", "OLDEST", "NEXT")?;
+        writeln!(
+            out,
+            "\nOutbound, by destination:\n{:<28} {:>5} {:>5} {:>4} {:<20} {:<20} LAST ERROR",
+            "DESTINATION", "MSGS", "RCPTS", "TRY", "OLDEST", "NEXT"
+        )?;
         for d in &destinations {
-            writeln!(out, "{:<28} {:>5} {:>5} {:>4} {:<20} {:<20} {}", d.domain, d.messages, d.recipients, d.attempts, crate::clock::rfc3339(d.oldest_us), crate::clock::rfc3339(d.next_attempt_us), d.last_reply)?;
+            writeln!(
+                out,
+                "{:<28} {:>5} {:>5} {:>4} {:<20} {:<20} {}",
+                d.domain,
+                d.messages,
+                d.recipients,
+                d.attempts,
+                crate::clock::rfc3339(d.oldest_us),
+                crate::clock::rfc3339(d.next_attempt_us),
+                d.last_reply
+            )?;
         }
     }
     Ok(())
 }
 
 pub async fn show(store: &Store, id: &str, out: &mut dyn Write) -> Result<()> {
-    let Some(q) = store.queue_list(Some(id)).await?.pop() else { bail!("{id} is not in the queue") };
+    let Some(q) = store.queue_list(Some(id)).await?.pop() else {
+        bail!("{id} is not in the queue")
+    };
     writeln!(out, "{}", serde_json::to_string_pretty(&q)?)?;
     Ok(())
 }
@@ -56,7 +80,12 @@ pub async fn retry(store: &Store, id: Option<&str>) -> Result<()> {
     Ok(())
 }
 
-pub async fn deliver(config: &crate::config::Config, store: &Store, id: &str, host: &str) -> Result<()> {
+pub async fn deliver(
+    config: &crate::config::Config,
+    store: &Store,
+    id: &str,
+    host: &str,
+) -> Result<()> {
     let reply = crate::queue::deliver_to(config, store, id, host).await?;
     println!("{id}: {reply}");
     Ok(())

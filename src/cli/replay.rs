@@ -1,11 +1,11 @@
 //! `sponts replay --id ID [--to ADDR]` and `sponts replay --rcpt ADDR --since DUR` (bulk, with a
 //! progress bar on the terminal).
 
-use anyhow::{bail, Result};
+use anyhow::{Result, bail};
 use std::io::Write;
 
 use crate::config::{Config, Duration};
-use crate::replay::{delivered_to, replay, Replayed};
+use crate::replay::{Replayed, delivered_to, replay};
 use crate::storage::Store;
 
 /// Who is replaying: the account that ran the command (see [`super::invoker`]).
@@ -18,19 +18,42 @@ fn print(r: &Replayed, json: bool) -> Result<()> {
         println!("{}", serde_json::to_string(r)?);
     } else {
         let to: Vec<&str> = r.recipients.iter().map(|x| x.address.as_str()).collect();
-        println!("{} {} of {} to {}: {}", if r.delivered { "replayed" } else { "NOT replayed" }, r.id, r.of, to.join(", "), r.reply);
+        println!(
+            "{} {} of {} to {}: {}",
+            if r.delivered {
+                "replayed"
+            } else {
+                "NOT replayed"
+            },
+            r.id,
+            r.of,
+            to.join(", "),
+            r.reply
+        );
     }
     Ok(())
 }
 
 /// Returns the number of messages that could not be replayed.
-pub async fn one(config: &Config, store: &Store, id: &str, to: Option<&str>, json: bool) -> Result<usize> {
+pub async fn one(
+    config: &Config,
+    store: &Store,
+    id: &str,
+    to: Option<&str>,
+    json: bool,
+) -> Result<usize> {
     let r = replay(config, store, id, to, &actor()).await?;
     print(&r, json)?;
     Ok(usize::from(!r.delivered))
 }
 
-pub async fn bulk(config: &Config, store: &Store, rcpt: &str, since: Duration, json: bool) -> Result<usize> {
+pub async fn bulk(
+    config: &Config,
+    store: &Store,
+    rcpt: &str,
+    since: Duration,
+    json: bool,
+) -> Result<usize> {
     let rcpt = crate::auth::account_name(rcpt)?;
     let since_us = crate::clock::now_us() - since.0.as_micros() as i64;
     let todo = delivered_to(store, &rcpt, since_us).await?;
@@ -57,15 +80,27 @@ pub async fn bulk(config: &Config, store: &Store, rcpt: &str, since: Duration, j
     if tty {
         eprintln!();
     }
-    let messages = if todo.len() == 1 { "message" } else { "messages" };
-    eprintln!("replayed {} of {} {messages} to {rcpt}", todo.len() - failed, todo.len());
+    let messages = if todo.len() == 1 {
+        "message"
+    } else {
+        "messages"
+    };
+    eprintln!(
+        "replayed {} of {} {messages} to {rcpt}",
+        todo.len() - failed,
+        todo.len()
+    );
     Ok(failed)
 }
 
 fn progress(done: usize, total: usize, tty: bool) {
     const WIDTH: usize = 30;
     let filled = done * WIDTH / total.max(1);
-    let bar = format!("[{}{}] {done}/{total}", "#".repeat(filled), ".".repeat(WIDTH - filled));
+    let bar = format!(
+        "[{}{}] {done}/{total}",
+        "#".repeat(filled),
+        ".".repeat(WIDTH - filled)
+    );
     let mut err = std::io::stderr().lock();
     if tty {
         let _ = write!(err, "\r{bar}");

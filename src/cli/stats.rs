@@ -24,7 +24,9 @@ pub async fn run(
     args: StatsArgs,
     out: &mut dyn Write,
 ) -> Result<bool> {
-    let range = Range::new(args.since_us, crate::clock::now_us(), args.bucket).checked().map_err(anyhow::Error::msg)?;
+    let range = Range::new(args.since_us, crate::clock::now_us(), args.bucket)
+        .checked()
+        .map_err(anyhow::Error::msg)?;
     let f = figures::read(store, range).await?;
     if args.mail {
         let to = if args.to.is_empty() {
@@ -47,7 +49,9 @@ pub async fn run(
         .await;
         let (ok, reply) = match sent {
             crate::report::mail::Sent::Accepted(r) => (true, r),
-            crate::report::mail::Sent::Refused(r) | crate::report::mail::Sent::Failed(r) => (false, r),
+            crate::report::mail::Sent::Refused(r) | crate::report::mail::Sent::Failed(r) => {
+                (false, r)
+            }
         };
         writeln!(out, "{}: {reply}", if ok { "mailed" } else { "not mailed" })?;
         return Ok(ok);

@@ -1,6 +1,6 @@
 //! `sponts user add|passwd|del|list|alias|2fa reset`: accounts for the web UI, API and POP3.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result, bail};
 use std::io::{BufRead, Write};
 
 use crate::storage::{Role, Store};
@@ -9,7 +9,10 @@ use crate::storage::{Role, Store};
 pub fn read_password(from_stdin: bool) -> Result<String> {
     if from_stdin {
         let mut line = String::new();
-        std::io::stdin().lock().read_line(&mut line).context("cannot read the password from standard input")?;
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .context("cannot read the password from standard input")?;
         return Ok(line.trim_end_matches(['\r', '\n']).to_string());
     }
     let first = prompt("Password: ")?;
@@ -22,7 +25,11 @@ pub fn read_password(from_stdin: bool) -> Result<String> {
 
 /// Asks a question on the terminal (echoed).
 pub fn ask(text: &str) -> Result<String> {
-    let tty = std::fs::OpenOptions::new().read(true).write(true).open("/dev/tty").context("no terminal to ask on")?;
+    let tty = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/tty")
+        .context("no terminal to ask on")?;
     let mut out = tty.try_clone()?;
     write!(out, "{text}")?;
     out.flush()?;
@@ -32,15 +39,26 @@ pub fn ask(text: &str) -> Result<String> {
 }
 
 fn prompt(text: &str) -> Result<String> {
-    let tty = std::fs::OpenOptions::new().read(true).write(true).open("/dev/tty").context("no terminal to ask for a password; use --password-stdin")?;
+    let tty = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/tty")
+        .context("no terminal to ask for a password; use --password-stdin")?;
     let mut out = tty.try_clone()?;
     write!(out, "{text}")?;
     out.flush()?;
-    let echo_off = std::process::Command::new("stty").arg("-echo").stdin(tty.try_clone()?).status().is_ok_and(|s| s.success());
+    let echo_off = std::process::Command::new("stty")
+        .arg("-echo")
+        .stdin(tty.try_clone()?)
+        .status()
+        .is_ok_and(|s| s.success());
     let mut line = String::new();
     let read = std::io::BufReader::new(tty.try_clone()?).read_line(&mut line);
     if echo_off {
-        let _ = std::process::Command::new("stty").arg("echo").stdin(tty.try_clone()?).status();
+        let _ = std::process::Command::new("stty")
+            .arg("echo")
+            .stdin(tty.try_clone()?)
+            .status();
     }
     writeln!(out)?;
     read?;
@@ -57,7 +75,13 @@ pub async fn add(store: &Store, address: &str, role: Role, password: &str) -> Re
     let hash = crate::auth::hash_password(password)?;
     store.add_user(&name, &hash, role).await?;
     if role == Role::Interception {
-        store.audit("cli", "account.add", &format!("interception account {name}")).await?;
+        store
+            .audit(
+                "cli",
+                "account.add",
+                &format!("interception account {name}"),
+            )
+            .await?;
     }
     println!("added {} {name}", role.as_str());
     Ok(())
@@ -90,10 +114,15 @@ pub async fn twofactor_reset(store: &Store, address: &str, out: &mut dyn Write) 
         bail!("no user {name}");
     }
     let had = store.reset_second_factor(&name).await?;
-    store.audit(&super::invoker::actor(), "account.2fa-reset", &name).await?;
+    store
+        .audit(&super::invoker::actor(), "account.2fa-reset", &name)
+        .await?;
     tracing::info!(user = %name, "second factor reset on the machine");
     if had {
-        writeln!(out, "second factor of {name} removed; the next sign-in enrols again")?;
+        writeln!(
+            out,
+            "second factor of {name} removed; the next sign-in enrols again"
+        )?;
     } else {
         writeln!(out, "{name} had no second factor; its sessions are ended")?;
     }
@@ -105,7 +134,10 @@ pub async fn alias(store: &Store, address: &str, alias: &str) -> Result<()> {
     if store.user(&name).await?.is_none() {
         bail!("no user {name}");
     }
-    store.add_alias(&name, &alias).await.with_context(|| format!("{alias} is an alias already"))?;
+    store
+        .add_alias(&name, &alias)
+        .await
+        .with_context(|| format!("{alias} is an alias already"))?;
     println!("{name} now also sees mail of {alias}");
     Ok(())
 }
@@ -116,7 +148,11 @@ pub async fn list(store: &Store, json: bool, out: &mut dyn Write) -> Result<()> 
         if json {
             writeln!(out, "{}", serde_json::to_string(u)?)?;
         } else {
-            let aliases = if u.aliases.is_empty() { String::new() } else { format!("  (also {})", u.aliases.join(", ")) };
+            let aliases = if u.aliases.is_empty() {
+                String::new()
+            } else {
+                format!("  (also {})", u.aliases.join(", "))
+            };
             writeln!(out, "{:<6} {}{aliases}", u.role.as_str(), u.address)?;
         }
     }

@@ -36,21 +36,33 @@ pub(super) fn collect(config: &super::Config, errors: &mut Vec<ConfigError>) {
         let key = |k: &str| format!("archive.retention[{i}].{k}");
         if let Some(c) = &r.class {
             if !CLASSES.contains(&c.as_str()) {
-                errors.push(ConfigError { key: key("class"), message: format!("`{c}` is not one of {}", CLASSES.join(", ")) });
+                errors.push(ConfigError {
+                    key: key("class"),
+                    message: format!("`{c}` is not one of {}", CLASSES.join(", ")),
+                });
             }
         }
         if let Some(d) = &r.domain {
             if !crate::address::is_domain(d) {
-                errors.push(ConfigError { key: key("domain"), message: format!("`{d}` is not a domain name") });
+                errors.push(ConfigError {
+                    key: key("domain"),
+                    message: format!("`{d}` is not a domain name"),
+                });
             }
         }
         if let Some(u) = &r.user {
             if !u.contains('@') {
-                errors.push(ConfigError { key: key("user"), message: format!("`{u}` is not an address") });
+                errors.push(ConfigError {
+                    key: key("user"),
+                    message: format!("`{u}` is not an address"),
+                });
             }
         }
         if r.days > 365 * 100 {
-            errors.push(ConfigError { key: key("days"), message: "must be at most 36500".into() });
+            errors.push(ConfigError {
+                key: key("days"),
+                message: "must be at most 36500".into(),
+            });
         }
     }
 }
@@ -67,11 +79,20 @@ mod tests {
     #[test]
     fn bad_rules_are_named() {
         assert!(errors("[archive]\nretention = [{ class = \"spam\", days = 30 }, { user = \"ceo@example.org\", days = 3650 }]\n").is_empty());
-        let e = errors("[archive]\nretention = [{ class = \"junk\", days = 1 }, { domain = \"a b\", days = 1 }, { user = \"nobody\", days = 1 }]\n");
-        for key in ["archive.retention[0].class: `junk`", "archive.retention[1].domain: ", "archive.retention[2].user: "] {
+        let e = errors(
+            "[archive]\nretention = [{ class = \"junk\", days = 1 }, { domain = \"a b\", days = 1 }, { user = \"nobody\", days = 1 }]\n",
+        );
+        for key in [
+            "archive.retention[0].class: `junk`",
+            "archive.retention[1].domain: ",
+            "archive.retention[2].user: ",
+        ] {
             assert!(e.iter().any(|m| m.starts_with(key)), "{key}: {e:?}");
         }
         let e = errors("[archive]\nretention = [{ klass = \"spam\", days = 1 }]\nlisten = 1\n");
-        assert!(e.iter().any(|m| m.contains("klass")) && e.iter().any(|m| m.contains("archive.listen")), "{e:?}");
+        assert!(
+            e.iter().any(|m| m.contains("klass")) && e.iter().any(|m| m.contains("archive.listen")),
+            "{e:?}"
+        );
     }
 }

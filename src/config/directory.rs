@@ -66,7 +66,15 @@ pub struct LdapConfig {
 
 impl Default for DirectoryConfig {
     fn default() -> Self {
-        DirectoryConfig { cache_hours: 168, refresh: Duration::secs(900), timeout: Duration::secs(10), imap: None, imap_ca: None, imap_login: ImapLogin::Address, ldap: None }
+        DirectoryConfig {
+            cache_hours: 168,
+            refresh: Duration::secs(900),
+            timeout: Duration::secs(10),
+            imap: None,
+            imap_ca: None,
+            imap_login: ImapLogin::Address,
+            ldap: None,
+        }
     }
 }
 
@@ -97,14 +105,21 @@ impl DirectoryConfig {
 
 pub(super) fn collect(config: &super::Config, errors: &mut Vec<ConfigError>) {
     let d = &config.directory;
-    let mut err = |key: &str, message: String| errors.push(ConfigError { key: format!("directory.{key}"), message });
+    let mut err = |key: &str, message: String| {
+        errors.push(ConfigError {
+            key: format!("directory.{key}"),
+            message,
+        })
+    };
     if d.cache_hours > 24 * 365 {
         err("cache_hours", "must be at most 8760 (a year)".into());
     }
     if d.refresh.0 < std::time::Duration::from_secs(1) {
         err("refresh", "must be at least 1s".into());
     }
-    if d.timeout.0 < std::time::Duration::from_millis(100) || d.timeout.0 > std::time::Duration::from_secs(120) {
+    if d.timeout.0 < std::time::Duration::from_millis(100)
+        || d.timeout.0 > std::time::Duration::from_secs(120)
+    {
         err("timeout", "must be between 100ms and 2m".into());
     }
     if let Some(imap) = &d.imap {
@@ -112,31 +127,56 @@ pub(super) fn collect(config: &super::Config, errors: &mut Vec<ConfigError>) {
             err("imap", format!("`{imap}` is not HOST:PORT"));
         }
         if d.imap_ca.is_none() {
-            err("imap_ca", "is needed with directory.imap: the mail server's certificate must be verified".into());
+            err(
+                "imap_ca",
+                "is needed with directory.imap: the mail server's certificate must be verified"
+                    .into(),
+            );
         }
         if config.domains.local.is_empty() {
-            err("imap", "needs domains.local: only addresses of local domains sign in at the mail server".into());
+            err(
+                "imap",
+                "needs domains.local: only addresses of local domains sign in at the mail server"
+                    .into(),
+            );
         }
     } else if d.imap_ca.is_some() {
         err("imap_ca", "has no use without directory.imap".into());
     }
     if let Some(l) = &d.ldap {
-        let rest = l.url.strip_prefix("ldaps://").or_else(|| l.url.strip_prefix("ldap://"));
+        let rest = l
+            .url
+            .strip_prefix("ldaps://")
+            .or_else(|| l.url.strip_prefix("ldap://"));
         match rest.map(|r| r.trim_end_matches('/')) {
             Some(hp) if crate::net::parse_host_port(hp).is_some() => {}
-            _ => err("ldap.url", format!("`{}` is not ldaps://HOST:PORT or ldap://HOST:PORT", l.url)),
+            _ => err(
+                "ldap.url",
+                format!("`{}` is not ldaps://HOST:PORT or ldap://HOST:PORT", l.url),
+            ),
         }
-        for (key, value) in [("ldap.ca", &l.ca), ("ldap.bind_dn", &l.bind_dn), ("ldap.base", &l.base), ("ldap.mail_attribute", &l.mail_attribute)] {
+        for (key, value) in [
+            ("ldap.ca", &l.ca),
+            ("ldap.bind_dn", &l.bind_dn),
+            ("ldap.base", &l.base),
+            ("ldap.mail_attribute", &l.mail_attribute),
+        ] {
             if value.trim().is_empty() {
                 err(key, "must be set".into());
             }
         }
         if l.bind_password.is_empty() == l.bind_password_file.is_none() {
-            err("ldap.bind_password", "give either bind_password or bind_password_file".into());
+            err(
+                "ldap.bind_password",
+                "give either bind_password or bind_password_file".into(),
+            );
         }
         // Its syntax is checked by the directory that builds it (preflight).
         if !l.filter.contains("{addr}") {
-            err("ldap.filter", "must contain {addr} (the address typed at sign-in)".into());
+            err(
+                "ldap.filter",
+                "must contain {addr} (the address typed at sign-in)".into(),
+            );
         }
     }
 }
@@ -155,14 +195,40 @@ mod tests {
     #[test]
     fn mistakes_name_their_key() {
         let e = errors("[directory]\nimap = \"mail.example.org\"\nimap_login = \"uid\"\n");
-        assert!(e.iter().any(|m| m.starts_with("directory.imap_login")), "{e:?}");
-        let e = errors("[domains]\nlocal = [\"example.org\"]\n[directory]\nimap = \"mail.example.org\"\n");
-        assert!(e.iter().any(|m| m.starts_with("directory.imap: `mail.example.org` is not HOST:PORT")), "{e:?}");
-        assert!(e.iter().any(|m| m.starts_with("directory.imap_ca: is needed")), "{e:?}");
-        let e = errors("[directory.ldap]\nurl = \"http://dc1:389\"\nfilter = \"(mail=x)\"\nbind_pasword = \"x\"\n");
-        assert!(e.iter().any(|m| m.starts_with("directory.ldap.bind_pasword: unknown")), "{e:?}");
+        assert!(
+            e.iter().any(|m| m.starts_with("directory.imap_login")),
+            "{e:?}"
+        );
+        let e = errors(
+            "[domains]\nlocal = [\"example.org\"]\n[directory]\nimap = \"mail.example.org\"\n",
+        );
+        assert!(
+            e.iter()
+                .any(|m| m.starts_with("directory.imap: `mail.example.org` is not HOST:PORT")),
+            "{e:?}"
+        );
+        assert!(
+            e.iter()
+                .any(|m| m.starts_with("directory.imap_ca: is needed")),
+            "{e:?}"
+        );
+        let e = errors(
+            "[directory.ldap]\nurl = \"http://dc1:389\"\nfilter = \"(mail=x)\"\nbind_pasword = \"x\"\n",
+        );
+        assert!(
+            e.iter()
+                .any(|m| m.starts_with("directory.ldap.bind_pasword: unknown")),
+            "{e:?}"
+        );
         let e = errors("[directory.ldap]\nurl = \"http://dc1:389\"\nfilter = \"(mail=x)\"\n");
-        for key in ["directory.ldap.url: ", "directory.ldap.ca: must be set", "directory.ldap.bind_dn: must be set", "directory.ldap.base: must be set", "directory.ldap.bind_password: give either", "directory.ldap.filter: must contain {addr}"] {
+        for key in [
+            "directory.ldap.url: ",
+            "directory.ldap.ca: must be set",
+            "directory.ldap.bind_dn: must be set",
+            "directory.ldap.base: must be set",
+            "directory.ldap.bind_password: give either",
+            "directory.ldap.filter: must contain {addr}",
+        ] {
             assert!(e.iter().any(|m| m.starts_with(key)), "{key}: {e:?}");
         }
         let good = "[directory.ldap]\nurl = \"ldaps://dc1.example.org:636\"\nca = \"/etc/ca.pem\"\nbind_dn = \"cn=s\"\nbind_password = \"p\"\nbase = \"dc=example\"\n";

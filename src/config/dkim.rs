@@ -23,9 +23,22 @@ pub struct DkimConfig {
 
 /// RFC 6376 §5.4.1's recommendation: what a reader sees and what changes the meaning.
 pub const DEFAULT_HEADERS: &[&str] = &[
-    "From", "Reply-To", "Subject", "Date", "To", "Cc", "Message-ID", "In-Reply-To", "References",
-    "MIME-Version", "Content-Type", "Content-Transfer-Encoding", "Content-Disposition",
-    "List-Id", "List-Unsubscribe", "List-Unsubscribe-Post",
+    "From",
+    "Reply-To",
+    "Subject",
+    "Date",
+    "To",
+    "Cc",
+    "Message-ID",
+    "In-Reply-To",
+    "References",
+    "MIME-Version",
+    "Content-Type",
+    "Content-Transfer-Encoding",
+    "Content-Disposition",
+    "List-Id",
+    "List-Unsubscribe",
+    "List-Unsubscribe-Post",
 ];
 
 impl Default for DkimConfig {
@@ -45,19 +58,32 @@ fn is_field_name(name: &str) -> bool {
 
 pub(super) fn collect(config: &super::Config, errors: &mut Vec<ConfigError>) {
     let d = &config.dkim;
-    let mut err = |key: &str, message: String| errors.push(ConfigError { key: key.into(), message });
+    let mut err = |key: &str, message: String| {
+        errors.push(ConfigError {
+            key: key.into(),
+            message,
+        })
+    };
     for (i, h) in d.headers.iter().enumerate() {
         if !is_field_name(h) {
-            err(&format!("dkim.headers[{i}]"), format!("`{h}` is not a header field name"));
+            err(
+                &format!("dkim.headers[{i}]"),
+                format!("`{h}` is not a header field name"),
+            );
         }
     }
     if !d.headers.iter().any(|h| h.eq_ignore_ascii_case("from")) {
         err("dkim.headers", "must include From (RFC 6376 §5.4)".into());
     }
     if d.overlap.0 < std::time::Duration::from_secs(3600) {
-        err("dkim.overlap", "must be at least 1h (mail in flight and DNS caches need the old record)".into());
+        err(
+            "dkim.overlap",
+            "must be at least 1h (mail in flight and DNS caches need the old record)".into(),
+        );
     }
-    if d.check_every.0 < std::time::Duration::from_secs(1) || d.check_every.0 > std::time::Duration::from_secs(86_400) {
+    if d.check_every.0 < std::time::Duration::from_secs(1)
+        || d.check_every.0 > std::time::Duration::from_secs(86_400)
+    {
         err("dkim.check_every", "must be between 1s and 1d".into());
     }
 }
@@ -65,16 +91,39 @@ pub(super) fn collect(config: &super::Config, errors: &mut Vec<ConfigError>) {
 #[cfg(test)]
 mod tests {
     fn errors(text: &str) -> Vec<String> {
-        super::super::Config::parse(text).unwrap_err().0.iter().map(|e| e.to_string()).collect()
+        super::super::Config::parse(text)
+            .unwrap_err()
+            .0
+            .iter()
+            .map(|e| e.to_string())
+            .collect()
     }
 
     #[test]
     fn bad_dkim_keys_are_named() {
-        let e = errors("[dkim]\nheaders = [\"Subject\", \"Bad:Name\"]\noverlap = \"5m\"\ncheck_every = \"0s\"\n");
-        assert!(e.iter().any(|m| m.starts_with("dkim.headers[1]: `Bad:Name` is not a header field name")), "{e:?}");
-        assert!(e.iter().any(|m| m.starts_with("dkim.headers: must include From")), "{e:?}");
-        assert!(e.iter().any(|m| m.starts_with("dkim.overlap: must be at least 1h")), "{e:?}");
-        assert!(e.iter().any(|m| m.starts_with("dkim.check_every: must be between")), "{e:?}");
+        let e = errors(
+            "[dkim]\nheaders = [\"Subject\", \"Bad:Name\"]\noverlap = \"5m\"\ncheck_every = \"0s\"\n",
+        );
+        assert!(
+            e.iter()
+                .any(|m| m.starts_with("dkim.headers[1]: `Bad:Name` is not a header field name")),
+            "{e:?}"
+        );
+        assert!(
+            e.iter()
+                .any(|m| m.starts_with("dkim.headers: must include From")),
+            "{e:?}"
+        );
+        assert!(
+            e.iter()
+                .any(|m| m.starts_with("dkim.overlap: must be at least 1h")),
+            "{e:?}"
+        );
+        assert!(
+            e.iter()
+                .any(|m| m.starts_with("dkim.check_every: must be between")),
+            "{e:?}"
+        );
         assert!(errors("[dkim]\nsign = true\n")[0].starts_with("dkim.sign"));
     }
 }

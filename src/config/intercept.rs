@@ -22,7 +22,11 @@ pub struct InterceptConfig {
 
 impl Default for InterceptConfig {
     fn default() -> Self {
-        InterceptConfig { agency_ca: None, from: String::new(), retry_after: Duration::secs(60) }
+        InterceptConfig {
+            agency_ca: None,
+            from: String::new(),
+            retry_after: Duration::secs(60),
+        }
     }
 }
 
@@ -67,7 +71,17 @@ pub struct MailProxyConfig {
 
 impl Default for MailProxyConfig {
     fn default() -> Self {
-        MailProxyConfig { listen: Vec::new(), tls_listen: Vec::new(), backend: String::new(), backend_tls: BackendTls::Starttls, backend_ca: None, allow_plaintext_auth: false, idle_timeout: Duration::secs(1800), max_failed_logins: 10, failed_login_block: Duration::secs(900) }
+        MailProxyConfig {
+            listen: Vec::new(),
+            tls_listen: Vec::new(),
+            backend: String::new(),
+            backend_tls: BackendTls::Starttls,
+            backend_ca: None,
+            allow_plaintext_auth: false,
+            idle_timeout: Duration::secs(1800),
+            max_failed_logins: 10,
+            failed_login_block: Duration::secs(900),
+        }
     }
 }
 
@@ -79,24 +93,57 @@ impl MailProxyConfig {
 
 pub(super) fn collect(config: &super::Config, errors: &mut Vec<ConfigError>) {
     let i = &config.intercept;
-    if !i.from.is_empty() && !matches!(crate::address::parse_path(&i.from, crate::address::Side::Sender), Ok(Some(_))) {
-        errors.push(ConfigError { key: "intercept.from".into(), message: format!("`{}` is not a mail address", i.from) });
+    if !i.from.is_empty()
+        && !matches!(
+            crate::address::parse_path(&i.from, crate::address::Side::Sender),
+            Ok(Some(_))
+        )
+    {
+        errors.push(ConfigError {
+            key: "intercept.from".into(),
+            message: format!("`{}` is not a mail address", i.from),
+        });
     }
-    if i.retry_after.0 < std::time::Duration::from_secs(1) || i.retry_after.0 > std::time::Duration::from_secs(3600) {
-        errors.push(ConfigError { key: "intercept.retry_after".into(), message: "must be between 1s and 1h".into() });
+    if i.retry_after.0 < std::time::Duration::from_secs(1)
+        || i.retry_after.0 > std::time::Duration::from_secs(3600)
+    {
+        errors.push(ConfigError {
+            key: "intercept.retry_after".into(),
+            message: "must be between 1s and 1h".into(),
+        });
     }
-    for (name, p) in [("pop3_proxy", &config.pop3_proxy), ("imap_proxy", &config.imap_proxy)] {
+    for (name, p) in [
+        ("pop3_proxy", &config.pop3_proxy),
+        ("imap_proxy", &config.imap_proxy),
+    ] {
         if p.enabled() && crate::net::parse_host_port(&p.backend).is_none() {
-            errors.push(ConfigError { key: format!("{name}.backend"), message: format!("`{}` is not HOST:PORT (needed when {name} listens)", p.backend) });
+            errors.push(ConfigError {
+                key: format!("{name}.backend"),
+                message: format!(
+                    "`{}` is not HOST:PORT (needed when {name} listens)",
+                    p.backend
+                ),
+            });
         }
         if p.backend_ca.is_some() && p.backend_tls == BackendTls::Off {
-            errors.push(ConfigError { key: format!("{name}.backend_ca"), message: format!("needs {name}.backend_tls = \"starttls\" or \"tls\"") });
+            errors.push(ConfigError {
+                key: format!("{name}.backend_ca"),
+                message: format!("needs {name}.backend_tls = \"starttls\" or \"tls\""),
+            });
         }
         if p.idle_timeout.0 < std::time::Duration::from_secs(10) {
-            errors.push(ConfigError { key: format!("{name}.idle_timeout"), message: "must be at least 10s".into() });
+            errors.push(ConfigError {
+                key: format!("{name}.idle_timeout"),
+                message: "must be at least 10s".into(),
+            });
         }
-        if p.failed_login_block.0 < std::time::Duration::from_secs(1) || p.failed_login_block.0 > std::time::Duration::from_secs(86_400) {
-            errors.push(ConfigError { key: format!("{name}.failed_login_block"), message: "must be between 1s and 24h".into() });
+        if p.failed_login_block.0 < std::time::Duration::from_secs(1)
+            || p.failed_login_block.0 > std::time::Duration::from_secs(86_400)
+        {
+            errors.push(ConfigError {
+                key: format!("{name}.failed_login_block"),
+                message: "must be between 1s and 24h".into(),
+            });
         }
     }
 }

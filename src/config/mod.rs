@@ -15,18 +15,21 @@ use crate::net::Cidr;
 mod directory;
 pub mod dkim;
 mod intercept;
-mod uce;
 mod report;
+mod uce;
 mod virus;
 pub use directory::{DirectoryConfig, ImapLogin, LdapConfig};
+pub mod archive;
 pub mod outbound;
 pub mod outbound_delivery;
-pub mod archive;
 pub use dkim::DkimConfig;
 pub use intercept::{BackendTls, InterceptConfig, MailProxyConfig};
 pub use report::{MailEvery, MetricsConfig, ReportConfig};
+pub use uce::{
+    AuthConfig, CallbackConfig, DisposablePosition, DnsList, EngineConfig, GreylistConfig,
+    LearningConfig, SpamPolicy, UceConfig,
+};
 pub use virus::{OnScanError, VirusConfig};
-pub use uce::{AuthConfig, CallbackConfig, DisposablePosition, DnsList, EngineConfig, GreylistConfig, LearningConfig, SpamPolicy, UceConfig};
 
 /// The whole configuration, as the rest of sponts sees it.
 #[derive(Debug, Clone, Default)]
@@ -108,7 +111,13 @@ pub struct QueueConfig {
 
 impl Default for QueueConfig {
     fn default() -> Self {
-        QueueConfig { enabled: true, known_recipient_days: 90, probe: Duration::secs(5), max_retry: Duration::secs(3600), max_age: Duration::secs(3 * 86_400) }
+        QueueConfig {
+            enabled: true,
+            known_recipient_days: 90,
+            probe: Duration::secs(5),
+            max_retry: Duration::secs(3600),
+            max_age: Duration::secs(3 * 86_400),
+        }
     }
 }
 
@@ -129,7 +138,13 @@ pub struct DigestConfig {
 
 impl Default for DigestConfig {
     fn default() -> Self {
-        DigestConfig { enabled: true, every: Duration::secs(86_400), base_url: String::new(), link_days: 7, from: String::new() }
+        DigestConfig {
+            enabled: true,
+            every: Duration::secs(86_400),
+            base_url: String::new(),
+            link_days: 7,
+            from: String::new(),
+        }
     }
 }
 
@@ -149,7 +164,13 @@ pub struct WebConfig {
 
 impl Default for WebConfig {
     fn default() -> Self {
-        WebConfig { enabled: true, listen: "127.0.0.1:8025".parse().expect("static address"), tls: false, session_hours: 12, require_2fa_for: vec!["interception".into()] }
+        WebConfig {
+            enabled: true,
+            listen: "127.0.0.1:8025".parse().expect("static address"),
+            tls: false,
+            session_hours: 12,
+            require_2fa_for: vec!["interception".into()],
+        }
     }
 }
 
@@ -249,7 +270,9 @@ pub struct DomainsConfig {
 
 impl Default for DomainsConfig {
     fn default() -> Self {
-        DomainsConfig { local: vec!["localhost".into()] }
+        DomainsConfig {
+            local: vec!["localhost".into()],
+        }
     }
 }
 
@@ -263,7 +286,10 @@ pub struct StorageConfig {
 
 impl Default for StorageConfig {
     fn default() -> Self {
-        StorageConfig { data_dir: PathBuf::from("./sponts-data"), database: "sponts.db".into() }
+        StorageConfig {
+            data_dir: PathBuf::from("./sponts-data"),
+            database: "sponts.db".into(),
+        }
     }
 }
 
@@ -294,7 +320,10 @@ pub struct LogConfig {
 
 impl Default for LogConfig {
     fn default() -> Self {
-        LogConfig { level: "info".into(), format: LogFormat::Text }
+        LogConfig {
+            level: "info".into(),
+            format: LogFormat::Text,
+        }
     }
 }
 
@@ -329,7 +358,11 @@ pub struct BackupConfig {
 
 impl Default for BackupConfig {
     fn default() -> Self {
-        BackupConfig { retention_days: 180, max_bytes: None, compression_level: 3 }
+        BackupConfig {
+            retention_days: 180,
+            max_bytes: None,
+            compression_level: 3,
+        }
     }
 }
 
@@ -342,7 +375,11 @@ pub struct ConfigError {
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.key.is_empty() { write!(f, "{}", self.message) } else { write!(f, "{}: {}", self.key, self.message) }
+        if self.key.is_empty() {
+            write!(f, "{}", self.message)
+        } else {
+            write!(f, "{}: {}", self.key, self.message)
+        }
     }
 }
 
@@ -364,7 +401,31 @@ impl fmt::Display for ConfigErrors {
 
 impl std::error::Error for ConfigErrors {}
 
-const SECTIONS: &[&str] = &["smtp", "backend", "domains", "storage", "log", "modules", "access", "backup", "web", "digest", "queue", "pop3", "uce", "virus", "report", "metrics", "intercept", "pop3_proxy", "imap_proxy", "directory", "outbound", "archive", "dkim"];
+const SECTIONS: &[&str] = &[
+    "smtp",
+    "backend",
+    "domains",
+    "storage",
+    "log",
+    "modules",
+    "access",
+    "backup",
+    "web",
+    "digest",
+    "queue",
+    "pop3",
+    "uce",
+    "virus",
+    "report",
+    "metrics",
+    "intercept",
+    "pop3_proxy",
+    "imap_proxy",
+    "directory",
+    "outbound",
+    "archive",
+    "dkim",
+];
 
 impl Config {
     /// Reads and validates a file; the errors name the file's keys.
@@ -374,13 +435,22 @@ impl Config {
 
     /// A config file's text.
     pub fn read(path: &Path) -> Result<String, ConfigErrors> {
-        std::fs::read_to_string(path).map_err(|e| ConfigErrors(vec![ConfigError { key: String::new(), message: format!("cannot read {}: {e}", path.display()) }]))
+        std::fs::read_to_string(path).map_err(|e| {
+            ConfigErrors(vec![ConfigError {
+                key: String::new(),
+                message: format!("cannot read {}: {e}", path.display()),
+            }])
+        })
     }
 
     /// Parses TOML text; collects the problems of every section before giving up.
     pub fn parse(text: &str) -> Result<Config, ConfigErrors> {
         let (config, errors) = Config::parse_with_problems(text)?;
-        if errors.is_empty() { Ok(config) } else { Err(ConfigErrors(errors)) }
+        if errors.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigErrors(errors))
+        }
     }
 
     /// Parses TOML text into a config (defaults where a section is wrong) and its problems, so a
@@ -388,7 +458,10 @@ impl Config {
     /// every problem at once. Only text that is no TOML at all gives no config.
     pub fn parse_with_problems(text: &str) -> Result<(Config, Vec<ConfigError>), ConfigErrors> {
         let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
-            ConfigErrors(vec![ConfigError { key: String::new(), message: format!("invalid TOML: {}", e.to_string().trim_end()) }])
+            ConfigErrors(vec![ConfigError {
+                key: String::new(),
+                message: format!("invalid TOML: {}", e.to_string().trim_end()),
+            }])
         })?;
         let mut errors = Vec::new();
         for key in table.keys() {
@@ -421,7 +494,11 @@ impl Config {
             imap_proxy: section(&table, "imap_proxy", &mut errors),
             directory: section(&table, "directory", &mut errors),
             outbound_delivery: outbound_delivery::section(&table, &mut errors),
-            outbound: section(&outbound_delivery::without_delivery_keys(&table), "outbound", &mut errors),
+            outbound: section(
+                &outbound_delivery::without_delivery_keys(&table),
+                "outbound",
+                &mut errors,
+            ),
             archive: section(&table, "archive", &mut errors),
             dkim: section(&table, "dkim", &mut errors),
         };
@@ -432,18 +509,37 @@ impl Config {
     /// Semantic checks that serde cannot express; one error per problem.
     pub fn validate(&self) -> Vec<ConfigError> {
         let mut errors = Vec::new();
-        let mut err = |key: &str, message: String| errors.push(ConfigError { key: key.into(), message });
+        let mut err = |key: &str, message: String| {
+            errors.push(ConfigError {
+                key: key.into(),
+                message,
+            })
+        };
         if self.smtp.listen.is_empty() {
             err("smtp.listen", "at least one address is needed".into());
         }
         if !crate::address::is_domain(&self.smtp.hostname) {
-            err("smtp.hostname", format!("`{}` is not a fully qualified host name", self.smtp.hostname));
+            err(
+                "smtp.hostname",
+                format!(
+                    "`{}` is not a fully qualified host name",
+                    self.smtp.hostname
+                ),
+            );
         }
         for (key, value, min) in [
-            ("smtp.max_message_size", self.smtp.max_message_size.0 as usize, 1024),
+            (
+                "smtp.max_message_size",
+                self.smtp.max_message_size.0 as usize,
+                1024,
+            ),
             ("smtp.max_recipients", self.smtp.max_recipients, 1),
             ("smtp.max_connections", self.smtp.max_connections, 1),
-            ("smtp.max_connections_per_ip", self.smtp.max_connections_per_ip, 1),
+            (
+                "smtp.max_connections_per_ip",
+                self.smtp.max_connections_per_ip,
+                1,
+            ),
             ("smtp.max_errors", self.smtp.max_errors, 1),
         ] {
             if value < min {
@@ -451,7 +547,10 @@ impl Config {
             }
         }
         if self.smtp.max_connections_per_ip > self.smtp.max_connections {
-            err("smtp.max_connections_per_ip", "must not exceed smtp.max_connections".into());
+            err(
+                "smtp.max_connections_per_ip",
+                "must not exceed smtp.max_connections".into(),
+            );
         }
         if self.smtp.command_timeout.0 < std::time::Duration::from_secs(1) {
             err("smtp.command_timeout", "must be at least 1s".into());
@@ -459,7 +558,10 @@ impl Config {
         if self.smtp.tls.cert.is_some() != self.smtp.tls.key.is_some() {
             err("smtp.tls", "cert and key must be given together".into());
         }
-        for (key, path) in [("smtp.tls.cert", &self.smtp.tls.cert), ("smtp.tls.key", &self.smtp.tls.key)] {
+        for (key, path) in [
+            ("smtp.tls.cert", &self.smtp.tls.cert),
+            ("smtp.tls.key", &self.smtp.tls.key),
+        ] {
             if let Some(p) = path {
                 if !p.is_file() {
                     err(key, format!("{} is not a readable file", p.display()));
@@ -467,34 +569,55 @@ impl Config {
             }
         }
         if crate::net::parse_host_port(&self.backend.address).is_none() {
-            err("backend.address", format!("`{}` is not HOST:PORT", self.backend.address));
+            err(
+                "backend.address",
+                format!("`{}` is not HOST:PORT", self.backend.address),
+            );
         }
         if self.backend.tls_ca.is_some() && self.backend.starttls != StartTls::Required {
             err("backend.tls_ca", "needs backend.starttls = \"required\" (a verified link that could be left out is no check)".into());
         }
         for (i, d) in self.domains.local.iter().enumerate() {
             if !crate::address::is_domain(d) && d != "localhost" {
-                err(&format!("domains.local[{i}]"), format!("`{d}` is not a domain name"));
+                err(
+                    &format!("domains.local[{i}]"),
+                    format!("`{d}` is not a domain name"),
+                );
             }
         }
         if self.storage.database.trim().is_empty() {
-            err("storage.database", "must be a SQLite file name or a postgres:// URL".into());
+            err(
+                "storage.database",
+                "must be a SQLite file name or a postgres:// URL".into(),
+            );
         }
         if !["error", "warn", "info", "debug", "trace"].contains(&self.log.level.as_str()) {
-            err("log.level", format!("`{}` is not one of error, warn, info, debug, trace", self.log.level));
+            err(
+                "log.level",
+                format!(
+                    "`{}` is not one of error, warn, info, debug, trace",
+                    self.log.level
+                ),
+            );
         }
         if self.backup.retention_days == 0 {
             err("backup.retention_days", "must be at least 1".into());
         }
         if !(1..=19).contains(&self.backup.compression_level) {
-            err("backup.compression_level", "must be between 1 and 19".into());
+            err(
+                "backup.compression_level",
+                "must be between 1 and 19".into(),
+            );
         }
         if self.web.session_hours == 0 || self.web.session_hours > 24 * 30 {
             err("web.session_hours", "must be between 1 and 720".into());
         }
         for (i, role) in self.web.require_2fa_for.iter().enumerate() {
             if !["admin", "interception", "user"].contains(&role.as_str()) {
-                err(&format!("web.require_2fa_for[{i}]"), format!("`{role}` is not a role (admin, interception, user)"));
+                err(
+                    &format!("web.require_2fa_for[{i}]"),
+                    format!("`{role}` is not a role (admin, interception, user)"),
+                );
             }
         }
         if self.digest.every.0 < std::time::Duration::from_secs(60) {
@@ -503,14 +626,25 @@ impl Config {
         if self.digest.link_days == 0 {
             err("digest.link_days", "must be at least 1".into());
         }
-        if !self.digest.base_url.is_empty() && !(self.digest.base_url.starts_with("http://") || self.digest.base_url.starts_with("https://")) {
-            err("digest.base_url", "must start with http:// or https://".into());
+        if !self.digest.base_url.is_empty()
+            && !(self.digest.base_url.starts_with("http://")
+                || self.digest.base_url.starts_with("https://"))
+        {
+            err(
+                "digest.base_url",
+                "must start with http:// or https://".into(),
+            );
         }
-        if self.queue.probe.0 < std::time::Duration::from_secs(1) || self.queue.probe.0 > std::time::Duration::from_secs(30) {
+        if self.queue.probe.0 < std::time::Duration::from_secs(1)
+            || self.queue.probe.0 > std::time::Duration::from_secs(30)
+        {
             err("queue.probe", "must be between 1s and 30s (the drain must start within 30 s of the backend's return)".into());
         }
         if self.queue.max_retry.0 < self.queue.probe.0 {
-            err("queue.max_retry", "must not be shorter than queue.probe".into());
+            err(
+                "queue.max_retry",
+                "must not be shorter than queue.probe".into(),
+            );
         }
         uce::collect(self, &mut errors);
         virus::collect(self, &mut errors);
@@ -526,25 +660,39 @@ impl Config {
 
     /// Is `domain` one sponts accepts mail for?
     pub fn is_local_domain(&self, domain: &str) -> bool {
-        self.domains.local.iter().any(|d| d.eq_ignore_ascii_case(domain))
+        self.domains
+            .local
+            .iter()
+            .any(|d| d.eq_ignore_ascii_case(domain))
     }
 }
 
 /// Deserializes one section. On an error the offending key is set aside and the rest is tried
 /// again, so every bad key of the section is reported, not just the first.
-fn section<T: DeserializeOwned + Default>(table: &toml::Table, name: &str, errors: &mut Vec<ConfigError>) -> T {
-    let Some(mut value) = table.get(name).cloned() else { return T::default() };
+fn section<T: DeserializeOwned + Default>(
+    table: &toml::Table,
+    name: &str,
+    errors: &mut Vec<ConfigError>,
+) -> T {
+    let Some(mut value) = table.get(name).cloned() else {
+        return T::default();
+    };
     for _ in 0..64 {
         match serde_path_to_error::deserialize::<_, T>(value.clone()) {
             Ok(v) => return v,
             Err(e) => {
                 let path = e.path().to_string();
                 let message = tidy(&e.inner().to_string());
-                let unknown = message.strip_prefix("unknown field `").and_then(|m| m.split('`').next()).map(str::to_string);
+                let unknown = message
+                    .strip_prefix("unknown field `")
+                    .and_then(|m| m.split('`').next())
+                    .map(str::to_string);
                 let key = match (&unknown, path.as_str()) {
                     (Some(field), "." | "") => format!("{name}.{field}"),
                     // The path may already end in the unknown field itself.
-                    (Some(field), p) if p == field || p.ends_with(&format!(".{field}")) => format!("{name}.{p}"),
+                    (Some(field), p) if p == field || p.ends_with(&format!(".{field}")) => {
+                        format!("{name}.{p}")
+                    }
                     (Some(field), p) => format!("{name}.{p}.{field}"),
                     (None, "." | "") => name.to_string(),
                     (None, p) => format!("{name}.{p}"),
@@ -552,7 +700,11 @@ fn section<T: DeserializeOwned + Default>(table: &toml::Table, name: &str, error
                 errors.push(ConfigError { key, message });
                 // Set the key aside (the unknown one, or the first segment of the bad path).
                 let first = path.split(['.', '[']).next().unwrap_or("").to_string();
-                let culprit = if unknown.is_some() && (path == "." || path.is_empty()) { unknown.unwrap() } else { first };
+                let culprit = if unknown.is_some() && (path == "." || path.is_empty()) {
+                    unknown.unwrap()
+                } else {
+                    first
+                };
                 let removed = value.as_table_mut().and_then(|t| t.remove(&culprit));
                 if removed.is_none() {
                     return T::default();
@@ -565,7 +717,12 @@ fn section<T: DeserializeOwned + Default>(table: &toml::Table, name: &str, error
 
 /// toml's messages may carry a trailing "in `key`" line; the key is named by us already.
 fn tidy(message: &str) -> String {
-    message.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with("in `")).collect::<Vec<_>>().join(" ")
+    message
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("in `"))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// The kernel's host name, by uname(2): /proc/sys may be hidden (systemd's ProcSubset=pid).
@@ -574,8 +731,16 @@ fn system_hostname() -> String {
     // SAFETY: the buffer is writable for its whole length; gethostname NUL-terminates within it
     // or the last byte stays 0.
     let ok = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len() - 1) } == 0;
-    let name = if ok { String::from_utf8_lossy(&buf[..buf.iter().position(|b| *b == 0).unwrap_or(0)]).trim().to_string() } else { String::new() };
-    Some(name).filter(|h| crate::address::is_domain(h)).unwrap_or_else(|| "localhost.localdomain".into())
+    let name = if ok {
+        String::from_utf8_lossy(&buf[..buf.iter().position(|b| *b == 0).unwrap_or(0)])
+            .trim()
+            .to_string()
+    } else {
+        String::new()
+    };
+    Some(name)
+        .filter(|h| crate::address::is_domain(h))
+        .unwrap_or_else(|| "localhost.localdomain".into())
 }
 
 /// A duration written as `30s`, `5m`, `2h`, `7d`, or a number of seconds.
@@ -589,7 +754,9 @@ impl Duration {
 
     pub fn parse(text: &str) -> Option<Duration> {
         let text = text.trim();
-        let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+        let split = text
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len());
         let (num, unit) = text.split_at(split);
         let n: u64 = num.parse().ok()?;
         let mult = match unit.trim() {
@@ -607,12 +774,22 @@ impl Duration {
 
 impl<'de> Deserialize<'de> for Duration {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        number_or_text(d, Duration::secs, Duration::parse, "a duration (e.g. 500ms, 30s, 5m, 2h, 7d)")
+        number_or_text(
+            d,
+            Duration::secs,
+            Duration::parse,
+            "a duration (e.g. 500ms, 30s, 5m, 2h, 7d)",
+        )
     }
 }
 
 /// A value written either as a plain number or as text with a unit.
-fn number_or_text<'de, D: Deserializer<'de>, T>(d: D, from_number: fn(u64) -> T, parse: fn(&str) -> Option<T>, what: &str) -> Result<T, D::Error> {
+fn number_or_text<'de, D: Deserializer<'de>, T>(
+    d: D,
+    from_number: fn(u64) -> T,
+    parse: fn(&str) -> Option<T>,
+    what: &str,
+) -> Result<T, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum Raw {
@@ -621,7 +798,9 @@ fn number_or_text<'de, D: Deserializer<'de>, T>(d: D, from_number: fn(u64) -> T,
     }
     match Raw::deserialize(d)? {
         Raw::N(n) => Ok(from_number(n)),
-        Raw::S(s) => parse(&s).ok_or_else(|| serde::de::Error::custom(format!("`{s}` is not {what}"))),
+        Raw::S(s) => {
+            parse(&s).ok_or_else(|| serde::de::Error::custom(format!("`{s}` is not {what}")))
+        }
     }
 }
 
@@ -639,23 +818,36 @@ impl ByteSize {
             'G' | 'g' => (&t[..t.len() - 1], 1024 * 1024 * 1024),
             _ => (t, 1),
         };
-        num.trim().parse::<u64>().ok()?.checked_mul(mult).map(ByteSize)
+        num.trim()
+            .parse::<u64>()
+            .ok()?
+            .checked_mul(mult)
+            .map(ByteSize)
     }
 }
 
 impl<'de> Deserialize<'de> for ByteSize {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        number_or_text(d, ByteSize, ByteSize::parse, "a size (e.g. 10485760, 512K, 25M)")
+        number_or_text(
+            d,
+            ByteSize,
+            ByteSize::parse,
+            "a size (e.g. 10485760, 512K, 25M)",
+        )
     }
 }
-
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn errors(text: &str) -> Vec<String> {
-        Config::parse(text).unwrap_err().0.iter().map(|e| e.to_string()).collect()
+        Config::parse(text)
+            .unwrap_err()
+            .0
+            .iter()
+            .map(|e| e.to_string())
+            .collect()
     }
 
     #[test]
@@ -663,7 +855,10 @@ mod tests {
         let c = Config::parse("").unwrap();
         assert_eq!(c.smtp.listen, vec!["127.0.0.1:2525".parse().unwrap()]);
         assert_eq!(c.backend.address, "127.0.0.1:25");
-        assert_eq!(c.storage.database_location(), DatabaseLocation::Sqlite(PathBuf::from("./sponts-data/sponts.db")));
+        assert_eq!(
+            c.storage.database_location(),
+            DatabaseLocation::Sqlite(PathBuf::from("./sponts-data/sponts.db"))
+        );
     }
 
     #[test]
@@ -676,23 +871,47 @@ mod tests {
     #[test]
     fn unknown_keys_are_named() {
         let e = errors("[smtp]\nmax_recipient = 5\n[bogus]\n");
-        assert!(e.iter().any(|m| m.starts_with("smtp.max_recipient: unknown field")), "the key once: {e:?}");
-        assert!(e.iter().any(|m| m.starts_with("bogus: unknown key")), "{e:?}");
+        assert!(
+            e.iter()
+                .any(|m| m.starts_with("smtp.max_recipient: unknown field")),
+            "the key once: {e:?}"
+        );
+        assert!(
+            e.iter().any(|m| m.starts_with("bogus: unknown key")),
+            "{e:?}"
+        );
     }
 
     #[test]
     fn problems_of_all_sections_are_reported_together() {
-        let e = errors("[smtp]\nmax_recipients = 0\n[backend]\naddress = \"nowhere\"\n[log]\nlevel = \"loud\"\n[domains]\nlocal = [\"ex ample.org\"]\n");
-        assert!(e.iter().any(|m| m.starts_with("smtp.max_recipients: must be at least 1")), "{e:?}");
-        assert!(e.iter().any(|m| m.starts_with("backend.address: ")), "{e:?}");
+        let e = errors(
+            "[smtp]\nmax_recipients = 0\n[backend]\naddress = \"nowhere\"\n[log]\nlevel = \"loud\"\n[domains]\nlocal = [\"ex ample.org\"]\n",
+        );
+        assert!(
+            e.iter()
+                .any(|m| m.starts_with("smtp.max_recipients: must be at least 1")),
+            "{e:?}"
+        );
+        assert!(
+            e.iter().any(|m| m.starts_with("backend.address: ")),
+            "{e:?}"
+        );
         assert!(e.iter().any(|m| m.starts_with("log.level: ")), "{e:?}");
-        assert!(e.iter().any(|m| m.starts_with("domains.local[0]: ")), "{e:?}");
+        assert!(
+            e.iter().any(|m| m.starts_with("domains.local[0]: ")),
+            "{e:?}"
+        );
     }
 
     #[test]
     fn backend_ca_keys_need_tls() {
-        let e = errors("[backend]\ntls_ca = \"/nonexistent/ca.pem\"\n[pop3_proxy]\nlisten = [\"127.0.0.1:1110\"]\nbackend = \"127.0.0.1:110\"\nbackend_tls = \"off\"\nbackend_ca = \"/nonexistent/ca.pem\"\n");
-        for key in ["backend.tls_ca: needs backend.starttls = \"required\"", "pop3_proxy.backend_ca: needs pop3_proxy.backend_tls"] {
+        let e = errors(
+            "[backend]\ntls_ca = \"/nonexistent/ca.pem\"\n[pop3_proxy]\nlisten = [\"127.0.0.1:1110\"]\nbackend = \"127.0.0.1:110\"\nbackend_tls = \"off\"\nbackend_ca = \"/nonexistent/ca.pem\"\n",
+        );
+        for key in [
+            "backend.tls_ca: needs backend.starttls = \"required\"",
+            "pop3_proxy.backend_ca: needs pop3_proxy.backend_tls",
+        ] {
             assert!(e.iter().any(|m| m.starts_with(key)), "{key}: {e:?}");
         }
         // Whether the file holds a certificate is smtp::tls's to say (crate::preflight).
@@ -701,19 +920,45 @@ mod tests {
 
     #[test]
     fn interception_and_proxy_keys_are_checked() {
-        let e = errors("[intercept]\nretry_after = \"0s\"\nagency_ca = \"/nonexistent/ca.pem\"\nfrom = \"nobody\"\n[imap_proxy]\nlisten = [\"127.0.0.1:1143\"]\nfailed_login_block = \"0s\"\n[pop3_proxy]\nbackend_tls = \"sometimes\"\n");
-        for key in ["intercept.retry_after: must be between", "intercept.from: `nobody`", "imap_proxy.backend: ", "imap_proxy.failed_login_block: must be between", "pop3_proxy.backend_tls: "] {
+        let e = errors(
+            "[intercept]\nretry_after = \"0s\"\nagency_ca = \"/nonexistent/ca.pem\"\nfrom = \"nobody\"\n[imap_proxy]\nlisten = [\"127.0.0.1:1143\"]\nfailed_login_block = \"0s\"\n[pop3_proxy]\nbackend_tls = \"sometimes\"\n",
+        );
+        for key in [
+            "intercept.retry_after: must be between",
+            "intercept.from: `nobody`",
+            "imap_proxy.backend: ",
+            "imap_proxy.failed_login_block: must be between",
+            "pop3_proxy.backend_tls: ",
+        ] {
             assert!(e.iter().any(|m| m.starts_with(key)), "{key}: {e:?}");
         }
     }
 
     #[test]
     fn report_and_metrics_keys_are_checked() {
-        let e = errors("[report]\nsample_every = \"1ms\"\nmail_hour = 24\nmail_to = [\"nobody\"]\n[web]\nlisten = \"127.0.0.1:8025\"\n[metrics]\nlisten = \"127.0.0.1:8025\"\n");
-        assert!(e.iter().any(|m| m.starts_with("report.sample_every: must be between")), "{e:?}");
-        assert!(e.iter().any(|m| m.starts_with("report.mail_hour: 24 is not an hour")), "{e:?}");
-        assert!(e.iter().any(|m| m.starts_with("report.mail_to: `nobody` is not a mail address")), "{e:?}");
-        assert!(e.iter().any(|m| m.starts_with("metrics.listen: is web.listen")), "{e:?}");
+        let e = errors(
+            "[report]\nsample_every = \"1ms\"\nmail_hour = 24\nmail_to = [\"nobody\"]\n[web]\nlisten = \"127.0.0.1:8025\"\n[metrics]\nlisten = \"127.0.0.1:8025\"\n",
+        );
+        assert!(
+            e.iter()
+                .any(|m| m.starts_with("report.sample_every: must be between")),
+            "{e:?}"
+        );
+        assert!(
+            e.iter()
+                .any(|m| m.starts_with("report.mail_hour: 24 is not an hour")),
+            "{e:?}"
+        );
+        assert!(
+            e.iter()
+                .any(|m| m.starts_with("report.mail_to: `nobody` is not a mail address")),
+            "{e:?}"
+        );
+        assert!(
+            e.iter()
+                .any(|m| m.starts_with("metrics.listen: is web.listen")),
+            "{e:?}"
+        );
         let e = errors("[report]\nmail = \"sometimes\"\n");
         assert!(e[0].starts_with("report.mail: "), "{e:?}");
     }
@@ -721,17 +966,30 @@ mod tests {
     #[test]
     fn second_factor_roles_are_checked() {
         let e = errors("[web]\nrequire_2fa_for = [\"admin\", \"root\"]\n");
-        assert_eq!(e, vec!["web.require_2fa_for[1]: `root` is not a role (admin, interception, user)".to_string()]);
-        assert_eq!(Config::parse("").unwrap().web.require_2fa_for, vec!["interception".to_string()]);
+        assert_eq!(
+            e,
+            vec![
+                "web.require_2fa_for[1]: `root` is not a role (admin, interception, user)"
+                    .to_string()
+            ]
+        );
+        assert_eq!(
+            Config::parse("").unwrap().web.require_2fa_for,
+            vec!["interception".to_string()]
+        );
     }
 
     #[test]
     fn durations_and_sizes_parse_with_units() {
-        let c = Config::parse("[smtp]\ncommand_timeout = \"2m\"\nmax_message_size = \"10M\"\n").unwrap();
+        let c = Config::parse("[smtp]\ncommand_timeout = \"2m\"\nmax_message_size = \"10M\"\n")
+            .unwrap();
         assert_eq!(c.smtp.command_timeout.0.as_secs(), 120);
         assert_eq!(c.smtp.max_message_size.0, 10 * 1024 * 1024);
         let e = errors("[smtp]\ndata_timeout = \"soon\"\n");
-        assert!(e[0].starts_with("smtp.data_timeout: `soon` is not a duration"), "{e:?}");
+        assert!(
+            e[0].starts_with("smtp.data_timeout: `soon` is not a duration"),
+            "{e:?}"
+        );
     }
 
     #[test]
@@ -743,7 +1001,10 @@ mod tests {
     #[test]
     fn postgres_urls_select_postgres() {
         let c = Config::parse("[storage]\ndatabase = \"postgres://localhost/sponts\"\n").unwrap();
-        assert_eq!(c.storage.database_location(), DatabaseLocation::Postgres("postgres://localhost/sponts".into()));
+        assert_eq!(
+            c.storage.database_location(),
+            DatabaseLocation::Postgres("postgres://localhost/sponts".into())
+        );
     }
 
     #[test]

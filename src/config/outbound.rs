@@ -57,14 +57,23 @@ impl Default for OutboundConfig {
 impl OutboundConfig {
     /// May our clients send as `domain`?
     pub fn is_sender_domain(&self, domain: &str, local: &[String]) -> bool {
-        let ours = if self.sender_domains.is_empty() { local } else { &self.sender_domains };
+        let ours = if self.sender_domains.is_empty() {
+            local
+        } else {
+            &self.sender_domains
+        };
         ours.iter().any(|d| d.eq_ignore_ascii_case(domain))
     }
 }
 
 pub(super) fn collect(config: &super::Config, errors: &mut Vec<ConfigError>) {
     let o = &config.outbound;
-    let mut err = |key: &str, message: String| errors.push(ConfigError { key: format!("outbound.{key}"), message });
+    let mut err = |key: &str, message: String| {
+        errors.push(ConfigError {
+            key: format!("outbound.{key}"),
+            message,
+        })
+    };
     for d in &o.sender_domains {
         if !crate::address::is_domain(d) {
             err("sender_domains", format!("`{d}` is not a domain name"));
@@ -75,7 +84,10 @@ pub(super) fn collect(config: &super::Config, errors: &mut Vec<ConfigError>) {
     }
     if let Some(size) = o.max_message_size {
         if size.0 < 1024 || size.0 > config.smtp.max_message_size.0 {
-            err("max_message_size", "must be between 1 KB and smtp.max_message_size".into());
+            err(
+                "max_message_size",
+                "must be between 1 KB and smtp.max_message_size".into(),
+            );
         }
     }
     for a in &o.listen {
@@ -84,7 +96,10 @@ pub(super) fn collect(config: &super::Config, errors: &mut Vec<ConfigError>) {
         }
     }
     if o.enabled && o.sender_domains.is_empty() && config.domains.local.is_empty() {
-        err("sender_domains", "no sender domain: set domains.local or outbound.sender_domains".into());
+        err(
+            "sender_domains",
+            "no sender domain: set domains.local or outbound.sender_domains".into(),
+        );
     }
 }
 
@@ -101,8 +116,18 @@ mod tests {
         assert_eq!(c.outbound_delivery.lifetime.0.as_secs(), 2 * 86400);
         let e = Config::parse("[domains]\nlocal = [\"example.org\"]\n[outbound]\nsender_domain = [\"x\"]\nmax_recipients = 0\nsender_domains = [\"not a domain\"]\n").unwrap_err();
         let e: Vec<String> = e.0.iter().map(|e| e.to_string()).collect();
-        assert!(e.iter().any(|m| m.starts_with("outbound.sender_domain: unknown field")), "{e:?}");
-        assert!(e.iter().any(|m| m.starts_with("outbound.max_recipients: ")), "{e:?}");
-        assert!(e.iter().any(|m| m.starts_with("outbound.sender_domains: ")), "{e:?}");
+        assert!(
+            e.iter()
+                .any(|m| m.starts_with("outbound.sender_domain: unknown field")),
+            "{e:?}"
+        );
+        assert!(
+            e.iter().any(|m| m.starts_with("outbound.max_recipients: ")),
+            "{e:?}"
+        );
+        assert!(
+            e.iter().any(|m| m.starts_with("outbound.sender_domains: ")),
+            "{e:?}"
+        );
     }
 }

@@ -10,8 +10,19 @@ use std::path::PathBuf;
 use super::{ConfigError, Duration};
 
 /// The keys of `[outbound]` this struct owns; the acceptance side parses the rest.
-pub const DELIVERY_KEYS: &[&str] =
-    &["resolver", "retry", "max_retry", "delay_dsn_after", "lifetime", "max_sessions", "max_sessions_per_domain", "mta_sts_ca", "destinations", "tls_reports", "tls_report_from"];
+pub const DELIVERY_KEYS: &[&str] = &[
+    "resolver",
+    "retry",
+    "max_retry",
+    "delay_dsn_after",
+    "lifetime",
+    "max_sessions",
+    "max_sessions_per_domain",
+    "mta_sts_ca",
+    "destinations",
+    "tls_reports",
+    "tls_report_from",
+];
 
 fn is_delivery_key(key: &str) -> bool {
     DELIVERY_KEYS.contains(&key)
@@ -83,15 +94,24 @@ impl Default for DeliveryConfig {
 impl DeliveryConfig {
     /// The override for a destination domain (case-insensitive), if any.
     pub fn destination(&self, domain: &str) -> Option<&Destination> {
-        self.destinations.iter().find(|(d, _)| d.eq_ignore_ascii_case(domain)).map(|(_, v)| v)
+        self.destinations
+            .iter()
+            .find(|(d, _)| d.eq_ignore_ascii_case(domain))
+            .map(|(_, v)| v)
     }
 }
 
 /// The delivery keys of the top-level `outbound` table, parsed with errors named `outbound.KEY`.
 /// Other keys are the acceptance side's (`outbound.rs`), which names the unknown ones.
 pub(super) fn section(table: &toml::Table, errors: &mut Vec<ConfigError>) -> DeliveryConfig {
-    let Some(toml::Value::Table(outbound)) = table.get("outbound") else { return DeliveryConfig::default() };
-    let ours: toml::Table = outbound.iter().filter(|(k, _)| is_delivery_key(k)).map(|(k, v)| (k.clone(), v.clone())).collect();
+    let Some(toml::Value::Table(outbound)) = table.get("outbound") else {
+        return DeliveryConfig::default();
+    };
+    let ours: toml::Table = outbound
+        .iter()
+        .filter(|(k, _)| is_delivery_key(k))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     let mut wrapped = toml::Table::new();
     wrapped.insert("outbound".into(), toml::Value::Table(ours));
     super::section(&wrapped, "outbound", errors)
@@ -108,33 +128,56 @@ pub fn without_delivery_keys(table: &toml::Table) -> toml::Table {
 
 pub(super) fn collect(config: &super::Config, errors: &mut Vec<ConfigError>) {
     let d = &config.outbound_delivery;
-    let mut err = |key: &str, message: String| errors.push(ConfigError { key: format!("outbound.{key}"), message });
+    let mut err = |key: &str, message: String| {
+        errors.push(ConfigError {
+            key: format!("outbound.{key}"),
+            message,
+        })
+    };
     if d.retry.0 < std::time::Duration::from_secs(1) {
         err("retry", "must be at least 1s".into());
     }
     if d.max_retry.0 < d.retry.0 {
-        err("max_retry", "must not be shorter than outbound.retry".into());
+        err(
+            "max_retry",
+            "must not be shorter than outbound.retry".into(),
+        );
     }
     if d.lifetime.0 < d.retry.0 {
         err("lifetime", "must not be shorter than outbound.retry".into());
     }
     if d.delay_dsn_after.0 >= d.lifetime.0 {
-        err("delay_dsn_after", "must be shorter than outbound.lifetime".into());
+        err(
+            "delay_dsn_after",
+            "must be shorter than outbound.lifetime".into(),
+        );
     }
     if d.max_sessions == 0 {
         err("max_sessions", "must be at least 1".into());
     }
     if d.max_sessions_per_domain == 0 || d.max_sessions_per_domain > d.max_sessions {
-        err("max_sessions_per_domain", "must be between 1 and outbound.max_sessions".into());
+        err(
+            "max_sessions_per_domain",
+            "must be between 1 and outbound.max_sessions".into(),
+        );
     }
     if let Some(from) = &d.tls_report_from
-        && !matches!(crate::address::parse_path(from, crate::address::Side::Recipient), Ok(Some(_)))
+        && !matches!(
+            crate::address::parse_path(from, crate::address::Side::Recipient),
+            Ok(Some(_))
+        )
     {
-        err("tls_report_from", format!("`{from}` is not an email address"));
+        err(
+            "tls_report_from",
+            format!("`{from}` is not an email address"),
+        );
     }
     for domain in d.destinations.keys() {
         if !crate::address::is_domain(domain) {
-            err(&format!("destinations.\"{domain}\""), format!("`{domain}` is not a domain name"));
+            err(
+                &format!("destinations.\"{domain}\""),
+                format!("`{domain}` is not a domain name"),
+            );
         }
     }
 }
@@ -146,13 +189,32 @@ mod tests {
     #[test]
     fn delivery_keys_parse_and_bad_ones_are_named() {
         let c = Config::parse("[outbound]\nresolver = \"127.0.0.1:5353\"\nlifetime = \"2d\"\n[outbound.destinations.\"partner.example\"]\ntls = \"require\"\n").unwrap();
-        assert_eq!(c.outbound_delivery.resolver, Some("127.0.0.1:5353".parse().unwrap()));
+        assert_eq!(
+            c.outbound_delivery.resolver,
+            Some("127.0.0.1:5353".parse().unwrap())
+        );
         assert_eq!(c.outbound_delivery.lifetime.0.as_secs(), 2 * 86400);
-        assert_eq!(c.outbound_delivery.destination("Partner.Example").unwrap().tls, Some(super::TlsOverride::Require));
+        assert_eq!(
+            c.outbound_delivery
+                .destination("Partner.Example")
+                .unwrap()
+                .tls,
+            Some(super::TlsOverride::Require)
+        );
         let e = Config::parse("[outbound]\nresolver = \"dns.example\"\ndelay_dsn_after = \"9d\"\n[outbound.destinations.\"p.example\"]\ntls = \"maybe\"\n").unwrap_err();
         let e: Vec<String> = e.0.iter().map(|e| e.to_string()).collect();
-        assert!(e.iter().any(|m| m.starts_with("outbound.resolver: ")), "{e:?}");
-        assert!(e.iter().any(|m| m.starts_with("outbound.destinations.")), "{e:?}");
-        assert!(e.iter().any(|m| m.starts_with("outbound.delay_dsn_after: must be shorter")), "{e:?}");
+        assert!(
+            e.iter().any(|m| m.starts_with("outbound.resolver: ")),
+            "{e:?}"
+        );
+        assert!(
+            e.iter().any(|m| m.starts_with("outbound.destinations.")),
+            "{e:?}"
+        );
+        assert!(
+            e.iter()
+                .any(|m| m.starts_with("outbound.delay_dsn_after: must be shorter")),
+            "{e:?}"
+        );
     }
 }

@@ -152,7 +152,14 @@ pub struct GreylistConfig {
 
 impl Default for GreylistConfig {
     fn default() -> Self {
-        GreylistConfig { enabled: false, delay: Duration::secs(300), retry_window: Duration::secs(86_400), allow_days: 36, ipv4_prefix: 24, ipv6_prefix: 64 }
+        GreylistConfig {
+            enabled: false,
+            delay: Duration::secs(300),
+            retry_window: Duration::secs(86_400),
+            allow_days: 36,
+            ipv4_prefix: 24,
+            ipv6_prefix: 64,
+        }
     }
 }
 
@@ -170,7 +177,13 @@ pub struct CallbackConfig {
 
 impl Default for CallbackConfig {
     fn default() -> Self {
-        CallbackConfig { enabled: false, port: 25, timeout: Duration::secs(5), weight: 3.0, cache_hours: 24 }
+        CallbackConfig {
+            enabled: false,
+            port: 25,
+            timeout: Duration::secs(5),
+            weight: 3.0,
+            cache_hours: 24,
+        }
     }
 }
 
@@ -209,7 +222,13 @@ pub struct LearningConfig {
 
 impl Default for LearningConfig {
     fn default() -> Self {
-        LearningConfig { enabled: true, weight: 10.0, spam_probability: 0.9, min_messages: 20, auto_learn: true }
+        LearningConfig {
+            enabled: true,
+            weight: 10.0,
+            spam_probability: 0.9,
+            min_messages: 20,
+            auto_learn: true,
+        }
     }
 }
 
@@ -227,32 +246,61 @@ pub struct AuthConfig {
 
 impl Default for AuthConfig {
     fn default() -> Self {
-        AuthConfig { enabled: false, spf_fail: 3.0, dkim_fail: 1.0, dmarc_reject: 10.0, dmarc_quarantine: 5.0 }
+        AuthConfig {
+            enabled: false,
+            spf_fail: 3.0,
+            dkim_fail: 1.0,
+            dmarc_reject: 10.0,
+            dmarc_quarantine: 5.0,
+        }
     }
 }
 
 impl UceConfig {
     /// The policy for mail to `domain`.
     pub fn policy_for(&self, domain: &str) -> SpamPolicy {
-        self.domain_policy.iter().find(|(d, _)| d.eq_ignore_ascii_case(domain)).map(|(_, p)| *p).unwrap_or(self.policy)
+        self.domain_policy
+            .iter()
+            .find(|(d, _)| d.eq_ignore_ascii_case(domain))
+            .map(|(_, p)| *p)
+            .unwrap_or(self.policy)
     }
 
     pub fn validate(&self, local_domains: &[String], err: &mut dyn FnMut(&str, String)) {
         if !(self.tag_score < self.reject_score) {
-            err("uce.tag_score", format!("must be below uce.reject_score ({})", self.reject_score));
+            err(
+                "uce.tag_score",
+                format!("must be below uce.reject_score ({})", self.reject_score),
+            );
         }
         for d in self.domain_policy.keys() {
             if !local_domains.iter().any(|l| l.eq_ignore_ascii_case(d)) {
-                err(&format!("uce.domain_policy.{d}"), "is not one of domains.local".into());
+                err(
+                    &format!("uce.domain_policy.{d}"),
+                    "is not one of domains.local".into(),
+                );
             }
         }
         for (i, t) in self.traps.iter().enumerate() {
-            if t.rsplit_once('@').is_none_or(|(l, d)| l.is_empty() || d.is_empty()) {
-                err(&format!("uce.traps[{i}]"), format!("`{t}` is not an address or address pattern"));
+            if t.rsplit_once('@')
+                .is_none_or(|(l, d)| l.is_empty() || d.is_empty())
+            {
+                err(
+                    &format!("uce.traps[{i}]"),
+                    format!("`{t}` is not an address or address pattern"),
+                );
             }
         }
-        if self.disposable_separator.chars().count() != 1 || self.disposable_separator.chars().any(|c| c.is_ascii_alphanumeric() || c == '@') {
-            err("uce.disposable_separator", "must be one character that is not a letter, digit or @".into());
+        if self.disposable_separator.chars().count() != 1
+            || self
+                .disposable_separator
+                .chars()
+                .any(|c| c.is_ascii_alphanumeric() || c == '@')
+        {
+            err(
+                "uce.disposable_separator",
+                "must be one character that is not a letter, digit or @".into(),
+            );
         }
         if self.disposable_max == 0 {
             err("uce.disposable_max", "must be at least 1".into());
@@ -261,28 +309,53 @@ impl UceConfig {
             err("uce.penalty_hours", "must be at least 1".into());
         }
         if self.greet_delay.0 > std::time::Duration::from_secs(30) {
-            err("uce.greet_delay", "must be at most 30s (clients give up after a while)".into());
+            err(
+                "uce.greet_delay",
+                "must be at most 30s (clients give up after a while)".into(),
+            );
         }
-        if !self.resolver.is_empty() && crate::net::parse_host_port(&self.resolver).is_none_or(|(h, _)| h.parse::<std::net::IpAddr>().is_err()) {
-            err("uce.resolver", format!("`{}` is not IP:PORT", self.resolver));
+        if !self.resolver.is_empty()
+            && crate::net::parse_host_port(&self.resolver)
+                .is_none_or(|(h, _)| h.parse::<std::net::IpAddr>().is_err())
+        {
+            err(
+                "uce.resolver",
+                format!("`{}` is not IP:PORT", self.resolver),
+            );
         }
-        for (key, lists) in [("uce.dnsbl", &self.dnsbl), ("uce.dnswl", &self.dnswl), ("uce.uribl", &self.uribl)] {
+        for (key, lists) in [
+            ("uce.dnsbl", &self.dnsbl),
+            ("uce.dnswl", &self.dnswl),
+            ("uce.uribl", &self.uribl),
+        ] {
             for (i, l) in lists.iter().enumerate() {
                 if !crate::address::is_domain(l.zone.trim_end_matches('.')) {
-                    err(&format!("{key}[{i}].zone"), format!("`{}` is not a DNS zone", l.zone));
+                    err(
+                        &format!("{key}[{i}].zone"),
+                        format!("`{}` is not a DNS zone", l.zone),
+                    );
                 }
             }
         }
         if self.greylist.ipv4_prefix > 32 || self.greylist.ipv6_prefix > 128 {
-            err("uce.greylist", "ipv4_prefix must be at most 32 and ipv6_prefix at most 128".into());
+            err(
+                "uce.greylist",
+                "ipv4_prefix must be at most 32 and ipv6_prefix at most 128".into(),
+            );
         }
         for (key, engine) in [("uce.rspamd", &self.rspamd), ("uce.spamd", &self.spamd)] {
             if let Some(e) = engine {
                 if crate::net::parse_host_port(&e.address).is_none() {
-                    err(&format!("{key}.address"), format!("`{}` is not HOST:PORT", e.address));
+                    err(
+                        &format!("{key}.address"),
+                        format!("`{}` is not HOST:PORT", e.address),
+                    );
                 }
                 if !(e.tag < e.reject) {
-                    err(&format!("{key}.tag"), format!("must be below {key}.reject ({})", e.reject));
+                    err(
+                        &format!("{key}.tag"),
+                        format!("must be below {key}.reject ({})", e.reject),
+                    );
                 }
             }
         }
@@ -290,11 +363,21 @@ impl UceConfig {
             err("uce.learning.weight", "must not be negative".into());
         }
         if !(self.learning.spam_probability > 0.5 && self.learning.spam_probability <= 1.0) {
-            err("uce.learning.spam_probability", "must be above 0.5 and at most 1.0".into());
+            err(
+                "uce.learning.spam_probability",
+                "must be above 0.5 and at most 1.0".into(),
+            );
         }
     }
 }
 
 pub(super) fn collect(config: &super::Config, errors: &mut Vec<ConfigError>) {
-    config.uce.validate(&config.domains.local, &mut |key, message| errors.push(ConfigError { key: key.into(), message }));
+    config
+        .uce
+        .validate(&config.domains.local, &mut |key, message| {
+            errors.push(ConfigError {
+                key: key.into(),
+                message,
+            })
+        });
 }

@@ -23,7 +23,13 @@ pub struct VirusConfig {
 
 impl Default for VirusConfig {
     fn default() -> Self {
-        VirusConfig { clamd: String::new(), timeout: Duration::secs(60), on_error: OnScanError::Tempfail, block_extensions: Vec::new(), block_types: Vec::new() }
+        VirusConfig {
+            clamd: String::new(),
+            timeout: Duration::secs(60),
+            on_error: OnScanError::Tempfail,
+            block_extensions: Vec::new(),
+            block_types: Vec::new(),
+        }
     }
 }
 
@@ -54,18 +60,36 @@ impl VirusConfig {
 pub(super) fn collect(config: &super::Config, errors: &mut Vec<ConfigError>) {
     let v = &config.virus;
     if v.scans() && !v.is_socket_path() && crate::net::parse_host_port(&v.clamd).is_none() {
-        errors.push(ConfigError { key: "virus.clamd".into(), message: format!("`{}` is neither HOST:PORT nor a socket path", v.clamd) });
+        errors.push(ConfigError {
+            key: "virus.clamd".into(),
+            message: format!("`{}` is neither HOST:PORT nor a socket path", v.clamd),
+        });
     }
     if v.timeout.0 < std::time::Duration::from_secs(1) {
-        errors.push(ConfigError { key: "virus.timeout".into(), message: "must be at least 1s".into() });
+        errors.push(ConfigError {
+            key: "virus.timeout".into(),
+            message: "must be at least 1s".into(),
+        });
     }
-    let listed = config.modules.as_ref().is_some_and(|m| m.iter().any(|n| n == "virus"));
+    let listed = config
+        .modules
+        .as_ref()
+        .is_some_and(|m| m.iter().any(|n| n == "virus"));
     if listed && !v.enabled() {
-        errors.push(ConfigError { key: "modules".into(), message: "`virus` needs virus.clamd (HOST:PORT or a socket path) or a block list".into() });
+        errors.push(ConfigError {
+            key: "modules".into(),
+            message: "`virus` needs virus.clamd (HOST:PORT or a socket path) or a block list"
+                .into(),
+        });
     }
     for (i, t) in v.block_types.iter().enumerate() {
-        if t.split_once('/').is_none_or(|(a, b)| a.is_empty() || b.is_empty()) {
-            errors.push(ConfigError { key: format!("virus.block_types[{i}]"), message: format!("`{t}` is not a MIME type (type/subtype or type/*)") });
+        if t.split_once('/')
+            .is_none_or(|(a, b)| a.is_empty() || b.is_empty())
+        {
+            errors.push(ConfigError {
+                key: format!("virus.block_types[{i}]"),
+                message: format!("`{t}` is not a MIME type (type/subtype or type/*)"),
+            });
         }
     }
 }

@@ -6,8 +6,8 @@
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
@@ -26,13 +26,23 @@ impl StandIn {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let (up, _) = watch::channel(true);
-        let s = StandIn { addr, mailboxes: Arc::new(mailboxes), up, received: Arc::default() };
+        let s = StandIn {
+            addr,
+            mailboxes: Arc::new(mailboxes),
+            up,
+            received: Arc::default(),
+        };
         s.serve(listener);
         Ok(s)
     }
 
     fn serve(&self, listener: TcpListener) {
-        let (mailboxes, received, up, mut stop) = (self.mailboxes.clone(), self.received.clone(), self.up.subscribe(), self.up.subscribe());
+        let (mailboxes, received, up, mut stop) = (
+            self.mailboxes.clone(),
+            self.received.clone(),
+            self.up.subscribe(),
+            self.up.subscribe(),
+        );
         tokio::spawn(async move {
             loop {
                 tokio::select! {
@@ -61,11 +71,20 @@ impl StandIn {
     }
 }
 
-async fn session(stream: TcpStream, mailboxes: Arc<HashSet<String>>, received: Arc<AtomicUsize>, mut up: watch::Receiver<bool>) {
+async fn session(
+    stream: TcpStream,
+    mailboxes: Arc<HashSet<String>>,
+    received: Arc<AtomicUsize>,
+    mut up: watch::Receiver<bool>,
+) {
     let (read, mut write) = stream.into_split();
     let mut lines = BufReader::new(read);
     let reply = |text: &'static str| text.as_bytes().to_vec();
-    if write.write_all(&reply("220 mail.demo.example ESMTP stand-in\r\n")).await.is_err() {
+    if write
+        .write_all(&reply("220 mail.demo.example ESMTP stand-in\r\n"))
+        .await
+        .is_err()
+    {
         return;
     }
     let (mut rcpts, mut in_data) = (0usize, false);
@@ -92,9 +111,15 @@ async fn session(stream: TcpStream, mailboxes: Arc<HashSet<String>>, received: A
             continue;
         }
         let text = String::from_utf8_lossy(&line).trim_end().to_string();
-        let verb = text.split([' ', ':']).next().unwrap_or("").to_ascii_uppercase();
+        let verb = text
+            .split([' ', ':'])
+            .next()
+            .unwrap_or("")
+            .to_ascii_uppercase();
         let answer: Vec<u8> = match verb.as_str() {
-            "EHLO" => reply("250-mail.demo.example\r\n250-PIPELINING\r\n250-8BITMIME\r\n250 SIZE 52428800\r\n"),
+            "EHLO" => reply(
+                "250-mail.demo.example\r\n250-PIPELINING\r\n250-8BITMIME\r\n250 SIZE 52428800\r\n",
+            ),
             "HELO" | "NOOP" => reply("250 2.0.0 Ok\r\n"),
             "MAIL" => reply("250 2.1.0 Ok\r\n"),
             "RSET" => {
@@ -102,7 +127,11 @@ async fn session(stream: TcpStream, mailboxes: Arc<HashSet<String>>, received: A
                 reply("250 2.0.0 Ok\r\n")
             }
             "RCPT" => {
-                let address = text.split_once('<').and_then(|(_, r)| r.split_once('>')).map(|(a, _)| a.to_ascii_lowercase()).unwrap_or_default();
+                let address = text
+                    .split_once('<')
+                    .and_then(|(_, r)| r.split_once('>'))
+                    .map(|(a, _)| a.to_ascii_lowercase())
+                    .unwrap_or_default();
                 if mailboxes.contains(&address) {
                     rcpts += 1;
                     reply("250 2.1.5 Ok\r\n")

@@ -24,9 +24,14 @@ impl Sender {
     pub async fn connect(to: SocketAddr, source: IpAddr, early: bool) -> std::io::Result<Sender> {
         let socket = TcpSocket::new_v4()?;
         socket.bind(SocketAddr::new(source, 0))?;
-        let mut s = Sender { stream: BufReader::new(socket.connect(to).await?) };
+        let mut s = Sender {
+            stream: BufReader::new(socket.connect(to).await?),
+        };
         if early {
-            s.stream.get_mut().write_all(b"EHLO bot.spam.example\r\n").await?;
+            s.stream
+                .get_mut()
+                .write_all(b"EHLO bot.spam.example\r\n")
+                .await?;
             s.reply().await?;
         } else {
             s.reply().await?;
@@ -50,7 +55,10 @@ impl Sender {
     }
 
     async fn command(&mut self, line: &str) -> std::io::Result<String> {
-        self.stream.get_mut().write_all(format!("{line}\r\n").as_bytes()).await?;
+        self.stream
+            .get_mut()
+            .write_all(format!("{line}\r\n").as_bytes())
+            .await?;
         self.reply().await
     }
 

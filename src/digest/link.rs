@@ -20,7 +20,9 @@ pub enum LinkError {
 }
 
 pub async fn key(store: &Store) -> anyhow::Result<hmac::Key> {
-    let secret = store.secret("replay_link_key", &crate::web::auth::random_token()).await?;
+    let secret = store
+        .secret("replay_link_key", &crate::web::auth::random_token())
+        .await?;
     Ok(hmac::Key::new(hmac::HMAC_SHA256, secret.as_bytes()))
 }
 
@@ -32,7 +34,10 @@ fn unhex(s: &str) -> Option<Vec<u8>> {
     if s.len() % 2 != 0 {
         return None;
     }
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect()
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
 }
 
 fn signature(key: &hmac::Key, id: &str, rcpt_hex: &str, expires: i64) -> String {
@@ -41,27 +46,44 @@ fn signature(key: &hmac::Key, id: &str, rcpt_hex: &str, expires: i64) -> String 
 
 pub fn sign(key: &hmac::Key, link: &Link) -> String {
     let rcpt_hex = hex(link.rcpt.as_bytes());
-    format!("{}.{rcpt_hex}.{}.{}", link.id, link.expires_us, signature(key, &link.id, &rcpt_hex, link.expires_us))
+    format!(
+        "{}.{rcpt_hex}.{}.{}",
+        link.id,
+        link.expires_us,
+        signature(key, &link.id, &rcpt_hex, link.expires_us)
+    )
 }
 
 pub fn verify(key: &hmac::Key, token: &str, now_us: i64) -> Result<Link, LinkError> {
     let parts: Vec<&str> = token.split('.').collect();
-    let [id, rcpt_hex, expires_text, sig] = parts[..] else { return Err(LinkError::Invalid) };
+    let [id, rcpt_hex, expires_text, sig] = parts[..] else {
+        return Err(LinkError::Invalid);
+    };
     let expires: i64 = expires_text.parse().map_err(|_| LinkError::Invalid)?;
     // One spelling per link: `+1000` or `01000` must not make a second "unused" token.
     if expires.to_string() != expires_text {
         return Err(LinkError::Invalid);
     }
     let want = signature(key, id, rcpt_hex, expires);
-    let ok = want.len() == sig.len() && want.bytes().zip(sig.bytes()).fold(0u8, |a, (x, y)| a | (x ^ y)) == 0;
+    let ok = want.len() == sig.len()
+        && want
+            .bytes()
+            .zip(sig.bytes())
+            .fold(0u8, |a, (x, y)| a | (x ^ y))
+            == 0;
     if !ok {
         return Err(LinkError::Invalid);
     }
     if now_us > expires {
         return Err(LinkError::Expired);
     }
-    let rcpt = String::from_utf8(unhex(rcpt_hex).ok_or(LinkError::Invalid)?).map_err(|_| LinkError::Invalid)?;
-    Ok(Link { id: id.to_string(), rcpt, expires_us: expires })
+    let rcpt = String::from_utf8(unhex(rcpt_hex).ok_or(LinkError::Invalid)?)
+        .map_err(|_| LinkError::Invalid)?;
+    Ok(Link {
+        id: id.to_string(),
+        rcpt,
+        expires_us: expires,
+    })
 }
 
 #[cfg(test)]
@@ -71,17 +93,41 @@ mod tests {
     #[test]
     fn sign_verify_tamper_expire() {
         let key = hmac::Key::new(hmac::HMAC_SHA256, b"test key");
-        let link = Link { id: "01ABC".into(), rcpt: "alice@example.org".into(), expires_us: 1_000 };
+        let link = Link {
+            id: "01ABC".into(),
+            rcpt: "alice@example.org".into(),
+            expires_us: 1_000,
+        };
         let t = sign(&key, &link);
         assert_eq!(verify(&key, &t, 999), Ok(link.clone()));
         assert_eq!(verify(&key, &t, 1_001), Err(LinkError::Expired));
-        let other = sign(&key, &Link { rcpt: "mallory@example.org".into(), ..link.clone() });
-        let forged = format!("{}.{}", t.rsplitn(2, '.').nth(1).unwrap().replace(&hex(b"alice@example.org"), &hex(b"mallory@example.org")), t.rsplit('.').next().unwrap());
+        let other = sign(
+            &key,
+            &Link {
+                rcpt: "mallory@example.org".into(),
+                ..link.clone()
+            },
+        );
+        let forged = format!(
+            "{}.{}",
+            t.rsplitn(2, '.')
+                .nth(1)
+                .unwrap()
+                .replace(&hex(b"alice@example.org"), &hex(b"mallory@example.org")),
+            t.rsplit('.').next().unwrap()
+        );
         assert_ne!(forged, other);
         assert_eq!(verify(&key, &forged, 0), Err(LinkError::Invalid));
-        assert_eq!(verify(&hmac::Key::new(hmac::HMAC_SHA256, b"other key"), &t, 0), Err(LinkError::Invalid));
+        assert_eq!(
+            verify(&hmac::Key::new(hmac::HMAC_SHA256, b"other key"), &t, 0),
+            Err(LinkError::Invalid)
+        );
         assert_eq!(verify(&key, "garbage", 0), Err(LinkError::Invalid));
         let respelled = t.replace(".1000.", ".01000.");
-        assert_eq!(verify(&key, &respelled, 0), Err(LinkError::Invalid), "no second spelling of the same link");
+        assert_eq!(
+            verify(&key, &respelled, 0),
+            Err(LinkError::Invalid),
+            "no second spelling of the same link"
+        );
     }
 }

@@ -15,7 +15,11 @@ const MAX_LISTED: i64 = 200;
 
 /// What was held back for `addresses` since `since_us`: refused or discarded originals still kept.
 /// Malware is not listed: its links would deliver it without an administrator.
-async fn held_back(store: &Store, addresses: &[String], since_us: i64) -> Result<Vec<JournalEntry>> {
+async fn held_back(
+    store: &Store,
+    addresses: &[String],
+    since_us: i64,
+) -> Result<Vec<JournalEntry>> {
     let mut out = Vec::new();
     for outcome in ["refused", "discarded"] {
         let f = JournalFilter {
@@ -26,8 +30,14 @@ async fn held_back(store: &Store, addresses: &[String], since_us: i64) -> Result
             ..Default::default()
         };
         for e in store.query_journal(&f).await? {
-            let for_them = e.recipients.iter().any(|r| r.accepted && addresses.iter().any(|a| a.eq_ignore_ascii_case(&r.address)));
-            if e.replay_of.is_none() && !e.is_malware() && for_them && store.body(&e.id).await?.is_some() {
+            let for_them = e.recipients.iter().any(|r| {
+                r.accepted && addresses.iter().any(|a| a.eq_ignore_ascii_case(&r.address))
+            });
+            if e.replay_of.is_none()
+                && !e.is_malware()
+                && for_them
+                && store.body(&e.id).await?.is_some()
+            {
                 out.push(e);
             }
         }
@@ -53,23 +63,62 @@ fn sender(config: &Config) -> String {
 
 /// The sender of sponts' own mail when none is configured: postmaster@ the first local domain.
 pub fn default_sender(config: &Config) -> String {
-    format!("postmaster@{}", config.domains.local.first().map(String::as_str).unwrap_or("localhost"))
+    format!(
+        "postmaster@{}",
+        config
+            .domains
+            .local
+            .first()
+            .map(String::as_str)
+            .unwrap_or("localhost")
+    )
 }
 
 /// The digest mail for one user (CRLF text, 8-bit UTF-8).
-pub fn compose(config: &Config, to: &str, entries: &[JournalEntry], links: &[String], now_us: i64) -> Vec<u8> {
+pub fn compose(
+    config: &Config,
+    to: &str,
+    entries: &[JournalEntry],
+    links: &[String],
+    now_us: i64,
+) -> Vec<u8> {
     let base = base_url(config);
     let n = entries.len();
     let mut m = String::new();
-    m.push_str(&format!("From: sponts <{}>\r\nTo: <{to}>\r\n", sender(config)));
-    m.push_str(&format!("Subject: {n} message{} held back for you\r\n", if n == 1 { "" } else { "s" }));
-    m.push_str(&format!("Date: {}\r\nMessage-ID: <digest.{}@{}>\r\n", crate::clock::rfc5322(now_us), crate::id::new_transaction_id(), config.smtp.hostname));
+    m.push_str(&format!(
+        "From: sponts <{}>\r\nTo: <{to}>\r\n",
+        sender(config)
+    ));
+    m.push_str(&format!(
+        "Subject: {n} message{} held back for you\r\n",
+        if n == 1 { "" } else { "s" }
+    ));
+    m.push_str(&format!(
+        "Date: {}\r\nMessage-ID: <digest.{}@{}>\r\n",
+        crate::clock::rfc5322(now_us),
+        crate::id::new_transaction_id(),
+        config.smtp.hostname
+    ));
     m.push_str("Auto-Submitted: auto-generated\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n");
     m.push_str(&format!("These messages addressed to you were refused as spam (or held back) by the mail gateway.\r\nIf one of them is mail you want, open its link: it is delivered to your mailbox at once.\r\nEach link works once, for {} days.\r\n\r\n", config.digest.link_days));
     for (e, token) in entries.iter().zip(links) {
-        let subject: String = e.subject.as_deref().unwrap_or("(no subject)").chars().filter(|c| !c.is_control()).take(120).collect();
-        let from = if e.sender.is_empty() { "<>" } else { e.sender.as_str() };
-        m.push_str(&format!("{}  from {from}\r\n  {subject}\r\n  {base}/r/{token}\r\n\r\n", crate::clock::rfc3339(e.time_us)));
+        let subject: String = e
+            .subject
+            .as_deref()
+            .unwrap_or("(no subject)")
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(120)
+            .collect();
+        let from = if e.sender.is_empty() {
+            "<>"
+        } else {
+            e.sender.as_str()
+        };
+        m.push_str(&format!(
+            "{}  from {from}\r\n  {subject}\r\n  {base}/r/{token}\r\n\r\n",
+            crate::clock::rfc3339(e.time_us)
+        ));
     }
     m.push_str(&format!("All your mail: {base}/\r\n"));
     m.into_bytes()
@@ -82,10 +131,18 @@ pub async fn run_once(config: &Config, store: &Store) -> Result<usize> {
     let now = crate::clock::now_us();
     let period = config.digest.every.0.as_micros() as i64;
     let mut sent = 0;
-    for user in store.users(None).await?.into_iter().filter(|u| u.role != crate::storage::Role::Interception) {
+    for user in store
+        .users(None)
+        .await?
+        .into_iter()
+        .filter(|u| u.role != crate::storage::Role::Interception)
+    {
         let mut addresses = vec![user.address.clone()];
         addresses.extend(user.aliases.iter().cloned());
-        let since = store.last_digest(&user.address).await?.unwrap_or(now - period);
+        let since = store
+            .last_digest(&user.address)
+            .await?
+            .unwrap_or(now - period);
         let entries = held_back(store, &addresses, since).await?;
         if entries.is_empty() {
             store.set_last_digest(&user.address, now).await?;
@@ -95,12 +152,33 @@ pub async fn run_once(config: &Config, store: &Store) -> Result<usize> {
         let links: Vec<String> = entries
             .iter()
             .map(|e| {
-                let rcpt = e.recipients.iter().find(|r| r.accepted && addresses.iter().any(|a| a.eq_ignore_ascii_case(&r.address))).map(|r| r.address.to_lowercase()).unwrap_or(user.address.clone());
-                link::sign(&key, &link::Link { id: e.id.clone(), rcpt, expires_us: expires })
+                let rcpt = e
+                    .recipients
+                    .iter()
+                    .find(|r| {
+                        r.accepted && addresses.iter().any(|a| a.eq_ignore_ascii_case(&r.address))
+                    })
+                    .map(|r| r.address.to_lowercase())
+                    .unwrap_or(user.address.clone());
+                link::sign(
+                    &key,
+                    &link::Link {
+                        id: e.id.clone(),
+                        rcpt,
+                        expires_us: expires,
+                    },
+                )
             })
             .collect();
         let mail = compose(config, &user.address, &entries, &links, now);
-        let (_, reply, ok) = crate::replay::deliver(&target, &sender(config), std::slice::from_ref(&user.address), b"", &mail).await;
+        let (_, reply, ok) = crate::replay::deliver(
+            &target,
+            &sender(config),
+            std::slice::from_ref(&user.address),
+            b"",
+            &mail,
+        )
+        .await;
         if ok {
             store.set_last_digest(&user.address, now).await?;
             sent += 1;

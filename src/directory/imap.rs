@@ -2,7 +2,7 @@
 //! certificate verified against `directory.imap_ca` and naming the host) accepts it —
 //! AUTHENTICATE PLAIN, or LOGIN where PLAIN is not offered.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result, bail};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
 use crate::config::{DirectoryConfig, ImapLogin};
@@ -16,11 +16,22 @@ pub async fn login(d: &DirectoryConfig, address: &str, password: &str) -> Result
         return Ok(false);
     }
     let target = d.imap.as_deref().context("directory.imap is not set")?;
-    let (host, port) = crate::net::parse_host_port(target).with_context(|| format!("directory.imap: `{target}` is not HOST:PORT"))?;
-    let roots = super::roots(d.imap_ca.as_deref().context("directory.imap_ca is not set")?)?;
-    let tcp = tokio::net::TcpStream::connect((host.as_str(), port)).await.with_context(|| format!("cannot connect to {target}"))?;
-    let name = rustls::pki_types::ServerName::try_from(host.clone()).context("directory.imap: not a host name")?;
-    let tls = tokio_rustls::TlsConnector::from(crate::smtp::tls::verifying_client_config(roots)).connect(name, tcp).await.with_context(|| format!("TLS with {target} failed"))?;
+    let (host, port) = crate::net::parse_host_port(target)
+        .with_context(|| format!("directory.imap: `{target}` is not HOST:PORT"))?;
+    let roots = super::roots(
+        d.imap_ca
+            .as_deref()
+            .context("directory.imap_ca is not set")?,
+    )?;
+    let tcp = tokio::net::TcpStream::connect((host.as_str(), port))
+        .await
+        .with_context(|| format!("cannot connect to {target}"))?;
+    let name = rustls::pki_types::ServerName::try_from(host.clone())
+        .context("directory.imap: not a host name")?;
+    let tls = tokio_rustls::TlsConnector::from(crate::smtp::tls::verifying_client_config(roots))
+        .connect(name, tcp)
+        .await
+        .with_context(|| format!("TLS with {target} failed"))?;
     let mut io = BufReader::new(tls);
     let greeting = line(&mut io).await?;
     if !greeting.starts_with("* OK") {
@@ -28,13 +39,18 @@ pub async fn login(d: &DirectoryConfig, address: &str, password: &str) -> Result
     }
     let user = match d.imap_login {
         ImapLogin::Address => address.to_string(),
-        ImapLogin::Local => address.rsplit_once('@').map(|(l, _)| l.to_string()).unwrap_or_else(|| address.to_string()),
+        ImapLogin::Local => address
+            .rsplit_once('@')
+            .map(|(l, _)| l.to_string())
+            .unwrap_or_else(|| address.to_string()),
     };
     io.get_mut().write_all(b"a1 AUTHENTICATE PLAIN\r\n").await?;
     let first = line(&mut io).await?;
     let accepted = if first.starts_with('+') {
         let plain = crate::base64::encode(format!("\0{user}\0{password}").as_bytes());
-        io.get_mut().write_all(format!("{plain}\r\n").as_bytes()).await?;
+        io.get_mut()
+            .write_all(format!("{plain}\r\n").as_bytes())
+            .await?;
         tagged(&mut io, "a1").await?
     } else if !quotable(&user) || !quotable(password) {
         false
@@ -65,7 +81,10 @@ async fn tagged<R: tokio::io::AsyncBufRead + Unpin>(io: &mut R, tag: &str) -> Re
 
 async fn line<R: tokio::io::AsyncBufRead + Unpin>(io: &mut R) -> Result<String> {
     let mut buf = Vec::new();
-    let n = (&mut *io).take(MAX_LINE as u64).read_until(b'\n', &mut buf).await?;
+    let n = (&mut *io)
+        .take(MAX_LINE as u64)
+        .read_until(b'\n', &mut buf)
+        .await?;
     if n == 0 {
         bail!("the IMAP server closed the connection");
     }

@@ -35,7 +35,12 @@ pub enum Outcome {
 
 /// The account `address` signs in to with `password`, or `None` (unknown address, wrong or empty
 /// password). `Err` only when the store cannot answer.
-pub async fn sign_in(store: &Store, config: &Config, address: &str, password: &str) -> Result<Option<User>> {
+pub async fn sign_in(
+    store: &Store,
+    config: &Config,
+    address: &str,
+    password: &str,
+) -> Result<Option<User>> {
     let address = address.trim().to_lowercase();
     // No account has a NUL in its name (and PostgreSQL refuses one in a query).
     let usable = !address.is_empty() && !address.contains('\0');
@@ -52,14 +57,25 @@ pub async fn sign_in(store: &Store, config: &Config, address: &str, password: &s
         let ask = async {
             match source {
                 Source::Ldap(l) => ldap::check(config, l, &address, Some(password)).await,
-                Source::Imap => imap::login(&config.directory, &address, password).await.map(|ok| if ok { Outcome::Accepted(imap_person(&address)) } else { Outcome::Refused }),
+                Source::Imap => imap::login(&config.directory, &address, password)
+                    .await
+                    .map(|ok| {
+                        if ok {
+                            Outcome::Accepted(imap_person(&address))
+                        } else {
+                            Outcome::Refused
+                        }
+                    }),
             }
         };
-        let said = tokio::time::timeout(config.directory.timeout.0, ask).await.unwrap_or_else(|_| Err(anyhow::anyhow!("no answer within directory.timeout")));
+        let said = tokio::time::timeout(config.directory.timeout.0, ask)
+            .await
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("no answer within directory.timeout")));
         match said {
             Ok(Outcome::Accepted(person)) => {
                 let pw = password.to_string();
-                let hash = tokio::task::spawn_blocking(move || crate::auth::hash_any_password(&pw)).await??;
+                let hash = tokio::task::spawn_blocking(move || crate::auth::hash_any_password(&pw))
+                    .await??;
                 if !store.save_directory_user(&person, Some(&hash)).await? {
                     tracing::warn!(address = %person.address, "directory: a local account has this address; the directory's is not used");
                     return Ok(None);
@@ -80,8 +96,13 @@ pub async fn sign_in(store: &Store, config: &Config, address: &str, password: &s
                 }
             }
             Err(e) => {
-                tracing::warn!(source = source.name(), "directory unreachable, the cached sign-in is used: {e:#}");
-                if let Some(user) = cached_sign_in(store, config, source.name(), &address, password).await? {
+                tracing::warn!(
+                    source = source.name(),
+                    "directory unreachable, the cached sign-in is used: {e:#}"
+                );
+                if let Some(user) =
+                    cached_sign_in(store, config, source.name(), &address, password).await?
+                {
                     return Ok(Some(user));
                 }
             }
@@ -92,11 +113,21 @@ pub async fn sign_in(store: &Store, config: &Config, address: &str, password: &s
 }
 
 /// Checks `password` against the cached hash of a person of `source`, if still within its lifetime.
-async fn cached_sign_in(store: &Store, config: &Config, source: &str, address: &str, password: &str) -> Result<Option<User>> {
+async fn cached_sign_in(
+    store: &Store,
+    config: &Config,
+    source: &str,
+    address: &str,
+    password: &str,
+) -> Result<Option<User>> {
     let cached = store.directory_user(address).await?;
     let lifetime = config.directory.cache_hours as i64 * 3_600_000_000;
-    let fresh = cached.filter(|(p, _)| p.source == source && p.password_us > 0 && crate::clock::now_us() - p.password_us < lifetime);
-    let Some((person, hash)) = fresh else { return Ok(None) };
+    let fresh = cached.filter(|(p, _)| {
+        p.source == source && p.password_us > 0 && crate::clock::now_us() - p.password_us < lifetime
+    });
+    let Some((person, hash)) = fresh else {
+        return Ok(None);
+    };
     if !verify(password, Some(hash)).await {
         return Ok(None);
     }
@@ -107,7 +138,9 @@ async fn cached_sign_in(store: &Store, config: &Config, source: &str, address: &
 /// One argon2 verification off the async threads; `None` checks a dummy hash (same time).
 async fn verify(password: &str, hash: Option<String>) -> bool {
     let pw = password.to_string();
-    tokio::task::spawn_blocking(move || crate::auth::verify_password(&pw, hash.as_deref())).await.unwrap_or(false)
+    tokio::task::spawn_blocking(move || crate::auth::verify_password(&pw, hash.as_deref()))
+        .await
+        .unwrap_or(false)
 }
 
 #[derive(Clone, Copy)]
@@ -129,7 +162,9 @@ impl Source<'_> {
 fn sources<'a>(config: &'a Config, address: &str) -> Vec<Source<'a>> {
     let d = &config.directory;
     let mut out: Vec<Source<'a>> = d.ldap.iter().map(Source::Ldap).collect();
-    let local_domain = address.rsplit_once('@').is_some_and(|(_, dom)| config.is_local_domain(dom));
+    let local_domain = address
+        .rsplit_once('@')
+        .is_some_and(|(_, dom)| config.is_local_domain(dom));
     if d.imap.is_some() && local_domain {
         out.push(Source::Imap);
     }
@@ -137,7 +172,16 @@ fn sources<'a>(config: &'a Config, address: &str) -> Vec<Source<'a>> {
 }
 
 fn imap_person(address: &str) -> Person {
-    Person { address: address.to_string(), source: "imap".into(), dn: String::new(), aliases: Vec::new(), groups: Vec::new(), role: crate::storage::Role::User, checked_us: 0, password_us: 0 }
+    Person {
+        address: address.to_string(),
+        source: "imap".into(),
+        dn: String::new(),
+        aliases: Vec::new(),
+        groups: Vec::new(),
+        role: crate::storage::Role::User,
+        checked_us: 0,
+        password_us: 0,
+    }
 }
 
 /// Trust anchors from a CA given as a PEM file's path or as the PEM text itself.
@@ -153,7 +197,9 @@ pub fn roots(ca: &str) -> Result<rustls::RootCertStore> {
 pub fn check(config: &Config) -> Vec<crate::config::ConfigError> {
     let d = &config.directory;
     let mut errors = Vec::new();
-    let mut problem = |key: &str, e: String| errors.push(crate::preflight::problem(format!("directory.{key}"), e));
+    let mut problem = |key: &str, e: String| {
+        errors.push(crate::preflight::problem(format!("directory.{key}"), e))
+    };
     if let Some(ca) = &d.imap_ca
         && let Err(e) = roots(ca)
     {
@@ -171,7 +217,10 @@ pub fn check(config: &Config) -> Vec<crate::config::ConfigError> {
         if let Some(path) = &l.bind_password_file
             && let Err(e) = std::fs::read_to_string(path)
         {
-            problem("ldap.bind_password_file", format!("cannot read {}: {e}", path.display()));
+            problem(
+                "ldap.bind_password_file",
+                format!("cannot read {}: {e}", path.display()),
+            );
         }
     }
     errors
@@ -215,7 +264,13 @@ pub async fn refresh(store: &Store, config: &Config) -> Result<Refreshed> {
             },
             ("ldap", Some(_)) => done.unreachable += 1,
             // Kept while their cached password or a web session of theirs may still be in use.
-            ("imap", _) if config.directory.imap.is_some() && crate::clock::now_us() - password_us < lifetime.max(config.web.session_hours as i64 * 3_600_000_000) => done.confirmed += 1,
+            ("imap", _)
+                if config.directory.imap.is_some()
+                    && crate::clock::now_us() - password_us
+                        < lifetime.max(config.web.session_hours as i64 * 3_600_000_000) =>
+            {
+                done.confirmed += 1
+            }
             _ => {
                 store.forget_directory_user(&address).await?;
                 done.removed += 1;
@@ -228,7 +283,9 @@ pub async fn refresh(store: &Store, config: &Config) -> Result<Refreshed> {
 /// Does the LDAP directory have a person with this address (main or alias, per the filter)?
 /// For the known recipients while the mail server is down; `false` when it cannot be asked.
 pub async fn knows(config: &Config, address: &str) -> bool {
-    let Some(l) = &config.directory.ldap else { return false };
+    let Some(l) = &config.directory.ldap else {
+        return false;
+    };
     match lookup(config, l, address).await {
         Ok(Outcome::Known(_)) => true,
         Ok(_) => false,
@@ -240,8 +297,17 @@ pub async fn knows(config: &Config, address: &str) -> bool {
 }
 
 /// An LDAP lookup without a password, bounded by `directory.timeout`.
-pub async fn lookup(config: &Config, l: &crate::config::LdapConfig, address: &str) -> Result<Outcome> {
-    tokio::time::timeout(config.directory.timeout.0, ldap::check(config, l, address, None)).await.unwrap_or_else(|_| Err(anyhow::anyhow!("no answer within directory.timeout")))
+pub async fn lookup(
+    config: &Config,
+    l: &crate::config::LdapConfig,
+    address: &str,
+) -> Result<Outcome> {
+    tokio::time::timeout(
+        config.directory.timeout.0,
+        ldap::check(config, l, address, None),
+    )
+    .await
+    .unwrap_or_else(|_| Err(anyhow::anyhow!("no answer within directory.timeout")))
 }
 
 /// Refreshes every `directory.refresh` while sponts runs.
@@ -249,7 +315,9 @@ pub async fn job(config: Config, store: Store) {
     loop {
         tokio::time::sleep(config.directory.refresh.0).await;
         match refresh(&store, &config).await {
-            Ok(r) if r.removed > 0 || r.unreachable > 0 => tracing::info!(?r, "directory refreshed"),
+            Ok(r) if r.removed > 0 || r.unreachable > 0 => {
+                tracing::info!(?r, "directory refreshed")
+            }
             Ok(_) => {}
             Err(e) => tracing::warn!("directory refresh failed: {e:#}"),
         }

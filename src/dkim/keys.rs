@@ -2,7 +2,7 @@
 //! verifier knows it) and Ed25519 (`ed25519-sha256`, RFC 8463: short keys, fast, not yet
 //! everywhere — so domains often publish both). Private keys are PKCS#8 DER.
 
-use anyhow::{anyhow, bail, Result};
+use anyhow::{Result, anyhow, bail};
 use ring::signature::{Ed25519KeyPair, KeyPair, RsaKeyPair};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,8 +46,17 @@ pub fn generate(algorithm: Algorithm) -> Result<(Vec<u8>, String)> {
 /// SubjectPublicKeyInfo for RSA (what `openssl rsa -pubout` gives and every verifier reads).
 pub fn public_key(algorithm: Algorithm, pkcs8: &[u8]) -> Result<String> {
     let der = match algorithm {
-        Algorithm::Ed25519 => Ed25519KeyPair::from_pkcs8(pkcs8).map_err(|e| anyhow!("bad Ed25519 key: {e}"))?.public_key().as_ref().to_vec(),
-        Algorithm::Rsa => super::rsa::spki(RsaKeyPair::from_pkcs8(pkcs8).map_err(|e| anyhow!("bad RSA key: {e}"))?.public_key().as_ref()),
+        Algorithm::Ed25519 => Ed25519KeyPair::from_pkcs8(pkcs8)
+            .map_err(|e| anyhow!("bad Ed25519 key: {e}"))?
+            .public_key()
+            .as_ref()
+            .to_vec(),
+        Algorithm::Rsa => super::rsa::spki(
+            RsaKeyPair::from_pkcs8(pkcs8)
+                .map_err(|e| anyhow!("bad RSA key: {e}"))?
+                .public_key()
+                .as_ref(),
+        ),
     };
     Ok(crate::base64::encode(&der))
 }

@@ -19,7 +19,11 @@ pub fn value(algorithm: Algorithm, public_key: &str) -> String {
 pub fn zone_line(selector: &str, domain: &str, algorithm: Algorithm, public_key: &str) -> String {
     let value = value(algorithm, public_key);
     // Base64 and the tags are ASCII, so splitting at any byte keeps whole characters.
-    let strings: Vec<String> = value.as_bytes().chunks(250).map(|c| format!("\"{}\"", String::from_utf8_lossy(c))).collect();
+    let strings: Vec<String> = value
+        .as_bytes()
+        .chunks(250)
+        .map(|c| format!("\"{}\"", String::from_utf8_lossy(c)))
+        .collect();
     format!("{}. IN TXT {}", name(selector, domain), strings.join(" "))
 }
 
@@ -29,12 +33,20 @@ pub fn parse(text: &str) -> Option<(String, String)> {
     let mut k = "rsa".to_string();
     let mut p = None;
     for (i, tag) in text.split(';').enumerate() {
-        let Some((name, val)) = tag.split_once('=') else { continue };
+        let Some((name, val)) = tag.split_once('=') else {
+            continue;
+        };
         let (name, val) = (name.trim(), val.trim());
         match name {
             "v" if i == 0 && val != "DKIM1" => return None,
             "k" => k = val.to_ascii_lowercase(),
-            "p" => p = Some(val.chars().filter(|c| !c.is_whitespace()).collect::<String>()),
+            "p" => {
+                p = Some(
+                    val.chars()
+                        .filter(|c| !c.is_whitespace())
+                        .collect::<String>(),
+                )
+            }
             _ => {}
         }
     }
@@ -49,7 +61,10 @@ mod tests {
     fn a_long_value_is_split_into_strings_on_one_line() {
         let p = "A".repeat(392);
         let line = zone_line("s1", "example.org", Algorithm::Rsa, &p);
-        assert!(line.starts_with("s1._domainkey.example.org. IN TXT \"v=DKIM1; k=rsa; p=AAA"), "{line}");
+        assert!(
+            line.starts_with("s1._domainkey.example.org. IN TXT \"v=DKIM1; k=rsa; p=AAA"),
+            "{line}"
+        );
         assert!(!line.contains('\n'));
         let strings: Vec<&str> = line.split('"').skip(1).step_by(2).collect();
         assert_eq!(strings.len(), 2);
@@ -59,7 +74,10 @@ mod tests {
 
     #[test]
     fn records_are_read_with_their_defaults() {
-        assert_eq!(parse("v=DKIM1; k=ed25519; p=11qY AO=="), Some(("ed25519".into(), "11qYAO==".into())));
+        assert_eq!(
+            parse("v=DKIM1; k=ed25519; p=11qY AO=="),
+            Some(("ed25519".into(), "11qYAO==".into()))
+        );
         assert_eq!(parse("p=abc"), Some(("rsa".into(), "abc".into())));
         assert_eq!(parse("v=spf1 -all"), None);
         assert_eq!(parse("v=DKIM2; p=abc"), None);

@@ -3,7 +3,7 @@
 //! with random bases) over `num-bigint`, and writes the key as PKCS#8 DER, which ring loads and
 //! checks (p·q = n, the CRT exponents) like any other key. A small DER writer does the encoding.
 
-use anyhow::{anyhow, Result};
+use anyhow::{Result, anyhow};
 use num_bigint::BigUint;
 use ring::rand::{SecureRandom, SystemRandom};
 
@@ -40,29 +40,63 @@ pub fn generate() -> Result<(Vec<u8>, Vec<u8>)> {
         let Some(d) = e.modinv(&phi) else { continue };
         let dp = &d % &p1;
         let dq = &d % &q1;
-        let qinv = q.modinv(&p).ok_or_else(|| anyhow!("q has no inverse mod p"))?;
+        let qinv = q
+            .modinv(&p)
+            .ok_or_else(|| anyhow!("q has no inverse mod p"))?;
         let ints = [&BigUint::from(0u32), &n, &e, &d, &p, &q, &dp, &dq, &qinv];
-        let pkcs1 = der::sequence(&ints.iter().map(|i| der::integer(&i.to_bytes_be())).collect::<Vec<_>>().concat());
-        let pkcs8 = der::sequence(&[der::integer(&[0]), der::rsa_algorithm(), der::tlv(0x04, &pkcs1)].concat());
-        return Ok((pkcs8, spki(&der::sequence(&[der::integer(&n.to_bytes_be()), der::integer(&e.to_bytes_be())].concat()))));
+        let pkcs1 = der::sequence(
+            &ints
+                .iter()
+                .map(|i| der::integer(&i.to_bytes_be()))
+                .collect::<Vec<_>>()
+                .concat(),
+        );
+        let pkcs8 = der::sequence(
+            &[
+                der::integer(&[0]),
+                der::rsa_algorithm(),
+                der::tlv(0x04, &pkcs1),
+            ]
+            .concat(),
+        );
+        return Ok((
+            pkcs8,
+            spki(&der::sequence(
+                &[
+                    der::integer(&n.to_bytes_be()),
+                    der::integer(&e.to_bytes_be()),
+                ]
+                .concat(),
+            )),
+        ));
     }
 }
 
 /// The SubjectPublicKeyInfo of an RSAPublicKey (PKCS#1), as DKIM records carry it.
 pub fn spki(rsa_public_key: &[u8]) -> Vec<u8> {
-    der::sequence(&[der::rsa_algorithm(), der::tlv(0x03, &[&[0u8][..], rsa_public_key].concat())].concat())
+    der::sequence(
+        &[
+            der::rsa_algorithm(),
+            der::tlv(0x03, &[&[0u8][..], rsa_public_key].concat()),
+        ]
+        .concat(),
+    )
 }
 
 fn prime(rng: &SystemRandom, bits: u64, small: &[u32]) -> Result<BigUint> {
     let mut bytes = vec![0u8; (bits / 8) as usize];
     loop {
-        rng.fill(&mut bytes).map_err(|_| anyhow!("the system's random number generator failed"))?;
+        rng.fill(&mut bytes)
+            .map_err(|_| anyhow!("the system's random number generator failed"))?;
         // The top two bits set, so two such primes make a modulus of exactly 2·bits; odd.
         bytes[0] |= 0xc0;
         let last = bytes.len() - 1;
         bytes[last] |= 1;
         let candidate = BigUint::from_bytes_be(&bytes);
-        if small.iter().any(|&s| (&candidate % s) == BigUint::from(0u32)) {
+        if small
+            .iter()
+            .any(|&s| (&candidate % s) == BigUint::from(0u32))
+        {
             continue;
         }
         if miller_rabin(rng, &candidate)? {
@@ -80,7 +114,8 @@ fn miller_rabin(rng: &SystemRandom, n: &BigUint) -> Result<bool> {
     let mut bytes = vec![0u8; n.to_bytes_be().len()];
     'round: for _ in 0..ROUNDS {
         // A random base in [2, n-2].
-        rng.fill(&mut bytes).map_err(|_| anyhow!("the system's random number generator failed"))?;
+        rng.fill(&mut bytes)
+            .map_err(|_| anyhow!("the system's random number generator failed"))?;
         let a = BigUint::from_bytes_be(&bytes) % (n - 3u32) + &two;
         let mut x = a.modpow(&d, n);
         if x == one || x == n1 {
@@ -120,7 +155,11 @@ mod der {
         if len < 0x80 {
             out.push(len as u8);
         } else {
-            let bytes: Vec<u8> = len.to_be_bytes().into_iter().skip_while(|&b| b == 0).collect();
+            let bytes: Vec<u8> = len
+                .to_be_bytes()
+                .into_iter()
+                .skip_while(|&b| b == 0)
+                .collect();
             out.push(0x80 | bytes.len() as u8);
             out.extend(bytes);
         }
@@ -145,14 +184,24 @@ mod der {
 
     /// AlgorithmIdentifier rsaEncryption (1.2.840.113549.1.1.1) with NULL parameters.
     pub fn rsa_algorithm() -> Vec<u8> {
-        sequence(&[&[0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01][..], &[0x05, 0x00]].concat())
+        sequence(
+            &[
+                &[
+                    0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01,
+                ][..],
+                &[0x05, 0x00],
+            ]
+            .concat(),
+        )
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ring::signature::{KeyPair, RsaKeyPair, UnparsedPublicKey, RSA_PKCS1_2048_8192_SHA256, RSA_PKCS1_SHA256};
+    use ring::signature::{
+        KeyPair, RSA_PKCS1_2048_8192_SHA256, RSA_PKCS1_SHA256, RsaKeyPair, UnparsedPublicKey,
+    };
 
     #[test]
     fn a_generated_key_loads_in_ring_and_signs() {
@@ -161,8 +210,16 @@ mod tests {
         assert_eq!(pair.public().modulus_len(), 256);
         assert_eq!(spki(pair.public_key().as_ref()), spki_der);
         let mut sig = vec![0; 256];
-        pair.sign(&RSA_PKCS1_SHA256, &SystemRandom::new(), b"message", &mut sig).unwrap();
-        UnparsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, pair.public_key().as_ref()).verify(b"message", &sig).expect("verifies");
+        pair.sign(
+            &RSA_PKCS1_SHA256,
+            &SystemRandom::new(),
+            b"message",
+            &mut sig,
+        )
+        .unwrap();
+        UnparsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, pair.public_key().as_ref())
+            .verify(b"message", &sig)
+            .expect("verifies");
     }
 
     #[test]

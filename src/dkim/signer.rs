@@ -3,7 +3,7 @@
 //! relaxed/relaxed canonicalization. The keys are read from the database at most every
 //! [`CACHE_TTL`] and kept parsed in memory, so a message costs no database round trip.
 
-use anyhow::{anyhow, Result};
+use anyhow::{Result, anyhow};
 use mail_auth::common::crypto::{Ed25519Key, RsaKey, Sha256, SigningKey};
 use mail_auth::common::headers::{HeaderWriter, Writable};
 use mail_auth::dkim::{Canonicalization, DkimSigner};
@@ -60,12 +60,20 @@ impl LoadedKey {
     pub fn load(key: &DkimKey) -> Result<LoadedKey> {
         let parsed = match Algorithm::parse(&key.info.algorithm)? {
             Algorithm::Rsa => ParsedKey::Rsa(
-                RsaKey::<Sha256>::from_key_der(PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.pkcs8.as_slice())))
-                    .map_err(|e| anyhow!("{e}"))?,
+                RsaKey::<Sha256>::from_key_der(PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
+                    key.pkcs8.as_slice(),
+                )))
+                .map_err(|e| anyhow!("{e}"))?,
             ),
-            Algorithm::Ed25519 => ParsedKey::Ed25519(Ed25519Key::from_pkcs8_der(&key.pkcs8).map_err(|e| anyhow!("{e}"))?),
+            Algorithm::Ed25519 => ParsedKey::Ed25519(
+                Ed25519Key::from_pkcs8_der(&key.pkcs8).map_err(|e| anyhow!("{e}"))?,
+            ),
         };
-        Ok(LoadedKey { domain: key.info.domain.clone(), selector: key.info.selector.clone(), key: parsed })
+        Ok(LoadedKey {
+            domain: key.info.domain.clone(),
+            selector: key.info.selector.clone(),
+            key: parsed,
+        })
     }
 
     /// This key's DKIM-Signature header for `message`, CRLF-terminated.
@@ -77,7 +85,13 @@ impl LoadedKey {
             .header_canonicalization(Canonicalization::Relaxed)
             .body_canonicalization(Canonicalization::Relaxed)
             .sign(message)
-            .map_err(|e| anyhow!("DKIM signing for {} ({}) failed: {e}", self.domain, self.selector))?;
+            .map_err(|e| {
+                anyhow!(
+                    "DKIM signing for {} ({}) failed: {e}",
+                    self.domain,
+                    self.selector
+                )
+            })?;
         Ok(signature.to_header())
     }
 }
@@ -93,10 +107,17 @@ static CACHE: Mutex<Vec<(String, Arc<Snapshot>)>> = Mutex::new(Vec::new());
 
 fn store_identity(store: &Store) -> String {
     match store {
-        Store::Sqlite(pool) => format!("sqlite:{}", pool.connect_options().get_filename().display()),
+        Store::Sqlite(pool) => {
+            format!("sqlite:{}", pool.connect_options().get_filename().display())
+        }
         Store::Postgres(pool) => {
             let o = pool.connect_options();
-            format!("postgres:{}:{}/{}", o.get_host(), o.get_port(), o.get_database().unwrap_or(""))
+            format!(
+                "postgres:{}:{}/{}",
+                o.get_host(),
+                o.get_port(),
+                o.get_database().unwrap_or("")
+            )
         }
     }
 }
@@ -108,19 +129,32 @@ pub fn forget_cached_keys() {
 
 async fn signing_keys(store: &Store) -> Result<Arc<Snapshot>> {
     let id = store_identity(store);
-    let cached = CACHE.lock().unwrap_or_else(|e| e.into_inner()).iter().find(|(i, _)| *i == id).map(|(_, s)| s.clone());
+    let cached = CACHE
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .find(|(i, _)| *i == id)
+        .map(|(_, s)| s.clone());
     if let Some(s) = cached.filter(|s| s.read.elapsed() < CACHE_TTL) {
         return Ok(s);
     }
     let mut by_domain: HashMap<String, Vec<Arc<LoadedKey>>> = HashMap::new();
     for key in store.dkim_signing_keys().await? {
         match LoadedKey::load(&key) {
-            Ok(k) => by_domain.entry(k.domain.clone()).or_default().push(Arc::new(k)),
+            Ok(k) => by_domain
+                .entry(k.domain.clone())
+                .or_default()
+                .push(Arc::new(k)),
             // One unreadable key must not stop the domain's other keys (or other domains).
-            Err(e) => tracing::error!(domain = %key.info.domain, selector = %key.info.selector, "DKIM key unusable: {e:#}"),
+            Err(e) => {
+                tracing::error!(domain = %key.info.domain, selector = %key.info.selector, "DKIM key unusable: {e:#}")
+            }
         }
     }
-    let snapshot = Arc::new(Snapshot { read: Instant::now(), by_domain });
+    let snapshot = Arc::new(Snapshot {
+        read: Instant::now(),
+        by_domain,
+    });
     let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
     cache.retain(|(i, _)| *i != id);
     cache.push((id, snapshot.clone()));
@@ -141,7 +175,13 @@ pub fn from_domain(message: &[u8]) -> Option<String> {
 /// signature (RFC 6376 §8.15).
 pub fn signed_headers(config: &DkimConfig) -> Vec<String> {
     let mut headers = vec!["From".to_string()];
-    headers.extend(config.headers.iter().filter(|h| !h.eq_ignore_ascii_case("from")).cloned());
+    headers.extend(
+        config
+            .headers
+            .iter()
+            .filter(|h| !h.eq_ignore_ascii_case("from"))
+            .cloned(),
+    );
     headers.push("From".to_string());
     headers
 }
@@ -153,7 +193,9 @@ pub async fn sign(store: &Store, config: &DkimConfig, message: &[u8]) -> Result<
     if !config.enabled {
         return Ok(None);
     }
-    let Some(domain) = from_domain(message) else { return Ok(None) };
+    let Some(domain) = from_domain(message) else {
+        return Ok(None);
+    };
     let snapshot = signing_keys(store).await?;
     let mut name = domain.as_str();
     let keys = loop {
@@ -166,7 +208,9 @@ pub async fn sign(store: &Store, config: &DkimConfig, message: &[u8]) -> Result<
         }
     };
     let headers = signed_headers(config);
-    let sign_all = move |message: &[u8]| -> Result<String> { keys.iter().map(|k| k.sign(&headers, message)).collect() };
+    let sign_all = move |message: &[u8]| -> Result<String> {
+        keys.iter().map(|k| k.sign(&headers, message)).collect()
+    };
     let out = if message.len() <= INLINE_LIMIT {
         sign_all(message)?
     } else {

@@ -21,8 +21,8 @@ use std::time::Duration;
 
 use crate::config::Config;
 use crate::pipeline::TransactionRecord;
-use crate::storage::intercept::Order;
 use crate::storage::Store;
+use crate::storage::intercept::Order;
 
 pub use record::Event;
 
@@ -65,9 +65,19 @@ impl Interception {
             settled: tokio::sync::Notify::new(),
         });
         tokio::spawn(refresh(Arc::downgrade(&me)));
-        let server = config.smtp.listen.first().copied().unwrap_or(SocketAddr::from(([0, 0, 0, 0], 25)));
+        let server = config
+            .smtp
+            .listen
+            .first()
+            .copied()
+            .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 25)));
         tokio::spawn(recover::run(Arc::downgrade(&me), server));
-        tokio::spawn(worker::run(Arc::downgrade(&me), store, me.wake.clone(), worker::Settings::from_config(config)?));
+        tokio::spawn(worker::run(
+            Arc::downgrade(&me),
+            store,
+            me.wake.clone(),
+            worker::Settings::from_config(config)?,
+        ));
         Ok(me)
     }
 
@@ -79,11 +89,21 @@ impl Interception {
     }
 
     /// Orders in effect at `time_us` whose target is one of `addresses` (any case).
-    pub fn orders_for_addresses<'a>(&self, addresses: impl IntoIterator<Item = &'a str> + Clone, time_us: i64) -> Vec<Order> {
+    pub fn orders_for_addresses<'a>(
+        &self,
+        addresses: impl IntoIterator<Item = &'a str> + Clone,
+        time_us: i64,
+    ) -> Vec<Order> {
         let orders = self.orders.read().expect("orders lock").clone();
         orders
             .iter()
-            .filter(|o| o.active_at(time_us) && addresses.clone().into_iter().any(|a| a.eq_ignore_ascii_case(&o.target)))
+            .filter(|o| {
+                o.active_at(time_us)
+                    && addresses
+                        .clone()
+                        .into_iter()
+                        .any(|a| a.eq_ignore_ascii_case(&o.target))
+            })
             .cloned()
             .collect()
     }
@@ -95,7 +115,12 @@ impl Interception {
         let orders = self.orders.read().expect("orders lock").clone();
         orders
             .iter()
-            .filter(|o| o.login.as_deref().is_some_and(|l| l.eq_ignore_ascii_case(login)) || o.target.eq_ignore_ascii_case(login))
+            .filter(|o| {
+                o.login
+                    .as_deref()
+                    .is_some_and(|l| l.eq_ignore_ascii_case(login))
+                    || o.target.eq_ignore_ascii_case(login)
+            })
             .cloned()
             .collect()
     }
@@ -110,8 +135,20 @@ impl Interception {
         // Compressing a large message is CPU work: off the async threads.
         let copies = match tokio::task::spawn_blocking(move || event.copies(&orders)).await {
             Ok(Ok(c)) => c,
-            Ok(Err(e)) => return tracing::error!(service, event = kind, "interception copy could not be made: {e:#}"),
-            Err(e) => return tracing::error!(service, event = kind, "interception copy could not be made: {e}"),
+            Ok(Err(e)) => {
+                return tracing::error!(
+                    service,
+                    event = kind,
+                    "interception copy could not be made: {e:#}"
+                );
+            }
+            Err(e) => {
+                return tracing::error!(
+                    service,
+                    event = kind,
+                    "interception copy could not be made: {e}"
+                );
+            }
         };
         // A busy or briefly unreachable database: tried again before giving up.
         let mut wait = std::time::Duration::from_millis(100);
@@ -128,7 +165,10 @@ impl Interception {
                     tracing::error!(service, event = kind, copies = ?ids, "interception copy LOST, it could not be recorded: {e:#}");
                 }
                 Err(e) => {
-                    tracing::warn!(attempt, "interception copy not recorded yet, trying again: {e:#}");
+                    tracing::warn!(
+                        attempt,
+                        "interception copy not recorded yet, trying again: {e:#}"
+                    );
                     tokio::time::sleep(wait).await;
                     wait *= 2;
                 }
@@ -181,7 +221,12 @@ impl Interception {
     pub fn smtp(self: &Arc<Self>, record: &TransactionRecord, server: SocketAddr) {
         let addresses = std::iter::once(record.sender.as_str())
             .chain(record.recipients.iter().map(|r| r.address.as_str()))
-            .chain(record.recipients.iter().filter_map(|r| r.delivered_to.as_deref()));
+            .chain(
+                record
+                    .recipients
+                    .iter()
+                    .filter_map(|r| r.delivered_to.as_deref()),
+            );
         let orders = self.orders_for_addresses(addresses, record.time_us);
         if !orders.is_empty() {
             self.spawn_record(orders, Event::smtp(record, server));

@@ -1,10 +1,10 @@
 //! Orders: made from what an officer entered (CLI or web, with the same checks and the same
 //! error texts), changed and ended — each action written to the audit log before it takes effect.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result, bail};
 
-use crate::storage::intercept::Order;
 use crate::storage::Store;
+use crate::storage::intercept::Order;
 
 /// An order as entered.
 pub struct NewOrder {
@@ -28,8 +28,16 @@ pub fn parse_time(s: &str) -> Option<i64> {
     let day = crate::clock::parse_date(date)?;
     let Some(time) = time else { return Some(day) };
     let mut parts = time.split(':');
-    let (h, m, sec): (i64, i64, i64) = (parts.next()?.parse().ok()?, parts.next()?.parse().ok()?, parts.next().unwrap_or("0").parse().ok()?);
-    if parts.next().is_some() || !(0..24).contains(&h) || !(0..60).contains(&m) || !(0..60).contains(&sec) {
+    let (h, m, sec): (i64, i64, i64) = (
+        parts.next()?.parse().ok()?,
+        parts.next()?.parse().ok()?,
+        parts.next().unwrap_or("0").parse().ok()?,
+    );
+    if parts.next().is_some()
+        || !(0..24).contains(&h)
+        || !(0..60).contains(&m)
+        || !(0..60).contains(&sec)
+    {
         return None;
     }
     Some(day + ((h * 60 + m) * 60 + sec) * 1_000_000)
@@ -40,8 +48,13 @@ pub fn check_deliver(deliver: &str, deliver_to: Option<&str>) -> Result<()> {
         if crate::net::parse_host_port(hp).is_none() {
             bail!("--deliver: `{deliver}` is not smtp://HOST:PORT");
         }
-        let Some(to) = deliver_to else { bail!("--deliver-to ADDR is needed with smtp://") };
-        if !matches!(crate::smtp::address::parse_path(to, crate::smtp::address::Side::Recipient), Ok(Some(_))) {
+        let Some(to) = deliver_to else {
+            bail!("--deliver-to ADDR is needed with smtp://")
+        };
+        if !matches!(
+            crate::smtp::address::parse_path(to, crate::smtp::address::Side::Recipient),
+            Ok(Some(_))
+        ) {
             bail!("--deliver-to: `{to}` is not a mail address");
         }
         return Ok(());
@@ -54,24 +67,40 @@ pub fn check_deliver(deliver: &str, deliver_to: Option<&str>) -> Result<()> {
 
 /// Checks an order as entered and makes it, by `actor`, at `now`.
 pub fn build(o: NewOrder, actor: &str, now: i64) -> Result<Order> {
-    if !matches!(crate::smtp::address::parse_path(o.target.trim(), crate::smtp::address::Side::Recipient), Ok(Some(_))) {
+    if !matches!(
+        crate::smtp::address::parse_path(o.target.trim(), crate::smtp::address::Side::Recipient),
+        Ok(Some(_))
+    ) {
         bail!("--target: `{}` is not a mail address", o.target);
     }
     let from_us = match o.from.as_deref().map(str::trim).filter(|f| !f.is_empty()) {
-        Some(f) => parse_time(f).with_context(|| format!("--from: `{f}` is not a time (2026-12-01 or 2026-12-01T12:00:00Z)"))?,
+        Some(f) => parse_time(f).with_context(|| {
+            format!("--from: `{f}` is not a time (2026-12-01 or 2026-12-01T12:00:00Z)")
+        })?,
         None => now,
     };
-    let until_us = parse_time(&o.until).with_context(|| format!("--until: `{}` is not a time (2026-12-31 or 2026-12-31T23:59:59Z)", o.until))?;
+    let until_us = parse_time(&o.until).with_context(|| {
+        format!(
+            "--until: `{}` is not a time (2026-12-31 or 2026-12-31T23:59:59Z)",
+            o.until
+        )
+    })?;
     if until_us <= from_us || until_us <= now {
         bail!("--until: must be after --from and in the future");
     }
-    let deliver_to = o.deliver_to.map(|d| d.trim().to_string()).filter(|d| !d.is_empty());
+    let deliver_to = o
+        .deliver_to
+        .map(|d| d.trim().to_string())
+        .filter(|d| !d.is_empty());
     check_deliver(o.deliver.trim(), deliver_to.as_deref())?;
     let order = Order {
         id: crate::id::new_transaction_id(),
         reference: o.reference.trim().to_string(),
         target: o.target.trim().to_lowercase(),
-        login: o.login.map(|l| l.trim().to_string()).filter(|l| !l.is_empty()),
+        login: o
+            .login
+            .map(|l| l.trim().to_string())
+            .filter(|l| !l.is_empty()),
         from_us,
         until_us,
         deliver: o.deliver.trim().to_string(),
@@ -89,7 +118,9 @@ pub fn build(o: NewOrder, actor: &str, now: i64) -> Result<Order> {
 
 /// Stores a new order with its audit entry (one transaction: both or neither).
 pub async fn add(store: &Store, order: &Order) -> Result<()> {
-    store.add_order_audited(order, &order.created_by, &describe(order)).await
+    store
+        .add_order_audited(order, &order.created_by, &describe(order))
+        .await
 }
 
 /// Ends an order now; false when there is no running order `id`.
@@ -98,14 +129,30 @@ pub async fn end(store: &Store, id: &str, actor: &str, now: i64) -> Result<bool>
 }
 
 /// Moves a running order's end (to a time still to come); false when there is no running order `id`.
-pub async fn set_until(store: &Store, id: &str, until: &str, actor: &str, now: i64) -> Result<bool> {
-    let until_us = parse_time(until).with_context(|| format!("--until: `{until}` is not a time (2026-12-31 or 2026-12-31T23:59:59Z)"))?;
-    let Some(order) = store.order(id).await? else { return Ok(false) };
+pub async fn set_until(
+    store: &Store,
+    id: &str,
+    until: &str,
+    actor: &str,
+    now: i64,
+) -> Result<bool> {
+    let until_us = parse_time(until).with_context(|| {
+        format!("--until: `{until}` is not a time (2026-12-31 or 2026-12-31T23:59:59Z)")
+    })?;
+    let Some(order) = store.order(id).await? else {
+        return Ok(false);
+    };
     if until_us <= now || until_us <= order.from_us {
         bail!("--until: must be after the order's start and in the future");
     }
-    let detail = format!("id={id} until={} (was {})", crate::clock::rfc3339(until_us), crate::clock::rfc3339(order.until_us));
-    store.set_order_until_audited(id, until_us, actor, &detail).await
+    let detail = format!(
+        "id={id} until={} (was {})",
+        crate::clock::rfc3339(until_us),
+        crate::clock::rfc3339(order.until_us)
+    );
+    store
+        .set_order_until_audited(id, until_us, actor, &detail)
+        .await
 }
 
 /// `active`, `pending` (starts later), `ended` (early) or `expired`.
@@ -135,4 +182,3 @@ pub fn describe(o: &Order) -> String {
         o.notes
     )
 }
-

@@ -2,7 +2,7 @@
 //! addresses, over which service and TLS, and what happened (the SMTP envelope, verdict and
 //! replies; a POP3/IMAP login and its result; a retrieved or uploaded message).
 
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -60,13 +60,20 @@ impl Event {
 
     /// An SMTP transaction rebuilt from its journal record and kept message, for a copy the live
     /// path did not make ([`super::recover`]); `server` is sponts' SMTP address.
-    pub fn from_journal(e: &crate::storage::JournalEntry, server: SocketAddr, message: Option<Vec<u8>>) -> Event {
+    pub fn from_journal(
+        e: &crate::storage::JournalEntry,
+        server: SocketAddr,
+        message: Option<Vec<u8>>,
+    ) -> Event {
         let recipients: Vec<Value> = e
             .recipients
             .iter()
             .map(|x| json!({ "address": x.address, "accepted": x.accepted, "reply": x.reply, "delivered_to": x.delivered_to }))
             .collect();
-        let client = format!("{}:{}", e.client_ip, e.client_port).parse().or_else(|_| format!("[{}]:{}", e.client_ip, e.client_port).parse()).unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)));
+        let client = format!("{}:{}", e.client_ip, e.client_port)
+            .parse()
+            .or_else(|_| format!("[{}]:{}", e.client_ip, e.client_port).parse())
+            .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)));
         Event {
             time_us: e.time_us,
             service: "smtp",
@@ -124,18 +131,31 @@ impl Event {
 
     /// As [`Event::copies`], each copy's id given by `name` (the same event and order always
     /// give the same id when several nodes may record it).
-    pub fn copies_named(&self, orders: &[Order], name: impl Fn(&Order) -> String) -> anyhow::Result<Vec<NewCopy>> {
+    pub fn copies_named(
+        &self,
+        orders: &[Order],
+        name: impl Fn(&Order) -> String,
+    ) -> anyhow::Result<Vec<NewCopy>> {
         let digest = self.content.as_ref().map(|m| crate::auth::sha256_hex(m));
-        let compressed = self.content.as_ref().map(|m| crate::modules::backup::compress(m, 3)).transpose()?;
+        let compressed = self
+            .content
+            .as_ref()
+            .map(|m| crate::modules::backup::compress(m, 3))
+            .transpose()?;
         let size = self.content.as_ref().map_or(0, |m| m.len() as i64);
-        let content = digest.as_ref().map(|d| json!({ "size": size, "sha256": d }));
+        let content = digest
+            .as_ref()
+            .map(|d| json!({ "size": size, "sha256": d }));
         let summary = format!(
             "{} {} at {}, client {}, {size} bytes{}",
             self.service,
             self.kind,
             crate::clock::rfc3339(self.time_us),
             self.client,
-            digest.as_ref().map(|d| format!(" sha256 {d}")).unwrap_or_default()
+            digest
+                .as_ref()
+                .map(|d| format!(" sha256 {d}"))
+                .unwrap_or_default()
         );
         Ok(orders
             .iter()

@@ -23,7 +23,9 @@ const MAX_PER_PASS: i64 = 10_000;
 
 pub(super) async fn run(me: Weak<Interception>, server: SocketAddr) {
     loop {
-        let Some(interception) = me.upgrade() else { return };
+        let Some(interception) = me.upgrade() else {
+            return;
+        };
         if let Err(e) = interception.recover(server, SETTLE).await {
             tracing::warn!("interception copies not checked against the journal: {e:#}");
         }
@@ -40,7 +42,9 @@ impl Interception {
         let mut recovered = 0;
         for order in orders.iter() {
             let since = order.from_us.max(order.created_us).max(now - LOOKBACK_US);
-            let until = (now - settle.as_micros() as i64).min(order.until_us).min(order.ended_us.unwrap_or(i64::MAX));
+            let until = (now - settle.as_micros() as i64)
+                .min(order.until_us)
+                .min(order.ended_us.unwrap_or(i64::MAX));
             if since >= until {
                 continue;
             }
@@ -56,15 +60,28 @@ impl Interception {
                 continue;
             }
             let copied = self.store.smtp_copy_sessions(&order.id, since).await?;
-            for e in entries.iter().filter(|e| e.replay_of.is_none() && !copied.contains(&e.id)) {
+            for e in entries
+                .iter()
+                .filter(|e| e.replay_of.is_none() && !copied.contains(&e.id))
+            {
                 let message = match self.store.body(&e.id).await? {
                     Some(b) => Some(crate::modules::backup::decompress(&b)?),
                     None => None,
                 };
                 let event = Event::from_journal(e, server, message);
                 // Named by order and transaction: nodes recovering the same copy at once make one.
-                let (for_order, name) = (order.clone(), format!("R{}", &crate::auth::sha256_hex(format!("{}\n{}", order.id, e.id).as_bytes())[..23]));
-                let copies = tokio::task::spawn_blocking(move || event.copies_named(std::slice::from_ref(&for_order), |_| name.clone())).await??;
+                let (for_order, name) = (
+                    order.clone(),
+                    format!(
+                        "R{}",
+                        &crate::auth::sha256_hex(format!("{}\n{}", order.id, e.id).as_bytes())
+                            [..23]
+                    ),
+                );
+                let copies = tokio::task::spawn_blocking(move || {
+                    event.copies_named(std::slice::from_ref(&for_order), |_| name.clone())
+                })
+                .await??;
                 let n = self.store.record_copies(&copies).await?;
                 if n > 0 {
                     tracing::warn!(order = %order.id, transaction = %e.id, "interception copy recovered from the journal");

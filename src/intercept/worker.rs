@@ -6,8 +6,8 @@
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use super::deliver::Delivery;
 use super::Interception;
+use super::deliver::Delivery;
 use crate::storage::Store;
 
 pub struct Settings {
@@ -17,7 +17,10 @@ pub struct Settings {
 
 impl Settings {
     pub fn from_config(config: &crate::config::Config) -> anyhow::Result<Settings> {
-        Ok(Settings { delivery: Delivery::from_config(config)?, retry_after: config.intercept.retry_after.0 })
+        Ok(Settings {
+            delivery: Delivery::from_config(config)?,
+            retry_after: config.intercept.retry_after.0,
+        })
     }
 }
 
@@ -27,7 +30,12 @@ const LEASE: Duration = Duration::from_secs(600);
 const IDLE_POLL: Duration = Duration::from_secs(1);
 const MAX_WAIT: Duration = Duration::from_secs(3600);
 
-pub async fn run(owner: Weak<Interception>, store: Store, wake: Arc<tokio::sync::Notify>, settings: Settings) {
+pub async fn run(
+    owner: Weak<Interception>,
+    store: Store,
+    wake: Arc<tokio::sync::Notify>,
+    settings: Settings,
+) {
     loop {
         if owner.strong_count() == 0 {
             return;
@@ -44,24 +52,46 @@ pub async fn run(owner: Weak<Interception>, store: Store, wake: Arc<tokio::sync:
 /// Leases and delivers the next due copy; false when none is due.
 async fn next(store: &Store, settings: &Settings) -> anyhow::Result<bool> {
     let now = crate::clock::now_us();
-    let Some(copy) = store.lease_copies(now, LEASE.as_micros() as i64, 1).await?.pop() else { return Ok(false) };
+    let Some(copy) = store
+        .lease_copies(now, LEASE.as_micros() as i64, 1)
+        .await?
+        .pop()
+    else {
+        return Ok(false);
+    };
     let lease = copy.next_try_us;
     let result = match store.order(&copy.order_id).await {
         Ok(Some(order)) => settings.delivery.deliver(&copy, &order).await,
-        Ok(None) => Err(anyhow::anyhow!("its order {} is not in the store", copy.order_id)),
+        Ok(None) => Err(anyhow::anyhow!(
+            "its order {} is not in the store",
+            copy.order_id
+        )),
         Err(e) => Err(e),
     };
     match result {
         Ok(detail) => {
-            if store.copy_delivered(&copy.id, lease, crate::clock::now_us(), &detail).await? {
+            if store
+                .copy_delivered(&copy.id, lease, crate::clock::now_us(), &detail)
+                .await?
+            {
                 tracing::info!(copy = %copy.id, order = %copy.order_id, "interception copy delivered {detail}");
             }
         }
         Err(e) => {
-            let wait = settings.retry_after.saturating_mul(1 << copy.attempts.clamp(0, 12)).min(MAX_WAIT);
+            let wait = settings
+                .retry_after
+                .saturating_mul(1 << copy.attempts.clamp(0, 12))
+                .min(MAX_WAIT);
             let error = format!("{e:#}");
             tracing::warn!(copy = %copy.id, order = %copy.order_id, attempts = copy.attempts + 1, "interception copy not delivered, retried in {} s: {error}", wait.as_secs());
-            store.copy_failed(&copy.id, lease, crate::clock::now_us() + wait.as_micros() as i64, &error).await?;
+            store
+                .copy_failed(
+                    &copy.id,
+                    lease,
+                    crate::clock::now_us() + wait.as_micros() as i64,
+                    &error,
+                )
+                .await?;
         }
     }
     Ok(true)

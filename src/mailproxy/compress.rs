@@ -5,7 +5,7 @@
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
 use std::io;
 use std::pin::Pin;
-use std::task::{ready, Context, Poll};
+use std::task::{Context, Poll, ready};
 use tokio::io::{AsyncBufRead, AsyncRead, AsyncWrite, ReadBuf};
 
 /// Inflates what `inner` yields (its bytes read ahead included).
@@ -16,12 +16,19 @@ pub struct Inflate<R> {
 
 impl<R> Inflate<R> {
     pub fn new(inner: R) -> Self {
-        Inflate { inner, state: Decompress::new(false) }
+        Inflate {
+            inner,
+            state: Decompress::new(false),
+        }
     }
 }
 
 impl<R: AsyncBufRead + Unpin> AsyncRead for Inflate<R> {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         let me = self.get_mut();
         if buf.remaining() == 0 {
             return Poll::Ready(Ok(()));
@@ -30,7 +37,9 @@ impl<R: AsyncBufRead + Unpin> AsyncRead for Inflate<R> {
             // What the inflater still holds from earlier input comes first: a full output buffer
             // leaves some behind, and no more input may come before the peer hears an answer.
             let before_out = me.state.total_out();
-            me.state.decompress(&[], buf.initialize_unfilled(), FlushDecompress::Sync).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+            me.state
+                .decompress(&[], buf.initialize_unfilled(), FlushDecompress::Sync)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
             let held = (me.state.total_out() - before_out) as usize;
             if held > 0 {
                 buf.advance(held);
@@ -41,7 +50,10 @@ impl<R: AsyncBufRead + Unpin> AsyncRead for Inflate<R> {
                 return Poll::Ready(Ok(())); // the peer closed
             }
             let (before_in, before_out) = (me.state.total_in(), me.state.total_out());
-            let status = me.state.decompress(input, buf.initialize_unfilled(), FlushDecompress::Sync).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+            let status = me
+                .state
+                .decompress(input, buf.initialize_unfilled(), FlushDecompress::Sync)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
             let consumed = (me.state.total_in() - before_in) as usize;
             let produced = (me.state.total_out() - before_out) as usize;
             Pin::new(&mut me.inner).consume(consumed);
@@ -50,7 +62,10 @@ impl<R: AsyncBufRead + Unpin> AsyncRead for Inflate<R> {
                 return Poll::Ready(Ok(()));
             }
             if consumed == 0 {
-                return Poll::Ready(Err(io::Error::new(io::ErrorKind::InvalidData, "compressed stream does not progress")));
+                return Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "compressed stream does not progress",
+                )));
             }
         }
     }
@@ -69,7 +84,13 @@ pub struct Deflate<W> {
 
 impl<W: AsyncWrite + Unpin> Deflate<W> {
     pub fn new(inner: W) -> Self {
-        Deflate { inner, state: Compress::new(Compression::default(), false), pending: Vec::new(), sent: 0, dirty: false }
+        Deflate {
+            inner,
+            state: Compress::new(Compression::default(), false),
+            pending: Vec::new(),
+            sent: 0,
+            dirty: false,
+        }
     }
 
     /// Compresses `input` (all of it) onto `pending`.
@@ -77,7 +98,9 @@ impl<W: AsyncWrite + Unpin> Deflate<W> {
         loop {
             self.pending.reserve(input.len() / 2 + 1024);
             let before = self.state.total_in();
-            self.state.compress_vec(input, &mut self.pending, flush).map_err(io::Error::other)?;
+            self.state
+                .compress_vec(input, &mut self.pending, flush)
+                .map_err(io::Error::other)?;
             input = &input[(self.state.total_in() - before) as usize..];
             // Done when all input is taken and the compressor did not run out of room.
             if input.is_empty() && self.pending.len() < self.pending.capacity() {
@@ -101,7 +124,11 @@ impl<W: AsyncWrite + Unpin> Deflate<W> {
 }
 
 impl<W: AsyncWrite + Unpin> AsyncWrite for Deflate<W> {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         let me = self.get_mut();
         ready!(me.poll_drain(cx))?;
         me.compress(buf, FlushCompress::None)?;
@@ -135,7 +162,13 @@ mod tests {
         let (a, b) = tokio::io::duplex(1024);
         let mut w = Deflate::new(a);
         let mut r = Inflate::new(BufReader::new(b));
-        let lines: Vec<Vec<u8>> = (0..50).map(|i| format!("* {i} FETCH (BODY[] {{{}}})\r\n", i * 37).repeat(i % 7 + 1).into_bytes()).collect();
+        let lines: Vec<Vec<u8>> = (0..50)
+            .map(|i| {
+                format!("* {i} FETCH (BODY[] {{{}}})\r\n", i * 37)
+                    .repeat(i % 7 + 1)
+                    .into_bytes()
+            })
+            .collect();
         let writer = async {
             for l in &lines {
                 w.write_all(l).await.unwrap();

@@ -40,17 +40,27 @@ impl<T> Metered<T> {
 }
 
 impl<T: AsyncRead + Unpin> AsyncRead for Metered<T> {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         let me = self.get_mut();
         let before = buf.filled().len();
         let r = Pin::new(&mut me.inner).poll_read(cx, buf);
-        me.counts.from_client.fetch_add((buf.filled().len() - before) as u64, Ordering::Relaxed);
+        me.counts
+            .from_client
+            .fetch_add((buf.filled().len() - before) as u64, Ordering::Relaxed);
         r
     }
 }
 
 impl<T: AsyncWrite + Unpin> AsyncWrite for Metered<T> {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, bytes: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bytes: &[u8],
+    ) -> Poll<io::Result<usize>> {
         let me = self.get_mut();
         let r = Pin::new(&mut me.inner).poll_write(cx, bytes);
         if let Poll::Ready(Ok(n)) = r {

@@ -74,10 +74,17 @@ impl MailProxies {
 }
 
 /// Binds the configured proxy listeners (none when neither proxy is configured).
-pub async fn start(config: &Config, certs: &Arc<crate::smtp::tls::CertSlot>, intercept: Arc<Interception>) -> Result<MailProxies> {
+pub async fn start(
+    config: &Config,
+    certs: &Arc<crate::smtp::tls::CertSlot>,
+    intercept: Arc<Interception>,
+) -> Result<MailProxies> {
     let mut out = MailProxies::default();
     let limits = Arc::new(crate::server::Limits::default());
-    for (protocol, section, cfg) in [(Protocol::Pop3, "pop3_proxy", &config.pop3_proxy), (Protocol::Imap, "imap_proxy", &config.imap_proxy)] {
+    for (protocol, section, cfg) in [
+        (Protocol::Pop3, "pop3_proxy", &config.pop3_proxy),
+        (Protocol::Imap, "imap_proxy", &config.imap_proxy),
+    ] {
         if !cfg.enabled() {
             continue;
         }
@@ -92,9 +99,14 @@ pub async fn start(config: &Config, certs: &Arc<crate::smtp::tls::CertSlot>, int
             max_per_ip: config.smtp.max_connections_per_ip,
             throttle: throttle::Throttle::new(cfg.max_failed_logins, cfg.failed_login_block.0),
         });
-        for (addrs, implicit, key) in [(&cfg.listen, false, "listen"), (&cfg.tls_listen, true, "tls_listen")] {
+        for (addrs, implicit, key) in [
+            (&cfg.listen, false, "listen"),
+            (&cfg.tls_listen, true, "tls_listen"),
+        ] {
             for addr in addrs {
-                let listener = TcpListener::bind(addr).await.with_context(|| format!("{section}.{key}: cannot listen on {addr}"))?;
+                let listener = TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("{section}.{key}: cannot listen on {addr}"))?;
                 let bound = listener.local_addr()?;
                 match (protocol, implicit) {
                     (Protocol::Pop3, false) => out.pop3.push(bound),
@@ -102,7 +114,12 @@ pub async fn start(config: &Config, certs: &Arc<crate::smtp::tls::CertSlot>, int
                     (Protocol::Imap, false) => out.imap.push(bound),
                     (Protocol::Imap, true) => out.imap_tls.push(bound),
                 }
-                out.sessions.accept(accept(listener, shared.clone(), implicit, out.sessions.clone()));
+                out.sessions.accept(accept(
+                    listener,
+                    shared.clone(),
+                    implicit,
+                    out.sessions.clone(),
+                ));
             }
         }
         tracing::info!(backend = %cfg.backend, "{} proxy listening", protocol.name());
@@ -110,13 +127,21 @@ pub async fn start(config: &Config, certs: &Arc<crate::smtp::tls::CertSlot>, int
     Ok(out)
 }
 
-async fn accept(listener: TcpListener, shared: Arc<Shared>, implicit_tls: bool, sessions: crate::server::Sessions) {
+async fn accept(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    implicit_tls: bool,
+    sessions: crate::server::Sessions,
+) {
     loop {
         let Ok((tcp, peer)) = listener.accept().await else {
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
             continue;
         };
-        let Some(slot) = shared.limits.take(peer.ip(), shared.max_connections, shared.max_per_ip) else {
+        let Some(slot) = shared
+            .limits
+            .take(peer.ip(), shared.max_connections, shared.max_per_ip)
+        else {
             drop(tcp);
             continue;
         };
@@ -151,8 +176,12 @@ struct Outcome {
 impl Outcome {
     fn result(&self) -> &'static str {
         match self {
-            Outcome { backend_down: true, .. } => "backend unreachable",
-            Outcome { logged_in: true, .. } => "logged in",
+            Outcome {
+                backend_down: true, ..
+            } => "backend unreachable",
+            Outcome {
+                logged_in: true, ..
+            } => "logged in",
             Outcome { throttled: 1.., .. } => "throttled",
             Outcome { failed: 1.., .. } => "login failed",
             _ => "no login",
@@ -161,11 +190,22 @@ impl Outcome {
 }
 
 /// Runs one client's session and logs it: who, as whom, how it ended, bytes each way.
-async fn session(tcp: TcpStream, peer: SocketAddr, local: SocketAddr, shared: &Shared, implicit_tls: bool) {
+async fn session(
+    tcp: TcpStream,
+    peer: SocketAddr,
+    local: SocketAddr,
+    shared: &Shared,
+    implicit_tls: bool,
+) {
     let _ = tcp.set_nodelay(true);
     let counts = Arc::new(meter::Counts::default());
     let client = Stream::new(Box::new(meter::Metered::new(tcp, counts.clone())), None);
-    let info = Session { id: crate::id::new_transaction_id(), peer, local, outcome: Default::default() };
+    let info = Session {
+        id: crate::id::new_transaction_id(),
+        peer,
+        local,
+        outcome: Default::default(),
+    };
     let started = std::time::Instant::now();
     let end = match run(client, shared, &info, implicit_tls).await {
         Ok(()) => "closed".to_string(),
@@ -187,9 +227,17 @@ async fn session(tcp: TcpStream, peer: SocketAddr, local: SocketAddr, shared: &S
     );
 }
 
-async fn run(mut client: Stream, shared: &Shared, info: &Session, implicit_tls: bool) -> Result<()> {
+async fn run(
+    mut client: Stream,
+    shared: &Shared,
+    info: &Session,
+    implicit_tls: bool,
+) -> Result<()> {
     if implicit_tls {
-        client = client.accept_tls(&shared.tls).await.context("TLS handshake with the client")?;
+        client = client
+            .accept_tls(&shared.tls)
+            .await
+            .context("TLS handshake with the client")?;
     }
     let (mut backend, greeting) = match connect_backend(shared).await {
         Ok(b) => b,
@@ -208,14 +256,29 @@ async fn run(mut client: Stream, shared: &Shared, info: &Session, implicit_tls: 
     // its greeting.
     let wait = std::time::Duration::from_secs(30);
     let greeting = match shared.protocol {
-        Protocol::Pop3 => tokio::time::timeout(wait, pop3::forward_client(&mut backend, greeting, info)).await.context("the backend did not answer")??,
-        Protocol::Imap => tokio::time::timeout(wait, imap::forward_client(&mut backend, greeting, info)).await.context("the backend did not answer")??,
+        Protocol::Pop3 => {
+            tokio::time::timeout(wait, pop3::forward_client(&mut backend, greeting, info))
+                .await
+                .context("the backend did not answer")??
+        }
+        Protocol::Imap => {
+            tokio::time::timeout(wait, imap::forward_client(&mut backend, greeting, info))
+                .await
+                .context("the backend did not answer")??
+        }
     };
     let logged_in = match shared.protocol {
         Protocol::Pop3 => pop3::until_login(client, backend, greeting, shared, info).await?,
         Protocol::Imap => imap::until_login(client, backend, greeting, shared, info).await?,
     };
-    let Some(LoggedIn { client, backend, login }) = logged_in else { return Ok(()) };
+    let Some(LoggedIn {
+        client,
+        backend,
+        login,
+    }) = logged_in
+    else {
+        return Ok(());
+    };
     info.outcome.lock().expect("outcome lock").logged_in = true;
     if shared.intercept.orders_for_login(&login).is_empty() {
         // No target: from here on sponts does not read this session.
@@ -240,25 +303,38 @@ pub struct LoggedIn {
 async fn connect_backend(shared: &Shared) -> Result<(Stream, Vec<u8>)> {
     let cfg = &shared.config;
     let wait = std::time::Duration::from_secs(30);
-    let tcp = tokio::time::timeout(wait, TcpStream::connect(&cfg.backend)).await.context("connect timed out")??;
+    let tcp = tokio::time::timeout(wait, TcpStream::connect(&cfg.backend))
+        .await
+        .context("connect timed out")??;
     let _ = tcp.set_nodelay(true);
-    let host = crate::net::parse_host_port(&cfg.backend).map(|(h, _)| h).unwrap_or_default();
+    let host = crate::net::parse_host_port(&cfg.backend)
+        .map(|(h, _)| h)
+        .unwrap_or_default();
     let mut backend = Stream::new(Box::new(tcp), None);
     if cfg.backend_tls == BackendTls::Tls {
         backend = backend.connect_tls(&shared.backend_tls, &host).await?;
     }
-    let greeting = tokio::time::timeout(wait, backend.line(stream::MAX_LINE)).await.context("no greeting")??.context("closed before the greeting")?;
+    let greeting = tokio::time::timeout(wait, backend.line(stream::MAX_LINE))
+        .await
+        .context("no greeting")??
+        .context("closed before the greeting")?;
     if cfg.backend_tls == BackendTls::Starttls {
         let ok = match shared.protocol {
             Protocol::Pop3 => {
                 backend.write(b"STLS\r\n").await?;
-                let r = backend.line(stream::MAX_LINE).await?.context("closed at STLS")?;
+                let r = backend
+                    .line(stream::MAX_LINE)
+                    .await?
+                    .context("closed at STLS")?;
                 r.starts_with(b"+OK")
             }
             Protocol::Imap => {
                 backend.write(b"S0 STARTTLS\r\n").await?;
                 loop {
-                    let r = backend.line(stream::MAX_LINE).await?.context("closed at STARTTLS")?;
+                    let r = backend
+                        .line(stream::MAX_LINE)
+                        .await?
+                        .context("closed at STARTTLS")?;
                     if r.starts_with(b"S0 ") {
                         break r.starts_with(b"S0 OK");
                     }
@@ -274,7 +350,15 @@ async fn connect_backend(shared: &Shared) -> Result<(Stream, Vec<u8>)> {
 /// Hands an event to interception, in a task of its own: the session goes on at once, so a
 /// target's client waits for neither the compression nor the commit (only ever called for
 /// targets, after the data was relayed).
-fn intercept(shared: &Shared, info: &Session, tls: Option<String>, orders: Vec<crate::storage::intercept::Order>, kind: &'static str, details: serde_json::Value, content: Option<Vec<u8>>) {
+fn intercept(
+    shared: &Shared,
+    info: &Session,
+    tls: Option<String>,
+    orders: Vec<crate::storage::intercept::Order>,
+    kind: &'static str,
+    details: serde_json::Value,
+    content: Option<Vec<u8>>,
+) {
     let event = crate::intercept::Event {
         time_us: crate::clock::now_us(),
         service: shared.protocol.name(),
@@ -311,7 +395,14 @@ fn throttled(shared: &Shared, info: &Session) -> bool {
 
 /// Records the login (for the log line, the throttle, and a target's copies) and says how the
 /// session goes on.
-fn after_login(shared: &Shared, info: &Session, tls: Option<String>, login: &str, success: bool, details: serde_json::Value) -> AfterLogin {
+fn after_login(
+    shared: &Shared,
+    info: &Session,
+    tls: Option<String>,
+    login: &str,
+    success: bool,
+    details: serde_json::Value,
+) -> AfterLogin {
     {
         let mut o = info.outcome.lock().expect("outcome lock");
         o.login = login.to_string();
@@ -341,7 +432,10 @@ fn readable_mechanism(m: &str) -> bool {
 /// authentication identity when that is empty; LOGIN's first answer. `data` are the client's
 /// base64 messages in order (the initial response first; `=` and empty ones carry nothing).
 fn sasl_user(mechanism: &str, data: &[String]) -> Option<String> {
-    let first = data.iter().map(|d| d.trim()).find(|d| !d.is_empty() && *d != "=")?;
+    let first = data
+        .iter()
+        .map(|d| d.trim())
+        .find(|d| !d.is_empty() && *d != "=")?;
     let text = String::from_utf8_lossy(&crate::base64::decode(first)?).into_owned();
     match mechanism.to_ascii_uppercase().as_str() {
         "PLAIN" => {
@@ -361,9 +455,20 @@ mod tests {
     #[test]
     fn sasl_names_the_user_who_gets_the_mailbox() {
         let b64 = |s: &str| crate::base64::encode(s.as_bytes());
-        assert_eq!(sasl_user("PLAIN", &[b64("\0target\0pw")]).as_deref(), Some("target"));
-        assert_eq!(sasl_user("plain", &[b64("target\0master\0pw")]).as_deref(), Some("target"), "a master user logging in as the target");
-        assert_eq!(sasl_user("LOGIN", &["=".into(), b64("target"), b64("pw")]).as_deref(), Some("target"), "an empty initial response");
+        assert_eq!(
+            sasl_user("PLAIN", &[b64("\0target\0pw")]).as_deref(),
+            Some("target")
+        );
+        assert_eq!(
+            sasl_user("plain", &[b64("target\0master\0pw")]).as_deref(),
+            Some("target"),
+            "a master user logging in as the target"
+        );
+        assert_eq!(
+            sasl_user("LOGIN", &["=".into(), b64("target"), b64("pw")]).as_deref(),
+            Some("target"),
+            "an empty initial response"
+        );
         assert_eq!(sasl_user("CRAM-MD5", &[b64("target 0123")]), None);
     }
 }

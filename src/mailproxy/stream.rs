@@ -3,11 +3,14 @@
 
 use anyhow::{Context, Result};
 use std::io;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context as TaskContext, Poll};
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, ReadBuf, ReadHalf, WriteHalf};
+use std::time::{Duration, Instant};
+use tokio::io::{
+    AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, ReadBuf,
+    ReadHalf, WriteHalf,
+};
 
 use super::compress;
 use crate::smtp::conn::Io;
@@ -23,7 +26,11 @@ const GRACE: Duration = Duration::from_secs(5);
 /// something could still come of it: until `idle`, and once the client has closed its side (read
 /// ahead, what it sent before is kept), for [`GRACE`] more. A backend that never answers — it
 /// stalls, or waits for more from sponts — must not keep the session forever (IMAP and POP3 alike).
-pub async fn backend_answer<T>(client: &mut Reader, idle: Duration, answer: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+pub async fn backend_answer<T>(
+    client: &mut Reader,
+    idle: Duration,
+    answer: impl std::future::Future<Output = Result<T>>,
+) -> Result<T> {
     let gone = async {
         client.closed().await;
         tokio::time::sleep(GRACE).await;
@@ -44,7 +51,13 @@ pub struct Stream {
 impl Stream {
     pub fn new(io: Box<dyn Io>, tls: Option<String>) -> Stream {
         let (r, w) = tokio::io::split(io);
-        Stream { rd: Reader { r: BufReader::new(Source::Plain(Ahead::new(r))) }, wr: Writer { w: Dest::Plain(w) }, tls }
+        Stream {
+            rd: Reader {
+                r: BufReader::new(Source::Plain(Ahead::new(r))),
+            },
+            wr: Writer { w: Dest::Plain(w) },
+            tls,
+        }
     }
 
     /// One line with its line end; `None` at the end of the stream.
@@ -66,17 +79,30 @@ impl Stream {
     /// TLS as the server, with sponts' certificate. Input sent before the handshake is dropped.
     pub async fn accept_tls(self, acceptor: &tokio_rustls::TlsAcceptor) -> Result<Stream> {
         let io = self.into_io()?;
-        let tls = tokio::time::timeout(std::time::Duration::from_secs(30), acceptor.accept(io)).await.context("TLS handshake timed out")??;
+        let tls = tokio::time::timeout(std::time::Duration::from_secs(30), acceptor.accept(io))
+            .await
+            .context("TLS handshake timed out")??;
         let described = crate::smtp::tls::describe(tls.get_ref().1);
         Ok(Stream::new(Box::new(tls), Some(described)))
     }
 
     /// TLS as the client, towards the backend (not verified: the backend is on the LAN).
-    pub async fn connect_tls(self, config: &std::sync::Arc<rustls::ClientConfig>, host: &str) -> Result<Stream> {
-        let name = rustls::pki_types::ServerName::try_from(host.to_string()).unwrap_or_else(|_| rustls::pki_types::ServerName::try_from("backend.invalid").expect("static name"));
+    pub async fn connect_tls(
+        self,
+        config: &std::sync::Arc<rustls::ClientConfig>,
+        host: &str,
+    ) -> Result<Stream> {
+        let name = rustls::pki_types::ServerName::try_from(host.to_string()).unwrap_or_else(|_| {
+            rustls::pki_types::ServerName::try_from("backend.invalid").expect("static name")
+        });
         let io = self.into_io()?;
         let connector = tokio_rustls::TlsConnector::from(config.clone());
-        let tls = tokio::time::timeout(std::time::Duration::from_secs(30), connector.connect(name, io)).await.context("TLS handshake with the backend timed out")??;
+        let tls = tokio::time::timeout(
+            std::time::Duration::from_secs(30),
+            connector.connect(name, io),
+        )
+        .await
+        .context("TLS handshake with the backend timed out")??;
         let described = crate::smtp::tls::describe(tls.get_ref().1);
         Ok(Stream::new(Box::new(tls), Some(described)))
     }
@@ -96,7 +122,9 @@ impl Stream {
         let b_to_a = pump(other.rd.r, self.wr.w, &last, start);
         let watchdog = async {
             loop {
-                let quiet = start.elapsed().saturating_sub(Duration::from_millis(last.load(Ordering::Relaxed)));
+                let quiet = start
+                    .elapsed()
+                    .saturating_sub(Duration::from_millis(last.load(Ordering::Relaxed)));
                 if quiet >= idle {
                     return;
                 }
@@ -111,7 +139,12 @@ impl Stream {
 }
 
 /// Copies one direction, noting when bytes moved; shuts the writing side at the end.
-async fn pump(mut from: BufReader<Source>, mut to: Dest, last: &AtomicU64, start: Instant) -> io::Result<()> {
+async fn pump(
+    mut from: BufReader<Source>,
+    mut to: Dest,
+    last: &AtomicU64,
+    start: Instant,
+) -> io::Result<()> {
     let mut buf = vec![0u8; 16 * 1024];
     let r = async {
         loop {
@@ -142,7 +175,10 @@ impl Reader {
     /// One line with its line end; `None` at the end of the stream.
     pub async fn line(&mut self, max: usize) -> io::Result<Option<Vec<u8>>> {
         let line = self.line_part(max).await?;
-        if line.as_ref().is_some_and(|l| !l.ends_with(b"\n") && l.len() >= max) {
+        if line
+            .as_ref()
+            .is_some_and(|l| !l.ends_with(b"\n") && l.len() >= max)
+        {
             return Err(io::Error::new(io::ErrorKind::InvalidData, "line too long"));
         }
         Ok(line)
@@ -151,7 +187,10 @@ impl Reader {
     /// Up to the next line end, or `max` bytes of a longer line; `None` at the end of the stream.
     pub async fn line_part(&mut self, max: usize) -> io::Result<Option<Vec<u8>>> {
         let mut buf = Vec::new();
-        (&mut self.r).take(max as u64).read_until(b'\n', &mut buf).await?;
+        (&mut self.r)
+            .take(max as u64)
+            .read_until(b'\n', &mut buf)
+            .await?;
         Ok((!buf.is_empty()).then_some(buf))
     }
 
@@ -172,7 +211,12 @@ impl Reader {
     }
 
     /// Reads `n` bytes, writing them to `to` as they come; keeps up to `keep` of them.
-    pub async fn relay_exact(&mut self, to: &mut Writer, mut n: u64, keep: usize) -> io::Result<(Vec<u8>, bool)> {
+    pub async fn relay_exact(
+        &mut self,
+        to: &mut Writer,
+        mut n: u64,
+        keep: usize,
+    ) -> io::Result<(Vec<u8>, bool)> {
         let (mut kept, mut whole) = (Vec::new(), true);
         let mut chunk = vec![0; 64 * 1024];
         while n > 0 {
@@ -254,7 +298,12 @@ pub(super) struct Ahead {
 
 impl Ahead {
     fn new(r: ReadHalf<Box<dyn Io>>) -> Ahead {
-        Ahead { r, held: Vec::new(), given: 0, ended: false }
+        Ahead {
+            r,
+            held: Vec::new(),
+            given: 0,
+            ended: false,
+        }
     }
 
     async fn until_closed(&mut self) {
@@ -273,7 +322,11 @@ impl Ahead {
 }
 
 impl AsyncRead for Ahead {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut TaskContext<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         let me = self.get_mut();
         if me.given < me.held.len() {
             let n = buf.remaining().min(me.held.len() - me.given);
@@ -301,7 +354,11 @@ pub(super) enum Source {
 }
 
 impl AsyncRead for Source {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut TaskContext<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Source::Plain(r) => Pin::new(r).poll_read(cx, buf),
             Source::Inflated(r) => Pin::new(r.as_mut()).poll_read(cx, buf),
@@ -319,7 +376,11 @@ pub(super) enum Dest {
 }
 
 impl AsyncWrite for Dest {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut TaskContext<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             Dest::Plain(w) => Pin::new(w).poll_write(cx, buf),
             Dest::Deflated(w) => Pin::new(w.as_mut()).poll_write(cx, buf),
@@ -353,16 +414,32 @@ mod tests {
         let (ours, mut theirs) = tokio::io::duplex(1024);
         let mut s = Stream::new(Box::new(ours), None);
         theirs.write_all(b"a1 NOOP\r\n").await.unwrap();
-        assert_eq!(s.line(MAX_LINE).await.unwrap().as_deref(), Some(&b"a1 NOOP\r\n"[..]));
-        theirs.write_all(b"b2 LOGIN {5}\r\nalice x\r\n").await.unwrap();
+        assert_eq!(
+            s.line(MAX_LINE).await.unwrap().as_deref(),
+            Some(&b"a1 NOOP\r\n"[..])
+        );
+        theirs
+            .write_all(b"b2 LOGIN {5}\r\nalice x\r\n")
+            .await
+            .unwrap();
         theirs.shutdown().await.unwrap();
-        tokio::time::timeout(Duration::from_secs(5), s.rd.closed()).await.expect("the end is seen");
-        assert_eq!(s.line(MAX_LINE).await.unwrap().as_deref(), Some(&b"b2 LOGIN {5}\r\n"[..]));
+        tokio::time::timeout(Duration::from_secs(5), s.rd.closed())
+            .await
+            .expect("the end is seen");
+        assert_eq!(
+            s.line(MAX_LINE).await.unwrap().as_deref(),
+            Some(&b"b2 LOGIN {5}\r\n"[..])
+        );
         assert_eq!(s.rd.exact(5).await.unwrap(), b"alice");
-        assert_eq!(s.line(MAX_LINE).await.unwrap().as_deref(), Some(&b" x\r\n"[..]));
+        assert_eq!(
+            s.line(MAX_LINE).await.unwrap().as_deref(),
+            Some(&b" x\r\n"[..])
+        );
         assert_eq!(s.line(MAX_LINE).await.unwrap(), None);
         // Once seen, the end stays: waiting for it again returns at once.
-        tokio::time::timeout(Duration::from_secs(5), s.rd.closed()).await.expect("the end is remembered");
+        tokio::time::timeout(Duration::from_secs(5), s.rd.closed())
+            .await
+            .expect("the end is remembered");
     }
 
     #[tokio::test]
@@ -370,7 +447,15 @@ mod tests {
         let (ours, mut theirs) = tokio::io::duplex(1024);
         let mut s = Stream::new(Box::new(ours), None);
         theirs.write_all(b"a1 NOOP\r\n").await.unwrap();
-        assert!(tokio::time::timeout(Duration::from_millis(200), s.rd.closed()).await.is_err());
-        assert_eq!(s.line(MAX_LINE).await.unwrap().as_deref(), Some(&b"a1 NOOP\r\n"[..]), "read ahead, then read");
+        assert!(
+            tokio::time::timeout(Duration::from_millis(200), s.rd.closed())
+                .await
+                .is_err()
+        );
+        assert_eq!(
+            s.line(MAX_LINE).await.unwrap().as_deref(),
+            Some(&b"a1 NOOP\r\n"[..]),
+            "read ahead, then read"
+        );
     }
 }

@@ -20,7 +20,11 @@ pub struct Throttle {
 
 impl Throttle {
     pub fn new(max_failures: u32, block: Duration) -> Throttle {
-        Throttle { max_failures, block, failures: Mutex::new(HashMap::new()) }
+        Throttle {
+            max_failures,
+            block,
+            failures: Mutex::new(HashMap::new()),
+        }
     }
 
     /// True when a login from `ip` must be refused without asking the backend.
@@ -29,7 +33,8 @@ impl Throttle {
             return false;
         }
         let map = self.failures.lock().expect("throttle lock");
-        map.get(&key(ip)).is_some_and(|(n, last)| *n >= self.max_failures && last.elapsed() < self.block)
+        map.get(&key(ip))
+            .is_some_and(|(n, last)| *n >= self.max_failures && last.elapsed() < self.block)
     }
 
     /// A login from `ip` the backend refused.
@@ -72,13 +77,19 @@ mod tests {
             t.failed(ip);
         }
         assert!(t.blocked(ip));
-        assert!(t.blocked("::ffff:192.0.2.1".parse().unwrap()), "the same address, IPv4-mapped");
+        assert!(
+            t.blocked("::ffff:192.0.2.1".parse().unwrap()),
+            "the same address, IPv4-mapped"
+        );
         assert!(!t.blocked("192.0.2.2".parse().unwrap()));
         let v6: IpAddr = "2001:db8:1:2::7".parse().unwrap();
         for _ in 0..3 {
             t.failed(v6);
         }
-        assert!(t.blocked("2001:db8:1:2:ffff::1".parse().unwrap()), "the same /64");
+        assert!(
+            t.blocked("2001:db8:1:2:ffff::1".parse().unwrap()),
+            "the same /64"
+        );
         assert!(!t.blocked("2001:db8:1:3::7".parse().unwrap()));
         let off = Throttle::new(0, Duration::from_secs(60));
         for _ in 0..100 {
@@ -96,6 +107,9 @@ mod tests {
         std::thread::sleep(Duration::from_millis(40));
         assert!(!t.blocked(ip));
         t.failed(ip);
-        assert!(t.blocked(ip), "counted afresh after the block: one failure is enough again with max 1");
+        assert!(
+            t.blocked(ip),
+            "counted afresh after the block: one failure is enough again with max 1"
+        );
     }
 }

@@ -29,7 +29,10 @@ impl Backup {
             let store = store.clone();
             async move { store.insert_bodies(&bodies).await }
         });
-        Backup { writer, level: config.compression_level }
+        Backup {
+            writer,
+            level: config.compression_level,
+        }
     }
 }
 
@@ -60,16 +63,30 @@ impl Module for Backup {
         "backup"
     }
 
-    async fn store(&self, _s: &SessionInfo, tx: &TxInfo, message: &Arc<Vec<u8>>) -> anyhow::Result<()> {
+    async fn store(
+        &self,
+        _s: &SessionInfo,
+        tx: &TxInfo,
+        message: &Arc<Vec<u8>>,
+    ) -> anyhow::Result<()> {
         let level = self.level;
         let kept = |m: &[u8]| compress(m, level).map(|z| (z, crate::archive::seal::digest(m)));
         let (compressed, digest) = if message.len() > INLINE_COMPRESS_LIMIT {
             let m = message.clone();
-            tokio::task::spawn_blocking(move || compress(&m, level).map(|z| (z, crate::archive::seal::digest(&m)))).await??
+            tokio::task::spawn_blocking(move || {
+                compress(&m, level).map(|z| (z, crate::archive::seal::digest(&m)))
+            })
+            .await??
         } else {
             kept(message)?
         };
-        let body = StoredBody { id: tx.id.clone(), time_us: crate::clock::now_us(), size: message.len() as i64, compressed, digest };
+        let body = StoredBody {
+            id: tx.id.clone(),
+            time_us: crate::clock::now_us(),
+            size: message.len() as i64,
+            compressed,
+            digest,
+        };
         self.writer.write(body).await
     }
 }
@@ -84,7 +101,11 @@ mod tests {
         let b = b"Subject: two\r\n\r\nsecond\r\n".to_vec();
         for (level, m) in [(3, &a), (3, &b), (9, &a), (3, &b)] {
             let z = compress(m, level).unwrap();
-            assert_eq!(zstd::bulk::decompress(&z, m.len()).unwrap(), *m, "level {level}");
+            assert_eq!(
+                zstd::bulk::decompress(&z, m.len()).unwrap(),
+                *m,
+                "level {level}"
+            );
         }
     }
 }

@@ -19,12 +19,19 @@ pub const KNOWN: &[&str] = &["access", "virus", "uce", "backup", "journal"];
 
 /// The config's `modules` list names only modules that exist.
 pub fn check_names(config: &Config) -> Vec<crate::config::ConfigError> {
-    let Some(modules) = &config.modules else { return Vec::new() };
+    let Some(modules) = &config.modules else {
+        return Vec::new();
+    };
     modules
         .iter()
         .enumerate()
         .filter(|(_, m)| !KNOWN.contains(&m.as_str()))
-        .map(|(i, m)| crate::preflight::problem(format!("modules[{i}]"), format!("unknown module `{m}` (known: {})", KNOWN.join(", "))))
+        .map(|(i, m)| {
+            crate::preflight::problem(
+                format!("modules[{i}]"),
+                format!("unknown module `{m}` (known: {})", KNOWN.join(", ")),
+            )
+        })
         .collect()
 }
 
@@ -59,7 +66,17 @@ pub fn build(config: &Config, store: &Store) -> Result<Pipeline> {
     let names: Vec<String> = match &config.modules {
         Some(list) => list.clone(),
         // A clamd in the config turns virus scanning on, before the spam checks.
-        None => DEFAULT.iter().flat_map(|s| if *s == "uce" && config.virus.enabled() { vec!["virus", "uce"] } else { vec![*s] }).map(str::to_string).collect(),
+        None => DEFAULT
+            .iter()
+            .flat_map(|s| {
+                if *s == "uce" && config.virus.enabled() {
+                    vec!["virus", "uce"]
+                } else {
+                    vec![*s]
+                }
+            })
+            .map(str::to_string)
+            .collect(),
     };
     let mut modules: Vec<Arc<dyn Module>> = Vec::new();
     for name in &names {

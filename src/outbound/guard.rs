@@ -14,24 +14,49 @@ const HOUR_US: i64 = 3_600_000_000;
 
 /// Why this message (to `rcpts`) from `sender` must be held, if it must: the sender's outbound
 /// mail of the last hour with this message passes a limit.
-pub async fn burst(config: &Config, store: &Store, sender: &str, rcpts: &[String]) -> anyhow::Result<Option<String>> {
+pub async fn burst(
+    config: &Config,
+    store: &Store,
+    sender: &str,
+    rcpts: &[String],
+) -> anyhow::Result<Option<String>> {
     let o = &config.outbound;
-    if sender.is_empty() || (o.max_messages_per_hour == 0 && o.max_recipients_per_hour == 0 && o.max_domains_per_hour == 0) {
+    if sender.is_empty()
+        || (o.max_messages_per_hour == 0
+            && o.max_recipients_per_hour == 0
+            && o.max_domains_per_hour == 0)
+    {
         return Ok(None);
     }
-    let (mut messages, mut recipients) = store.outbound_last_hour(sender, crate::clock::now_us() - HOUR_US).await?;
+    let (mut messages, mut recipients) = store
+        .outbound_last_hour(sender, crate::clock::now_us() - HOUR_US)
+        .await?;
     messages += 1;
     recipients.extend(rcpts.iter().map(|r| r.to_lowercase()));
-    let mut domains: Vec<String> = recipients.iter().map(|r| crate::storage::outbound::domain_of(r)).collect();
+    let mut domains: Vec<String> = recipients
+        .iter()
+        .map(|r| crate::storage::outbound::domain_of(r))
+        .collect();
     domains.sort();
     domains.dedup();
     let over = |n: usize, max: u32| max > 0 && n > max as usize;
     let reason = if over(messages, o.max_messages_per_hour) {
-        format!("{messages} messages in an hour (outbound.max_messages_per_hour = {})", o.max_messages_per_hour)
+        format!(
+            "{messages} messages in an hour (outbound.max_messages_per_hour = {})",
+            o.max_messages_per_hour
+        )
     } else if over(recipients.len(), o.max_recipients_per_hour) {
-        format!("{} recipients in an hour (outbound.max_recipients_per_hour = {})", recipients.len(), o.max_recipients_per_hour)
+        format!(
+            "{} recipients in an hour (outbound.max_recipients_per_hour = {})",
+            recipients.len(),
+            o.max_recipients_per_hour
+        )
     } else if over(domains.len(), o.max_domains_per_hour) {
-        format!("{} destination domains in an hour (outbound.max_domains_per_hour = {})", domains.len(), o.max_domains_per_hour)
+        format!(
+            "{} destination domains in an hour (outbound.max_domains_per_hour = {})",
+            domains.len(),
+            o.max_domains_per_hour
+        )
     } else {
         return Ok(None);
     };
@@ -43,7 +68,13 @@ static ALERTED: Mutex<Option<HashMap<String, Instant>>> = Mutex::new(None);
 
 /// Tells the admins (a mail to each, through the queue to the backend) that `sender`'s outbound
 /// mail is held — at most once an hour per sender on this node.
-pub async fn alert_admins(config: &Config, store: &Store, sender: &str, queue_id: &str, reason: &str) -> anyhow::Result<()> {
+pub async fn alert_admins(
+    config: &Config,
+    store: &Store,
+    sender: &str,
+    queue_id: &str,
+    reason: &str,
+) -> anyhow::Result<()> {
     {
         let mut alerted = ALERTED.lock().expect("alert lock");
         let map = alerted.get_or_insert_with(HashMap::new);
@@ -53,11 +84,25 @@ pub async fn alert_admins(config: &Config, store: &Store, sender: &str, queue_id
         }
         map.insert(sender.to_lowercase(), Instant::now());
     }
-    let admins: Vec<String> = store.users(None).await?.into_iter().filter(|u| u.role == Role::Admin).map(|u| u.address).collect();
+    let admins: Vec<String> = store
+        .users(None)
+        .await?
+        .into_iter()
+        .filter(|u| u.role == Role::Admin)
+        .map(|u| u.address)
+        .collect();
     if admins.is_empty() {
         return Ok(());
     }
-    let from = format!("postmaster@{}", config.domains.local.first().map(String::as_str).unwrap_or(&config.smtp.hostname));
+    let from = format!(
+        "postmaster@{}",
+        config
+            .domains
+            .local
+            .first()
+            .map(String::as_str)
+            .unwrap_or(&config.smtp.hostname)
+    );
     let id = crate::id::new_transaction_id();
     let message = format!(
         "From: sponts <{from}>\r\nTo: {}\r\nSubject: Outbound mail held: {sender}\r\nDate: {}\r\nMessage-ID: <{id}@{}>\r\nAuto-Submitted: auto-generated\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n\
@@ -72,5 +117,14 @@ pub async fn alert_admins(config: &Config, store: &Store, sender: &str, queue_id
     );
     let z = crate::modules::backup::compress(message.as_bytes(), config.backup.compression_level)?;
     // Like a DSN: from <>, and due at once (past the runner's grace for journaled mail).
-    store.enqueue(&id, crate::clock::now_us() - 10_000_000, "", message.len() as i64, &z, &admins).await
+    store
+        .enqueue(
+            &id,
+            crate::clock::now_us() - 10_000_000,
+            "",
+            message.len() as i64,
+            &z,
+            &admins,
+        )
+        .await
 }

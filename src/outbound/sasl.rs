@@ -33,12 +33,25 @@ mod tests {
     #[test]
     fn plain_and_login_decode() {
         let b = |s: &[u8]| crate::base64::encode(s);
-        assert_eq!(plain(&b(b"\0alice@example.org\0secret")), Some(("alice@example.org".into(), "secret".into())));
-        assert_eq!(plain(&b(b"alice@example.org\0alice@example.org\0secret")).map(|p| p.1), Some("secret".into()));
-        assert_eq!(plain(&b(b"bob@example.org\0alice@example.org\0secret")), None, "acting for another");
+        assert_eq!(
+            plain(&b(b"\0alice@example.org\0secret")),
+            Some(("alice@example.org".into(), "secret".into()))
+        );
+        assert_eq!(
+            plain(&b(b"alice@example.org\0alice@example.org\0secret")).map(|p| p.1),
+            Some("secret".into())
+        );
+        assert_eq!(
+            plain(&b(b"bob@example.org\0alice@example.org\0secret")),
+            None,
+            "acting for another"
+        );
         assert_eq!(plain(&b(b"\0alice")), None);
         assert_eq!(plain("not base64!"), None);
-        assert_eq!(login_step(&b(b"alice@example.org")).as_deref(), Some("alice@example.org"));
+        assert_eq!(
+            login_step(&b(b"alice@example.org")).as_deref(),
+            Some("alice@example.org")
+        );
         assert_eq!(login_step(LOGIN_USER).as_deref(), Some("Username:"));
         assert_eq!(login_step(LOGIN_PASSWORD).as_deref(), Some("Password:"));
     }

@@ -48,7 +48,10 @@ impl Marks {
     /// Removes the client's header fields of this name (`X-Spam-*`) — and value start — from
     /// the delivered message.
     pub fn strip(&self, name: &str, value_starts: Option<&str>) {
-        self.lock().strip.push(crate::smtp::strip::Strip { name: name.to_string(), value_starts: value_starts.map(str::to_string) });
+        self.lock().strip.push(crate::smtp::strip::Strip {
+            name: name.to_string(),
+            value_starts: value_starts.map(str::to_string),
+        });
     }
 
     /// The current transaction's marks.

@@ -67,7 +67,17 @@ pub struct SessionInfo {
 
 impl SessionInfo {
     pub fn new(peer: SocketAddr, local: SocketAddr) -> SessionInfo {
-        SessionInfo { peer, local, helo: None, tls: None, marks: Arc::default(), talked_early: false, own_client: false, user: None, submission: false }
+        SessionInfo {
+            peer,
+            local,
+            helo: None,
+            tls: None,
+            marks: Arc::default(),
+            talked_early: false,
+            own_client: false,
+            user: None,
+            submission: false,
+        }
     }
 }
 
@@ -105,7 +115,12 @@ pub trait Module: Send + Sync {
     /// Keeps the message durably: called for every message that reached the end of DATA,
     /// whatever its fate, before any verdict on it and before delivery. An error turns into
     /// `451 4.3.0` for the client: sponts never accepts a message it could not keep.
-    async fn store(&self, _s: &SessionInfo, _tx: &TxInfo, _message: &Arc<Vec<u8>>) -> anyhow::Result<()> {
+    async fn store(
+        &self,
+        _s: &SessionInfo,
+        _tx: &TxInfo,
+        _message: &Arc<Vec<u8>>,
+    ) -> anyhow::Result<()> {
         Ok(())
     }
     /// The whole message (dot-unstuffed, without sponts' Received: header), before delivery.
@@ -160,14 +175,31 @@ impl Pipeline {
                 Verdict::Continue => {}
                 Verdict::Delay(d) => delay += d,
                 Verdict::Rewrite(a) => rewrite = Some(a),
-                decisive => return Decision { verdict: decisive, module: Some(m.name()), delay, rewrite },
+                decisive => {
+                    return Decision {
+                        verdict: decisive,
+                        module: Some(m.name()),
+                        delay,
+                        rewrite,
+                    };
+                }
             }
         }
-        Decision { verdict: Verdict::Continue, module: None, delay, rewrite }
+        Decision {
+            verdict: Verdict::Continue,
+            module: None,
+            delay,
+            rewrite,
+        }
     }
 
     /// Lets every module keep the message; the first failure is returned with its module.
-    pub async fn store(&self, s: &SessionInfo, tx: &TxInfo, message: &Arc<Vec<u8>>) -> Result<(), (&'static str, anyhow::Error)> {
+    pub async fn store(
+        &self,
+        s: &SessionInfo,
+        tx: &TxInfo,
+        message: &Arc<Vec<u8>>,
+    ) -> Result<(), (&'static str, anyhow::Error)> {
         for m in &self.modules {
             m.store(s, tx, message).await.map_err(|e| (m.name(), e))?;
         }
@@ -201,7 +233,10 @@ mod tests {
     }
 
     fn info() -> SessionInfo {
-        SessionInfo::new("192.0.2.1:4000".parse().unwrap(), "192.0.2.2:25".parse().unwrap())
+        SessionInfo::new(
+            "192.0.2.1:4000".parse().unwrap(),
+            "192.0.2.2:25".parse().unwrap(),
+        )
     }
 
     #[tokio::test]
@@ -210,7 +245,10 @@ mod tests {
             Arc::new(Fixed("slow", Verdict::Delay(Duration::from_secs(2)))),
             Arc::new(Fixed("none", Verdict::Continue)),
             Arc::new(Fixed("slow2", Verdict::Delay(Duration::from_secs(3)))),
-            Arc::new(Fixed("judge", Verdict::Reject(Reply::new(550, "5.7.1", "no")))),
+            Arc::new(Fixed(
+                "judge",
+                Verdict::Reject(Reply::new(550, "5.7.1", "no")),
+            )),
             Arc::new(Fixed("never", Verdict::Accept)),
         ]);
         let s = info();
@@ -225,6 +263,14 @@ mod tests {
         let p = Pipeline::new(vec![Arc::new(Fixed("a", Verdict::Continue))]);
         let s = info();
         let d = p.run(|m| m.helo(&s)).await;
-        assert_eq!(d, Decision { verdict: Verdict::Continue, module: None, delay: Duration::ZERO, rewrite: None });
+        assert_eq!(
+            d,
+            Decision {
+                verdict: Verdict::Continue,
+                module: None,
+                delay: Duration::ZERO,
+                rewrite: None
+            }
+        );
     }
 }

@@ -33,9 +33,16 @@ impl Outcome {
     }
 
     pub fn parse(s: &str) -> Option<Outcome> {
-        [Outcome::Delivered, Outcome::Refused, Outcome::TempFailed, Outcome::Discarded, Outcome::Abandoned, Outcome::Queued]
-            .into_iter()
-            .find(|o| o.as_str() == s)
+        [
+            Outcome::Delivered,
+            Outcome::Refused,
+            Outcome::TempFailed,
+            Outcome::Discarded,
+            Outcome::Abandoned,
+            Outcome::Queued,
+        ]
+        .into_iter()
+        .find(|o| o.as_str() == s)
     }
 }
 

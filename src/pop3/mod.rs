@@ -37,38 +37,76 @@ impl Pop3Server {
     }
 }
 
-pub async fn start(config: Config, store: Store, certs: &std::sync::Arc<crate::smtp::tls::CertSlot>, intercept: Arc<crate::intercept::Interception>) -> Result<Pop3Server> {
+pub async fn start(
+    config: Config,
+    store: Store,
+    certs: &std::sync::Arc<crate::smtp::tls::CertSlot>,
+    intercept: Arc<crate::intercept::Interception>,
+) -> Result<Pop3Server> {
     let tls = tokio_rustls::TlsAcceptor::from(crate::smtp::tls::server_config(certs)?);
-    let plain = TcpListener::bind(config.pop3.listen).await.with_context(|| format!("pop3.listen: cannot listen on {}", config.pop3.listen))?;
+    let plain = TcpListener::bind(config.pop3.listen)
+        .await
+        .with_context(|| format!("pop3.listen: cannot listen on {}", config.pop3.listen))?;
     let addr = plain.local_addr()?;
     let implicit = match config.pop3.tls_listen {
-        Some(a) => Some(TcpListener::bind(a).await.with_context(|| format!("pop3.tls_listen: cannot listen on {a}"))?),
+        Some(a) => Some(
+            TcpListener::bind(a)
+                .await
+                .with_context(|| format!("pop3.tls_listen: cannot listen on {a}"))?,
+        ),
         None => None,
     };
     let tls_addr = implicit.as_ref().map(|l| l.local_addr()).transpose()?;
     // The dummy hash an unknown name is checked against is made now: made at the first unknown
     // name, that sign-in would take twice as long as a known name's.
     tokio::task::spawn_blocking(|| crate::auth::verify_password("", None));
-    let shared = Arc::new(Pop3 { config, store, tls, throttle: Default::default(), limits: Default::default(), intercept });
+    let shared = Arc::new(Pop3 {
+        config,
+        store,
+        tls,
+        throttle: Default::default(),
+        limits: Default::default(),
+        intercept,
+    });
     let sessions = crate::server::Sessions::default();
     sessions.accept(accept(plain, shared.clone(), false, sessions.clone()));
     if let Some(l) = implicit {
         sessions.accept(accept(l, shared.clone(), true, sessions.clone()));
     }
     tracing::info!(%addr, tls = ?tls_addr, "POP3 emergency access listening");
-    Ok(Pop3Server { addr, tls_addr, sessions })
+    Ok(Pop3Server {
+        addr,
+        tls_addr,
+        sessions,
+    })
 }
 
-async fn accept(listener: TcpListener, shared: Arc<Pop3>, implicit_tls: bool, sessions: crate::server::Sessions) {
+async fn accept(
+    listener: TcpListener,
+    shared: Arc<Pop3>,
+    implicit_tls: bool,
+    sessions: crate::server::Sessions,
+) {
     loop {
         let Ok((stream, peer)) = listener.accept().await else {
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
             continue;
         };
         let smtp = &shared.config.smtp;
-        let Some(slot) = shared.limits.take(peer.ip(), smtp.max_connections, smtp.max_connections_per_ip) else {
+        let Some(slot) =
+            shared
+                .limits
+                .take(peer.ip(), smtp.max_connections, smtp.max_connections_per_ip)
+        else {
             let mut stream = stream;
-            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), tokio::io::AsyncWriteExt::write_all(&mut stream, b"-ERR [SYS/TEMP] too many connections\r\n")).await;
+            let _ = tokio::time::timeout(
+                std::time::Duration::from_secs(5),
+                tokio::io::AsyncWriteExt::write_all(
+                    &mut stream,
+                    b"-ERR [SYS/TEMP] too many connections\r\n",
+                ),
+            )
+            .await;
             continue;
         };
         let shared = shared.clone();

@@ -28,7 +28,9 @@ struct Mailbox {
 
 pub async fn run(stream: TcpStream, peer: SocketAddr, p: Arc<Pop3>, implicit_tls: bool) {
     let _ = stream.set_nodelay(true);
-    let Ok(local) = stream.local_addr() else { return };
+    let Ok(local) = stream.local_addr() else {
+        return;
+    };
     let mut conn = Conn::new(Box::new(stream));
     let mut tls = None;
     if implicit_tls {
@@ -44,7 +46,17 @@ pub async fn run(stream: TcpStream, peer: SocketAddr, p: Arc<Pop3>, implicit_tls
     conn.set_deadline(Instant::now() + p.config.pop3.session_timeout.0);
     conn.set_read_timeout(Some(p.config.pop3.idle_timeout.0));
     conn.set_write_timeout(p.config.pop3.idle_timeout.0);
-    let mut s = Session { conn, p, peer, local, id: crate::id::new_transaction_id(), tls, user: None, mailbox: None, errors: 0 };
+    let mut s = Session {
+        conn,
+        p,
+        peer,
+        local,
+        id: crate::id::new_transaction_id(),
+        tls,
+        user: None,
+        mailbox: None,
+        errors: 0,
+    };
     s.ok("sponts POP3 emergency access ready");
     let _ = s.conn.flush().await;
     loop {
@@ -60,7 +72,10 @@ pub async fn run(stream: TcpStream, peer: SocketAddr, p: Arc<Pop3>, implicit_tls
             Ok(Line::Eof) | Err(_) => break,
         };
         let text = String::from_utf8_lossy(&line).into_owned();
-        let (verb, arg) = text.split_once(' ').map(|(v, a)| (v.to_ascii_uppercase(), a.to_string())).unwrap_or((text.to_ascii_uppercase(), String::new()));
+        let (verb, arg) = text
+            .split_once(' ')
+            .map(|(v, a)| (v.to_ascii_uppercase(), a.to_string()))
+            .unwrap_or((text.to_ascii_uppercase(), String::new()));
         let go_on = s.command(&verb, &arg).await;
         if s.conn.flush().await.is_err() || !go_on {
             break;
@@ -108,7 +123,9 @@ impl Session {
     async fn command(&mut self, verb: &str, arg: &str) -> bool {
         match (verb, self.mailbox.is_some()) {
             ("CAPA", _) => {
-                let mut caps = String::from("+OK Capability list follows\r\nUIDL\r\nTOP\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\n");
+                let mut caps = String::from(
+                    "+OK Capability list follows\r\nUIDL\r\nTOP\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\n",
+                );
                 // Sign-in mechanisms only where they can be used (RFC 2595 4).
                 if self.plaintext_refused().is_none() && self.mailbox.is_none() {
                     caps.push_str("USER\r\nSASL PLAIN\r\n");
@@ -121,7 +138,11 @@ impl Session {
             }
             ("QUIT", _) => {
                 if let Some(mb) = self.mailbox.take() {
-                    let uids: Vec<String> = mb.deleted.iter().map(|&i| mb.entries[i].uid.clone()).collect();
+                    let uids: Vec<String> = mb
+                        .deleted
+                        .iter()
+                        .map(|&i| mb.entries[i].uid.clone())
+                        .collect();
                     if let Err(e) = self.p.store.pop3_hide(&mb.address, &uids).await {
                         tracing::error!("POP3 update failed: {e:#}");
                         self.err("[SYS/TEMP] deleted messages could not be removed");
@@ -155,11 +176,22 @@ impl Session {
             }
             ("LIST", true) | ("UIDL", true) => {
                 let uidl = verb == "UIDL";
-                let show = |i: usize, e: &MailboxEntry| if uidl { format!("{} {}", i + 1, e.uid) } else { format!("{} {}", i + 1, e.size) };
+                let show = |i: usize, e: &MailboxEntry| {
+                    if uidl {
+                        format!("{} {}", i + 1, e.uid)
+                    } else {
+                        format!("{} {}", i + 1, e.size)
+                    }
+                };
                 let mb = self.mailbox.as_ref().expect("transaction state");
                 if arg.trim().is_empty() {
                     let mut out = String::from("+OK\r\n");
-                    for (i, e) in mb.entries.iter().enumerate().filter(|(i, _)| !mb.deleted.contains(i)) {
+                    for (i, e) in mb
+                        .entries
+                        .iter()
+                        .enumerate()
+                        .filter(|(i, _)| !mb.deleted.contains(i))
+                    {
                         out.push_str(&show(i, e));
                         out.push_str("\r\n");
                     }
@@ -168,7 +200,10 @@ impl Session {
                 } else {
                     match self.message_number(arg) {
                         Ok(i) => {
-                            let line = show(i, &self.mailbox.as_ref().expect("transaction state").entries[i]);
+                            let line = show(
+                                i,
+                                &self.mailbox.as_ref().expect("transaction state").entries[i],
+                            );
                             self.ok(&line);
                         }
                         Err(e) => self.err(e),
@@ -200,18 +235,30 @@ impl Session {
             }
             ("DELE", true) => match self.message_number(arg) {
                 Ok(i) => {
-                    self.mailbox.as_mut().expect("transaction state").deleted.insert(i);
+                    self.mailbox
+                        .as_mut()
+                        .expect("transaction state")
+                        .deleted
+                        .insert(i);
                     self.ok(&format!("message {} deleted", i + 1));
                 }
                 Err(e) => self.err(e),
             },
             ("RSET", true) => {
-                self.mailbox.as_mut().expect("transaction state").deleted.clear();
+                self.mailbox
+                    .as_mut()
+                    .expect("transaction state")
+                    .deleted
+                    .clear();
                 let (n, size) = self.totals();
                 self.ok(&format!("{n} messages ({size} octets)"));
             }
             (_, signed_in) => {
-                self.err(if signed_in { "unknown command" } else { "unknown command, or sign in first" });
+                self.err(if signed_in {
+                    "unknown command"
+                } else {
+                    "unknown command, or sign in first"
+                });
                 return !self.count_error();
             }
         }
@@ -219,7 +266,8 @@ impl Session {
     }
 
     fn plaintext_refused(&self) -> Option<&'static str> {
-        (self.tls.is_none() && !self.p.config.pop3.allow_plaintext_auth).then_some("[AUTH] sign-in needs TLS: issue STLS first")
+        (self.tls.is_none() && !self.p.config.pop3.allow_plaintext_auth)
+            .then_some("[AUTH] sign-in needs TLS: issue STLS first")
     }
 
     async fn stls(&mut self) -> bool {
@@ -232,8 +280,11 @@ impl Session {
             return false;
         }
         // Whatever was pipelined in the clear after STLS does not count.
-        let Some(io) = self.conn.take_io() else { return false };
-        match tokio::time::timeout(std::time::Duration::from_secs(30), self.p.tls.accept(io)).await {
+        let Some(io) = self.conn.take_io() else {
+            return false;
+        };
+        match tokio::time::timeout(std::time::Duration::from_secs(30), self.p.tls.accept(io)).await
+        {
             Ok(Ok(s)) => {
                 self.tls = Some(crate::smtp::tls::describe(s.get_ref().1));
                 self.conn.set_io(Box::new(s));
@@ -247,7 +298,10 @@ impl Session {
     /// AUTH PLAIN (RFC 4616 inside RFC 5034): `authzid NUL authcid NUL password`, base64.
     async fn auth(&mut self, arg: &str) -> bool {
         let mut parts = arg.split_whitespace();
-        if !parts.next().is_some_and(|m| m.eq_ignore_ascii_case("PLAIN")) {
+        if !parts
+            .next()
+            .is_some_and(|m| m.eq_ignore_ascii_case("PLAIN"))
+        {
             self.err("only AUTH PLAIN is offered");
             return !self.count_error();
         }
@@ -273,7 +327,11 @@ impl Session {
             return true;
         }
         // "=" is an empty initial response (RFC 5034 4).
-        let initial = if initial.trim() == "=" { String::new() } else { initial };
+        let initial = if initial.trim() == "=" {
+            String::new()
+        } else {
+            initial
+        };
         let decoded = crate::base64::decode(initial.trim()).unwrap_or_default();
         let fields: Vec<&[u8]> = decoded.split(|&b| b == 0).collect();
         let [authz, user, password] = fields[..] else {
@@ -303,11 +361,19 @@ impl Session {
             return false;
         }
         self.p.throttle.failed(ip, user);
-        let account = crate::directory::sign_in(&self.p.store, &self.p.config, user, password).await.ok().flatten();
+        let account = crate::directory::sign_in(&self.p.store, &self.p.config, user, password)
+            .await
+            .ok()
+            .flatten();
         // Interception accounts have no mailbox: the same answer as a wrong password.
         let Some(account) = account.filter(|a| a.role != crate::storage::Role::Interception) else {
             tracing::info!(%ip, %user, "failed POP3 sign-in");
-            self.intercept(&[user.to_string()], "login", serde_json::json!({ "login": user, "success": false }), None);
+            self.intercept(
+                &[user.to_string()],
+                "login",
+                serde_json::json!({ "login": user, "success": false }),
+                None,
+            );
             self.err("[AUTH] wrong user name or password");
             return !self.count_error();
         };
@@ -316,14 +382,24 @@ impl Session {
         addresses.extend(account.aliases.iter().map(|a| a.to_lowercase()));
         let mut names = addresses.clone();
         names.push(user.to_string());
-        self.intercept(&names, "login", serde_json::json!({ "login": user, "success": true }), None);
+        self.intercept(
+            &names,
+            "login",
+            serde_json::json!({ "login": user, "success": true }),
+            None,
+        );
 
         let days = self.p.config.pop3.recent_days as i64;
         let since = (days > 0).then(|| crate::clock::now_us() - days * 86_400_000_000);
         match self.p.store.mailbox(&addresses, since).await {
             Ok(entries) => {
                 let n = entries.len();
-                self.mailbox = Some(Mailbox { address: account.address, names, entries, deleted: HashSet::new() });
+                self.mailbox = Some(Mailbox {
+                    address: account.address,
+                    names,
+                    entries,
+                    deleted: HashSet::new(),
+                });
                 let size = self.totals().1;
                 self.ok(&format!("{n} messages ({size} octets)"));
                 true
@@ -338,13 +414,20 @@ impl Session {
 
     fn totals(&self) -> (usize, i64) {
         let mb = self.mailbox.as_ref().expect("transaction state");
-        let live = mb.entries.iter().enumerate().filter(|(i, _)| !mb.deleted.contains(i));
+        let live = mb
+            .entries
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !mb.deleted.contains(i));
         live.fold((0, 0), |(n, s), (_, e)| (n + 1, s + e.size))
     }
 
     fn message_number(&self, arg: &str) -> Result<usize, &'static str> {
         let mb = self.mailbox.as_ref().expect("transaction state");
-        let n: usize = arg.trim().parse().map_err(|_| "a message number is needed")?;
+        let n: usize = arg
+            .trim()
+            .parse()
+            .map_err(|_| "a message number is needed")?;
         if n == 0 || n > mb.entries.len() {
             return Err("no such message");
         }
@@ -371,7 +454,14 @@ impl Session {
         // A queued message may have been delivered (and left the queue) since sign-in.
         let body = match body {
             Some(b) => Some(b),
-            None if e.queued => self.p.store.body(&e.uid).await.ok().flatten().and_then(|b| crate::modules::backup::decompress(&b).ok()),
+            None if e.queued => self
+                .p
+                .store
+                .body(&e.uid)
+                .await
+                .ok()
+                .flatten()
+                .and_then(|b| crate::modules::backup::decompress(&b).ok()),
             None => None,
         };
         let Some(body) = body else {
@@ -381,7 +471,11 @@ impl Session {
         let part = match lines {
             None => &body[..],
             Some(k) => {
-                let head_end = body.windows(4).position(|w| w == b"\r\n\r\n").map(|p| p + 4).unwrap_or(body.len());
+                let head_end = body
+                    .windows(4)
+                    .position(|w| w == b"\r\n\r\n")
+                    .map(|p| p + 4)
+                    .unwrap_or(body.len());
                 let mut end = head_end;
                 for _ in 0..k {
                     match body[end..].iter().position(|&b| b == b'\n') {
@@ -395,9 +489,23 @@ impl Session {
                 &body[..end]
             }
         };
-        self.ok(&format!("{} octets", if lines.is_none() { body.len() } else { part.len() }));
-        let sent = crate::smtp::data::write_stuffed(&mut self.conn, &[part]).await.is_ok();
-        let names = self.mailbox.as_ref().expect("transaction state").names.clone();
+        self.ok(&format!(
+            "{} octets",
+            if lines.is_none() {
+                body.len()
+            } else {
+                part.len()
+            }
+        ));
+        let sent = crate::smtp::data::write_stuffed(&mut self.conn, &[part])
+            .await
+            .is_ok();
+        let names = self
+            .mailbox
+            .as_ref()
+            .expect("transaction state")
+            .names
+            .clone();
         let command = match lines {
             None => format!("RETR {}", i + 1),
             Some(k) => format!("TOP {} {k}", i + 1),
@@ -409,7 +517,13 @@ impl Session {
 
     /// Hands a login or a retrieval to interception when one of `names` (the login, the account's
     /// addresses) is the target of an order in effect; nothing happens for anyone else.
-    fn intercept(&self, names: &[String], kind: &'static str, details: serde_json::Value, content: Option<&[u8]>) {
+    fn intercept(
+        &self,
+        names: &[String],
+        kind: &'static str,
+        details: serde_json::Value,
+        content: Option<&[u8]>,
+    ) {
         let names: Vec<&str> = names.iter().map(String::as_str).collect();
         let orders = self.p.intercept.orders_now(&names);
         if orders.is_empty() {

@@ -24,7 +24,11 @@ impl BackendHealth {
             Ok(Some(e)) if e.kind == "queue_mode_on" => Some(e.time_us),
             _ => None,
         };
-        BackendHealth { store, node, down_since: Mutex::new(since) }
+        BackendHealth {
+            store,
+            node,
+            down_since: Mutex::new(since),
+        }
     }
 
     pub fn is_down(&self) -> bool {
@@ -35,7 +39,10 @@ impl BackendHealth {
     pub async fn failed(&self, why: &str) {
         let first = {
             let mut since = self.down_since.lock().expect("health lock");
-            since.is_none().then(|| *since = Some(crate::clock::now_us())).is_some()
+            since
+                .is_none()
+                .then(|| *since = Some(crate::clock::now_us()))
+                .is_some()
         };
         if first {
             tracing::warn!(node = %self.node, "backend unreachable: queue mode on ({why})");
@@ -49,7 +56,10 @@ impl BackendHealth {
         if let Some(since) = was {
             let secs = (crate::clock::now_us() - since) / 1_000_000;
             tracing::info!(node = %self.node, "backend answers again: queue mode off after {secs} s");
-            let _ = self.store.add_event(&self.node, "queue_mode_off", &format!("after {secs} s")).await;
+            let _ = self
+                .store
+                .add_event(&self.node, "queue_mode_off", &format!("after {secs} s"))
+                .await;
         }
     }
 

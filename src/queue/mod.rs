@@ -37,8 +37,19 @@ pub async fn runner(config: Config, store: Store, health: std::sync::Arc<Backend
         loop {
             let round = run_once(&config, &store, &node).await;
             match &round {
-                Ok(Round { reached: Some(true), .. }) => health.ok().await,
-                Ok(Round { reached: Some(false), unreachable, .. }) => health.failed(unreachable.as_deref().unwrap_or("backend unavailable")).await,
+                Ok(Round {
+                    reached: Some(true),
+                    ..
+                }) => health.ok().await,
+                Ok(Round {
+                    reached: Some(false),
+                    unreachable,
+                    ..
+                }) => {
+                    health
+                        .failed(unreachable.as_deref().unwrap_or("backend unavailable"))
+                        .await
+                }
                 Ok(Round { reached: None, .. }) => health.probe(&target).await,
                 Err(_) => {}
             }
@@ -56,23 +67,41 @@ pub async fn runner(config: Config, store: Store, health: std::sync::Arc<Backend
         }
         if last_prune.elapsed() > Duration::from_secs(3600) {
             last_prune = std::time::Instant::now();
-            let _ = store.prune_events(crate::clock::now_us() - EVENTS_KEPT.as_micros() as i64).await;
+            let _ = store
+                .prune_events(crate::clock::now_us() - EVENTS_KEPT.as_micros() as i64)
+                .await;
         }
     }
 }
 
 /// Queued mail past `queue.max_age`: an alert (log and event) per message at most hourly.
 /// Nothing is ever deleted for its age.
-async fn alert_overdue(config: &Config, store: &Store, node: &str, alerted: &mut std::collections::HashMap<String, std::time::Instant>) -> anyhow::Result<()> {
+async fn alert_overdue(
+    config: &Config,
+    store: &Store,
+    node: &str,
+    alerted: &mut std::collections::HashMap<String, std::time::Instant>,
+) -> anyhow::Result<()> {
     let oldest_allowed = crate::clock::now_us() - config.queue.max_age.0.as_micros() as i64;
     let overdue = store.queue_older_than(oldest_allowed).await?;
     alerted.retain(|id, _| overdue.contains(id));
     for id in overdue {
-        if alerted.get(&id).is_some_and(|at| at.elapsed() < Duration::from_secs(3600)) {
+        if alerted
+            .get(&id)
+            .is_some_and(|at| at.elapsed() < Duration::from_secs(3600))
+        {
             continue;
         }
-        let Some(q) = store.queue_list(Some(&id)).await?.pop() else { continue };
-        let detail = format!("{} queued since {} for {}: {}", q.id, crate::clock::rfc3339(q.time_us), q.pending.join(", "), q.last_reply);
+        let Some(q) = store.queue_list(Some(&id)).await?.pop() else {
+            continue;
+        };
+        let detail = format!(
+            "{} queued since {} for {}: {}",
+            q.id,
+            crate::clock::rfc3339(q.time_us),
+            q.pending.join(", "),
+            q.last_reply
+        );
         tracing::error!(id = %q.id, "queued mail is overdue (queue.max_age): {detail}");
         store.add_event(node, "queue_overdue", &detail).await?;
         alerted.insert(id, std::time::Instant::now());
@@ -100,8 +129,13 @@ pub struct Round {
 /// One round: lease what is due, deliver it over one backend connection.
 pub async fn run_once(config: &Config, store: &Store, node: &str) -> anyhow::Result<Round> {
     let now = crate::clock::now_us();
-    let ids = store.lease_due(node, now, LEASE.as_micros() as i64, BATCH).await?;
-    let mut round = Round { leased: ids.len(), ..Round::default() };
+    let ids = store
+        .lease_due(node, now, LEASE.as_micros() as i64, BATCH)
+        .await?;
+    let mut round = Round {
+        leased: ids.len(),
+        ..Round::default()
+    };
     if ids.is_empty() {
         return Ok(round);
     }
@@ -110,10 +144,22 @@ pub async fn run_once(config: &Config, store: &Store, node: &str) -> anyhow::Res
     for (n, id) in ids.iter().enumerate() {
         // The lease is renewed right before the attempt: a message whose lease ran out (a slow
         // round) may be another node's by now, and is not tried twice.
-        if !store.renew_lease(id, node, crate::clock::now_us(), LEASE.as_micros() as i64).await? {
+        if !store
+            .renew_lease(id, node, crate::clock::now_us(), LEASE.as_micros() as i64)
+            .await?
+        {
             continue;
         }
-        let step = deliver_leased(config, store, node, id, &target, &mut connection, &mut round).await;
+        let step = deliver_leased(
+            config,
+            store,
+            node,
+            id,
+            &target,
+            &mut connection,
+            &mut round,
+        )
+        .await;
         match step {
             Ok(Step::Done) => round.done += 1,
             Ok(Step::Later) => {}
@@ -131,7 +177,9 @@ pub async fn run_once(config: &Config, store: &Store, node: &str) -> anyhow::Res
                 // A damaged row or a storage error holds up this message only.
                 tracing::error!(%id, "queued message could not be handled: {e:#}");
                 let next = crate::clock::now_us() + config.queue.max_retry.0.as_micros() as i64;
-                let _ = store.reschedule(id, node, next, &format!("local error: {e:#}"), true).await;
+                let _ = store
+                    .reschedule(id, node, next, &format!("local error: {e:#}"), true)
+                    .await;
             }
         }
     }
@@ -148,8 +196,18 @@ enum Step {
 }
 
 /// One leased message: an attempt over the round's connection, and its bookkeeping.
-async fn deliver_leased(config: &Config, store: &Store, node: &str, id: &str, target: &BackendTarget, connection: &mut Option<Backend>, round: &mut Round) -> anyhow::Result<Step> {
-    let Some(mut item) = store.queue_list(Some(id)).await?.pop() else { return Ok(Step::Later) };
+async fn deliver_leased(
+    config: &Config,
+    store: &Store,
+    node: &str,
+    id: &str,
+    target: &BackendTarget,
+    connection: &mut Option<Backend>,
+    round: &mut Round,
+) -> anyhow::Result<Step> {
+    let Some(mut item) = store.queue_list(Some(id)).await?.pop() else {
+        return Ok(Step::Later);
+    };
     // Recipients routed to their MX are MX delivery's (outbound mail), never the backend's.
     let mx = std::mem::take(&mut item.pending_mx);
     item.pending.retain(|a| !mx.contains(a));
@@ -158,7 +216,10 @@ async fn deliver_leased(config: &Config, store: &Store, node: &str, id: &str, ta
         finish(store, node, id, "all recipients answered").await?;
         return Ok(Step::Done);
     }
-    let body = store.queued_body(id).await?.ok_or_else(|| anyhow::anyhow!("no body"))?;
+    let body = store
+        .queued_body(id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no body"))?;
     let message = zstd::bulk::decompress(&body, item.size.max(0) as usize)?;
     let mut backend = match connection.take() {
         Some(b) => b,
@@ -181,7 +242,16 @@ async fn deliver_leased(config: &Config, store: &Store, node: &str, id: &str, ta
         Err(_) => {}
     }
     if !failures.is_empty() {
-        dsn::queue(config, store, id, item.time_us, &item.sender, &failures, &message).await?;
+        dsn::queue(
+            config,
+            store,
+            id,
+            item.time_us,
+            &item.sender,
+            &failures,
+            &message,
+        )
+        .await?;
     }
     match outcome {
         Ok(Attempt::Finished { reply, .. }) => {
@@ -190,7 +260,8 @@ async fn deliver_leased(config: &Config, store: &Store, node: &str, id: &str, ta
             Ok(Step::Done)
         }
         Ok(Attempt::Later(reply)) | Err(reply) => {
-            let next = crate::clock::now_us() + backoff(item.attempts, config.queue.max_retry.0).as_micros() as i64;
+            let next = crate::clock::now_us()
+                + backoff(item.attempts, config.queue.max_retry.0).as_micros() as i64;
             store.reschedule(id, node, next, &reply, true).await?;
             Ok(Step::Later)
         }
@@ -201,36 +272,65 @@ async fn deliver_leased(config: &Config, store: &Store, node: &str, id: &str, ta
 /// (delivered if any recipient got it). With MX recipients still pending (outbound mail), it
 /// stays for MX delivery, which removes it after its last recipient.
 async fn finish(store: &Store, node: &str, id: &str, reply: &str) -> anyhow::Result<()> {
-    if store.queue_list(Some(id)).await?.pop().is_some_and(|q| !q.pending.is_empty()) {
+    if store
+        .queue_list(Some(id))
+        .await?
+        .pop()
+        .is_some_and(|q| !q.pending.is_empty())
+    {
         store.release_lease(id, node, reply).await?;
         // MX delivery may have answered its last recipient meanwhile.
         store.queue_complete(id).await?;
         return Ok(());
     }
     let delivered = store.queue_any_delivered(id).await?;
-    store.dequeue(id, node, if delivered { "delivered" } else { "refused" }, reply).await?;
+    store
+        .dequeue(
+            id,
+            node,
+            if delivered { "delivered" } else { "refused" },
+            reply,
+        )
+        .await?;
     Ok(())
 }
 
 /// Delivers one queued message to another host (`HOST:PORT`), by an admin's hand. Its result is
 /// recorded like the runner's; returns the host's answer.
-pub async fn deliver_to(config: &Config, store: &Store, id: &str, host: &str) -> anyhow::Result<String> {
+pub async fn deliver_to(
+    config: &Config,
+    store: &Store,
+    id: &str,
+    host: &str,
+) -> anyhow::Result<String> {
     if crate::net::parse_host_port(host).is_none() {
         anyhow::bail!("`{host}` is not HOST:PORT");
     }
     let node = format!("{}:hand", crate::server::node_name(config));
-    if !store.lease_one(id, &node, crate::clock::now_us(), LEASE.as_micros() as i64).await? {
+    if !store
+        .lease_one(id, &node, crate::clock::now_us(), LEASE.as_micros() as i64)
+        .await?
+    {
         anyhow::bail!("{id} is not in the queue, or is being delivered right now");
     }
-    let item = store.queue_list(Some(id)).await?.pop().ok_or_else(|| anyhow::anyhow!("{id} is not in the queue"))?;
-    let body = store.queued_body(id).await?.ok_or_else(|| anyhow::anyhow!("{id} has no body"))?;
+    let item = store
+        .queue_list(Some(id))
+        .await?
+        .pop()
+        .ok_or_else(|| anyhow::anyhow!("{id} is not in the queue"))?;
+    let body = store
+        .queued_body(id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("{id} has no body"))?;
     let message = zstd::bulk::decompress(&body, item.size.max(0) as usize)?;
     let mut target = BackendTarget::from_config(config);
     target.address = host.to_string();
     let mut backend = match Backend::connect(&target).await {
         Ok(b) => b,
         Err(e) => {
-            store.release_lease(id, &node, &format!("{host} unavailable: {e}")).await?;
+            store
+                .release_lease(id, &node, &format!("{host} unavailable: {e}"))
+                .await?;
             anyhow::bail!("cannot reach {host}: {e}");
         }
     };
@@ -238,7 +338,16 @@ pub async fn deliver_to(config: &Config, store: &Store, id: &str, host: &str) ->
     let outcome = attempt(&mut backend, store, &item, &message, &mut failures).await;
     backend.quit().await;
     if !failures.is_empty() {
-        dsn::queue(config, store, id, item.time_us, &item.sender, &failures, &message).await?;
+        dsn::queue(
+            config,
+            store,
+            id,
+            item.time_us,
+            &item.sender,
+            &failures,
+            &message,
+        )
+        .await?;
     }
     match outcome {
         Ok(Attempt::Finished { reply, .. }) => {
@@ -247,7 +356,9 @@ pub async fn deliver_to(config: &Config, store: &Store, id: &str, host: &str) ->
             Ok(reply)
         }
         Ok(Attempt::Later(reply)) | Err(reply) => {
-            store.release_lease(id, &node, &format!("{host}: {reply}")).await?;
+            store
+                .release_lease(id, &node, &format!("{host}: {reply}"))
+                .await?;
             anyhow::bail!("{host} deferred it: {reply}")
         }
     }
@@ -261,17 +372,32 @@ enum Attempt {
 }
 
 /// One delivery attempt; recipients refused for good are added to `failures` (for the DSN).
-async fn attempt(backend: &mut Backend, store: &Store, item: &crate::storage::Queued, message: &[u8], failures: &mut Vec<dsn::Failure>) -> Result<Attempt, String> {
+async fn attempt(
+    backend: &mut Backend,
+    store: &Store,
+    item: &crate::storage::Queued,
+    message: &[u8],
+    failures: &mut Vec<dsn::Failure>,
+) -> Result<Attempt, String> {
     let err = |e: crate::smtp::client::BackendError| e.to_string();
     let eight_bit = message.iter().any(|&b| b >= 0x80);
-    let r = backend.mail(&item.sender, Some(message.len() as u64), eight_bit).await.map_err(err)?;
+    let r = backend
+        .mail(&item.sender, Some(message.len() as u64), eight_bit)
+        .await
+        .map_err(err)?;
     if r.is_transient() {
         return Ok(Attempt::Later(r.summary()));
     }
     if !r.is_positive() {
         for a in &item.pending {
-            store.queue_rcpt_done(&item.id, a, &r.summary()).await.map_err(|e| e.to_string())?;
-            failures.push(dsn::Failure { address: a.clone(), reply: r.summary() });
+            store
+                .queue_rcpt_done(&item.id, a, &r.summary())
+                .await
+                .map_err(|e| e.to_string())?;
+            failures.push(dsn::Failure {
+                address: a.clone(),
+                reply: r.summary(),
+            });
         }
         return Ok(Attempt::Finished { reply: r.summary() });
     }
@@ -282,24 +408,42 @@ async fn attempt(backend: &mut Backend, store: &Store, item: &crate::storage::Qu
         if r.is_positive() {
             accepted.push(a.clone());
         } else if r.is_permanent() {
-            store.queue_rcpt_done(&item.id, a, &r.summary()).await.map_err(|e| e.to_string())?;
-            failures.push(dsn::Failure { address: a.clone(), reply: r.summary() });
+            store
+                .queue_rcpt_done(&item.id, a, &r.summary())
+                .await
+                .map_err(|e| e.to_string())?;
+            failures.push(dsn::Failure {
+                address: a.clone(),
+                reply: r.summary(),
+            });
         } else {
             deferred = true;
         }
     }
     if accepted.is_empty() {
         backend.rset().await.map_err(err)?;
-        return Ok(if deferred { Attempt::Later("every recipient deferred".into()) } else { Attempt::Finished { reply: "every recipient refused".into() } });
+        return Ok(if deferred {
+            Attempt::Later("every recipient deferred".into())
+        } else {
+            Attempt::Finished {
+                reply: "every recipient refused".into(),
+            }
+        });
     }
     let r = backend.data(&[message]).await.map_err(err)?;
     if r.is_transient() {
         return Ok(Attempt::Later(r.summary()));
     }
     for a in &accepted {
-        store.queue_rcpt_done(&item.id, a, &r.summary()).await.map_err(|e| e.to_string())?;
+        store
+            .queue_rcpt_done(&item.id, a, &r.summary())
+            .await
+            .map_err(|e| e.to_string())?;
         if r.is_permanent() {
-            failures.push(dsn::Failure { address: a.clone(), reply: r.summary() });
+            failures.push(dsn::Failure {
+                address: a.clone(),
+                reply: r.summary(),
+            });
         }
     }
     if deferred {

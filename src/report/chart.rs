@@ -36,7 +36,11 @@ fn nice_max(v: i64) -> i64 {
     let mag = 10_i64.pow(step.ilog10());
     // 2.5 times the magnitude is an integer from 10 up.
     let quarter = if mag >= 10 { 25 * mag / 10 } else { 2 * mag };
-    [mag, 2 * mag, quarter, 5 * mag, 10 * mag].into_iter().find(|s| *s >= step).unwrap_or(10 * mag) * GRID
+    [mag, 2 * mag, quarter, 5 * mag, 10 * mag]
+        .into_iter()
+        .find(|s| *s >= step)
+        .unwrap_or(10 * mag)
+        * GRID
 }
 
 fn frame(out: &mut String, id: &str, title: &str, max: i64, labels: &[String]) {
@@ -202,18 +206,62 @@ mod tests {
             let step = max / GRID;
             assert!(max >= v && max % GRID == 0, "{v}: {max}");
             let lead = step / 10_i64.pow(step.ilog10());
-            assert!([1, 2, 5].contains(&lead) || step % 25 == 0 && [25, 250].iter().any(|q| step % q == 0), "{v}: step {step}");
+            assert!(
+                [1, 2, 5].contains(&lead)
+                    || step % 25 == 0 && [25, 250].iter().any(|q| step % q == 0),
+                "{v}: step {step}"
+            );
             assert!(max < 4 * v.max(2), "{v}: {max} wastes most of the chart");
         }
     }
 
     #[test]
     fn every_line_stays_visible_where_lines_meet() {
-        let series = (0..3).map(|i| super::super::figures::Point { start: i.to_string(), label: i.to_string(), ..Default::default() }).collect();
-        let f = Figures { since: String::new(), until: String::new(), bucket: super::super::figures::Bucket::Hour, transactions: 0, classes: Default::default(), load: Default::default(), decided_by: Default::default(), reasons: Default::default(), scanners: vec![], top: Default::default(), top_since: String::new(), series };
-        let svg = lines(&f, "c", "t", &[("a", "a", "#111"), ("b", "b", "#222"), ("c", "c", "#333")]);
-        let widths: Vec<f64> = svg.split("<polyline").skip(1).map(|p| p.split("stroke-width=\"").nth(1).unwrap().split('"').next().unwrap().parse().unwrap()).collect();
+        let series = (0..3)
+            .map(|i| super::super::figures::Point {
+                start: i.to_string(),
+                label: i.to_string(),
+                ..Default::default()
+            })
+            .collect();
+        let f = Figures {
+            since: String::new(),
+            until: String::new(),
+            bucket: super::super::figures::Bucket::Hour,
+            transactions: 0,
+            classes: Default::default(),
+            load: Default::default(),
+            decided_by: Default::default(),
+            reasons: Default::default(),
+            scanners: vec![],
+            top: Default::default(),
+            top_since: String::new(),
+            series,
+        };
+        let svg = lines(
+            &f,
+            "c",
+            "t",
+            &[("a", "a", "#111"), ("b", "b", "#222"), ("c", "c", "#333")],
+        );
+        let widths: Vec<f64> = svg
+            .split("<polyline")
+            .skip(1)
+            .map(|p| {
+                p.split("stroke-width=\"")
+                    .nth(1)
+                    .unwrap()
+                    .split('"')
+                    .next()
+                    .unwrap()
+                    .parse()
+                    .unwrap()
+            })
+            .collect();
         assert_eq!(widths.len(), 3);
-        assert!(widths.windows(2).all(|w| w[0] > w[1]), "each line drawn over the previous is narrower: {widths:?}");
+        assert!(
+            widths.windows(2).all(|w| w[0] > w[1]),
+            "each line drawn over the previous is narrower: {widths:?}"
+        );
     }
 }

@@ -133,7 +133,11 @@ impl Range {
     /// Where the top lists start: `since`, or for a range over two days the start of its first
     /// day (they are kept per day there).
     pub fn top_since(&self) -> i64 {
-        if self.until_us - self.since_us > 2 * DAY_US { Bucket::Day.start(self.since_us) } else { self.since_us }
+        if self.until_us - self.since_us > 2 * DAY_US {
+            Bucket::Day.start(self.since_us)
+        } else {
+            self.since_us
+        }
     }
 
     /// At most this many buckets in a chart or series.
@@ -153,7 +157,11 @@ impl Range {
     /// A range whose chart would have too many bars is refused, naming what to change.
     pub fn checked(self) -> std::result::Result<Range, String> {
         if self.buckets() > Self::MAX_BUCKETS {
-            return Err(format!("bucket: more than {} {}s in this range; choose a larger bucket or a shorter range", Self::MAX_BUCKETS, self.bucket.name()));
+            return Err(format!(
+                "bucket: more than {} {}s in this range; choose a larger bucket or a shorter range",
+                Self::MAX_BUCKETS,
+                self.bucket.name()
+            ));
         }
         Ok(self)
     }
@@ -286,7 +294,10 @@ pub async fn read(store: &Store, range: Range) -> Result<Figures> {
     }
     let mut top = BTreeMap::new();
     for (metric, keys) in TOP_METRICS.iter().zip([ips, domains, helos]) {
-        top.insert(metric.trim_start_matches("spam_").to_string(), top_list(keys));
+        top.insert(
+            metric.trim_start_matches("spam_").to_string(),
+            top_list(keys),
+        );
     }
     Ok(Figures {
         since: crate::clock::rfc3339(range.since_us),
@@ -407,7 +418,12 @@ mod tests {
             list.iter()
                 .map(|e| (e.key.as_str(), e.count))
                 .collect::<Vec<_>>(),
-            [("192.0.2.1", 5), ("192.0.2.9", 4), ("(others)", 2), ("198.51.100.1", 1)],
+            [
+                ("192.0.2.1", 5),
+                ("192.0.2.9", 4),
+                ("(others)", 2),
+                ("198.51.100.1", 1)
+            ],
             "a HELO named (others) is a spammer like any other"
         );
         assert_eq!(list[0].reasons.get("virus by virus"), Some(&2));

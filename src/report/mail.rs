@@ -61,7 +61,12 @@ const RETRY_US: i64 = 15 * 60 * 1_000_000;
 /// read again. A refusal by the backend (5xx) keeps the claim: sending again would be refused
 /// again. A temporary failure gives the claim back, and this node tries again after 15 minutes
 /// (`next_try_us`, kept by the job).
-pub async fn send_if_due(config: &Config, store: &Store, now_us: i64, next_try_us: &mut i64) -> Result<()> {
+pub async fn send_if_due(
+    config: &Config,
+    store: &Store,
+    now_us: i64,
+    next_try_us: &mut i64,
+) -> Result<()> {
     if now_us < *next_try_us {
         return Ok(());
     }
@@ -86,7 +91,9 @@ pub async fn send_if_due(config: &Config, store: &Store, now_us: i64, next_try_u
     }
     match send(config, &to, &f, &name, now_us).await {
         Sent::Accepted(reply) => tracing::info!(report = %name, to = ?to, "report mailed: {reply}"),
-        Sent::Refused(reply) => tracing::error!(report = %name, to = ?to, "report refused by the backend, not sent again: {reply}"),
+        Sent::Refused(reply) => {
+            tracing::error!(report = %name, to = ?to, "report refused by the backend, not sent again: {reply}")
+        }
         Sent::Failed(reply) => {
             store.release_report_mail(&name).await?;
             *next_try_us = now_us + RETRY_US;
@@ -129,7 +136,9 @@ pub async fn send(
     .await;
     if ok && rcpts.iter().any(|r| r.accepted) {
         Sent::Accepted(reply)
-    } else if reply.starts_with('5') || (!rcpts.is_empty() && rcpts.iter().all(|r| r.reply.starts_with('5'))) {
+    } else if reply.starts_with('5')
+        || (!rcpts.is_empty() && rcpts.iter().all(|r| r.reply.starts_with('5')))
+    {
         Sent::Refused(reply)
     } else {
         Sent::Failed(reply)

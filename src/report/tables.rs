@@ -21,7 +21,10 @@ pub const LOAD: [(&str, &str); 9] = [
     ("sessions_peak", "Peak concurrent sessions"),
     ("messages_in", "Messages received"),
     ("bytes_in", "Bytes received"),
-    ("messages_out", "Messages delivered (to the backend, or sent out)"),
+    (
+        "messages_out",
+        "Messages delivered (to the backend, or sent out)",
+    ),
     ("bytes_out", "Bytes delivered (to the backend, or sent out)"),
     ("queued", "Messages queued (backend down)"),
     ("queue_length", "Peak queue length"),

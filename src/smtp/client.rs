@@ -107,9 +107,17 @@ impl Backend {
         let tcp = timeout(t.connect, TcpStream::connect(&target.address))
             .await
             .map_err(|_| BackendError::Timeout("connect"))?
-            .map_err(|source| BackendError::Connect { addr: target.address.clone(), source })?;
+            .map_err(|source| BackendError::Connect {
+                addr: target.address.clone(),
+                source,
+            })?;
         let _ = tcp.set_nodelay(true);
-        let mut b = Backend { conn: Conn::new(Box::new(tcp)), caps: Capabilities::default(), tls: None, timeouts: t };
+        let mut b = Backend {
+            conn: Conn::new(Box::new(tcp)),
+            caps: Capabilities::default(),
+            tls: None,
+            timeouts: t,
+        };
         let greeting = b.read_reply(t.greeting, "greeting").await?;
         if greeting.code != 220 {
             return Err(BackendError::Refused(greeting));
@@ -127,7 +135,9 @@ impl Backend {
     }
 
     async fn ehlo(&mut self, helo: &str) -> Result<(), BackendError> {
-        let reply = self.command(&format!("EHLO {helo}"), self.timeouts.command, "EHLO").await?;
+        let reply = self
+            .command(&format!("EHLO {helo}"), self.timeouts.command, "EHLO")
+            .await?;
         if reply.code != 250 {
             return Err(BackendError::Refused(reply));
         }
@@ -147,16 +157,27 @@ impl Backend {
     }
 
     async fn starttls(&mut self, target: &BackendTarget) -> Result<(), BackendError> {
-        let reply = self.command("STARTTLS", self.timeouts.command, "STARTTLS").await?;
+        let reply = self
+            .command("STARTTLS", self.timeouts.command, "STARTTLS")
+            .await?;
         if reply.code != 220 {
             return Err(BackendError::Refused(reply));
         }
-        let io = self.conn.take_io().ok_or_else(|| BackendError::Protocol("stream gone".into()))?;
+        let io = self
+            .conn
+            .take_io()
+            .ok_or_else(|| BackendError::Protocol("stream gone".into()))?;
         let host = match &target.tls_name {
             Some(name) => name.clone(),
-            None => crate::net::parse_host_port(&target.address).map(|(h, _)| h).unwrap_or_default(),
+            None => crate::net::parse_host_port(&target.address)
+                .map(|(h, _)| h)
+                .unwrap_or_default(),
         };
-        let name = rustls::pki_types::ServerName::try_from(host).unwrap_or_else(|_| rustls::pki_types::ServerName::try_from("backend.invalid").expect("static name")).to_owned();
+        let name = rustls::pki_types::ServerName::try_from(host)
+            .unwrap_or_else(|_| {
+                rustls::pki_types::ServerName::try_from("backend.invalid").expect("static name")
+            })
+            .to_owned();
         let connector = tokio_rustls::TlsConnector::from(target.tls.clone());
         let stream = timeout(self.timeouts.command, connector.connect(name, io))
             .await
@@ -168,14 +189,24 @@ impl Backend {
     }
 
     /// Sends one command line and reads its reply.
-    pub async fn command(&mut self, line: &str, wait: Duration, what: &'static str) -> Result<Reply, BackendError> {
+    pub async fn command(
+        &mut self,
+        line: &str,
+        wait: Duration,
+        what: &'static str,
+    ) -> Result<Reply, BackendError> {
         self.conn.queue_bytes(line.as_bytes());
         self.conn.queue_bytes(b"\r\n");
         self.conn.flush().await?;
         self.read_reply(wait, what).await
     }
 
-    pub async fn mail(&mut self, from: &str, size: Option<u64>, eight_bit: bool) -> Result<Reply, BackendError> {
+    pub async fn mail(
+        &mut self,
+        from: &str,
+        size: Option<u64>,
+        eight_bit: bool,
+    ) -> Result<Reply, BackendError> {
         let mut line = format!("MAIL FROM:<{from}>");
         if let (Some(n), true) = (size, self.caps.size) {
             line.push_str(&format!(" SIZE={n}"));
@@ -187,7 +218,8 @@ impl Backend {
     }
 
     pub async fn rcpt(&mut self, to: &str) -> Result<Reply, BackendError> {
-        self.command(&format!("RCPT TO:<{to}>"), self.timeouts.command, "RCPT").await
+        self.command(&format!("RCPT TO:<{to}>"), self.timeouts.command, "RCPT")
+            .await
     }
 
     pub async fn rset(&mut self) -> Result<Reply, BackendError> {
@@ -197,7 +229,9 @@ impl Backend {
     /// DATA, the message (already CRLF-clean), and the final reply. A non-354 answer to DATA
     /// is returned as the final reply.
     pub async fn data(&mut self, parts: &[&[u8]]) -> Result<Reply, BackendError> {
-        let go = self.command("DATA", self.timeouts.data_init, "DATA").await?;
+        let go = self
+            .command("DATA", self.timeouts.data_init, "DATA")
+            .await?;
         if go.code != 354 {
             // The transaction is still open at the backend: close it, so this connection can
             // serve the next one.
@@ -207,7 +241,9 @@ impl Backend {
         let size: usize = parts.iter().map(|p| p.len()).sum();
         // Generous: a data block timeout per MiB, never less than one block timeout.
         let budget = self.timeouts.data_block * (1 + (size / (1 << 20)) as u32);
-        timeout(budget, write_stuffed(&mut self.conn, parts)).await.map_err(|_| BackendError::Timeout("sending data"))??;
+        timeout(budget, write_stuffed(&mut self.conn, parts))
+            .await
+            .map_err(|_| BackendError::Timeout("sending data"))??;
         self.read_reply(self.timeouts.data_end, "end of data").await
     }
 
@@ -215,9 +251,16 @@ impl Backend {
     /// recipient's answer — its RCPT refusal, or the final reply to DATA; a refused MAIL or DATA
     /// answers for every recipient it covers. The connection is ready for the next transaction
     /// afterwards (refused ones are reset).
-    pub async fn transaction(&mut self, from: &str, rcpts: &[String], message: &[u8]) -> Result<Vec<Reply>, BackendError> {
+    pub async fn transaction(
+        &mut self,
+        from: &str,
+        rcpts: &[String],
+        message: &[u8],
+    ) -> Result<Vec<Reply>, BackendError> {
         let eight_bit = message.iter().any(|&b| b >= 0x80);
-        let r = self.mail(from, Some(message.len() as u64), eight_bit).await?;
+        let r = self
+            .mail(from, Some(message.len() as u64), eight_bit)
+            .await?;
         if !r.is_positive() {
             self.rset().await?;
             return Ok(vec![r; rcpts.len()]);
@@ -243,8 +286,14 @@ impl Backend {
         self.conn.shutdown().await;
     }
 
-    async fn read_reply(&mut self, wait: Duration, what: &'static str) -> Result<Reply, BackendError> {
-        timeout(wait, self.read_reply_inner()).await.map_err(|_| BackendError::Timeout(what))?
+    async fn read_reply(
+        &mut self,
+        wait: Duration,
+        what: &'static str,
+    ) -> Result<Reply, BackendError> {
+        timeout(wait, self.read_reply_inner())
+            .await
+            .map_err(|_| BackendError::Timeout(what))?
     }
 
     async fn read_reply_inner(&mut self) -> Result<Reply, BackendError> {

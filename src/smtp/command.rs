@@ -1,15 +1,20 @@
 //! The SMTP command parser: one line (without CRLF) in, one [`Command`] or the reply that explains
 //! what is wrong out. No I/O, no state: the session decides what a command means at its moment.
 
-use super::address::{parse_path, Address, Side};
-use super::reply::{replies, Reply};
+use super::address::{Address, Side, parse_path};
+use super::reply::{Reply, replies};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
     Ehlo(String),
     Helo(String),
-    Mail { from: Option<Address>, params: MailParams },
-    Rcpt { to: Address },
+    Mail {
+        from: Option<Address>,
+        params: MailParams,
+    },
+    Rcpt {
+        to: Address,
+    },
     Data,
     Rset,
     Noop,
@@ -19,7 +24,10 @@ pub enum Command {
     Help,
     StartTls,
     /// RFC 4954: `AUTH mechanism [initial-response]`.
-    Auth { mechanism: String, initial: Option<String> },
+    Auth {
+        mechanism: String,
+        initial: Option<String>,
+    },
     /// A command sponts knows of but does not offer (AUTH, BDAT, ETRN, TURN ...).
     NotImplemented(String),
 }
@@ -45,7 +53,13 @@ pub fn parse(line: &[u8]) -> Result<Command, Reply> {
         None => (line, ""),
     };
     let verb = verb.to_ascii_uppercase();
-    let no_args = |c: Command| if rest.trim().is_empty() { Ok(c) } else { Err(replies::syntax(&format!("{verb} takes no arguments"))) };
+    let no_args = |c: Command| {
+        if rest.trim().is_empty() {
+            Ok(c)
+        } else {
+            Err(replies::syntax(&format!("{verb} takes no arguments")))
+        }
+    };
     match verb.as_str() {
         "EHLO" => Ok(Command::Ehlo(helo_name(rest, "EHLO")?)),
         "HELO" => Ok(Command::Helo(helo_name(rest, "HELO")?)),
@@ -62,7 +76,10 @@ pub fn parse(line: &[u8]) -> Result<Command, Reply> {
         "AUTH" => {
             let mut words = rest.split_whitespace();
             match (words.next(), words.next(), words.next()) {
-                (Some(m), initial, None) => Ok(Command::Auth { mechanism: m.to_ascii_uppercase(), initial: initial.map(str::to_string) }),
+                (Some(m), initial, None) => Ok(Command::Auth {
+                    mechanism: m.to_ascii_uppercase(),
+                    initial: initial.map(str::to_string),
+                }),
                 _ => Err(replies::syntax("AUTH mechanism [initial-response]")),
             }
         }
@@ -99,13 +116,18 @@ fn keyword_path<'a>(rest: &'a str, keyword: &str) -> Option<(&'a str, &'a str)> 
 }
 
 fn parse_mail(rest: &str) -> Result<Command, Reply> {
-    let (inner, params) = keyword_path(rest, "FROM:").ok_or_else(|| replies::syntax("MAIL FROM:<address>"))?;
+    let (inner, params) =
+        keyword_path(rest, "FROM:").ok_or_else(|| replies::syntax("MAIL FROM:<address>"))?;
     let from = parse_path(inner, Side::Sender).map_err(|_| replies::bad_address(inner))?;
     let mut p = MailParams::default();
     for param in params.split(' ').filter(|s| !s.is_empty()) {
         let (key, value) = param.split_once('=').unwrap_or((param, ""));
         match key.to_ascii_uppercase().as_str() {
-            "SIZE" if !value.is_empty() && value.len() <= 20 && value.bytes().all(|b| b.is_ascii_digit()) => {
+            "SIZE"
+                if !value.is_empty()
+                    && value.len() <= 20
+                    && value.bytes().all(|b| b.is_ascii_digit()) =>
+            {
                 p.size = Some(value.parse().unwrap_or(u64::MAX));
             }
             "BODY" if value.eq_ignore_ascii_case("8BITMIME") => p.eight_bit = true,
@@ -117,13 +139,19 @@ fn parse_mail(rest: &str) -> Result<Command, Reply> {
 }
 
 fn parse_rcpt(rest: &str) -> Result<Command, Reply> {
-    let (inner, params) = keyword_path(rest, "TO:").ok_or_else(|| replies::syntax("RCPT TO:<address>"))?;
+    let (inner, params) =
+        keyword_path(rest, "TO:").ok_or_else(|| replies::syntax("RCPT TO:<address>"))?;
     if let Some(p) = params.split(' ').find(|s| !s.is_empty()) {
         return Err(replies::bad_parameter(p));
     }
     // RFC 5321 4.5.1: <Postmaster> without a domain must be accepted; the session qualifies it.
     if inner.eq_ignore_ascii_case("postmaster") {
-        return Ok(Command::Rcpt { to: Address { local: "postmaster".into(), domain: String::new() } });
+        return Ok(Command::Rcpt {
+            to: Address {
+                local: "postmaster".into(),
+                domain: String::new(),
+            },
+        });
     }
     match parse_path(inner, Side::Recipient) {
         Ok(Some(to)) => Ok(Command::Rcpt { to }),
@@ -146,13 +174,22 @@ mod tests {
 
     #[test]
     fn commands() {
-        assert_eq!(ok("EHLO client.example"), Command::Ehlo("client.example".into()));
+        assert_eq!(
+            ok("EHLO client.example"),
+            Command::Ehlo("client.example".into())
+        );
         assert_eq!(ok("helo [192.0.2.1]"), Command::Helo("[192.0.2.1]".into()));
         assert_eq!(ok("DATA"), Command::Data);
         assert_eq!(ok("quit"), Command::Quit);
         assert_eq!(ok("NOOP whatever"), Command::Noop);
         assert_eq!(ok("STARTTLS"), Command::StartTls);
-        assert_eq!(ok("auth plain xyz"), Command::Auth { mechanism: "PLAIN".into(), initial: Some("xyz".into()) });
+        assert_eq!(
+            ok("auth plain xyz"),
+            Command::Auth {
+                mechanism: "PLAIN".into(),
+                initial: Some("xyz".into())
+            }
+        );
         assert_eq!(err("FOO"), 500);
         assert_eq!(err("EHLO"), 501);
         assert_eq!(err("DATA now"), 501);
@@ -161,13 +198,28 @@ mod tests {
     #[test]
     fn mail_from_with_parameters() {
         match ok("MAIL FROM:<a@b.example> SIZE=1000 BODY=8BITMIME") {
-            Command::Mail { from: Some(a), params } => {
+            Command::Mail {
+                from: Some(a),
+                params,
+            } => {
                 assert_eq!(a.to_string(), "a@b.example");
-                assert_eq!(params, MailParams { size: Some(1000), eight_bit: true });
+                assert_eq!(
+                    params,
+                    MailParams {
+                        size: Some(1000),
+                        eight_bit: true
+                    }
+                );
             }
             c => panic!("{c:?}"),
         }
-        assert_eq!(ok("mail from: <>"), Command::Mail { from: None, params: MailParams::default() });
+        assert_eq!(
+            ok("mail from: <>"),
+            Command::Mail {
+                from: None,
+                params: MailParams::default()
+            }
+        );
         assert_eq!(err("MAIL FROM:<a@b.example> SMTPUTF8"), 555);
         assert_eq!(err("MAIL FROM:<a@b.example> SIZE=big"), 555);
         assert_eq!(err("MAIL FROM:a@b.example"), 501);
@@ -178,7 +230,10 @@ mod tests {
 
     #[test]
     fn rcpt_to() {
-        assert!(matches!(ok("RCPT TO:<u@local.example>"), Command::Rcpt { .. }));
+        assert!(matches!(
+            ok("RCPT TO:<u@local.example>"),
+            Command::Rcpt { .. }
+        ));
         assert!(matches!(ok("RCPT TO:<Postmaster>"), Command::Rcpt { to } if to.domain.is_empty()));
         assert_eq!(err("RCPT TO:<u%v@local.example>"), 553);
         assert_eq!(err("RCPT TO:<u@local.example> NOTIFY=NEVER"), 555);

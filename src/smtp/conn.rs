@@ -43,7 +43,16 @@ pub struct Conn {
 
 impl Conn {
     pub fn new(io: Box<dyn Io>) -> Conn {
-        Conn { io: Some(io), buf: Vec::new(), start: 0, end: 0, out: Vec::with_capacity(1024), read_timeout: None, write_timeout: std::time::Duration::from_secs(300), deadline: None }
+        Conn {
+            io: Some(io),
+            buf: Vec::new(),
+            start: 0,
+            end: 0,
+            out: Vec::with_capacity(1024),
+            read_timeout: None,
+            write_timeout: std::time::Duration::from_secs(300),
+            deadline: None,
+        }
     }
 
     pub fn set_read_timeout(&mut self, t: Option<std::time::Duration>) {
@@ -66,7 +75,9 @@ impl Conn {
     }
 
     fn io(&mut self) -> io::Result<&mut Box<dyn Io>> {
-        self.io.as_mut().ok_or_else(|| io::Error::new(io::ErrorKind::NotConnected, "stream taken"))
+        self.io
+            .as_mut()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotConnected, "stream taken"))
     }
 
     /// Bytes received but not yet consumed.
@@ -112,7 +123,10 @@ impl Conn {
             self.buf.resize((self.buf.len() * 4).min(BUF_SIZE), 0);
         }
         let end = self.end;
-        let io = self.io.as_mut().ok_or_else(|| io::Error::new(io::ErrorKind::NotConnected, "stream taken"))?;
+        let io = self
+            .io
+            .as_mut()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotConnected, "stream taken"))?;
         let by = match (self.read_timeout, self.deadline) {
             (Some(t), Some(d)) => Some(d.min(tokio::time::Instant::now() + t)),
             (Some(t), None) => Some(tokio::time::Instant::now() + t),
@@ -204,7 +218,9 @@ impl Conn {
     pub async fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
         self.flush().await?;
         let by = self.write_by();
-        tokio::time::timeout_at(by, self.io()?.write_all(bytes)).await.map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "write timed out"))?
+        tokio::time::timeout_at(by, self.io()?.write_all(bytes))
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "write timed out"))?
     }
 
     /// Takes the stream out for a TLS handshake; the caller puts the upgraded one back with `set_io`.
@@ -235,12 +251,24 @@ mod tests {
         let mut conn = Conn::new(Box::new(server));
         let mut client = client;
         let long = "X".repeat(600);
-        client.write_all(format!("EHLO a\r\nNOOP\n{long}\r\nQUIT\r\n").as_bytes()).await.unwrap();
+        client
+            .write_all(format!("EHLO a\r\nNOOP\n{long}\r\nQUIT\r\n").as_bytes())
+            .await
+            .unwrap();
         drop(client);
-        assert_eq!(conn.read_line(512).await.unwrap(), Line::Text(b"EHLO a".to_vec()));
-        assert_eq!(conn.read_line(512).await.unwrap(), Line::Text(b"NOOP".to_vec()));
+        assert_eq!(
+            conn.read_line(512).await.unwrap(),
+            Line::Text(b"EHLO a".to_vec())
+        );
+        assert_eq!(
+            conn.read_line(512).await.unwrap(),
+            Line::Text(b"NOOP".to_vec())
+        );
         assert_eq!(conn.read_line(512).await.unwrap(), Line::TooLong);
-        assert_eq!(conn.read_line(512).await.unwrap(), Line::Text(b"QUIT".to_vec()));
+        assert_eq!(
+            conn.read_line(512).await.unwrap(),
+            Line::Text(b"QUIT".to_vec())
+        );
         assert_eq!(conn.read_line(512).await.unwrap(), Line::Eof);
     }
 
@@ -257,6 +285,9 @@ mod tests {
             client.write_all(b"\r\nNOOP\r\n").await.unwrap();
         });
         assert_eq!(conn.read_line(512).await.unwrap(), Line::TooLong);
-        assert_eq!(conn.read_line(512).await.unwrap(), Line::Text(b"NOOP".to_vec()));
+        assert_eq!(
+            conn.read_line(512).await.unwrap(),
+            Line::Text(b"NOOP".to_vec())
+        );
     }
 }

@@ -151,7 +151,11 @@ pub async fn write_stuffed(conn: &mut Conn, parts: &[&[u8]]) -> io::Result<()> {
             if at_line_start && rest[0] == b'.' {
                 out.push(b'.');
             }
-            let line_end = rest.iter().position(|&b| b == b'\n').map(|p| p + 1).unwrap_or(rest.len());
+            let line_end = rest
+                .iter()
+                .position(|&b| b == b'\n')
+                .map(|p| p + 1)
+                .unwrap_or(rest.len());
             out.extend_from_slice(&rest[..line_end]);
             at_line_start = rest[line_end - 1] == b'\n';
             rest = &rest[line_end..];
@@ -233,7 +237,11 @@ mod tests {
             let mut wire = evil.to_vec();
             wire.extend_from_slice(b"tail\r\n.\r\nNEXT\r\n");
             let (d, rest) = read(&wire, 1000).await;
-            assert!(matches!(d, Data::Refused(DataProblem::BadLineEnding)), "{:?}: {d:?}", String::from_utf8_lossy(evil));
+            assert!(
+                matches!(d, Data::Refused(DataProblem::BadLineEnding)),
+                "{:?}: {d:?}",
+                String::from_utf8_lossy(evil)
+            );
             assert_eq!(rest, b"NEXT\r\n", "{:?}", String::from_utf8_lossy(evil));
         }
     }
@@ -265,7 +273,9 @@ mod tests {
         let original: &[u8] = b".a\r\n..\r\n.\r\nend\r\n";
         let (client, server) = tokio::io::duplex(1 << 16);
         let mut conn = Conn::new(Box::new(client));
-        write_stuffed(&mut conn, &[b"X-Head: 1\r\n", original]).await.unwrap();
+        write_stuffed(&mut conn, &[b"X-Head: 1\r\n", original])
+            .await
+            .unwrap();
         drop(conn);
         let mut wire = Vec::new();
         let mut server = server;
@@ -315,10 +325,16 @@ mod model_tests {
     use tokio::io::AsyncWriteExt;
 
     fn reference(wire: &[u8]) -> Option<(usize, Option<Vec<u8>>)> {
-        let end = if wire.starts_with(b".\r\n") { 3 } else { wire.windows(5).position(|w| w == b"\r\n.\r\n")? + 5 };
+        let end = if wire.starts_with(b".\r\n") {
+            3
+        } else {
+            wire.windows(5).position(|w| w == b"\r\n.\r\n")? + 5
+        };
         let content = &wire[..end - 3];
         let bad = content.iter().enumerate().any(|(i, &b)| {
-            b == 0 || (b == b'\r' && content.get(i + 1) != Some(&b'\n')) || (b == b'\n' && (i == 0 || content[i - 1] != b'\r'))
+            b == 0
+                || (b == b'\r' && content.get(i + 1) != Some(&b'\n'))
+                || (b == b'\n' && (i == 0 || content[i - 1] != b'\r'))
         });
         if bad {
             return Some((end, None));

@@ -30,7 +30,11 @@ impl GreetPasses {
     }
 
     pub fn recently_passed(&self, ip: IpAddr) -> bool {
-        self.passed.lock().expect("greet passes lock").get(&ip).is_some_and(|at| at.elapsed() < GREET_PASS)
+        self.passed
+            .lock()
+            .expect("greet passes lock")
+            .get(&ip)
+            .is_some_and(|at| at.elapsed() < GREET_PASS)
     }
 }
 

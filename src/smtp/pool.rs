@@ -19,7 +19,11 @@ pub struct BackendPool {
 
 impl BackendPool {
     pub fn new(target: BackendTarget, max_idle: usize) -> BackendPool {
-        BackendPool { target, idle: Mutex::new(Vec::new()), max_idle }
+        BackendPool {
+            target,
+            idle: Mutex::new(Vec::new()),
+            max_idle,
+        }
     }
 
     /// An idle connection if one is fresh (`true`: reused), else a new one.

@@ -14,7 +14,11 @@ pub struct Reply {
 
 impl Reply {
     pub fn new(code: u16, enhanced: &str, text: impl Into<String>) -> Reply {
-        Reply { code, enhanced: enhanced.into(), lines: vec![text.into()] }
+        Reply {
+            code,
+            enhanced: enhanced.into(),
+            lines: vec![text.into()],
+        }
     }
 
     pub fn is_positive(&self) -> bool {
@@ -36,7 +40,11 @@ impl Reply {
 
     /// `550 5.1.1 text`, the single-line form for logs and the journal.
     pub fn summary(&self) -> String {
-        if self.enhanced.is_empty() { format!("{} {}", self.code, self.text()) } else { format!("{} {} {}", self.code, self.enhanced, self.text()) }
+        if self.enhanced.is_empty() {
+            format!("{} {}", self.code, self.text())
+        } else {
+            format!("{} {} {}", self.code, self.enhanced, self.text())
+        }
     }
 
     /// Wire form, multi-line aware, CRLF terminated.
@@ -49,7 +57,9 @@ impl Reply {
             if self.enhanced.is_empty() {
                 out.extend_from_slice(format!("{}{}{}\r\n", self.code, sep, line).as_bytes());
             } else {
-                out.extend_from_slice(format!("{}{}{} {}\r\n", self.code, sep, self.enhanced, line).as_bytes());
+                out.extend_from_slice(
+                    format!("{}{}{} {}\r\n", self.code, sep, self.enhanced, line).as_bytes(),
+                );
             }
         }
     }
@@ -69,7 +79,11 @@ impl Reply {
                 None => l,
             })
             .collect();
-        Reply { code, enhanced, lines }
+        Reply {
+            code,
+            enhanced,
+            lines,
+        }
     }
 }
 
@@ -104,7 +118,11 @@ pub mod replies {
     }
     /// RFC 2920: DATA ends a pipelined group; the message may follow only the 354.
     pub fn improper_pipelining() -> Reply {
-        Reply::new(554, "5.5.0", "Error: SMTP protocol synchronization: data sent before the 354 reply")
+        Reply::new(
+            554,
+            "5.5.0",
+            "Error: SMTP protocol synchronization: data sent before the 354 reply",
+        )
     }
     pub fn ready_tls() -> Reply {
         Reply::new(220, "2.0.0", "Ready to start TLS")
@@ -134,7 +152,11 @@ pub mod replies {
     /// 5.1.1), a locked disposable address and mail refused as spam: harvesters cannot tell them
     /// apart.
     pub fn user_unknown(addr: &str) -> Reply {
-        Reply::new(550, "5.1.1", format!("<{addr}>: Recipient address rejected: User unknown"))
+        Reply::new(
+            550,
+            "5.1.1",
+            format!("<{addr}>: Recipient address rejected: User unknown"),
+        )
     }
     /// Is this a backend's "no such user"? RFC 3463's 5.1.1, and Exchange's 5.1.10
     /// (RESOLVER.ADR.RecipientNotFound).
@@ -154,13 +176,25 @@ pub mod replies {
         Reply::new(552, "5.3.4", "Message size exceeds fixed limit")
     }
     pub fn bad_line_ending() -> Reply {
-        Reply::new(554, "5.6.0", "Message contains bare CR, bare LF or NUL; refused")
+        Reply::new(
+            554,
+            "5.6.0",
+            "Message contains bare CR, bare LF or NUL; refused",
+        )
     }
     pub fn data_line_too_long() -> Reply {
-        Reply::new(554, "5.6.0", "Message contains a line longer than 1000 octets")
+        Reply::new(
+            554,
+            "5.6.0",
+            "Message contains a line longer than 1000 octets",
+        )
     }
     pub fn backend_unavailable() -> Reply {
-        Reply::new(451, "4.4.1", "Mail server temporarily unavailable, try again later")
+        Reply::new(
+            451,
+            "4.4.1",
+            "Mail server temporarily unavailable, try again later",
+        )
     }
     pub fn local_error() -> Reply {
         Reply::new(451, "4.3.0", "Local error in processing, try again later")
@@ -187,7 +221,11 @@ pub mod replies {
         Reply::new(503, "5.5.1", "Send EHLO or HELO first")
     }
     pub fn vrfy() -> Reply {
-        Reply::new(252, "2.5.0", "Cannot VRFY user, but will accept message and attempt delivery")
+        Reply::new(
+            252,
+            "2.5.0",
+            "Cannot VRFY user, but will accept message and attempt delivery",
+        )
     }
 }
 
@@ -201,7 +239,12 @@ mod tests {
         Reply::new(550, "5.1.1", "User unknown").write_to(&mut out);
         assert_eq!(out, b"550 5.1.1 User unknown\r\n");
         let mut out = Vec::new();
-        Reply { code: 250, enhanced: String::new(), lines: vec!["a".into(), "b".into()] }.write_to(&mut out);
+        Reply {
+            code: 250,
+            enhanced: String::new(),
+            lines: vec!["a".into(), "b".into()],
+        }
+        .write_to(&mut out);
         assert_eq!(out, b"250-a\r\n250 b\r\n");
     }
 
@@ -214,9 +257,21 @@ mod tests {
 
     #[test]
     fn backend_replies_keep_their_enhanced_code() {
-        assert!(replies::is_user_unknown(&Reply::from_backend(550, vec!["5.1.10 RESOLVER.ADR.RecipientNotFound; Recipient not found by SMTP address lookup".into()])));
-        assert!(!replies::is_user_unknown(&Reply::from_backend(550, vec!["5.7.1 Relaying denied".into()])));
-        assert!(!replies::is_user_unknown(&Reply::from_backend(450, vec!["4.1.1 try later".into()])));
+        assert!(replies::is_user_unknown(&Reply::from_backend(
+            550,
+            vec![
+                "5.1.10 RESOLVER.ADR.RecipientNotFound; Recipient not found by SMTP address lookup"
+                    .into()
+            ]
+        )));
+        assert!(!replies::is_user_unknown(&Reply::from_backend(
+            550,
+            vec!["5.7.1 Relaying denied".into()]
+        )));
+        assert!(!replies::is_user_unknown(&Reply::from_backend(
+            450,
+            vec!["4.1.1 try later".into()]
+        )));
         let r = Reply::from_backend(550, vec!["5.1.1 <x@y>: Recipient address rejected".into()]);
         assert_eq!(r.enhanced, "5.1.1");
         assert_eq!(r.lines, vec!["<x@y>: Recipient address rejected"]);

@@ -15,13 +15,17 @@ pub struct Strip {
 impl Strip {
     fn matches(&self, name: &str, value: &str) -> bool {
         let name_ok = match self.name.strip_suffix('*') {
-            Some(prefix) => name.len() >= prefix.len() && name[..prefix.len()].eq_ignore_ascii_case(prefix),
+            Some(prefix) => {
+                name.len() >= prefix.len() && name[..prefix.len()].eq_ignore_ascii_case(prefix)
+            }
             None => name.eq_ignore_ascii_case(&self.name),
         };
         name_ok
             && self.value_starts.as_ref().is_none_or(|v| {
                 let value = value.trim_start();
-                value.len() >= v.len() && value[..v.len()].eq_ignore_ascii_case(v) && value[v.len()..].starts_with([';', ' ', '\t', '\r'])
+                value.len() >= v.len()
+                    && value[..v.len()].eq_ignore_ascii_case(v)
+                    && value[v.len()..].starts_with([';', ' ', '\t', '\r'])
             })
     }
 }
@@ -73,7 +77,16 @@ mod tests {
     use super::*;
 
     fn rules() -> Vec<Strip> {
-        vec![Strip { name: "X-Spam-*".into(), value_starts: None }, Strip { name: "Authentication-Results".into(), value_starts: Some("mx.example.org".into()) }]
+        vec![
+            Strip {
+                name: "X-Spam-*".into(),
+                value_starts: None,
+            },
+            Strip {
+                name: "Authentication-Results".into(),
+                value_starts: Some("mx.example.org".into()),
+            },
+        ]
     }
 
     #[test]
@@ -82,7 +95,10 @@ mod tests {
         let out = strip(m, &rules());
         assert_eq!(&*out, &b"Subject: hi\r\nAuthentication-Results: other.example; dkim=pass\r\n\r\nX-Spam-Flag: NO in the body stays\r\n"[..]);
         let clean = b"Subject: hi\r\n\r\nbody\r\n";
-        assert!(matches!(strip(clean, &rules()), Cow::Borrowed(_)), "no copy when nothing goes");
+        assert!(
+            matches!(strip(clean, &rules()), Cow::Borrowed(_)),
+            "no copy when nothing goes"
+        );
         // A longer authserv-id that merely starts with ours is someone else's.
         let m = b"Authentication-Results: mx.example.org.evil; spf=pass\r\n\r\n";
         assert!(matches!(strip(m, &rules()), Cow::Borrowed(_)));

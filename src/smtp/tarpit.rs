@@ -18,17 +18,31 @@ pub struct Tarpit {
 
 impl Tarpit {
     pub fn new(config: &UceConfig) -> Tarpit {
-        Tarpit { delay: config.tarpit_delay.0, stutter: config.tarpit_stutter, max: config.tarpit_max.0, spent: Duration::ZERO }
+        Tarpit {
+            delay: config.tarpit_delay.0,
+            stutter: config.tarpit_stutter,
+            max: config.tarpit_max.0,
+            spent: Duration::ZERO,
+        }
     }
 
     /// Sends the queued replies slowly, but all of them before `deadline` (a second ahead).
-    pub async fn flush(&mut self, conn: &mut Conn, deadline: tokio::time::Instant) -> io::Result<()> {
+    pub async fn flush(
+        &mut self,
+        conn: &mut Conn,
+        deadline: tokio::time::Instant,
+    ) -> io::Result<()> {
         let out = conn.take_output();
         if out.is_empty() {
             return Ok(());
         }
-        let left = deadline.saturating_duration_since(tokio::time::Instant::now()).saturating_sub(Duration::from_secs(1));
-        let delay = self.delay.min(self.max.saturating_sub(self.spent)).min(left);
+        let left = deadline
+            .saturating_duration_since(tokio::time::Instant::now())
+            .saturating_sub(Duration::from_secs(1));
+        let delay = self
+            .delay
+            .min(self.max.saturating_sub(self.spent))
+            .min(left);
         self.spent += delay;
         if delay.is_zero() {
             conn.queue_bytes(&out);

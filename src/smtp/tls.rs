@@ -34,9 +34,15 @@ impl CertSlot {
     pub fn load(config: &Config) -> Result<Arc<CertSlot>> {
         let self_signed = match (&config.smtp.tls.cert, &config.smtp.tls.key) {
             (Some(_), Some(_)) => None,
-            _ => Some((config.storage.data_dir.clone(), config.smtp.hostname.clone())),
+            _ => Some((
+                config.storage.data_dir.clone(),
+                config.smtp.hostname.clone(),
+            )),
         };
-        Ok(Arc::new(CertSlot { pair: std::sync::RwLock::new(read_pair(config)?), self_signed: std::sync::RwLock::new(self_signed) }))
+        Ok(Arc::new(CertSlot {
+            pair: std::sync::RwLock::new(read_pair(config)?),
+            self_signed: std::sync::RwLock::new(self_signed),
+        }))
     }
 
     /// Presents `other`'s certificate from now on.
@@ -50,7 +56,9 @@ impl CertSlot {
     /// Makes the self-signed certificate again when it is due, and shows the new one; returns
     /// whether it did.
     pub fn renew_self_signed(&self) -> Result<bool> {
-        let Some((dir, host)) = self.self_signed.read().expect("certificate lock").clone() else { return Ok(false) };
+        let Some((dir, host)) = self.self_signed.read().expect("certificate lock").clone() else {
+            return Ok(false);
+        };
         if !super::self_signed::is_due(&dir, &host) {
             return Ok(false);
         }
@@ -93,8 +101,10 @@ fn read_files(cert_path: &Path, key_path: &Path) -> Result<Arc<CertifiedKey>> {
     if certs.is_empty() {
         anyhow::bail!("smtp.tls.cert: no certificate in {}", cert_path.display());
     }
-    let key = PrivateKeyDer::from_pem_file(key_path).with_context(|| format!("smtp.tls.key: no private key in {}", key_path.display()))?;
-    let pair = CertifiedKey::from_der(certs, key, &provider()).context("smtp.tls: certificate and key do not match")?;
+    let key = PrivateKeyDer::from_pem_file(key_path)
+        .with_context(|| format!("smtp.tls.key: no private key in {}", key_path.display()))?;
+    let pair = CertifiedKey::from_der(certs, key, &provider())
+        .context("smtp.tls: certificate and key do not match")?;
     Ok(Arc::new(pair))
 }
 
@@ -123,7 +133,11 @@ pub fn check_ca_files(config: &Config) -> Vec<crate::config::ConfigError> {
     files
         .into_iter()
         .filter_map(|(key, path)| Some((key, path.as_deref()?)))
-        .filter_map(|(key, path)| roots_from_file(path).err().map(|e| crate::preflight::problem(key, format!("{e:#}"))))
+        .filter_map(|(key, path)| {
+            roots_from_file(path)
+                .err()
+                .map(|e| crate::preflight::problem(key, format!("{e:#}")))
+        })
         .collect()
 }
 
@@ -131,7 +145,9 @@ pub fn check_ca_files(config: &Config) -> Vec<crate::config::ConfigError> {
 pub fn roots_from_pem(pem: &[u8]) -> Result<rustls::RootCertStore> {
     let mut roots = rustls::RootCertStore::empty();
     for cert in CertificateDer::pem_slice_iter(pem) {
-        roots.add(cert.context("bad PEM certificate")?).context("not a usable certificate")?;
+        roots
+            .add(cert.context("bad PEM certificate")?)
+            .context("not a usable certificate")?;
     }
     if roots.is_empty() {
         anyhow::bail!("no certificate");
@@ -142,7 +158,8 @@ pub fn roots_from_pem(pem: &[u8]) -> Result<rustls::RootCertStore> {
 /// The trust anchors in the PEM file at `path`, for the config check and the clients alike.
 pub fn roots_from_file(path: &Path) -> Result<rustls::RootCertStore> {
     let pem = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    roots_from_pem(&pem).with_context(|| format!("{} holds no usable PEM certificate", path.display()))
+    roots_from_pem(&pem)
+        .with_context(|| format!("{} holds no usable PEM certificate", path.display()))
 }
 
 /// Client-side TLS whose peer's certificate must chain to `roots` and match its name.
@@ -200,7 +217,12 @@ impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
         cert: &CertificateDer<'_>,
         dss: &rustls::DigitallySignedStruct,
     ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -209,7 +231,12 @@ impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
         cert: &CertificateDer<'_>,
         dss: &rustls::DigitallySignedStruct,
     ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {

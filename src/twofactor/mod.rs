@@ -16,7 +16,11 @@ use crate::storage::{Role, Store};
 
 /// Must accounts of this role sign in with a second factor?
 pub fn required(config: &Config, role: Role) -> bool {
-    config.web.require_2fa_for.iter().any(|r| r == role.as_str())
+    config
+        .web
+        .require_2fa_for
+        .iter()
+        .any(|r| r == role.as_str())
 }
 
 /// Has the account a confirmed second factor?
@@ -32,9 +36,13 @@ fn unix_secs() -> u64 {
 /// recovery code (used up by this). False for anything else.
 pub async fn check_code(store: &Store, address: &str, code: &str) -> Result<bool> {
     let code: String = code.chars().filter(|c| !c.is_whitespace()).collect();
-    let Some(t) = store.totp(address).await?.filter(|t| t.active) else { return Ok(false) };
+    let Some(t) = store.totp(address).await?.filter(|t| t.active) else {
+        return Ok(false);
+    };
     if code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit()) {
-        let Some(key) = totp::decode_secret(&t.secret) else { return Ok(false) };
+        let Some(key) = totp::decode_secret(&t.secret) else {
+            return Ok(false);
+        };
         return match totp::matching_step(&key, &code, unix_secs()) {
             Some(step) => store.claim_totp_step(address, step as i64).await,
             None => Ok(false),
@@ -43,7 +51,9 @@ pub async fn check_code(store: &Store, address: &str, code: &str) -> Result<bool
     if code.len() < 16 {
         return Ok(false);
     }
-    let used = store.use_recovery_code(address, &recovery::hash(&code)).await?;
+    let used = store
+        .use_recovery_code(address, &recovery::hash(&code))
+        .await?;
     if used {
         tracing::info!(user = %address, "recovery code used");
     }
@@ -58,7 +68,10 @@ pub async fn pending_secret(store: &Store, address: &str) -> Result<Option<Strin
         Some(t) => Ok(Some(t.secret)),
         None => {
             let secret = totp::new_secret();
-            Ok(store.put_pending_totp(address, &secret).await?.then_some(secret))
+            Ok(store
+                .put_pending_totp(address, &secret)
+                .await?
+                .then_some(secret))
         }
     }
 }
@@ -66,12 +79,26 @@ pub async fn pending_secret(store: &Store, address: &str) -> Result<Option<Strin
 /// Confirms the pending secret with its first code: returns the recovery codes to show once,
 /// or `None` when the code is wrong (or nothing is pending). `session` (a token hash) counts as
 /// past the second factor from now on.
-pub async fn confirm(store: &Store, address: &str, code: &str, session: Option<&str>) -> Result<Option<Vec<String>>> {
-    let Some(t) = store.totp(address).await?.filter(|t| !t.active) else { return Ok(None) };
-    let Some(key) = totp::decode_secret(&t.secret) else { return Ok(None) };
+pub async fn confirm(
+    store: &Store,
+    address: &str,
+    code: &str,
+    session: Option<&str>,
+) -> Result<Option<Vec<String>>> {
+    let Some(t) = store.totp(address).await?.filter(|t| !t.active) else {
+        return Ok(None);
+    };
+    let Some(key) = totp::decode_secret(&t.secret) else {
+        return Ok(None);
+    };
     let code: String = code.chars().filter(|c| !c.is_whitespace()).collect();
-    let Some(step) = totp::matching_step(&key, &code, unix_secs()) else { return Ok(None) };
+    let Some(step) = totp::matching_step(&key, &code, unix_secs()) else {
+        return Ok(None);
+    };
     let codes = recovery::new_codes();
     let hashes: Vec<String> = codes.iter().map(|c| recovery::hash(c)).collect();
-    Ok(store.activate_totp(address, step as i64, &hashes, session).await?.then_some(codes))
+    Ok(store
+        .activate_totp(address, step as i64, &hashes, session)
+        .await?
+        .then_some(codes))
 }

@@ -29,7 +29,8 @@ pub fn svg(text: &str) -> Option<String> {
 mod tests {
     #[test]
     fn draws_a_code() {
-        let s = super::svg("otpauth://totp/sponts:a@example.org?secret=ABCDEFGH&issuer=sponts").unwrap();
+        let s = super::svg("otpauth://totp/sponts:a@example.org?secret=ABCDEFGH&issuer=sponts")
+            .unwrap();
         assert!(s.starts_with("<svg") && s.ends_with("</svg>") && s.contains("h1v1h-1z"));
         // Version 4 or so: 33 modules plus the border.
         assert!(s.contains("viewBox=\"0 0 "), "{s}");

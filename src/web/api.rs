@@ -2,17 +2,17 @@
 //! a bearer token or the session cookie (with `X-CSRF-Token` on POST), users see their own mail.
 
 use axum::extract::{ConnectInfo, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::auth::{random_token, token_hash, ApiViewer, COOKIE_NAME};
+use super::Web;
+use super::auth::{ApiViewer, COOKIE_NAME, random_token, token_hash};
 use super::extract::{ApiJson, ApiPath, ApiQuery};
 use super::policy::{find, replay_target, scope};
-use super::Web;
 use crate::storage::{JournalEntry, JournalFilter};
 
 pub fn routes() -> Router<Web> {
@@ -50,28 +50,71 @@ pub struct Login {
 
 /// Checks a password and then the second factor (both throttled) and opens a session. Shared
 /// by the API (`code` is `Now`) and the login page (`NextPage`: a session that waits for it).
-pub async fn sign_in(web: &Web, ip: std::net::IpAddr, username: &str, password: &str, code: super::twofactor::CodeAt<'_>) -> Result<Login, (StatusCode, String)> {
+pub async fn sign_in(
+    web: &Web,
+    ip: std::net::IpAddr,
+    username: &str,
+    password: &str,
+    code: super::twofactor::CodeAt<'_>,
+) -> Result<Login, (StatusCode, String)> {
     let username = username.trim().to_lowercase();
     if let Some(wait) = web.throttle.blocked(ip, &username) {
-        return Err((StatusCode::TOO_MANY_REQUESTS, format!("too many failed logins; try again in {} s", wait.as_secs().max(1))));
+        return Err((
+            StatusCode::TOO_MANY_REQUESTS,
+            format!(
+                "too many failed logins; try again in {} s",
+                wait.as_secs().max(1)
+            ),
+        ));
     }
     // Counted before the (slow) check, so parallel attempts cannot slip past the throttle.
     web.throttle.failed(ip, &username);
-    let user = crate::directory::sign_in(&web.store, &web.config, &username, password).await.map_err(|_| (StatusCode::INTERNAL_SERVER_ERROR, "storage error".to_string()))?;
+    let user = crate::directory::sign_in(&web.store, &web.config, &username, password)
+        .await
+        .map_err(|_| {
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "storage error".to_string(),
+            )
+        })?;
     let Some(user) = user else {
         tracing::info!(%ip, user = %username, "failed login");
-        return Err((StatusCode::UNAUTHORIZED, "wrong user name or password".into()));
+        return Err((
+            StatusCode::UNAUTHORIZED,
+            "wrong user name or password".into(),
+        ));
     };
     // The second factor settles the throttle (a right password alone may not clear it).
     let step = super::twofactor::after_password(web, ip, &user, code).await?;
     let username = user.address;
     let (token, csrf) = (random_token(), random_token());
     let hours = web.config.web.session_hours as i64;
-    let expires = crate::clock::now_us() + if step.code_next { super::twofactor::CODE_PAGE_US } else { hours * 3_600_000_000 };
-    web.store.create_session(&token_hash(&token), &username, &csrf, expires, step.given).await.map_err(|_| (StatusCode::INTERNAL_SERVER_ERROR, "storage error".to_string()))?;
+    let expires = crate::clock::now_us()
+        + if step.code_next {
+            super::twofactor::CODE_PAGE_US
+        } else {
+            hours * 3_600_000_000
+        };
+    web.store
+        .create_session(&token_hash(&token), &username, &csrf, expires, step.given)
+        .await
+        .map_err(|_| {
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "storage error".to_string(),
+            )
+        })?;
     let secure = if web.https { "; Secure" } else { "" };
-    let cookie = format!("{COOKIE_NAME}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{secure}", hours * 3600);
-    Ok(Login { token, csrf, cookie, code_next: step.code_next })
+    let cookie = format!(
+        "{COOKIE_NAME}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{secure}",
+        hours * 3600
+    );
+    Ok(Login {
+        token,
+        csrf,
+        cookie,
+        code_next: step.code_next,
+    })
 }
 
 pub fn clear_cookie(web: &Web) -> String {
@@ -79,9 +122,25 @@ pub fn clear_cookie(web: &Web) -> String {
     format!("{COOKIE_NAME}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0{secure}")
 }
 
-async fn login(State(web): State<Web>, ConnectInfo(super::Peer(peer)): ConnectInfo<super::Peer>, ApiJson(body): ApiJson<LoginBody>) -> Response {
-    match sign_in(&web, peer.ip(), &body.username, &body.password, super::twofactor::CodeAt::Now(body.totp.as_deref())).await {
-        Ok(l) => ([(header::SET_COOKIE, l.cookie)], Json(json!({ "token": l.token, "csrf": l.csrf }))).into_response(),
+async fn login(
+    State(web): State<Web>,
+    ConnectInfo(super::Peer(peer)): ConnectInfo<super::Peer>,
+    ApiJson(body): ApiJson<LoginBody>,
+) -> Response {
+    match sign_in(
+        &web,
+        peer.ip(),
+        &body.username,
+        &body.password,
+        super::twofactor::CodeAt::Now(body.totp.as_deref()),
+    )
+    .await
+    {
+        Ok(l) => (
+            [(header::SET_COOKIE, l.cookie)],
+            Json(json!({ "token": l.token, "csrf": l.csrf })),
+        )
+            .into_response(),
         Err((status, text)) => error(status, &text),
     }
 }
@@ -95,7 +154,11 @@ async fn logout(State(web): State<Web>, ApiViewer(v): ApiViewer, headers: Header
         return error(s, "missing or wrong X-CSRF-Token");
     }
     let _ = web.store.delete_session(&v.token_hash).await;
-    ([(header::SET_COOKIE, clear_cookie(&web))], Json(json!({ "ok": true }))).into_response()
+    (
+        [(header::SET_COOKIE, clear_cookie(&web))],
+        Json(json!({ "ok": true })),
+    )
+        .into_response()
 }
 
 async fn me(ApiViewer(v): ApiViewer) -> Response {
@@ -125,7 +188,10 @@ pub const MAX_LIMIT: i64 = 500;
 
 /// An empty parameter is an unset one (an HTML form sends every field).
 fn nonempty(s: &Option<String>) -> Option<String> {
-    s.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_string)
+    s.as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
 }
 
 impl Search {
@@ -133,7 +199,9 @@ impl Search {
         let day = |name: &str, s: &Option<String>, end: bool| -> Result<Option<i64>, String> {
             match nonempty(s) {
                 None => Ok(None),
-                Some(d) => crate::clock::parse_date(&d).map(|us| Some(if end { us + 86_400_000_000 } else { us })).ok_or(format!("{name}: `{d}` is not a date (YYYY-MM-DD)")),
+                Some(d) => crate::clock::parse_date(&d)
+                    .map(|us| Some(if end { us + 86_400_000_000 } else { us }))
+                    .ok_or(format!("{name}: `{d}` is not a date (YYYY-MM-DD)")),
             }
         };
         let verdict = nonempty(&self.verdict);
@@ -206,14 +274,19 @@ fn summary(e: &JournalEntry) -> Summary<'_> {
     }
 }
 
-async fn messages(State(web): State<Web>, ApiViewer(v): ApiViewer, ApiQuery(s): ApiQuery<Search>) -> Response {
+async fn messages(
+    State(web): State<Web>,
+    ApiViewer(v): ApiViewer,
+    ApiQuery(s): ApiQuery<Search>,
+) -> Response {
     let mut f = match s.filter() {
         Ok(f) => f,
         Err(e) => return error(StatusCode::BAD_REQUEST, &e),
     };
     scope(&v, &mut f);
     match web.store.query_journal(&f).await {
-        Ok(list) => Json(json!({ "messages": list.iter().map(summary).collect::<Vec<_>>() })).into_response(),
+        Ok(list) => Json(json!({ "messages": list.iter().map(summary).collect::<Vec<_>>() }))
+            .into_response(),
         Err(e) => {
             tracing::error!("message search failed: {e:#}");
             error(StatusCode::INTERNAL_SERVER_ERROR, "search failed")
@@ -224,18 +297,28 @@ async fn messages(State(web): State<Web>, ApiViewer(v): ApiViewer, ApiQuery(s): 
 /// The kept message of a record, decompressed.
 pub async fn raw_message(web: &Web, id: &str) -> Result<Option<Vec<u8>>, StatusCode> {
     match web.store.body(id).await {
-        Ok(Some(b)) => crate::modules::backup::decompress(&b).map(Some).map_err(|_| StatusCode::INTERNAL_SERVER_ERROR),
+        Ok(Some(b)) => crate::modules::backup::decompress(&b)
+            .map(Some)
+            .map_err(|_| StatusCode::INTERNAL_SERVER_ERROR),
         Ok(None) => Ok(None),
         Err(_) => Err(StatusCode::INTERNAL_SERVER_ERROR),
     }
 }
 
-async fn message(State(web): State<Web>, ApiViewer(v): ApiViewer, ApiPath(id): ApiPath<String>) -> Response {
+async fn message(
+    State(web): State<Web>,
+    ApiViewer(v): ApiViewer,
+    ApiPath(id): ApiPath<String>,
+) -> Response {
     let e = match find(&web, &v, &id).await {
         Ok(e) => e,
         Err(s) => return error(s, "no such message"),
     };
-    let raw = if super::policy::may_have_content(&v, &e) { raw_message(&web, e.kept_as()).await.ok().flatten() } else { None };
+    let raw = if super::policy::may_have_content(&v, &e) {
+        raw_message(&web, e.kept_as()).await.ok().flatten()
+    } else {
+        None
+    };
     let view = raw.as_deref().map(super::message::view);
     Json(json!({
         "message": summary(&e),
@@ -262,11 +345,20 @@ pub async fn raw_response(web: &Web, v: &super::auth::Viewer, id: &str) -> Respo
         Err(s) => return error(s, "no such message"),
     };
     if !super::policy::may_have_content(v, &e) {
-        return error(StatusCode::FORBIDDEN, "a message with a virus is downloaded by an administrator only");
+        return error(
+            StatusCode::FORBIDDEN,
+            "a message with a virus is downloaded by an administrator only",
+        );
     }
     match raw_message(web, e.kept_as()).await {
         Ok(Some(bytes)) => (
-            [(header::CONTENT_TYPE, "message/rfc822".to_string()), (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{}.eml\"", e.id))],
+            [
+                (header::CONTENT_TYPE, "message/rfc822".to_string()),
+                (
+                    header::CONTENT_DISPOSITION,
+                    format!("attachment; filename=\"{}.eml\"", e.id),
+                ),
+            ],
             bytes,
         )
             .into_response(),
@@ -275,7 +367,11 @@ pub async fn raw_response(web: &Web, v: &super::auth::Viewer, id: &str) -> Respo
     }
 }
 
-async fn raw(State(web): State<Web>, ApiViewer(v): ApiViewer, ApiPath(id): ApiPath<String>) -> Response {
+async fn raw(
+    State(web): State<Web>,
+    ApiViewer(v): ApiViewer,
+    ApiPath(id): ApiPath<String>,
+) -> Response {
     raw_response(&web, &v, &id).await
 }
 
@@ -284,7 +380,13 @@ struct ReplayBody {
     to: Option<String>,
 }
 
-async fn replay(State(web): State<Web>, ApiViewer(v): ApiViewer, ApiPath(id): ApiPath<String>, headers: HeaderMap, body: Option<ApiJson<ReplayBody>>) -> Response {
+async fn replay(
+    State(web): State<Web>,
+    ApiViewer(v): ApiViewer,
+    ApiPath(id): ApiPath<String>,
+    headers: HeaderMap,
+    body: Option<ApiJson<ReplayBody>>,
+) -> Response {
     if let Err(s) = v.check_csrf(csrf_header(&headers)) {
         return error(s, "missing or wrong X-CSRF-Token");
     }

@@ -9,10 +9,10 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 
+use super::Web;
 use super::api::{csrf_header, error};
 use super::auth::{ApiViewer, Viewer};
 use super::extract::{ApiJson, ApiPath};
-use super::Web;
 
 pub fn routes() -> Router<Web> {
     Router::new()
@@ -22,7 +22,11 @@ pub fn routes() -> Router<Web> {
 }
 
 fn admin(v: &Viewer) -> Result<(), Response> {
-    if v.is_admin() { Ok(()) } else { Err(error(StatusCode::FORBIDDEN, "administrators only")) }
+    if v.is_admin() {
+        Ok(())
+    } else {
+        Err(error(StatusCode::FORBIDDEN, "administrators only"))
+    }
 }
 
 fn storage_error(e: anyhow::Error) -> Response {
@@ -42,7 +46,8 @@ async fn list(State(web): State<Web>, ApiViewer(v): ApiViewer) -> Response {
         return r;
     }
     match web.store.holds(true).await {
-        Ok(holds) => Json(json!({ "holds": holds.iter().map(hold_json).collect::<Vec<_>>() })).into_response(),
+        Ok(holds) => Json(json!({ "holds": holds.iter().map(hold_json).collect::<Vec<_>>() }))
+            .into_response(),
         Err(e) => storage_error(e),
     }
 }
@@ -54,15 +59,27 @@ struct NewHold {
     reason: String,
 }
 
-async fn add(State(web): State<Web>, ApiViewer(v): ApiViewer, headers: HeaderMap, ApiJson(b): ApiJson<NewHold>) -> Response {
+async fn add(
+    State(web): State<Web>,
+    ApiViewer(v): ApiViewer,
+    headers: HeaderMap,
+    ApiJson(b): ApiJson<NewHold>,
+) -> Response {
     if let Err(r) = admin(&v) {
         return r;
     }
     if let Err(s) = v.check_csrf(csrf_header(&headers)) {
         return error(s, "missing or wrong X-CSRF-Token");
     }
-    if !["user", "address", "search"].contains(&b.kind.as_str()) || b.target.trim().is_empty() || b.target.chars().any(char::is_control) || b.reason.chars().any(char::is_control) {
-        return error(StatusCode::UNPROCESSABLE_ENTITY, "kind: user, address or search; target: not empty, no control characters");
+    if !["user", "address", "search"].contains(&b.kind.as_str())
+        || b.target.trim().is_empty()
+        || b.target.chars().any(char::is_control)
+        || b.reason.chars().any(char::is_control)
+    {
+        return error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "kind: user, address or search; target: not empty, no control characters",
+        );
     }
     match crate::archive::hold::add(&web.store, &b.kind, &b.target, &b.reason, &v.actor()).await {
         Ok(id) => match web.store.holds(true).await {
@@ -82,7 +99,13 @@ struct Release {
     reason: String,
 }
 
-async fn release(State(web): State<Web>, ApiViewer(v): ApiViewer, ApiPath(id): ApiPath<i64>, headers: HeaderMap, ApiJson(b): ApiJson<Release>) -> Response {
+async fn release(
+    State(web): State<Web>,
+    ApiViewer(v): ApiViewer,
+    ApiPath(id): ApiPath<i64>,
+    headers: HeaderMap,
+    ApiJson(b): ApiJson<Release>,
+) -> Response {
     if let Err(r) = admin(&v) {
         return r;
     }
@@ -90,9 +113,16 @@ async fn release(State(web): State<Web>, ApiViewer(v): ApiViewer, ApiPath(id): A
         return error(s, "missing or wrong X-CSRF-Token");
     }
     if b.reason.trim().is_empty() || b.reason.chars().any(char::is_control) {
-        return error(StatusCode::UNPROCESSABLE_ENTITY, "releasing a hold needs a reason");
+        return error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "releasing a hold needs a reason",
+        );
     }
-    match web.store.release_hold(id, b.reason.trim(), &v.actor()).await {
+    match web
+        .store
+        .release_hold(id, b.reason.trim(), &v.actor())
+        .await
+    {
         Ok(true) => Json(json!({ "id": id, "released": true })).into_response(),
         Ok(false) => error(StatusCode::NOT_FOUND, "no such hold in force"),
         Err(e) => storage_error(e),

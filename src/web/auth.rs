@@ -4,9 +4,9 @@
 //! throttling per client address and per account (password and second factor alike).
 
 use axum::extract::FromRequestParts;
+use axum::http::StatusCode;
 use axum::http::header::{AUTHORIZATION, COOKIE};
 use axum::http::request::Parts;
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -54,7 +54,12 @@ impl Viewer {
     pub fn check_csrf(&self, presented: Option<&str>) -> Result<(), StatusCode> {
         match &self.csrf {
             None => Ok(()),
-            Some(expected) if presented.is_some_and(|p| constant_time_eq(p.as_bytes(), expected.as_bytes())) => Ok(()),
+            Some(expected)
+                if presented
+                    .is_some_and(|p| constant_time_eq(p.as_bytes(), expected.as_bytes())) =>
+            {
+                Ok(())
+            }
             Some(_) => Err(StatusCode::FORBIDDEN),
         }
     }
@@ -71,7 +76,8 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 /// 32 random bytes, hex.
 pub fn random_token() -> String {
     let mut b = [0u8; 32];
-    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b).expect("system random");
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b)
+        .expect("system random");
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
@@ -80,14 +86,25 @@ pub fn token_hash(token: &str) -> String {
 }
 
 fn cookie_token(parts: &Parts) -> Option<String> {
-    parts.headers.get_all(COOKIE).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(';')).find_map(|kv| {
-        let (k, v) = kv.trim().split_once('=')?;
-        (k == COOKIE_NAME && !v.is_empty()).then(|| v.to_string())
-    })
+    parts
+        .headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|kv| {
+            let (k, v) = kv.trim().split_once('=')?;
+            (k == COOKIE_NAME && !v.is_empty()).then(|| v.to_string())
+        })
 }
 
 async fn viewer(parts: &Parts, web: &Web) -> Option<(Viewer, Stage)> {
-    let bearer = parts.headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")).map(str::to_string);
+    let bearer = parts
+        .headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::to_string);
     let (token, via_cookie) = match bearer {
         Some(t) => (t, false),
         None => (cookie_token(parts)?, true),
@@ -103,14 +120,25 @@ async fn viewer(parts: &Parts, web: &Web) -> Option<(Viewer, Stage)> {
     let user = web.store.user(&session.address).await.ok()??;
     let stage = if session.second_factor {
         Stage::Full
-    } else if crate::twofactor::enrolled(&web.store, &user.address).await.ok()? {
+    } else if crate::twofactor::enrolled(&web.store, &user.address)
+        .await
+        .ok()?
+    {
         Stage::Code
     } else if crate::twofactor::required(&web.config, user.role) {
         Stage::Enrol
     } else {
         Stage::Full
     };
-    Some((signed_in(user, via_cookie.then_some(session.csrf), hash, session.second_factor), stage))
+    Some((
+        signed_in(
+            user,
+            via_cookie.then_some(session.csrf),
+            hash,
+            session.second_factor,
+        ),
+        stage,
+    ))
 }
 
 fn signed_in(user: User, csrf: Option<String>, token_hash: String, second_factor: bool) -> Viewer {
@@ -120,7 +148,13 @@ fn signed_in(user: User, csrf: Option<String>, token_hash: String, second_factor
         addresses.push(user.address.to_lowercase());
         addresses.extend(user.aliases.iter().map(|a| a.to_lowercase()));
     }
-    Viewer { user, addresses, csrf, token_hash, second_factor }
+    Viewer {
+        user,
+        addresses,
+        csrf,
+        token_hash,
+        second_factor,
+    }
 }
 
 /// A signed-in user, for the JSON API: 401 otherwise.
@@ -131,9 +165,18 @@ impl FromRequestParts<Web> for ApiViewer {
     async fn from_request_parts(parts: &mut Parts, web: &Web) -> Result<Self, Self::Rejection> {
         match viewer(parts, web).await {
             Some((v, Stage::Full)) => Ok(ApiViewer(v)),
-            Some((_, Stage::Code)) => Err(super::api::error(StatusCode::UNAUTHORIZED, "the second factor is still to give: sign in again with `totp`")),
-            Some((_, Stage::Enrol)) => Err(super::api::error(StatusCode::UNAUTHORIZED, "this account must enrol a second factor first: sign in to the web UI")),
-            None => Err(super::api::error(StatusCode::UNAUTHORIZED, "sign in first: POST /api/v1/login")),
+            Some((_, Stage::Code)) => Err(super::api::error(
+                StatusCode::UNAUTHORIZED,
+                "the second factor is still to give: sign in again with `totp`",
+            )),
+            Some((_, Stage::Enrol)) => Err(super::api::error(
+                StatusCode::UNAUTHORIZED,
+                "this account must enrol a second factor first: sign in to the web UI",
+            )),
+            None => Err(super::api::error(
+                StatusCode::UNAUTHORIZED,
+                "sign in first: POST /api/v1/login",
+            )),
         }
     }
 }
@@ -180,7 +223,10 @@ const MAX_WAIT: Duration = Duration::from_secs(15 * 60);
 
 impl Throttle {
     fn keys(ip: IpAddr, account: &str) -> [String; 2] {
-        [format!("ip:{ip}"), format!("user:{}", account.to_lowercase())]
+        [
+            format!("ip:{ip}"),
+            format!("user:{}", account.to_lowercase()),
+        ]
     }
 
     /// `Some(wait)` when this attempt must be refused without checking the password.
@@ -249,8 +295,15 @@ mod tests {
         }
         assert!(t.blocked(ip, "a@example.org").is_some());
         assert!(t.blocked(ip, "other@example.org").is_some(), "same address");
-        assert!(t.blocked("192.0.2.2".parse().unwrap(), "a@example.org").is_some(), "same account");
-        assert!(t.blocked("192.0.2.2".parse().unwrap(), "b@example.org").is_none());
+        assert!(
+            t.blocked("192.0.2.2".parse().unwrap(), "a@example.org")
+                .is_some(),
+            "same account"
+        );
+        assert!(
+            t.blocked("192.0.2.2".parse().unwrap(), "b@example.org")
+                .is_none()
+        );
     }
 
     #[test]
@@ -258,6 +311,9 @@ mod tests {
         let a = random_token();
         assert_eq!(a.len(), 64);
         assert_ne!(a, random_token());
-        assert_eq!(token_hash("x"), "2d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a4881");
+        assert_eq!(
+            token_hash("x"),
+            "2d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a4881"
+        );
     }
 }

@@ -26,13 +26,30 @@ pub struct Jobs {
 
 impl Jobs {
     /// Starts replaying `ids` (to `to`, or each to its original recipients); returns the job id.
-    pub fn start(&self, web: Web, actor: String, what: String, ids: Vec<String>, to: Option<String>) -> String {
+    pub fn start(
+        &self,
+        web: Web,
+        actor: String,
+        what: String,
+        ids: Vec<String>,
+        to: Option<String>,
+    ) -> String {
         let id = crate::id::new_transaction_id();
-        let p = Arc::new(Mutex::new(Progress { id: id.clone(), actor: actor.clone(), what, total: ids.len(), ..Default::default() }));
-        self.jobs.lock().expect("jobs lock").insert(id.clone(), p.clone());
+        let p = Arc::new(Mutex::new(Progress {
+            id: id.clone(),
+            actor: actor.clone(),
+            what,
+            total: ids.len(),
+            ..Default::default()
+        }));
+        self.jobs
+            .lock()
+            .expect("jobs lock")
+            .insert(id.clone(), p.clone());
         tokio::spawn(async move {
             for mid in ids {
-                let r = crate::replay::replay(&web.config, &web.store, &mid, to.as_deref(), &actor).await;
+                let r = crate::replay::replay(&web.config, &web.store, &mid, to.as_deref(), &actor)
+                    .await;
                 let mut g = p.lock().expect("progress lock");
                 g.done += 1;
                 let failure = match r {
@@ -53,11 +70,21 @@ impl Jobs {
     }
 
     pub fn get(&self, id: &str) -> Option<Progress> {
-        self.jobs.lock().expect("jobs lock").get(id).map(|p| p.lock().expect("progress lock").clone())
+        self.jobs
+            .lock()
+            .expect("jobs lock")
+            .get(id)
+            .map(|p| p.lock().expect("progress lock").clone())
     }
 
     pub fn all(&self) -> Vec<Progress> {
-        let mut v: Vec<Progress> = self.jobs.lock().expect("jobs lock").values().map(|p| p.lock().expect("progress lock").clone()).collect();
+        let mut v: Vec<Progress> = self
+            .jobs
+            .lock()
+            .expect("jobs lock")
+            .values()
+            .map(|p| p.lock().expect("progress lock").clone())
+            .collect();
         v.sort_by(|a, b| b.id.cmp(&a.id));
         v
     }

@@ -3,8 +3,8 @@
 //! axum's status (400, 415, 422) — instead of axum's plain text.
 
 use axum::extract::{FromRequest, FromRequestParts, OptionalFromRequest, Request};
-use axum::http::request::Parts;
 use axum::http::StatusCode;
+use axum::http::request::Parts;
 use axum::response::Response;
 use serde::de::DeserializeOwned;
 
@@ -15,9 +15,17 @@ pub struct ApiJson<T>(pub T);
 
 fn object<T: DeserializeOwned>(v: serde_json::Value) -> Result<T, Response> {
     if !v.is_object() {
-        return Err(error(StatusCode::UNPROCESSABLE_ENTITY, "the body must be a JSON object"));
+        return Err(error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "the body must be a JSON object",
+        ));
     }
-    serde_json::from_value(v).map_err(|e| error(StatusCode::UNPROCESSABLE_ENTITY, &format!("the body does not fit: {e}")))
+    serde_json::from_value(v).map_err(|e| {
+        error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &format!("the body does not fit: {e}"),
+        )
+    })
 }
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
@@ -34,7 +42,9 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
 impl<T: DeserializeOwned, S: Send + Sync> OptionalFromRequest<S> for ApiJson<T> {
     type Rejection = Response;
     async fn from_request(req: Request, state: &S) -> Result<Option<Self>, Response> {
-        match <axum::Json<serde_json::Value> as OptionalFromRequest<S>>::from_request(req, state).await {
+        match <axum::Json<serde_json::Value> as OptionalFromRequest<S>>::from_request(req, state)
+            .await
+        {
             Ok(Some(axum::Json(v))) => object(v).map(|v| Some(ApiJson(v))),
             Ok(None) => Ok(None),
             Err(r) => Err(error(r.status(), &r.body_text())),

@@ -22,7 +22,13 @@ pub fn esc(s: &str) -> String {
 /// Escapes a value for a URL query.
 pub fn url(s: &str) -> String {
     s.bytes()
-        .map(|b| if b.is_ascii_alphanumeric() || b"-._~@".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~@".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
         .collect()
 }
 
@@ -31,7 +37,11 @@ pub fn url(s: &str) -> String {
 pub fn when(us: i64) -> String {
     let t = crate::clock::rfc3339(us);
     let shown = format!("{} UTC", t.replace('T', " ").trim_end_matches('Z'));
-    format!(r#"<time class="when" datetime="{}">{}</time>"#, esc(&t), esc(&shown))
+    format!(
+        r#"<time class="when" datetime="{}">{}</time>"#,
+        esc(&t),
+        esc(&shown)
+    )
 }
 
 /// `1 message`, `2 messages`.
@@ -66,9 +76,15 @@ pub fn page(title: &str, viewer: Option<&Viewer>, body: &str) -> String {
         Some(v) => {
             let links = match v.user.role {
                 // Officers see their pages only: no mail, no settings.
-                crate::storage::Role::Interception => r#"<a class="brand" href="/intercept">sponts</a><a href="/intercept">Orders</a><a href="/intercept/audit">Audit log</a><a href="/account/2fa">Second factor</a>"#,
-                crate::storage::Role::Admin => r#"<a class="brand" href="/">sponts</a><a href="/">Messages</a><a href="/disposable">Disposable</a><a href="/senders">Senders</a><a href="/admin/report">Report</a><a href="/admin/queue">Queue</a><a href="/admin/users">Users</a><a href="/admin/bulk">Bulk replay</a><a href="/admin/traps">Traps</a><a href="/admin/tokens">Tokens</a><a href="/account/2fa">Second factor</a>"#,
-                _ => r#"<a class="brand" href="/">sponts</a><a href="/">Messages</a><a href="/disposable">Disposable</a><a href="/senders">Senders</a><a href="/account/2fa">Second factor</a>"#,
+                crate::storage::Role::Interception => {
+                    r#"<a class="brand" href="/intercept">sponts</a><a href="/intercept">Orders</a><a href="/intercept/audit">Audit log</a><a href="/account/2fa">Second factor</a>"#
+                }
+                crate::storage::Role::Admin => {
+                    r#"<a class="brand" href="/">sponts</a><a href="/">Messages</a><a href="/disposable">Disposable</a><a href="/senders">Senders</a><a href="/admin/report">Report</a><a href="/admin/queue">Queue</a><a href="/admin/users">Users</a><a href="/admin/bulk">Bulk replay</a><a href="/admin/traps">Traps</a><a href="/admin/tokens">Tokens</a><a href="/account/2fa">Second factor</a>"#
+                }
+                _ => {
+                    r#"<a class="brand" href="/">sponts</a><a href="/">Messages</a><a href="/disposable">Disposable</a><a href="/senders">Senders</a><a href="/account/2fa">Second factor</a>"#
+                }
             };
             format!(
                 r#"<nav>{links}<span class="who">{who} · {role}</span><form method="post" action="/logout"><input type="hidden" name="csrf" value="{csrf}"><button class="link">Sign out</button></form></nav>"#,
@@ -147,7 +163,10 @@ mod tests {
 
     #[test]
     fn escaping() {
-        assert_eq!(esc("<script>\"x\" & 'y'</script>"), "&lt;script&gt;&quot;x&quot; &amp; &#39;y&#39;&lt;/script&gt;");
+        assert_eq!(
+            esc("<script>\"x\" & 'y'</script>"),
+            "&lt;script&gt;&quot;x&quot; &amp; &#39;y&#39;&lt;/script&gt;"
+        );
         assert_eq!(url("a b&c=ü"), "a%20b%26c%3D%C3%BC");
     }
 }

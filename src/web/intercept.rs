@@ -2,19 +2,19 @@
 //! one, move its end, end it early), each order's copies and their delivery state, and the audit
 //! log with its verification and CSV export. Every page view and action is in the audit log.
 
+use axum::Router;
 use axum::extract::{Form, Path, Query, State};
-use axum::http::{header, StatusCode};
+use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use axum::Router;
 use serde::Deserialize;
 
-use super::auth::{PageViewer, Viewer};
-use super::html::{esc, page, url, when, Notice};
 use super::Web;
+use super::auth::{PageViewer, Viewer};
+use super::html::{Notice, esc, page, url, when};
 use crate::intercept::orders;
-use crate::storage::intercept::{self, Order};
 use crate::storage::Role;
+use crate::storage::intercept::{self, Order};
 
 pub fn routes() -> Router<Web> {
     Router::new()
@@ -31,17 +31,33 @@ fn officer_only(v: &Viewer) -> Result<(), Response> {
     if v.user.role == Role::Interception {
         return Ok(());
     }
-    Err((StatusCode::FORBIDDEN, Html(page("Forbidden", Some(v), r#"<div class="notice bad">These pages are for the interception role.</div>"#))).into_response())
+    Err((
+        StatusCode::FORBIDDEN,
+        Html(page(
+            "Forbidden",
+            Some(v),
+            r#"<div class="notice bad">These pages are for the interception role.</div>"#,
+        )),
+    )
+        .into_response())
 }
 
 fn failed(e: anyhow::Error) -> Response {
     tracing::error!("interception page failed: {e:#}");
-    (StatusCode::INTERNAL_SERVER_ERROR, "the store failed; see the log").into_response()
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "the store failed; see the log",
+    )
+        .into_response()
 }
 
 fn window(o: &Order) -> String {
     let end = o.ended_us.map_or(o.until_us, |e| e.min(o.until_us));
-    format!("{} – {}", crate::clock::rfc3339(o.from_us), crate::clock::rfc3339(end))
+    format!(
+        "{} – {}",
+        crate::clock::rfc3339(o.from_us),
+        crate::clock::rfc3339(end)
+    )
 }
 
 fn destination(o: &Order) -> String {
@@ -51,7 +67,11 @@ fn destination(o: &Order) -> String {
     }
 }
 
-async fn list(State(web): State<Web>, PageViewer(v): PageViewer, Query(n): Query<Notice>) -> Response {
+async fn list(
+    State(web): State<Web>,
+    PageViewer(v): PageViewer,
+    Query(n): Query<Notice>,
+) -> Response {
     if let Err(r) = officer_only(&v) {
         return r;
     }
@@ -81,7 +101,9 @@ async fn list(State(web): State<Web>, PageViewer(v): PageViewer, Query(n): Query
     let table = if all.is_empty() {
         r#"<div class="card muted">No orders.</div>"#.to_string()
     } else {
-        format!(r#"<table id="orders"><thead><tr><th>Order</th><th>Reference</th><th>Target</th><th>In effect (UTC)</th><th>State</th><th>Delivered to</th></tr></thead><tbody>{rows}</tbody></table>"#)
+        format!(
+            r#"<table id="orders"><thead><tr><th>Order</th><th>Reference</th><th>Target</th><th>In effect (UTC)</th><th>State</th><th>Delivered to</th></tr></thead><tbody>{rows}</tbody></table>"#
+        )
     };
     let csrf = esc(v.csrf.as_deref().unwrap_or(""));
     let body = format!(
@@ -121,7 +143,11 @@ struct OrderForm {
     notes: String,
 }
 
-async fn create(State(web): State<Web>, PageViewer(v): PageViewer, Form(f): Form<OrderForm>) -> Response {
+async fn create(
+    State(web): State<Web>,
+    PageViewer(v): PageViewer,
+    Form(f): Form<OrderForm>,
+) -> Response {
     if let Err(r) = officer_only(&v) {
         return r;
     }
@@ -140,24 +166,54 @@ async fn create(State(web): State<Web>, PageViewer(v): PageViewer, Form(f): Form
     };
     let order = match orders::build(entered, &v.actor(), crate::clock::now_us()) {
         Ok(o) => o,
-        Err(e) => return Redirect::to(&format!("/intercept?error={}", url(&format!("{e:#}")))).into_response(),
+        Err(e) => {
+            return Redirect::to(&format!("/intercept?error={}", url(&format!("{e:#}"))))
+                .into_response();
+        }
     };
     match orders::add(&web.store, &order).await {
-        Ok(()) => Redirect::to(&format!("/intercept/orders/{}?msg={}", order.id, url("Order made."))).into_response(),
+        Ok(()) => Redirect::to(&format!(
+            "/intercept/orders/{}?msg={}",
+            order.id,
+            url("Order made.")
+        ))
+        .into_response(),
         Err(e) => failed(e),
     }
 }
 
-async fn show(State(web): State<Web>, PageViewer(v): PageViewer, Path(id): Path<String>, Query(n): Query<Notice>) -> Response {
+async fn show(
+    State(web): State<Web>,
+    PageViewer(v): PageViewer,
+    Path(id): Path<String>,
+    Query(n): Query<Notice>,
+) -> Response {
     if let Err(r) = officer_only(&v) {
         return r;
     }
-    if let Err(e) = web.store.audit(&v.actor(), "order.read", &format!("id={id}")).await {
+    if let Err(e) = web
+        .store
+        .audit(&v.actor(), "order.read", &format!("id={id}"))
+        .await
+    {
         return failed(e);
     }
-    let (order, copies) = match (web.store.order(&id).await, web.store.copies(Some(&id), 500).await) {
+    let (order, copies) = match (
+        web.store.order(&id).await,
+        web.store.copies(Some(&id), 500).await,
+    ) {
         (Ok(Some(o)), Ok(c)) => (o, c),
-        (Ok(None), _) => return (StatusCode::NOT_FOUND, Html(page("No such order", Some(&v), r#"<div class="notice bad">No such order.</div>"#))).into_response(),
+        (Ok(None), _) => {
+            return (
+                StatusCode::NOT_FOUND,
+                Html(page(
+                    "No such order",
+                    Some(&v),
+                    r#"<div class="notice bad">No such order.</div>"#,
+                )),
+            )
+                .into_response();
+        }
         (Err(e), _) | (_, Err(e)) => return failed(e),
     };
     let now = crate::clock::now_us();
@@ -220,14 +276,27 @@ struct UntilForm {
     until: String,
 }
 
-async fn until(State(web): State<Web>, PageViewer(v): PageViewer, Path(id): Path<String>, Form(f): Form<UntilForm>) -> Response {
+async fn until(
+    State(web): State<Web>,
+    PageViewer(v): PageViewer,
+    Path(id): Path<String>,
+    Form(f): Form<UntilForm>,
+) -> Response {
     if let Err(r) = officer_only(&v) {
         return r;
     }
     if v.check_csrf(Some(&f.csrf)).is_err() {
         return StatusCode::FORBIDDEN.into_response();
     }
-    let to = match orders::set_until(&web.store, &id, f.until.trim(), &v.actor(), crate::clock::now_us()).await {
+    let to = match orders::set_until(
+        &web.store,
+        &id,
+        f.until.trim(),
+        &v.actor(),
+        crate::clock::now_us(),
+    )
+    .await
+    {
         Ok(true) => format!("msg={}", url("The end was moved.")),
         Ok(false) => format!("error={}", url("The order is not running.")),
         Err(e) => format!("error={}", url(&format!("{e:#}"))),
@@ -241,7 +310,12 @@ struct CsrfForm {
     csrf: String,
 }
 
-async fn end(State(web): State<Web>, PageViewer(v): PageViewer, Path(id): Path<String>, Form(f): Form<CsrfForm>) -> Response {
+async fn end(
+    State(web): State<Web>,
+    PageViewer(v): PageViewer,
+    Path(id): Path<String>,
+    Form(f): Form<CsrfForm>,
+) -> Response {
     if let Err(r) = officer_only(&v) {
         return r;
     }
@@ -257,9 +331,16 @@ async fn end(State(web): State<Web>, PageViewer(v): PageViewer, Path(id): Path<S
 }
 
 /// The audit log for an officer, the reading itself logged first.
-async fn read_audit_log(web: &Web, v: &Viewer, action: &str) -> Result<Vec<intercept::AuditEntry>, Response> {
+async fn read_audit_log(
+    web: &Web,
+    v: &Viewer,
+    action: &str,
+) -> Result<Vec<intercept::AuditEntry>, Response> {
     officer_only(v)?;
-    web.store.audit(&v.actor(), action, "").await.map_err(failed)?;
+    web.store
+        .audit(&v.actor(), action, "")
+        .await
+        .map_err(failed)?;
     web.store.audit_log().await.map_err(failed)
 }
 
@@ -271,9 +352,14 @@ async fn audit(State(web): State<Web>, PageViewer(v): PageViewer) -> Response {
     let verdict = match intercept::verify(&entries) {
         Ok(n) => format!(
             r#"<div class="notice ok" id="verification" data-intact="true">The chain is intact: {n} entries, last hash <code>{}</code>.</div>"#,
-            esc(entries.last().map_or(intercept::GENESIS, |e| e.hash.as_str()))
+            esc(entries
+                .last()
+                .map_or(intercept::GENESIS, |e| e.hash.as_str()))
         ),
-        Err((seq, why)) => format!(r#"<div class="notice bad" id="verification" data-intact="false">The chain is broken at entry {seq}: {}</div>"#, esc(&why)),
+        Err((seq, why)) => format!(
+            r#"<div class="notice bad" id="verification" data-intact="false">The chain is broken at entry {seq}: {}</div>"#,
+            esc(&why)
+        ),
     };
     let rows: String = entries
         .iter()
@@ -305,8 +391,41 @@ async fn audit_csv(State(web): State<Web>, PageViewer(v): PageViewer) -> Respons
     let table = crate::report::tables::Table {
         id: "audit",
         title: "Audit log",
-        header: ["seq", "time", "actor", "action", "detail", "prev_hash", "hash"].map(String::from).to_vec(),
-        rows: entries.iter().map(|e| vec![e.seq.to_string(), crate::clock::rfc3339(e.time_us), e.actor.clone(), e.action.clone(), e.detail.clone(), e.prev_hash.clone(), e.hash.clone()]).collect(),
+        header: [
+            "seq",
+            "time",
+            "actor",
+            "action",
+            "detail",
+            "prev_hash",
+            "hash",
+        ]
+        .map(String::from)
+        .to_vec(),
+        rows: entries
+            .iter()
+            .map(|e| {
+                vec![
+                    e.seq.to_string(),
+                    crate::clock::rfc3339(e.time_us),
+                    e.actor.clone(),
+                    e.action.clone(),
+                    e.detail.clone(),
+                    e.prev_hash.clone(),
+                    e.hash.clone(),
+                ]
+            })
+            .collect(),
     };
-    ([(header::CONTENT_TYPE, "text/csv; charset=utf-8"), (header::CONTENT_DISPOSITION, "attachment; filename=\"sponts-audit.csv\"")], table.csv()).into_response()
+    (
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"sponts-audit.csv\"",
+            ),
+        ],
+        table.csv(),
+    )
+        .into_response()
 }

@@ -17,9 +17,16 @@ pub struct MessageView {
 const MAX_BODY: usize = 512 * 1024;
 
 pub fn view(raw: &[u8]) -> MessageView {
-    let Some(m) = MessageParser::default().parse(raw) else { return MessageView::default() };
+    let Some(m) = MessageParser::default().parse(raw) else {
+        return MessageView::default();
+    };
     let mut headers = Vec::new();
-    for (name, value) in [("From", m.from()), ("To", m.to()), ("Cc", m.cc()), ("Reply-To", m.reply_to())] {
+    for (name, value) in [
+        ("From", m.from()),
+        ("To", m.to()),
+        ("Cc", m.cc()),
+        ("Reply-To", m.reply_to()),
+    ] {
         if let Some(a) = value {
             headers.push((name.to_string(), addresses(a)));
         }
@@ -35,8 +42,16 @@ pub fn view(raw: &[u8]) -> MessageView {
     }
     let text = m.body_text(0).map(|t| cap(&t));
     // Only a real text/html part: mail-parser would otherwise turn the text into HTML.
-    let html = m.html_bodies().find(|p| p.is_text_html()).and_then(|p| p.text_contents()).map(cap);
-    MessageView { headers, text, html }
+    let html = m
+        .html_bodies()
+        .find(|p| p.is_text_html())
+        .and_then(|p| p.text_contents())
+        .map(cap);
+    MessageView {
+        headers,
+        text,
+        html,
+    }
 }
 
 fn addresses(a: &Address<'_>) -> String {
@@ -70,7 +85,10 @@ mod tests {
     fn headers_text_and_html() {
         let raw = b"From: =?UTF-8?Q?J=C3=B6rg?= <j@example.org>\r\nTo: a@example.org, b@example.org\r\nSubject: Hi\r\nMIME-Version: 1.0\r\nContent-Type: multipart/alternative; boundary=x\r\n\r\n--x\r\nContent-Type: text/plain\r\n\r\nplain\r\n--x\r\nContent-Type: text/html\r\n\r\n<p>rich</p>\r\n--x--\r\n";
         let v = view(raw);
-        assert_eq!(v.headers[0], ("From".to_string(), "Jörg <j@example.org>".to_string()));
+        assert_eq!(
+            v.headers[0],
+            ("From".to_string(), "Jörg <j@example.org>".to_string())
+        );
         assert_eq!(v.headers[1].1, "a@example.org, b@example.org");
         assert_eq!(v.text.as_deref().map(str::trim), Some("plain"));
         assert_eq!(v.html.as_deref().map(str::trim), Some("<p>rich</p>"));

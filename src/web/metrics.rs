@@ -134,20 +134,58 @@ async fn render(web: &Web) -> anyhow::Result<String> {
 /// The traffic this process has journaled: messages by class, messages and bytes in and out.
 fn traffic() -> String {
     let totals = crate::storage::stats::committed_totals();
-    let get = |metric: &str, key: &str| totals.get(&(metric.to_string(), key.to_string())).copied().unwrap_or(0);
+    let get = |metric: &str, key: &str| {
+        totals
+            .get(&(metric.to_string(), key.to_string()))
+            .copied()
+            .unwrap_or(0)
+    };
     let mut out = String::from(
         "# HELP sponts_messages_total Transactions by class (the Report's rates), journaled by this process.\n# TYPE sponts_messages_total counter\n",
     );
-    for class in ["clean", "tagged", "spam", "virus", "discarded", "tempfailed", "refused", "abandoned"] {
-        let _ = writeln!(out, "sponts_messages_total{{class=\"{class}\"}} {}", get("class", class));
+    for class in [
+        "clean",
+        "tagged",
+        "spam",
+        "virus",
+        "discarded",
+        "tempfailed",
+        "refused",
+        "abandoned",
+    ] {
+        let _ = writeln!(
+            out,
+            "sponts_messages_total{{class=\"{class}\"}} {}",
+            get("class", class)
+        );
     }
     for (name, help, metric) in [
-        ("sponts_received_messages_total", "Messages received from clients (DATA complete).", "messages_in"),
-        ("sponts_received_bytes_total", "Bytes of the messages received from clients.", "bytes_in"),
-        ("sponts_delivered_messages_total", "Messages delivered to the backend (from the queue too), and outbound messages accepted for MX delivery.", "messages_out"),
-        ("sponts_delivered_bytes_total", "Bytes of those messages.", "bytes_out"),
+        (
+            "sponts_received_messages_total",
+            "Messages received from clients (DATA complete).",
+            "messages_in",
+        ),
+        (
+            "sponts_received_bytes_total",
+            "Bytes of the messages received from clients.",
+            "bytes_in",
+        ),
+        (
+            "sponts_delivered_messages_total",
+            "Messages delivered to the backend (from the queue too), and outbound messages accepted for MX delivery.",
+            "messages_out",
+        ),
+        (
+            "sponts_delivered_bytes_total",
+            "Bytes of those messages.",
+            "bytes_out",
+        ),
     ] {
-        let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}\n", get(metric, ""));
+        let _ = write!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}\n",
+            get(metric, "")
+        );
     }
     out
 }

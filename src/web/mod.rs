@@ -11,19 +11,19 @@
 //! - [`twofactor`]: the second factor at sign-in and its enrolment page; [`tokens`]: API tokens.
 
 pub mod admin;
-pub mod archive;
 pub mod api;
+pub mod archive;
 pub mod auth;
 pub mod bulk;
 pub mod extract;
 pub mod html;
+pub mod intercept;
 pub mod links;
 pub mod message;
 pub mod metrics;
 pub mod pages;
 pub mod policy;
 pub mod queue;
-pub mod intercept;
 pub mod report;
 pub mod senders;
 pub mod tokens;
@@ -31,10 +31,10 @@ pub mod twofactor;
 pub mod uce;
 
 use anyhow::{Context, Result};
-use axum::http::{header, HeaderValue, Request};
+use axum::Router;
+use axum::http::{HeaderValue, Request, header};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::Router;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -64,12 +64,34 @@ impl std::ops::Deref for Web {
 impl Web {
     pub fn new(config: Config, store: Store) -> Web {
         let https = config.web.tls;
-        Web(Arc::new(WebInner { config, store, throttle: auth::Throttle::default(), bulk: bulk::Jobs::default(), https }))
+        Web(Arc::new(WebInner {
+            config,
+            store,
+            throttle: auth::Throttle::default(),
+            bulk: bulk::Jobs::default(),
+            https,
+        }))
     }
 }
 
 pub fn router(web: Web) -> Router {
-    Router::new().merge(api::routes()).merge(pages::routes()).merge(admin::routes()).merge(links::routes()).merge(queue::routes()).merge(metrics::routes()).merge(uce::routes()).merge(senders::routes()).merge(report::routes()).merge(intercept::routes()).merge(twofactor::routes()).merge(tokens::routes()).merge(archive::routes()).layer(middleware::from_fn(json_api_errors)).layer(middleware::from_fn(security_headers)).with_state(web)
+    Router::new()
+        .merge(api::routes())
+        .merge(pages::routes())
+        .merge(admin::routes())
+        .merge(links::routes())
+        .merge(queue::routes())
+        .merge(metrics::routes())
+        .merge(uce::routes())
+        .merge(senders::routes())
+        .merge(report::routes())
+        .merge(intercept::routes())
+        .merge(twofactor::routes())
+        .merge(tokens::routes())
+        .merge(archive::routes())
+        .layer(middleware::from_fn(json_api_errors))
+        .layer(middleware::from_fn(security_headers))
+        .with_state(web)
 }
 
 /// An API error without a body of its own — no such path (404), a method the path does not
@@ -78,7 +100,10 @@ async fn json_api_errors(req: Request<axum::body::Body>, next: Next) -> Response
     let api = req.uri().path().starts_with("/api/");
     let res = next.run(req).await;
     let status = res.status();
-    if !api || !(status.is_client_error() || status.is_server_error()) || res.headers().contains_key(header::CONTENT_TYPE) {
+    if !api
+        || !(status.is_client_error() || status.is_server_error())
+        || res.headers().contains_key(header::CONTENT_TYPE)
+    {
         return res;
     }
     let text = match status.as_u16() {
@@ -102,10 +127,18 @@ async fn security_headers(req: Request<axum::body::Body>, next: Next) -> Respons
     h.entry(header::CONTENT_SECURITY_POLICY).or_insert(HeaderValue::from_static(
         "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-src 'self'; frame-ancestors 'none'; base-uri 'none'",
     ));
-    h.entry(header::X_FRAME_OPTIONS).or_insert(HeaderValue::from_static("DENY"));
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
-    h.entry(header::CACHE_CONTROL).or_insert(HeaderValue::from_static("no-store"));
+    h.entry(header::X_FRAME_OPTIONS)
+        .or_insert(HeaderValue::from_static("DENY"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
     res
 }
 
@@ -113,7 +146,10 @@ async fn security_headers(req: Request<axum::body::Body>, next: Next) -> Respons
 /// while the certificate is not trusted, so a self-signed start stays reachable).
 async fn strict_transport_security(req: Request<axum::body::Body>, next: Next) -> Response {
     let mut res = next.run(req).await;
-    res.headers_mut().insert(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static("max-age=31536000"));
+    res.headers_mut().insert(
+        header::STRICT_TRANSPORT_SECURITY,
+        HeaderValue::from_static("max-age=31536000"),
+    );
     res
 }
 
@@ -130,10 +166,22 @@ impl WebServer {
 }
 
 /// Binds `web.listen` and serves until stopped.
-pub async fn start(config: Config, store: Store, certs: &Arc<crate::smtp::tls::CertSlot>) -> Result<WebServer> {
-    let listener = tokio::net::TcpListener::bind(config.web.listen).await.with_context(|| format!("web.listen: cannot listen on {}", config.web.listen))?;
+pub async fn start(
+    config: Config,
+    store: Store,
+    certs: &Arc<crate::smtp::tls::CertSlot>,
+) -> Result<WebServer> {
+    let listener = tokio::net::TcpListener::bind(config.web.listen)
+        .await
+        .with_context(|| format!("web.listen: cannot listen on {}", config.web.listen))?;
     let addr = listener.local_addr()?;
-    let tls = if config.web.tls { Some(tokio_rustls::TlsAcceptor::from(crate::smtp::tls::server_config(certs)?)) } else { None };
+    let tls = if config.web.tls {
+        Some(tokio_rustls::TlsAcceptor::from(
+            crate::smtp::tls::server_config(certs)?,
+        ))
+    } else {
+        None
+    };
     let web = Web::new(config, store.clone());
     let mut app = router(web);
     if tls.is_some() {
@@ -168,7 +216,10 @@ async fn expire_sessions(store: Store) {
 #[derive(Clone, Copy, Debug)]
 pub struct Peer(pub SocketAddr);
 
-impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, tokio::net::TcpListener>> for Peer {
+impl
+    axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, tokio::net::TcpListener>>
+    for Peer
+{
     fn connect_info(stream: axum::serve::IncomingStream<'_, tokio::net::TcpListener>) -> Peer {
         Peer(*stream.remote_addr())
     }
@@ -183,12 +234,18 @@ impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, TlsL
 /// TLS in front of axum. A background task accepts TCP connections and runs each handshake in a
 /// task of its own (bounded in time), so a client that connects and says nothing holds up no one.
 pub struct TlsListener {
-    ready: tokio::sync::mpsc::Receiver<(tokio_rustls::server::TlsStream<tokio::net::TcpStream>, SocketAddr)>,
+    ready: tokio::sync::mpsc::Receiver<(
+        tokio_rustls::server::TlsStream<tokio::net::TcpStream>,
+        SocketAddr,
+    )>,
     addr: SocketAddr,
 }
 
 impl TlsListener {
-    fn new(tcp: tokio::net::TcpListener, acceptor: tokio_rustls::TlsAcceptor) -> std::io::Result<TlsListener> {
+    fn new(
+        tcp: tokio::net::TcpListener,
+        acceptor: tokio_rustls::TlsAcceptor,
+    ) -> std::io::Result<TlsListener> {
         let addr = tcp.local_addr()?;
         let (tx, ready) = tokio::sync::mpsc::channel(64);
         tokio::spawn(async move {
@@ -202,7 +259,12 @@ impl TlsListener {
                 };
                 let (acceptor, tx) = (acceptor.clone(), tx.clone());
                 tokio::spawn(async move {
-                    if let Ok(Ok(tls)) = tokio::time::timeout(std::time::Duration::from_secs(10), acceptor.accept(stream)).await {
+                    if let Ok(Ok(tls)) = tokio::time::timeout(
+                        std::time::Duration::from_secs(10),
+                        acceptor.accept(stream),
+                    )
+                    .await
+                    {
                         let _ = tx.send((tls, peer)).await;
                     }
                 });

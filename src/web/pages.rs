@@ -1,23 +1,34 @@
 //! The HTML pages: sign-in, the message list with search, and a message with its replay form
 //! (the admin pages are in `admin`). Every POST carries the session's CSRF token.
 
+use axum::Router;
 use axum::extract::{ConnectInfo, Form, Path, Query, State};
-use axum::http::{header, StatusCode};
+use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use axum::Router;
 use serde::Deserialize;
 
-use super::api::{clear_cookie, raw_message, raw_response, sign_in, Search};
-use super::auth::{PageViewer, Viewer};
-use super::html::{esc, page, url, when, CLIP, STYLE};
-use super::policy::{find, replay_target, scope};
 use super::Web;
+use super::api::{Search, clear_cookie, raw_message, raw_response, sign_in};
+use super::auth::{PageViewer, Viewer};
+use super::html::{CLIP, STYLE, esc, page, url, when};
+use super::policy::{find, replay_target, scope};
 use crate::storage::JournalEntry;
 
 pub fn routes() -> Router<Web> {
     Router::new()
-        .route("/static/style.css", get(|| async { ([(header::CONTENT_TYPE, "text/css; charset=utf-8"), (header::CACHE_CONTROL, "max-age=3600")], STYLE) }))
+        .route(
+            "/static/style.css",
+            get(|| async {
+                (
+                    [
+                        (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+                        (header::CACHE_CONTROL, "max-age=3600"),
+                    ],
+                    STYLE,
+                )
+            }),
+        )
         .route("/login", get(login_page).post(login_post))
         .route("/logout", post(logout))
         .route("/", get(list))
@@ -28,21 +39,48 @@ pub fn routes() -> Router<Web> {
 }
 
 pub(super) fn status_page(status: StatusCode, v: Option<&Viewer>, text: &str) -> Response {
-    (status, Html(page(status.canonical_reason().unwrap_or("Error"), v, &format!(r#"<div class="notice bad">{}</div><p><a href="/">Back to the messages</a></p>"#, esc(text))))).into_response()
+    (
+        status,
+        Html(page(
+            status.canonical_reason().unwrap_or("Error"),
+            v,
+            &format!(
+                r#"<div class="notice bad">{}</div><p><a href="/">Back to the messages</a></p>"#,
+                esc(text)
+            ),
+        )),
+    )
+        .into_response()
 }
 
 pub(super) fn csrf_ok(v: &Viewer, presented: &str) -> Result<(), Response> {
-    v.check_csrf(Some(presented)).map_err(|s| status_page(s, Some(v), "The form has expired or did not come from this site. Reload the page and try again."))
+    v.check_csrf(Some(presented)).map_err(|s| {
+        status_page(
+            s,
+            Some(v),
+            "The form has expired or did not come from this site. Reload the page and try again.",
+        )
+    })
 }
 
 pub(super) fn admin_only(v: &Viewer) -> Result<(), Response> {
-    if v.is_admin() { Ok(()) } else { Err(status_page(StatusCode::FORBIDDEN, Some(v), "This page is for administrators.")) }
+    if v.is_admin() {
+        Ok(())
+    } else {
+        Err(status_page(
+            StatusCode::FORBIDDEN,
+            Some(v),
+            "This page is for administrators.",
+        ))
+    }
 }
 
 // --- sign-in ------------------------------------------------------------------------------------
 
 fn login_form(error: Option<&str>) -> String {
-    let notice = error.map(|e| format!(r#"<div class="notice bad">{}</div>"#, esc(e))).unwrap_or_default();
+    let notice = error
+        .map(|e| format!(r#"<div class="notice bad">{}</div>"#, esc(e)))
+        .unwrap_or_default();
     page(
         "Sign in",
         None,
@@ -62,9 +100,25 @@ struct LoginForm {
     password: String,
 }
 
-async fn login_post(State(web): State<Web>, ConnectInfo(super::Peer(peer)): ConnectInfo<super::Peer>, Form(f): Form<LoginForm>) -> Response {
-    match sign_in(&web, peer.ip(), &f.username, &f.password, super::twofactor::CodeAt::NextPage).await {
-        Ok(l) => ([(header::SET_COOKIE, l.cookie)], Redirect::to(if l.code_next { "/login/code" } else { "/" })).into_response(),
+async fn login_post(
+    State(web): State<Web>,
+    ConnectInfo(super::Peer(peer)): ConnectInfo<super::Peer>,
+    Form(f): Form<LoginForm>,
+) -> Response {
+    match sign_in(
+        &web,
+        peer.ip(),
+        &f.username,
+        &f.password,
+        super::twofactor::CodeAt::NextPage,
+    )
+    .await
+    {
+        Ok(l) => (
+            [(header::SET_COOKIE, l.cookie)],
+            Redirect::to(if l.code_next { "/login/code" } else { "/" }),
+        )
+            .into_response(),
         Err((status, text)) => (status, Html(login_form(Some(&text)))).into_response(),
     }
 }
@@ -76,12 +130,20 @@ struct CsrfForm {
 }
 
 /// Sign-out works at every stage of sign-in (also while a code or enrolment is due).
-async fn logout(State(web): State<Web>, super::auth::SigningIn(v, _): super::auth::SigningIn, Form(f): Form<CsrfForm>) -> Response {
+async fn logout(
+    State(web): State<Web>,
+    super::auth::SigningIn(v, _): super::auth::SigningIn,
+    Form(f): Form<CsrfForm>,
+) -> Response {
     if let Err(r) = csrf_ok(&v, &f.csrf) {
         return r;
     }
     let _ = web.store.delete_session(&v.token_hash).await;
-    ([(header::SET_COOKIE, clear_cookie(&web))], Redirect::to("/login")).into_response()
+    (
+        [(header::SET_COOKIE, clear_cookie(&web))],
+        Redirect::to("/login"),
+    )
+        .into_response()
 }
 
 // --- messages -------------------------------------------------------------------------------------
@@ -105,12 +167,36 @@ fn opt(v: &Option<String>) -> String {
 }
 
 fn search_form(s: &Search, admin: bool) -> String {
-    let verdicts = ["", "delivered", "refused", "tempfailed", "discarded", "abandoned"]
-        .iter()
-        .map(|o| format!(r#"<option value="{o}"{}>{}</option>"#, if s.verdict.as_deref() == Some(*o) { " selected" } else { "" }, if o.is_empty() { "any" } else { o }))
-        .collect::<String>();
+    let verdicts = [
+        "",
+        "delivered",
+        "refused",
+        "tempfailed",
+        "discarded",
+        "abandoned",
+    ]
+    .iter()
+    .map(|o| {
+        format!(
+            r#"<option value="{o}"{}>{}</option>"#,
+            if s.verdict.as_deref() == Some(*o) {
+                " selected"
+            } else {
+                ""
+            },
+            if o.is_empty() { "any" } else { o }
+        )
+    })
+    .collect::<String>();
     let att = s.attachments.as_deref().unwrap_or("");
-    let ip = if admin { format!(r#"<div><label for="ip">Client IP</label><input id="ip" name="ip" value="{}"></div>"#, opt(&s.ip)) } else { String::new() };
+    let ip = if admin {
+        format!(
+            r#"<div><label for="ip">Client IP</label><input id="ip" name="ip" value="{}"></div>"#,
+            opt(&s.ip)
+        )
+    } else {
+        String::new()
+    };
     format!(
         r#"<form class="search card" method="get" action="/">
 <div><label for="q">Search sender, recipient, subject</label><input id="q" name="q" value="{q}" placeholder="e.g. invoice or alice@"></div>
@@ -129,7 +215,17 @@ fn search_form(s: &Search, admin: bool) -> String {
 
 fn query_string(s: &Search, offset: i64) -> String {
     let mut parts = Vec::new();
-    for (k, v) in [("q", &s.q), ("from", &s.from), ("until", &s.until), ("verdict", &s.verdict), ("attachments", &s.attachments), ("ip", &s.ip), ("rcpt", &s.rcpt), ("sender", &s.sender), ("subject", &s.subject)] {
+    for (k, v) in [
+        ("q", &s.q),
+        ("from", &s.from),
+        ("until", &s.until),
+        ("verdict", &s.verdict),
+        ("attachments", &s.attachments),
+        ("ip", &s.ip),
+        ("rcpt", &s.rcpt),
+        ("sender", &s.sender),
+        ("subject", &s.subject),
+    ] {
         if let Some(v) = v.as_deref().filter(|v| !v.is_empty()) {
             parts.push(format!("{k}={}", url(v)));
         }
@@ -138,7 +234,11 @@ fn query_string(s: &Search, offset: i64) -> String {
     parts.join("&")
 }
 
-async fn list(State(web): State<Web>, PageViewer(v): PageViewer, Query(s): Query<Search>) -> Response {
+async fn list(
+    State(web): State<Web>,
+    PageViewer(v): PageViewer,
+    Query(s): Query<Search>,
+) -> Response {
     if v.user.role == crate::storage::Role::Interception {
         // An officer has no mail to list: their start page is the orders.
         return axum::response::Redirect::to("/intercept").into_response();
@@ -152,44 +252,105 @@ async fn list(State(web): State<Web>, PageViewer(v): PageViewer, Query(s): Query
     let offset = f.offset.unwrap_or(0);
     let list = match web.store.query_journal(&f).await {
         Ok(l) => l,
-        Err(_) => return status_page(StatusCode::INTERNAL_SERVER_ERROR, Some(&v), "The search failed."),
+        Err(_) => {
+            return status_page(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Some(&v),
+                "The search failed.",
+            );
+        }
     };
     let rows: String = list.iter().map(row).collect();
     let table = if list.is_empty() {
         r#"<div class="card muted">No messages match.</div>"#.to_string()
     } else {
-        format!(r#"<table class="messages"><thead><tr><th>Received</th><th>From</th><th>To</th><th>Subject</th><th class="hide-narrow">Size</th><th>Verdict</th></tr></thead><tbody>{rows}</tbody></table>"#)
+        format!(
+            r#"<table class="messages"><thead><tr><th>Received</th><th>From</th><th>To</th><th>Subject</th><th class="hide-narrow">Size</th><th>Verdict</th></tr></thead><tbody>{rows}</tbody></table>"#
+        )
     };
     let mut pager = String::new();
     if offset > 0 {
-        pager.push_str(&format!(r#"<a class="button secondary" href="/?{}">Newer</a>"#, query_string(&s, (offset - limit).max(0))));
+        pager.push_str(&format!(
+            r#"<a class="button secondary" href="/?{}">Newer</a>"#,
+            query_string(&s, (offset - limit).max(0))
+        ));
     }
     if list.len() as i64 == limit {
-        pager.push_str(&format!(r#"<a class="button secondary" href="/?{}">Older</a>"#, query_string(&s, offset + limit)));
+        pager.push_str(&format!(
+            r#"<a class="button secondary" href="/?{}">Older</a>"#,
+            query_string(&s, offset + limit)
+        ));
     }
     let bulk = if v.is_admin() && !list.is_empty() {
-        let hidden: String = [("q", &s.q), ("from", &s.from), ("until", &s.until), ("verdict", &s.verdict), ("attachments", &s.attachments), ("ip", &s.ip), ("rcpt", &s.rcpt), ("sender", &s.sender), ("subject", &s.subject)]
-            .iter()
-            .filter_map(|(k, v)| v.as_deref().filter(|v| !v.is_empty()).map(|v| format!(r#"<input type="hidden" name="{k}" value="{}">"#, esc(v))))
-            .collect();
+        let hidden: String = [
+            ("q", &s.q),
+            ("from", &s.from),
+            ("until", &s.until),
+            ("verdict", &s.verdict),
+            ("attachments", &s.attachments),
+            ("ip", &s.ip),
+            ("rcpt", &s.rcpt),
+            ("sender", &s.sender),
+            ("subject", &s.subject),
+        ]
+        .iter()
+        .filter_map(|(k, v)| {
+            v.as_deref()
+                .filter(|v| !v.is_empty())
+                .map(|v| format!(r#"<input type="hidden" name="{k}" value="{}">"#, esc(v)))
+        })
+        .collect();
         format!(
             r#"<form class="card row" method="post" action="/admin/bulk"><input type="hidden" name="csrf" value="{}">{hidden}<div><label for="bulk-to">Replay every result of this search to (empty: the original recipients)</label><input id="bulk-to" name="to" type="email" placeholder="user@{}"></div><div><button type="submit" class="secondary">Replay all results</button></div></form>"#,
             esc(v.csrf.as_deref().unwrap_or("")),
-            esc(web.config.domains.local.first().map(String::as_str).unwrap_or("example.org"))
+            esc(web
+                .config
+                .domains
+                .local
+                .first()
+                .map(String::as_str)
+                .unwrap_or("example.org"))
         )
     } else {
         String::new()
     };
-    let body = format!(r#"<h1>Messages</h1>{}{table}<div class="pager">{pager}</div>{bulk}"#, search_form(&s, v.is_admin()));
+    let body = format!(
+        r#"<h1>Messages</h1>{}{table}<div class="pager">{pager}</div>{bulk}"#,
+        search_form(&s, v.is_admin())
+    );
     Html(page("Messages", Some(&v), &body)).into_response()
 }
 
 fn row(e: &JournalEntry) -> String {
-    let to: Vec<String> = e.recipients.iter().map(|r| if r.accepted { esc(&r.address) } else { format!(r#"<s class="muted">{}</s>"#, esc(&r.address)) }).collect();
-    let subject = e.subject.as_deref().filter(|s| !s.is_empty()).unwrap_or("(no subject)");
-    let replay = if e.replay_of.is_some() { r#" <span class="badge">replay</span>"# } else { "" };
+    let to: Vec<String> = e
+        .recipients
+        .iter()
+        .map(|r| {
+            if r.accepted {
+                esc(&r.address)
+            } else {
+                format!(r#"<s class="muted">{}</s>"#, esc(&r.address))
+            }
+        })
+        .collect();
+    let subject = e
+        .subject
+        .as_deref()
+        .filter(|s| !s.is_empty())
+        .unwrap_or("(no subject)");
+    let replay = if e.replay_of.is_some() {
+        r#" <span class="badge">replay</span>"#
+    } else {
+        ""
+    };
     // The direction: mail our own clients sent out.
-    let replay = if e.outbound { format!(r#"{replay} <span class="badge direction-out" title="sent out by our own client">sent</span>"#) } else { replay.to_string() };
+    let replay = if e.outbound {
+        format!(
+            r#"{replay} <span class="badge direction-out" title="sent out by our own client">sent</span>"#
+        )
+    } else {
+        replay.to_string()
+    };
     let clip = if e.attachments.is_empty() { "" } else { CLIP };
     format!(
         r#"<tr><td class="small">{}</td><td>{}</td><td>{}</td><td><a href="/messages/{}">{}</a>{clip}{replay}</td><td class="hide-narrow small nowrap">{}</td><td>{}</td></tr>"#,
@@ -209,19 +370,45 @@ struct ShowQuery {
     error: Option<String>,
 }
 
-async fn show(State(web): State<Web>, PageViewer(v): PageViewer, Path(id): Path<String>, Query(q): Query<ShowQuery>) -> Response {
+async fn show(
+    State(web): State<Web>,
+    PageViewer(v): PageViewer,
+    Path(id): Path<String>,
+    Query(q): Query<ShowQuery>,
+) -> Response {
     let e = match find(&web, &v, &id).await {
         Ok(e) => e,
         Err(s) => return status_page(s, Some(&v), "No such message."),
     };
     let source = e.kept_as().to_string();
-    let raw = if super::policy::may_have_content(&v, &e) { raw_message(&web, &source).await.ok().flatten() } else { None };
+    let raw = if super::policy::may_have_content(&v, &e) {
+        raw_message(&web, &source).await.ok().flatten()
+    } else {
+        None
+    };
     let view = raw.as_deref().map(super::message::view).unwrap_or_default();
     let mut notice = String::new();
     if let Some(new) = &q.replayed {
-        let f = crate::storage::JournalFilter { id: Some(new.clone()), limit: Some(1), ..Default::default() };
-        if let Some(r) = web.store.query_journal(&f).await.ok().and_then(|mut l| l.pop()).filter(|r| r.replay_of.as_deref() == Some(source.as_str()) && super::policy::can_see(&v, r)) {
-            let class = if r.outcome == "delivered" { "ok" } else { "bad" };
+        let f = crate::storage::JournalFilter {
+            id: Some(new.clone()),
+            limit: Some(1),
+            ..Default::default()
+        };
+        if let Some(r) = web
+            .store
+            .query_journal(&f)
+            .await
+            .ok()
+            .and_then(|mut l| l.pop())
+            .filter(|r| {
+                r.replay_of.as_deref() == Some(source.as_str()) && super::policy::can_see(&v, r)
+            })
+        {
+            let class = if r.outcome == "delivered" {
+                "ok"
+            } else {
+                "bad"
+            };
             let to: Vec<&str> = r.recipients.iter().map(|x| x.address.as_str()).collect();
             notice = format!(
                 r#"<div class="notice {class}" id="replay-result">Replayed to {}: the mail server answered <code>{}</code> (<a href="/messages/{}">{}</a>)</div>"#,
@@ -233,16 +420,48 @@ async fn show(State(web): State<Web>, PageViewer(v): PageViewer, Path(id): Path<
         }
     }
     if let Some(err) = &q.error {
-        notice.push_str(&format!(r#"<div class="notice bad" id="replay-result">{}</div>"#, esc(err)));
+        notice.push_str(&format!(
+            r#"<div class="notice bad" id="replay-result">{}</div>"#,
+            esc(err)
+        ));
     }
-    let headers: String = view.headers.iter().map(|(k, val)| format!("<dt>{}</dt><dd>{}</dd>", esc(k), esc(val))).collect();
+    let headers: String = view
+        .headers
+        .iter()
+        .map(|(k, val)| format!("<dt>{}</dt><dd>{}</dd>", esc(k), esc(val)))
+        .collect();
     let rcpts: String = e
         .recipients
         .iter()
-        .map(|r| format!("<tr><td>{}</td><td class=\"small\">{}</td></tr>", esc(&r.address), esc(&r.reply)))
+        .map(|r| {
+            format!(
+                "<tr><td>{}</td><td class=\"small\">{}</td></tr>",
+                esc(&r.address),
+                esc(&r.reply)
+            )
+        })
         .collect();
-    let atts: String = e.attachments.iter().map(|a| format!("<li>{} <span class=\"muted small\">{} · {}</span></li>", esc(if a.filename.is_empty() { "(unnamed)" } else { &a.filename }), esc(&a.mime_type), size(Some(a.size)))).collect();
-    let atts = if atts.is_empty() { String::new() } else { format!("<h2>Attachments</h2><ul>{atts}</ul>") };
+    let atts: String = e
+        .attachments
+        .iter()
+        .map(|a| {
+            format!(
+                "<li>{} <span class=\"muted small\">{} · {}</span></li>",
+                esc(if a.filename.is_empty() {
+                    "(unnamed)"
+                } else {
+                    &a.filename
+                }),
+                esc(&a.mime_type),
+                size(Some(a.size))
+            )
+        })
+        .collect();
+    let atts = if atts.is_empty() {
+        String::new()
+    } else {
+        format!("<h2>Attachments</h2><ul>{atts}</ul>")
+    };
     let body = match (&view.html, &view.text) {
         (Some(_), _) => format!(r#"<iframe class="html" sandbox="" src="/messages/{}/html" title="Message (HTML)"></iframe>"#, esc(&e.id)),
         (None, Some(t)) => format!(r#"<pre class="body">{}</pre>"#, esc(t)),
@@ -255,25 +474,42 @@ async fn show(State(web): State<Web>, PageViewer(v): PageViewer, Path(id): Path<
             r#"<div><label for="to">Replay to (empty: the original recipients)</label><input id="to" name="to" type="email"></div>"#.to_string()
         } else {
             match replay_target(&v, &e, None) {
-                Ok(Some(to)) => format!(r#"<div class="muted small">Replay delivers it again to {}</div>"#, esc(&to)),
+                Ok(Some(to)) => format!(
+                    r#"<div class="muted small">Replay delivers it again to {}</div>"#,
+                    esc(&to)
+                ),
                 _ => String::new(),
             }
         };
         let can_replay = v.is_admin() || replay_target(&v, &e, None).is_ok();
         let form = if can_replay {
-            format!(r#"<form method="post" action="/messages/{id}/replay" class="row"><input type="hidden" name="csrf" value="{csrf}">{target}<div><button type="submit" id="replay">Replay</button></div></form>"#, id = esc(&e.id))
+            format!(
+                r#"<form method="post" action="/messages/{id}/replay" class="row"><input type="hidden" name="csrf" value="{csrf}">{target}<div><button type="submit" id="replay">Replay</button></div></form>"#,
+                id = esc(&e.id)
+            )
         } else {
             String::new()
         };
-        format!(r#"<div class="card row"><a class="button secondary" href="/messages/{}/raw">Download .eml</a>{form}</div>"#, esc(&e.id))
+        format!(
+            r#"<div class="card row"><a class="button secondary" href="/messages/{}/raw">Download .eml</a>{form}</div>"#,
+            esc(&e.id)
+        )
     } else {
         String::new()
     };
     let replay_note = match &e.replay_of {
-        Some(of) => format!(r#"<p class="muted">A replay of <a href="/messages/{0}">{0}</a> by {1}.</p>"#, esc(of), esc(e.actor.as_deref().unwrap_or("?"))),
+        Some(of) => format!(
+            r#"<p class="muted">A replay of <a href="/messages/{0}">{0}</a> by {1}.</p>"#,
+            esc(of),
+            esc(e.actor.as_deref().unwrap_or("?"))
+        ),
         None => String::new(),
     };
-    let subject = e.subject.as_deref().filter(|s| !s.is_empty()).unwrap_or("(no subject)");
+    let subject = e
+        .subject
+        .as_deref()
+        .filter(|s| !s.is_empty())
+        .unwrap_or("(no subject)");
     let html = format!(
         r#"{notice}<h1>{subject}</h1>{replay_note}{actions}
 <div class="card"><dl class="headers">{headers}<dt>Envelope from</dt><dd>{sender}</dd><dt>Received</dt><dd>{when} from {ip} ({helo}){tls}</dd><dt>Verdict</dt><dd>{badge}{flag} by {by} — <span class="small">{reply}</span></dd>{notes}<dt>Transaction</dt><dd>{id}</dd></dl></div>
@@ -284,26 +520,58 @@ async fn show(State(web): State<Web>, PageViewer(v): PageViewer, Path(id): Path<
         when = when(e.time_us),
         ip = esc(&e.client_ip),
         helo = esc(&e.helo),
-        tls = e.tls.as_deref().map(|t| format!(", {}", esc(t))).unwrap_or_default(),
+        tls = e
+            .tls
+            .as_deref()
+            .map(|t| format!(", {}", esc(t)))
+            .unwrap_or_default(),
         badge = badge(&e.outcome),
         by = esc(&e.decided_by),
         reply = esc(&e.final_reply),
-        flag = e.flag.as_deref().map(|f| format!(r#" <span class="badge refused" id="flag">{}</span>"#, esc(f))).unwrap_or_default(),
-        notes = e.notes.as_deref().map(|n| format!(r#"<dt>Checks</dt><dd class="small" id="notes">{}</dd>"#, esc(n))).unwrap_or_default(),
+        flag = e
+            .flag
+            .as_deref()
+            .map(|f| format!(
+                r#" <span class="badge refused" id="flag">{}</span>"#,
+                esc(f)
+            ))
+            .unwrap_or_default(),
+        notes = e
+            .notes
+            .as_deref()
+            .map(|n| format!(
+                r#"<dt>Checks</dt><dd class="small" id="notes">{}</dd>"#,
+                esc(n)
+            ))
+            .unwrap_or_default(),
         id = esc(&e.id),
     );
     Html(page(subject, Some(&v), &html)).into_response()
 }
 
-async fn download(State(web): State<Web>, PageViewer(v): PageViewer, Path(id): Path<String>) -> Response {
+async fn download(
+    State(web): State<Web>,
+    PageViewer(v): PageViewer,
+    Path(id): Path<String>,
+) -> Response {
     raw_response(&web, &v, &id).await
 }
 
 /// The HTML part alone, for the sandboxed frame: no script, no remote content, no navigation.
-async fn html_part(State(web): State<Web>, PageViewer(v): PageViewer, Path(id): Path<String>) -> Response {
-    let Ok(e) = find(&web, &v, &id).await else { return StatusCode::NOT_FOUND.into_response() };
+async fn html_part(
+    State(web): State<Web>,
+    PageViewer(v): PageViewer,
+    Path(id): Path<String>,
+) -> Response {
+    let Ok(e) = find(&web, &v, &id).await else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
     let source = e.kept_as().to_string();
-    let content = if super::policy::may_have_content(&v, &e) { raw_message(&web, &source).await.ok().flatten() } else { None };
+    let content = if super::policy::may_have_content(&v, &e) {
+        raw_message(&web, &source).await.ok().flatten()
+    } else {
+        None
+    };
     let Some(html) = content.and_then(|r| super::message::view(&r).html) else {
         return StatusCode::NOT_FOUND.into_response();
     };
@@ -325,7 +593,12 @@ struct ReplayForm {
     to: Option<String>,
 }
 
-async fn replay(State(web): State<Web>, PageViewer(v): PageViewer, Path(id): Path<String>, Form(f): Form<ReplayForm>) -> Response {
+async fn replay(
+    State(web): State<Web>,
+    PageViewer(v): PageViewer,
+    Path(id): Path<String>,
+    Form(f): Form<ReplayForm>,
+) -> Response {
     if let Err(r) = csrf_ok(&v, &f.csrf) {
         return r;
     }

@@ -1,15 +1,15 @@
 //! The admin's queue page: whether sponts is in queue mode, what waits for the backend (overdue
 //! mail marked), and "retry now".
 
+use axum::Router;
 use axum::extract::{Form, State};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use axum::Router;
 use serde::Deserialize;
 
-use super::auth::PageViewer;
-use super::html::{count, esc, page, when, Notice};
 use super::Web;
+use super::auth::PageViewer;
+use super::html::{Notice, count, esc, page, when};
 
 pub fn routes() -> Router<Web> {
     Router::new()
@@ -20,9 +20,21 @@ pub fn routes() -> Router<Web> {
         .route("/admin/queue/lock", post(lock))
 }
 
-async fn show(State(web): State<Web>, PageViewer(v): PageViewer, axum::extract::Query(n): axum::extract::Query<Notice>) -> Response {
+async fn show(
+    State(web): State<Web>,
+    PageViewer(v): PageViewer,
+    axum::extract::Query(n): axum::extract::Query<Notice>,
+) -> Response {
     if !v.is_admin() {
-        return (axum::http::StatusCode::FORBIDDEN, Html(page("Forbidden", Some(&v), r#"<div class="notice bad">This page is for administrators.</div>"#))).into_response();
+        return (
+            axum::http::StatusCode::FORBIDDEN,
+            Html(page(
+                "Forbidden",
+                Some(&v),
+                r#"<div class="notice bad">This page is for administrators.</div>"#,
+            )),
+        )
+            .into_response();
     }
     let queue = web.store.queue_list(None).await.unwrap_or_default();
     let events = web.store.events(10).await.unwrap_or_default();
@@ -63,19 +75,27 @@ async fn show(State(web): State<Web>, PageViewer(v): PageViewer, axum::extract::
     let table = if queue.is_empty() {
         r#"<div class="card muted" id="queue-empty">The queue is empty.</div>"#.to_string()
     } else {
-        format!(r#"<table><thead><tr><th>Id</th><th>Queued</th><th>From</th><th>Waiting for</th><th>Tries</th><th>Next try</th><th>Last answer</th><th></th></tr></thead><tbody>{rows}</tbody></table>
+        format!(
+            r#"<table><thead><tr><th>Id</th><th>Queued</th><th>From</th><th>Waiting for</th><th>Tries</th><th>Next try</th><th>Last answer</th><th></th></tr></thead><tbody>{rows}</tbody></table>
 <form class="row" method="post" action="/admin/queue/retry"><input type="hidden" name="csrf" value="{csrf}"><button type="submit">Retry all now</button></form>
-<h2>Deliver to another host</h2><form class="card row" method="post" action="/admin/queue/deliver"><input type="hidden" name="csrf" value="{csrf}"><div><label for="qid">Message id</label><input id="qid" name="id" required></div><div><label for="host">Host (HOST:PORT), e.g. a standby mail server</label><input id="host" name="host" required></div><div><button type="submit" class="secondary">Deliver now</button></div></form>"#)
+<h2>Deliver to another host</h2><form class="card row" method="post" action="/admin/queue/deliver"><input type="hidden" name="csrf" value="{csrf}"><div><label for="qid">Message id</label><input id="qid" name="id" required></div><div><label for="host">Host (HOST:PORT), e.g. a standby mail server</label><input id="host" name="host" required></div><div><button type="submit" class="secondary">Deliver now</button></div></form>"#
+        )
     };
     let outbound = outbound_by_destination(&web.store.mx_destinations().await.unwrap_or_default());
     let ev: String = events.iter().map(|e| format!("<tr><td class=\"small\">{}</td><td>{}</td><td>{}</td><td class=\"small\">{}</td></tr>", when(e.time_us), esc(&e.node), esc(&e.kind), esc(&e.detail))).collect();
     let held = queue.iter().filter(|q| !q.held.is_empty()).count();
     let held = if held > 0 {
-        format!(r#"<div class="notice bad" id="outbound-held">{} held: outbound mail that looks like a compromised account's. Nothing of it is sent until released; "Lock sender" refuses that sender's outbound mail (5.7.1) until unlocked (<code>sponts outbound unlock</code>).</div>"#, count(held as i64, "message is", "messages are"))
+        format!(
+            r#"<div class="notice bad" id="outbound-held">{} held: outbound mail that looks like a compromised account's. Nothing of it is sent until released; "Lock sender" refuses that sender's outbound mail (5.7.1) until unlocked (<code>sponts outbound unlock</code>).</div>"#,
+            count(held as i64, "message is", "messages are")
+        )
     } else {
         String::new()
     };
-    let body = format!(r#"<h1>Queue</h1>{notice}{held}{mode}<p class="muted" id="queue-count">{} for the mail server.</p>{table}{outbound}<h2>Events</h2><table><tbody>{ev}</tbody></table>"#, count(queue.len() as i64, "message waits", "messages wait"));
+    let body = format!(
+        r#"<h1>Queue</h1>{notice}{held}{mode}<p class="muted" id="queue-count">{} for the mail server.</p>{table}{outbound}<h2>Events</h2><table><tbody>{ev}</tbody></table>"#,
+        count(queue.len() as i64, "message waits", "messages wait")
+    );
     Html(page("Queue", Some(&v), &body)).into_response()
 }
 
@@ -86,12 +106,22 @@ struct RetryForm {
     id: Option<String>,
 }
 
-async fn retry(State(web): State<Web>, PageViewer(v): PageViewer, Form(f): Form<RetryForm>) -> Response {
+async fn retry(
+    State(web): State<Web>,
+    PageViewer(v): PageViewer,
+    Form(f): Form<RetryForm>,
+) -> Response {
     if !v.is_admin() || v.check_csrf(Some(&f.csrf)).is_err() {
         return axum::http::StatusCode::FORBIDDEN.into_response();
     }
-    let _ = web.store.retry_now(f.id.as_deref().filter(|s| !s.is_empty())).await;
-    let _ = web.store.mx_retry_now(f.id.as_deref().filter(|s| !s.is_empty())).await;
+    let _ = web
+        .store
+        .retry_now(f.id.as_deref().filter(|s| !s.is_empty()))
+        .await;
+    let _ = web
+        .store
+        .mx_retry_now(f.id.as_deref().filter(|s| !s.is_empty()))
+        .await;
     Redirect::to("/admin/queue").into_response()
 }
 
@@ -103,30 +133,63 @@ struct HeldForm {
 }
 
 /// Releases a held message: it is delivered like any other.
-async fn release(State(web): State<Web>, PageViewer(v): PageViewer, Form(f): Form<HeldForm>) -> Response {
+async fn release(
+    State(web): State<Web>,
+    PageViewer(v): PageViewer,
+    Form(f): Form<HeldForm>,
+) -> Response {
     if !v.is_admin() || v.check_csrf(Some(&f.csrf)).is_err() {
         return axum::http::StatusCode::FORBIDDEN.into_response();
     }
     let to = match web.store.queue_release(f.id.trim()).await {
-        Ok(true) => format!("msg={}", super::html::url(&format!("{} released", f.id.trim()))),
-        Ok(false) => format!("error={}", super::html::url(&format!("{} is not held", f.id.trim()))),
+        Ok(true) => format!(
+            "msg={}",
+            super::html::url(&format!("{} released", f.id.trim()))
+        ),
+        Ok(false) => format!(
+            "error={}",
+            super::html::url(&format!("{} is not held", f.id.trim()))
+        ),
         Err(e) => format!("error={}", super::html::url(&e.to_string())),
     };
     Redirect::to(&format!("/admin/queue?{to}")).into_response()
 }
 
 /// Locks the sender of a held message out of outbound mail (the message stays held).
-async fn lock(State(web): State<Web>, PageViewer(v): PageViewer, Form(f): Form<HeldForm>) -> Response {
+async fn lock(
+    State(web): State<Web>,
+    PageViewer(v): PageViewer,
+    Form(f): Form<HeldForm>,
+) -> Response {
     if !v.is_admin() || v.check_csrf(Some(&f.csrf)).is_err() {
         return axum::http::StatusCode::FORBIDDEN.into_response();
     }
-    let q = web.store.queue_list(Some(f.id.trim())).await.ok().and_then(|mut l| l.pop());
+    let q = web
+        .store
+        .queue_list(Some(f.id.trim()))
+        .await
+        .ok()
+        .and_then(|mut l| l.pop());
     let to = match q {
-        Some(q) if !q.sender.is_empty() => match web.store.lock_sender(&q.sender, &format!("locked from held message {}", q.id), &format!("web:{}", v.user.address)).await {
-            Ok(()) => format!("msg={}", super::html::url(&format!("{} is locked for outbound mail", q.sender))),
+        Some(q) if !q.sender.is_empty() => match web
+            .store
+            .lock_sender(
+                &q.sender,
+                &format!("locked from held message {}", q.id),
+                &format!("web:{}", v.user.address),
+            )
+            .await
+        {
+            Ok(()) => format!(
+                "msg={}",
+                super::html::url(&format!("{} is locked for outbound mail", q.sender))
+            ),
             Err(e) => format!("error={}", super::html::url(&e.to_string())),
         },
-        _ => format!("error={}", super::html::url(&format!("{} is not in the queue", f.id.trim()))),
+        _ => format!(
+            "error={}",
+            super::html::url(&format!("{} is not in the queue", f.id.trim()))
+        ),
     };
     Redirect::to(&format!("/admin/queue?{to}")).into_response()
 }
@@ -139,14 +202,22 @@ struct DeliverForm {
     host: String,
 }
 
-async fn deliver(State(web): State<Web>, PageViewer(v): PageViewer, Form(f): Form<DeliverForm>) -> Response {
+async fn deliver(
+    State(web): State<Web>,
+    PageViewer(v): PageViewer,
+    Form(f): Form<DeliverForm>,
+) -> Response {
     if !v.is_admin() || v.check_csrf(Some(&f.csrf)).is_err() {
         return axum::http::StatusCode::FORBIDDEN.into_response();
     }
-    let to = match crate::queue::deliver_to(&web.config, &web.store, f.id.trim(), f.host.trim()).await {
-        Ok(reply) => format!("msg={}", super::html::url(&format!("{}: {reply}", f.id.trim()))),
-        Err(e) => format!("error={}", super::html::url(&e.to_string())),
-    };
+    let to =
+        match crate::queue::deliver_to(&web.config, &web.store, f.id.trim(), f.host.trim()).await {
+            Ok(reply) => format!(
+                "msg={}",
+                super::html::url(&format!("{}: {reply}", f.id.trim()))
+            ),
+            Err(e) => format!("error={}", super::html::url(&e.to_string())),
+        };
     Redirect::to(&format!("/admin/queue?{to}")).into_response()
 }
 
@@ -170,5 +241,7 @@ fn outbound_by_destination(destinations: &[crate::storage::MxDestination]) -> St
             )
         })
         .collect();
-    format!(r#"<h2>Outbound, by destination</h2><table id="outbound"><thead><tr><th>Destination</th><th>Messages</th><th>Recipients</th><th>Tries</th><th>Oldest</th><th>Next try</th><th>Last error</th></tr></thead><tbody>{rows}</tbody></table>"#)
+    format!(
+        r#"<h2>Outbound, by destination</h2><table id="outbound"><thead><tr><th>Destination</th><th>Messages</th><th>Recipients</th><th>Tries</th><th>Oldest</th><th>Next try</th><th>Last error</th></tr></thead><tbody>{rows}</tbody></table>"#
+    )
 }

@@ -133,15 +133,27 @@ pub fn render_body(f: &figures::Figures) -> String {
 
 /// The archive's capacity (`sponts archive stats`): what it holds now and will need.
 async fn archive_section(web: &Web) -> String {
-    let s = match crate::archive::stats::stats(&web.store, &web.config, crate::clock::now_us()).await {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::warn!("archive figures: {e:#}");
-            return String::new();
-        }
-    };
+    let s =
+        match crate::archive::stats::stats(&web.store, &web.config, crate::clock::now_us()).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!("archive figures: {e:#}");
+                return String::new();
+            }
+        };
     let mib = |b: i64| format!("{:.1} MiB", b as f64 / 1_048_576.0);
-    let classes: String = s.per_class.iter().map(|(c, f)| format!("<tr><td>{}</td><td>{}</td><td>{}</td></tr>", esc(c), f.messages, mib(f.stored_bytes))).collect();
+    let classes: String = s
+        .per_class
+        .iter()
+        .map(|(c, f)| {
+            format!(
+                "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(c),
+                f.messages,
+                mib(f.stored_bytes)
+            )
+        })
+        .collect();
     format!(
         r#"<h2>Archive</h2><div class="card" id="archive"><p>{} messages kept, {} stored ({} as received); growing {} a day (last 30 days): about {} at {} days of retention.</p><table><tr><th>Class</th><th>Messages</th><th>Stored</th></tr>{classes}</table></div>"#,
         s.messages,
@@ -155,13 +167,19 @@ async fn archive_section(web: &Web) -> String {
 
 /// The range asked for and its figures; the error is the status and what to tell the client
 /// (a bad parameter named, or a storage failure, which is logged).
-async fn read_figures(web: &Web, q: &RangeQuery) -> Result<(Range, figures::Figures), (StatusCode, String)> {
+async fn read_figures(
+    web: &Web,
+    q: &RangeQuery,
+) -> Result<(Range, figures::Figures), (StatusCode, String)> {
     let range = q.range().map_err(|e| (StatusCode::BAD_REQUEST, e))?;
     match figures::read(&web.store, range).await {
         Ok(f) => Ok((range, f)),
         Err(e) => {
             tracing::error!("report failed: {e:#}");
-            Err((StatusCode::INTERNAL_SERVER_ERROR, "the report could not be read; the log says why".into()))
+            Err((
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the report could not be read; the log says why".into(),
+            ))
         }
     }
 }

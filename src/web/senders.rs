@@ -10,18 +10,21 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 
+use super::Web;
 use super::api::{csrf_header, error};
 use super::auth::{ApiViewer, PageViewer, Viewer};
 use super::extract::{ApiJson, ApiQuery};
-use super::html::{esc, page, url, when, Notice};
+use super::html::{Notice, esc, page, url, when};
 use super::policy::sender_list_owner;
-use super::Web;
 use crate::modules::uce::senders::check_pattern;
 use crate::storage::{SenderEntry, SenderVerdict};
 
 pub fn routes() -> Router<Web> {
     Router::new()
-        .route("/api/v1/senders", get(api_list).post(api_add).delete(api_delete))
+        .route(
+            "/api/v1/senders",
+            get(api_list).post(api_add).delete(api_delete),
+        )
         .route("/senders", get(senders_page))
         .route("/senders/change", post(senders_form))
 }
@@ -42,22 +45,52 @@ async fn list(web: &Web, v: &Viewer, owner: Option<&str>) -> Result<Vec<SenderEn
         (true, true) => Some(vec![owner]),
         (false, _) => Some(v.addresses.clone()),
     };
-    web.store.sender_entries(owners.as_deref()).await.map_err(internal)
+    web.store
+        .sender_entries(owners.as_deref())
+        .await
+        .map_err(internal)
 }
 
-async fn add(web: &Web, v: &Viewer, owner: Option<&str>, pattern: &str, verdict: &str) -> Result<SenderEntry, Refusal> {
+async fn add(
+    web: &Web,
+    v: &Viewer,
+    owner: Option<&str>,
+    pattern: &str,
+    verdict: &str,
+) -> Result<SenderEntry, Refusal> {
     let owner = sender_list_owner(v, owner, &web.config.domains.local)?;
-    let pattern = check_pattern(pattern).map_err(|e| (StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
-    let verdict = SenderVerdict::parse(verdict).ok_or((StatusCode::UNPROCESSABLE_ENTITY, format!("unknown verdict `{verdict}` (allow, block)")))?;
-    web.store.set_sender_entry(&owner, &pattern, verdict, &v.actor()).await.map_err(internal)
+    let pattern =
+        check_pattern(pattern).map_err(|e| (StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
+    let verdict = SenderVerdict::parse(verdict).ok_or((
+        StatusCode::UNPROCESSABLE_ENTITY,
+        format!("unknown verdict `{verdict}` (allow, block)"),
+    ))?;
+    web.store
+        .set_sender_entry(&owner, &pattern, verdict, &v.actor())
+        .await
+        .map_err(internal)
 }
 
-async fn delete(web: &Web, v: &Viewer, owner: Option<&str>, pattern: &str) -> Result<String, Refusal> {
+async fn delete(
+    web: &Web,
+    v: &Viewer,
+    owner: Option<&str>,
+    pattern: &str,
+) -> Result<String, Refusal> {
     let owner = sender_list_owner(v, owner, &web.config.domains.local)?;
-    let pattern = check_pattern(pattern).map_err(|e| (StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
-    match web.store.delete_sender_entry(&owner, &pattern).await.map_err(internal)? {
+    let pattern =
+        check_pattern(pattern).map_err(|e| (StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
+    match web
+        .store
+        .delete_sender_entry(&owner, &pattern)
+        .await
+        .map_err(internal)?
+    {
         true => Ok(pattern),
-        false => Err((StatusCode::NOT_FOUND, format!("{owner}'s list has no entry {pattern}"))),
+        false => Err((
+            StatusCode::NOT_FOUND,
+            format!("{owner}'s list has no entry {pattern}"),
+        )),
     }
 }
 
@@ -66,7 +99,11 @@ struct OwnerQuery {
     owner: Option<String>,
 }
 
-async fn api_list(State(web): State<Web>, ApiViewer(v): ApiViewer, ApiQuery(q): ApiQuery<OwnerQuery>) -> Response {
+async fn api_list(
+    State(web): State<Web>,
+    ApiViewer(v): ApiViewer,
+    ApiQuery(q): ApiQuery<OwnerQuery>,
+) -> Response {
     match list(&web, &v, q.owner.as_deref()).await {
         Ok(entries) => Json(json!({ "senders": entries })).into_response(),
         Err((s, text)) => error(s, &text),
@@ -80,7 +117,12 @@ struct AddBody {
     owner: Option<String>,
 }
 
-async fn api_add(State(web): State<Web>, ApiViewer(v): ApiViewer, headers: HeaderMap, ApiJson(b): ApiJson<AddBody>) -> Response {
+async fn api_add(
+    State(web): State<Web>,
+    ApiViewer(v): ApiViewer,
+    headers: HeaderMap,
+    ApiJson(b): ApiJson<AddBody>,
+) -> Response {
     if let Err(s) = v.check_csrf(csrf_header(&headers)) {
         return error(s, "missing or wrong X-CSRF-Token");
     }
@@ -96,7 +138,12 @@ struct DeleteQuery {
     owner: Option<String>,
 }
 
-async fn api_delete(State(web): State<Web>, ApiViewer(v): ApiViewer, headers: HeaderMap, ApiQuery(q): ApiQuery<DeleteQuery>) -> Response {
+async fn api_delete(
+    State(web): State<Web>,
+    ApiViewer(v): ApiViewer,
+    headers: HeaderMap,
+    ApiQuery(q): ApiQuery<DeleteQuery>,
+) -> Response {
     if let Err(s) = v.check_csrf(csrf_header(&headers)) {
         return error(s, "missing or wrong X-CSRF-Token");
     }
@@ -106,10 +153,24 @@ async fn api_delete(State(web): State<Web>, ApiViewer(v): ApiViewer, headers: He
     }
 }
 
-async fn senders_page(State(web): State<Web>, PageViewer(v): PageViewer, Query(n): Query<Notice>) -> Response {
+async fn senders_page(
+    State(web): State<Web>,
+    PageViewer(v): PageViewer,
+    Query(n): Query<Notice>,
+) -> Response {
     let entries = match list(&web, &v, None).await {
         Ok(e) => e,
-        Err((s, text)) => return (s, Html(page("Senders", Some(&v), &format!(r#"<div class="notice bad">{}</div>"#, esc(&text))))).into_response(),
+        Err((s, text)) => {
+            return (
+                s,
+                Html(page(
+                    "Senders",
+                    Some(&v),
+                    &format!(r#"<div class="notice bad">{}</div>"#, esc(&text)),
+                )),
+            )
+                .into_response();
+        }
     };
     let csrf = esc(v.csrf.as_deref().unwrap_or(""));
     let rows: String = entries
@@ -136,9 +197,12 @@ async fn senders_page(State(web): State<Web>, PageViewer(v): PageViewer, Query(n
         ""
     };
     let table = if entries.is_empty() {
-        r#"<div class="card muted" id="senders-empty">No sender is on a list yet.</div>"#.to_string()
+        r#"<div class="card muted" id="senders-empty">No sender is on a list yet.</div>"#
+            .to_string()
     } else {
-        format!(r#"<table id="senders"><thead><tr><th>Sender</th><th>List</th><th>For</th><th>Added</th><th></th></tr></thead><tbody>{rows}</tbody></table>"#)
+        format!(
+            r#"<table id="senders"><thead><tr><th>Sender</th><th>List</th><th>For</th><th>Added</th><th></th></tr></thead><tbody>{rows}</tbody></table>"#
+        )
     };
     let body = format!(
         r#"<h1>Senders</h1>{}<p class="muted">Mail from an allowed sender skips the spam checks of its content (never the virus scan); a blocked sender is told you do not exist. A sender is an address (<code>news@shop.example</code>) or a domain (<code>shop.example</code>, its subdomains too). Your own list comes before your domain's.</p>{table}
@@ -158,13 +222,27 @@ struct SenderForm {
     owner: Option<String>,
 }
 
-async fn senders_form(State(web): State<Web>, PageViewer(v): PageViewer, Form(f): Form<SenderForm>) -> Response {
+async fn senders_form(
+    State(web): State<Web>,
+    PageViewer(v): PageViewer,
+    Form(f): Form<SenderForm>,
+) -> Response {
     if v.check_csrf(Some(&f.csrf)).is_err() {
         return StatusCode::FORBIDDEN.into_response();
     }
     let result = match f.action.as_str() {
-        "add" => add(&web, &v, f.owner.as_deref(), &f.pattern, f.verdict.as_deref().unwrap_or("")).await.map(|e| format!("{} {}ed for {}", e.pattern, e.verdict.as_str(), e.owner)),
-        "delete" => delete(&web, &v, f.owner.as_deref(), &f.pattern).await.map(|p| format!("{p} removed")),
+        "add" => add(
+            &web,
+            &v,
+            f.owner.as_deref(),
+            &f.pattern,
+            f.verdict.as_deref().unwrap_or(""),
+        )
+        .await
+        .map(|e| format!("{} {}ed for {}", e.pattern, e.verdict.as_str(), e.owner)),
+        "delete" => delete(&web, &v, f.owner.as_deref(), &f.pattern)
+            .await
+            .map(|p| format!("{p} removed")),
         other => Err((StatusCode::BAD_REQUEST, format!("unknown action `{other}`"))),
     };
     let to = match result {

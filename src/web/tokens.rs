@@ -11,12 +11,12 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::api::{csrf_header, error};
-use super::auth::{random_token, token_hash, ApiViewer, PageViewer, Viewer, API_TOKEN_PREFIX};
-use super::extract::{ApiJson, ApiPath};
-use super::html::{esc, page, url, when, Notice};
-use super::pages::{admin_only, csrf_ok};
 use super::Web;
+use super::api::{csrf_header, error};
+use super::auth::{API_TOKEN_PREFIX, ApiViewer, PageViewer, Viewer, random_token, token_hash};
+use super::extract::{ApiJson, ApiPath};
+use super::html::{Notice, esc, page, url, when};
+use super::pages::{admin_only, csrf_ok};
 
 pub fn routes() -> Router<Web> {
     Router::new()
@@ -29,31 +29,54 @@ pub fn routes() -> Router<Web> {
 /// Who may make a token: an admin whose session gave the second factor.
 fn may_create(v: &Viewer) -> Result<(), (StatusCode, &'static str)> {
     if !v.is_admin() {
-        return Err((StatusCode::FORBIDDEN, "API tokens are made by administrators"));
+        return Err((
+            StatusCode::FORBIDDEN,
+            "API tokens are made by administrators",
+        ));
     }
     if !v.second_factor {
-        return Err((StatusCode::FORBIDDEN, "making an API token needs a session that gave a second factor (turn it on under Second factor, then sign in again)"));
+        return Err((
+            StatusCode::FORBIDDEN,
+            "making an API token needs a session that gave a second factor (turn it on under Second factor, then sign in again)",
+        ));
     }
     Ok(())
 }
 
 /// Makes a token for the viewer: (id, the token itself, shown once).
-async fn create(web: &Web, v: &Viewer, name: &str) -> Result<(String, String), (StatusCode, String)> {
+async fn create(
+    web: &Web,
+    v: &Viewer,
+    name: &str,
+) -> Result<(String, String), (StatusCode, String)> {
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 80 || name.chars().any(char::is_control) {
-        return Err((StatusCode::UNPROCESSABLE_ENTITY, "name: 1 to 80 characters, no control characters".into()));
+        return Err((
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "name: 1 to 80 characters, no control characters".into(),
+        ));
     }
     let token = format!("{API_TOKEN_PREFIX}{}", random_token());
     let id = random_token()[..16].to_string();
-    web.store.create_api_token(&id, &token_hash(&token), &v.user.address, name).await.map_err(|e| {
-        tracing::error!("api token: {e:#}");
-        (StatusCode::INTERNAL_SERVER_ERROR, "storage error".to_string())
-    })?;
+    web.store
+        .create_api_token(&id, &token_hash(&token), &v.user.address, name)
+        .await
+        .map_err(|e| {
+            tracing::error!("api token: {e:#}");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "storage error".to_string(),
+            )
+        })?;
     tracing::info!(user = %v.user.address, %id, %name, "API token made");
     Ok((id, token))
 }
 
-async fn tokens_page(State(web): State<Web>, PageViewer(v): PageViewer, Query(n): Query<Notice>) -> Response {
+async fn tokens_page(
+    State(web): State<Web>,
+    PageViewer(v): PageViewer,
+    Query(n): Query<Notice>,
+) -> Response {
     if let Err(r) = admin_only(&v) {
         return r;
     }
@@ -98,7 +121,11 @@ struct NameForm {
     name: String,
 }
 
-async fn create_post(State(web): State<Web>, PageViewer(v): PageViewer, Form(f): Form<NameForm>) -> Response {
+async fn create_post(
+    State(web): State<Web>,
+    PageViewer(v): PageViewer,
+    Form(f): Form<NameForm>,
+) -> Response {
     if let Err(r) = admin_only(&v).and_then(|_| csrf_ok(&v, &f.csrf)) {
         return r;
     }
@@ -107,7 +134,15 @@ async fn create_post(State(web): State<Web>, PageViewer(v): PageViewer, Form(f):
     }
     match create(&web, &v, &f.name).await {
         // Shown on this answer only: nothing stores it.
-        Ok((_, token)) => tokens_view(&web, &v, r#"<div class="notice ok">Token made. Copy it now: it is not shown again.</div>"#, &format!(r#"<p><code id="new-token">{}</code></p>"#, esc(&token))).await,
+        Ok((_, token)) => {
+            tokens_view(
+                &web,
+                &v,
+                r#"<div class="notice ok">Token made. Copy it now: it is not shown again.</div>"#,
+                &format!(r#"<p><code id="new-token">{}</code></p>"#, esc(&token)),
+            )
+            .await
+        }
         Err((_, e)) => Redirect::to(&format!("/admin/tokens?error={}", url(&e))).into_response(),
     }
 }
@@ -118,7 +153,12 @@ struct CsrfForm {
     csrf: String,
 }
 
-async fn revoke_post(State(web): State<Web>, PageViewer(v): PageViewer, Path(id): Path<String>, Form(f): Form<CsrfForm>) -> Response {
+async fn revoke_post(
+    State(web): State<Web>,
+    PageViewer(v): PageViewer,
+    Path(id): Path<String>,
+    Form(f): Form<CsrfForm>,
+) -> Response {
     if let Err(r) = admin_only(&v).and_then(|_| csrf_ok(&v, &f.csrf)) {
         return r;
     }
@@ -147,7 +187,12 @@ struct NameBody {
     name: String,
 }
 
-async fn create_api(State(web): State<Web>, ApiViewer(v): ApiViewer, headers: HeaderMap, ApiJson(body): ApiJson<NameBody>) -> Response {
+async fn create_api(
+    State(web): State<Web>,
+    ApiViewer(v): ApiViewer,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<NameBody>,
+) -> Response {
     if let Err(s) = v.check_csrf(csrf_header(&headers)) {
         return error(s, "missing or wrong X-CSRF-Token");
     }
@@ -155,12 +200,21 @@ async fn create_api(State(web): State<Web>, ApiViewer(v): ApiViewer, headers: He
         return error(s, why);
     }
     match create(&web, &v, &body.name).await {
-        Ok((id, token)) => (StatusCode::CREATED, Json(json!({ "id": id, "name": body.name.trim(), "token": token }))).into_response(),
+        Ok((id, token)) => (
+            StatusCode::CREATED,
+            Json(json!({ "id": id, "name": body.name.trim(), "token": token })),
+        )
+            .into_response(),
         Err((s, e)) => error(s, &e),
     }
 }
 
-async fn revoke_api(State(web): State<Web>, ApiViewer(v): ApiViewer, headers: HeaderMap, ApiPath(id): ApiPath<String>) -> Response {
+async fn revoke_api(
+    State(web): State<Web>,
+    ApiViewer(v): ApiViewer,
+    headers: HeaderMap,
+    ApiPath(id): ApiPath<String>,
+) -> Response {
     if let Err(s) = v.check_csrf(csrf_header(&headers)) {
         return error(s, "missing or wrong X-CSRF-Token");
     }

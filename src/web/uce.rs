@@ -10,19 +10,25 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 
+use super::Web;
 use super::api::{csrf_header, error};
 use super::auth::{ApiViewer, PageViewer, Viewer};
 use super::extract::{ApiJson, ApiPath};
-use super::html::{esc, page, url, when, Notice};
-use super::Web;
+use super::html::{Notice, esc, page, url, when};
 use crate::storage::Disposable;
 
 pub fn routes() -> Router<Web> {
     Router::new()
         .route("/api/v1/disposable", get(api_disposables))
-        .route("/api/v1/disposable/{address}/{action}", post(api_change_disposable))
+        .route(
+            "/api/v1/disposable/{address}/{action}",
+            post(api_change_disposable),
+        )
         .route("/api/v1/traps", get(api_traps).post(api_add_trap))
-        .route("/api/v1/traps/{pattern}", axum::routing::delete(api_delete_trap))
+        .route(
+            "/api/v1/traps/{pattern}",
+            axum::routing::delete(api_delete_trap),
+        )
         .route("/api/v1/messages/{id}/not-spam", post(api_not_spam))
         .route("/disposable", get(disposable_page))
         .route("/disposable/change", post(disposable_form))
@@ -34,7 +40,10 @@ pub fn routes() -> Router<Web> {
 /// The disposable addresses the viewer may see: their own, or all for an admin.
 async fn visible_disposables(web: &Web, v: &Viewer) -> anyhow::Result<Vec<Disposable>> {
     let all = web.store.disposables(None, None).await?;
-    Ok(all.into_iter().filter(|d| v.is_admin() || v.addresses.contains(&d.owner)).collect())
+    Ok(all
+        .into_iter()
+        .filter(|d| v.is_admin() || v.addresses.contains(&d.owner))
+        .collect())
 }
 
 /// Has the address taken all the mail it may? (Then it is locked, unless a lock was lifted
@@ -44,28 +53,70 @@ fn used_up(d: &Disposable) -> bool {
 }
 
 /// Applies `lock`, `unlock` (a used-up address starts counting again) or `reset` to a disposable address the viewer owns (admins: any).
-async fn change_disposable(web: &Web, v: &Viewer, address: &str, action: &str) -> Result<Disposable, (StatusCode, String)> {
+async fn change_disposable(
+    web: &Web,
+    v: &Viewer,
+    address: &str,
+    action: &str,
+) -> Result<Disposable, (StatusCode, String)> {
     let locked = match action {
         "lock" => Some(true),
         "unlock" => Some(false),
         "reset" => None,
-        _ => return Err((StatusCode::BAD_REQUEST, format!("unknown action `{action}` (lock, unlock, reset)"))),
+        _ => {
+            return Err((
+                StatusCode::BAD_REQUEST,
+                format!("unknown action `{action}` (lock, unlock, reset)"),
+            ));
+        }
     };
-    let (local, domain) = address.rsplit_once('@').filter(|_| !address.contains('\0')).ok_or((StatusCode::BAD_REQUEST, format!("`{address}` is not an address")))?;
-    let d = crate::modules::uce::disposable::parse(&web.config.uce, local, domain).ok_or((StatusCode::BAD_REQUEST, format!("`{address}` is not a disposable address")))?;
+    let (local, domain) = address
+        .rsplit_once('@')
+        .filter(|_| !address.contains('\0'))
+        .ok_or((
+            StatusCode::BAD_REQUEST,
+            format!("`{address}` is not an address"),
+        ))?;
+    let d = crate::modules::uce::disposable::parse(&web.config.uce, local, domain).ok_or((
+        StatusCode::BAD_REQUEST,
+        format!("`{address}` is not a disposable address"),
+    ))?;
     // Someone else's address is as unknown as one never used.
-    let not_found = (StatusCode::NOT_FOUND, format!("no disposable address {address} of yours has been used"));
+    let not_found = (
+        StatusCode::NOT_FOUND,
+        format!("no disposable address {address} of yours has been used"),
+    );
     if !v.is_admin() && !v.addresses.contains(&d.owner) {
         return Err(not_found);
     }
     let internal = |e: anyhow::Error| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
-    let now = web.store.disposables(Some(&d.owner), Some(&d.tag)).await.map_err(internal)?.into_iter().next().ok_or(not_found.clone())?;
+    let now = web
+        .store
+        .disposables(Some(&d.owner), Some(&d.tag))
+        .await
+        .map_err(internal)?
+        .into_iter()
+        .next()
+        .ok_or(not_found.clone())?;
     // A used-up address unlocked at its limit would still be refused: its count starts again.
-    let locked = if locked == Some(false) && used_up(&now) { None } else { locked };
-    if !web.store.set_disposable(&d.owner, &d.tag, locked).await.map_err(internal)? {
+    let locked = if locked == Some(false) && used_up(&now) {
+        None
+    } else {
+        locked
+    };
+    if !web
+        .store
+        .set_disposable(&d.owner, &d.tag, locked)
+        .await
+        .map_err(internal)?
+    {
         return Err(not_found);
     }
-    let rows = web.store.disposables(Some(&d.owner), Some(&d.tag)).await.map_err(internal)?;
+    let rows = web
+        .store
+        .disposables(Some(&d.owner), Some(&d.tag))
+        .await
+        .map_err(internal)?;
     rows.into_iter().next().ok_or(not_found)
 }
 
@@ -76,7 +127,12 @@ async fn api_disposables(State(web): State<Web>, ApiViewer(v): ApiViewer) -> Res
     }
 }
 
-async fn api_change_disposable(State(web): State<Web>, ApiViewer(v): ApiViewer, ApiPath((address, action)): ApiPath<(String, String)>, headers: HeaderMap) -> Response {
+async fn api_change_disposable(
+    State(web): State<Web>,
+    ApiViewer(v): ApiViewer,
+    ApiPath((address, action)): ApiPath<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
     if let Err(s) = v.check_csrf(csrf_header(&headers)) {
         return error(s, "missing or wrong X-CSRF-Token");
     }
@@ -87,7 +143,11 @@ async fn api_change_disposable(State(web): State<Web>, ApiViewer(v): ApiViewer, 
 }
 
 fn admin_only(v: &Viewer) -> Result<(), Response> {
-    if v.is_admin() { Ok(()) } else { Err(error(StatusCode::FORBIDDEN, "for administrators only")) }
+    if v.is_admin() {
+        Ok(())
+    } else {
+        Err(error(StatusCode::FORBIDDEN, "for administrators only"))
+    }
 }
 
 async fn api_traps(State(web): State<Web>, ApiViewer(v): ApiViewer) -> Response {
@@ -95,7 +155,9 @@ async fn api_traps(State(web): State<Web>, ApiViewer(v): ApiViewer) -> Response 
         return r;
     }
     match web.store.traps().await {
-        Ok(managed) => Json(json!({ "config": web.config.uce.traps, "managed": managed })).into_response(),
+        Ok(managed) => {
+            Json(json!({ "config": web.config.uce.traps, "managed": managed })).into_response()
+        }
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
     }
 }
@@ -105,7 +167,12 @@ struct TrapBody {
     pattern: String,
 }
 
-async fn api_add_trap(State(web): State<Web>, ApiViewer(v): ApiViewer, headers: HeaderMap, ApiJson(b): ApiJson<TrapBody>) -> Response {
+async fn api_add_trap(
+    State(web): State<Web>,
+    ApiViewer(v): ApiViewer,
+    headers: HeaderMap,
+    ApiJson(b): ApiJson<TrapBody>,
+) -> Response {
     if let Err(r) = admin_only(&v) {
         return r;
     }
@@ -122,7 +189,12 @@ async fn api_add_trap(State(web): State<Web>, ApiViewer(v): ApiViewer, headers: 
     }
 }
 
-async fn api_delete_trap(State(web): State<Web>, ApiViewer(v): ApiViewer, ApiPath(pattern): ApiPath<String>, headers: HeaderMap) -> Response {
+async fn api_delete_trap(
+    State(web): State<Web>,
+    ApiViewer(v): ApiViewer,
+    ApiPath(pattern): ApiPath<String>,
+    headers: HeaderMap,
+) -> Response {
     if let Err(r) = admin_only(&v) {
         return r;
     }
@@ -130,16 +202,28 @@ async fn api_delete_trap(State(web): State<Web>, ApiViewer(v): ApiViewer, ApiPat
         return error(s, "missing or wrong X-CSRF-Token");
     }
     // A NUL is in no trap (and PostgreSQL refuses one in a query).
-    let found = if pattern.contains('\0') { Ok(false) } else { web.store.delete_trap(&pattern).await };
+    let found = if pattern.contains('\0') {
+        Ok(false)
+    } else {
+        web.store.delete_trap(&pattern).await
+    };
     match found {
         Ok(true) => StatusCode::NO_CONTENT.into_response(),
-        Ok(false) => error(StatusCode::NOT_FOUND, "no such trap (traps of the config file are changed there)"),
+        Ok(false) => error(
+            StatusCode::NOT_FOUND,
+            "no such trap (traps of the config file are changed there)",
+        ),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
     }
 }
 
 /// "Not spam": the kept message is learned as ham (it stays where it is; replay delivers it).
-async fn api_not_spam(State(web): State<Web>, ApiViewer(v): ApiViewer, ApiPath(id): ApiPath<String>, headers: HeaderMap) -> Response {
+async fn api_not_spam(
+    State(web): State<Web>,
+    ApiViewer(v): ApiViewer,
+    ApiPath(id): ApiPath<String>,
+    headers: HeaderMap,
+) -> Response {
     if let Err(s) = v.check_csrf(csrf_header(&headers)) {
         return error(s, "missing or wrong X-CSRF-Token");
     }
@@ -157,16 +241,25 @@ async fn api_not_spam(State(web): State<Web>, ApiViewer(v): ApiViewer, ApiPath(i
         Err(err) => return error(StatusCode::INTERNAL_SERVER_ERROR, &err.to_string()),
     };
     match crate::modules::uce::learn::learn(&web.store, e.kept_as(), &message, false).await {
-        Ok(changed) => Json(json!({ "id": e.id, "learned_as": "ham", "changed": changed })).into_response(),
+        Ok(changed) => {
+            Json(json!({ "id": e.id, "learned_as": "ham", "changed": changed })).into_response()
+        }
         Err(err) => error(StatusCode::INTERNAL_SERVER_ERROR, &err.to_string()),
     }
 }
 
-async fn disposable_page(State(web): State<Web>, PageViewer(v): PageViewer, Query(n): Query<Notice>) -> Response {
+async fn disposable_page(
+    State(web): State<Web>,
+    PageViewer(v): PageViewer,
+    Query(n): Query<Notice>,
+) -> Response {
     let list = visible_disposables(&web, &v).await.unwrap_or_default();
     let csrf = esc(v.csrf.as_deref().unwrap_or(""));
     let button = |address: &str, action: &str, label: &str| {
-        format!(r#"<form method="post" action="/disposable/change"><input type="hidden" name="csrf" value="{csrf}"><input type="hidden" name="address" value="{}"><input type="hidden" name="action" value="{action}"><button class="secondary">{label}</button></form>"#, esc(address))
+        format!(
+            r#"<form method="post" action="/disposable/change"><input type="hidden" name="csrf" value="{csrf}"><input type="hidden" name="address" value="{}"><input type="hidden" name="action" value="{action}"><button class="secondary">{label}</button></form>"#,
+            esc(address)
+        )
     };
     let rows: String = list
         .iter()
@@ -200,7 +293,9 @@ async fn disposable_page(State(web): State<Web>, PageViewer(v): PageViewer, Quer
     let table = if list.is_empty() {
         r#"<div class="card muted" id="disposable-empty">No disposable address has been used yet.</div>"#.to_string()
     } else {
-        format!(r#"<table id="disposable"><thead><tr><th>Address</th><th>Delivered to</th><th>Used</th><th>State</th><th>Last used</th><th></th></tr></thead><tbody>{rows}</tbody></table>"#)
+        format!(
+            r#"<table id="disposable"><thead><tr><th>Address</th><th>Delivered to</th><th>Used</th><th>State</th><th>Last used</th><th></th></tr></thead><tbody>{rows}</tbody></table>"#
+        )
     };
     let body = format!(
         r#"<h1>Disposable addresses</h1>{}<p class="muted">Give out <code>{example}</code>: it reaches you 20 times, then it answers "user unknown" for good. Nothing to set up — the first mail creates it. Unlock opens a locked address again; one that was used up starts counting again from 0.</p>{table}"#,
@@ -217,32 +312,86 @@ struct DisposableForm {
     action: String,
 }
 
-async fn disposable_form(State(web): State<Web>, PageViewer(v): PageViewer, Form(f): Form<DisposableForm>) -> Response {
+async fn disposable_form(
+    State(web): State<Web>,
+    PageViewer(v): PageViewer,
+    Form(f): Form<DisposableForm>,
+) -> Response {
     if v.check_csrf(Some(&f.csrf)).is_err() {
         return StatusCode::FORBIDDEN.into_response();
     }
     let to = match change_disposable(&web, &v, &f.address, &f.action).await {
-        Ok(d) => format!("msg={}", url(&format!("{}: {}, {} of {} used", d.address, if d.locked { "locked" } else { "open" }, d.used, d.max_count))),
+        Ok(d) => format!(
+            "msg={}",
+            url(&format!(
+                "{}: {}, {} of {} used",
+                d.address,
+                if d.locked { "locked" } else { "open" },
+                d.used,
+                d.max_count
+            ))
+        ),
         Err((_, e)) => format!("error={}", url(&e)),
     };
     Redirect::to(&format!("/disposable?{to}")).into_response()
 }
 
-async fn traps_page(State(web): State<Web>, PageViewer(v): PageViewer, Query(n): Query<Notice>) -> Response {
+async fn traps_page(
+    State(web): State<Web>,
+    PageViewer(v): PageViewer,
+    Query(n): Query<Notice>,
+) -> Response {
     if !v.is_admin() {
-        return (StatusCode::FORBIDDEN, Html(page("Forbidden", Some(&v), r#"<div class="notice bad">This page is for administrators.</div>"#))).into_response();
+        return (
+            StatusCode::FORBIDDEN,
+            Html(page(
+                "Forbidden",
+                Some(&v),
+                r#"<div class="notice bad">This page is for administrators.</div>"#,
+            )),
+        )
+            .into_response();
     }
     let csrf = esc(v.csrf.as_deref().unwrap_or(""));
     let managed = web.store.traps().await.unwrap_or_default();
     let penalties = web.store.penalties().await.unwrap_or_default();
     let form = |field: &str, value: &str, action: &str, label: &str| {
-        format!(r#"<form method="post" action="/admin/traps/change"><input type="hidden" name="csrf" value="{csrf}"><input type="hidden" name="{field}" value="{}"><input type="hidden" name="action" value="{action}"><button class="secondary">{label}</button></form>"#, esc(value))
+        format!(
+            r#"<form method="post" action="/admin/traps/change"><input type="hidden" name="csrf" value="{csrf}"><input type="hidden" name="{field}" value="{}"><input type="hidden" name="action" value="{action}"><button class="secondary">{label}</button></form>"#,
+            esc(value)
+        )
     };
-    let mut rows: String = web.config.uce.traps.iter().map(|t| format!("<tr><td>{}</td><td class=\"muted\">config file</td><td></td></tr>", esc(t))).collect();
-    rows.extend(managed.iter().map(|t| format!("<tr><td>{}</td><td>web / CLI</td><td>{}</td></tr>", esc(t), form("pattern", t, "delete", "Delete"))));
+    let mut rows: String = web
+        .config
+        .uce
+        .traps
+        .iter()
+        .map(|t| {
+            format!(
+                "<tr><td>{}</td><td class=\"muted\">config file</td><td></td></tr>",
+                esc(t)
+            )
+        })
+        .collect();
+    rows.extend(managed.iter().map(|t| {
+        format!(
+            "<tr><td>{}</td><td>web / CLI</td><td>{}</td></tr>",
+            esc(t),
+            form("pattern", t, "delete", "Delete")
+        )
+    }));
     let boxed: String = penalties
         .iter()
-        .map(|p| format!("<tr><td>{}</td><td class=\"small\">{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", esc(&p.ip), when(p.until_us), p.hits, esc(&p.reason), form("ip", &p.ip, "release", "Release")))
+        .map(|p| {
+            format!(
+                "<tr><td>{}</td><td class=\"small\">{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(&p.ip),
+                when(p.until_us),
+                p.hits,
+                esc(&p.reason),
+                form("ip", &p.ip, "release", "Release")
+            )
+        })
         .collect();
     let body = format!(
         r#"<h1>Spam traps</h1>{}<p class="muted">Mail to a trap is answered 250, never delivered, kept as spam, and puts the client into the penalty box for {} hours. <code>*</code> stands for any run of characters.</p>
@@ -264,17 +413,36 @@ struct TrapForm {
     ip: Option<String>,
 }
 
-async fn traps_form(State(web): State<Web>, PageViewer(v): PageViewer, Form(f): Form<TrapForm>) -> Response {
+async fn traps_form(
+    State(web): State<Web>,
+    PageViewer(v): PageViewer,
+    Form(f): Form<TrapForm>,
+) -> Response {
     if !v.is_admin() || v.check_csrf(Some(&f.csrf)).is_err() {
         return StatusCode::FORBIDDEN.into_response();
     }
     let result = match (f.action.as_str(), f.pattern.as_deref(), f.ip.as_deref()) {
         ("add", Some(p), _) => match crate::cli::uce::check_trap(p) {
-            Ok(p) => web.store.add_trap(&p, &v.actor()).await.map(|_| format!("trap {p} added")).map_err(|e| e.to_string()),
+            Ok(p) => web
+                .store
+                .add_trap(&p, &v.actor())
+                .await
+                .map(|_| format!("trap {p} added"))
+                .map_err(|e| e.to_string()),
             Err(e) => Err(e.to_string()),
         },
-        ("delete", Some(p), _) => web.store.delete_trap(p).await.map(|_| format!("trap {p} deleted")).map_err(|e| e.to_string()),
-        ("release", _, Some(ip)) => web.store.release_penalty(ip).await.map(|_| format!("{ip} released from the penalty box")).map_err(|e| e.to_string()),
+        ("delete", Some(p), _) => web
+            .store
+            .delete_trap(p)
+            .await
+            .map(|_| format!("trap {p} deleted"))
+            .map_err(|e| e.to_string()),
+        ("release", _, Some(ip)) => web
+            .store
+            .release_penalty(ip)
+            .await
+            .map(|_| format!("{ip} released from the penalty box"))
+            .map_err(|e| e.to_string()),
         _ => Err("unknown action".into()),
     };
     let to = match result {
@@ -291,7 +459,10 @@ struct SnippetQuery {
 }
 
 async fn snippet_page(PageViewer(v): PageViewer, Query(q): Query<SnippetQuery>) -> Response {
-    let address = q.address.filter(|a| !a.trim().is_empty()).unwrap_or_else(|| v.user.address.clone());
+    let address = q
+        .address
+        .filter(|a| !a.trim().is_empty())
+        .unwrap_or_else(|| v.user.address.clone());
     let trap = q.trap.filter(|t| !t.trim().is_empty());
     let mut code = crate::modules::uce::snippet::obfuscated(address.trim(), "-nospam");
     if let Some(t) = &trap {

@@ -55,11 +55,17 @@ impl Capture {
     pub async fn start_on(addr: SocketAddr, opts: CaptureOptions) -> Capture {
         let listener = TcpListener::bind(addr).await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let cap = Capture { addr, deliveries: Default::default(), sessions: Default::default() };
+        let cap = Capture {
+            addr,
+            deliveries: Default::default(),
+            sessions: Default::default(),
+        };
         let c = cap.clone();
         tokio::spawn(async move {
             loop {
-                let Ok((s, _)) = listener.accept().await else { return };
+                let Ok((s, _)) = listener.accept().await else {
+                    return;
+                };
                 *c.sessions.lock().unwrap() += 1;
                 let (c, o) = (c.clone(), opts.clone());
                 tokio::spawn(async move {
@@ -86,7 +92,11 @@ impl Capture {
     }
 }
 
-async fn session(s: tokio::net::TcpStream, cap: Capture, opts: CaptureOptions) -> std::io::Result<()> {
+async fn session(
+    s: tokio::net::TcpStream,
+    cap: Capture,
+    opts: CaptureOptions,
+) -> std::io::Result<()> {
     let (r, mut w) = s.into_split();
     let mut r = BufReader::new(r);
     w.write_all(b"220 capture.test ESMTP\r\n").await?;
@@ -103,21 +113,31 @@ async fn session(s: tokio::net::TcpStream, cap: Capture, opts: CaptureOptions) -
         let upper = line.to_ascii_uppercase();
         if upper.starts_with("EHLO") {
             helo = line[5..].to_string();
-            w.write_all(b"250-capture.test\r\n250-PIPELINING\r\n250-SIZE 100000000\r\n250 8BITMIME\r\n").await?;
+            w.write_all(
+                b"250-capture.test\r\n250-PIPELINING\r\n250-SIZE 100000000\r\n250 8BITMIME\r\n",
+            )
+            .await?;
         } else if upper.starts_with("MAIL FROM:") {
             if in_tx {
-                w.write_all(b"503 5.5.1 Error: nested MAIL command\r\n").await?;
+                w.write_all(b"503 5.5.1 Error: nested MAIL command\r\n")
+                    .await?;
                 continue;
             }
             in_tx = true;
-            cur = Delivery { helo: helo.clone(), mail: line[10..].to_string(), ..Default::default() };
+            cur = Delivery {
+                helo: helo.clone(),
+                mail: line[10..].to_string(),
+                ..Default::default()
+            };
             w.write_all(b"250 2.1.0 Ok\r\n").await?;
         } else if upper.starts_with("RCPT TO:") {
             if let Some(d) = opts.rcpt_delay {
                 tokio::time::sleep(d).await;
             }
             let addr = line[8..].trim_matches(['<', '>']).to_ascii_lowercase();
-            if opts.unknown.contains(&addr) || opts.mailboxes.as_ref().is_some_and(|m| !m.contains(&addr)) {
+            if opts.unknown.contains(&addr)
+                || opts.mailboxes.as_ref().is_some_and(|m| !m.contains(&addr))
+            {
                 w.write_all(format!("550 5.1.1 <{addr}>: Recipient address rejected: User unknown in virtual mailbox table\r\n").as_bytes()).await?;
             } else {
                 cur.rcpts.push(addr);
@@ -129,7 +149,8 @@ async fn session(s: tokio::net::TcpStream, cap: Capture, opts: CaptureOptions) -
                 continue;
             }
             in_tx = false;
-            w.write_all(b"354 End data with <CR><LF>.<CR><LF>\r\n").await?;
+            w.write_all(b"354 End data with <CR><LF>.<CR><LF>\r\n")
+                .await?;
             let mut wire = Vec::new();
             loop {
                 let mut b = [0u8; 1];
@@ -141,19 +162,29 @@ async fn session(s: tokio::net::TcpStream, cap: Capture, opts: CaptureOptions) -
             }
             cur.data = unstuff(&wire);
             cur.wire = wire;
-            let special = opts.data_reply_if.as_ref().filter(|(marker, _)| String::from_utf8_lossy(&cur.data).contains(marker.as_str()));
+            let special = opts
+                .data_reply_if
+                .as_ref()
+                .filter(|(marker, _)| String::from_utf8_lossy(&cur.data).contains(marker.as_str()));
             if let Some((_, reply)) = special {
                 cur = Delivery::default();
                 w.write_all(format!("{reply}\r\n").as_bytes()).await?;
                 continue;
             }
-            cap.deliveries.lock().unwrap().push(std::mem::take(&mut cur));
-            let reply = opts.data_reply.clone().unwrap_or_else(|| "250 2.0.0 Ok: queued as CAPTURE".into());
+            cap.deliveries
+                .lock()
+                .unwrap()
+                .push(std::mem::take(&mut cur));
+            let reply = opts
+                .data_reply
+                .clone()
+                .unwrap_or_else(|| "250 2.0.0 Ok: queued as CAPTURE".into());
             w.write_all(format!("{reply}\r\n").as_bytes()).await?;
             if opts.hang_up_after_data {
                 if opts.say_421_on_hang_up {
                     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-                    w.write_all(b"421 4.4.2 capture.test Error: timeout exceeded\r\n").await?;
+                    w.write_all(b"421 4.4.2 capture.test Error: timeout exceeded\r\n")
+                        .await?;
                 }
                 return Ok(());
             }
@@ -165,14 +196,19 @@ async fn session(s: tokio::net::TcpStream, cap: Capture, opts: CaptureOptions) -
             w.write_all(b"221 2.0.0 Bye\r\n").await?;
             return Ok(());
         } else {
-            w.write_all(b"502 5.5.2 Error: command not recognized\r\n").await?;
+            w.write_all(b"502 5.5.2 Error: command not recognized\r\n")
+                .await?;
         }
     }
 }
 
 /// Splits on CRLF, removes one leading dot from each line, drops the final "." line.
 fn unstuff(wire: &[u8]) -> Vec<u8> {
-    let body = if wire == b".\r\n" { &b""[..] } else { &wire[..wire.len() - 3] };
+    let body = if wire == b".\r\n" {
+        &b""[..]
+    } else {
+        &wire[..wire.len() - 3]
+    };
     let mut out = Vec::new();
     for line in body.split_inclusive(|&b| b == b'\n') {
         out.extend_from_slice(line.strip_prefix(b".").unwrap_or(line));

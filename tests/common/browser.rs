@@ -1,7 +1,7 @@
 //! Headless Chromium driven over the W3C WebDriver protocol (Debian's chromium-driver), with
 //! just the commands the UI tests need; screenshots land in target/screenshots/.
 
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 
@@ -21,10 +21,18 @@ pub struct Browser {
 impl Browser {
     pub async fn start() -> Browser {
         for p in [CHROMEDRIVER, CHROMIUM] {
-            assert!(std::path::Path::new(p).exists(), "{p} is needed (scripts/test installs chromium and chromium-driver)");
+            assert!(
+                std::path::Path::new(p).exists(),
+                "{p} is needed (scripts/test installs chromium and chromium-driver)"
+            );
         }
         let addr = super::dead_address();
-        let driver = Command::new(CHROMEDRIVER).arg(format!("--port={}", addr.port())).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+        let driver = Command::new(CHROMEDRIVER)
+            .arg(format!("--port={}", addr.port()))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
         let mut ready = false;
         for _ in 0..300 {
             if tokio::net::TcpStream::connect(addr).await.is_ok() {
@@ -42,12 +50,26 @@ impl Browser {
                      format!("--user-data-dir={}", profile.path().display())]
         }}}});
         let r = call(addr, "POST", "/session", Some(caps)).await;
-        let session = r["sessionId"].as_str().unwrap_or_else(|| panic!("no session: {r}")).to_string();
-        Browser { driver, addr, session, _profile: profile }
+        let session = r["sessionId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no session: {r}"))
+            .to_string();
+        Browser {
+            driver,
+            addr,
+            session,
+            _profile: profile,
+        }
     }
 
     async fn cmd(&self, method: &str, path: &str, body: Option<Value>) -> Value {
-        call(self.addr, method, &format!("/session/{}{path}", self.session), body).await
+        call(
+            self.addr,
+            method,
+            &format!("/session/{}{path}", self.session),
+            body,
+        )
+        .await
     }
 
     pub async fn goto(&self, url: &str) {
@@ -55,14 +77,26 @@ impl Browser {
     }
 
     pub async fn url(&self) -> String {
-        self.cmd("GET", "/url", None).await.as_str().unwrap_or("").to_string()
+        self.cmd("GET", "/url", None)
+            .await
+            .as_str()
+            .unwrap_or("")
+            .to_string()
     }
 
     /// The first element matching a CSS selector, waiting up to 10 s for it.
     pub async fn find(&self, css: &str) -> String {
         for _ in 0..100 {
-            let r = self.cmd("POST", "/element", Some(json!({ "using": "css selector", "value": css }))).await;
-            if std::env::var("WD_DEBUG").is_ok() { eprintln!("find {css}: {r}"); }
+            let r = self
+                .cmd(
+                    "POST",
+                    "/element",
+                    Some(json!({ "using": "css selector", "value": css })),
+                )
+                .await;
+            if std::env::var("WD_DEBUG").is_ok() {
+                eprintln!("find {css}: {r}");
+            }
             if let Some(id) = r[ELEMENT].as_str() {
                 return id.to_string();
             }
@@ -72,23 +106,42 @@ impl Browser {
     }
 
     pub async fn count(&self, css: &str) -> usize {
-        self.cmd("POST", "/elements", Some(json!({ "using": "css selector", "value": css }))).await.as_array().map(Vec::len).unwrap_or(0)
+        self.cmd(
+            "POST",
+            "/elements",
+            Some(json!({ "using": "css selector", "value": css })),
+        )
+        .await
+        .as_array()
+        .map(Vec::len)
+        .unwrap_or(0)
     }
 
     pub async fn type_into(&self, css: &str, text: &str) {
         let e = self.find(css).await;
-        self.cmd("POST", &format!("/element/{e}/clear"), Some(json!({}))).await;
-        self.cmd("POST", &format!("/element/{e}/value"), Some(json!({ "text": text }))).await;
+        self.cmd("POST", &format!("/element/{e}/clear"), Some(json!({})))
+            .await;
+        self.cmd(
+            "POST",
+            &format!("/element/{e}/value"),
+            Some(json!({ "text": text })),
+        )
+        .await;
     }
 
     pub async fn click(&self, css: &str) {
         let e = self.find(css).await;
-        self.cmd("POST", &format!("/element/{e}/click"), Some(json!({}))).await;
+        self.cmd("POST", &format!("/element/{e}/click"), Some(json!({})))
+            .await;
     }
 
     pub async fn text(&self, css: &str) -> String {
         let e = self.find(css).await;
-        self.cmd("GET", &format!("/element/{e}/text"), None).await.as_str().unwrap_or("").to_string()
+        self.cmd("GET", &format!("/element/{e}/text"), None)
+            .await
+            .as_str()
+            .unwrap_or("")
+            .to_string()
     }
 
     pub async fn delete_cookies(&self) {
@@ -96,12 +149,22 @@ impl Browser {
     }
 
     pub async fn window(&self, width: u32, height: u32) {
-        self.cmd("POST", "/window/rect", Some(json!({ "width": width, "height": height }))).await;
+        self.cmd(
+            "POST",
+            "/window/rect",
+            Some(json!({ "width": width, "height": height })),
+        )
+        .await;
     }
 
     /// Saves a PNG of the viewport as target/screenshots/NAME.png; returns its path.
     pub async fn screenshot(&self, name: &str) -> std::path::PathBuf {
-        let b64 = self.cmd("GET", "/screenshot", None).await.as_str().unwrap().to_string();
+        let b64 = self
+            .cmd("GET", "/screenshot", None)
+            .await
+            .as_str()
+            .unwrap()
+            .to_string();
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join(format!("{name}.png"));
@@ -120,7 +183,14 @@ impl Browser {
 
 async fn call(addr: SocketAddr, method: &str, path: &str, body: Option<Value>) -> Value {
     let text = body.map(|b| b.to_string());
-    let r = request(addr, method, path, &[], text.as_deref().map(|t| ("application/json", t.as_bytes()))).await;
+    let r = request(
+        addr,
+        method,
+        path,
+        &[],
+        text.as_deref().map(|t| ("application/json", t.as_bytes())),
+    )
+    .await;
     let v: Value = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
     v["value"].clone()
 }
@@ -133,10 +203,15 @@ fn decode_base64(s: &str) -> Vec<u8> {
         b'+' => 62,
         _ => 63,
     };
-    let clean: Vec<u8> = s.bytes().filter(|c| c.is_ascii_alphanumeric() || *c == b'+' || *c == b'/').collect();
+    let clean: Vec<u8> = s
+        .bytes()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == b'+' || *c == b'/')
+        .collect();
     let mut out = Vec::with_capacity(clean.len() * 3 / 4);
     for chunk in clean.chunks(4) {
-        let n = chunk.iter().enumerate().fold(0u32, |acc, (i, &c)| acc | (u32::from(val(c)) << (18 - 6 * i)));
+        let n = chunk.iter().enumerate().fold(0u32, |acc, (i, &c)| {
+            acc | (u32::from(val(c)) << (18 - 6 * i))
+        });
         out.push((n >> 16) as u8);
         if chunk.len() > 2 {
             out.push((n >> 8) as u8);

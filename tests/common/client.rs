@@ -15,7 +15,8 @@ pub struct Client {
 
 /// A 220 greeting, one line or several (`220-` ... `220 `).
 pub fn is_greeting(reply: &str) -> bool {
-    reply.lines().all(|l| l.starts_with("220")) && reply.lines().last().is_some_and(|l| l.starts_with("220 "))
+    reply.lines().all(|l| l.starts_with("220"))
+        && reply.lines().last().is_some_and(|l| l.starts_with("220 "))
 }
 
 impl Client {
@@ -49,7 +50,11 @@ impl Client {
 
     /// Wraps a connected stream and reads the greeting.
     pub async fn from_stream(s: TcpStream) -> (Client, String) {
-        let mut c = Client { io: Some(Box::new(s)), buf: Vec::new(), peer_cert: None };
+        let mut c = Client {
+            io: Some(Box::new(s)),
+            buf: Vec::new(),
+            peer_cert: None,
+        };
         let g = c.reply().await;
         (c, g)
     }
@@ -67,7 +72,10 @@ impl Client {
     /// Sends a command and asserts the reply code; returns the reply.
     pub async fn expect(&mut self, line: &str, code: u16) -> String {
         let r = self.cmd(line).await;
-        assert!(r.starts_with(&code.to_string()), "{line:?} -> {r:?}, expected {code}");
+        assert!(
+            r.starts_with(&code.to_string()),
+            "{line:?} -> {r:?}, expected {code}"
+        );
         r
     }
 
@@ -75,7 +83,9 @@ impl Client {
     pub async fn reply(&mut self) -> String {
         let mut lines = Vec::new();
         loop {
-            let Some(line) = self.line().await else { return lines.join("\n") };
+            let Some(line) = self.line().await else {
+                return lines.join("\n");
+            };
             let last = line.as_bytes().get(3) != Some(&b'-');
             lines.push(line);
             if last {
@@ -91,10 +101,13 @@ impl Client {
                 return Some(String::from_utf8_lossy(&l).trim_end().to_string());
             }
             let mut tmp = [0u8; 4096];
-            let n = tokio::time::timeout(std::time::Duration::from_secs(20), self.io.as_mut().unwrap().read(&mut tmp))
-                .await
-                .expect("reply within 20 s")
-                .unwrap_or(0);
+            let n = tokio::time::timeout(
+                std::time::Duration::from_secs(20),
+                self.io.as_mut().unwrap().read(&mut tmp),
+            )
+            .await
+            .expect("reply within 20 s")
+            .unwrap_or(0);
             if n == 0 {
                 return None;
             }
@@ -110,11 +123,17 @@ impl Client {
     /// Upgrades to TLS (after a 220 to STARTTLS); returns "TLSv1.x".
     pub async fn starttls(&mut self) -> String {
         let io = self.io.take().unwrap();
-        let connector = tokio_rustls::TlsConnector::from(sponts::smtp::tls::backend_client_config(None));
+        let connector =
+            tokio_rustls::TlsConnector::from(sponts::smtp::tls::backend_client_config(None));
         let name = rustls::pki_types::ServerName::try_from("gw.test.example").unwrap();
         let tls = connector.connect(name, io).await.expect("TLS handshake");
         let version = format!("{:?}", tls.get_ref().1.protocol_version().unwrap());
-        self.peer_cert = tls.get_ref().1.peer_certificates().and_then(|c| c.first()).map(|c| c.to_vec());
+        self.peer_cert = tls
+            .get_ref()
+            .1
+            .peer_certificates()
+            .and_then(|c| c.first())
+            .map(|c| c.to_vec());
         self.io = Some(Box::new(tls));
         self.buf.clear();
         version

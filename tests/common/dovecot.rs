@@ -12,7 +12,9 @@ use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 fn script(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/peers").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("scripts/peers")
+        .join(name)
 }
 
 pub struct Dovecot {
@@ -40,24 +42,55 @@ impl Dovecot {
     }
 
     fn launch(certificate: Option<(&std::path::Path, &std::path::Path)>, penalty: bool) -> Dovecot {
-        assert!(std::path::Path::new("/usr/sbin/dovecot").exists(), "dovecot is needed (Debian packages dovecot-imapd, dovecot-pop3d)");
+        assert!(
+            std::path::Path::new("/usr/sbin/dovecot").exists(),
+            "dovecot is needed (Debian packages dovecot-imapd, dovecot-pop3d)"
+        );
         let dir = tempfile::tempdir().unwrap();
         if let Some((cert, key)) = certificate {
             // dovecot_start.sh keeps a certificate it finds in place.
             std::fs::copy(cert, dir.path().join("cert.pem")).unwrap();
             std::fs::copy(key, dir.path().join("key.pem")).unwrap();
         }
-        let out = Command::new("bash").arg(script("dovecot_start.sh")).arg(dir.path()).env("SPONTS_DOVECOT_PENALTY", if penalty { "1" } else { "0" }).output().unwrap();
+        let out = Command::new("bash")
+            .arg(script("dovecot_start.sh"))
+            .arg(dir.path())
+            .env("SPONTS_DOVECOT_PENALTY", if penalty { "1" } else { "0" })
+            .output()
+            .unwrap();
         let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(out.status.success(), "dovecot did not start:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "dovecot did not start:\n{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let port = |key: &str| -> Option<SocketAddr> {
-            let port = stdout.lines().find_map(|l| l.strip_prefix(key)?.strip_prefix('='))?;
-            Some(SocketAddr::from(([127, 0, 0, 1], port.trim().parse().ok()?)))
+            let port = stdout
+                .lines()
+                .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))?;
+            Some(SocketAddr::from((
+                [127, 0, 0, 1],
+                port.trim().parse().ok()?,
+            )))
         };
-        match (port("IMAP_PORT"), port("POP3_PORT"), port("IMAPS_PORT"), port("POP3S_PORT")) {
-            (Some(imap), Some(pop3), Some(imaps), Some(pop3s)) => Dovecot { imap, pop3, imaps, pop3s, dir },
+        match (
+            port("IMAP_PORT"),
+            port("POP3_PORT"),
+            port("IMAPS_PORT"),
+            port("POP3S_PORT"),
+        ) {
+            (Some(imap), Some(pop3), Some(imaps), Some(pop3s)) => Dovecot {
+                imap,
+                pop3,
+                imaps,
+                pop3s,
+                dir,
+            },
             _ => {
-                let _ = Command::new("bash").arg(script("dovecot_stop.sh")).arg(dir.path()).output();
+                let _ = Command::new("bash")
+                    .arg(script("dovecot_stop.sh"))
+                    .arg(dir.path())
+                    .output();
                 panic!("dovecot_start.sh said:\n{stdout}");
             }
         }
@@ -69,8 +102,16 @@ impl Dovecot {
     pub fn deliver(&self, user: &str, message: &[u8]) {
         static COUNT: AtomicUsize = AtomicUsize::new(0);
         let maildir = self.maildir(user);
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
-        let name = format!("{}.M{}P{}Q{}.sponts-test", now.as_secs(), now.subsec_micros(), std::process::id(), COUNT.fetch_add(1, Ordering::Relaxed));
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap();
+        let name = format!(
+            "{}.M{}P{}Q{}.sponts-test",
+            now.as_secs(),
+            now.subsec_micros(),
+            std::process::id(),
+            COUNT.fetch_add(1, Ordering::Relaxed)
+        );
         let tmp = maildir.join("tmp").join(&name);
         std::fs::write(&tmp, message).unwrap();
         let owner = std::fs::metadata(maildir.join("new")).unwrap();
@@ -111,7 +152,10 @@ impl Dovecot {
     #[allow(dead_code)]
     pub fn add_login(&self, name: &str, password: &str) {
         use std::io::Write;
-        let mut f = std::fs::OpenOptions::new().append(true).open(self.dir.path().join("users")).unwrap();
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(self.dir.path().join("users"))
+            .unwrap();
         writeln!(f, "{name}:{{PLAIN}}{password}").unwrap();
     }
 
@@ -126,6 +170,9 @@ impl Dovecot {
 
 impl Drop for Dovecot {
     fn drop(&mut self) {
-        let _ = Command::new("bash").arg(script("dovecot_stop.sh")).arg(self.dir.path()).output();
+        let _ = Command::new("bash")
+            .arg(script("dovecot_stop.sh"))
+            .arg(self.dir.path())
+            .output();
     }
 }

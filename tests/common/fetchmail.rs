@@ -4,8 +4,16 @@
 use std::path::{Path, PathBuf};
 
 /// Fetches the new mail of `user` into `dir/mail/`; returns fetchmail's exit code and stderr.
-pub async fn fetch(pop3_port: u16, user: &str, password: &str, dir: &Path) -> (Option<i32>, String) {
-    assert!(Path::new("/usr/bin/fetchmail").exists(), "fetchmail is needed (scripts/test installs it)");
+pub async fn fetch(
+    pop3_port: u16,
+    user: &str,
+    password: &str,
+    dir: &Path,
+) -> (Option<i32>, String) {
+    assert!(
+        Path::new("/usr/bin/fetchmail").exists(),
+        "fetchmail is needed (scripts/test installs it)"
+    );
     let maildir = dir.join("mail");
     std::fs::create_dir_all(&maildir).unwrap();
     let rc: PathBuf = dir.join("fetchmailrc");
@@ -20,13 +28,26 @@ pub async fn fetch(pop3_port: u16, user: &str, password: &str, dir: &Path) -> (O
     .unwrap();
     std::fs::set_permissions(&rc, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     let home = dir.to_path_buf();
-    let out = tokio::task::spawn_blocking(move || std::process::Command::new("/usr/bin/fetchmail").arg("-f").arg(&rc).arg("--nodetach").env("FETCHMAILHOME", &home).output().unwrap())
-        .await
-        .unwrap();
-    (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("/usr/bin/fetchmail")
+            .arg("-f")
+            .arg(&rc)
+            .arg("--nodetach")
+            .env("FETCHMAILHOME", &home)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 /// The files fetchmail delivered so far.
 pub fn fetched(dir: &Path) -> Vec<PathBuf> {
-    std::fs::read_dir(dir.join("mail")).map(|d| d.flatten().map(|e| e.path()).collect()).unwrap_or_default()
+    std::fs::read_dir(dir.join("mail"))
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default()
 }

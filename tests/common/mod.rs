@@ -45,7 +45,13 @@ impl Gateway {
     /// test's next event meets the orders it has just written.
     #[allow(dead_code)]
     pub async fn reload_orders(&self) {
-        self.running.as_ref().unwrap().intercept.reload().await.unwrap();
+        self.running
+            .as_ref()
+            .unwrap()
+            .intercept
+            .reload()
+            .await
+            .unwrap();
     }
 
     /// Waits (up to 30 s) until the orders this gateway acts on for `login` are `n`: for orders
@@ -59,7 +65,10 @@ impl Gateway {
             }
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
-        panic!("the orders for {login} are not {n}: {}", intercept.orders_for_login(login).len());
+        panic!(
+            "the orders for {login} are not {n}: {}",
+            intercept.orders_for_login(login).len()
+        );
     }
 }
 
@@ -73,8 +82,13 @@ pub fn config(backend: SocketAddr, extra: &str) -> (sponts::config::Config, temp
         extra
     );
     // No report mail into a test's backend unless the test asks for one.
-    let text = if extra.contains("[report]") { text } else { format!("{text}\n[report]\nmail = \"off\"\n") };
-    let config = sponts::config::Config::parse(&merge(&text)).unwrap_or_else(|e| panic!("test config: {e}\n{text}"));
+    let text = if extra.contains("[report]") {
+        text
+    } else {
+        format!("{text}\n[report]\nmail = \"off\"\n")
+    };
+    let config = sponts::config::Config::parse(&merge(&text))
+        .unwrap_or_else(|e| panic!("test config: {e}\n{text}"));
     (config, dir)
 }
 
@@ -120,16 +134,35 @@ fn merge(text: &str) -> String {
 /// The key of a `key = value` line (a bare key only; not a line inside a multi-line value).
 fn bare_key(line: &str) -> Option<&str> {
     let key = line.split_once('=')?.0.trim();
-    (!key.is_empty() && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')).then_some(key)
+    (!key.is_empty()
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-'))
+    .then_some(key)
 }
 
 pub async fn start_with(config: sponts::config::Config, dir: tempfile::TempDir) -> Gateway {
     let running = sponts::start(config).await.expect("gateway starts");
     let addr = running.smtp.addrs[0];
-    let web = running.web.as_ref().map(|w| w.addr).unwrap_or_else(dead_address);
-    let pop3 = running.pop3.as_ref().map(|p| p.addr).unwrap_or_else(dead_address);
+    let web = running
+        .web
+        .as_ref()
+        .map(|w| w.addr)
+        .unwrap_or_else(dead_address);
+    let pop3 = running
+        .pop3
+        .as_ref()
+        .map(|p| p.addr)
+        .unwrap_or_else(dead_address);
     let store = running.store.clone();
-    Gateway { addr, web, pop3, running: Some(running), store, dir }
+    Gateway {
+        addr,
+        web,
+        pop3,
+        running: Some(running),
+        store,
+        dir,
+    }
 }
 
 /// A gateway in front of `backend`, with extra TOML appended to the test config.
@@ -157,13 +190,21 @@ pub fn dead_address() -> SocketAddr {
 }
 
 pub fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
 }
 
 /// The journal records matching `id`, waiting briefly (records are committed before the reply,
 /// so normally at once).
-pub async fn journal_entry(store: &sponts::storage::Store, id: &str) -> sponts::storage::JournalEntry {
-    let f = sponts::storage::JournalFilter { id: Some(id.to_string()), ..Default::default() };
+pub async fn journal_entry(
+    store: &sponts::storage::Store,
+    id: &str,
+) -> sponts::storage::JournalEntry {
+    let f = sponts::storage::JournalFilter {
+        id: Some(id.to_string()),
+        ..Default::default()
+    };
     let mut v = store.query_journal(&f).await.unwrap();
     assert_eq!(v.len(), 1, "journal entry {id}");
     v.remove(0)
@@ -191,13 +232,29 @@ pub async fn id_of(store: &sponts::storage::Store, reply: &str) -> String {
     if reply.contains(" id=") {
         return reply_id(reply);
     }
-    let newest = store.query_journal(&sponts::storage::JournalFilter { limit: Some(1), ..Default::default() }).await.unwrap();
-    newest.first().map(|e| e.id.clone()).unwrap_or_else(|| panic!("no journal record for {reply}"))
+    let newest = store
+        .query_journal(&sponts::storage::JournalFilter {
+            limit: Some(1),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    newest
+        .first()
+        .map(|e| e.id.clone())
+        .unwrap_or_else(|| panic!("no journal record for {reply}"))
 }
 
 /// An account with the tests' password.
 pub async fn add_user(store: &sponts::storage::Store, address: &str, role: sponts::storage::Role) {
-    store.add_user(address, &sponts::auth::hash_password(PASSWORD).unwrap(), role).await.unwrap();
+    store
+        .add_user(
+            address,
+            &sponts::auth::hash_password(PASSWORD).unwrap(),
+            role,
+        )
+        .await
+        .unwrap();
 }
 
 pub const PASSWORD: &str = "password for tests";
@@ -205,7 +262,9 @@ pub const PASSWORD: &str = "password for tests";
 /// Runs a command off the test's runtime thread. An in-process gateway shares that thread, and a
 /// database transaction it holds open would never finish while the thread waits for the command.
 pub async fn output(mut command: std::process::Command) -> std::process::Output {
-    tokio::task::spawn_blocking(move || command.output().unwrap()).await.unwrap()
+    tokio::task::spawn_blocking(move || command.output().unwrap())
+        .await
+        .unwrap()
 }
 
 /// Kills a process this test started (`sponts serve`, `sponts demo`) if the test fails before it
@@ -215,14 +274,20 @@ pub struct KillOnPanic(pub u32);
 impl Drop for KillOnPanic {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            let _ = std::process::Command::new("kill").args(["-KILL", &self.0.to_string()]).status();
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", &self.0.to_string()])
+                .status();
         }
     }
 }
 
 /// Sends `bytes` to `addr`, closes the sending side, and reads until the server closes; `None` if
 /// that takes longer than `limit` (a session that does not end once its client has gone).
-pub async fn half_closed_exchange(addr: SocketAddr, bytes: &[u8], limit: std::time::Duration) -> Option<Vec<u8>> {
+pub async fn half_closed_exchange(
+    addr: SocketAddr,
+    bytes: &[u8],
+    limit: std::time::Duration,
+) -> Option<Vec<u8>> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     let (mut r, mut w) = stream.into_split();
@@ -236,5 +301,7 @@ pub async fn half_closed_exchange(addr: SocketAddr, bytes: &[u8], limit: std::ti
         let _ = r.read_to_end(&mut out).await;
         out
     };
-    tokio::time::timeout(limit, async { tokio::join!(writer, reader).1 }).await.ok()
+    tokio::time::timeout(limit, async { tokio::join!(writer, reader).1 })
+        .await
+        .ok()
 }

@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 fn script(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/peers").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("scripts/peers")
+        .join(name)
 }
 
 /// `scripts/peers/dns_server.py` on a free loopback port, answering from a JSON zone file.
@@ -23,11 +25,32 @@ impl Dns {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("zone.json");
         std::fs::write(&path, zone).unwrap();
-        let mut child = Command::new("python3").arg(script("dns_server.py")).arg("--zone").arg(&path).arg("--port").arg("0").stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("python3 runs the DNS server");
+        let mut child = Command::new("python3")
+            .arg(script("dns_server.py"))
+            .arg("--zone")
+            .arg(&path)
+            .arg("--port")
+            .arg("0")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("python3 runs the DNS server");
         let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        let port = line.trim().strip_prefix("DNS_PORT=").unwrap_or_else(|| panic!("DNS server said `{line}`")).parse().unwrap();
-        Dns { port, zone: path, child, _dir: dir }
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port = line
+            .trim()
+            .strip_prefix("DNS_PORT=")
+            .unwrap_or_else(|| panic!("DNS server said `{line}`"))
+            .parse()
+            .unwrap();
+        Dns {
+            port,
+            zone: path,
+            child,
+            _dir: dir,
+        }
     }
 
     /// Replaces the zone (atomically; the server re-reads it on the next query).
@@ -75,16 +98,44 @@ impl Engine {
     }
 
     fn start(name: &str, env: &[(&str, &str)]) -> Engine {
-        assert!(Path::new(&format!("/usr/bin/{name}")).exists() || Path::new(&format!("/usr/sbin/{name}")).exists(), "{name} is needed (scripts/test installs it)");
+        assert!(
+            Path::new(&format!("/usr/bin/{name}")).exists()
+                || Path::new(&format!("/usr/sbin/{name}")).exists(),
+            "{name} is needed (scripts/test installs it)"
+        );
         let dir = tempfile::tempdir().unwrap();
         // The daemons run as their own users and must reach the state dir.
-        std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-        let out = Command::new("bash").arg(script(&format!("{name}_start.sh"))).arg("0").arg(dir.path()).envs(env.iter().copied()).output().unwrap();
+        std::fs::set_permissions(
+            dir.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
+        let out = Command::new("bash")
+            .arg(script(&format!("{name}_start.sh")))
+            .arg("0")
+            .arg(dir.path())
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
         let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(out.status.success(), "{name} did not start:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{name} did not start:\n{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let key = format!("{}_PORT=", name.to_uppercase());
-        let port = stdout.lines().find_map(|l| l.strip_prefix(key.as_str())).unwrap_or_else(|| panic!("no {key} in {stdout}")).trim().parse().unwrap();
-        Engine { port, stop: script("stop.sh"), dir }
+        let port = stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(key.as_str()))
+            .unwrap_or_else(|| panic!("no {key} in {stdout}"))
+            .trim()
+            .parse()
+            .unwrap();
+        Engine {
+            port,
+            stop: script("stop.sh"),
+            dir,
+        }
     }
 
     pub fn address(&self) -> String {
@@ -94,6 +145,9 @@ impl Engine {
 
 impl Drop for Engine {
     fn drop(&mut self) {
-        let _ = Command::new("bash").arg(&self.stop).arg(self.dir.path()).output();
+        let _ = Command::new("bash")
+            .arg(&self.stop)
+            .arg(self.dir.path())
+            .output();
     }
 }

@@ -41,7 +41,10 @@ pub fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
 pub fn int(tag: u8, v: i64) -> Vec<u8> {
     let bytes = v.to_be_bytes();
     let mut start = 0;
-    while start < 7 && ((bytes[start] == 0 && bytes[start + 1] & 0x80 == 0) || (bytes[start] == 0xff && bytes[start + 1] & 0x80 != 0)) {
+    while start < 7
+        && ((bytes[start] == 0 && bytes[start + 1] & 0x80 == 0)
+            || (bytes[start] == 0xff && bytes[start + 1] & 0x80 != 0))
+    {
         start += 1;
     }
     tlv(tag, &bytes[start..])
@@ -61,7 +64,9 @@ pub struct Tlv<'a> {
 /// How many bytes the header announces, from the first bytes of a message: `Ok(None)` while
 /// more header bytes are needed, `Ok(Some((header_len, body_len)))` once known.
 pub fn header(buf: &[u8]) -> Result<Option<(usize, usize)>, Malformed> {
-    let (Some(&tag), Some(&first)) = (buf.first(), buf.get(1)) else { return Ok(None) };
+    let (Some(&tag), Some(&first)) = (buf.first(), buf.get(1)) else {
+        return Ok(None);
+    };
     if tag & 0x1f == 0x1f {
         return Err(Malformed("multi-byte tag"));
     }
@@ -72,7 +77,9 @@ pub fn header(buf: &[u8]) -> Result<Option<(usize, usize)>, Malformed> {
     if n == 0 || n > 4 {
         return Err(Malformed("unsupported length form"));
     }
-    let Some(bytes) = buf.get(2..2 + n) else { return Ok(None) };
+    let Some(bytes) = buf.get(2..2 + n) else {
+        return Ok(None);
+    };
     let len = bytes.iter().fold(0usize, |acc, b| (acc << 8) | *b as usize);
     Ok(Some((2 + n, len)))
 }
@@ -118,10 +125,26 @@ mod tests {
             let t = next(&mut s).unwrap();
             assert_eq!((t.tag, t.body.len(), s.len()), (OCTETS, n, 0));
         }
-        for v in [0i64, 1, 127, 128, 255, 256, -1, -128, -129, i32::MAX as i64, i64::MIN] {
+        for v in [
+            0i64,
+            1,
+            127,
+            128,
+            255,
+            256,
+            -1,
+            -128,
+            -129,
+            i32::MAX as i64,
+            i64::MIN,
+        ] {
             let e = int(INTEGER, v);
             let mut s = &e[..];
-            assert_eq!(to_int(expect(&mut s, INTEGER).unwrap()).unwrap(), v, "{e:02x?}");
+            assert_eq!(
+                to_int(expect(&mut s, INTEGER).unwrap()).unwrap(),
+                v,
+                "{e:02x?}"
+            );
         }
         assert_eq!(int(INTEGER, 3), [2, 1, 3]);
         assert_eq!(int(INTEGER, 128), [2, 2, 0, 128]);
@@ -129,7 +152,14 @@ mod tests {
 
     #[test]
     fn malformed_input_is_an_error_not_a_panic() {
-        for bad in [&[0x30u8][..], &[0x30, 0x05, 1], &[0x30, 0x80], &[0x30, 0x85, 1, 1, 1, 1, 1], &[0x1f, 0], &[0x30, 0x84, 0xff, 0xff, 0xff, 0xff]] {
+        for bad in [
+            &[0x30u8][..],
+            &[0x30, 0x05, 1],
+            &[0x30, 0x80],
+            &[0x30, 0x85, 1, 1, 1, 1, 1],
+            &[0x1f, 0],
+            &[0x30, 0x84, 0xff, 0xff, 0xff, 0xff],
+        ] {
             let mut s = bad;
             assert!(next(&mut s).is_err(), "{bad:02x?}");
         }

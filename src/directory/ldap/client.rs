@@ -2,11 +2,13 @@
 //! binds, one-level-deep searches, unbind. Each message is read whole (bounded) before it is
 //! parsed, so nothing sent before StartTLS's answer survives into the TLS stream.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result, bail};
 use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use super::ber::{self, expect, int, next, octets, tlv, to_int, Malformed, BOOLEAN, ENUMERATED, INTEGER, SEQUENCE};
+use super::ber::{
+    self, BOOLEAN, ENUMERATED, INTEGER, Malformed, SEQUENCE, expect, int, next, octets, tlv, to_int,
+};
 
 /// The largest message read from a server (an entry with many groups stays far below).
 const MAX_MESSAGE: usize = 4 << 20;
@@ -30,7 +32,10 @@ pub struct Entry {
 impl Entry {
     /// The values of `name` (case-insensitive).
     pub fn values(&self, name: &str) -> impl Iterator<Item = &str> {
-        self.attrs.iter().filter(move |(n, _)| n.eq_ignore_ascii_case(name)).flat_map(|(_, v)| v.iter().map(String::as_str))
+        self.attrs
+            .iter()
+            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
+            .flat_map(|(_, v)| v.iter().map(String::as_str))
     }
 }
 
@@ -50,15 +55,32 @@ struct Result_ {
 impl Conn {
     /// Connects to `host:port`; with `implicit` TLS at once (LDAPS), otherwise StartTLS first.
     /// Either way the server's certificate must chain to `tls`'s roots and name `host`.
-    pub async fn connect(host: &str, port: u16, implicit: bool, tls: Arc<rustls::ClientConfig>) -> Result<Conn> {
-        let tcp = tokio::net::TcpStream::connect((host, port)).await.with_context(|| format!("cannot connect to {host}:{port}"))?;
-        let name = rustls::pki_types::ServerName::try_from(host.to_string()).context("not a host name")?;
+    pub async fn connect(
+        host: &str,
+        port: u16,
+        implicit: bool,
+        tls: Arc<rustls::ClientConfig>,
+    ) -> Result<Conn> {
+        let tcp = tokio::net::TcpStream::connect((host, port))
+            .await
+            .with_context(|| format!("cannot connect to {host}:{port}"))?;
+        let name =
+            rustls::pki_types::ServerName::try_from(host.to_string()).context("not a host name")?;
         let connector = tokio_rustls::TlsConnector::from(tls);
         if implicit {
-            let io = connector.connect(name, tcp).await.context("TLS with the LDAP server failed")?;
-            return Ok(Conn { io: Box::new(io), next_id: 1 });
+            let io = connector
+                .connect(name, tcp)
+                .await
+                .context("TLS with the LDAP server failed")?;
+            return Ok(Conn {
+                io: Box::new(io),
+                next_id: 1,
+            });
         }
-        let mut plain = Conn { io: Box::new(tcp), next_id: 1 };
+        let mut plain = Conn {
+            io: Box::new(tcp),
+            next_id: 1,
+        };
         let id = plain.send(&tlv(0x77, &tlv(0x80, STARTTLS_OID))).await?;
         let (op, body) = plain.receive(id).await?;
         if op != 0x78 {
@@ -66,11 +88,21 @@ impl Conn {
         }
         let r = ldap_result(body)?;
         if r.code != 0 {
-            bail!("the LDAP server refused StartTLS ({}: {})", r.code, r.message);
+            bail!(
+                "the LDAP server refused StartTLS ({}: {})",
+                r.code,
+                r.message
+            );
         }
         let Conn { io, next_id } = plain;
-        let io = connector.connect(name, io).await.context("TLS (StartTLS) with the LDAP server failed")?;
-        Ok(Conn { io: Box::new(io), next_id })
+        let io = connector
+            .connect(name, io)
+            .await
+            .context("TLS (StartTLS) with the LDAP server failed")?;
+        Ok(Conn {
+            io: Box::new(io),
+            next_id,
+        })
     }
 
     /// A simple bind: `Ok(true)` bound, `Ok(false)` the server refused these credentials.
@@ -79,7 +111,15 @@ impl Conn {
         if password.is_empty() {
             return Ok(false);
         }
-        let req = tlv(0x60, &[int(INTEGER, 3), octets(dn.as_bytes()), tlv(0x80, password.as_bytes())].concat());
+        let req = tlv(
+            0x60,
+            &[
+                int(INTEGER, 3),
+                octets(dn.as_bytes()),
+                tlv(0x80, password.as_bytes()),
+            ]
+            .concat(),
+        );
         let id = self.send(&req).await?;
         let (op, body) = self.receive(id).await?;
         if op != 0x61 {
@@ -139,7 +179,10 @@ impl Conn {
         let id = self.next_id;
         self.next_id += 1;
         let msg = tlv(SEQUENCE, &[int(INTEGER, id), op.to_vec()].concat());
-        self.io.write_all(&msg).await.context("writing to the LDAP server")?;
+        self.io
+            .write_all(&msg)
+            .await
+            .context("writing to the LDAP server")?;
         self.io.flush().await?;
         Ok(id)
     }
@@ -170,7 +213,11 @@ impl Conn {
             if buf.len() >= 6 {
                 bail!(Malformed("header too long"));
             }
-            let n = self.io.read(&mut byte).await.context("reading from the LDAP server")?;
+            let n = self
+                .io
+                .read(&mut byte)
+                .await
+                .context("reading from the LDAP server")?;
             if n == 0 {
                 bail!("the LDAP server closed the connection");
             }
@@ -180,7 +227,10 @@ impl Conn {
             bail!("an LDAP message of {len} bytes is too large");
         }
         buf.resize(head + len, 0);
-        self.io.read_exact(&mut buf[head..]).await.context("reading from the LDAP server")?;
+        self.io
+            .read_exact(&mut buf[head..])
+            .await
+            .context("reading from the LDAP server")?;
         Ok(buf)
     }
 }
@@ -215,11 +265,15 @@ fn entry(body: Vec<u8>) -> Result<Entry, Malformed> {
 /// For the fuzz target and tests: parses one whole message as a search entry or result.
 pub fn parse_any(msg: &[u8]) -> bool {
     let mut s = msg;
-    let Ok(mut inner) = expect(&mut s, SEQUENCE) else { return false };
+    let Ok(mut inner) = expect(&mut s, SEQUENCE) else {
+        return false;
+    };
     if expect(&mut inner, INTEGER).and_then(to_int).is_err() {
         return false;
     }
-    let Ok(op) = next(&mut inner) else { return false };
+    let Ok(op) = next(&mut inner) else {
+        return false;
+    };
     match op.tag {
         0x64 => entry(op.body.to_vec()).is_ok(),
         _ => ldap_result(op.body.to_vec()).is_ok(),
@@ -232,8 +286,18 @@ mod tests {
 
     #[test]
     fn entries_parse_and_garbage_does_not_panic() {
-        let attr = tlv(SEQUENCE, &[octets(b"mail"), tlv(ber::SET, &[octets(b"a@x"), octets(b"b@x")].concat())].concat());
-        let e = tlv(0x64, &[octets(b"uid=a,dc=x"), tlv(SEQUENCE, &attr)].concat());
+        let attr = tlv(
+            SEQUENCE,
+            &[
+                octets(b"mail"),
+                tlv(ber::SET, &[octets(b"a@x"), octets(b"b@x")].concat()),
+            ]
+            .concat(),
+        );
+        let e = tlv(
+            0x64,
+            &[octets(b"uid=a,dc=x"), tlv(SEQUENCE, &attr)].concat(),
+        );
         let msg = tlv(SEQUENCE, &[int(INTEGER, 2), e].concat());
         assert!(parse_any(&msg));
         let mut s = &msg[..];

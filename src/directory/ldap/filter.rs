@@ -1,7 +1,7 @@
 //! Search filters (RFC 4515 text → RFC 4511 BER): and, or, not, equality, presence, substrings,
 //! `>=`, `<=`, `~=`; and the escaping of a value put into one (an address typed at sign-in).
 
-use super::ber::{octets, tlv, SEQUENCE};
+use super::ber::{SEQUENCE, octets, tlv};
 
 /// Escapes `value` for use inside a filter: `*`, `(`, `)`, `\` and NUL become `\XX`.
 pub fn escape(value: &str) -> String {
@@ -17,10 +17,16 @@ pub fn escape(value: &str) -> String {
 
 /// The filter's BER encoding, or what is wrong with its text.
 pub fn encode(text: &str) -> Result<Vec<u8>, String> {
-    let mut p = Parser { s: text.trim().as_bytes(), i: 0 };
+    let mut p = Parser {
+        s: text.trim().as_bytes(),
+        i: 0,
+    };
     let out = p.filter(0)?;
     if p.i != p.s.len() {
-        return Err(format!("unexpected text after the filter at position {}", p.i));
+        return Err(format!(
+            "unexpected text after the filter at position {}",
+            p.i
+        ));
     }
     Ok(out)
 }
@@ -74,7 +80,11 @@ impl Parser<'_> {
 
     fn item(&mut self) -> Result<Vec<u8>, String> {
         let start = self.i;
-        while self.s.get(self.i).is_some_and(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b';' | b':')) {
+        while self
+            .s
+            .get(self.i)
+            .is_some_and(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b';' | b':'))
+        {
             self.i += 1;
         }
         let attr = &self.s[start..self.i];
@@ -108,7 +118,13 @@ impl Parser<'_> {
             let last = parts.len() - 1;
             let mut subs = Vec::new();
             for (n, part) in parts.iter().enumerate().filter(|(_, p)| !p.is_empty()) {
-                let t = if n == 0 { 0x80 } else if n == last { 0x82 } else { 0x81 };
+                let t = if n == 0 {
+                    0x80
+                } else if n == last {
+                    0x82
+                } else {
+                    0x81
+                };
                 subs.extend(tlv(t, &unescape(part)?));
             }
             return Ok(tlv(0xa4, &[octets(attr), tlv(SEQUENCE, &subs)].concat()));
@@ -149,7 +165,10 @@ fn unescape(raw: &[u8]) -> Result<Vec<u8>, String> {
     let mut i = 0;
     while i < raw.len() {
         if raw[i] == b'\\' {
-            let hex = raw.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok()).and_then(|h| u8::from_str_radix(h, 16).ok());
+            let hex = raw
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .and_then(|h| u8::from_str_radix(h, 16).ok());
             out.push(hex.ok_or("a `\\` must be followed by two hex digits")?);
             i += 3;
         } else {
@@ -166,14 +185,18 @@ mod tests {
 
     #[test]
     fn encodes_the_active_directory_filter() {
-        let f = "(&(objectClass=user)(|(mail={addr})(proxyAddresses=smtp:{addr})))".replace("{addr}", &escape("a*b(c)@x"));
+        let f = "(&(objectClass=user)(|(mail={addr})(proxyAddresses=smtp:{addr})))"
+            .replace("{addr}", &escape("a*b(c)@x"));
         let b = encode(&f).unwrap();
         assert_eq!(b[0], 0xa0);
         // The escaped value arrives as its literal bytes, never as a substring pattern.
         let needle = octets(b"a*b(c)@x");
         assert!(b.windows(needle.len()).any(|w| w == needle), "{b:02x?}");
         assert!(!b.contains(&0xa4));
-        assert_eq!(encode("(mail=*)").unwrap(), [0x87, 4, b'm', b'a', b'i', b'l']);
+        assert_eq!(
+            encode("(mail=*)").unwrap(),
+            [0x87, 4, b'm', b'a', b'i', b'l']
+        );
         assert_eq!(encode("(cn=ab*c)").unwrap()[0], 0xa4);
         let disabled = encode("(!(userAccountControl:1.2.840.113556.1.4.803:=2))").unwrap();
         assert_eq!(&disabled[..3], [0xa2, disabled.len() as u8 - 2, 0xa9]);
@@ -182,7 +205,16 @@ mod tests {
 
     #[test]
     fn bad_filters_are_named() {
-        for bad in ["", "mail=x", "(mail=x", "(=x)", "(&)", "(mail=x))", "(mail=\\zz)", &"(!".repeat(40)] {
+        for bad in [
+            "",
+            "mail=x",
+            "(mail=x",
+            "(=x)",
+            "(&)",
+            "(mail=x))",
+            "(mail=\\zz)",
+            &"(!".repeat(40),
+        ] {
             assert!(encode(bad).is_err(), "{bad}");
         }
     }

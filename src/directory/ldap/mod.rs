@@ -7,7 +7,7 @@ pub mod ber;
 pub mod client;
 pub mod filter;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result, bail};
 
 use super::{Outcome, Person};
 use crate::config::{Config, LdapConfig};
@@ -15,14 +15,23 @@ use crate::storage::Role;
 use client::{Conn, Found};
 
 /// Looks `address` up and, with a password, binds as the person found.
-pub async fn check(config: &Config, ldap: &LdapConfig, address: &str, password: Option<&str>) -> Result<Outcome> {
+pub async fn check(
+    config: &Config,
+    ldap: &LdapConfig,
+    address: &str,
+    password: Option<&str>,
+) -> Result<Outcome> {
     let (host, port, implicit) = endpoint(&ldap.url)?;
     let tls = crate::smtp::tls::verifying_client_config(super::roots(&ldap.ca)?);
     let mut conn = Conn::connect(&host, port, implicit, tls).await?;
     if !conn.bind(&ldap.bind_dn, &service_password(ldap)?).await? {
-        bail!("the LDAP server refused the service account {}", ldap.bind_dn);
+        bail!(
+            "the LDAP server refused the service account {}",
+            ldap.bind_dn
+        );
     }
-    let filter = filter::encode(&ldap.filter.replace("{addr}", &filter::escape(address))).map_err(|e| anyhow::anyhow!("directory.ldap.filter: {e}"))?;
+    let filter = filter::encode(&ldap.filter.replace("{addr}", &filter::escape(address)))
+        .map_err(|e| anyhow::anyhow!("directory.ldap.filter: {e}"))?;
     let mut attrs = vec![ldap.mail_attribute.as_str(), ldap.group_attribute.as_str()];
     attrs.extend(ldap.alias_attributes.iter().map(String::as_str));
     let entry = match conn.search_one(&ldap.base, &filter, &attrs).await? {
@@ -54,14 +63,20 @@ pub fn endpoint(url: &str) -> Result<(String, u16, bool)> {
         (None, Some(r)) => (r, false),
         _ => bail!("directory.ldap.url: `{url}` is not ldaps:// or ldap://"),
     };
-    let (host, port) = crate::net::parse_host_port(rest.trim_end_matches('/')).with_context(|| format!("directory.ldap.url: `{url}` has no HOST:PORT"))?;
+    let (host, port) = crate::net::parse_host_port(rest.trim_end_matches('/'))
+        .with_context(|| format!("directory.ldap.url: `{url}` has no HOST:PORT"))?;
     Ok((host, port, implicit))
 }
 
 fn service_password(ldap: &LdapConfig) -> Result<String> {
     match &ldap.bind_password_file {
         Some(path) => {
-            let text = std::fs::read_to_string(path).with_context(|| format!("directory.ldap.bind_password_file: cannot read {}", path.display()))?;
+            let text = std::fs::read_to_string(path).with_context(|| {
+                format!(
+                    "directory.ldap.bind_password_file: cannot read {}",
+                    path.display()
+                )
+            })?;
             Ok(text.lines().next().unwrap_or_default().to_string())
         }
         None => Ok(ldap.bind_password.clone()),
@@ -75,7 +90,10 @@ fn person(config: &Config, ldap: &LdapConfig, entry: &client::Entry, typed: &str
         let domain = a.rsplit_once('@')?.1;
         (config.domains.local.is_empty() || config.is_local_domain(domain)).then_some(a)
     };
-    let mut addresses: Vec<String> = entry.values(&ldap.mail_attribute).filter_map(local).collect();
+    let mut addresses: Vec<String> = entry
+        .values(&ldap.mail_attribute)
+        .filter_map(local)
+        .collect();
     let mut primary_proxy = None;
     for attr in &ldap.alias_attributes {
         for v in entry.values(attr) {
@@ -93,20 +111,44 @@ fn person(config: &Config, ldap: &LdapConfig, entry: &client::Entry, typed: &str
             addresses.extend(local(value));
         }
     }
-    let address = addresses.first().cloned().or(primary_proxy).or_else(|| local(typed)).unwrap_or_else(|| typed.to_lowercase());
+    let address = addresses
+        .first()
+        .cloned()
+        .or(primary_proxy)
+        .or_else(|| local(typed))
+        .unwrap_or_else(|| typed.to_lowercase());
     let mut aliases: Vec<String> = Vec::new();
     for a in addresses {
         if a != address && !aliases.contains(&a) {
             aliases.push(a);
         }
     }
-    let groups: Vec<String> = entry.values(&ldap.group_attribute).map(str::to_string).collect();
-    let admin = ldap.admin_group.as_deref().is_some_and(|g| groups.iter().any(|m| same_dn(m, g)));
-    Person { source: "ldap".into(), dn: entry.dn.clone(), address, aliases, groups, role: if admin { Role::Admin } else { Role::User }, checked_us: 0, password_us: 0 }
+    let groups: Vec<String> = entry
+        .values(&ldap.group_attribute)
+        .map(str::to_string)
+        .collect();
+    let admin = ldap
+        .admin_group
+        .as_deref()
+        .is_some_and(|g| groups.iter().any(|m| same_dn(m, g)));
+    Person {
+        source: "ldap".into(),
+        dn: entry.dn.clone(),
+        address,
+        aliases,
+        groups,
+        role: if admin { Role::Admin } else { Role::User },
+        checked_us: 0,
+        password_us: 0,
+    }
 }
 
 /// DNs compared case-insensitively and without the spaces after commas people write.
 fn same_dn(a: &str, b: &str) -> bool {
-    let norm = |s: &str| s.split(',').map(|p| p.trim().to_lowercase()).collect::<Vec<_>>();
+    let norm = |s: &str| {
+        s.split(',')
+            .map(|p| p.trim().to_lowercase())
+            .collect::<Vec<_>>()
+    };
     norm(a) == norm(b)
 }

@@ -2,7 +2,7 @@
 //! Message-ID, and every attachment with its decoded file name (RFC 2231/2047), decoded size and
 //! MIME type. Malformed mail never fails: whatever can be read is kept.
 
-use mail_parser::{Message, MessagePart, MessageParser, MimeHeaders};
+use mail_parser::{Message, MessageParser, MessagePart, MimeHeaders};
 
 use crate::storage::AttachmentEntry;
 
@@ -19,7 +19,9 @@ const MAX_DEPTH: usize = 8;
 const MAX_ATTACHMENTS: usize = 1000;
 
 pub fn summarize(raw: &[u8]) -> Summary {
-    let Some(msg) = MessageParser::default().parse(raw) else { return Summary::default() };
+    let Some(msg) = MessageParser::default().parse(raw) else {
+        return Summary::default();
+    };
     let mut s = Summary {
         subject: msg.subject().map(clean),
         message_id: msg.message_id().map(clean),
@@ -45,9 +47,17 @@ fn collect(msg: &Message<'_>, depth: usize, out: &mut Vec<AttachmentEntry>) {
         let filename = part
             .attachment_name()
             .map(clean)
-            .or_else(|| part.message().and_then(|m| m.subject()).map(|s| format!("{}.eml", clean(s))))
+            .or_else(|| {
+                part.message()
+                    .and_then(|m| m.subject())
+                    .map(|s| format!("{}.eml", clean(s)))
+            })
             .unwrap_or_default();
-        out.push(AttachmentEntry { filename, mime_type, size: decoded_size(part, msg.raw_message()) as i64 });
+        out.push(AttachmentEntry {
+            filename,
+            mime_type,
+            size: decoded_size(part, msg.raw_message()) as i64,
+        });
         if let Some(nested) = part.message() {
             if depth < MAX_DEPTH {
                 collect(nested, depth + 1, out);
@@ -59,19 +69,33 @@ fn collect(msg: &Message<'_>, depth: usize, out: &mut Vec<AttachmentEntry>) {
 /// The decoded size. mail-parser leaves a base64 part it could not decode cleanly (e.g. a last
 /// part whose boundary never closes) as raw text; its size is then counted from the base64 itself.
 fn decoded_size(part: &MessagePart<'_>, raw: &[u8]) -> usize {
-    let base64 = part.content_transfer_encoding().is_some_and(|e| e.eq_ignore_ascii_case("base64"));
+    let base64 = part
+        .content_transfer_encoding()
+        .is_some_and(|e| e.eq_ignore_ascii_case("base64"));
     if !(part.is_encoding_problem && base64) {
         return part.len();
     }
-    let (start, end) = (part.offset_body as usize, (part.offset_end as usize).min(raw.len()));
+    let (start, end) = (
+        part.offset_body as usize,
+        (part.offset_end as usize).min(raw.len()),
+    );
     let body = raw.get(start..end).unwrap_or_default();
-    let chars = body.iter().take_while(|&&b| b != b'=').filter(|b| b.is_ascii_alphanumeric() || **b == b'+' || **b == b'/').count();
+    let chars = body
+        .iter()
+        .take_while(|&&b| b != b'=')
+        .filter(|b| b.is_ascii_alphanumeric() || **b == b'+' || **b == b'/')
+        .count();
     chars * 3 / 4
 }
 
 /// Control characters out, length bounded: this text ends up in terminals and web pages.
 fn clean(s: &str) -> String {
-    s.chars().filter(|c| !c.is_control()).take(998).collect::<String>().trim().to_string()
+    s.chars()
+        .filter(|c| !c.is_control())
+        .take(998)
+        .collect::<String>()
+        .trim()
+        .to_string()
 }
 
 #[cfg(test)]
@@ -99,7 +123,14 @@ SGVsbG8gV29ybGQh\r\n\
         let s = summarize(raw);
         assert_eq!(s.subject.as_deref(), Some("Grüße aus Köln"));
         assert_eq!(s.message_id.as_deref(), Some("abc@example.org"));
-        assert_eq!(s.attachments, vec![AttachmentEntry { filename: "Rechnung März.pdf".into(), mime_type: "application/pdf".into(), size: 12 }]);
+        assert_eq!(
+            s.attachments,
+            vec![AttachmentEntry {
+                filename: "Rechnung März.pdf".into(),
+                mime_type: "application/pdf".into(),
+                size: 12
+            }]
+        );
     }
 
     #[test]
@@ -114,4 +145,3 @@ SGVsbG8gV29ybGQh\r\n\
         assert!(s.attachments.is_empty());
     }
 }
-

@@ -35,7 +35,9 @@ pub async fn entry(record: &TransactionRecord) -> JournalEntry {
     let summary = match &record.message {
         Some(m) if m.len() > INLINE_PARSE_LIMIT => {
             let m = m.clone();
-            tokio::task::spawn_blocking(move || mime::summarize(&m)).await.unwrap_or_default()
+            tokio::task::spawn_blocking(move || mime::summarize(&m))
+                .await
+                .unwrap_or_default()
         }
         Some(m) => mime::summarize(m),
         None => mime::Summary::default(),
@@ -48,12 +50,16 @@ pub async fn entry(record: &TransactionRecord) -> JournalEntry {
         helo: record.helo.clone(),
         tls: record.tls.clone(),
         sender: record.sender.clone(),
-        recipients: record.recipients.iter().map(|r| RcptEntry {
+        recipients: record
+            .recipients
+            .iter()
+            .map(|r| RcptEntry {
                 address: r.address.clone(),
                 accepted: r.accepted,
                 reply: r.reply.clone(),
                 delivered_to: r.delivered_to.clone(),
-            }).collect(),
+            })
+            .collect(),
         subject: summary.subject,
         message_id: summary.message_id,
         size: record.message.as_ref().map(|m| m.len() as i64),

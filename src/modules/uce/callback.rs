@@ -8,7 +8,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 /// True when `ip:port` greets with 220 within `timeout`.
 pub async fn answers_smtp(ip: IpAddr, port: u16, timeout: Duration) -> bool {
     let probe = async {
-        let mut s = tokio::net::TcpStream::connect(SocketAddr::new(ip, port)).await.ok()?;
+        let mut s = tokio::net::TcpStream::connect(SocketAddr::new(ip, port))
+            .await
+            .ok()?;
         let mut buf = [0u8; 512];
         let n = s.read(&mut buf).await.ok()?;
         let greeted = buf[..n].starts_with(b"220");

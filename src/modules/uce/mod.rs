@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 use crate::config::{Config, SpamPolicy, UceConfig};
 use crate::pipeline::{Module, Outcome, SessionInfo, TransactionRecord, TxInfo, Verdict};
 use crate::smtp::address::Address;
-use crate::smtp::reply::{replies, Reply};
+use crate::smtp::reply::{Reply, replies};
 use crate::storage::{SenderVerdict, Store};
 use disposable::DisposableAddress;
 use score::{Level, Score};
@@ -92,11 +92,20 @@ struct TxState {
 impl Uce {
     pub fn new(config: &Config, store: Store) -> anyhow::Result<Uce> {
         let uce = &config.uce;
-        let needs_dns = !uce.dnsbl.is_empty() || !uce.dnswl.is_empty() || !uce.uribl.is_empty() || uce.auth.enabled;
-        let dns = if needs_dns { Some(Arc::new(dns::authenticator(uce)?)) } else { None };
+        let needs_dns = !uce.dnsbl.is_empty()
+            || !uce.dnswl.is_empty()
+            || !uce.uribl.is_empty()
+            || uce.auth.enabled;
+        let dns = if needs_dns {
+            Some(Arc::new(dns::authenticator(uce)?))
+        } else {
+            None
+        };
         let jobs = Arc::new(());
         let (job_store, job_config) = (store.clone(), uce.clone());
-        super::periodic(Duration::from_secs(3600), &jobs, move || purge(job_store.clone(), job_config.clone()));
+        super::periodic(Duration::from_secs(3600), &jobs, move || {
+            purge(job_store.clone(), job_config.clone())
+        });
         Ok(Uce {
             _jobs: jobs,
             config: uce.clone(),
@@ -114,24 +123,44 @@ impl Uce {
     /// Mail from our own clients (relay networks, SMTP AUTH, submission listeners), or to someone
     /// else's domain, is not for the inbound spam checks; outbound mail gets its own (`message`).
     fn judges(&self, s: &SessionInfo, domain: Option<&str>) -> bool {
-        let ours = s.own_client || s.submission || self.relay_networks.iter().any(|n| n.contains(s.peer.ip()));
+        let ours = s.own_client
+            || s.submission
+            || self.relay_networks.iter().any(|n| n.contains(s.peer.ip()));
         !ours && domain.is_none_or(|d| self.local_domains.iter().any(|l| l.eq_ignore_ascii_case(d)))
     }
 
     /// Penalty box and traps as all nodes see them, re-read when stale.
     async fn refresh(&self) {
-        let stale = self.shared.lock().expect("uce lock").read.is_none_or(|t| t.elapsed() >= REFRESH);
+        let stale = self
+            .shared
+            .lock()
+            .expect("uce lock")
+            .read
+            .is_none_or(|t| t.elapsed() >= REFRESH);
         if !stale {
             return;
         }
-        let (penalties, traps, learned) = (self.store.penalties().await, self.store.traps().await, self.store.learned_totals().await);
+        let (penalties, traps, learned) = (
+            self.store.penalties().await,
+            self.store.traps().await,
+            self.store.learned_totals().await,
+        );
         let mut shared = self.shared.lock().expect("uce lock");
         shared.read = Some(Instant::now());
         if let Ok((spam, ham)) = learned {
-            shared.learned = Learned { read: Some(Instant::now()), spam, ham };
+            shared.learned = Learned {
+                read: Some(Instant::now()),
+                spam,
+                ham,
+            };
         }
         match penalties {
-            Ok(p) => shared.penalties = p.into_iter().filter_map(|p| Some((p.ip.parse().ok()?, p.reason))).collect(),
+            Ok(p) => {
+                shared.penalties = p
+                    .into_iter()
+                    .filter_map(|p| Some((p.ip.parse().ok()?, p.reason)))
+                    .collect()
+            }
             Err(e) => tracing::warn!("uce: cannot read the penalty box: {e:#}"),
         }
         match traps {
@@ -141,17 +170,33 @@ impl Uce {
     }
 
     fn penalty(&self, ip: IpAddr) -> Option<String> {
-        self.shared.lock().expect("uce lock").penalties.get(&ip.to_canonical()).cloned()
+        self.shared
+            .lock()
+            .expect("uce lock")
+            .penalties
+            .get(&ip.to_canonical())
+            .cloned()
     }
 
     fn is_trap(&self, address: &str) -> bool {
-        self.config.traps.iter().any(|t| traps::matches(t, address)) || self.shared.lock().expect("uce lock").traps.iter().any(|t| traps::matches(t, address))
+        self.config.traps.iter().any(|t| traps::matches(t, address))
+            || self
+                .shared
+                .lock()
+                .expect("uce lock")
+                .traps
+                .iter()
+                .any(|t| traps::matches(t, address))
     }
 
     async fn penalize(&self, ip: IpAddr, reason: &str) {
         let ip = ip.to_canonical();
         let until = crate::clock::now_us() + self.config.penalty_hours as i64 * 3_600_000_000;
-        self.shared.lock().expect("uce lock").penalties.insert(ip, reason.to_string());
+        self.shared
+            .lock()
+            .expect("uce lock")
+            .penalties
+            .insert(ip, reason.to_string());
         if let Err(e) = self.store.penalize(&ip.to_string(), until, reason).await {
             tracing::warn!("uce: cannot record {ip} in the penalty box: {e:#}");
         }
@@ -169,7 +214,10 @@ impl Uce {
         let mut score = Score::default();
         let timeout = self.config.dns_timeout.0;
         if let Some(dns) = &self.dns {
-            let (black, white) = tokio::join!(dns::ip_hits(dns, ip, &self.config.dnsbl, timeout), dns::ip_hits(dns, ip, &self.config.dnswl, timeout));
+            let (black, white) = tokio::join!(
+                dns::ip_hits(dns, ip, &self.config.dnsbl, timeout),
+                dns::ip_hits(dns, ip, &self.config.dnswl, timeout)
+            );
             for h in black {
                 score.add(h.weight, format!("dnsbl {}", h.zone));
             }
@@ -214,7 +262,13 @@ impl Uce {
     /// made in the web UI counts from the next message on every node). A block refuses the
     /// recipient as unknown; an allow is remembered for the end of DATA. If the lists cannot be
     /// read, they say nothing.
-    async fn sender_lists(&self, s: &SessionInfo, tx: &TxInfo, address: &str, person: &str) -> Option<Verdict> {
+    async fn sender_lists(
+        &self,
+        s: &SessionInfo,
+        tx: &TxInfo,
+        address: &str,
+        person: &str,
+    ) -> Option<Verdict> {
         let sender = tx.sender.as_ref()?.to_string();
         let entries = match self.store.sender_entries_for(person).await {
             Ok(e) => e,
@@ -226,7 +280,10 @@ impl Uce {
         let entry = senders::decide(&entries, Some(&sender))?;
         match entry.verdict {
             SenderVerdict::Block => {
-                s.marks.note(format!("uce: sender blocked by {}'s list ({})", entry.owner, entry.pattern));
+                s.marks.note(format!(
+                    "uce: sender blocked by {}'s list ({})",
+                    entry.owner, entry.pattern
+                ));
                 Some(Verdict::Reject(replies::user_unknown(address)))
             }
             SenderVerdict::Allow => {
@@ -252,37 +309,75 @@ impl Uce {
     }
 
     fn tx_state<T>(&self, id: &str, f: impl FnOnce(&mut TxState) -> T) -> T {
-        f(self.txs.lock().expect("uce lock").entry(id.to_string()).or_default())
+        f(self
+            .txs
+            .lock()
+            .expect("uce lock")
+            .entry(id.to_string())
+            .or_default())
     }
 
     /// The recipient as the client wrote it: a disposable address is never given away as its
     /// owner's.
     fn client_address(&self, tx: &TxInfo) -> String {
-        let first = tx.recipients.first().map(|a| a.to_string()).unwrap_or_default();
+        let first = tx
+            .recipients
+            .first()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
         let txs = self.txs.lock().expect("uce lock");
-        txs.get(&tx.id).and_then(|t| t.disposables.iter().find(|(d, _, _)| d.owner == first.to_lowercase()).map(|(_, given, _)| given.clone())).unwrap_or(first)
+        txs.get(&tx.id)
+            .and_then(|t| {
+                t.disposables
+                    .iter()
+                    .find(|(d, _, _)| d.owner == first.to_lowercase())
+                    .map(|(_, given, _)| given.clone())
+            })
+            .unwrap_or(first)
     }
 
     /// Points for the message itself: URI lists, SPF/DKIM/DMARC, the learning filter, engines.
     /// Outbound mail (our own client's): only what judges content — the learning filter,
     /// rspamd, spamd — never DNS lists, SPF/DKIM/DMARC or the penalty box of our own server.
-    async fn message_score(&self, s: &SessionInfo, tx: &TxInfo, message: &[u8]) -> (Score, Option<String>) {
+    async fn message_score(
+        &self,
+        s: &SessionInfo,
+        tx: &TxInfo,
+        message: &[u8],
+    ) -> (Score, Option<String>) {
         let outbound = tx.outbound;
-        let mut score = if outbound { Score::default() } else { (*self.ip_score(s).await).clone() };
+        let mut score = if outbound {
+            Score::default()
+        } else {
+            (*self.ip_score(s).await).clone()
+        };
         if let Some(reason) = self.penalty(s.peer.ip()).filter(|_| !outbound) {
             score.sure = Some(format!("penalty box: {reason}"));
         }
         let timeout = self.config.dns_timeout.0;
         let uri = async {
             match &self.dns {
-                Some(dns) if !outbound => dns::uri_hits(dns, message, &self.config.uribl, timeout).await,
+                Some(dns) if !outbound => {
+                    dns::uri_hits(dns, message, &self.config.uribl, timeout).await
+                }
                 _ => Vec::new(),
             }
         };
         let auth = async {
             let mut part = Score::default();
             let header = match (&self.dns, self.config.auth.enabled && !outbound) {
-                (Some(dns), true) => auth::verify(dns, &self.config.auth, &self.hostname, s, tx, message, &mut part).await,
+                (Some(dns), true) => {
+                    auth::verify(
+                        dns,
+                        &self.config.auth,
+                        &self.hostname,
+                        s,
+                        tx,
+                        message,
+                        &mut part,
+                    )
+                    .await
+                }
                 _ => None,
             };
             (part, header)
@@ -300,7 +395,10 @@ impl Uce {
         };
         let rspamd = async {
             match &self.config.rspamd {
-                Some(c) => Some((c, timed("rspamd", c, engines::rspamd(c, s, tx, message)).await)),
+                Some(c) => Some((
+                    c,
+                    timed("rspamd", c, engines::rspamd(c, s, tx, message)).await,
+                )),
                 None => None,
             }
         };
@@ -310,7 +408,8 @@ impl Uce {
                 None => None,
             }
         };
-        let (uri, (auth_part, header), bayes, rspamd, spamd) = tokio::join!(uri, auth, bayes, rspamd, spamd);
+        let (uri, (auth_part, header), bayes, rspamd, spamd) =
+            tokio::join!(uri, auth, bayes, rspamd, spamd);
         for h in uri {
             score.add(h.weight, format!("uribl {} {}", h.zone, h.name));
         }
@@ -328,8 +427,16 @@ impl Uce {
             let Some((c, result)) = result else { continue };
             match result {
                 Ok(r) => {
-                    let rules = r.symbols.iter().take(12).cloned().collect::<Vec<_>>().join(" ");
-                    score.reasons.push(format!("{name} {:.1} ({rules})", r.score));
+                    let rules = r
+                        .symbols
+                        .iter()
+                        .take(12)
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(" ");
+                    score
+                        .reasons
+                        .push(format!("{name} {:.1} ({rules})", r.score));
                     if r.score >= c.reject {
                         score.sure = Some(format!("{name} score {:.1}", r.score));
                     } else if r.score >= c.tag {
@@ -361,7 +468,8 @@ impl Module for Uce {
         let ip = s.peer.ip();
         if let Some(reason) = self.penalty(ip) {
             s.marks.tarpit();
-            s.marks.note(format!("uce: client in the penalty box ({reason})"));
+            s.marks
+                .note(format!("uce: client in the penalty box ({reason})"));
         } else if self.ip_score(s).await.points >= self.config.tag_score {
             s.marks.tarpit();
         }
@@ -396,17 +504,26 @@ impl Module for Uce {
             }
             None => {
                 let ip_score = self.ip_score(s).await;
-                (ip_score.points >= self.config.reject_score).then(|| format!("client {}", ip_score.describe()))
+                (ip_score.points >= self.config.reject_score)
+                    .then(|| format!("client {}", ip_score.describe()))
             }
         };
         if let Some(why) = sure {
             if let Some(refusal) = score::refusal(policy, &address) {
                 s.marks.flag("spam");
-                s.marks.note(format!("uce: {address} refused ({why}, policy {})", policy.as_str()));
+                s.marks.note(format!(
+                    "uce: {address} refused ({why}, policy {})",
+                    policy.as_str()
+                ));
                 return refusal;
             }
         }
-        let person = match self.config.disposable.then(|| disposable::parse(&self.config, &rcpt.local, &rcpt.domain)).flatten() {
+        let person = match self
+            .config
+            .disposable
+            .then(|| disposable::parse(&self.config, &rcpt.local, &rcpt.domain))
+            .flatten()
+        {
             Some(d) => d.owner,
             None => address.to_lowercase(),
         };
@@ -423,16 +540,30 @@ impl Module for Uce {
                         return Verdict::TempFail(replies::local_error());
                     }
                 };
-                let (max, used, locked) = state.as_ref().map(|r| (r.max_count, r.used, r.locked)).unwrap_or((d.max as i64, 0, false));
+                let (max, used, locked) = state
+                    .as_ref()
+                    .map(|r| (r.max_count, r.used, r.locked))
+                    .unwrap_or((d.max as i64, 0, false));
                 if locked || used >= max {
-                    s.marks.note(format!("uce: disposable {address} used up ({used} of {max})"));
+                    s.marks.note(format!(
+                        "uce: disposable {address} used up ({used} of {max})"
+                    ));
                     return Verdict::Reject(replies::user_unknown(&address));
                 }
-                let owner = crate::smtp::address::parse_path(&d.owner, crate::smtp::address::Side::Recipient).ok().flatten();
+                let owner = crate::smtp::address::parse_path(
+                    &d.owner,
+                    crate::smtp::address::Side::Recipient,
+                )
+                .ok()
+                .flatten();
                 if let Some(owner) = owner {
                     self.tx_state(&tx.id, |t| {
                         // The same address twice in one transaction is one delivery.
-                        if !t.disposables.iter().any(|(k, _, _)| k.owner == d.owner && k.tag == d.tag) {
+                        if !t
+                            .disposables
+                            .iter()
+                            .any(|(k, _, _)| k.owner == d.owner && k.tag == d.tag)
+                        {
                             t.disposables.push((d, address.clone(), max));
                         }
                     });
@@ -443,17 +574,33 @@ impl Module for Uce {
         if self.config.greylist.enabled {
             let g = &self.config.greylist;
             let net = greylist::network(g, ip);
-            let sender = tx.sender.as_ref().map(|a| a.to_string()).unwrap_or_default();
+            let sender = tx
+                .sender
+                .as_ref()
+                .map(|a| a.to_string())
+                .unwrap_or_default();
             let now = crate::clock::now_us();
             let pass = self
                 .store
-                .greylist(&greylist::triplet(&net, &sender, &address), &net, g.delay.0.as_micros() as i64, g.retry_window.0.as_micros() as i64, now + g.allow_days as i64 * 86_400_000_000)
+                .greylist(
+                    &greylist::triplet(&net, &sender, &address),
+                    &net,
+                    g.delay.0.as_micros() as i64,
+                    g.retry_window.0.as_micros() as i64,
+                    now + g.allow_days as i64 * 86_400_000_000,
+                )
                 .await;
             match pass {
                 Ok(true) => {}
                 Ok(false) => {
                     s.marks.note(format!("uce: greylisted {net} {address}"));
-                    return Verdict::TempFail(Reply::new(450, "4.7.1", format!("<{address}>: Recipient address rejected: Greylisted, please try again later")));
+                    return Verdict::TempFail(Reply::new(
+                        450,
+                        "4.7.1",
+                        format!(
+                            "<{address}>: Recipient address rejected: Greylisted, please try again later"
+                        ),
+                    ));
                 }
                 Err(e) => tracing::warn!("uce: greylisting unavailable, letting through: {e:#}"),
             }
@@ -472,13 +619,31 @@ impl Module for Uce {
         for name in ["X-Spam-*", "X-Sponts-Disposable"] {
             s.marks.strip(name, None);
         }
-        s.marks.strip("Authentication-Results", Some(&self.hostname));
-        let disposables = self.txs.lock().expect("uce lock").get(&tx.id).map(|t| t.disposables.clone()).unwrap_or_default();
+        s.marks
+            .strip("Authentication-Results", Some(&self.hostname));
+        let disposables = self
+            .txs
+            .lock()
+            .expect("uce lock")
+            .get(&tx.id)
+            .map(|t| t.disposables.clone())
+            .unwrap_or_default();
         for (d, given, max) in &disposables {
             // Only on a message for the owner alone: co-recipients do not learn of the address.
-            if tx.recipients.len() == 1 && tx.recipients[0].to_string().eq_ignore_ascii_case(&d.owner) {
-                let used = self.store.disposables(Some(&d.owner), Some(&d.tag)).await.ok().and_then(|r| r.first().map(|r| r.used)).unwrap_or(0);
-                s.marks.header(format!("X-Sponts-Disposable: {given} ({} of {max})", used + 1));
+            if tx.recipients.len() == 1
+                && tx.recipients[0].to_string().eq_ignore_ascii_case(&d.owner)
+            {
+                let used = self
+                    .store
+                    .disposables(Some(&d.owner), Some(&d.tag))
+                    .await
+                    .ok()
+                    .and_then(|r| r.first().map(|r| r.used))
+                    .unwrap_or(0);
+                s.marks.header(format!(
+                    "X-Sponts-Disposable: {given} ({} of {max})",
+                    used + 1
+                ));
             }
         }
         if let Some(owners) = self.allowed_by_all(tx) {
@@ -490,7 +655,11 @@ impl Module for Uce {
             s.marks.header(h);
         }
         let level = score.level(&self.config);
-        let first_domain = tx.recipients.first().map(|a| a.domain.clone()).unwrap_or_default();
+        let first_domain = tx
+            .recipients
+            .first()
+            .map(|a| a.domain.clone())
+            .unwrap_or_default();
         let policy = self.config.policy_for(&first_domain);
         let action = match (level, policy) {
             (Level::Clean, _) => "deliver",
@@ -498,14 +667,16 @@ impl Module for Uce {
             (Level::Spam, SpamPolicy::Quarantine) => "quarantine",
             (Level::Spam, _) => policy.as_str(),
         };
-        s.marks.note(format!("uce: {} -> {action}", score.describe()));
+        s.marks
+            .note(format!("uce: {} -> {action}", score.describe()));
         match level {
             Level::Clean => return Verdict::Continue,
             Level::Tag => s.marks.flag("suspect"),
             Level::Spam => s.marks.flag("spam"),
         }
         if level == Level::Spam && score.points >= 2.0 * self.config.reject_score {
-            self.penalize(s.peer.ip(), &format!("message score {:.1}", score.points)).await;
+            self.penalize(s.peer.ip(), &format!("message score {:.1}", score.points))
+                .await;
         }
         if level == Level::Spam {
             if policy == SpamPolicy::Quarantine {
@@ -522,10 +693,20 @@ impl Module for Uce {
     }
 
     async fn finish(&self, record: &TransactionRecord) -> anyhow::Result<()> {
-        let state = self.txs.lock().expect("uce lock").remove(&record.id).unwrap_or_default();
+        let state = self
+            .txs
+            .lock()
+            .expect("uce lock")
+            .remove(&record.id)
+            .unwrap_or_default();
         if matches!(record.outcome, Outcome::Delivered | Outcome::Queued) {
             for (d, given, max) in &state.disposables {
-                if record.recipients.iter().any(|r| r.accepted && r.delivered_to.as_deref().is_some_and(|t| t.eq_ignore_ascii_case(&d.owner))) {
+                if record.recipients.iter().any(|r| {
+                    r.accepted
+                        && r.delivered_to
+                            .as_deref()
+                            .is_some_and(|t| t.eq_ignore_ascii_case(&d.owner))
+                }) {
                     self.store.disposable(&d.owner, &d.tag, given, *max).await?;
                     self.store.disposable_used(&d.owner, &d.tag).await?;
                 }
@@ -533,7 +714,10 @@ impl Module for Uce {
         }
         if let (Some(_), Some(message)) = (&state.trap, &record.message) {
             // Not from bounces: anyone could make a trap receive one (see `rcpt`).
-            if self.config.learning.enabled && self.config.learning.auto_learn && !record.sender.is_empty() {
+            if self.config.learning.enabled
+                && self.config.learning.auto_learn
+                && !record.sender.is_empty()
+            {
                 learn::learn(&self.store, &record.id, message, true).await?;
             }
         }
@@ -547,7 +731,8 @@ impl Uce {
     async fn judge_outbound(&self, s: &SessionInfo, tx: &TxInfo, message: &[u8]) -> Verdict {
         let (score, _) = self.message_score(s, tx, message).await;
         let level = score.level(&self.config);
-        s.marks.note(format!("uce (outbound): {}", score.describe()));
+        s.marks
+            .note(format!("uce (outbound): {}", score.describe()));
         match level {
             Level::Clean => {}
             Level::Tag => s.marks.flag("suspect"),
@@ -559,7 +744,11 @@ impl Uce {
 
 /// Runs an engine call and counts it in [`crate::scanners`]: found (its reject threshold), clean,
 /// error or timeout.
-async fn timed(name: &str, c: &crate::config::EngineConfig, call: impl std::future::Future<Output = anyhow::Result<engines::EngineScore>>) -> anyhow::Result<engines::EngineScore> {
+async fn timed(
+    name: &str,
+    c: &crate::config::EngineConfig,
+    call: impl std::future::Future<Output = anyhow::Result<engines::EngineScore>>,
+) -> anyhow::Result<engines::EngineScore> {
     let started = Instant::now();
     let result = call.await;
     let outcome = match &result {
@@ -584,7 +773,12 @@ async fn purge(store: Store, config: UceConfig) {
 
 /// A replayed message that had been classified as spam is learned as ham: a person wanted it.
 pub async fn learn_replayed(config: &Config, store: &Store, id: &str, message: &[u8]) {
-    let runs = config.modules.as_ref().map_or(super::DEFAULT.contains(&"uce"), |m| m.iter().any(|n| n == "uce"));
+    let runs = config
+        .modules
+        .as_ref()
+        .map_or(super::DEFAULT.contains(&"uce"), |m| {
+            m.iter().any(|n| n == "uce")
+        });
     if !runs || !config.uce.learning.enabled || !config.uce.learning.auto_learn {
         return;
     }

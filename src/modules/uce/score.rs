@@ -3,7 +3,7 @@
 
 use crate::config::{SpamPolicy, UceConfig};
 use crate::pipeline::Verdict;
-use crate::smtp::reply::{replies, Reply};
+use crate::smtp::reply::{Reply, replies};
 
 /// How sure sponts is that a message is spam.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -57,11 +57,20 @@ impl Score {
     /// The tag headers for a delivered suspect (or `tag`-policy spam) message.
     pub fn headers(&self, level: Level) -> Vec<String> {
         let yes = level >= Level::Tag;
-        let tests: Vec<&str> = self.reasons.iter().map(|r| r.split(' ').next().unwrap_or("")).collect();
+        let tests: Vec<&str> = self
+            .reasons
+            .iter()
+            .map(|r| r.split(' ').next().unwrap_or(""))
+            .collect();
         vec![
             format!("X-Spam-Flag: {}", if yes { "YES" } else { "NO" }),
             format!("X-Spam-Score: {:.1}", self.points),
-            format!("X-Spam-Status: {}, score={:.1} tests={}", if yes { "Yes" } else { "No" }, self.points, tests.join(",")),
+            format!(
+                "X-Spam-Status: {}, score={:.1} tests={}",
+                if yes { "Yes" } else { "No" },
+                self.points,
+                tests.join(",")
+            ),
         ]
     }
 }
@@ -71,7 +80,11 @@ impl Score {
 pub fn refusal(policy: SpamPolicy, rcpt: &str) -> Option<Verdict> {
     match policy {
         SpamPolicy::RejectAsUnknown => Some(Verdict::Reject(replies::user_unknown(rcpt))),
-        SpamPolicy::Reject => Some(Verdict::Reject(Reply::new(554, "5.7.1", "Message refused as spam"))),
+        SpamPolicy::Reject => Some(Verdict::Reject(Reply::new(
+            554,
+            "5.7.1",
+            "Message refused as spam",
+        ))),
         SpamPolicy::Tag | SpamPolicy::Quarantine => None,
     }
 }
@@ -89,12 +102,19 @@ mod tests {
         assert_eq!(s.level(&c), Level::Tag);
         s.add(5.0, "bayes 0.99".into());
         assert_eq!(s.level(&c), Level::Spam);
-        assert_eq!(s.describe(), "score 10.0 [dnsbl zen.example +5.0, bayes 0.99 +5.0]");
+        assert_eq!(
+            s.describe(),
+            "score 10.0 [dnsbl zen.example +5.0, bayes 0.99 +5.0]"
+        );
         let mut t = Score::default();
         t.sure = Some("trap hit".into());
         assert_eq!(t.level(&c), Level::Spam);
-        assert!(matches!(refusal(SpamPolicy::RejectAsUnknown, "a@b"), Some(Verdict::Reject(r)) if r.code == 550 && r.enhanced == "5.1.1"));
-        assert!(matches!(refusal(SpamPolicy::Reject, "a@b"), Some(Verdict::Reject(r)) if r.code == 554));
+        assert!(
+            matches!(refusal(SpamPolicy::RejectAsUnknown, "a@b"), Some(Verdict::Reject(r)) if r.code == 550 && r.enhanced == "5.1.1")
+        );
+        assert!(
+            matches!(refusal(SpamPolicy::Reject, "a@b"), Some(Verdict::Reject(r)) if r.code == 554)
+        );
         assert_eq!(refusal(SpamPolicy::Tag, "a@b"), None);
         assert_eq!(s.headers(Level::Spam)[0], "X-Spam-Flag: YES");
     }

@@ -19,7 +19,9 @@ pub fn obfuscated(address: &str, decoy: &str) -> String {
 /// The trap for spiders: a link no person sees or follows.
 pub fn hidden_trap(trap: &str) -> String {
     let t = esc(trap);
-    format!("<a href=\"mailto:{t}\" style=\"position:absolute;left:-9999px\" aria-hidden=\"true\" tabindex=\"-1\" rel=\"nofollow\">{t}</a>")
+    format!(
+        "<a href=\"mailto:{t}\" style=\"position:absolute;left:-9999px\" aria-hidden=\"true\" tabindex=\"-1\" rel=\"nofollow\">{t}</a>"
+    )
 }
 
 fn entities(text: &str) -> String {
@@ -37,7 +39,10 @@ mod tests {
         assert!(!html.contains("example.org"));
         assert!(html.contains("&#97;&#108;&#105;&#99;&#101;"));
         // What a tag-stripping spider reads is not the address.
-        let stripped: String = html.split('<').map(|p| p.split_once('>').map_or(p, |(_, t)| t)).collect();
+        let stripped: String = html
+            .split('<')
+            .map(|p| p.split_once('>').map_or(p, |(_, t)| t))
+            .collect();
         assert!(stripped.contains("nospam"));
         let trap = hidden_trap("bait@example.org");
         assert!(trap.contains("mailto:bait@example.org") && trap.contains("aria-hidden=\"true\""));

@@ -4,7 +4,10 @@
 
 /// Does `address` match the trap `pattern` (case-insensitive)?
 pub fn matches(pattern: &str, address: &str) -> bool {
-    glob(pattern.to_ascii_lowercase().as_bytes(), address.to_ascii_lowercase().as_bytes())
+    glob(
+        pattern.to_ascii_lowercase().as_bytes(),
+        address.to_ascii_lowercase().as_bytes(),
+    )
 }
 
 /// `*` matches any run of bytes; everything else matches itself. Iterative, with one
@@ -38,7 +41,10 @@ mod tests {
     fn addresses_and_patterns() {
         assert!(matches("trap@example.org", "Trap@Example.ORG"));
         assert!(!matches("trap@example.org", "trap2@example.org"));
-        assert!(matches("honeypot-*@example.org", "honeypot-2026@example.org"));
+        assert!(matches(
+            "honeypot-*@example.org",
+            "honeypot-2026@example.org"
+        ));
         assert!(matches("*@spam.example.org", "anyone@spam.example.org"));
         assert!(!matches("*@spam.example.org", "anyone@example.org"));
         assert!(matches("a*b*c@x", "aXXbYYc@x"));

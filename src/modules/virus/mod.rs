@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use crate::config::{Config, OnScanError, SpamPolicy, UceConfig, VirusConfig};
 use crate::pipeline::{Module, SessionInfo, TxInfo, Verdict};
-use crate::smtp::reply::{replies, Reply};
+use crate::smtp::reply::{Reply, replies};
 
 pub struct Virus {
     config: VirusConfig,
@@ -23,7 +23,10 @@ pub struct Virus {
 
 impl Virus {
     pub fn new(config: &Config) -> Virus {
-        Virus { config: config.virus.clone(), uce: config.uce.clone() }
+        Virus {
+            config: config.virus.clone(),
+            uce: config.uce.clone(),
+        }
     }
 
     /// The refusal for an infected message to `rcpt`.
@@ -42,17 +45,30 @@ impl Module for Virus {
     }
 
     async fn message(&self, s: &SessionInfo, tx: &TxInfo, message: &[u8]) -> Verdict {
-        if let Some(blocked) = attachments::check(message, &self.config.block_extensions, &self.config.block_types) {
+        if let Some(blocked) = attachments::check(
+            message,
+            &self.config.block_extensions,
+            &self.config.block_types,
+        ) {
             tracing::info!(id = %tx.id, "attachment refused: {}", blocked.0);
             s.marks.flag("blocked");
-            s.marks.note(format!("virus: attachment {} refused by policy", blocked.0));
-            return Verdict::Reject(Reply::new(554, "5.7.1", format!("Message refused: attachment {} is not accepted", blocked.0)));
+            s.marks
+                .note(format!("virus: attachment {} refused by policy", blocked.0));
+            return Verdict::Reject(Reply::new(
+                554,
+                "5.7.1",
+                format!("Message refused: attachment {} is not accepted", blocked.0),
+            ));
         }
         if !self.config.scans() {
             return Verdict::Continue;
         }
         let started = Instant::now();
-        let result = tokio::time::timeout(self.config.timeout.0, clamd::scan(&self.config.clamd, message)).await;
+        let result = tokio::time::timeout(
+            self.config.timeout.0,
+            clamd::scan(&self.config.clamd, message),
+        )
+        .await;
         let took = started.elapsed();
         let ms = took.as_millis();
         let outcome = match &result {
@@ -68,7 +84,13 @@ impl Module for Virus {
                 tracing::info!(id = %tx.id, virus = %name, "virus found");
                 s.marks.flag("virus");
                 s.marks.note(format!("virus: {name} ({ms} ms)"));
-                let Some(rcpt) = tx.recipients.first() else { return Verdict::Reject(Reply::new(554, "5.7.1", "Message refused: virus found")) };
+                let Some(rcpt) = tx.recipients.first() else {
+                    return Verdict::Reject(Reply::new(
+                        554,
+                        "5.7.1",
+                        "Message refused: virus found",
+                    ));
+                };
                 return Verdict::Reject(self.refusal(rcpt, &name));
             }
             Ok(Err(e)) => format!("{e:#}"),
@@ -77,11 +99,17 @@ impl Module for Virus {
         tracing::warn!(id = %tx.id, "virus scan skipped: {error}");
         match self.config.on_error {
             OnScanError::Tempfail => {
-                s.marks.note(format!("virus: scan failed, refused for now: {error}"));
-                Verdict::TempFail(Reply::new(451, "4.7.1", "Virus scanner unavailable, try again later"))
+                s.marks
+                    .note(format!("virus: scan failed, refused for now: {error}"));
+                Verdict::TempFail(Reply::new(
+                    451,
+                    "4.7.1",
+                    "Virus scanner unavailable, try again later",
+                ))
             }
             OnScanError::Accept => {
-                s.marks.note(format!("virus: scan skipped, delivered unscanned: {error}"));
+                s.marks
+                    .note(format!("virus: scan skipped, delivered unscanned: {error}"));
                 Verdict::Continue
             }
         }

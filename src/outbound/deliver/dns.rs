@@ -5,7 +5,9 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use mail_auth::hickory_resolver::proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
+use mail_auth::hickory_resolver::proto::op::{
+    Edns, Message, MessageType, OpCode, Query, ResponseCode,
+};
 use mail_auth::hickory_resolver::proto::rr::rdata::TLSA;
 use mail_auth::hickory_resolver::proto::rr::{Name, RData, RecordType};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -52,7 +54,9 @@ pub struct Dns {
 impl Dns {
     /// The configured resolver, or the system's first nameserver.
     pub fn new(server: Option<SocketAddr>) -> Dns {
-        Dns { server: server.unwrap_or_else(system_nameserver) }
+        Dns {
+            server: server.unwrap_or_else(system_nameserver),
+        }
     }
 
     pub fn server(&self) -> SocketAddr {
@@ -61,7 +65,10 @@ impl Dns {
 
     pub async fn mx(&self, domain: &str) -> anyhow::Result<Lookup<Mx>> {
         self.lookup(domain, RecordType::MX, |d| match d {
-            RData::MX(mx) => Some(Mx { preference: mx.preference, host: host_name(&mx.exchange) }),
+            RData::MX(mx) => Some(Mx {
+                preference: mx.preference,
+                host: host_name(&mx.exchange),
+            }),
             _ => None,
         })
         .await
@@ -69,47 +76,102 @@ impl Dns {
 
     /// A and AAAA records (A first); secure only if both answers were validated.
     pub async fn addresses(&self, host: &str) -> anyhow::Result<Lookup<IpAddr>> {
-        let v4 = self.lookup(host, RecordType::A, |d| if let RData::A(a) = d { Some(IpAddr::V4(a.0)) } else { None }).await?;
-        let v6 = self.lookup(host, RecordType::AAAA, |d| if let RData::AAAA(a) = d { Some(IpAddr::V6(a.0)) } else { None }).await;
+        let v4 = self
+            .lookup(host, RecordType::A, |d| {
+                if let RData::A(a) = d {
+                    Some(IpAddr::V4(a.0))
+                } else {
+                    None
+                }
+            })
+            .await?;
+        let v6 = self
+            .lookup(host, RecordType::AAAA, |d| {
+                if let RData::AAAA(a) = d {
+                    Some(IpAddr::V6(a.0))
+                } else {
+                    None
+                }
+            })
+            .await;
         Ok(match (v4, v6) {
             (Lookup::NoSuchName { secure }, _) => Lookup::NoSuchName { secure },
-            (Lookup::Found { mut records, secure }, Ok(v6)) => {
+            (
+                Lookup::Found {
+                    mut records,
+                    secure,
+                },
+                Ok(v6),
+            ) => {
                 let secure = secure && v6.secure();
                 records.extend(v6.records().iter().copied());
                 Lookup::Found { records, secure }
             }
             // An AAAA failure costs only the IPv6 addresses.
-            (Lookup::Found { records, .. }, Err(_)) => Lookup::Found { records, secure: false },
+            (Lookup::Found { records, .. }, Err(_)) => Lookup::Found {
+                records,
+                secure: false,
+            },
         })
     }
 
     pub async fn tlsa(&self, name: &str) -> anyhow::Result<Lookup<TLSA>> {
-        self.lookup(name, RecordType::TLSA, |d| if let RData::TLSA(t) = d { Some(t.clone()) } else { None }).await
+        self.lookup(name, RecordType::TLSA, |d| {
+            if let RData::TLSA(t) = d {
+                Some(t.clone())
+            } else {
+                None
+            }
+        })
+        .await
     }
 
     /// TXT records, each one's strings joined.
     pub async fn txt(&self, name: &str) -> anyhow::Result<Lookup<String>> {
         self.lookup(name, RecordType::TXT, |d| match d {
-            RData::TXT(t) => Some(t.txt_data.iter().map(|s| String::from_utf8_lossy(s).into_owned()).collect()),
+            RData::TXT(t) => Some(
+                t.txt_data
+                    .iter()
+                    .map(|s| String::from_utf8_lossy(s).into_owned())
+                    .collect(),
+            ),
             _ => None,
         })
         .await
     }
 
-    async fn lookup<T>(&self, name: &str, rtype: RecordType, pick: impl Fn(&RData) -> Option<T>) -> anyhow::Result<Lookup<T>> {
+    async fn lookup<T>(
+        &self,
+        name: &str,
+        rtype: RecordType,
+        pick: impl Fn(&RData) -> Option<T>,
+    ) -> anyhow::Result<Lookup<T>> {
         let answer = self.query(name, rtype).await?;
         let secure = answer.metadata.authentic_data;
         match answer.metadata.response_code {
-            ResponseCode::NoError => Ok(Lookup::Found { records: answer.answers.iter().filter(|r| r.record_type() == rtype).filter_map(|r| pick(&r.data)).collect(), secure }),
+            ResponseCode::NoError => Ok(Lookup::Found {
+                records: answer
+                    .answers
+                    .iter()
+                    .filter(|r| r.record_type() == rtype)
+                    .filter_map(|r| pick(&r.data))
+                    .collect(),
+                secure,
+            }),
             ResponseCode::NXDomain => Ok(Lookup::NoSuchName { secure }),
             code => anyhow::bail!("DNS {rtype} {name}: {code}"),
         }
     }
 
     async fn query(&self, name: &str, rtype: RecordType) -> anyhow::Result<Message> {
-        let fqdn = if name.ends_with('.') { name.to_string() } else { format!("{name}.") };
+        let fqdn = if name.ends_with('.') {
+            name.to_string()
+        } else {
+            format!("{name}.")
+        };
         let mut id = [0u8; 2];
-        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut id).map_err(|_| anyhow::anyhow!("no randomness"))?;
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut id)
+            .map_err(|_| anyhow::anyhow!("no randomness"))?;
         let id = u16::from_be_bytes(id);
         let mut q = Message::new(id, MessageType::Query, OpCode::Query);
         q.metadata.recursion_desired = true;
@@ -120,13 +182,25 @@ impl Dns {
         q.add_query(Query::query(Name::from_ascii(&fqdn)?, rtype));
         let wire = q.to_vec()?;
         let what = format!("DNS {rtype} {name} via {}", self.server);
-        let reply = tokio::time::timeout(TIMEOUT, self.udp(&wire, id)).await.map_err(|_| anyhow::anyhow!("{what}: timed out"))??;
-        let reply = if reply.metadata.truncation { tokio::time::timeout(TIMEOUT, self.tcp(&wire, id)).await.map_err(|_| anyhow::anyhow!("{what}: timed out"))?? } else { reply };
+        let reply = tokio::time::timeout(TIMEOUT, self.udp(&wire, id))
+            .await
+            .map_err(|_| anyhow::anyhow!("{what}: timed out"))??;
+        let reply = if reply.metadata.truncation {
+            tokio::time::timeout(TIMEOUT, self.tcp(&wire, id))
+                .await
+                .map_err(|_| anyhow::anyhow!("{what}: timed out"))??
+        } else {
+            reply
+        };
         Ok(reply)
     }
 
     async fn udp(&self, wire: &[u8], id: u16) -> anyhow::Result<Message> {
-        let bind: SocketAddr = if self.server.is_ipv4() { "0.0.0.0:0".parse()? } else { "[::]:0".parse()? };
+        let bind: SocketAddr = if self.server.is_ipv4() {
+            "0.0.0.0:0".parse()?
+        } else {
+            "[::]:0".parse()?
+        };
         let socket = tokio::net::UdpSocket::bind(bind).await?;
         socket.connect(self.server).await?;
         socket.send(wire).await?;

@@ -81,7 +81,8 @@ impl Delivery {
             }
         }
         if let Some(ca) = &d.mta_sts_ca {
-            let extra = crate::smtp::tls::roots_from_file(ca).map_err(|e| anyhow::anyhow!("outbound.mta_sts_ca: {e:#}"))?;
+            let extra = crate::smtp::tls::roots_from_file(ca)
+                .map_err(|e| anyhow::anyhow!("outbound.mta_sts_ca: {e:#}"))?;
             roots.roots.extend(extra.roots);
         }
         Ok(Delivery {
@@ -96,42 +97,101 @@ impl Delivery {
     }
 
     /// Delivers to every domain at once (bounded), one session per domain.
-    pub async fn deliver_message(&self, sender: &str, by_domain: &[(String, Vec<String>)], message: &[u8]) -> Vec<DomainOutcome> {
-        let jobs = by_domain.iter().map(|(domain, rcpts)| self.deliver_domain(domain, sender, rcpts, message));
+    pub async fn deliver_message(
+        &self,
+        sender: &str,
+        by_domain: &[(String, Vec<String>)],
+        message: &[u8],
+    ) -> Vec<DomainOutcome> {
+        let jobs = by_domain
+            .iter()
+            .map(|(domain, rcpts)| self.deliver_domain(domain, sender, rcpts, message));
         futures_util::future::join_all(jobs).await
     }
 
     /// All of one message's recipients at `domain`, in one transaction.
-    pub async fn deliver_domain(&self, domain: &str, sender: &str, rcpts: &[String], message: &[u8]) -> DomainOutcome {
+    pub async fn deliver_domain(
+        &self,
+        domain: &str,
+        sender: &str,
+        rcpts: &[String],
+        message: &[u8],
+    ) -> DomainOutcome {
         let domain = domain.trim_end_matches('.').to_ascii_lowercase();
-        let limit = self.per_domain.lock().expect("domain limits").entry(domain.clone()).or_insert_with(|| Arc::new(Semaphore::new(self.config.outbound_delivery.max_sessions_per_domain))).clone();
+        let limit = self
+            .per_domain
+            .lock()
+            .expect("domain limits")
+            .entry(domain.clone())
+            .or_insert_with(|| {
+                Arc::new(Semaphore::new(
+                    self.config.outbound_delivery.max_sessions_per_domain,
+                ))
+            })
+            .clone();
         let _domain_slot = limit.acquire_owned().await.expect("never closed");
-        let _slot = self.sessions.clone().acquire_owned().await.expect("never closed");
+        let _slot = self
+            .sessions
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("never closed");
         // A session still open to this domain carries the message if it answers RSET.
         while let Some(mut session) = self.waiting.take(&domain) {
             if session.backend.rset().await.is_ok_and(|r| r.is_positive()) {
-                return self.transaction(&domain, session, sender, rcpts, message).await;
+                return self
+                    .transaction(&domain, session, sender, rcpts, message)
+                    .await;
             }
             tokio::spawn(session.backend.quit());
         }
-        let all = |reply: &str, fate| DomainOutcome { results: rcpts.iter().map(|a| RcptResult { address: a.clone(), reply: reply.to_string(), fate }).collect(), ..DomainOutcome::default() };
+        let all = |reply: &str, fate| DomainOutcome {
+            results: rcpts
+                .iter()
+                .map(|a| RcptResult {
+                    address: a.clone(),
+                    reply: reply.to_string(),
+                    fate,
+                })
+                .collect(),
+            ..DomainOutcome::default()
+        };
         let route = match route::route(&self.dns, &domain).await {
             Ok(r) => r,
             Err(e) => return all(&format!("451 4.4.3 {e:#}"), Fate::Deferred),
         };
         let (hosts, mx_secure) = match route {
-            Route::NullMx => return all(&format!("556 5.1.10 {domain} accepts no mail (null MX)"), Fate::Bounced),
-            Route::NoSuchDomain => return all(&format!("550 5.1.2 {domain} does not exist"), Fate::Bounced),
+            Route::NullMx => {
+                return all(
+                    &format!("556 5.1.10 {domain} accepts no mail (null MX)"),
+                    Fate::Bounced,
+                );
+            }
+            Route::NoSuchDomain => {
+                return all(&format!("550 5.1.2 {domain} does not exist"), Fate::Bounced);
+            }
             Route::Hosts { hosts, secure } => (hosts, secure),
         };
-        let over = self.config.outbound_delivery.destination(&domain).and_then(|d| d.tls);
-        let sts = if over.is_none() { mta_sts::policy(&self.store, &self.dns, &self.roots, &domain).await } else { None };
-        let enforced = sts.as_ref().is_some_and(|p| p.mode == mta_sts::Mode::Enforce);
+        let over = self
+            .config
+            .outbound_delivery
+            .destination(&domain)
+            .and_then(|d| d.tls);
+        let sts = if over.is_none() {
+            mta_sts::policy(&self.store, &self.dns, &self.roots, &domain).await
+        } else {
+            None
+        };
+        let enforced = sts
+            .as_ref()
+            .is_some_and(|p| p.mode == mta_sts::Mode::Enforce);
         let mut last_error = format!("451 4.4.1 no MX host of {domain} could be reached");
         for host in &hosts {
             if enforced && !sts.as_ref().is_some_and(|p| p.allows(host)) {
-                last_error = format!("451 4.7.5 MX host {host} is not in {domain}'s MTA-STS policy");
-                self.tls_result(&domain, "sts", host, "validation-failure").await;
+                last_error =
+                    format!("451 4.7.5 MX host {host} is not in {domain}'s MTA-STS policy");
+                self.tls_result(&domain, "sts", host, "validation-failure")
+                    .await;
                 continue;
             }
             let addrs = match self.dns.addresses(host).await {
@@ -148,7 +208,10 @@ impl Delivery {
             // DANE only on a validated chain: MX and address answers both carry the AD bit.
             let dane = if over.is_none() && mx_secure && addrs.secure() {
                 match self.dns.tlsa(&format!("_25._tcp.{host}")).await {
-                    Ok(Lookup::Found { records, secure: true }) if !records.is_empty() => Some(security::usable(&records)),
+                    Ok(Lookup::Found {
+                        records,
+                        secure: true,
+                    }) if !records.is_empty() => Some(security::usable(&records)),
                     Ok(_) => None,
                     Err(e) => {
                         // A signed host whose TLSA answer fails may be under attack: not in clear.
@@ -162,7 +225,10 @@ impl Delivery {
             };
             let policy = TlsPolicy::decide(over, dane, enforced);
             for ip in addrs.records() {
-                match self.session(&domain, host, *ip, &policy, sender, rcpts, message).await {
+                match self
+                    .session(&domain, host, *ip, &policy, sender, rcpts, message)
+                    .await
+                {
                     Ok(outcome) => return outcome,
                     Err(e) => last_error = e,
                 }
@@ -174,10 +240,26 @@ impl Delivery {
     /// One connection to one address of an MX host; Err: the host could not take the message
     /// (the next one is tried), with the reply to record if it is the last.
     #[allow(clippy::too_many_arguments)]
-    async fn session(&self, domain: &str, host: &str, ip: std::net::IpAddr, policy: &TlsPolicy, sender: &str, rcpts: &[String], message: &[u8]) -> Result<DomainOutcome, String> {
+    async fn session(
+        &self,
+        domain: &str,
+        host: &str,
+        ip: std::net::IpAddr,
+        policy: &TlsPolicy,
+        sender: &str,
+        rcpts: &[String],
+        message: &[u8],
+    ) -> Result<DomainOutcome, String> {
         let timeouts = ClientTimeouts::rfc5321(std::time::Duration::from_secs(30));
         let address = std::net::SocketAddr::new(ip, SMTP_PORT).to_string();
-        let target = |starttls| BackendTarget { address: address.clone(), helo: self.config.smtp.hostname.clone(), starttls, timeouts, tls: policy.client_config(&self.roots), tls_name: Some(host.to_string()) };
+        let target = |starttls| BackendTarget {
+            address: address.clone(),
+            helo: self.config.smtp.hostname.clone(),
+            starttls,
+            timeouts,
+            tls: policy.client_config(&self.roots),
+            tls_name: Some(host.to_string()),
+        };
         let report_policy = match policy {
             TlsPolicy::Dane(_) => "tlsa",
             TlsPolicy::Verified { why: "MTA-STS" } => "sts",
@@ -185,45 +267,103 @@ impl Delivery {
         };
         let backend = match Backend::connect(&target(policy.starttls())).await {
             Ok(b) => b,
-            Err(e @ (BackendError::Tls(_) | BackendError::TlsRequired)) if policy.starttls() == crate::config::StartTls::Required => {
-                let kind = if matches!(e, BackendError::TlsRequired) { "starttls-not-supported" } else { "validation-failure" };
+            Err(e @ (BackendError::Tls(_) | BackendError::TlsRequired))
+                if policy.starttls() == crate::config::StartTls::Required =>
+            {
+                let kind = if matches!(e, BackendError::TlsRequired) {
+                    "starttls-not-supported"
+                } else {
+                    "validation-failure"
+                };
                 self.tls_result(domain, report_policy, host, kind).await;
                 tracing::warn!(%domain, %host, %ip, policy = policy.name(), "TLS required, not established: {e}");
-                return Err(format!("451 4.7.5 {host}[{ip}]: TLS required ({}), not established: {e}", policy.name()));
+                return Err(format!(
+                    "451 4.7.5 {host}[{ip}]: TLS required ({}), not established: {e}",
+                    policy.name()
+                ));
             }
             // Opportunistic TLS that fails its handshake: a new connection in clear (RFC 7435).
             Err(BackendError::Tls(e)) => {
                 tracing::info!(%domain, %host, %ip, "STARTTLS failed ({e}), trying again without TLS");
-                Backend::connect(&target(crate::config::StartTls::Off)).await.map_err(|e| format!("451 4.4.1 {host}[{ip}]: {e}"))?
+                Backend::connect(&target(crate::config::StartTls::Off))
+                    .await
+                    .map_err(|e| format!("451 4.4.1 {host}[{ip}]: {e}"))?
             }
-            Err(BackendError::Refused(r)) => return Err(format!("451 4.4.1 {host}[{ip}] refused the session: {}", r.summary())),
+            Err(BackendError::Refused(r)) => {
+                return Err(format!(
+                    "451 4.4.1 {host}[{ip}] refused the session: {}",
+                    r.summary()
+                ));
+            }
             Err(e) => return Err(format!("451 4.4.1 {host}[{ip}]: {e}")),
         };
         if backend.tls.is_some() {
-            self.tls_result(domain, report_policy, host, "success").await;
+            self.tls_result(domain, report_policy, host, "success")
+                .await;
         }
-        let tls = backend.tls.clone().map(|t| format!("{t} ({})", policy.name()));
-        let session = reuse::Session { backend, host: host.to_string(), ip, tls, opened: std::time::Instant::now() };
-        Ok(self.transaction(domain, session, sender, rcpts, message).await)
+        let tls = backend
+            .tls
+            .clone()
+            .map(|t| format!("{t} ({})", policy.name()));
+        let session = reuse::Session {
+            backend,
+            host: host.to_string(),
+            ip,
+            tls,
+            opened: std::time::Instant::now(),
+        };
+        Ok(self
+            .transaction(domain, session, sender, rcpts, message)
+            .await)
     }
 
     /// One message's transaction on an open session; the session then waits for the next
     /// message to the domain, or ends when it failed.
-    async fn transaction(&self, domain: &str, mut session: reuse::Session, sender: &str, rcpts: &[String], message: &[u8]) -> DomainOutcome {
+    async fn transaction(
+        &self,
+        domain: &str,
+        mut session: reuse::Session,
+        sender: &str,
+        rcpts: &[String],
+        message: &[u8],
+    ) -> DomainOutcome {
         let (host, ip) = (session.host.clone(), session.ip);
         let mx = Some(format!("{host}[{ip}]"));
         match session.backend.transaction(sender, rcpts, message).await {
             Ok(answers) => {
-                let results = rcpts.iter().zip(answers).map(|(a, r)| RcptResult { address: a.clone(), reply: remote_reply(&host, &r), fate: fate(&r) }).collect();
+                let results = rcpts
+                    .iter()
+                    .zip(answers)
+                    .map(|(a, r)| RcptResult {
+                        address: a.clone(),
+                        reply: remote_reply(&host, &r),
+                        fate: fate(&r),
+                    })
+                    .collect();
                 let tls = session.tls.clone();
-                self.waiting.put(domain, session, self.config.outbound_delivery.max_sessions_per_domain);
+                self.waiting.put(
+                    domain,
+                    session,
+                    self.config.outbound_delivery.max_sessions_per_domain,
+                );
                 DomainOutcome { results, mx, tls }
             }
             Err(e) => {
                 let tls = session.tls.clone();
                 tokio::spawn(session.backend.quit());
                 let reply = format!("451 4.4.2 {host}[{ip}]: {e}");
-                DomainOutcome { results: rcpts.iter().map(|a| RcptResult { address: a.clone(), reply: reply.clone(), fate: Fate::Deferred }).collect(), mx, tls }
+                DomainOutcome {
+                    results: rcpts
+                        .iter()
+                        .map(|a| RcptResult {
+                            address: a.clone(),
+                            reply: reply.clone(),
+                            fate: Fate::Deferred,
+                        })
+                        .collect(),
+                    mx,
+                    tls,
+                }
             }
         }
     }
@@ -231,7 +371,10 @@ impl Delivery {
     /// Counts a session's TLS result for TLS-RPT; a storage error only costs the count.
     async fn tls_result(&self, domain: &str, policy: &str, mx: &str, result: &str) {
         let (y, m, d) = crate::clock::date(crate::clock::now_us());
-        let _ = self.store.tls_result_add(&format!("{y:04}-{m:02}-{d:02}"), domain, policy, mx, result).await;
+        let _ = self
+            .store
+            .tls_result_add(&format!("{y:04}-{m:02}-{d:02}"), domain, policy, mx, result)
+            .await;
     }
 }
 

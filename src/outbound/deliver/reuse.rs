@@ -74,7 +74,10 @@ impl Sessions {
             let expired = {
                 let mut waiting = waiting.lock().unwrap_or_else(|e| e.into_inner());
                 let list = waiting.get_mut(&domain);
-                let expired = list.as_ref().and_then(|l| l.iter().position(|(i, _)| *i == id)).and_then(|p| list.map(|l| l.remove(p).1));
+                let expired = list
+                    .as_ref()
+                    .and_then(|l| l.iter().position(|(i, _)| *i == id))
+                    .and_then(|p| list.map(|l| l.remove(p).1));
                 if waiting.get(&domain).is_some_and(|l| l.is_empty()) {
                     waiting.remove(&domain);
                 }

@@ -27,7 +27,10 @@ fn from_records(domain: &str, mut records: Vec<Mx>, secure: bool) -> Route {
     }
     if records.is_empty() {
         // No MX: the domain itself is the implicit MX (its A/AAAA records).
-        return Route::Hosts { hosts: vec![domain.to_ascii_lowercase()], secure };
+        return Route::Hosts {
+            hosts: vec![domain.to_ascii_lowercase()],
+            secure,
+        };
     }
     records.sort_by_key(|m| m.preference);
     let mut hosts: Vec<String> = Vec::new();
@@ -44,13 +47,35 @@ mod tests {
     use super::*;
 
     fn mx(p: u16, h: &str) -> Mx {
-        Mx { preference: p, host: h.into() }
+        Mx {
+            preference: p,
+            host: h.into(),
+        }
     }
 
     #[test]
     fn mx_by_preference_implicit_and_null() {
-        assert_eq!(from_records("a.example", vec![mx(20, "b.mx"), mx(10, "a.mx"), mx(20, "b.mx")], true), Route::Hosts { hosts: vec!["a.mx".into(), "b.mx".into()], secure: true });
-        assert_eq!(from_records("A.example", vec![], false), Route::Hosts { hosts: vec!["a.example".into()], secure: false });
-        assert_eq!(from_records("a.example", vec![mx(0, "")], true), Route::NullMx);
+        assert_eq!(
+            from_records(
+                "a.example",
+                vec![mx(20, "b.mx"), mx(10, "a.mx"), mx(20, "b.mx")],
+                true
+            ),
+            Route::Hosts {
+                hosts: vec!["a.mx".into(), "b.mx".into()],
+                secure: true
+            }
+        );
+        assert_eq!(
+            from_records("A.example", vec![], false),
+            Route::Hosts {
+                hosts: vec!["a.example".into()],
+                secure: false
+            }
+        );
+        assert_eq!(
+            from_records("a.example", vec![mx(0, "")], true),
+            Route::NullMx
+        );
     }
 }

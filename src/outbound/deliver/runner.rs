@@ -47,11 +47,23 @@ pub async fn run(config: crate::config::Config, store: crate::storage::Store) {
 /// One round: lease what is due, deliver each (message, domain) group at once (bounded by the
 /// session limits), record the answers. Returns how many recipients were leased.
 pub async fn run_once(d: &Arc<Delivery>, node: &str) -> anyhow::Result<usize> {
-    let leased = d.store.lease_mx(None, node, crate::clock::now_us(), LEASE.as_micros() as i64, BATCH).await?;
+    let leased = d
+        .store
+        .lease_mx(
+            None,
+            node,
+            crate::clock::now_us(),
+            LEASE.as_micros() as i64,
+            BATCH,
+        )
+        .await?;
     let n = leased.len();
     let mut groups: BTreeMap<(String, String), Vec<MxLease>> = BTreeMap::new();
     for l in leased {
-        groups.entry((l.queue_id.clone(), l.domain.clone())).or_default().push(l);
+        groups
+            .entry((l.queue_id.clone(), l.domain.clone()))
+            .or_default()
+            .push(l);
     }
     let jobs = groups.into_values().map(|group| {
         let d = d.clone();
@@ -70,8 +82,17 @@ pub async fn run_once(d: &Arc<Delivery>, node: &str) -> anyhow::Result<usize> {
 /// One message's recipients at one domain.
 async fn deliver_group(d: &Delivery, node: &str, group: Vec<MxLease>) -> anyhow::Result<()> {
     let first = &group[0];
-    let (id, domain, sender, arrival) = (first.queue_id.clone(), first.domain.clone(), first.sender.clone(), first.time_us);
-    let body = d.store.queued_body(&id).await?.ok_or_else(|| anyhow::anyhow!("{id} has no body"))?;
+    let (id, domain, sender, arrival) = (
+        first.queue_id.clone(),
+        first.domain.clone(),
+        first.sender.clone(),
+        first.time_us,
+    );
+    let body = d
+        .store
+        .queued_body(&id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("{id} has no body"))?;
     let message = zstd::bulk::decompress(&body, first.size.max(0) as usize)?;
     let rcpts: Vec<String> = group.iter().map(|l| l.address.clone()).collect();
     // The session runs while the leases are renewed beside it.
@@ -97,7 +118,11 @@ async fn deliver_group(d: &Delivery, node: &str, group: Vec<MxLease>) -> anyhow:
     let late = now - arrival >= cfg.delay_dsn_after.0.as_micros() as i64;
     let (mut failed, mut delayed) = (Vec::new(), Vec::new());
     for (lease, r) in group.iter().zip(&outcome.results) {
-        let RcptResult { address, reply, fate } = r;
+        let RcptResult {
+            address,
+            reply,
+            fate,
+        } = r;
         match fate {
             Fate::Delivered => {
                 tracing::info!(%id, rcpt = %address, mx = ?outcome.mx, tls = ?outcome.tls, "delivered: {reply}");
@@ -106,32 +131,70 @@ async fn deliver_group(d: &Delivery, node: &str, group: Vec<MxLease>) -> anyhow:
             Fate::Bounced => {
                 tracing::info!(%id, rcpt = %address, "bounced: {reply}");
                 d.store.mx_done(&id, address, node, reply).await?;
-                failed.push(Failure { address: address.clone(), reply: reply.clone() });
+                failed.push(Failure {
+                    address: address.clone(),
+                    reply: reply.clone(),
+                });
             }
             Fate::Deferred if expired => {
-                let reply = format!("{} (given up after {} in the queue)", reply.replacen("451 4.", "550 5.", 1), human(cfg.lifetime.0));
+                let reply = format!(
+                    "{} (given up after {} in the queue)",
+                    reply.replacen("451 4.", "550 5.", 1),
+                    human(cfg.lifetime.0)
+                );
                 tracing::info!(%id, rcpt = %address, "expired: {reply}");
                 d.store.mx_done(&id, address, node, &reply).await?;
-                failed.push(Failure { address: address.clone(), reply });
+                failed.push(Failure {
+                    address: address.clone(),
+                    reply,
+                });
             }
             Fate::Deferred => {
-                let next = now + backoff(lease.attempts, cfg.retry.0, cfg.max_retry.0).as_micros() as i64;
+                let next =
+                    now + backoff(lease.attempts, cfg.retry.0, cfg.max_retry.0).as_micros() as i64;
                 tracing::info!(%id, rcpt = %address, "deferred: {reply}");
-                d.store.mx_reschedule(&id, address, node, next, reply, true).await?;
+                d.store
+                    .mx_reschedule(&id, address, node, next, reply, true)
+                    .await?;
                 if late && d.store.mx_delay_noticed(&id, address).await? {
-                    delayed.push(Failure { address: address.clone(), reply: reply.clone() });
+                    delayed.push(Failure {
+                        address: address.clone(),
+                        reply: reply.clone(),
+                    });
                 }
             }
         }
     }
-    dsn::queue_notice(&d.config, &d.store, Notice::Undeliverable, &id, arrival, &sender, &failed, &message).await?;
-    dsn::queue_notice(&d.config, &d.store, Notice::Delayed, &id, arrival, &sender, &delayed, &message).await?;
+    dsn::queue_notice(
+        &d.config,
+        &d.store,
+        Notice::Undeliverable,
+        &id,
+        arrival,
+        &sender,
+        &failed,
+        &message,
+    )
+    .await?;
+    dsn::queue_notice(
+        &d.config,
+        &d.store,
+        Notice::Delayed,
+        &id,
+        arrival,
+        &sender,
+        &delayed,
+        &message,
+    )
+    .await?;
     Ok(())
 }
 
 /// The wait after attempt `attempts + 1` failed: `retry`, doubling, capped at `max`.
 fn backoff(attempts: i32, retry: Duration, max: Duration) -> Duration {
-    retry.saturating_mul(1u32 << attempts.clamp(0, 20) as u32).min(max)
+    retry
+        .saturating_mul(1u32 << attempts.clamp(0, 20) as u32)
+        .min(max)
 }
 
 fn human(d: Duration) -> String {

@@ -22,7 +22,13 @@ impl Session {
         };
         match known {
             Ok(true) => Reply::new(250, "2.1.5", "Ok"),
-            Ok(false) => Reply::new(450, "4.2.1", format!("<{address}>: Recipient address rejected: mailbox unavailable, try again later")),
+            Ok(false) => Reply::new(
+                450,
+                "4.2.1",
+                format!(
+                    "<{address}>: Recipient address rejected: mailbox unavailable, try again later"
+                ),
+            ),
             Err(e) => {
                 tracing::error!("queue mode recipient check failed: {e:#}");
                 replies::local_error()
@@ -31,7 +37,11 @@ impl Session {
     }
 
     /// MAIL at the backend. A pooled connection that turns out dead is replaced once.
-    pub(super) async fn backend_mail(&mut self, sender: &str, params: &MailParams) -> Result<Reply, String> {
+    pub(super) async fn backend_mail(
+        &mut self,
+        sender: &str,
+        params: &MailParams,
+    ) -> Result<Reply, String> {
         let mut fresh = false;
         loop {
             let reused = self.backend_ready(fresh).await?;
@@ -71,7 +81,10 @@ impl Session {
             return Ok(true);
         }
         let (b, reused) = if fresh {
-            (self.gw.backend.fresh().await.map_err(|e| e.to_string())?, false)
+            (
+                self.gw.backend.fresh().await.map_err(|e| e.to_string())?,
+                false,
+            )
         } else {
             self.gw.backend.get().await.map_err(|e| e.to_string())?
         };
@@ -81,7 +94,9 @@ impl Session {
 
     /// At the end of the session the backend connection goes back to the pool, reset if needed.
     pub(super) async fn release_backend(&mut self) {
-        let Some(mut b) = self.backend.take() else { return };
+        let Some(mut b) = self.backend.take() else {
+            return;
+        };
         if self.backend_dirty && !b.rset().await.is_ok_and(|r| r.code == 250) {
             b.quit().await;
             return;
@@ -91,7 +106,11 @@ impl Session {
 
     /// RCPT at the backend (or, in queue mode, the known-recipient check), timed for the
     /// uniform refusals.
-    pub(super) async fn backend_rcpt(&mut self, address: &str, queued: bool) -> Result<Reply, String> {
+    pub(super) async fn backend_rcpt(
+        &mut self,
+        address: &str,
+        queued: bool,
+    ) -> Result<Reply, String> {
         if queued {
             return Ok(self.known_recipient(address).await);
         }
@@ -107,24 +126,57 @@ impl Session {
     }
 
     /// Hands the message to the backend; the answer is the client's final reply.
-    pub(super) async fn deliver(&mut self, tx: &Tx, message: &[u8]) -> (Outcome, &'static str, Reply) {
+    pub(super) async fn deliver(
+        &mut self,
+        tx: &Tx,
+        message: &[u8],
+    ) -> (Outcome, &'static str, Reply) {
         let single = (tx.accepted.len() == 1).then(|| tx.accepted[0].to_string());
-        let mut header = received_header(&self.gw.config.smtp.hostname, &self.info, &tx.id, single.as_deref(), tx.time_us);
+        let mut header = received_header(
+            &self.gw.config.smtp.hostname,
+            &self.info,
+            &tx.id,
+            single.as_deref(),
+            tx.time_us,
+        );
         header.extend_from_slice(&self.module_headers());
         let message = crate::smtp::strip::strip(message, &self.info.marks.tx().strip);
         self.backend_dirty = false;
         let answer = match self.backend.as_mut() {
-            Some(b) => b.data(&[&header, &message]).await.map_err(|e| e.to_string()),
+            Some(b) => b
+                .data(&[&header, &message])
+                .await
+                .map_err(|e| e.to_string()),
             None => Err("no backend session".into()),
         };
         match answer {
             Ok(r) if r.is_positive() => {
                 // The backend's own words ("Ok: queued as 4Fxyz"), with the transaction id.
                 let said = r.text();
-                let text = format!("{} id={}", if said.trim().is_empty() { "Ok" } else { said.trim() }, tx.id);
-                let enhanced = if r.enhanced.is_empty() { "2.0.0".to_string() } else { r.enhanced.clone() };
+                let text = format!(
+                    "{} id={}",
+                    if said.trim().is_empty() {
+                        "Ok"
+                    } else {
+                        said.trim()
+                    },
+                    tx.id
+                );
+                let enhanced = if r.enhanced.is_empty() {
+                    "2.0.0".to_string()
+                } else {
+                    r.enhanced.clone()
+                };
                 tracing::info!(id = %tx.id, rcpts = tx.accepted.len(), size = message.len(), "delivered: {r}");
-                (Outcome::Delivered, "backend", Reply { code: 250, enhanced, lines: vec![text] })
+                (
+                    Outcome::Delivered,
+                    "backend",
+                    Reply {
+                        code: 250,
+                        enhanced,
+                        lines: vec![text],
+                    },
+                )
             }
             Ok(r) => {
                 tracing::info!(id = %tx.id, "backend refused the message: {r}");
@@ -133,31 +185,72 @@ impl Session {
             Err(e) => {
                 tracing::warn!(id = %tx.id, "backend failed during DATA: {e}");
                 self.backend = None;
-                (Outcome::TempFailed, "backend", with_id(&replies::backend_unavailable(), &tx.id))
+                (
+                    Outcome::TempFailed,
+                    "backend",
+                    with_id(&replies::backend_unavailable(), &tx.id),
+                )
             }
         }
     }
 
     /// Queue mode: the message is committed to the durable queue before the 250.
-    pub(super) async fn enqueue(&mut self, tx: &Tx, message: &[u8]) -> (Outcome, &'static str, Reply) {
+    pub(super) async fn enqueue(
+        &mut self,
+        tx: &Tx,
+        message: &[u8],
+    ) -> (Outcome, &'static str, Reply) {
         let single = (tx.accepted.len() == 1).then(|| tx.accepted[0].to_string());
-        let mut full = received_header(&self.gw.config.smtp.hostname, &self.info, &tx.id, single.as_deref(), tx.time_us);
+        let mut full = received_header(
+            &self.gw.config.smtp.hostname,
+            &self.info,
+            &tx.id,
+            single.as_deref(),
+            tx.time_us,
+        );
         full.extend_from_slice(&self.module_headers());
-        full.extend_from_slice(&crate::smtp::strip::strip(message, &self.info.marks.tx().strip));
-        let sender = tx.sender.as_ref().map(|a| a.to_string()).unwrap_or_default();
+        full.extend_from_slice(&crate::smtp::strip::strip(
+            message,
+            &self.info.marks.tx().strip,
+        ));
+        let sender = tx
+            .sender
+            .as_ref()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
         let rcpts: Vec<String> = tx.accepted.iter().map(|a| a.to_string()).collect();
-        let stored = match crate::modules::backup::compress(&full, self.gw.config.backup.compression_level) {
-            Ok(z) => self.gw.store.enqueue(&tx.id, tx.time_us, &sender, full.len() as i64, &z, &rcpts).await,
+        let stored = match crate::modules::backup::compress(
+            &full,
+            self.gw.config.backup.compression_level,
+        ) {
+            Ok(z) => {
+                self.gw
+                    .store
+                    .enqueue(&tx.id, tx.time_us, &sender, full.len() as i64, &z, &rcpts)
+                    .await
+            }
             Err(e) => Err(e.into()),
         };
         match stored {
             Ok(()) => {
                 tracing::info!(id = %tx.id, rcpts = rcpts.len(), "queued: the backend is down");
-                (Outcome::Queued, "queue", Reply::new(250, "2.0.0", format!("Ok: queued, delivery deferred id={}", tx.id)))
+                (
+                    Outcome::Queued,
+                    "queue",
+                    Reply::new(
+                        250,
+                        "2.0.0",
+                        format!("Ok: queued, delivery deferred id={}", tx.id),
+                    ),
+                )
             }
             Err(e) => {
                 tracing::error!(id = %tx.id, "cannot queue the message: {e:#}");
-                (Outcome::TempFailed, "queue", with_id(&replies::local_error(), &tx.id))
+                (
+                    Outcome::TempFailed,
+                    "queue",
+                    with_id(&replies::local_error(), &tx.id),
+                )
             }
         }
     }
@@ -184,4 +277,3 @@ pub(super) fn hide_owner(mut r: Reply, owner: &str, given: &str) -> Reply {
     }
     r
 }
-

@@ -16,7 +16,7 @@ use super::command::{self, Command, MailParams};
 use super::conn::{Conn, Line};
 use super::data::{self, Data, DataProblem};
 use super::received::received_header;
-use super::reply::{replies, Reply};
+use super::reply::{Reply, replies};
 use super::tarpit::Tarpit;
 use crate::pipeline::{Outcome, RcptRecord, SessionInfo, TransactionRecord, TxInfo, Verdict};
 use crate::server::Gateway;
@@ -52,7 +52,12 @@ struct Tx {
 
 impl Tx {
     fn info(&self) -> TxInfo {
-        TxInfo { id: self.id.clone(), sender: self.sender.clone(), recipients: self.accepted.clone(), outbound: self.outbound }
+        TxInfo {
+            id: self.id.clone(),
+            sender: self.sender.clone(),
+            recipients: self.accepted.clone(),
+            outbound: self.outbound,
+        }
     }
 }
 
@@ -87,7 +92,19 @@ impl Session {
         conn.set_deadline(deadline);
         conn.set_write_timeout(gw.config.smtp.command_timeout.0);
         let tarpit = gw.uce.then(|| Tarpit::new(&gw.config.uce));
-        Session { conn, gw, info, tx: None, backend: None, backend_dirty: false, errors: 0, unknown_recipients: 0, tarpit, deadline, submitter: None }
+        Session {
+            conn,
+            gw,
+            info,
+            tx: None,
+            backend: None,
+            backend_dirty: false,
+            errors: 0,
+            unknown_recipients: 0,
+            tarpit,
+            deadline,
+            submitter: None,
+        }
     }
 
     /// Runs the session to its end; never panics on input.
@@ -140,14 +157,20 @@ impl Session {
         match self.tarpit.as_mut() {
             // Never past the session's deadline: a held reply is still sent (a 250 for a
             // delivered message must reach the client, or it would send the message again).
-            Some(t) if self.info.marks.is_tarpitted() => t.flush(&mut self.conn, self.deadline).await,
+            Some(t) if self.info.marks.is_tarpitted() => {
+                t.flush(&mut self.conn, self.deadline).await
+            }
             _ => self.conn.flush().await,
         }
     }
 
     /// Which limit a timed-out read hit: the session's total, or the wait for the next line.
     fn timed_out(&self) -> Reply {
-        if Instant::now() >= self.deadline { replies::session_too_long() } else { replies::timeout() }
+        if Instant::now() >= self.deadline {
+            replies::session_too_long()
+        } else {
+            replies::timeout()
+        }
     }
 
     fn reply(&mut self, r: &Reply) {
@@ -175,7 +198,8 @@ impl Session {
     /// before the last line is a bot (tarpitted, and refused at RCPT per the domain's policy).
     /// A real client waits for the last line and loses only the pause, once per `GREET_PASS`.
     async fn greet(&mut self) -> Flow {
-        self.conn.set_read_timeout(Some(self.gw.config.smtp.command_timeout.0));
+        self.conn
+            .set_read_timeout(Some(self.gw.config.smtp.command_timeout.0));
         let info = self.info.clone();
         let d = self.gw.pipeline.run(|m| m.connect(&info)).await;
         tarpit(d.delay).await;
@@ -187,7 +211,8 @@ impl Session {
         let banner = format!("{} ESMTP sponts", self.gw.config.smtp.hostname);
         let pause = self.greet_pause();
         if !pause.is_zero() {
-            self.conn.queue_bytes(format!("220-{banner}\r\n").as_bytes());
+            self.conn
+                .queue_bytes(format!("220-{banner}\r\n").as_bytes());
             if self.conn.flush().await.is_err() {
                 return Flow::Close;
             }
@@ -211,7 +236,13 @@ impl Session {
     /// or for a client that passed the test lately.
     fn greet_pause(&self) -> std::time::Duration {
         let ip = self.info.peer.ip();
-        let ours = self.gw.config.smtp.relay_networks.iter().any(|n| n.contains(ip));
+        let ours = self
+            .gw
+            .config
+            .smtp
+            .relay_networks
+            .iter()
+            .any(|n| n.contains(ip));
         if self.tarpit.is_none() || ours || self.gw.greet_passes.recently_passed(ip) {
             return std::time::Duration::ZERO;
         }
@@ -284,7 +315,11 @@ impl Session {
         if self.auth_offered() {
             lines.push("AUTH PLAIN LOGIN".into());
         }
-        self.reply(&Reply { code: 250, enhanced: String::new(), lines });
+        self.reply(&Reply {
+            code: 250,
+            enhanced: String::new(),
+            lines,
+        });
         Flow::Continue
     }
 
@@ -295,7 +330,10 @@ impl Session {
         if self.tx.is_some() {
             return self.error(replies::bad_sequence("Nested MAIL command"));
         }
-        if params.size.is_some_and(|s| s > self.gw.config.smtp.max_message_size.0) {
+        if params
+            .size
+            .is_some_and(|s| s > self.gw.config.smtp.max_message_size.0)
+        {
             self.reply(&replies::size_exceeded());
             return Flow::Continue;
         }
@@ -322,11 +360,16 @@ impl Session {
         let d = self.gw.pipeline.run(|m| m.mail(&info, &txi)).await;
         tarpit(d.delay).await;
         if let Verdict::Reject(r) | Verdict::TempFail(r) = d.verdict {
-            self.finish(&tx, None, outcome_of(&r), d.module.unwrap_or("smtp"), &r).await;
+            self.finish(&tx, None, outcome_of(&r), d.module.unwrap_or("smtp"), &r)
+                .await;
             self.reply(&r);
             return Flow::Continue;
         }
-        let sender = tx.sender.as_ref().map(|a| a.to_string()).unwrap_or_default();
+        let sender = tx
+            .sender
+            .as_ref()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
         let answer = self.backend_mail(&sender, &tx.params).await;
         match &answer {
             Ok(_) => self.gw.backend_ok().await,
@@ -356,7 +399,8 @@ impl Session {
                 tracing::warn!(id = %tx.id, "backend unavailable at MAIL: {e}");
                 self.backend = None;
                 let r = replies::backend_unavailable();
-                self.finish(&tx, None, Outcome::TempFailed, "backend", &r).await;
+                self.finish(&tx, None, Outcome::TempFailed, "backend", &r)
+                    .await;
                 self.reply(&r);
             }
         }
@@ -394,7 +438,12 @@ impl Session {
         if !relay_ok {
             let r = replies::relay_denied(&address);
             tx.refused_by = Some(("smtp", r.clone()));
-            tx.rcpts.push(RcptRecord { address, accepted: false, reply: r.summary(), delivered_to: None });
+            tx.rcpts.push(RcptRecord {
+                address,
+                accepted: false,
+                reply: r.summary(),
+                delivered_to: None,
+            });
             tracing::info!(id = %tx.id, peer = %self.info.peer, "relay attempt refused: {r}");
             return self.error(r);
         }
@@ -411,7 +460,12 @@ impl Session {
                 self.count_unknown(&r);
                 let tx = self.tx.as_mut().expect("transaction checked above");
                 tx.refused_by = Some((d.module.unwrap_or("smtp"), r.clone()));
-                tx.rcpts.push(RcptRecord { address, accepted: false, reply: r.summary(), delivered_to: None });
+                tx.rcpts.push(RcptRecord {
+                    address,
+                    accepted: false,
+                    reply: r.summary(),
+                    delivered_to: None,
+                });
                 self.reply(&r);
                 return Flow::Continue;
             }
@@ -422,7 +476,12 @@ impl Session {
                 let r = Reply::new(250, "2.1.5", "Ok");
                 let tx = self.tx.as_mut().expect("transaction checked above");
                 tx.discarded_by = tx.discarded_by.or(d.module);
-                tx.rcpts.push(RcptRecord { address, accepted: true, reply: r.summary(), delivered_to: None });
+                tx.rcpts.push(RcptRecord {
+                    address,
+                    accepted: true,
+                    reply: r.summary(),
+                    delivered_to: None,
+                });
                 tx.accepted.push(to);
                 self.reply(&r);
                 return Flow::Continue;
@@ -439,7 +498,10 @@ impl Session {
             // A disposable address — unless the backend knows it as a mailbox of its own
             // (`maria.2.garcia` may be a real person): then it is delivered as it is.
             if !answer.as_ref().is_ok_and(|r| r.is_positive()) {
-                answer = self.backend_rcpt(&owner, queued).await.map(|r| hide_owner(r, &owner, &address));
+                answer = self
+                    .backend_rcpt(&owner, queued)
+                    .await
+                    .map(|r| hide_owner(r, &owner, &address));
                 delivered_to = Some(owner);
             }
         }
@@ -459,13 +521,22 @@ impl Session {
                 r
             }
         };
-        tx.rcpts.push(RcptRecord { address, accepted: r.is_positive(), reply: r.summary(), delivered_to: delivered_to.clone() });
+        tx.rcpts.push(RcptRecord {
+            address,
+            accepted: r.is_positive(),
+            reply: r.summary(),
+            delivered_to: delivered_to.clone(),
+        });
         if !r.is_positive() {
             tx.refused_by = Some(("backend", r.clone()));
         }
         if r.is_positive() {
             // The backend got the owner of a disposable address; so will the message.
-            let backend_rcpt = delivered_to.and_then(|a| crate::smtp::address::parse_path(&a, crate::smtp::address::Side::Recipient).ok().flatten());
+            let backend_rcpt = delivered_to.and_then(|a| {
+                crate::smtp::address::parse_path(&a, crate::smtp::address::Side::Recipient)
+                    .ok()
+                    .flatten()
+            });
             tx.accepted.push(backend_rcpt.unwrap_or(to));
         }
         self.reply(&r);
@@ -475,7 +546,11 @@ impl Session {
     /// With `uce`, the backend's "no such user" becomes the one uniform answer, naming the
     /// address the client gave: the same text as for a refused spammer.
     fn uniform_unknown(&self, r: Reply, address: &str) -> Reply {
-        if self.gw.uce && replies::is_user_unknown(&r) { replies::user_unknown(address) } else { r }
+        if self.gw.uce && replies::is_user_unknown(&r) {
+            replies::user_unknown(address)
+        } else {
+            r
+        }
     }
 
     /// Many unknown recipients in a session look like a dictionary attack: tarpit it.
@@ -520,10 +595,14 @@ impl Session {
         if self.flush().await.is_err() {
             return Flow::Close;
         }
-        self.conn.set_read_timeout(Some(self.gw.config.smtp.data_timeout.0));
+        self.conn
+            .set_read_timeout(Some(self.gw.config.smtp.data_timeout.0));
         self.conn.grow();
-        let read = tokio::time::timeout_at(self.deadline, data::read_data(&mut self.conn, max, hint)).await;
-        self.conn.set_read_timeout(Some(self.gw.config.smtp.command_timeout.0));
+        let read =
+            tokio::time::timeout_at(self.deadline, data::read_data(&mut self.conn, max, hint))
+                .await;
+        self.conn
+            .set_read_timeout(Some(self.gw.config.smtp.command_timeout.0));
         let message = match read {
             Err(_) => {
                 self.reply(&replies::session_too_long());
@@ -563,18 +642,24 @@ impl Session {
             tracing::error!(id = %tx.id, module, "cannot keep the message, refusing it for now: {e:#}");
             let r = with_id(&replies::local_error(), &tx.id);
             self.backend_dirty = self.backend.is_some();
-            self.finish(&tx, Some(message), Outcome::TempFailed, module, &r).await;
+            self.finish(&tx, Some(message), Outcome::TempFailed, module, &r)
+                .await;
             self.reply(&r);
             return Flow::Continue;
         }
         if let Some(module) = tx.discarded_by {
             let r = Reply::new(250, "2.0.0", format!("Ok id={}", tx.id));
             tracing::info!(id = %tx.id, module, "message kept, not delivered");
-            self.finish(&tx, Some(message), Outcome::Discarded, module, &r).await;
+            self.finish(&tx, Some(message), Outcome::Discarded, module, &r)
+                .await;
             self.reply(&r);
             return Flow::Continue;
         }
-        let d = self.gw.pipeline.run(|m| m.message(&info, &txi, &message)).await;
+        let d = self
+            .gw
+            .pipeline
+            .run(|m| m.message(&info, &txi, &message))
+            .await;
         tarpit(d.delay).await;
         let (outcome, decided_by, reply) = match d.verdict {
             // Refused as "user unknown" (spam, by policy), the reply has the backend's words and
@@ -584,13 +669,32 @@ impl Session {
                 tracing::info!(id = %tx.id, module = d.module, "refused as an unknown user: {r}");
                 (outcome_of(&r), d.module.unwrap_or("smtp"), r)
             }
-            Verdict::Reject(r) | Verdict::TempFail(r) => (outcome_of(&r), d.module.unwrap_or("smtp"), with_id(&r, &tx.id)),
-            Verdict::Discard => (Outcome::Discarded, d.module.unwrap_or("smtp"), Reply::new(250, "2.0.0", format!("Ok id={}", tx.id))),
-            Verdict::Continue | Verdict::Accept | Verdict::Delay(_) | Verdict::Rewrite(_) if tx.outbound => self.enqueue_outbound(&tx, &message).await,
-            Verdict::Continue | Verdict::Accept | Verdict::Delay(_) | Verdict::Rewrite(_) if tx.queued => self.enqueue(&tx, &message).await,
-            Verdict::Continue | Verdict::Accept | Verdict::Delay(_) | Verdict::Rewrite(_) => self.deliver(&tx, &message).await,
+            Verdict::Reject(r) | Verdict::TempFail(r) => (
+                outcome_of(&r),
+                d.module.unwrap_or("smtp"),
+                with_id(&r, &tx.id),
+            ),
+            Verdict::Discard => (
+                Outcome::Discarded,
+                d.module.unwrap_or("smtp"),
+                Reply::new(250, "2.0.0", format!("Ok id={}", tx.id)),
+            ),
+            Verdict::Continue | Verdict::Accept | Verdict::Delay(_) | Verdict::Rewrite(_)
+                if tx.outbound =>
+            {
+                self.enqueue_outbound(&tx, &message).await
+            }
+            Verdict::Continue | Verdict::Accept | Verdict::Delay(_) | Verdict::Rewrite(_)
+                if tx.queued =>
+            {
+                self.enqueue(&tx, &message).await
+            }
+            Verdict::Continue | Verdict::Accept | Verdict::Delay(_) | Verdict::Rewrite(_) => {
+                self.deliver(&tx, &message).await
+            }
         };
-        self.finish(&tx, Some(message), outcome, decided_by, &reply).await;
+        self.finish(&tx, Some(message), outcome, decided_by, &reply)
+            .await;
         self.reply(&reply);
         Flow::Continue
     }
@@ -615,8 +719,11 @@ impl Session {
         if stale > 0 {
             tracing::info!(peer = %self.info.peer, bytes = stale, "discarded plaintext pipelined after STARTTLS");
         }
-        let Some(io) = self.conn.take_io() else { return Flow::Close };
-        let handshake = tokio::time::timeout(self.gw.config.smtp.command_timeout.0, acceptor.accept(io)).await;
+        let Some(io) = self.conn.take_io() else {
+            return Flow::Close;
+        };
+        let handshake =
+            tokio::time::timeout(self.gw.config.smtp.command_timeout.0, acceptor.accept(io)).await;
         match handshake {
             Ok(Ok(stream)) => {
                 self.info.tls = Some(super::tls::describe(stream.get_ref().1));
@@ -641,43 +748,73 @@ impl Session {
             match &tx.refused_by {
                 Some((by, r)) if tx.accepted.is_empty() => {
                     let permanent = tx.rcpts.iter().any(|rc| rc.reply.starts_with('5'));
-                    let outcome = if permanent { Outcome::Refused } else { Outcome::TempFailed };
+                    let outcome = if permanent {
+                        Outcome::Refused
+                    } else {
+                        Outcome::TempFailed
+                    };
                     self.finish(&tx, None, outcome, by, r).await;
                 }
                 _ => {
                     let r = Reply::new(0, "", "transaction abandoned by the client");
-                    self.finish(&tx, None, Outcome::Abandoned, "client", &r).await;
+                    self.finish(&tx, None, Outcome::Abandoned, "client", &r)
+                        .await;
                 }
             }
         }
     }
 
-    async fn finish(&self, tx: &Tx, message: Option<Arc<Vec<u8>>>, outcome: Outcome, decided_by: &str, reply: &Reply) {
+    async fn finish(
+        &self,
+        tx: &Tx,
+        message: Option<Arc<Vec<u8>>>,
+        outcome: Outcome,
+        decided_by: &str,
+        reply: &Reply,
+    ) {
         let record = TransactionRecord {
             id: tx.id.clone(),
             time_us: tx.time_us,
             peer: self.info.peer,
             helo: self.info.helo.clone().unwrap_or_default(),
             tls: self.info.tls.clone(),
-            sender: tx.sender.as_ref().map(|a| a.to_string()).unwrap_or_default(),
+            sender: tx
+                .sender
+                .as_ref()
+                .map(|a| a.to_string())
+                .unwrap_or_default(),
             recipients: tx.rcpts.clone(),
             message,
             outcome,
             decided_by: decided_by.to_string(),
-            final_reply: if reply.code == 0 { String::new() } else { reply.summary() },
+            final_reply: if reply.code == 0 {
+                String::new()
+            } else {
+                reply.summary()
+            },
             flag: None,
             notes: Vec::new(),
             outbound: tx.outbound,
         };
         let marks = self.info.marks.take_tx();
-        let record = TransactionRecord { flag: marks.flag, notes: marks.notes, ..record };
+        let record = TransactionRecord {
+            flag: marks.flag,
+            notes: marks.notes,
+            ..record
+        };
         self.gw.pipeline.finish(&record).await;
         self.gw.intercept.smtp(&record, self.info.local);
     }
 }
 
 fn outcome_of(r: &Reply) -> Outcome {
-    if r.is_transient() { Outcome::TempFailed } else if r.is_positive() { Outcome::Delivered } else { Outcome::Refused }
+    if r.is_transient() {
+        Outcome::TempFailed
+    } else if r.is_positive() {
+        Outcome::Delivered
+    } else {
+        Outcome::Refused
+    }
 }
 
 /// The reply with the transaction id appended, so the client's log leads to the journal.

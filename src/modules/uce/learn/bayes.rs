@@ -11,7 +11,11 @@ const MAX_DISCRIMINATORS: usize = 150;
 
 /// Spam probability (0..=1) from `(spam, ham)` counts of the message's tokens, given how many
 /// spam and ham messages were learned. None when no token says anything.
-pub fn spam_probability(counts: &[(i64, i64)], spam_messages: i64, ham_messages: i64) -> Option<f64> {
+pub fn spam_probability(
+    counts: &[(i64, i64)],
+    spam_messages: i64,
+    ham_messages: i64,
+) -> Option<f64> {
     if spam_messages <= 0 || ham_messages <= 0 {
         return None;
     }
@@ -69,9 +73,20 @@ mod tests {
         assert!(p < 0.05, "{p}");
         let mixed: Vec<_> = spammy.iter().chain(hammy.iter()).copied().collect();
         let p = spam_probability(&mixed, 100, 100).unwrap();
-        assert!((0.2..0.8).contains(&p), "uncertain when both sides speak: {p}");
-        assert_eq!(spam_probability(&[(5, 5)], 100, 100), None, "a neutral token says nothing");
-        assert_eq!(spam_probability(&spammy, 0, 100), None, "nothing learned, no verdict");
+        assert!(
+            (0.2..0.8).contains(&p),
+            "uncertain when both sides speak: {p}"
+        );
+        assert_eq!(
+            spam_probability(&[(5, 5)], 100, 100),
+            None,
+            "a neutral token says nothing"
+        );
+        assert_eq!(
+            spam_probability(&spammy, 0, 100),
+            None,
+            "nothing learned, no verdict"
+        );
     }
 
     #[test]

@@ -18,15 +18,27 @@ pub struct Classified {
 
 /// The spam probability of a message, or None while the filter has learned fewer than
 /// `min_messages` of spam or of ham.
-pub async fn classify(store: &Store, message: &[u8], min_messages: u64) -> Result<Option<Classified>> {
+pub async fn classify(
+    store: &Store,
+    message: &[u8],
+    min_messages: u64,
+) -> Result<Option<Classified>> {
     let mut hashes = tokens::hashes(message);
     hashes.push(TOTALS_TOKEN);
     let rows = store.token_counts(&hashes).await?;
-    let (spam, ham) = rows.iter().find(|r| r.0 == TOTALS_TOKEN).map(|r| (r.1, r.2)).unwrap_or((0, 0));
+    let (spam, ham) = rows
+        .iter()
+        .find(|r| r.0 == TOTALS_TOKEN)
+        .map(|r| (r.1, r.2))
+        .unwrap_or((0, 0));
     if spam < min_messages as i64 || ham < min_messages as i64 {
         return Ok(None);
     }
-    let counts: Vec<(i64, i64)> = rows.iter().filter(|r| r.0 != TOTALS_TOKEN).map(|r| (r.1, r.2)).collect();
+    let counts: Vec<(i64, i64)> = rows
+        .iter()
+        .filter(|r| r.0 != TOTALS_TOKEN)
+        .map(|r| (r.1, r.2))
+        .collect();
     Ok(bayes::spam_probability(&counts, spam, ham).map(|probability| Classified { probability }))
 }
 
@@ -44,7 +56,9 @@ pub fn points(config: &crate::config::LearningConfig, probability: f64) -> f64 {
 /// Learns one message; `key` identifies it (a transaction id, or a digest of the file), so the
 /// same message is never counted twice. False when it was already learned that way.
 pub async fn learn(store: &Store, key: &str, message: &[u8], spam: bool) -> Result<bool> {
-    store.learn_tokens(key, spam, &tokens::hashes(message)).await
+    store
+        .learn_tokens(key, spam, &tokens::hashes(message))
+        .await
 }
 
 #[cfg(test)]
@@ -56,7 +70,10 @@ mod tests {
     fn points_follow_the_probability() {
         let c = LearningConfig::default();
         assert_eq!(points(&c, 0.5), 0.0);
-        assert!((points(&c, 0.7) - 5.0).abs() < 1e-9, "halfway to 0.9 is the tag score");
+        assert!(
+            (points(&c, 0.7) - 5.0).abs() < 1e-9,
+            "halfway to 0.9 is the tag score"
+        );
         assert_eq!(points(&c, 0.95), 10.0);
         assert_eq!(points(&c, 0.0), -10.0);
         assert!((points(&c, 0.275) + 5.0).abs() < 1e-9);

@@ -45,7 +45,9 @@ pub fn hashes(message: &[u8]) -> Vec<i64> {
             }
             set.body(&text);
         }
-        None => set.body(&String::from_utf8_lossy(&message[..message.len().min(MAX_TEXT)])),
+        None => set.body(&String::from_utf8_lossy(
+            &message[..message.len().min(MAX_TEXT)],
+        )),
     }
     set.hashes.into_iter().collect()
 }
@@ -59,14 +61,26 @@ struct Tokens {
 /// list headers (Received, To, List-Id, Sender ...) are left out on purpose: measured on the
 /// SpamAssassin corpus they make spam sent through a mailing list look like the list's ham.
 const WORDY_HEADERS: &[&str] = &[
-    "from", "reply-to", "return-path", "message-id", "x-mailer", "user-agent", "content-type", "content-transfer-encoding",
-    "mime-version", "x-priority", "x-msmail-priority",
+    "from",
+    "reply-to",
+    "return-path",
+    "message-id",
+    "x-mailer",
+    "user-agent",
+    "content-type",
+    "content-transfer-encoding",
+    "mime-version",
+    "x-priority",
+    "x-msmail-priority",
 ];
 
 impl Tokens {
     /// The words of the telling headers, from the raw header block (unfolded; CRLF or LF).
     fn headers(&mut self, message: &[u8]) {
-        let end = memchr::memmem::find(message, b"\r\n\r\n").or_else(|| memchr::memmem::find(message, b"\n\n")).unwrap_or(message.len()).min(64 * 1024);
+        let end = memchr::memmem::find(message, b"\r\n\r\n")
+            .or_else(|| memchr::memmem::find(message, b"\n\n"))
+            .unwrap_or(message.len())
+            .min(64 * 1024);
         let block = String::from_utf8_lossy(&message[..end]);
         let mut fields: Vec<String> = Vec::new();
         for line in block.lines() {
@@ -79,7 +93,9 @@ impl Tokens {
             }
         }
         for field in &fields {
-            let Some((name, value)) = field.split_once(':') else { continue };
+            let Some((name, value)) = field.split_once(':') else {
+                continue;
+            };
             let name = name.trim().to_ascii_lowercase();
             if WORDY_HEADERS.contains(&name.as_str()) {
                 self.words(&format!("h:{name}"), value);
@@ -100,7 +116,10 @@ impl Tokens {
                 0..=2 => {}
                 3..=20 => self.add(kind, w),
                 // Long runs (encoded blobs, glued words): their shape is the signal.
-                n => self.add(&format!("{kind}:long"), &format!("{}{}", w.chars().next().unwrap_or('?'), n / 10)),
+                n => self.add(
+                    &format!("{kind}:long"),
+                    &format!("{}{}", w.chars().next().unwrap_or('?'), n / 10),
+                ),
             }
         }
     }
@@ -121,7 +140,10 @@ impl Tokens {
 
     fn body(&mut self, text: &str) {
         let text = &text[..floor_char_boundary(text, MAX_TEXT)];
-        for url in text.split_whitespace().filter_map(|w| w.find("http").map(|i| &w[i..])) {
+        for url in text
+            .split_whitespace()
+            .filter_map(|w| w.find("http").map(|i| &w[i..]))
+        {
             if let Some(host) = url_host(url) {
                 self.url_parts(url, &host);
                 self.add("url", &host);
@@ -137,17 +159,30 @@ impl Tokens {
             self.add("url:label", label);
         }
         let path = url.splitn(4, '/').nth(3).unwrap_or("");
-        for piece in path.split(|c: char| !c.is_ascii_alphanumeric()).filter(|p| p.len() >= 2 && p.len() <= 20).take(10) {
+        for piece in path
+            .split(|c: char| !c.is_ascii_alphanumeric())
+            .filter(|p| p.len() >= 2 && p.len() <= 20)
+            .take(10)
+        {
             self.add("url:path", piece);
         }
     }
 
     fn html_tags(&mut self, html: &str) {
         let html = &html[..floor_char_boundary(html, MAX_TEXT)];
-        for tag in html.split('<').skip(1).filter_map(|t| t.split(|c: char| !c.is_ascii_alphanumeric()).next()).filter(|t| !t.is_empty()).take(400) {
+        for tag in html
+            .split('<')
+            .skip(1)
+            .filter_map(|t| t.split(|c: char| !c.is_ascii_alphanumeric()).next())
+            .filter(|t| !t.is_empty())
+            .take(400)
+        {
             self.add("tag", tag);
         }
-        for url in html.split(['"', '\'', ' ', '>']).filter(|w| w.starts_with("http")) {
+        for url in html
+            .split(['"', '\'', ' ', '>'])
+            .filter(|w| w.starts_with("http"))
+        {
             if let Some(host) = url_host(url) {
                 self.add("url", &host);
             }
@@ -157,13 +192,34 @@ impl Tokens {
 
 /// The host of an http(s) URL, lowercase, without port and credentials.
 pub fn url_host(url: &str) -> Option<String> {
-    let rest = url.strip_prefix("http://").or_else(|| url.strip_prefix("https://")).or_else(|| {
-        let lower = url.get(..8)?.to_ascii_lowercase();
-        if lower.starts_with("http://") { url.get(7..) } else if lower.starts_with("https://") { url.get(8..) } else { None }
-    })?;
-    let host = rest.split(['/', '?', '#', '"', '\'', '<', '>', ')']).next()?;
-    let host = host.rsplit('@').next()?.split(':').next()?.trim_end_matches('.');
-    let ok = !host.is_empty() && host.len() <= 253 && host.contains('.') && host.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-');
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+        .or_else(|| {
+            let lower = url.get(..8)?.to_ascii_lowercase();
+            if lower.starts_with("http://") {
+                url.get(7..)
+            } else if lower.starts_with("https://") {
+                url.get(8..)
+            } else {
+                None
+            }
+        })?;
+    let host = rest
+        .split(['/', '?', '#', '"', '\'', '<', '>', ')'])
+        .next()?;
+    let host = host
+        .rsplit('@')
+        .next()?
+        .split(':')
+        .next()?
+        .trim_end_matches('.');
+    let ok = !host.is_empty()
+        && host.len() <= 253
+        && host.contains('.')
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-');
     ok.then(|| host.to_ascii_lowercase())
 }
 
@@ -171,13 +227,20 @@ fn floor_char_boundary(s: &str, max: usize) -> usize {
     if s.len() <= max {
         return s.len();
     }
-    (0..=max).rev().find(|&i| s.is_char_boundary(i)).unwrap_or(0)
+    (0..=max)
+        .rev()
+        .find(|&i| s.is_char_boundary(i))
+        .unwrap_or(0)
 }
 
 /// FNV-1a over `kind:value`; never the reserved totals token 0.
 fn hash(kind: &str, value: &str) -> i64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in kind.bytes().chain(std::iter::once(b':')).chain(value.bytes()) {
+    for b in kind
+        .bytes()
+        .chain(std::iter::once(b':'))
+        .chain(value.bytes())
+    {
         h ^= b as u64;
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
@@ -203,7 +266,10 @@ mod tests {
         assert!(a.contains(&hash("s", "cheap")));
         assert!(a.contains(&hash("from", "shop.example")));
         let shouting = hashes(b"Subject: FREE offer!!!\r\n\r\nsee http://x.example/win/prize\r\n");
-        assert!(shouting.contains(&hash("s:caps", "free")), "all-caps words in the subject are a token of their own");
+        assert!(
+            shouting.contains(&hash("s:caps", "free")),
+            "all-caps words in the subject are a token of their own"
+        );
         assert!(shouting.contains(&hash("s:punct", "!!!")));
         assert!(shouting.contains(&hash("url:path", "prize")));
         assert!(!a.contains(&0));
@@ -213,7 +279,10 @@ mod tests {
 
     #[test]
     fn url_hosts() {
-        assert_eq!(url_host("https://user@Example.COM:8080/path"), Some("example.com".into()));
+        assert_eq!(
+            url_host("https://user@Example.COM:8080/path"),
+            Some("example.com".into())
+        );
         assert_eq!(url_host("http://x"), None);
         assert_eq!(url_host("HTTP://A.example/"), Some("a.example".into()));
         assert_eq!(url_host("ftp://a.example"), None);
