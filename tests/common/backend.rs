@@ -148,6 +148,12 @@ async fn session(
                 w.write_all(format!("{r}\r\n").as_bytes()).await?;
                 continue;
             }
+            if cur.rcpts.is_empty() {
+                // As Postfix answers a (pipelined) DATA after every recipient was refused.
+                w.write_all(b"554 5.5.1 Error: no valid recipients\r\n")
+                    .await?;
+                continue;
+            }
             in_tx = false;
             w.write_all(b"354 End data with <CR><LF>.<CR><LF>\r\n")
                 .await?;
