@@ -2,13 +2,19 @@
 //! in a single database transaction and answers every caller with that transaction's result. Under
 //! load, many records share one commit; when idle, a record is written at once.
 
+use std::collections::HashMap;
 use std::future::Future;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use sqlx::SqlitePool;
 use tokio::sync::{mpsc, oneshot};
 
-type Job<T> = (T, oneshot::Sender<Result<(), String>>);
+type Job<T, R> = (T, oneshot::Sender<Result<R, String>>);
 
-pub struct BatchWriter<T> {
-    queue: mpsc::Sender<Job<T>>,
+/// A writer of items `T`; each caller gets its item's answer `R` (often nothing).
+pub struct BatchWriter<T, R = ()> {
+    queue: mpsc::Sender<Job<T, R>>,
 }
 
 impl<T: Send + 'static> BatchWriter<T> {
@@ -27,15 +33,17 @@ impl<T: Send + 'static> BatchWriter<T> {
             }
         })
     }
+}
 
+impl<T: Send + 'static, R: Clone + Send + 'static> BatchWriter<T, R> {
     /// Like `start`, but `write` answers each item of the batch on its own (one result per item,
     /// in order), so one that failed need not fail the others.
-    pub fn start_each<F, Fut>(max_batch: usize, write: F) -> BatchWriter<T>
+    pub fn start_each<F, Fut>(max_batch: usize, write: F) -> BatchWriter<T, R>
     where
         F: Fn(Vec<T>) -> Fut + Send + 'static,
-        Fut: Future<Output = Vec<Result<(), String>>> + Send,
+        Fut: Future<Output = Vec<Result<R, String>>> + Send,
     {
-        let (queue, mut rx) = mpsc::channel::<Job<T>>(4096);
+        let (queue, mut rx) = mpsc::channel::<Job<T, R>>(4096);
         tokio::spawn(async move {
             let mut batch = Vec::with_capacity(max_batch);
             while rx.recv_many(&mut batch, max_batch).await > 0 {
@@ -69,7 +77,7 @@ impl<T: Send + 'static> BatchWriter<T> {
     }
 
     /// Queues one item and waits until it is committed (or its batch failed).
-    pub async fn write(&self, item: T) -> anyhow::Result<()> {
+    pub async fn write(&self, item: T) -> anyhow::Result<R> {
         let (ack, done) = oneshot::channel();
         self.queue
             .send((item, ack))
@@ -81,10 +89,33 @@ impl<T: Send + 'static> BatchWriter<T> {
     }
 }
 
+/// Writers kept one per SQLite database file in the process (see `per_database`).
+pub type Registry<T, R = ()> =
+    OnceLock<Mutex<HashMap<PathBuf, (SqlitePool, Arc<BatchWriter<T, R>>)>>>;
+
+/// The writer of this pool's database in `registry`, started by `start` when there is none. A
+/// new one is started when the pool it wrote through was closed or its task has ended (its
+/// runtime was shut down: a server restarted in the same process, as the tests do).
+pub fn per_database<T: Send + 'static, R: Clone + Send + 'static>(
+    registry: &'static Registry<T, R>,
+    pool: &SqlitePool,
+    start: impl FnOnce(SqlitePool) -> BatchWriter<T, R>,
+) -> Arc<BatchWriter<T, R>> {
+    let file = pool.connect_options().get_filename().to_path_buf();
+    let mut writers = registry
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    writers.retain(|_, (p, w)| !p.is_closed() && !w.is_stopped());
+    let (_, writer) = writers
+        .entry(file)
+        .or_insert_with(|| (pool.clone(), Arc::new(start(pool.clone()))));
+    writer.clone()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::{Arc, Mutex};
 
     #[tokio::test]
     async fn items_are_grouped_and_errors_reach_every_caller() {

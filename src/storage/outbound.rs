@@ -8,6 +8,7 @@ use anyhow::Result;
 use serde::Serialize;
 use sqlx::Row;
 
+use super::batch::{self, BatchWriter};
 use super::{BeginWrite, Store, with_pool};
 
 /// Where a queued recipient goes.
@@ -144,13 +145,19 @@ impl Store {
         node: &str,
         reply: &str,
     ) -> Result<bool> {
+        let done = Done {
+            queue_id: queue_id.into(),
+            address: address.into(),
+            node: node.into(),
+            reply: reply.into(),
+        };
+        if let Store::Sqlite(pool) = self {
+            // Many sessions' answers in one transaction: one writer, no contention for the lock.
+            return done_writer(pool).write(done).await;
+        }
         with_pool!(self, pool => {
             let mut tx = pool.begin_write().await?;
-            // Locks the message row first: whoever answers the last recipient removes it.
-            sqlx::query("UPDATE queue SET last_reply = $1 WHERE id = $2").bind(reply).bind(queue_id).execute(&mut *tx).await?;
-            sqlx::query("UPDATE queue_rcpt SET done = $1, last_reply = $2, lease_until_us = 0, leased_by = '' WHERE queue_id = $3 AND address = $4 AND leased_by = $5")
-                .bind(true).bind(reply).bind(queue_id).bind(address).bind(node).execute(&mut *tx).await?;
-            let gone = complete_in(&mut tx, queue_id).await?;
+            let gone = record_done(&mut tx, &done).await?;
             tx.commit().await?;
             Ok(gone)
         })
@@ -383,4 +390,83 @@ where
         .execute(&mut **tx)
         .await?;
     Ok(true)
+}
+
+/// A recipient's final answer, as `mx_done` records it.
+struct Done {
+    queue_id: String,
+    address: String,
+    node: String,
+    reply: String,
+}
+
+/// Most answers one transaction records.
+const DONE_GROUP: usize = 256;
+
+/// The writer of final answers of a SQLite database (one per database file).
+fn done_writer(pool: &sqlx::SqlitePool) -> std::sync::Arc<BatchWriter<Done, bool>> {
+    static WRITERS: batch::Registry<Done, bool> = std::sync::OnceLock::new();
+    batch::per_database(&WRITERS, pool, |p| {
+        BatchWriter::start_each(DONE_GROUP, move |items: Vec<Done>| {
+            let p = p.clone();
+            async move { record_group(&p, &items).await }
+        })
+    })
+}
+
+/// Records a group of answers in one transaction; if it fails, each on its own, so each caller
+/// gets its own answer's result.
+async fn record_group(pool: &sqlx::SqlitePool, items: &[Done]) -> Vec<Result<bool, String>> {
+    async fn all(pool: &sqlx::SqlitePool, items: &[Done]) -> Result<Vec<bool>> {
+        let mut tx = pool.begin_write().await?;
+        let mut gone = Vec::with_capacity(items.len());
+        for d in items {
+            gone.push(record_done(&mut tx, d).await?);
+        }
+        tx.commit().await?;
+        Ok(gone)
+    }
+    match all(pool, items).await {
+        Ok(gone) => gone.into_iter().map(Ok).collect(),
+        Err(e) if items.len() == 1 => vec![Err(format!("{e:#}"))],
+        Err(_) => {
+            let mut results = Vec::with_capacity(items.len());
+            for d in items {
+                results.push(
+                    all(pool, std::slice::from_ref(d))
+                        .await
+                        .map(|g| g[0])
+                        .map_err(|e| format!("{e:#}")),
+                );
+            }
+            results
+        }
+    }
+}
+
+/// One recipient's final answer inside a transaction; true when the message left the queue.
+async fn record_done<'c, DB: sqlx::Database>(
+    tx: &mut sqlx::Transaction<'c, DB>,
+    d: &Done,
+) -> Result<bool>
+where
+    for<'e> &'e mut <DB as sqlx::Database>::Connection: sqlx::Executor<'e, Database = DB>,
+    for<'q> &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> bool: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> String: sqlx::Encode<'q, DB> + sqlx::Type<DB> + sqlx::Decode<'q, DB>,
+    for<'q> i64: sqlx::Encode<'q, DB> + sqlx::Type<DB> + sqlx::Decode<'q, DB>,
+    for<'q> <DB as sqlx::Database>::Arguments: sqlx::IntoArguments<DB>,
+    (i64,): for<'r> sqlx::FromRow<'r, DB::Row>,
+    (String,): for<'r> sqlx::FromRow<'r, DB::Row>,
+{
+    // Locks the message row first: whoever answers the last recipient removes it.
+    sqlx::query("UPDATE queue SET last_reply = $1 WHERE id = $2")
+        .bind(d.reply.as_str())
+        .bind(d.queue_id.as_str())
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query("UPDATE queue_rcpt SET done = $1, last_reply = $2, lease_until_us = 0, leased_by = '' WHERE queue_id = $3 AND address = $4 AND leased_by = $5")
+        .bind(true).bind(d.reply.as_str()).bind(d.queue_id.as_str()).bind(d.address.as_str()).bind(d.node.as_str())
+        .execute(&mut **tx).await?;
+    complete_in(tx, &d.queue_id).await
 }

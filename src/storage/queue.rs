@@ -7,7 +7,7 @@ use anyhow::Result;
 use serde::Serialize;
 use sqlx::Row;
 
-use super::batch::BatchWriter;
+use super::batch::{self, BatchWriter};
 use super::outbound::{NewQueued, Route, domain_of};
 use super::{BeginWrite, Store, with_pool};
 
@@ -334,30 +334,15 @@ impl Enqueue {
 /// Most messages one commit takes.
 const GROUP: usize = 256;
 
-/// The group-commit writer of a SQLite database, one per database file in the process. A new one
-/// is started when the pool it writes through was closed or its task has ended (its runtime was
-/// shut down: a server restarted in the same process, as the tests do).
+/// The group-commit writer of a SQLite database, one per database file in the process.
 fn group_writer(pool: &sqlx::SqlitePool) -> std::sync::Arc<BatchWriter<Enqueue>> {
-    use std::collections::HashMap;
-    use std::sync::{Arc, Mutex, OnceLock};
-    type Writers =
-        Mutex<HashMap<std::path::PathBuf, (sqlx::SqlitePool, Arc<BatchWriter<Enqueue>>)>>;
-    static WRITERS: OnceLock<Writers> = OnceLock::new();
-    let file = pool.connect_options().get_filename().to_path_buf();
-    let mut writers = WRITERS
-        .get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
-    writers.retain(|_, (p, w)| !p.is_closed() && !w.is_stopped());
-    let (_, writer) = writers.entry(file).or_insert_with(|| {
-        let p = pool.clone();
-        let writer = BatchWriter::start_each(GROUP, move |items: Vec<Enqueue>| {
+    static WRITERS: batch::Registry<Enqueue> = std::sync::OnceLock::new();
+    batch::per_database(&WRITERS, pool, |p| {
+        BatchWriter::start_each(GROUP, move |items: Vec<Enqueue>| {
             let p = p.clone();
             async move { commit_group(&p, &items).await }
-        });
-        (pool.clone(), Arc::new(writer))
-    });
-    writer.clone()
+        })
+    })
 }
 
 /// Writes a group of messages in one transaction whose commit waits for the fsync of the WAL
