@@ -52,7 +52,7 @@ impl Delivery {
     pub async fn deliver(&self, copy: &StoredCopy, order: &Order) -> Result<String> {
         let content = match &copy.content {
             Some(c) => Some(
-                zstd::bulk::decompress(c, copy.content_size.max(0) as usize)
+                crate::modules::backup::unpack(c, copy.content_size)
                     .context("the kept copy cannot be read")?,
             ),
             None => None,

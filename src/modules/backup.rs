@@ -54,7 +54,25 @@ pub fn compress(message: &[u8], level: i32) -> std::io::Result<Vec<u8>> {
 
 /// The message as it was received.
 pub fn decompress(body: &StoredBody) -> std::io::Result<Vec<u8>> {
-    zstd::bulk::decompress(&body.compressed, body.size.max(0) as usize)
+    unpack(&body.compressed, body.size)
+}
+
+/// A stored (zstd) copy back to the `size` bytes it was, with a decompression context kept per
+/// thread (queue and MX delivery unpack every message they send).
+pub fn unpack(compressed: &[u8], size: i64) -> std::io::Result<Vec<u8>> {
+    thread_local! {
+        static CONTEXT: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> = const { std::cell::RefCell::new(None) };
+    }
+    CONTEXT.with(|context| {
+        let mut context = context.borrow_mut();
+        if context.is_none() {
+            *context = Some(zstd::bulk::Decompressor::new()?);
+        }
+        context
+            .as_mut()
+            .expect("made above")
+            .decompress(compressed, size.max(0) as usize)
+    })
 }
 
 #[async_trait]

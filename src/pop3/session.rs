@@ -442,7 +442,7 @@ impl Session {
         let e = self.mailbox.as_ref().expect("transaction state").entries[i].clone();
         let body = if e.queued {
             match self.p.store.queued_body(&e.uid).await {
-                Ok(Some(z)) => zstd::bulk::decompress(&z, e.size.max(0) as usize).ok(),
+                Ok(Some(z)) => crate::modules::backup::unpack(&z, e.size).ok(),
                 _ => None,
             }
         } else {

@@ -220,7 +220,7 @@ async fn deliver_leased(
         .queued_body(id)
         .await?
         .ok_or_else(|| anyhow::anyhow!("no body"))?;
-    let message = zstd::bulk::decompress(&body, item.size.max(0) as usize)?;
+    let message = crate::modules::backup::unpack(&body, item.size)?;
     let mut backend = match connection.take() {
         Some(b) => b,
         None => match Backend::connect(target).await {
@@ -322,7 +322,7 @@ pub async fn deliver_to(
         .queued_body(id)
         .await?
         .ok_or_else(|| anyhow::anyhow!("{id} has no body"))?;
-    let message = zstd::bulk::decompress(&body, item.size.max(0) as usize)?;
+    let message = crate::modules::backup::unpack(&body, item.size)?;
     let mut target = BackendTarget::from_config(config);
     target.address = host.to_string();
     let mut backend = match Backend::connect(&target).await {

@@ -93,7 +93,7 @@ async fn deliver_group(d: &Delivery, node: &str, group: Vec<MxLease>) -> anyhow:
         .queued_body(&id)
         .await?
         .ok_or_else(|| anyhow::anyhow!("{id} has no body"))?;
-    let message = zstd::bulk::decompress(&body, first.size.max(0) as usize)?;
+    let message = crate::modules::backup::unpack(&body, first.size)?;
     let rcpts: Vec<String> = group.iter().map(|l| l.address.clone()).collect();
     // The session runs while the leases are renewed beside it.
     let attempt = d.deliver_domain(&domain, &sender, &rcpts, &message);
