@@ -180,6 +180,143 @@ async fn routes_leases_and_holds(store: &Store) {
     assert!(store.queue_list(Some("OUT1")).await.unwrap().is_empty());
 }
 
+/// A hijacked account mails guessed addresses: once more than `outbound.max_refused_share` of
+/// its hour's recipients (20 or more) were refused by their servers, its next message is held.
+async fn refused_recipients_count_against_the_sender(store: &Store) {
+    let now = sponts::clock::now_us();
+    let sender = "mallory@example.org";
+    let rcpts: Vec<(String, Route)> = (0..20)
+        .map(|i| (format!("guess{i}@far.example"), Route::Mx))
+        .collect();
+    let body = zstd::bulk::compress(b"Subject: hi\r\n\r\nhi\r\n", 3).unwrap();
+    let m = NewQueued {
+        id: "GUESS",
+        time_us: now - 5_000_000,
+        sender,
+        size: 20,
+        compressed: &body,
+        rcpts: &rcpts,
+        outbound: true,
+        held: "",
+    };
+    store.enqueue_routed(&m).await.unwrap();
+    let recipients = rcpts
+        .iter()
+        .map(|(a, _)| sponts::storage::RcptEntry {
+            address: a.clone(),
+            accepted: true,
+            reply: "250 2.1.5 Ok".into(),
+            delivered_to: None,
+        })
+        .collect();
+    let entry = sponts::storage::JournalEntry {
+        id: "GUESS".into(),
+        time_us: now - 5_000_000,
+        client_ip: "127.0.0.1".into(),
+        client_port: 1,
+        helo: "mail.example.org".into(),
+        tls: None,
+        sender: sender.into(),
+        recipients,
+        subject: Some("hi".into()),
+        message_id: None,
+        size: Some(20),
+        attachments: vec![],
+        outcome: "queued".into(),
+        decided_by: "outbound".into(),
+        final_reply: "250 2.0.0 Ok: queued".into(),
+        replay_of: None,
+        actor: None,
+        flag: None,
+        notes: None,
+        outbound: true,
+    };
+    store.insert_journal(&[entry]).await.unwrap();
+    let config = sponts::config::Config::parse("[domains]\nlocal = [\"example.org\"]\n").unwrap();
+    let next = vec!["someone@far.example".to_string()];
+    assert_eq!(
+        sponts::outbound::guard::burst(&config, store, sender, &next)
+            .await
+            .unwrap(),
+        None,
+        "nothing answered yet"
+    );
+
+    let leased = store
+        .lease_mx(None, "n1", now, 60_000_000, 50)
+        .await
+        .unwrap();
+    assert_eq!(leased.len(), 20);
+    for (i, l) in leased.iter().enumerate() {
+        let reply = if i < 11 {
+            format!(
+                "550 5.1.1 <{}>: no such user (from mx.far.example)",
+                l.address
+            )
+        } else {
+            "250 2.0.0 ok (from mx.far.example)".to_string()
+        };
+        store
+            .mx_done("GUESS", &l.address, "n1", &reply)
+            .await
+            .unwrap();
+    }
+    // The journal shows each refusal; the message is done.
+    let e = store
+        .query_journal(&sponts::storage::JournalFilter {
+            id: Some("GUESS".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .pop()
+        .unwrap();
+    assert_eq!(
+        e.recipients
+            .iter()
+            .filter(|r| r.reply.starts_with("550 5.1.1"))
+            .count(),
+        11
+    );
+    assert_eq!(e.outcome, "delivered");
+
+    let held = sponts::outbound::guard::burst(&config, store, sender, &next)
+        .await
+        .unwrap();
+    assert!(
+        held.as_deref()
+            .is_some_and(|r| r.contains("55%") && r.contains("outbound.max_refused_share = 0.5")),
+        "{held:?}"
+    );
+    // Only past the share: at 0.6 the same hour passes; others' hours are their own.
+    let lenient = sponts::config::Config::parse(
+        "[domains]\nlocal = [\"example.org\"]\n[outbound]\nmax_refused_share = 0.6\n",
+    )
+    .unwrap();
+    assert_eq!(
+        sponts::outbound::guard::burst(&lenient, store, sender, &next)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        sponts::outbound::guard::burst(&config, store, "alice@example.org", &next)
+            .await
+            .unwrap(),
+        None
+    );
+    let bad = sponts::config::Config::parse(
+        "[domains]\nlocal = [\"example.org\"]\n[outbound]\nmax_refused_share = 2\n",
+    )
+    .unwrap_err();
+    assert!(
+        bad.0
+            .iter()
+            .any(|e| e.to_string().contains("outbound.max_refused_share")),
+        "{bad:?}"
+    );
+}
+
 #[tokio::test]
 async fn outbound_queue_on_sqlite() {
     let dir = tempfile::tempdir().unwrap();
@@ -198,6 +335,7 @@ async fn outbound_queue_on_postgres() {
         .await
         .unwrap();
     routes_leases_and_holds(&store).await;
+    refused_recipients_count_against_the_sender(&store).await;
     store.close().await;
     db.drop_db().await;
 }

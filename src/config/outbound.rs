@@ -34,7 +34,14 @@ pub struct OutboundConfig {
     pub max_messages_per_hour: u32,
     pub max_recipients_per_hour: u32,
     pub max_domains_per_hour: u32,
+    /// Past this share of the hour's recipients refused by the far side (5xx: unknown users,
+    /// spam), once there are at least `REFUSED_SHARE_SAMPLE` of them, the sender's mail is held
+    /// too: a hijacked account mails lists of guessed or stale addresses. 0: no limit.
+    pub max_refused_share: f64,
 }
+
+/// Recipients in the hour before `max_refused_share` is judged: a few bounces are no pattern.
+pub const REFUSED_SHARE_SAMPLE: usize = 20;
 
 impl Default for OutboundConfig {
     fn default() -> Self {
@@ -50,6 +57,7 @@ impl Default for OutboundConfig {
             max_messages_per_hour: 200,
             max_recipients_per_hour: 1000,
             max_domains_per_hour: 200,
+            max_refused_share: 0.5,
         }
     }
 }
@@ -78,6 +86,12 @@ pub(super) fn collect(config: &super::Config, errors: &mut Vec<ConfigError>) {
         if !crate::address::is_domain(d) {
             err("sender_domains", format!("`{d}` is not a domain name"));
         }
+    }
+    if !(0.0..=1.0).contains(&o.max_refused_share) {
+        err(
+            "max_refused_share",
+            "must be between 0 (no limit) and 1".into(),
+        );
     }
     if o.max_recipients == 0 {
         err("max_recipients", "must be at least 1".into());

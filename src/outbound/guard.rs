@@ -1,13 +1,14 @@
 //! Compromised-account protection: a sender whose outbound mail of the last hour passes the
-//! limits (`outbound.max_messages_per_hour`, `max_recipients_per_hour`, `max_domains_per_hour`)
-//! has its further mail held in the queue, not sent, and the admins are mailed (once an hour per
-//! sender). The counts come from the journal (every node's), so no counter can drift.
+//! limits (`outbound.max_messages_per_hour`, `max_recipients_per_hour`, `max_domains_per_hour`,
+//! `max_refused_share`) has its further mail held in the queue, not sent, and the admins are
+//! mailed (once an hour per sender). The counts come from the journal (every node's), so no counter can drift.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::config::Config;
+use crate::config::outbound::REFUSED_SHARE_SAMPLE;
 use crate::storage::{Role, Store};
 
 const HOUR_US: i64 = 3_600_000_000;
@@ -24,14 +25,18 @@ pub async fn burst(
     if sender.is_empty()
         || (o.max_messages_per_hour == 0
             && o.max_recipients_per_hour == 0
-            && o.max_domains_per_hour == 0)
+            && o.max_domains_per_hour == 0
+            && o.max_refused_share == 0.0)
     {
         return Ok(None);
     }
-    let (mut messages, mut recipients) = store
+    let hour = store
         .outbound_last_hour(sender, crate::clock::now_us() - HOUR_US)
         .await?;
-    messages += 1;
+    // Judged on what the far side has answered so far, before this message's recipients.
+    let refused_share = (hour.recipients.len() >= REFUSED_SHARE_SAMPLE)
+        .then(|| hour.refused as f64 / hour.recipients.len() as f64);
+    let (messages, mut recipients) = (hour.messages + 1, hour.recipients);
     recipients.extend(rcpts.iter().map(|r| r.to_lowercase()));
     let mut domains: Vec<String> = recipients
         .iter()
@@ -56,6 +61,14 @@ pub async fn burst(
             "{} destination domains in an hour (outbound.max_domains_per_hour = {})",
             domains.len(),
             o.max_domains_per_hour
+        )
+    } else if let Some(share) =
+        refused_share.filter(|s| o.max_refused_share > 0.0 && *s > o.max_refused_share)
+    {
+        format!(
+            "{:.0}% of its last hour's recipients refused by their servers (outbound.max_refused_share = {})",
+            share * 100.0,
+            o.max_refused_share
         )
     } else {
         return Ok(None);

@@ -35,7 +35,7 @@ pub use dkim_keys::{DkimKey, DkimKeyInfo, DkimKeyState};
 pub use events::GatewayEvent;
 pub use journal::{AttachmentEntry, JournalEntry, JournalFilter, RcptEntry};
 pub use mailbox::MailboxEntry;
-pub use outbound::{MxLease, NewQueued, OutboundLock, Route};
+pub use outbound::{MxLease, NewQueued, OutboundHour, OutboundLock, Route};
 pub use outbound_tls::{MxDestination, StsCached};
 pub use queue::Queued;
 pub use sender_lists::{SenderEntry, SenderVerdict};

@@ -63,6 +63,15 @@ pub struct MxLease {
     pub last_reply: String,
 }
 
+/// A sender's recent outbound mail, as compromised-account protection weighs it.
+#[derive(Debug, Clone, Default)]
+pub struct OutboundHour {
+    pub messages: usize,
+    pub recipients: Vec<String>,
+    /// Recipients the far side refused for good (their journal reply is its 5xx).
+    pub refused: usize,
+}
+
 /// The destination domain of an address, lowercase.
 pub fn domain_of(address: &str) -> String {
     address
@@ -290,23 +299,24 @@ impl Store {
         })
     }
 
-    /// A sender's outbound mail since `since_us`, from the journal: (messages, accepted
-    /// recipients, lowercase), for the burst limits.
-    pub async fn outbound_last_hour(
-        &self,
-        sender: &str,
-        since_us: i64,
-    ) -> Result<(usize, Vec<String>)> {
+    /// A sender's outbound mail since `since_us` (every node's journal): its messages, their
+    /// recipients (lowercase, once per message) and how many of those the far side refused.
+    pub async fn outbound_last_hour(&self, sender: &str, since_us: i64) -> Result<OutboundHour> {
         with_pool!(self, pool => {
-            let rows: Vec<(String, String)> = sqlx::query_as(
-                "SELECT j.id, LOWER(r.address) FROM journal j JOIN journal_rcpt r ON r.journal_id = j.id \
-                 WHERE j.time_us >= $1 AND j.direction = 'out' AND LOWER(j.sender) = $2 AND r.accepted = $3 AND j.outcome IN ('queued', 'delivered') LIMIT 100000",
+            let rows: Vec<(String, String, String)> = sqlx::query_as(
+                "SELECT j.id, LOWER(r.address), r.reply FROM journal j JOIN journal_rcpt r ON r.journal_id = j.id \
+                 WHERE j.time_us >= $1 AND j.direction = 'out' AND LOWER(j.sender) = $2 AND r.accepted = $3 \
+                 AND j.outcome IN ('queued', 'delivered', 'refused') LIMIT 100000",
             )
             .bind(since_us).bind(sender.to_lowercase()).bind(true).fetch_all(pool).await?;
-            let mut ids: Vec<&str> = rows.iter().map(|(id, _)| id.as_str()).collect();
+            let mut ids: Vec<&str> = rows.iter().map(|(id, _, _)| id.as_str()).collect();
             ids.sort();
             ids.dedup();
-            Ok((ids.len(), rows.iter().map(|(_, a)| a.clone()).collect()))
+            Ok(OutboundHour {
+                messages: ids.len(),
+                refused: rows.iter().filter(|(_, _, reply)| reply.starts_with('5')).count(),
+                recipients: rows.into_iter().map(|(_, a, _)| a).collect(),
+            })
         })
     }
 
@@ -468,5 +478,11 @@ where
     sqlx::query("UPDATE queue_rcpt SET done = $1, last_reply = $2, lease_until_us = 0, leased_by = '' WHERE queue_id = $3 AND address = $4 AND leased_by = $5")
         .bind(true).bind(d.reply.as_str()).bind(d.queue_id.as_str()).bind(d.address.as_str()).bind(d.node.as_str())
         .execute(&mut **tx).await?;
+    if d.reply.starts_with('5') {
+        // The journal shows the far side's refusal per recipient (and the burst guard counts it).
+        sqlx::query("UPDATE journal_rcpt SET reply = $1 WHERE journal_id = $2 AND LOWER(address) = LOWER($3)")
+            .bind(d.reply.as_str()).bind(d.queue_id.as_str()).bind(d.address.as_str())
+            .execute(&mut **tx).await?;
+    }
     complete_in(tx, &d.queue_id).await
 }
