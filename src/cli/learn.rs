@@ -161,7 +161,7 @@ async fn learn_one(store: &Store, message: &[u8], spam: bool, tally: &mut Tally)
             .map(|b| format!("{b:02x}"))
             .collect::<String>()
     );
-    if learn::learn(store, &key, message, spam).await? {
+    if learn::learn_from(store, &key, message, spam, learn::Source::Cli).await? {
         tally.learned += 1;
     } else {
         tally.known += 1;

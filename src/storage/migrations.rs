@@ -571,6 +571,35 @@ CREATE TABLE archive_hold_audit (
         postgres: "",
     },
     Migration {
+        version: 33,
+        // Training that people do: where each learned message came from (`cli`, `click`, `trap`,
+        // `replay`, `journal`; empty for what was learned before this was recorded), every
+        // user's "Spam" / "Not spam" click, and the per-user layer of the learning filter (token
+        // counts per person, combined with the shared ones for mail to that person alone).
+        sql: r#"
+ALTER TABLE uce_learned ADD COLUMN source TEXT NOT NULL DEFAULT '';
+CREATE TABLE uce_marks (
+    message TEXT NOT NULL,
+    owner TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    tokens TEXT NOT NULL,
+    time_us BIGINT NOT NULL,
+    PRIMARY KEY (message, owner)
+);
+CREATE INDEX uce_marks_time ON uce_marks (time_us);
+CREATE TABLE uce_user_tokens (
+    owner TEXT NOT NULL,
+    hash BIGINT NOT NULL,
+    spam BIGINT NOT NULL,
+    ham BIGINT NOT NULL,
+    PRIMARY KEY (owner, hash)
+);
+"#,
+        sqlite: "",
+        postgres: "",
+    },
+    Migration {
         version: 39,
         // TLS-RPT: which day's report each destination domain has had (claimed by one node).
         sql: r#"

@@ -25,6 +25,7 @@ mod snapshot;
 pub mod stats;
 mod twofactor;
 mod uce;
+mod uce_layer;
 mod users;
 
 pub use api_tokens::ApiToken;
@@ -43,6 +44,7 @@ pub use sessions::WebSession;
 pub use stats::StatDelta;
 pub use twofactor::Totp;
 pub use uce::{Disposable, Penalty, TOTALS_TOKEN};
+pub use uce_layer::{LearnedFrom, Mark};
 pub use users::{Role, User};
 
 use anyhow::{Context, Result};

@@ -224,13 +224,25 @@ impl Store {
     /// Learns one message's tokens as spam or ham, once per message key: learning the same
     /// message again as the other kind moves its counts over. False when nothing changed.
     pub async fn learn_tokens(&self, message: &str, spam: bool, hashes: &[i64]) -> Result<bool> {
+        self.learn_tokens_from(message, spam, hashes, "").await
+    }
+
+    /// [`Store::learn_tokens`], noting where the message came from (`cli`, `click`, `trap`,
+    /// `replay`, `journal`) for the filter's page.
+    pub async fn learn_tokens_from(
+        &self,
+        message: &str,
+        spam: bool,
+        hashes: &[i64],
+        source: &str,
+    ) -> Result<bool> {
         let kind = if spam { "spam" } else { "ham" };
         let now = crate::clock::now_us();
         with_pool!(self, pool => {
             let mut tx = pool.begin_write().await?;
             // Claim the message first, so two nodes learning it at once count it once.
-            let claimed = sqlx::query("INSERT INTO uce_learned (message, kind, time_us) VALUES ($1, $2, $3) ON CONFLICT (message) DO NOTHING")
-                .bind(message).bind(kind).bind(now).execute(&mut *tx).await?.rows_affected() == 1;
+            let claimed = sqlx::query("INSERT INTO uce_learned (message, kind, time_us, source) VALUES ($1, $2, $3, $4) ON CONFLICT (message) DO NOTHING")
+                .bind(message).bind(kind).bind(now).bind(source).execute(&mut *tx).await?.rows_affected() == 1;
             let before: Option<String> = if claimed {
                 None
             } else {
@@ -270,7 +282,7 @@ impl Store {
                     q.execute(&mut *tx).await?;
                 }
             }
-            sqlx::query("UPDATE uce_learned SET kind = $2, time_us = $3 WHERE message = $1").bind(message).bind(kind).bind(now).execute(&mut *tx).await?;
+            sqlx::query("UPDATE uce_learned SET kind = $2, time_us = $3, source = $4 WHERE message = $1").bind(message).bind(kind).bind(now).bind(source).execute(&mut *tx).await?;
             tx.commit().await?;
             Ok(true)
         })

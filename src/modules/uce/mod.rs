@@ -308,6 +308,28 @@ impl Uce {
         (!lists.is_empty()).then(|| lists.join(", "))
     }
 
+    /// Whose layer of the learning filter counts for this message: the one account every
+    /// recipient belongs to (an alias counts as its account). Mail to several people is judged
+    /// by the shared filter alone — one verdict answers the whole transaction, and one person's
+    /// clicks must not decide for another.
+    async fn layer_owner(&self, tx: &TxInfo) -> Option<String> {
+        let mut owner: Option<String> = None;
+        for r in &tx.recipients {
+            let account = match self.store.account_of(&r.to_string()).await {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!("uce: cannot resolve {r} to an account: {e:#}");
+                    return None;
+                }
+            };
+            match &owner {
+                Some(o) if *o != account => return None,
+                _ => owner = Some(account),
+            }
+        }
+        owner
+    }
+
     fn tx_state<T>(&self, id: &str, f: impl FnOnce(&mut TxState) -> T) -> T {
         f(self
             .txs
@@ -389,9 +411,21 @@ impl Uce {
         };
         let bayes = async {
             if !self.config.learning.enabled || !trained {
-                return Ok(None);
+                return Ok((None, None));
             }
-            learn::classify(&self.store, message, self.config.learning.min_messages).await
+            let owner = if outbound {
+                None
+            } else {
+                self.layer_owner(tx).await
+            };
+            learn::classify_for(
+                &self.store,
+                message,
+                self.config.learning.min_messages,
+                owner.as_deref(),
+            )
+            .await
+            .map(|c| (c, owner))
         };
         let rspamd = async {
             match &self.config.rspamd {
@@ -416,11 +450,15 @@ impl Uce {
         score.points += auth_part.points;
         score.reasons.extend(auth_part.reasons);
         match bayes {
-            Ok(Some(c)) => {
+            Ok((Some(c), owner)) => {
                 let points = learn::points(&self.config.learning, c.probability);
-                score.add(points, format!("bayes {:.3}", c.probability));
+                let layer = match owner {
+                    Some(o) if c.personal => format!(" with {o}'s layer"),
+                    _ => String::new(),
+                };
+                score.add(points, format!("bayes {:.3}{layer}", c.probability));
             }
-            Ok(None) => {}
+            Ok((None, _)) => {}
             Err(e) => score.reasons.push(format!("bayes unavailable: {e:#}")),
         }
         for (name, result) in [("rspamd", rspamd), ("spamd", spamd)] {
@@ -718,7 +756,8 @@ impl Module for Uce {
                 && self.config.learning.auto_learn
                 && !record.sender.is_empty()
             {
-                learn::learn(&self.store, &record.id, message, true).await?;
+                learn::learn_from(&self.store, &record.id, message, true, learn::Source::Trap)
+                    .await?;
             }
         }
         Ok(())
@@ -782,7 +821,7 @@ pub async fn learn_replayed(config: &Config, store: &Store, id: &str, message: &
     if !runs || !config.uce.learning.enabled || !config.uce.learning.auto_learn {
         return;
     }
-    match learn::learn(store, id, message, false).await {
+    match learn::learn_from(store, id, message, false, learn::Source::Replay).await {
         Ok(_) => tracing::info!(id, "uce: replayed spam learned as ham"),
         Err(e) => tracing::warn!(id, "uce: learning the replayed message failed: {e:#}"),
     }

@@ -11,6 +11,7 @@ const MAX_DISCRIMINATORS: usize = 150;
 
 /// Spam probability (0..=1) from `(spam, ham)` counts of the message's tokens, given how many
 /// spam and ham messages were learned. None when no token says anything.
+#[cfg(test)]
 pub fn spam_probability(
     counts: &[(i64, i64)],
     spam_messages: i64,
@@ -19,20 +20,37 @@ pub fn spam_probability(
     if spam_messages <= 0 || ham_messages <= 0 {
         return None;
     }
-    let mut probs: Vec<f64> = counts
-        .iter()
-        .filter_map(|&(s, h)| {
-            let (s, h) = (s.max(0) as f64, h.max(0) as f64);
-            let ps = (s / spam_messages as f64).min(1.0);
-            let ph = (h / ham_messages as f64).min(1.0);
-            if ps + ph == 0.0 {
-                return None;
-            }
-            let p = ps / (ps + ph);
-            let n = s + h;
-            let f = (PRIOR_STRENGTH * PRIOR + n * p) / (PRIOR_STRENGTH + n);
-            ((f - 0.5).abs() >= MIN_STRENGTH).then_some(f.clamp(1e-6, 1.0 - 1e-6))
-        })
+    combine(
+        counts
+            .iter()
+            .map(|&(s, h)| token_probability(s, h, spam_messages, ham_messages)),
+    )
+}
+
+/// Robinson's probability that a message with this token is spam, from its counts: near 0.5
+/// for a token seen rarely, the observed ratio for one seen often.
+pub fn token_probability(spam: i64, ham: i64, spam_messages: i64, ham_messages: i64) -> f64 {
+    let (s, h) = (spam.max(0) as f64, ham.max(0) as f64);
+    let ps = (s / spam_messages.max(1) as f64).min(1.0);
+    let ph = (h / ham_messages.max(1) as f64).min(1.0);
+    if ps + ph == 0.0 {
+        return PRIOR;
+    }
+    let p = ps / (ps + ph);
+    let n = s + h;
+    (PRIOR_STRENGTH * PRIOR + n * p) / (PRIOR_STRENGTH + n)
+}
+
+/// Does a token with this probability say something (is it far enough from 0.5)?
+pub fn telling(probability: f64) -> bool {
+    (probability - 0.5).abs() >= MIN_STRENGTH
+}
+
+/// Fisher's combination of the most telling token probabilities; None when none tells.
+pub fn combine(probabilities: impl Iterator<Item = f64>) -> Option<f64> {
+    let mut probs: Vec<f64> = probabilities
+        .filter(|f| telling(*f))
+        .map(|f| f.clamp(1e-6, 1.0 - 1e-6))
         .collect();
     if probs.is_empty() {
         return None;

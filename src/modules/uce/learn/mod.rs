@@ -1,8 +1,10 @@
 //! The built-in learning filter: token counts in SQL (shared by every node), learned from trap
-//! hits (spam), from replays of refused mail (ham) and from `sponts learn`; a message's spam
-//! probability comes from its tokens' counts.
+//! hits (spam), from replays of refused mail (ham), from people's clicks and from `sponts
+//! learn`; a message's spam probability comes from its tokens' counts — and, for mail to one
+//! person, from that person's layer on top ([`layer`]).
 
 mod bayes;
+pub mod layer;
 pub mod tokens;
 
 use anyhow::Result;
@@ -14,6 +16,91 @@ use crate::storage::TOTALS_TOKEN;
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Classified {
     pub probability: f64,
+    /// The person's layer changed at least one token's probability.
+    pub personal: bool,
+}
+
+/// Where a learned message came from (shown on the filter's page).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Cli,
+    Click,
+    Trap,
+    Replay,
+    Journal,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Cli => "cli",
+            Source::Click => "click",
+            Source::Trap => "trap",
+            Source::Replay => "replay",
+            Source::Journal => "journal",
+        }
+    }
+}
+
+/// A message's tokens with their shared probabilities, or None while the filter has learned
+/// fewer than `min_messages` of spam or of ham.
+pub async fn shared_view(
+    store: &Store,
+    message: &[u8],
+    min_messages: u64,
+) -> Result<Option<Vec<(i64, f64)>>> {
+    let mut hashes = tokens::hashes(message);
+    let mut all = hashes.clone();
+    all.push(TOTALS_TOKEN);
+    let rows = store.token_counts(&all).await?;
+    let (spam, ham) = rows
+        .iter()
+        .find(|r| r.0 == TOTALS_TOKEN)
+        .map(|r| (r.1, r.2))
+        .unwrap_or((0, 0));
+    if spam < min_messages.max(1) as i64 || ham < min_messages.max(1) as i64 {
+        return Ok(None);
+    }
+    let counts: std::collections::HashMap<i64, (i64, i64)> = rows
+        .iter()
+        .filter(|r| r.0 != TOTALS_TOKEN)
+        .map(|r| (r.0, (r.1, r.2)))
+        .collect();
+    hashes.sort_unstable();
+    Ok(Some(
+        hashes
+            .into_iter()
+            .map(|h| {
+                let (s, hm) = counts.get(&h).copied().unwrap_or((0, 0));
+                (h, bayes::token_probability(s, hm, spam, ham))
+            })
+            .collect(),
+    ))
+}
+
+/// The tokens as `owner` sees them: the shared probabilities with the owner's layer on top.
+/// True when the layer changed one.
+pub async fn personal_view(
+    store: &Store,
+    owner: &str,
+    shared: Vec<(i64, f64)>,
+) -> Result<(Vec<(i64, f64)>, bool)> {
+    let hashes: Vec<i64> = shared.iter().map(|t| t.0).collect();
+    let clicks: std::collections::HashMap<i64, (i64, i64)> = store
+        .user_token_counts(owner, &hashes)
+        .await?
+        .into_iter()
+        .map(|r| (r.0, (r.1, r.2)))
+        .collect();
+    let changed = !clicks.is_empty();
+    let view = shared
+        .into_iter()
+        .map(|(h, f)| match clicks.get(&h) {
+            Some(&(s, hm)) => (h, layer::personal(f, s, hm)),
+            None => (h, f),
+        })
+        .collect();
+    Ok((view, changed))
 }
 
 /// The spam probability of a message, or None while the filter has learned fewer than
@@ -23,23 +110,32 @@ pub async fn classify(
     message: &[u8],
     min_messages: u64,
 ) -> Result<Option<Classified>> {
-    let mut hashes = tokens::hashes(message);
-    hashes.push(TOTALS_TOKEN);
-    let rows = store.token_counts(&hashes).await?;
-    let (spam, ham) = rows
-        .iter()
-        .find(|r| r.0 == TOTALS_TOKEN)
-        .map(|r| (r.1, r.2))
-        .unwrap_or((0, 0));
-    if spam < min_messages as i64 || ham < min_messages as i64 {
+    classify_for(store, message, min_messages, None).await
+}
+
+/// [`classify`] for mail to one person (`owner`, an account): their layer on top.
+pub async fn classify_for(
+    store: &Store,
+    message: &[u8],
+    min_messages: u64,
+    owner: Option<&str>,
+) -> Result<Option<Classified>> {
+    let Some(view) = shared_view(store, message, min_messages).await? else {
         return Ok(None);
-    }
-    let counts: Vec<(i64, i64)> = rows
-        .iter()
-        .filter(|r| r.0 != TOTALS_TOKEN)
-        .map(|r| (r.1, r.2))
-        .collect();
-    Ok(bayes::spam_probability(&counts, spam, ham).map(|probability| Classified { probability }))
+    };
+    let (view, personal) = match owner {
+        Some(o) => personal_view(store, o, view).await?,
+        None => (view, false),
+    };
+    Ok(combine(&view).map(|probability| Classified {
+        probability,
+        personal,
+    }))
+}
+
+/// The message's probability from its tokens' probabilities.
+pub fn combine(view: &[(i64, f64)]) -> Option<f64> {
+    bayes::combine(view.iter().map(|t| t.1))
 }
 
 /// The filter's points: from 0 at probability 0.5 up to `weight` at `spam_probability`, and
@@ -58,6 +154,19 @@ pub fn points(config: &crate::config::LearningConfig, probability: f64) -> f64 {
 pub async fn learn(store: &Store, key: &str, message: &[u8], spam: bool) -> Result<bool> {
     store
         .learn_tokens(key, spam, &tokens::hashes(message))
+        .await
+}
+
+/// [`learn`], noting where the message came from.
+pub async fn learn_from(
+    store: &Store,
+    key: &str,
+    message: &[u8],
+    spam: bool,
+    source: Source,
+) -> Result<bool> {
+    store
+        .learn_tokens_from(key, spam, &tokens::hashes(message), source.as_str())
         .await
 }
 
