@@ -17,7 +17,8 @@
 //! - [`archive`]: the kept mail sealed (signed daily Merkle roots, verification), purged by
 //!   retention rules except under legal hold, and taken out (export as mbox or a zip of `.eml`);
 //!   [`replay`]: a kept message delivered again; [`digest`]: the "held back for you" mail and its
-//!   signed links; [`auth`]: passwords; [`twofactor`]: the second factor (TOTP, recovery codes);
+//!   signed links; [`feedback`]: people's "Spam" / "Not spam" clicks and `learn --from-journal`;
+//!   [`auth`]: passwords; [`twofactor`]: the second factor (TOTP, recovery codes);
 //!   [`directory`]: who may sign in (local accounts, LDAP /
 //!   Active Directory, the mail server), the one check behind every login.
 //! - [`outbound`]: the organisation's mail to the internet — [`outbound::deliver`] (MX delivery,
@@ -44,6 +45,7 @@ pub mod demo;
 pub mod digest;
 pub mod directory;
 pub mod dkim;
+pub mod feedback;
 pub mod id;
 pub mod intercept;
 pub mod logging;

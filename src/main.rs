@@ -191,6 +191,10 @@ enum Cmd {
         spam: Option<PathBuf>,
         #[arg(long, value_name = "PATH")]
         ham: Option<PathBuf>,
+        /// Learn from what the journal knows: trap hits as spam, messages people marked as they
+        /// marked them, replayed refusals as ham.
+        #[arg(long, conflicts_with_all = ["spam", "ham"])]
+        from_journal: bool,
     },
     /// Disposable addresses (tag.N.user@domain): list, lock, unlock, reset, delete.
     Disposable {
@@ -780,9 +784,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 store.close().await;
                 Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
             }
-            Cmd::Learn { spam, ham } => {
+            Cmd::Learn { spam, ham, from_journal } => {
                 let store = sponts::storage::Store::open(&config.storage.database_location()).await?;
-                sponts::cli::learn::run(&store, spam.as_deref(), ham.as_deref(), &mut std::io::stdout().lock(), &mut std::io::stderr()).await?;
+                if from_journal {
+                    sponts::feedback::journal::run(&store, &mut std::io::stdout().lock()).await?;
+                } else {
+                    sponts::cli::learn::run(&store, spam.as_deref(), ham.as_deref(), &mut std::io::stdout().lock(), &mut std::io::stderr()).await?;
+                }
                 Ok(ExitCode::SUCCESS)
             }
             Cmd::Disposable { cmd } => {

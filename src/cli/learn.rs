@@ -39,7 +39,7 @@ pub async fn run(
 ) -> Result<()> {
     if spam.is_none() && ham.is_none() {
         bail!(
-            "learn needs --spam PATH and/or --ham PATH (a folder of messages, a Maildir or an mbox file)"
+            "learn needs --spam PATH and/or --ham PATH (a folder of messages, a Maildir or an mbox file), or --from-journal"
         );
     }
     let mut any = false;
