@@ -1,6 +1,8 @@
 //! Signed one-click replay links: `ID.RCPT_HEX.EXPIRES.SIG`, where SIG is an HMAC-SHA256 (keyed
-//! by a secret kept in the database, the same on every node) over the other three. A link is
-//! single-use: its hash is recorded when it is used.
+//! by a secret kept in the database, the same on every node) over the other three. A "Not spam"
+//! link (deliver and teach the filter) is `ns.ID.RCPT_HEX.EXPIRES.SIG`, signed with the `ns.`
+//! in front, so neither kind can be made into the other. A link is single-use: its hash is
+//! recorded when it is used (with its sibling's: one message is delivered once).
 
 use ring::hmac;
 
@@ -40,21 +42,70 @@ fn unhex(s: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
-fn signature(key: &hmac::Key, id: &str, rcpt_hex: &str, expires: i64) -> String {
-    hex(&hmac::sign(key, format!("{id}.{rcpt_hex}.{expires}").as_bytes()).as_ref()[..20])
+/// What a link does when used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Deliver the message (replay).
+    Deliver,
+    /// Deliver it and teach the filter it is not spam.
+    NotSpam,
+}
+
+impl Action {
+    fn prefix(self) -> &'static str {
+        match self {
+            Action::Deliver => "",
+            Action::NotSpam => "ns.",
+        }
+    }
+}
+
+fn signature(key: &hmac::Key, prefix: &str, id: &str, rcpt_hex: &str, expires: i64) -> String {
+    hex(&hmac::sign(key, format!("{prefix}{id}.{rcpt_hex}.{expires}").as_bytes()).as_ref()[..20])
 }
 
 pub fn sign(key: &hmac::Key, link: &Link) -> String {
+    sign_for(key, link, Action::Deliver)
+}
+
+pub fn sign_for(key: &hmac::Key, link: &Link, action: Action) -> String {
     let rcpt_hex = hex(link.rcpt.as_bytes());
+    let prefix = action.prefix();
     format!(
-        "{}.{rcpt_hex}.{}.{}",
+        "{prefix}{}.{rcpt_hex}.{}.{}",
         link.id,
         link.expires_us,
-        signature(key, &link.id, &rcpt_hex, link.expires_us)
+        signature(key, prefix, &link.id, &rcpt_hex, link.expires_us)
     )
 }
 
+/// A replay link's link (Not spam links are refused: see [`verify_action`]).
 pub fn verify(key: &hmac::Key, token: &str, now_us: i64) -> Result<Link, LinkError> {
+    match verify_action(key, token, now_us)? {
+        (link, Action::Deliver) => Ok(link),
+        _ => Err(LinkError::Invalid),
+    }
+}
+
+/// A link of either kind, with what it does.
+pub fn verify_action(
+    key: &hmac::Key,
+    token: &str,
+    now_us: i64,
+) -> Result<(Link, Action), LinkError> {
+    let (action, rest) = match token.strip_prefix(Action::NotSpam.prefix()) {
+        Some(rest) => (Action::NotSpam, rest),
+        None => (Action::Deliver, token),
+    };
+    verify_parts(key, action, rest, now_us).map(|l| (l, action))
+}
+
+fn verify_parts(
+    key: &hmac::Key,
+    action: Action,
+    token: &str,
+    now_us: i64,
+) -> Result<Link, LinkError> {
     let parts: Vec<&str> = token.split('.').collect();
     let [id, rcpt_hex, expires_text, sig] = parts[..] else {
         return Err(LinkError::Invalid);
@@ -64,7 +115,7 @@ pub fn verify(key: &hmac::Key, token: &str, now_us: i64) -> Result<Link, LinkErr
     if expires.to_string() != expires_text {
         return Err(LinkError::Invalid);
     }
-    let want = signature(key, id, rcpt_hex, expires);
+    let want = signature(key, action.prefix(), id, rcpt_hex, expires);
     let ok = want.len() == sig.len()
         && want
             .bytes()
@@ -128,6 +179,41 @@ mod tests {
             verify(&key, &respelled, 0),
             Err(LinkError::Invalid),
             "no second spelling of the same link"
+        );
+    }
+
+    #[test]
+    fn a_not_spam_link_is_its_own_kind() {
+        let key = hmac::Key::new(hmac::HMAC_SHA256, b"test key");
+        let link = Link {
+            id: "01ABC".into(),
+            rcpt: "alice@example.org".into(),
+            expires_us: 1_000,
+        };
+        let ns = sign_for(&key, &link, Action::NotSpam);
+        assert!(ns.starts_with("ns."));
+        assert_eq!(
+            verify_action(&key, &ns, 0),
+            Ok((link.clone(), Action::NotSpam))
+        );
+        assert_eq!(
+            verify_action(&key, &sign(&key, &link), 0),
+            Ok((link.clone(), Action::Deliver))
+        );
+        assert_eq!(
+            verify(&key, &ns, 0),
+            Err(LinkError::Invalid),
+            "not a replay link"
+        );
+        assert_eq!(
+            verify_action(&key, &format!("ns.{}", sign(&key, &link)), 0),
+            Err(LinkError::Invalid),
+            "a replay link cannot be made one"
+        );
+        assert_eq!(
+            verify_action(&key, ns.trim_start_matches("ns."), 0),
+            Err(LinkError::Invalid),
+            "nor the other way round"
         );
     }
 }

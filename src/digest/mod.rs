@@ -74,12 +74,13 @@ pub fn default_sender(config: &Config) -> String {
     )
 }
 
-/// The digest mail for one user (CRLF text, 8-bit UTF-8).
+/// The digest mail for one user (CRLF text, 8-bit UTF-8). `links`: per message its replay link,
+/// and for what the filter held back its "Not spam" link.
 pub fn compose(
     config: &Config,
     to: &str,
     entries: &[JournalEntry],
-    links: &[String],
+    links: &[(String, Option<String>)],
     now_us: i64,
 ) -> Vec<u8> {
     let base = base_url(config);
@@ -101,7 +102,7 @@ pub fn compose(
     ));
     m.push_str("Auto-Submitted: auto-generated\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n");
     m.push_str(&format!("These messages addressed to you were refused as spam (or held back) by the mail gateway.\r\nIf one of them is mail you want, open its link: it is delivered to your mailbox at once.\r\nEach link works once, for {} days.\r\n\r\n", config.digest.link_days));
-    for (e, token) in entries.iter().zip(links) {
+    for (e, (token, not_spam)) in entries.iter().zip(links) {
         let subject: String = e
             .subject
             .as_deref()
@@ -116,9 +117,15 @@ pub fn compose(
             e.sender.as_str()
         };
         m.push_str(&format!(
-            "{}  from {from}\r\n  {subject}\r\n  {base}/r/{token}\r\n\r\n",
+            "{}  from {from}\r\n  {subject}\r\n  {base}/r/{token}\r\n",
             crate::clock::rfc3339(e.time_us)
         ));
+        if let Some(ns) = not_spam {
+            m.push_str(&format!(
+                "  Not spam (deliver it, and the filter learns): {base}/r/{ns}\r\n"
+            ));
+        }
+        m.push_str("\r\n");
     }
     m.push_str(&format!("All your mail: {base}/\r\n"));
     m.into_bytes()
@@ -149,7 +156,7 @@ pub async fn run_once(config: &Config, store: &Store) -> Result<usize> {
             continue;
         }
         let expires = now + config.digest.link_days as i64 * 86_400_000_000;
-        let links: Vec<String> = entries
+        let links: Vec<(String, Option<String>)> = entries
             .iter()
             .map(|e| {
                 let rcpt = e
@@ -160,14 +167,14 @@ pub async fn run_once(config: &Config, store: &Store) -> Result<usize> {
                     })
                     .map(|r| r.address.to_lowercase())
                     .unwrap_or(user.address.clone());
-                link::sign(
-                    &key,
-                    &link::Link {
-                        id: e.id.clone(),
-                        rcpt,
-                        expires_us: expires,
-                    },
-                )
+                let l = link::Link {
+                    id: e.id.clone(),
+                    rcpt,
+                    expires_us: expires,
+                };
+                let not_spam = crate::feedback::held_back(e)
+                    .then(|| link::sign_for(&key, &l, link::Action::NotSpam));
+                (link::sign(&key, &l), not_spam)
             })
             .collect();
         let mail = compose(config, &user.address, &entries, &links, now);
