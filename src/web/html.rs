@@ -80,7 +80,7 @@ pub fn page(title: &str, viewer: Option<&Viewer>, body: &str) -> String {
                     r#"<a class="brand" href="/intercept">sponts</a><a href="/intercept">Orders</a><a href="/intercept/audit">Audit log</a><a href="/account/2fa">Second factor</a>"#
                 }
                 crate::storage::Role::Admin => {
-                    r#"<a class="brand" href="/">sponts</a><a href="/">Messages</a><a href="/disposable">Disposable</a><a href="/senders">Senders</a><a href="/admin/report">Report</a><a href="/admin/queue">Queue</a><a href="/admin/users">Users</a><a href="/admin/bulk">Bulk replay</a><a href="/admin/traps">Traps</a><a href="/admin/tokens">Tokens</a><a href="/account/2fa">Second factor</a>"#
+                    r#"<a class="brand" href="/">sponts</a><a href="/">Messages</a><a href="/disposable">Disposable</a><a href="/senders">Senders</a><a href="/admin/report">Report</a><a href="/admin/queue">Queue</a><a href="/admin/users">Users</a><a href="/admin/bulk">Bulk replay</a><a href="/admin/traps">Traps</a><a href="/admin/filter">Filter</a><a href="/admin/tokens">Tokens</a><a href="/account/2fa">Second factor</a>"#
                 }
                 _ => {
                     r#"<a class="brand" href="/">sponts</a><a href="/">Messages</a><a href="/disposable">Disposable</a><a href="/senders">Senders</a><a href="/account/2fa">Second factor</a>"#

@@ -7,7 +7,8 @@
 //! - [`api`]: `/api/v1/...` (docs/openapi.yaml); [`extract`]: its body, query and path
 //!   extractors, whose refusals are JSON like every other API error.
 //! - [`pages`]: the HTML pages, [`admin`] the admin ones, [`queue`] the queue page, [`report`] the Report's dashboard; [`html`]: layout and escaping; [`message`]: a stored message
-//!   taken apart for display; [`senders`]: sender allow and block lists.
+//!   taken apart for display; [`senders`]: sender allow and block lists; [`feedback`]: the
+//!   "Spam" / "Not spam" clicks; [`filter`]: the learning filter's page, re-checks, layers.
 //! - [`twofactor`]: the second factor at sign-in and its enrolment page; [`tokens`]: API tokens.
 
 pub mod admin;
@@ -16,6 +17,8 @@ pub mod archive;
 pub mod auth;
 pub mod bulk;
 pub mod extract;
+pub mod feedback;
+pub mod filter;
 pub mod html;
 pub mod intercept;
 pub mod links;
@@ -84,6 +87,8 @@ pub fn router(web: Web) -> Router {
         .merge(metrics::routes())
         .merge(uce::routes())
         .merge(senders::routes())
+        .merge(feedback::routes())
+        .merge(filter::routes())
         .merge(report::routes())
         .merge(intercept::routes())
         .merge(twofactor::routes())

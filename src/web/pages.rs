@@ -368,6 +368,9 @@ fn row(e: &JournalEntry) -> String {
 struct ShowQuery {
     replayed: Option<String>,
     error: Option<String>,
+    /// After a "Spam" / "Not spam" click: what was learned, and the sender to offer.
+    marked: Option<String>,
+    offer: Option<String>,
 }
 
 async fn show(
@@ -418,6 +421,9 @@ async fn show(
                 esc(&r.id)
             );
         }
+    }
+    if let Some(marked) = &q.marked {
+        notice.push_str(&super::feedback::notice(&v, &e, marked, q.offer.as_deref()));
     }
     if let Some(err) = &q.error {
         notice.push_str(&format!(
@@ -491,8 +497,9 @@ async fn show(
             String::new()
         };
         format!(
-            r#"<div class="card row"><a class="button secondary" href="/messages/{}/raw">Download .eml</a>{form}</div>"#,
-            esc(&e.id)
+            r#"<div class="card row"><a class="button secondary" href="/messages/{}/raw">Download .eml</a>{form}{}</div>"#,
+            esc(&e.id),
+            super::feedback::buttons(&v, &e)
         )
     } else {
         String::new()

@@ -1,5 +1,5 @@
-//! UCE in the browser and the API: users manage their disposable addresses and mark refused
-//! mail as not spam; admins manage traps and the penalty box; anyone signed in can make a
+//! UCE in the browser and the API: users manage their disposable addresses; admins manage traps
+//! and the penalty box ("Spam" / "Not spam" clicks are `feedback`'s); anyone signed in can make a
 //! web-page snippet of an address.
 
 use axum::extract::{Form, Query, State};
@@ -29,7 +29,6 @@ pub fn routes() -> Router<Web> {
             "/api/v1/traps/{pattern}",
             axum::routing::delete(api_delete_trap),
         )
-        .route("/api/v1/messages/{id}/not-spam", post(api_not_spam))
         .route("/disposable", get(disposable_page))
         .route("/disposable/change", post(disposable_form))
         .route("/admin/traps", get(traps_page))
@@ -214,37 +213,6 @@ async fn api_delete_trap(
             "no such trap (traps of the config file are changed there)",
         ),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
-    }
-}
-
-/// "Not spam": the kept message is learned as ham (it stays where it is; replay delivers it).
-async fn api_not_spam(
-    State(web): State<Web>,
-    ApiViewer(v): ApiViewer,
-    ApiPath(id): ApiPath<String>,
-    headers: HeaderMap,
-) -> Response {
-    if let Err(s) = v.check_csrf(csrf_header(&headers)) {
-        return error(s, "missing or wrong X-CSRF-Token");
-    }
-    let e = match super::policy::find(&web, &v, &id).await {
-        Ok(e) => e,
-        Err(s) => return error(s, "no such message"),
-    };
-    let body = match web.store.body(e.kept_as()).await {
-        Ok(Some(b)) => b,
-        Ok(None) => return error(StatusCode::NOT_FOUND, "the message was not kept"),
-        Err(err) => return error(StatusCode::INTERNAL_SERVER_ERROR, &err.to_string()),
-    };
-    let message = match crate::modules::backup::decompress(&body) {
-        Ok(m) => m,
-        Err(err) => return error(StatusCode::INTERNAL_SERVER_ERROR, &err.to_string()),
-    };
-    match crate::modules::uce::learn::learn(&web.store, e.kept_as(), &message, false).await {
-        Ok(changed) => {
-            Json(json!({ "id": e.id, "learned_as": "ham", "changed": changed })).into_response()
-        }
-        Err(err) => error(StatusCode::INTERNAL_SERVER_ERROR, &err.to_string()),
     }
 }
 
