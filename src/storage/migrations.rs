@@ -583,6 +583,7 @@ CREATE TABLE uce_marks (
     owner TEXT NOT NULL,
     kind TEXT NOT NULL,
     actor TEXT NOT NULL,
+    personal BOOLEAN NOT NULL,
     tokens TEXT NOT NULL,
     time_us BIGINT NOT NULL,
     PRIMARY KEY (message, owner)
