@@ -252,6 +252,7 @@ async fn authorization_matrix() {
     assert_eq!(page(None, "/admin/users".into()).await.status, 303);
 
     senders_are_each_users_own(&w).await;
+    clicks_and_filter_layers_are_each_users_own(&w).await;
 
     // Logout ends the session for the token too.
     let out = request(
@@ -1215,4 +1216,139 @@ async fn bad_input_is_refused_with_a_json_error() {
     json_error(&r, 405, "a method the path does not take");
     assert_eq!(r.header("allow"), Some("GET,HEAD"));
     w.gw.stop().await;
+}
+
+/// "Spam" / "Not spam" clicks: on one's own mail only (someone else's does not exist, as for a
+/// view); a person's layer of the filter is theirs to see, the filter's figures the admins'.
+async fn clicks_and_filter_layers_are_each_users_own(w: &World) {
+    let call = |method: &'static str,
+                who: Option<&Login>,
+                path: String|
+     -> std::pin::Pin<Box<dyn std::future::Future<Output = Response>>> {
+        let web = w.gw.web;
+        let auth = who.map(|l| format!("Bearer {}", l.token));
+        Box::pin(async move {
+            let headers: Vec<(&str, &str)> = auth
+                .as_deref()
+                .map(|a| vec![("Authorization", a)])
+                .unwrap_or_default();
+            request(web, method, &path, &headers, None).await
+        })
+    };
+    let (a, b) = (&w.for_alice, &w.for_bob);
+    for kind in ["spam", "not-spam"] {
+        assert_eq!(
+            call("POST", None, format!("/api/v1/messages/{a}/{kind}"))
+                .await
+                .status,
+            401,
+            "{kind}"
+        );
+        let r = call("POST", Some(&w.bob), format!("/api/v1/messages/{a}/{kind}")).await;
+        assert_eq!(r.status, 404, "{kind}: bob cannot click on alice's mail");
+        assert!(r.json()["error"].is_string());
+        assert_eq!(
+            call(
+                "POST",
+                Some(&w.alice),
+                format!("/api/v1/messages/NOSUCHID/{kind}")
+            )
+            .await
+            .status,
+            404
+        );
+        let cookie_only = request(
+            w.gw.web,
+            "POST",
+            &format!("/api/v1/messages/{a}/{kind}"),
+            &[("Cookie", w.alice.cookie.as_str())],
+            None,
+        )
+        .await;
+        assert_eq!(
+            cookie_only.status, 403,
+            "{kind}: a cookie session needs X-CSRF-Token"
+        );
+    }
+    let form = request(
+        w.gw.web,
+        "POST",
+        &format!("/messages/{a}/spam"),
+        &[("Cookie", w.bob.cookie.as_str())],
+        Some((
+            "application/x-www-form-urlencoded",
+            format!("csrf={}", w.bob.csrf).as_bytes(),
+        )),
+    )
+    .await;
+    assert_eq!(form.status, 404, "nor through the page's form");
+    let r = call("POST", Some(&w.alice), format!("/api/v1/messages/{a}/spam")).await;
+    assert_eq!(
+        (r.status, r.json()["learned_as"].as_str()),
+        (200, Some("spam")),
+        "{}",
+        r.text()
+    );
+    let r = call("POST", Some(&w.admin), format!("/api/v1/messages/{b}/spam")).await;
+    assert_eq!(r.status, 200, "an admin clicks on anyone's: {}", r.text());
+
+    // Layers: one's own; the admin's anyone's. The filter's figures: admins only.
+    assert_eq!(
+        call("GET", None, "/api/v1/filter/layer".into())
+            .await
+            .status,
+        401
+    );
+    let own = call("GET", Some(&w.alice), "/api/v1/filter/layer".into())
+        .await
+        .json();
+    assert_eq!(
+        (own["owner"].as_str(), own["marks"].as_array().map(Vec::len)),
+        (Some("alice@example.org"), Some(1))
+    );
+    let r = call(
+        "GET",
+        Some(&w.alice),
+        "/api/v1/filter/layer?owner=bob@example.org".into(),
+    )
+    .await;
+    assert_eq!(r.status, 403);
+    assert!(r.json()["error"].is_string() && !r.text().contains(b.as_str()));
+    let bobs = call(
+        "GET",
+        Some(&w.admin),
+        "/api/v1/filter/layer?owner=bob@example.org".into(),
+    )
+    .await
+    .json();
+    assert_eq!(
+        bobs["marks"][0]["message"].as_str(),
+        Some(b.as_str()),
+        "the admin's click went to bob's layer"
+    );
+    assert_eq!(
+        call("GET", Some(&w.alice), "/api/v1/filter".into())
+            .await
+            .status,
+        403
+    );
+    assert_eq!(
+        call("GET", Some(&w.admin), "/api/v1/filter".into())
+            .await
+            .status,
+        200
+    );
+    for path in [
+        "/admin/filter".to_string(),
+        format!("/messages/{a}/recheck"),
+    ] {
+        let page = |who: &Login| -> std::pin::Pin<Box<dyn std::future::Future<Output = Response>>> {
+            let (web, path, cookie) = (w.gw.web, path.clone(), who.cookie.clone());
+            Box::pin(async move {
+                request(web, "GET", &path, &[("Cookie", cookie.as_str())], None).await
+            })
+        };
+        assert_eq!(page(&w.alice).await.status, 403, "{path}");
+        assert_eq!(page(&w.admin).await.status, 200, "{path}");
+    }
 }
