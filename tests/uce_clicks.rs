@@ -611,3 +611,93 @@ async fn learn_from_journal_learns_trap_hits_clicks_and_replayed_refusals() {
     );
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn the_digests_not_spam_link_delivers_and_teaches_the_persons_layer() {
+    let cap = Capture::start(CaptureOptions::default()).await;
+    let (gw, _alice, _bob, _admin) = trained(&cap, "").await;
+    let (reply, id) = send(
+        &gw,
+        "signals@traders.example",
+        "alice@example.org",
+        &newsletter("1"),
+    )
+    .await;
+    assert!(reply.starts_with("550 "), "{reply}");
+    let (mut config, _dir) = config(cap.addr, "");
+    config.digest.base_url = format!("http://{}", gw.web);
+    assert_eq!(
+        sponts::digest::run_once(&config, &gw.store).await.unwrap(),
+        1
+    );
+    let digest = String::from_utf8(cap.wait_for(1).await[0].data.clone()).unwrap();
+    let base = config.digest.base_url.clone();
+    let link = |prefix: String| {
+        digest
+            .lines()
+            .find_map(|l| l.trim().strip_prefix(&prefix).map(str::to_string))
+            .unwrap_or_else(|| panic!("{prefix}: {digest}"))
+    };
+    let not_spam = link(format!(
+        "Not spam (deliver it, and the filter learns): {base}"
+    ));
+    let replay = link(base.clone());
+    assert!(
+        not_spam.starts_with("/r/ns.")
+            && replay.starts_with("/r/")
+            && !replay.starts_with("/r/ns."),
+        "{digest}"
+    );
+
+    // GET shows what it will do and changes nothing; POST delivers and teaches alice's layer.
+    let r = request(gw.web, "GET", &not_spam, &[], None).await;
+    assert!(
+        r.status == 200 && r.text().contains("Not spam?"),
+        "{}",
+        r.text()
+    );
+    assert!(gw.store.marks(None, 10).await.unwrap().is_empty());
+    let r = request(gw.web, "POST", &not_spam, &[], None).await;
+    assert!(
+        r.status == 200 && r.text().contains("The spam filter has learned"),
+        "{}",
+        r.text()
+    );
+    let d = cap.wait_for(2).await;
+    assert_eq!(d[1].rcpts, vec!["alice@example.org"]);
+    let marks = gw.store.marks(None, 10).await.unwrap();
+    assert_eq!(
+        (
+            marks.len(),
+            marks[0].message.as_str(),
+            marks[0].owner.as_str(),
+            marks[0].actor.as_str(),
+            marks[0].personal
+        ),
+        (
+            1,
+            id.as_str(),
+            "alice@example.org",
+            "link:alice@example.org",
+            true
+        )
+    );
+    // Used up, with its sibling: the message is delivered once.
+    assert_eq!(
+        request(gw.web, "POST", &not_spam, &[], None).await.status,
+        410
+    );
+    assert_eq!(
+        request(gw.web, "POST", &replay, &[], None).await.status,
+        410
+    );
+    let (reply, _) = send(
+        &gw,
+        "signals@traders.example",
+        "alice@example.org",
+        &newsletter("2"),
+    )
+    .await;
+    assert!(reply.starts_with("250 "), "{reply}");
+    gw.stop().await;
+}
