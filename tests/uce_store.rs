@@ -1,7 +1,7 @@
 //! UCE state in SQL behaves the same on SQLite and PostgreSQL (nodes share it through
 //! PostgreSQL): disposable counting and locking, the penalty box, run-time traps, greylisting,
-//! the learning filter's counts, including a message learned again as the other class, and the
-//! sender allow and block lists.
+//! the learning filter's counts, including a message learned again as the other class, the
+//! sender allow and block lists, and people's clicks with their per-user layers.
 
 mod common;
 
@@ -228,6 +228,124 @@ async fn exercise(store: &Store) {
             .delete_sender_entry("alice@example.org", "pest.example")
             .await
             .unwrap()
+    );
+
+    // Clicks and per-user layers: once per message and person; the other kind takes back what
+    // the first click put into the layer; one person's layer is nobody else's.
+    assert_eq!(
+        store.account_of("Ally@example.org").await.unwrap(),
+        "alice@example.org"
+    );
+    assert_eq!(
+        store.account_of("carol@example.org").await.unwrap(),
+        "carol@example.org"
+    );
+    assert!(
+        store
+            .mark_message(
+                "m9",
+                "alice@example.org",
+                false,
+                "web:alice@example.org",
+                &[21, 22, i64::MIN + 1]
+            )
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .mark_message(
+                "m9",
+                "alice@example.org",
+                false,
+                "web:alice@example.org",
+                &[21, 22]
+            )
+            .await
+            .unwrap(),
+        "twice is once"
+    );
+    assert!(
+        store
+            .mark_message("m9", "bob@example.org", true, "web:admin@example.org", &[])
+            .await
+            .unwrap()
+    );
+    let mut mine = store
+        .user_token_counts("alice@example.org", &[21, 22, 23, i64::MIN + 1])
+        .await
+        .unwrap();
+    mine.sort();
+    assert_eq!(mine, vec![(i64::MIN + 1, 0, 1), (21, 0, 1), (22, 0, 1)]);
+    assert!(
+        store
+            .user_token_counts("bob@example.org", &[21, 22])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .mark_message(
+                "m9",
+                "alice@example.org",
+                true,
+                "web:alice@example.org",
+                &[22]
+            )
+            .await
+            .unwrap(),
+        "changed her mind"
+    );
+    assert_eq!(
+        store
+            .user_token_counts("alice@example.org", &[21, 22, i64::MIN + 1])
+            .await
+            .unwrap(),
+        vec![(22, 1, 0)]
+    );
+    assert_eq!(
+        (
+            store.user_layer_size("alice@example.org").await.unwrap(),
+            store.user_layers().await.unwrap()
+        ),
+        (1, 1)
+    );
+    let marks = store.marks(None, 10).await.unwrap();
+    assert_eq!(
+        marks
+            .iter()
+            .map(|m| (m.owner.as_str(), m.kind.as_str(), m.personal))
+            .collect::<Vec<_>>(),
+        vec![
+            ("alice@example.org", "spam", true),
+            ("bob@example.org", "spam", false)
+        ]
+    );
+    assert_eq!(
+        store
+            .marks(Some("bob@example.org"), 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(
+        store
+            .learn_tokens_from("m10", true, &[31], "click")
+            .await
+            .unwrap()
+    );
+    let sources = store.learned_by_source().await.unwrap();
+    let click = sources.iter().find(|s| s.source == "click").unwrap();
+    assert_eq!((click.spam, click.ham), (1, 0));
+    assert_eq!(
+        sources
+            .iter()
+            .find(|s| s.source.is_empty())
+            .map(|s| (s.spam, s.ham)),
+        Some((1, 2)),
+        "what was learned without a source"
     );
 }
 
