@@ -92,6 +92,11 @@ struct LayerQuery {
 fn layer_owner(v: &Viewer, requested: Option<&str>) -> Result<String, (StatusCode, &'static str)> {
     match requested.map(str::trim).filter(|o| !o.is_empty()) {
         None => Ok(v.user.address.to_lowercase()),
+        // (PostgreSQL refuses a NUL in a query; no address has a control character.)
+        Some(o) if o.chars().any(char::is_control) || !o.contains('@') => Err((
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "owner: not a mail address",
+        )),
         Some(o) if v.is_admin() || v.addresses.iter().any(|a| a.eq_ignore_ascii_case(o)) => {
             Ok(o.to_lowercase())
         }
