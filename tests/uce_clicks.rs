@@ -293,6 +293,19 @@ async fn not_spam_delivers_and_changes_the_next_verdict_for_that_person_only() {
         (1, "ham", true),
         "{marks:?}"
     );
+    let again = api(
+        &gw,
+        Some(&alice),
+        "POST",
+        &format!("/api/v1/messages/{id}/not-spam"),
+        None,
+    )
+    .await
+    .json();
+    assert!(
+        again["delivered"].is_null() && again["changed"] == false,
+        "a second click delivers nothing: {again}"
+    );
     let page = request(
         gw.web,
         "GET",
@@ -323,6 +336,11 @@ async fn not_spam_delivers_and_changes_the_next_verdict_for_that_person_only() {
         .notes
         .unwrap_or_default();
     assert!(notes.contains("with alice@example.org's layer"), "{notes}");
+    assert_eq!(
+        cap.wait_for(2).await.len(),
+        2,
+        "the first week's once (the second click delivered nothing), and this one"
+    );
     let (reply, id3) = send(
         &gw,
         "signals@traders.example",

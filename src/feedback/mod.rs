@@ -92,14 +92,17 @@ pub async fn mark(
     }
     let changed = learn::learn_from(store, &key, &message, spam, Source::Click).await?;
     let mut personal = Vec::new();
+    let mut new_mark = layers.is_empty();
     for (owner, tokens) in &layers {
-        store.mark_message(&key, owner, spam, actor, tokens).await?;
-        if !tokens.is_empty() {
+        let marked = store.mark_message(&key, owner, spam, actor, tokens).await?;
+        new_mark |= marked;
+        if marked && !tokens.is_empty() {
             personal.push(owner.to_string());
         }
     }
     tracing::info!(id = %e.id, actor, spam, changed, ?personal, "uce: marked by a person");
-    let delivered = if !spam && held_back(e) {
+    // Delivered once: marking it "not spam" again is no second delivery (Replay is).
+    let delivered = if !spam && new_mark && held_back(e) {
         Some(crate::replay::replay(config, store, &e.id, deliver_to, actor).await?)
     } else {
         None

@@ -34,8 +34,10 @@ pub struct LearnedFrom {
     pub last_us: i64,
 }
 
-/// Rows per multi-row statement.
+/// Rows per multi-row statement (at most 3 parameters each, plus 3).
 const ROWS: usize = 300;
+/// Hashes per lookup.
+const LOOKUP: usize = 900;
 
 impl Store {
     /// The owner's counts of the given token hashes (absent tokens left out): (hash, spam, ham).
@@ -46,7 +48,12 @@ impl Store {
     ) -> Result<Vec<(i64, i64, i64)>> {
         let mut out = Vec::new();
         with_pool!(self, pool => {
-            for chunk in hashes.chunks(ROWS) {
+            // Most people have no layer: one indexed look settles it.
+            let any: Option<i64> = sqlx::query_scalar("SELECT hash FROM uce_user_tokens WHERE owner = $1 LIMIT 1").bind(owner).fetch_optional(pool).await?;
+            if any.is_none() {
+                return Ok(out);
+            }
+            for chunk in hashes.chunks(LOOKUP) {
                 let list = (2..chunk.len() + 2).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
                 let sql = format!("SELECT hash, spam, ham FROM uce_user_tokens WHERE owner = $1 AND hash IN ({list})");
                 let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(owner);
