@@ -719,3 +719,45 @@ async fn the_digests_not_spam_link_delivers_and_teaches_the_persons_layer() {
     assert!(reply.starts_with("250 "), "{reply}");
     gw.stop().await;
 }
+
+/// Two clicks in a real browser: "Not spam" on the refused message, then "Always allow this
+/// sender".
+#[tokio::test]
+async fn two_clicks_in_chromium_fix_a_false_positive_and_allow_its_sender() {
+    let cap = Capture::start(CaptureOptions::default()).await;
+    let (gw, _alice, _bob, _admin) = trained(&cap, "").await;
+    let (reply, id) = send(
+        &gw,
+        "signals@traders.example",
+        "alice@example.org",
+        &newsletter("1"),
+    )
+    .await;
+    assert!(reply.starts_with("550 "), "{reply}");
+    let base = format!("http://{}", gw.web);
+    let b = common::browser::Browser::start().await;
+    b.goto(&format!("{base}/login")).await;
+    b.type_into("#username", "alice@example.org").await;
+    b.type_into("#password", PASSWORD).await;
+    b.click("button[type=submit]").await;
+    b.find("table.messages").await;
+    b.goto(&format!("{base}/messages/{id}")).await;
+    b.click("#not-spam").await;
+    b.find("#mark-result").await;
+    assert!(
+        b.text("#replay-result").await.contains("250"),
+        "{}",
+        b.text("#replay-result").await
+    );
+    assert_eq!(cap.wait_for(1).await[0].rcpts, vec!["alice@example.org"]);
+    b.click("#offer").await;
+    b.find("#senders").await;
+    assert!(
+        b.text("#senders").await.contains("signals@traders.example"),
+        "{}",
+        b.text("#senders").await
+    );
+    b.screenshot("uce-not-spam").await;
+    b.quit().await;
+    gw.stop().await;
+}
