@@ -14,8 +14,11 @@ fn main() {
     let out = std::path::PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
     let script = out.join("discard-unwind-tables.ld");
     // INSERT keeps the linker's default script and only adds the discard to it.
-    std::fs::write(&script, "SECTIONS { /DISCARD/ : { *(.eh_frame) *(.eh_frame_hdr) } } INSERT AFTER .text;\n")
-        .expect("write the linker script");
+    std::fs::write(
+        &script,
+        "SECTIONS { /DISCARD/ : { *(.eh_frame) *(.eh_frame_hdr) } } INSERT AFTER .text;\n",
+    )
+    .expect("write the linker script");
     println!("cargo::rustc-link-arg-bins=-Wl,--no-eh-frame-hdr");
     println!("cargo::rustc-link-arg-bins=-Wl,-T,{}", script.display());
 }

@@ -367,6 +367,57 @@ async fn delivers_by_mx_preference_several_recipients_in_one_session_starttls_wh
     assert_ne!(got[2].0["port"], got[1].0["port"], "{got:?}");
 }
 
+/// With PIPELINING (the test backend offers it, as Postfix does): a refused recipient among
+/// accepted ones gets its own answer; a waiting session that the server closed meanwhile costs
+/// the next message nothing — its pipelined RSET finds it dead, and a new session carries it.
+#[tokio::test(flavor = "multi_thread")]
+async fn pipelined_transactions_and_a_waiting_session_the_server_closed() {
+    let dns = TestDns::start(&[(
+        "pipe.test.insecure.zone",
+        zone("pipe.test", "@ MX 10 mx\nmx A 127.0.1.9"),
+    )]);
+    let opts = common::backend::CaptureOptions {
+        unknown: ["nobody@pipe.test".to_string()].into(),
+        hang_up_after_data: true,
+        ..Default::default()
+    };
+    let mx = common::backend::Capture::start_on("127.0.1.9:25".parse().unwrap(), opts).await;
+    let (d, _dir) = delivery(&dns, "").await;
+    let first = d
+        .deliver_domain(
+            "pipe.test",
+            "a@sender.example",
+            &rcpts(&["a@pipe.test", "nobody@pipe.test"]),
+            &message("first"),
+        )
+        .await;
+    assert_eq!(first.results[0].fate, Fate::Delivered, "{first:?}");
+    assert_eq!(first.results[1].fate, Fate::Bounced, "{first:?}");
+    assert!(first.results[1].reply.starts_with("550 5.1.1"), "{first:?}");
+    let next = d
+        .deliver_domain(
+            "pipe.test",
+            "a@sender.example",
+            &rcpts(&["b@pipe.test"]),
+            &message("next"),
+        )
+        .await;
+    assert_eq!(next.results[0].fate, Fate::Delivered, "{next:?}");
+    let got = mx.wait_for(2).await;
+    assert_eq!(
+        got.iter().map(|g| g.rcpts.clone()).collect::<Vec<_>>(),
+        vec![
+            vec!["a@pipe.test".to_string()],
+            vec!["b@pipe.test".to_string()]
+        ]
+    );
+    assert_eq!(
+        *mx.sessions.lock().unwrap(),
+        2,
+        "the closed session carried nothing"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn dane_in_a_signed_zone_is_enforced_and_ignored_in_an_unsigned_one() {
     let good = cert(&["mx.dane.test"], None);

@@ -271,8 +271,9 @@ impl Backend {
         let eight_bit = message.iter().any(|&b| b >= 0x80);
         if self.caps.pipelining {
             return self
-                .transaction_pipelined(from, rcpts, message, eight_bit)
-                .await;
+                .transaction_pipelined(false, from, rcpts, message, eight_bit)
+                .await
+                .map(|a| a.expect("no RSET asked"));
         }
         let r = self
             .mail(from, Some(message.len() as u64), eight_bit)
@@ -296,15 +297,42 @@ impl Backend {
         Ok(answers)
     }
 
-    /// `transaction` with PIPELINING (RFC 2920): MAIL, every RCPT and DATA go out in one write
-    /// and their replies are read in order — one round trip where there were 2 + recipients.
-    async fn transaction_pipelined(
+    /// `transaction` on a session that served an earlier one and waited: RSET first (in the same
+    /// write as the rest when pipelining), proving the session still works. `None`: it did not
+    /// answer RSET as ready — nothing of this message was sent (its data never went out), so the
+    /// caller opens a new session.
+    pub async fn next_transaction(
         &mut self,
         from: &str,
         rcpts: &[String],
         message: &[u8],
+    ) -> Result<Option<Vec<Reply>>, BackendError> {
+        if self.caps.pipelining {
+            let eight_bit = message.iter().any(|&b| b >= 0x80);
+            return self
+                .transaction_pipelined(true, from, rcpts, message, eight_bit)
+                .await;
+        }
+        match self.rset().await {
+            Ok(r) if r.is_positive() => self.transaction(from, rcpts, message).await.map(Some),
+            _ => Ok(None),
+        }
+    }
+
+    /// `transaction` with PIPELINING (RFC 2920): MAIL, every RCPT and DATA go out in one write
+    /// and their replies are read in order — one round trip where there were 2 + recipients.
+    /// `reset`: RSET leads the group (`None` when it was not answered as ready).
+    async fn transaction_pipelined(
+        &mut self,
+        reset: bool,
+        from: &str,
+        rcpts: &[String],
+        message: &[u8],
         eight_bit: bool,
-    ) -> Result<Vec<Reply>, BackendError> {
+    ) -> Result<Option<Vec<Reply>>, BackendError> {
+        if reset {
+            self.conn.queue_bytes(b"RSET\r\n");
+        }
         let mail_line = self.mail_line(from, Some(message.len() as u64), eight_bit);
         self.conn.queue_bytes(mail_line.as_bytes());
         self.conn.queue_bytes(b"\r\n");
@@ -313,7 +341,18 @@ impl Backend {
                 .queue_bytes(format!("RCPT TO:<{a}>\r\n").as_bytes());
         }
         self.conn.queue_bytes(b"DATA\r\n");
-        self.conn.flush().await?;
+        if reset {
+            // A session the server has closed meanwhile fails here, before any of it counted.
+            let ready = match self.conn.flush().await {
+                Ok(()) => self.read_reply(self.timeouts.command, "RSET").await,
+                Err(e) => Err(e.into()),
+            };
+            if !ready.is_ok_and(|r| r.is_positive()) {
+                return Ok(None);
+            }
+        } else {
+            self.conn.flush().await?;
+        }
         let mail = self.read_reply(self.timeouts.command, "MAIL").await?;
         let mut answers = Vec::with_capacity(rcpts.len());
         for _ in rcpts {
@@ -337,13 +376,13 @@ impl Backend {
             for a in answers.iter_mut().filter(|a| a.is_positive()) {
                 *a = go.clone();
             }
-            return Ok(answers);
+            return Ok(Some(answers));
         }
         let end = self.send_data(&[message]).await?;
         for a in answers.iter_mut().filter(|a| a.is_positive()) {
             *a = end.clone();
         }
-        Ok(answers)
+        Ok(Some(answers))
     }
 
     /// QUIT without waiting long for the answer: the session is over either way.

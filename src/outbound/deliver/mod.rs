@@ -138,12 +138,17 @@ impl Delivery {
             .expect("never closed");
         // A session still open to this domain carries the message if it answers RSET.
         while let Some(mut session) = self.waiting.take(&domain) {
-            if session.backend.rset().await.is_ok_and(|r| r.is_positive()) {
-                return self
-                    .transaction(&domain, session, sender, rcpts, message)
-                    .await;
+            match session
+                .backend
+                .next_transaction(sender, rcpts, message)
+                .await
+            {
+                Ok(None) => {
+                    tokio::spawn(session.backend.quit());
+                }
+                Ok(Some(answers)) => return self.answered(&domain, session, rcpts, Ok(answers)),
+                Err(e) => return self.answered(&domain, session, rcpts, Err(e)),
             }
-            tokio::spawn(session.backend.quit());
         }
         let all = |reply: &str, fate| DomainOutcome {
             results: rcpts
@@ -327,9 +332,22 @@ impl Delivery {
         rcpts: &[String],
         message: &[u8],
     ) -> DomainOutcome {
+        let answers = session.backend.transaction(sender, rcpts, message).await;
+        self.answered(domain, session, rcpts, answers)
+    }
+
+    /// Each recipient's result from a transaction's answers; a session that served it waits
+    /// for the next message to the domain, one that failed ends.
+    fn answered(
+        &self,
+        domain: &str,
+        session: reuse::Session,
+        rcpts: &[String],
+        answers: Result<Vec<Reply>, BackendError>,
+    ) -> DomainOutcome {
         let (host, ip) = (session.host.clone(), session.ip);
         let mx = Some(format!("{host}[{ip}]"));
-        match session.backend.transaction(sender, rcpts, message).await {
+        match answers {
             Ok(answers) => {
                 let results = rcpts
                     .iter()
