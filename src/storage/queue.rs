@@ -127,6 +127,31 @@ impl Store {
         })
     }
 
+    /// The stored copies of several queued messages in one query (those still queued), for a
+    /// delivery round that would otherwise ask once per message. Keep the total small: each
+    /// body is held in memory.
+    pub async fn queued_bodies(
+        &self,
+        ids: &[String],
+    ) -> Result<std::collections::HashMap<String, Vec<u8>>> {
+        if ids.is_empty() {
+            return Ok(Default::default());
+        }
+        let marks: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT id, body FROM queue WHERE id IN ({})",
+            marks.join(", ")
+        );
+        with_pool!(self, pool => {
+            // Only numbered placeholders are formatted in; the ids are bound.
+            let mut q = sqlx::query_as::<_, (String, Vec<u8>)>(sqlx::AssertSqlSafe(sql.clone()));
+            for id in ids {
+                q = q.bind(id.as_str());
+            }
+            Ok(q.fetch_all(pool).await?.into_iter().collect())
+        })
+    }
+
     /// Records one recipient's final answer (delivered or bounced).
     pub async fn queue_rcpt_done(&self, id: &str, address: &str, reply: &str) -> Result<()> {
         with_pool!(self, pool => {

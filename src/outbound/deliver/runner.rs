@@ -21,6 +21,8 @@ use crate::storage::MxLease;
 pub const LEASE: Duration = Duration::from_secs(30);
 /// Recipients leased per round.
 const BATCH: i64 = 200;
+/// Messages up to this size (uncompressed) are read for a whole round in one query.
+const SMALL: i64 = 256 * 1024;
 /// A round when nothing was due.
 const IDLE: Duration = Duration::from_secs(1);
 
@@ -65,12 +67,22 @@ pub async fn run_once(d: &Arc<Delivery>, node: &str) -> anyhow::Result<usize> {
             .or_default()
             .push(l);
     }
+    // The small messages' bodies in one query; big ones are read by their own group.
+    let mut small: Vec<String> = groups
+        .values()
+        .filter(|g| g[0].size <= SMALL)
+        .map(|g| g[0].queue_id.clone())
+        .collect();
+    small.dedup();
+    let mut bodies = d.store.queued_bodies(&small).await?;
     let jobs = groups.into_values().map(|group| {
         let d = d.clone();
         let node = node.to_string();
+        // A message with recipients at several domains is read again for the others.
+        let body = bodies.remove(&group[0].queue_id);
         tokio::spawn(async move {
             let id = group[0].queue_id.clone();
-            if let Err(e) = deliver_group(&d, &node, group).await {
+            if let Err(e) = deliver_group(&d, &node, group, body).await {
                 tracing::error!(%id, "MX delivery could not record its attempt: {e:#}");
             }
         })
@@ -79,8 +91,13 @@ pub async fn run_once(d: &Arc<Delivery>, node: &str) -> anyhow::Result<usize> {
     Ok(n)
 }
 
-/// One message's recipients at one domain.
-async fn deliver_group(d: &Delivery, node: &str, group: Vec<MxLease>) -> anyhow::Result<()> {
+/// One message's recipients at one domain (`body`: its stored copy, when already read).
+async fn deliver_group(
+    d: &Delivery,
+    node: &str,
+    group: Vec<MxLease>,
+    body: Option<Vec<u8>>,
+) -> anyhow::Result<()> {
     let first = &group[0];
     let (id, domain, sender, arrival) = (
         first.queue_id.clone(),
@@ -88,11 +105,14 @@ async fn deliver_group(d: &Delivery, node: &str, group: Vec<MxLease>) -> anyhow:
         first.sender.clone(),
         first.time_us,
     );
-    let body = d
-        .store
-        .queued_body(&id)
-        .await?
-        .ok_or_else(|| anyhow::anyhow!("{id} has no body"))?;
+    let body = match body {
+        Some(b) => b,
+        None => d
+            .store
+            .queued_body(&id)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("{id} has no body"))?,
+    };
     let message = crate::modules::backup::unpack(&body, first.size)?;
     let rcpts: Vec<String> = group.iter().map(|l| l.address.clone()).collect();
     // The session runs while the leases are renewed beside it.
