@@ -13,7 +13,8 @@
 //!   [`scanners`]: calls and latencies of the scanners they use (clamd, rspamd, spamd).
 //! - [`storage`]: one store API over SQLite and PostgreSQL, with migrations.
 //! - [`queue`]: the runner that drains mail queued while the backend was down (DSNs on refusal);
-//!   [`pop3`]: emergency access to that mail over POP3.
+//!   [`pop3`]: emergency access to that mail over POP3; [`imap`]: the archive (and that mail)
+//!   read-only in any IMAP client.
 //! - [`archive`]: the kept mail sealed (signed daily Merkle roots, verification), purged by
 //!   retention rules except under legal hold, and taken out (export as mbox or a zip of `.eml`);
 //!   [`replay`]: a kept message delivered again; [`digest`]: the "held back for you" mail and its
@@ -47,6 +48,7 @@ pub mod directory;
 pub mod dkim;
 pub mod feedback;
 pub mod id;
+pub mod imap;
 pub mod intercept;
 pub mod logging;
 pub mod mailproxy;
@@ -71,6 +73,8 @@ pub struct Running {
     pub smtp: server::Server,
     pub web: Option<web::WebServer>,
     pub pop3: Option<pop3::Pop3Server>,
+    /// IMAP on the archive (`archive.imap_listen`, `archive.imaps_listen`).
+    pub imap: Option<imap::ImapServer>,
     pub metrics: Option<web::WebServer>,
     /// The POP3 and IMAP proxies in front of the backend's services.
     pub proxies: mailproxy::MailProxies,
@@ -104,6 +108,16 @@ impl Running {
             (
                 "pop3",
                 format!("{:?}", old.pop3) != format!("{:?}", new.pop3),
+            ),
+            (
+                "archive.imap_listen",
+                format!(
+                    "{:?}{:?}",
+                    old.archive.imap_listen, old.archive.imaps_listen
+                ) != format!(
+                    "{:?}{:?}",
+                    new.archive.imap_listen, new.archive.imaps_listen
+                ),
             ),
             (
                 "queue",
@@ -162,6 +176,9 @@ impl Running {
         }
         if let Some(p) = self.pop3 {
             p.stop().await;
+        }
+        if let Some(i) = self.imap {
+            i.stop().await;
         }
         if let Some(m) = self.metrics {
             m.stop();
@@ -233,6 +250,11 @@ pub async fn start(config: config::Config) -> anyhow::Result<Running> {
     } else {
         None
     };
+    let imap = if config.archive.imap_enabled() {
+        Some(imap::start(config.clone(), store.clone(), &certs, intercept.clone()).await?)
+    } else {
+        None
+    };
     let metrics = match config.metrics.listen {
         Some(addr) => Some(web::metrics::serve(addr, config.clone(), store.clone()).await?),
         None => None,
@@ -254,6 +276,7 @@ pub async fn start(config: config::Config) -> anyhow::Result<Running> {
         smtp,
         web,
         pop3,
+        imap,
         metrics,
         proxies,
         intercept,

@@ -259,6 +259,7 @@ mod tests {
                 rule(None, Some("law.example"), None, 4000),
                 rule(None, None, Some("ceo@corp.example"), 5000),
             ],
+            ..Default::default()
         };
         let p = |a: &str| vec![a.to_string()];
         assert_eq!(

@@ -1,8 +1,10 @@
 //! The `[archive]` section: retention rules per domain, per user and per class of mail
 //! (`backup.retention_days` stays the default for mail no rule covers). Legal holds live in
 //! the database (`sponts archive hold`), not here: they must not vanish with a config edit.
+//! The read-only IMAP service on the archive (`imap_listen`, `imaps_listen`) is set here too.
 
 use serde::Deserialize;
+use std::net::SocketAddr;
 
 use super::ConfigError;
 
@@ -14,6 +16,17 @@ pub const CLASSES: [&str; 5] = ["clean", "spam", "virus", "sent", "other"];
 pub struct ArchiveConfig {
     /// `[[archive.retention]]` rules; see [`RetentionRule`].
     pub retention: Vec<RetentionRule>,
+    /// IMAP on the archive (read-only; STARTTLS, sign-in only after it). Empty: off.
+    pub imap_listen: Vec<SocketAddr>,
+    /// IMAP on the archive with implicit TLS (IMAPS). Empty: off.
+    pub imaps_listen: Vec<SocketAddr>,
+}
+
+impl ArchiveConfig {
+    /// Is the archive's IMAP service on?
+    pub fn imap_enabled(&self) -> bool {
+        !self.imap_listen.is_empty() || !self.imaps_listen.is_empty()
+    }
 }
 
 /// Keep the mail this rule matches `days` days. A rule matches when every field it sets
@@ -32,6 +45,31 @@ pub struct RetentionRule {
 }
 
 pub(super) fn collect(config: &super::Config, errors: &mut Vec<ConfigError>) {
+    let a = &config.archive;
+    for (i, addr) in a.imaps_listen.iter().enumerate() {
+        // Port 0 (any free port) can repeat; a fixed one cannot be bound twice.
+        if addr.port() != 0 && a.imap_listen.contains(addr) {
+            errors.push(ConfigError {
+                key: format!("archive.imaps_listen[{i}]"),
+                message: format!(
+                    "{addr} is in archive.imap_listen too; one address serves one of them"
+                ),
+            });
+        }
+    }
+    for (key, list) in [
+        ("imap_listen", &a.imap_listen),
+        ("imaps_listen", &a.imaps_listen),
+    ] {
+        for (i, addr) in list.iter().enumerate() {
+            if addr.port() != 0 && list[..i].contains(addr) {
+                errors.push(ConfigError {
+                    key: format!("archive.{key}[{i}]"),
+                    message: format!("{addr} is listed twice"),
+                });
+            }
+        }
+    }
     for (i, r) in config.archive.retention.iter().enumerate() {
         let key = |k: &str| format!("archive.retention[{i}].{k}");
         if let Some(c) = &r.class {
@@ -89,6 +127,25 @@ mod tests {
         ] {
             assert!(e.iter().any(|m| m.starts_with(key)), "{key}: {e:?}");
         }
+        assert!(
+            errors(
+                "[archive]\nimap_listen = [\"127.0.0.1:1143\"]\nimaps_listen = [\"[::1]:1993\"]\n"
+            )
+            .is_empty()
+        );
+        let e = errors("[archive]\nimap_listen = [\"127.0.0.1\"]\n");
+        assert!(
+            e.iter().any(|m| m.starts_with("archive.imap_listen")),
+            "{e:?}"
+        );
+        let e = errors(
+            "[archive]\nimap_listen = [\"127.0.0.1:1143\"]\nimaps_listen = [\"127.0.0.1:1143\"]\n",
+        );
+        assert!(
+            e.iter().any(|m| m
+                .starts_with("archive.imaps_listen[0]: 127.0.0.1:1143 is in archive.imap_listen")),
+            "{e:?}"
+        );
         let e = errors("[archive]\nretention = [{ klass = \"spam\", days = 1 }]\nlisten = 1\n");
         assert!(
             e.iter().any(|m| m.contains("klass")) && e.iter().any(|m| m.contains("archive.listen")),

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 
 use crate::config::Config;
-use crate::storage::Store;
+use crate::storage::{MailboxEntry, Store, User};
 
 /// What every POP3 session shares.
 pub struct Pop3 {
@@ -114,5 +114,68 @@ async fn accept(
             session::run(stream, peer, shared, implicit_tls).await;
             drop(slot);
         });
+    }
+}
+
+/// How a mail program's sign-in ended (POP3 here, IMAP on the archive).
+pub enum SignIn {
+    /// Too many failed sign-ins from this address or for this name: not even checked.
+    Blocked,
+    /// Wrong name or password, or an account without mail (an interception officer).
+    Refused,
+    Account(User),
+}
+
+/// The web UI's check (local accounts and the directory) for a mail program, with the login
+/// throttle. Names that exist and names that do not are throttled alike (by address and by
+/// name), answered alike, and take as long (an unknown name is checked against a dummy hash):
+/// nothing here tells which accounts exist. A second factor is not asked (mail programs cannot
+/// give one): docs/operations.md.
+pub async fn sign_in(
+    store: &Store,
+    config: &Config,
+    throttle: &crate::web::auth::Throttle,
+    ip: std::net::IpAddr,
+    user: &str,
+    password: &str,
+) -> SignIn {
+    if throttle.blocked(ip, user).is_some() {
+        return SignIn::Blocked;
+    }
+    throttle.failed(ip, user);
+    let account = crate::directory::sign_in(store, config, user, password)
+        .await
+        .ok()
+        .flatten();
+    // Interception accounts have no mailbox: the same answer as a wrong password.
+    match account.filter(|a| a.role != crate::storage::Role::Interception) {
+        Some(a) => {
+            throttle.succeeded(ip, user);
+            SignIn::Account(a)
+        }
+        None => SignIn::Refused,
+    }
+}
+
+/// The bytes of a message of a POP3 view: from the queue (with sponts' Received: header) or
+/// the backup; a queued message delivered (and gone from the queue) since is read from the
+/// backup. None: it cannot be read now.
+pub async fn message_bytes(store: &Store, e: &MailboxEntry) -> Option<Vec<u8>> {
+    let body = if e.queued {
+        match store.queued_body(&e.uid).await {
+            Ok(Some(z)) => crate::modules::backup::unpack(&z, e.size).ok(),
+            _ => None,
+        }
+    } else {
+        None
+    };
+    match body {
+        Some(b) => Some(b),
+        None => store
+            .body(&e.uid)
+            .await
+            .ok()
+            .flatten()
+            .and_then(|b| crate::modules::backup::decompress(&b).ok()),
     }
 }

@@ -353,31 +353,33 @@ impl Session {
             return !self.count_error();
         }
         let ip = self.peer.ip();
-        // Names that exist and names that do not are throttled alike (by address and by name),
-        // answered alike, and take as long (an unknown name is checked against a dummy hash):
-        // nothing here tells which accounts exist.
-        if self.p.throttle.blocked(ip, user).is_some() {
-            self.err("[AUTH] too many failed sign-ins; try again later");
-            return false;
-        }
-        self.p.throttle.failed(ip, user);
-        let account = crate::directory::sign_in(&self.p.store, &self.p.config, user, password)
-            .await
-            .ok()
-            .flatten();
-        // Interception accounts have no mailbox: the same answer as a wrong password.
-        let Some(account) = account.filter(|a| a.role != crate::storage::Role::Interception) else {
-            tracing::info!(%ip, %user, "failed POP3 sign-in");
-            self.intercept(
-                &[user.to_string()],
-                "login",
-                serde_json::json!({ "login": user, "success": false }),
-                None,
-            );
-            self.err("[AUTH] wrong user name or password");
-            return !self.count_error();
+        let account = match super::sign_in(
+            &self.p.store,
+            &self.p.config,
+            &self.p.throttle,
+            ip,
+            user,
+            password,
+        )
+        .await
+        {
+            super::SignIn::Account(a) => a,
+            super::SignIn::Blocked => {
+                self.err("[AUTH] too many failed sign-ins; try again later");
+                return false;
+            }
+            super::SignIn::Refused => {
+                tracing::info!(%ip, %user, "failed POP3 sign-in");
+                self.intercept(
+                    &[user.to_string()],
+                    "login",
+                    serde_json::json!({ "login": user, "success": false }),
+                    None,
+                );
+                self.err("[AUTH] wrong user name or password");
+                return !self.count_error();
+            }
         };
-        self.p.throttle.succeeded(ip, user);
         let mut addresses = vec![account.address.to_lowercase()];
         addresses.extend(account.aliases.iter().map(|a| a.to_lowercase()));
         let mut names = addresses.clone();
@@ -440,30 +442,7 @@ impl Session {
     /// RETR (all) or TOP (headers and `lines` body lines), dot-stuffed.
     async fn send_message(&mut self, i: usize, lines: Option<usize>) -> bool {
         let e = self.mailbox.as_ref().expect("transaction state").entries[i].clone();
-        let body = if e.queued {
-            match self.p.store.queued_body(&e.uid).await {
-                Ok(Some(z)) => crate::modules::backup::unpack(&z, e.size).ok(),
-                _ => None,
-            }
-        } else {
-            match self.p.store.body(&e.uid).await {
-                Ok(Some(b)) => crate::modules::backup::decompress(&b).ok(),
-                _ => None,
-            }
-        };
-        // A queued message may have been delivered (and left the queue) since sign-in.
-        let body = match body {
-            Some(b) => Some(b),
-            None if e.queued => self
-                .p
-                .store
-                .body(&e.uid)
-                .await
-                .ok()
-                .flatten()
-                .and_then(|b| crate::modules::backup::decompress(&b).ok()),
-            None => None,
-        };
+        let body = super::message_bytes(&self.p.store, &e).await;
         let Some(body) = body else {
             self.err("[SYS/TEMP] the message cannot be read right now");
             return true;

@@ -268,8 +268,13 @@ impl Store {
         Ok(sqlx::query_scalar("SELECT COUNT(*) FROM (SELECT rowid FROM journal_fts WHERE journal_fts MATCH $1 LIMIT $2)").bind(phrase).bind(cap).fetch_one(pool).await?)
     }
 
-    /// Reads matching records, newest first.
-    pub async fn query_journal(&self, f: &JournalFilter) -> Result<Vec<JournalEntry>> {
+    /// The statement that reads the records `f` matches, newest first: `columns` of `journal`,
+    /// and its parameters. None: nothing can match.
+    async fn journal_select(
+        &self,
+        f: &JournalFilter,
+        columns: &str,
+    ) -> Result<Option<(String, Vec<Param>)>> {
         // A NUL cannot be searched for: PostgreSQL refuses it in text, an FTS5 phrase and
         // SQLite's LIKE end at it. It matches nothing instead of failing the query.
         let texts = [&f.text, &f.sender, &f.rcpt, &f.subject, &f.ip, &f.id];
@@ -277,11 +282,9 @@ impl Store {
             .iter()
             .any(|t| t.as_deref().is_some_and(|t| t.contains('\0')))
         {
-            return Ok(Vec::new());
+            return Ok(None);
         }
-        let mut sql = String::from(
-            "SELECT id, time_us, client_ip, client_port, helo, tls, sender, subject, message_id, size, outcome, decided_by, final_reply, replay_of, actor, flag, notes, direction FROM journal WHERE 1=1",
-        );
+        let mut sql = format!("SELECT {columns} FROM journal WHERE 1=1");
         let mut params: Vec<Param> = Vec::new();
         let cond = |sql: &mut String, params: &mut Vec<Param>, clause: &str, p: Param| {
             params.push(p);
@@ -399,7 +402,32 @@ impl Store {
             " OFFSET $?",
             Param::Int(f.offset.unwrap_or(0)),
         );
+        Ok(Some((sql, params)))
+    }
 
+    /// The ids of the records `f` matches, newest first: the journal's search without reading
+    /// the records (IMAP SEARCH over a whole archive).
+    pub async fn journal_ids(&self, f: &JournalFilter) -> Result<Vec<String>> {
+        let Some((sql, params)) = self.journal_select(f, "id").await? else {
+            return Ok(Vec::new());
+        };
+        with_pool!(self, pool => {
+            let mut q = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql.clone()));
+            for p in params {
+                q = match p {
+                    Param::Text(s) => q.bind(s),
+                    Param::Int(i) => q.bind(i),
+                };
+            }
+            Ok(q.fetch_all(pool).await?)
+        })
+    }
+
+    /// Reads matching records, newest first.
+    pub async fn query_journal(&self, f: &JournalFilter) -> Result<Vec<JournalEntry>> {
+        let Some((sql, params)) = self.journal_select(f, "id, time_us, client_ip, client_port, helo, tls, sender, subject, message_id, size, outcome, decided_by, final_reply, replay_of, actor, flag, notes, direction").await? else {
+            return Ok(Vec::new());
+        };
         with_pool!(self, pool => {
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.clone()));
             for p in params {

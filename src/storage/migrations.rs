@@ -601,6 +601,14 @@ CREATE TABLE uce_user_tokens (
         postgres: "",
     },
     Migration {
+        version: 36,
+        // IMAP UIDs of archived and queued messages: handed out once per message, ascending in
+        // the order they were first listed, never reused (AUTOINCREMENT / a sequence).
+        sql: "",
+        sqlite: "CREATE TABLE imap_uid (uid INTEGER PRIMARY KEY AUTOINCREMENT, message_id TEXT NOT NULL UNIQUE);",
+        postgres: "CREATE TABLE imap_uid (uid BIGSERIAL PRIMARY KEY, message_id TEXT NOT NULL UNIQUE);",
+    },
+    Migration {
         version: 39,
         // TLS-RPT: which day's report each destination domain has had (claimed by one node).
         sql: r#"

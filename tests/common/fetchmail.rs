@@ -1,11 +1,45 @@
 //! Running the real fetchmail against sponts' POP3 (STLS, certificate not checked, messages kept
-//! on the server, UIDL remembered in the given directory).
+//! on the server, UIDL remembered in the given directory) or its IMAP (STARTTLS, all messages).
 
 use std::path::{Path, PathBuf};
 
 /// Fetches the new mail of `user` into `dir/mail/`; returns fetchmail's exit code and stderr.
 pub async fn fetch(
     pop3_port: u16,
+    user: &str,
+    password: &str,
+    dir: &Path,
+) -> (Option<i32>, String) {
+    fetch_with(
+        &format!("service {pop3_port} protocol pop3 uidl"),
+        "keep",
+        user,
+        password,
+        dir,
+    )
+    .await
+}
+
+/// The same over IMAP: every message of INBOX (`fetchall`: the archive keeps no \Seen flags).
+pub async fn fetch_imap(
+    imap_port: u16,
+    user: &str,
+    password: &str,
+    dir: &Path,
+) -> (Option<i32>, String) {
+    fetch_with(
+        &format!("service {imap_port} protocol imap"),
+        "keep fetchall",
+        user,
+        password,
+        dir,
+    )
+    .await
+}
+
+async fn fetch_with(
+    service: &str,
+    options: &str,
     user: &str,
     password: &str,
     dir: &Path,
@@ -20,7 +54,7 @@ pub async fn fetch(
     std::fs::write(
         &rc,
         format!(
-            "set no syslog\nset idfile \"{}/fetchids\"\npoll 127.0.0.1 service {pop3_port} protocol pop3 uidl\n  user \"{user}\" password \"{password}\"\n  sslproto \"tls1.2+\" no sslcertck keep\n  mda \"/bin/sh -c 'cat > {}/msg.$(date +%s%N)'\"\n",
+            "set no syslog\nset idfile \"{}/fetchids\"\npoll 127.0.0.1 {service}\n  user \"{user}\" password \"{password}\"\n  sslproto \"tls1.2+\" no sslcertck {options}\n  mda \"/bin/sh -c 'cat > {}/msg.$(date +%s%N)'\"\n",
             dir.display(),
             maildir.display()
         ),
@@ -41,7 +75,11 @@ pub async fn fetch(
     .unwrap();
     (
         out.status.code(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
     )
 }
 
