@@ -9,6 +9,11 @@ const MAX_DEPTH: usize = 16;
 /// Parts per message, all levels together.
 const MAX_PARTS: usize = 1000;
 
+/// (type, subtype), lower case.
+pub type MediaType = (String, String);
+/// Parameters: (name in lower case, value).
+pub type Params = Vec<(String, String)>;
+
 #[derive(Debug, Clone)]
 pub struct Part {
     /// The header with the blank line that ends it (empty for a part without one).
@@ -161,7 +166,7 @@ pub fn header_fields(h: &[u8]) -> Vec<(&str, String)> {
 }
 
 /// `type/subtype; name=value; name="quoted value"`: lower-case type and names.
-pub fn parse_content_type(v: &str) -> Option<((String, String), Vec<(String, String)>)> {
+pub fn parse_content_type(v: &str) -> Option<(MediaType, Params)> {
     let mut pieces = split_params(v).into_iter();
     let first = pieces.next()?;
     let (t, s) = first.split_once('/')?;

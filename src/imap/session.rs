@@ -451,7 +451,7 @@ impl Session {
                 self.failed_logins += 1;
                 tracing::info!(%ip, %user, "failed IMAP archive sign-in");
                 self.intercept(
-                    &[user.clone()],
+                    std::slice::from_ref(&user),
                     "login",
                     serde_json::json!({ "login": user, "success": false }),
                     None,
