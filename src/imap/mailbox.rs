@@ -38,7 +38,8 @@ pub struct Folder {
     /// `Archive` and `Sent` only hold the years.
     pub selectable: bool,
     pub has_children: bool,
-    pub messages: Vec<Message>,
+    /// Shared: selecting a folder does not copy it.
+    pub messages: std::sync::Arc<Vec<Message>>,
 }
 
 impl Folder {
@@ -101,20 +102,22 @@ pub async fn folders(store: &Store, addresses: &[String], recent_days: u64) -> R
                 name: parent.to_string(),
                 selectable: false,
                 has_children: true,
-                messages: Vec::new(),
+                messages: Default::default(),
             });
         }
-        for (name, mut messages) in by_name
-            .iter()
-            .filter(|(k, _)| k.starts_with(&prefix))
-            .map(|(k, v)| (k.clone(), v.clone()))
-        {
+        let names: Vec<String> = by_name
+            .keys()
+            .filter(|k| k.starts_with(&prefix))
+            .cloned()
+            .collect();
+        for name in names {
+            let mut messages = by_name.remove(&name).unwrap_or_default();
             messages.sort_by_key(|m| m.uid);
             out.push(Folder {
                 name,
                 selectable: true,
                 has_children: false,
-                messages,
+                messages: messages.into(),
             });
         }
     }
@@ -146,7 +149,7 @@ pub async fn inbox(store: &Store, addresses: &[String], recent_days: u64) -> Res
         name: INBOX.to_string(),
         selectable: true,
         has_children: false,
-        messages,
+        messages: messages.into(),
     })
 }
 

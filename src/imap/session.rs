@@ -647,11 +647,12 @@ impl Session {
         let last = sel.folder.messages.last().map(|m| m.uid).unwrap_or(0);
         let new: Vec<_> = fresh
             .messages
-            .into_iter()
+            .iter()
             .filter(|m| m.uid > last)
+            .cloned()
             .collect();
         if !new.is_empty() {
-            sel.folder.messages.extend(new);
+            std::sync::Arc::make_mut(&mut sel.folder.messages).extend(new);
             let n = sel.folder.messages.len();
             self.untagged(&format!("{n} EXISTS"));
         }
