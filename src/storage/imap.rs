@@ -48,7 +48,9 @@ impl Store {
                 q = q.bind(a.clone());
             }
             let mut out = Vec::new();
-            for r in q.fetch_all(pool).await? {
+            // Row by row: a person's whole archive is never held twice (rows and messages).
+            let mut rows = q.fetch(pool);
+            while let Some(r) = futures_util::TryStreamExt::try_next(&mut rows).await? {
                 let sender: String = r.try_get("sender")?;
                 let direction: String = r.try_get("direction")?;
                 out.push(ArchivedMessage {
