@@ -410,6 +410,9 @@ async fn smtp_auth_only_inside_tls_and_users_send_only_as_themselves() {
     assert!(ok, "her alias: {log}");
     let q = queued_for(&gw.store, "x@partner.example").await;
     assert!(q.outbound && q.sender == "sales@example.org", "{q:?}");
+    // Journaled with the account that sent it: the outbound limits count per account too.
+    let e = journal_entry(&gw.store, &q.id).await;
+    assert_eq!(e.actor.as_deref(), Some("alice@example.org"), "{e:?}");
 
     // Failures are throttled per client address: after three, even the right password waits.
     for _ in 0..2 {

@@ -235,7 +235,7 @@ async fn refused_recipients_count_against_the_sender(store: &Store) {
     let config = sponts::config::Config::parse("[domains]\nlocal = [\"example.org\"]\n").unwrap();
     let next = vec!["someone@far.example".to_string()];
     assert_eq!(
-        sponts::outbound::guard::burst(&config, store, sender, &next)
+        sponts::outbound::guard::burst(&config, store, sender, None, &next)
             .await
             .unwrap(),
         None,
@@ -280,7 +280,7 @@ async fn refused_recipients_count_against_the_sender(store: &Store) {
     );
     assert_eq!(e.outcome, "delivered");
 
-    let held = sponts::outbound::guard::burst(&config, store, sender, &next)
+    let held = sponts::outbound::guard::burst(&config, store, sender, None, &next)
         .await
         .unwrap();
     assert!(
@@ -294,13 +294,13 @@ async fn refused_recipients_count_against_the_sender(store: &Store) {
     )
     .unwrap();
     assert_eq!(
-        sponts::outbound::guard::burst(&lenient, store, sender, &next)
+        sponts::outbound::guard::burst(&lenient, store, sender, None, &next)
             .await
             .unwrap(),
         None
     );
     assert_eq!(
-        sponts::outbound::guard::burst(&config, store, "alice@example.org", &next)
+        sponts::outbound::guard::burst(&config, store, "alice@example.org", None, &next)
             .await
             .unwrap(),
         None
@@ -317,6 +317,157 @@ async fn refused_recipients_count_against_the_sender(store: &Store) {
     );
 }
 
+/// One journaled outbound message from `sender` (sent by `account`, if any) to `n` recipients.
+async fn journal_out(
+    store: &Store,
+    id: &str,
+    time_us: i64,
+    sender: &str,
+    account: Option<&str>,
+    n: usize,
+) {
+    let recipients = (0..n)
+        .map(|i| sponts::storage::RcptEntry {
+            address: format!("r{i}@d{}.example", i % 3),
+            accepted: true,
+            reply: "250 2.1.5 Ok".into(),
+            delivered_to: None,
+        })
+        .collect();
+    let entry = sponts::storage::JournalEntry {
+        id: id.into(),
+        time_us,
+        client_ip: "127.0.0.1".into(),
+        client_port: 1,
+        helo: "mail.example.org".into(),
+        tls: None,
+        sender: sender.into(),
+        recipients,
+        subject: Some("hi".into()),
+        message_id: None,
+        size: Some(20),
+        attachments: vec![],
+        outcome: "delivered".into(),
+        decided_by: "outbound".into(),
+        final_reply: "250 2.0.0 Ok: queued".into(),
+        replay_of: None,
+        actor: account.map(str::to_string),
+        flag: None,
+        notes: None,
+        outbound: true,
+    };
+    store.insert_journal(&[entry]).await.unwrap();
+}
+
+/// A hijacked account varies its sender address and stays under the per-sender limits: its
+/// mail is counted per SMTP AUTH account too. And every sender and account is measured against
+/// its own habit: past `baseline_factor` times its busiest hour of the last days, mail is held
+/// long before the limits made for everyone.
+async fn accounts_and_baselines(store: &Store) {
+    const HOUR: i64 = 3_600_000_000;
+    let now = sponts::clock::now_us();
+    let tag = now % 1_000_000_007;
+    let account = format!("carol{tag}@example.org");
+    let quiet = format!("quiet{tag}@example.org");
+    let busy = format!("busy{tag}@example.org");
+    // Habits: the account sent 3 recipients in its busiest hour two days ago; `busy` once had 80.
+    journal_out(
+        store,
+        &format!("H1{tag}"),
+        now - 48 * HOUR,
+        &quiet,
+        Some(&account),
+        3,
+    )
+    .await;
+    journal_out(store, &format!("H2{tag}"), now - 72 * HOUR, &busy, None, 80).await;
+    // This hour: 3 forged senders, 40 recipients each, all by the account.
+    for i in 0..3 {
+        journal_out(
+            store,
+            &format!("N{i}{tag}"),
+            now - 60_000_000,
+            &format!("forged{i}{tag}@example.org"),
+            Some(&account),
+            40,
+        )
+        .await;
+    }
+    let next = vec!["x@far.example".to_string()];
+    let config = sponts::config::Config::parse(
+        "[domains]\nlocal = [\"example.org\"]\n[outbound]\nbaseline_factor = 5\nbaseline_floor = 10\n",
+    )
+    .unwrap();
+    let forged = format!("forged0{tag}@example.org");
+    // Per sender: 41 recipients, under the floor's 50 (and under every limit).
+    assert_eq!(
+        sponts::outbound::guard::burst(&config, store, &forged, None, &next)
+            .await
+            .unwrap(),
+        None
+    );
+    // Per account: 121 recipients against 5 x max(3, 10) = 50.
+    let held = sponts::outbound::guard::burst(&config, store, &forged, Some(&account), &next)
+        .await
+        .unwrap();
+    assert!(
+        held.as_deref()
+            .is_some_and(|r| r.contains(&format!("account {account}"))
+                && r.contains("121 recipients")
+                && r.contains("outbound.baseline_factor = 5")),
+        "{held:?}"
+    );
+    // The same hour is no burst for a sender whose habit is larger (5 x 80 = 400) ...
+    for i in 0..3 {
+        journal_out(
+            store,
+            &format!("B{i}{tag}"),
+            now - 60_000_000,
+            &busy,
+            None,
+            40,
+        )
+        .await;
+    }
+    assert_eq!(
+        sponts::outbound::guard::burst(&config, store, &busy, None, &next)
+            .await
+            .unwrap(),
+        None
+    );
+    // ... nor with baselines off (the fixed limits alone: 1000 recipients an hour).
+    let off = sponts::config::Config::parse(
+        "[domains]\nlocal = [\"example.org\"]\n[outbound]\nbaseline_factor = 0\n",
+    )
+    .unwrap();
+    assert_eq!(
+        sponts::outbound::guard::burst(&off, store, &forged, Some(&account), &next)
+            .await
+            .unwrap(),
+        None
+    );
+    // ... while the fixed limits count the account over all its senders too.
+    let strict = sponts::config::Config::parse(
+        "[domains]\nlocal = [\"example.org\"]\n[outbound]\nbaseline_factor = 0\nmax_messages_per_hour = 3\n",
+    )
+    .unwrap();
+    let held = sponts::outbound::guard::burst(&strict, store, &forged, Some(&account), &next)
+        .await
+        .unwrap();
+    assert!(
+        held.as_deref()
+            .is_some_and(|r| r.contains("4 messages in an hour")),
+        "{held:?}"
+    );
+    let bad = sponts::config::Config::parse("[outbound]\nbaseline_factor = 0.5\n").unwrap_err();
+    assert!(
+        bad.0
+            .iter()
+            .any(|e| e.to_string().contains("outbound.baseline_factor")),
+        "{bad:?}"
+    );
+}
+
 #[tokio::test]
 async fn outbound_queue_on_sqlite() {
     let dir = tempfile::tempdir().unwrap();
@@ -326,6 +477,8 @@ async fn outbound_queue_on_sqlite() {
     .await
     .unwrap();
     routes_leases_and_holds(&store).await;
+    refused_recipients_count_against_the_sender(&store).await;
+    accounts_and_baselines(&store).await;
 }
 
 #[tokio::test]
@@ -336,6 +489,7 @@ async fn outbound_queue_on_postgres() {
         .unwrap();
     routes_leases_and_holds(&store).await;
     refused_recipients_count_against_the_sender(&store).await;
+    accounts_and_baselines(&store).await;
     store.close().await;
     db.drop_db().await;
 }

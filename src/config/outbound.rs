@@ -29,7 +29,8 @@ pub struct OutboundConfig {
     pub max_recipients: usize,
     /// Size of one outbound message. Unset: `smtp.max_message_size`.
     pub max_message_size: Option<ByteSize>,
-    /// Per sender and hour (compromised-account protection): past any of these, the sender's
+    /// Per sender and hour, and per SMTP AUTH account over all its senders (compromised-account
+    /// protection): past any of these, the sender's
     /// further outbound mail is held in the queue and the admins are mailed. 0: no limit.
     pub max_messages_per_hour: u32,
     pub max_recipients_per_hour: u32,
@@ -38,6 +39,13 @@ pub struct OutboundConfig {
     /// spam), once there are at least `REFUSED_SHARE_SAMPLE` of them, the sender's mail is held
     /// too: a hijacked account mails lists of guessed or stale addresses. 0: no limit.
     pub max_refused_share: f64,
+    /// Against each sender's (and account's) own habit: past this many times the recipients of
+    /// its busiest hour in the last `baseline_days` (at least `baseline_floor`), further mail is
+    /// held — a hijacked account spikes far above what its owner ever sent, long before it
+    /// reaches limits made for everyone. 0: no baseline.
+    pub baseline_factor: f64,
+    pub baseline_days: u32,
+    pub baseline_floor: u32,
 }
 
 /// Recipients in the hour before `max_refused_share` is judged: a few bounces are no pattern.
@@ -58,6 +66,9 @@ impl Default for OutboundConfig {
             max_recipients_per_hour: 1000,
             max_domains_per_hour: 200,
             max_refused_share: 0.5,
+            baseline_factor: 10.0,
+            baseline_days: 14,
+            baseline_floor: 20,
         }
     }
 }
@@ -92,6 +103,15 @@ pub(super) fn collect(config: &super::Config, errors: &mut Vec<ConfigError>) {
             "max_refused_share",
             "must be between 0 (no limit) and 1".into(),
         );
+    }
+    if o.baseline_factor != 0.0 && !(1.0..=1000.0).contains(&o.baseline_factor) {
+        err(
+            "baseline_factor",
+            "must be 0 (no baseline) or between 1 and 1000".into(),
+        );
+    }
+    if o.baseline_factor != 0.0 && !(1..=366).contains(&o.baseline_days) {
+        err("baseline_days", "must be between 1 and 366".into());
     }
     if o.max_recipients == 0 {
         err("max_recipients", "must be at least 1".into());

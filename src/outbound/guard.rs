@@ -1,7 +1,9 @@
-//! Compromised-account protection: a sender whose outbound mail of the last hour passes the
-//! limits (`outbound.max_messages_per_hour`, `max_recipients_per_hour`, `max_domains_per_hour`,
-//! `max_refused_share`) has its further mail held in the queue, not sent, and the admins are
-//! mailed (once an hour per sender). The counts come from the journal (every node's), so no counter can drift.
+//! Compromised-account protection: a sender — or an SMTP AUTH account, over every sender it used
+//! — whose outbound mail of the last hour passes the limits (`outbound.max_messages_per_hour`,
+//! `max_recipients_per_hour`, `max_domains_per_hour`, `max_refused_share`) or spikes far past its
+//! own habit (`baseline_factor` times its busiest hour of the last `baseline_days`) has its further
+//! mail held in the queue, not sent, and the admins are mailed (once an hour per sender). The
+//! counts come from the journal (every node's), so no counter can drift.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -9,30 +11,52 @@ use std::time::{Duration, Instant};
 
 use crate::config::Config;
 use crate::config::outbound::REFUSED_SHARE_SAMPLE;
-use crate::storage::{Role, Store};
+use crate::storage::{OutboundParty, Role, Store};
 
 const HOUR_US: i64 = 3_600_000_000;
 
-/// Why this message (to `rcpts`) from `sender` must be held, if it must: the sender's outbound
-/// mail of the last hour with this message passes a limit.
+/// Why this message (to `rcpts`) from `sender`, sent by the client signed in as `account` (if
+/// any), must be held, if it must: the sender's or the account's outbound mail of the last hour
+/// with this message passes a limit or its baseline.
 pub async fn burst(
     config: &Config,
     store: &Store,
     sender: &str,
+    account: Option<&str>,
+    rcpts: &[String],
+) -> anyhow::Result<Option<String>> {
+    let mut parties = Vec::new();
+    if !sender.is_empty() {
+        parties.push(OutboundParty::Sender(sender.to_string()));
+    }
+    if let Some(a) = account.filter(|a| !a.is_empty()) {
+        parties.push(OutboundParty::Account(a.to_string()));
+    }
+    for who in &parties {
+        if let Some(reason) = party_burst(config, store, who, rcpts).await? {
+            return Ok(Some(format!("burst from {who}: {reason}")));
+        }
+    }
+    Ok(None)
+}
+
+async fn party_burst(
+    config: &Config,
+    store: &Store,
+    who: &OutboundParty,
     rcpts: &[String],
 ) -> anyhow::Result<Option<String>> {
     let o = &config.outbound;
-    if sender.is_empty()
-        || (o.max_messages_per_hour == 0
-            && o.max_recipients_per_hour == 0
-            && o.max_domains_per_hour == 0
-            && o.max_refused_share == 0.0)
+    if o.max_messages_per_hour == 0
+        && o.max_recipients_per_hour == 0
+        && o.max_domains_per_hour == 0
+        && o.max_refused_share == 0.0
+        && o.baseline_factor == 0.0
     {
         return Ok(None);
     }
-    let hour = store
-        .outbound_last_hour(sender, crate::clock::now_us() - HOUR_US)
-        .await?;
+    let now = crate::clock::now_us();
+    let hour = store.outbound_last_hour(who, now - HOUR_US).await?;
     // Judged on what the far side has answered so far, before this message's recipients.
     let refused_share = (hour.recipients.len() >= REFUSED_SHARE_SAMPLE)
         .then(|| hour.refused as f64 / hour.recipients.len() as f64);
@@ -70,10 +94,76 @@ pub async fn burst(
             share * 100.0,
             o.max_refused_share
         )
+    } else if let Some(reason) = past_baseline(config, store, who, recipients.len(), now).await? {
+        reason
     } else {
         return Ok(None);
     };
-    Ok(Some(format!("burst from {sender}: {reason}")))
+    Ok(Some(reason))
+}
+
+/// Whether `recipients` in the last hour are past `who`'s habit: `baseline_factor` times the
+/// recipients of its busiest hour in the `baseline_days` before this hour (at least
+/// `baseline_floor`, so a new sender's first hours are judged against the floor).
+async fn past_baseline(
+    config: &Config,
+    store: &Store,
+    who: &OutboundParty,
+    recipients: usize,
+    now: i64,
+) -> anyhow::Result<Option<String>> {
+    let o = &config.outbound;
+    if o.baseline_factor == 0.0 {
+        return Ok(None);
+    }
+    // Cheap first: nothing can be past the baseline below the floor's.
+    let floor = o.baseline_floor as f64 * o.baseline_factor;
+    if (recipients as f64) <= floor {
+        return Ok(None);
+    }
+    let busiest = busiest_hour(store, who, o.baseline_days, now).await?;
+    let limit = busiest.max(o.baseline_floor as u64) as f64 * o.baseline_factor;
+    Ok(((recipients as f64) > limit).then(|| {
+        format!(
+            "{recipients} recipients in an hour, {}x its busiest hour of the last {} days ({busiest}; outbound.baseline_factor = {})",
+            (recipients as f64 / busiest.max(1) as f64).round(),
+            o.baseline_days,
+            o.baseline_factor
+        )
+    }))
+}
+
+/// Busiest hours found this clock hour, per party: the habit changes by the hour at most.
+static BUSIEST: Mutex<Option<(i64, HashMap<OutboundParty, u64>)>> = Mutex::new(None);
+
+async fn busiest_hour(
+    store: &Store,
+    who: &OutboundParty,
+    days: u32,
+    now: i64,
+) -> anyhow::Result<u64> {
+    let this_hour = now - now.rem_euclid(HOUR_US);
+    {
+        let cache = BUSIEST.lock().expect("baseline lock");
+        if let Some((hour, map)) = cache.as_ref() {
+            if *hour == this_hour {
+                if let Some(n) = map.get(who) {
+                    return Ok(*n);
+                }
+            }
+        }
+    }
+    let n = store
+        .outbound_busiest_hour(who, this_hour - days as i64 * 24 * HOUR_US, this_hour)
+        .await?;
+    let mut cache = BUSIEST.lock().expect("baseline lock");
+    let (hour, map) = cache.get_or_insert_with(|| (this_hour, HashMap::new()));
+    if *hour != this_hour {
+        *hour = this_hour;
+        map.clear();
+    }
+    map.insert(who.clone(), n);
+    Ok(n)
 }
 
 /// Senders the admins were mailed about lately (this node).

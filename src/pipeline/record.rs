@@ -81,4 +81,6 @@ pub struct TransactionRecord {
     pub notes: Vec<String>,
     /// Outbound: our own client's mail to another domain.
     pub outbound: bool,
+    /// The SMTP AUTH account the client signed in as (journaled as the transaction's actor).
+    pub account: Option<String>,
 }

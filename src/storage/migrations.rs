@@ -622,6 +622,13 @@ CREATE TABLE tls_reports_sent (
         sqlite: "",
         postgres: "",
     },
+    Migration {
+        version: 40,
+        // Outbound limits per SMTP AUTH account (journaled as the actor), over a window of time.
+        sql: "CREATE INDEX journal_actor ON journal (LOWER(actor), time_us) WHERE actor IS NOT NULL;",
+        sqlite: "",
+        postgres: "",
+    },
 ];
 
 pub async fn run(store: &Store) -> Result<()> {

@@ -38,7 +38,7 @@ pub use events::GatewayEvent;
 pub use imap::ArchivedMessage;
 pub use journal::{AttachmentEntry, JournalEntry, JournalFilter, RcptEntry};
 pub use mailbox::MailboxEntry;
-pub use outbound::{MxLease, NewQueued, OutboundHour, OutboundLock, Route};
+pub use outbound::{MxLease, NewQueued, OutboundHour, OutboundLock, OutboundParty, Route};
 pub use outbound_tls::{MxDestination, StsCached};
 pub use queue::Queued;
 pub use sender_lists::{SenderEntry, SenderVerdict};

@@ -72,6 +72,43 @@ pub struct OutboundHour {
     pub refused: usize,
 }
 
+/// Whose outbound mail is counted: one sender address, or everything an SMTP AUTH account sent
+/// (whatever sender it used — a hijacked account may vary it).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum OutboundParty {
+    Sender(String),
+    Account(String),
+}
+
+impl OutboundParty {
+    /// The condition on journal `j` for this party's mail, with the key as `$2` and the start of
+    /// the window as `$1` — each on an index: a sender's mail through `journal_party`, an
+    /// account's through `journal_actor`.
+    fn condition(&self) -> &'static str {
+        match self {
+            OutboundParty::Sender(_) => {
+                "j.id IN (SELECT journal_id FROM journal_party WHERE address = $2 AND time_us >= $1) AND LOWER(j.sender) = $2"
+            }
+            OutboundParty::Account(_) => "LOWER(j.actor) = $2",
+        }
+    }
+
+    fn key(&self) -> String {
+        match self {
+            OutboundParty::Sender(a) | OutboundParty::Account(a) => a.to_lowercase(),
+        }
+    }
+}
+
+impl std::fmt::Display for OutboundParty {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OutboundParty::Sender(a) => write!(f, "{a}"),
+            OutboundParty::Account(a) => write!(f, "account {a}"),
+        }
+    }
+}
+
 /// The destination domain of an address, lowercase.
 pub fn domain_of(address: &str) -> String {
     address
@@ -299,16 +336,23 @@ impl Store {
         })
     }
 
-    /// A sender's outbound mail since `since_us` (every node's journal): its messages, their
-    /// recipients (lowercase, once per message) and how many of those the far side refused.
-    pub async fn outbound_last_hour(&self, sender: &str, since_us: i64) -> Result<OutboundHour> {
+    /// A sender's (or an account's) outbound mail since `since_us` (every node's journal): its
+    /// messages, their recipients (lowercase, once per message) and how many of those the far
+    /// side refused.
+    pub async fn outbound_last_hour(
+        &self,
+        who: &OutboundParty,
+        since_us: i64,
+    ) -> Result<OutboundHour> {
+        let sql = format!(
+            "SELECT j.id, LOWER(r.address), r.reply FROM journal j JOIN journal_rcpt r ON r.journal_id = j.id \
+             WHERE j.time_us >= $1 AND j.direction = 'out' AND {} AND r.accepted = $3 \
+             AND j.outcome IN ('queued', 'delivered', 'refused') LIMIT 100000",
+            who.condition()
+        );
         with_pool!(self, pool => {
-            let rows: Vec<(String, String, String)> = sqlx::query_as(
-                "SELECT j.id, LOWER(r.address), r.reply FROM journal j JOIN journal_rcpt r ON r.journal_id = j.id \
-                 WHERE j.time_us >= $1 AND j.direction = 'out' AND LOWER(j.sender) = $2 AND r.accepted = $3 \
-                 AND j.outcome IN ('queued', 'delivered', 'refused') LIMIT 100000",
-            )
-            .bind(since_us).bind(sender.to_lowercase()).bind(true).fetch_all(pool).await?;
+            let rows: Vec<(String, String, String)> = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
+                .bind(since_us).bind(who.key()).bind(true).fetch_all(pool).await?;
             let mut ids: Vec<&str> = rows.iter().map(|(id, _, _)| id.as_str()).collect();
             ids.sort();
             ids.dedup();
@@ -317,6 +361,28 @@ impl Store {
                 refused: rows.iter().filter(|(_, _, reply)| reply.starts_with('5')).count(),
                 recipients: rows.into_iter().map(|(_, a, _)| a).collect(),
             })
+        })
+    }
+
+    /// The most recipients a sender (or an account) had accepted for outbound mail in one clock
+    /// hour between `since_us` and `until_us`: the habit its current hour is measured against.
+    pub async fn outbound_busiest_hour(
+        &self,
+        who: &OutboundParty,
+        since_us: i64,
+        until_us: i64,
+    ) -> Result<u64> {
+        let sql = format!(
+            "SELECT COALESCE(MAX(n), 0) FROM (SELECT j.time_us / 3600000000 AS hour, COUNT(*) AS n \
+             FROM journal j JOIN journal_rcpt r ON r.journal_id = j.id \
+             WHERE j.time_us >= $1 AND j.time_us < $3 AND j.direction = 'out' AND {} AND r.accepted = $4 \
+             AND j.outcome IN ('queued', 'delivered', 'refused') GROUP BY j.time_us / 3600000000) hours",
+            who.condition()
+        );
+        with_pool!(self, pool => {
+            let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql.as_str()))
+                .bind(since_us).bind(who.key()).bind(until_us).bind(true).fetch_one(pool).await?;
+            Ok(n.max(0) as u64)
         })
     }
 

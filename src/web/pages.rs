@@ -510,7 +510,13 @@ async fn show(
             esc(of),
             esc(e.actor.as_deref().unwrap_or("?"))
         ),
-        None => String::new(),
+        None => match &e.actor {
+            Some(account) if e.outbound => format!(
+                r#"<p class="muted">Sent by the account {} (SMTP AUTH).</p>"#,
+                esc(account)
+            ),
+            _ => String::new(),
+        },
     };
     let subject = e
         .subject

@@ -68,7 +68,7 @@ pub async fn entry(record: &TransactionRecord) -> JournalEntry {
         decided_by: record.decided_by.clone(),
         final_reply: record.final_reply.clone(),
         replay_of: None,
-        actor: None,
+        actor: record.account.clone(),
         flag: record.flag.clone(),
         notes: (!record.notes.is_empty()).then(|| record.notes.join("; ")),
         outbound: record.outbound,

@@ -795,6 +795,7 @@ impl Session {
             flag: None,
             notes: Vec::new(),
             outbound: tx.outbound,
+            account: self.info.user.clone(),
         };
         let marks = self.info.marks.take_tx();
         let record = TransactionRecord {

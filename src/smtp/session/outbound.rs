@@ -180,6 +180,7 @@ impl Session {
                 &self.gw.config,
                 &self.gw.store,
                 &sender,
+                self.info.user.as_deref(),
                 &addresses,
             )
             .await
