@@ -226,6 +226,13 @@ async fn a_big_body_is_kept_byte_exact_beside_small_ones() {
             store.kind()
         );
         assert_eq!(got.digest, "d-B1");
+        // ... and the archive's seal and verification read the same digest.
+        let digests = store.kept_digests(now, now + 1).await.unwrap();
+        assert!(
+            digests.contains(&("B1".to_string(), "d-B1".to_string()))
+                && digests.contains(&("S1".to_string(), "d-S1".to_string())),
+            "{digests:?}"
+        );
         assert_eq!(
             store.body("S2").await.unwrap().expect("kept").compressed,
             b"tiny"

@@ -149,14 +149,14 @@ impl Store {
     /// (id, recorded digest) of the messages kept in `[from_us, until_us)`.
     pub async fn kept_digests(&self, from_us: i64, until_us: i64) -> Result<Vec<(String, String)>> {
         with_pool!(self, pool => {
-            Ok(sqlx::query_as("SELECT id, digest FROM backup WHERE time_us >= $1 AND time_us < $2").bind(from_us).bind(until_us).fetch_all(pool).await?)
+            Ok(sqlx::query_as("SELECT b.id, COALESCE((SELECT d.digest FROM backup_digest d WHERE d.id = b.id), b.digest) AS digest FROM backup b WHERE b.time_us >= $1 AND b.time_us < $2").bind(from_us).bind(until_us).fetch_all(pool).await?)
         })
     }
 
     /// Records a digest where none was recorded at insertion (messages kept before it was).
     pub async fn set_missing_digest(&self, id: &str, digest: &str) -> Result<()> {
         with_pool!(self, pool => {
-            sqlx::query("UPDATE backup SET digest = $1 WHERE id = $2 AND digest = ''").bind(digest).bind(id).execute(pool).await?;
+            sqlx::query("UPDATE backup SET digest = $1 WHERE id = $2 AND digest = '' AND NOT EXISTS (SELECT 1 FROM backup_digest WHERE id = $2)").bind(digest).bind(id).execute(pool).await?;
             Ok(())
         })
     }
@@ -198,7 +198,7 @@ impl Store {
     ) -> Result<Vec<KeptRow>> {
         let (t, id) = after.cloned().unwrap_or((i64::MIN, String::new()));
         with_pool!(self, pool => {
-            let rows = sqlx::query("SELECT id, time_us, size, digest, body FROM backup WHERE time_us >= $1 AND time_us < $2 AND (time_us > $3 OR (time_us = $3 AND id > $4)) ORDER BY time_us, id LIMIT $5")
+            let rows = sqlx::query("SELECT b.id, b.time_us, b.size, COALESCE((SELECT d.digest FROM backup_digest d WHERE d.id = b.id), b.digest) AS digest, b.body FROM backup b WHERE b.time_us >= $1 AND b.time_us < $2 AND (b.time_us > $3 OR (b.time_us = $3 AND b.id > $4)) ORDER BY b.time_us, b.id LIMIT $5")
                 .bind(from_us).bind(until_us).bind(t).bind(id).bind(limit)
                 .fetch_all(pool)
                 .await?;
@@ -229,7 +229,7 @@ impl Store {
         let (t, id) = after.cloned().unwrap_or((i64::MIN, String::new()));
         with_pool!(self, pool => {
             let rows = sqlx::query(
-                "SELECT b.id, b.time_us, b.stored_size, b.digest, j.direction, j.outcome, j.flag, j.search_text FROM backup b LEFT JOIN journal j ON j.id = b.id \
+                "SELECT b.id, b.time_us, b.stored_size, COALESCE((SELECT d.digest FROM backup_digest d WHERE d.id = b.id), b.digest) AS digest, j.direction, j.outcome, j.flag, j.search_text FROM backup b LEFT JOIN journal j ON j.id = b.id \
                  WHERE b.time_us < $1 AND (b.time_us > $2 OR (b.time_us = $2 AND b.id > $3)) ORDER BY b.time_us, b.id LIMIT $4",
             )
             .bind(before_us).bind(t).bind(id).bind(limit)
@@ -281,6 +281,7 @@ impl Store {
             }
             for id in ids {
                 sqlx::query("DELETE FROM backup WHERE id = $1").bind(id).execute(&mut *tx).await?;
+                sqlx::query("DELETE FROM backup_digest WHERE id = $1").bind(id).execute(&mut *tx).await?;
             }
             tx.commit().await?;
             Ok(())

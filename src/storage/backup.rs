@@ -66,7 +66,7 @@ impl Store {
     /// The compressed body of a transaction, if kept.
     pub async fn body(&self, id: &str) -> Result<Option<StoredBody>> {
         with_pool!(self, pool => {
-            let row = sqlx::query("SELECT id, time_us, size, body, digest FROM backup WHERE id = $1").bind(id).fetch_optional(pool).await?;
+            let row = sqlx::query("SELECT b.id, b.time_us, b.size, b.body, COALESCE((SELECT d.digest FROM backup_digest d WHERE d.id = b.id), b.digest) AS digest FROM backup b WHERE b.id = $1").bind(id).fetch_optional(pool).await?;
             match row {
                 Some(r) => Ok(Some(StoredBody { id: r.try_get("id")?, time_us: r.try_get("time_us")?, size: r.try_get("size")?, compressed: r.try_get("body")?, digest: r.try_get("digest")? })),
                 None => Ok(None),
@@ -98,11 +98,19 @@ async fn insert_streamed(
     b: &StoredBody,
 ) -> Result<()> {
     let len = b.compressed.len();
-    let row = sqlx::query("INSERT INTO backup (id, time_us, size, stored_size, body, digest) VALUES ($1, $2, $3, $4, zeroblob($5), $6)")
-        .bind(&b.id).bind(b.time_us).bind(b.size).bind(len as i64).bind(len as i64).bind(&b.digest)
+    // The digest goes to a table of its own: in `backup` it is the column after `body`, and
+    // SQLite expands a zeroblob that is followed by data in the record (two more whole copies
+    // of the body in memory); followed by an empty string, it stays a zeroblob.
+    let row = sqlx::query("INSERT INTO backup (id, time_us, size, stored_size, body, digest) VALUES ($1, $2, $3, $4, zeroblob($5), '')")
+        .bind(&b.id).bind(b.time_us).bind(b.size).bind(len as i64).bind(len as i64)
         .execute(&mut **tx)
         .await?
         .last_insert_rowid();
+    sqlx::query("INSERT INTO backup_digest (id, digest) VALUES ($1, $2)")
+        .bind(&b.id)
+        .bind(&b.digest)
+        .execute(&mut **tx)
+        .await?;
     let mut handle = tx.lock_handle().await?;
     let db = handle.as_raw_handle().as_ptr();
     // SAFETY: the handle is locked away from sqlx's worker thread while `handle` lives, and every

@@ -629,6 +629,14 @@ CREATE TABLE tls_reports_sent (
         sqlite: "",
         postgres: "",
     },
+    Migration {
+        version: 41,
+        // The digests of big kept messages (streamed into SQLite as a zeroblob, which must stay
+        // the last data of its record); `backup.digest` is empty for them.
+        sql: "CREATE TABLE backup_digest (id TEXT PRIMARY KEY, digest TEXT NOT NULL);",
+        sqlite: "",
+        postgres: "",
+    },
 ];
 
 pub async fn run(store: &Store) -> Result<()> {
