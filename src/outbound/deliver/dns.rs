@@ -1,9 +1,13 @@
 //! A small stub resolver for delivery: it asks one recursive resolver (`outbound.resolver`) and
 //! keeps the answer's AD bit, which DANE needs and the resolver library does not show. Queries go
 //! over UDP with EDNS (DO set, so a validating resolver reports AD), and over TCP when truncated.
+//! Answers are kept for their TTL (as any stub cache would): a queue of thousands of messages to
+//! one domain asks for its MX, addresses, TLSA and MTA-STS records once, not per session.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use mail_auth::hickory_resolver::proto::op::{
     Edns, Message, MessageType, OpCode, Query, ResponseCode,
@@ -13,6 +17,12 @@ use mail_auth::hickory_resolver::proto::rr::{Name, RData, RecordType};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const TIMEOUT: Duration = Duration::from_secs(5);
+/// No answer is kept longer than this, whatever its TTL.
+const MAX_TTL: u32 = 3600;
+/// Answers kept at most; past it, the expired go, and if none had, all.
+const MAX_CACHED: usize = 4096;
+
+type Cache = Arc<Mutex<HashMap<(String, RecordType), (Instant, Message)>>>;
 
 /// What a lookup found.
 #[derive(Debug, Clone)]
@@ -49,6 +59,7 @@ pub struct Mx {
 #[derive(Debug, Clone)]
 pub struct Dns {
     server: SocketAddr,
+    cache: Cache,
 }
 
 impl Dns {
@@ -56,6 +67,7 @@ impl Dns {
     pub fn new(server: Option<SocketAddr>) -> Dns {
         Dns {
             server: server.unwrap_or_else(system_nameserver),
+            cache: Cache::default(),
         }
     }
 
@@ -165,10 +177,40 @@ impl Dns {
 
     async fn query(&self, name: &str, rtype: RecordType) -> anyhow::Result<Message> {
         let fqdn = if name.ends_with('.') {
-            name.to_string()
+            name.to_ascii_lowercase()
         } else {
-            format!("{name}.")
+            format!("{}.", name.to_ascii_lowercase())
         };
+        let key = (fqdn, rtype);
+        if let Some((until, m)) = self.cache.lock().expect("dns cache").get(&key) {
+            if *until > Instant::now() {
+                return Ok(m.clone());
+            }
+        }
+        let reply = self.ask(&key.0, rtype).await?;
+        let ttl = cache_ttl(&reply);
+        if ttl > 0 {
+            let mut cache = self.cache.lock().expect("dns cache");
+            if cache.len() >= MAX_CACHED {
+                let now = Instant::now();
+                cache.retain(|_, (until, _)| *until > now);
+                if cache.len() >= MAX_CACHED {
+                    cache.clear();
+                }
+            }
+            cache.insert(
+                key,
+                (
+                    Instant::now() + Duration::from_secs(ttl.into()),
+                    reply.clone(),
+                ),
+            );
+        }
+        Ok(reply)
+    }
+
+    async fn ask(&self, fqdn: &str, rtype: RecordType) -> anyhow::Result<Message> {
+        let name = fqdn.trim_end_matches('.');
         let mut id = [0u8; 2];
         ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut id)
             .map_err(|_| anyhow::anyhow!("no randomness"))?;
@@ -179,7 +221,7 @@ impl Dns {
         let mut edns = Edns::new();
         edns.set_dnssec_ok(true).set_max_payload(1232);
         q.set_edns(edns);
-        q.add_query(Query::query(Name::from_ascii(&fqdn)?, rtype));
+        q.add_query(Query::query(Name::from_ascii(fqdn)?, rtype));
         let wire = q.to_vec()?;
         let what = format!("DNS {rtype} {name} via {}", self.server);
         let reply = tokio::time::timeout(TIMEOUT, self.udp(&wire, id))
@@ -230,6 +272,25 @@ impl Dns {
     }
 }
 
+/// How long an answer may be kept: the smallest TTL of its answer records; for a denial (no
+/// such name, or no such record) the SOA's negative TTL (RFC 2308: the smaller of its TTL and
+/// MINIMUM); 0 (not kept) for failures and answers without either. At most [`MAX_TTL`].
+fn cache_ttl(m: &Message) -> u32 {
+    let ttl = match m.metadata.response_code {
+        ResponseCode::NoError if !m.answers.is_empty() => m.answers.iter().map(|r| r.ttl).min(),
+        ResponseCode::NoError | ResponseCode::NXDomain => m
+            .authorities
+            .iter()
+            .filter_map(|r| match &r.data {
+                RData::SOA(soa) => Some(r.ttl.min(soa.minimum)),
+                _ => None,
+            })
+            .min(),
+        _ => None,
+    };
+    ttl.unwrap_or(0).min(MAX_TTL)
+}
+
 fn host_name(name: &Name) -> String {
     name.to_ascii().trim_end_matches('.').to_ascii_lowercase()
 }
@@ -243,4 +304,92 @@ fn system_nameserver() -> SocketAddr {
         .map(|ip| SocketAddr::new(ip, 53))
         .next()
         .unwrap_or_else(|| "127.0.0.1:53".parse().expect("static address"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mail_auth::hickory_resolver::proto::rr::Record;
+    use mail_auth::hickory_resolver::proto::rr::rdata::{A, SOA};
+
+    fn answer(code: ResponseCode, answers: &[u32], soa: Option<(u32, u32)>) -> Message {
+        let name = Name::from_ascii("far.example.").unwrap();
+        let mut m = Message::new(1, MessageType::Response, OpCode::Query);
+        m.metadata.response_code = code;
+        for ttl in answers {
+            m.answers.push(Record::from_rdata(
+                name.clone(),
+                *ttl,
+                RData::A(A::new(192, 0, 2, 1)),
+            ));
+        }
+        if let Some((ttl, minimum)) = soa {
+            m.authorities.push(Record::from_rdata(
+                name.clone(),
+                ttl,
+                RData::SOA(SOA::new(name.clone(), name, 1, 3600, 600, 86400, minimum)),
+            ));
+        }
+        m
+    }
+
+    #[test]
+    fn answers_are_kept_for_their_smallest_ttl_and_denials_for_the_soas() {
+        assert_eq!(
+            cache_ttl(&answer(ResponseCode::NoError, &[300, 60], None)),
+            60
+        );
+        assert_eq!(cache_ttl(&answer(ResponseCode::NoError, &[0], None)), 0);
+        assert_eq!(
+            cache_ttl(&answer(ResponseCode::NoError, &[86400], None)),
+            MAX_TTL
+        );
+        assert_eq!(
+            cache_ttl(&answer(ResponseCode::NXDomain, &[], Some((900, 120)))),
+            120
+        );
+        assert_eq!(
+            cache_ttl(&answer(ResponseCode::NoError, &[], Some((30, 120)))),
+            30
+        );
+        assert_eq!(cache_ttl(&answer(ResponseCode::NXDomain, &[], None)), 0);
+        assert_eq!(cache_ttl(&answer(ResponseCode::ServFail, &[300], None)), 0);
+    }
+
+    /// A resolver on loopback that answers every query with one A record of `ttl`, counting.
+    async fn resolver(ttl: u32) -> (SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
+        let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let addr = socket.local_addr().unwrap();
+        let asked = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = asked.clone();
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 4096];
+            while let Ok((n, from)) = socket.recv_from(&mut buf).await {
+                let q = Message::from_vec(&buf[..n]).unwrap();
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let mut a = answer(ResponseCode::NoError, &[ttl], None);
+                a.metadata.id = q.metadata.id;
+                let _ = socket.send_to(&a.to_vec().unwrap(), from).await;
+            }
+        });
+        (addr, asked)
+    }
+
+    #[tokio::test]
+    async fn a_second_lookup_within_the_ttl_is_answered_from_the_cache() {
+        for (ttl, queries) in [(60, 1), (0, 2)] {
+            let (addr, asked) = resolver(ttl).await;
+            let dns = Dns::new(Some(addr));
+            for _ in 0..2 {
+                let found = dns.addresses("Far.Example").await.unwrap();
+                assert_eq!(found.records().first(), Some(&IpAddr::from([192, 0, 2, 1])));
+            }
+            // Two lookups ask for A and AAAA each: one query per type when kept, else two.
+            assert_eq!(
+                asked.load(std::sync::atomic::Ordering::SeqCst),
+                2 * queries,
+                "ttl {ttl}"
+            );
+        }
+    }
 }
