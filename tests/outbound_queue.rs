@@ -326,6 +326,18 @@ async fn journal_out(
     account: Option<&str>,
     n: usize,
 ) {
+    journal_out_as(store, id, time_us, sender, account, n, "delivered").await
+}
+
+async fn journal_out_as(
+    store: &Store,
+    id: &str,
+    time_us: i64,
+    sender: &str,
+    account: Option<&str>,
+    n: usize,
+    outcome: &str,
+) {
     let recipients = (0..n)
         .map(|i| sponts::storage::RcptEntry {
             address: format!("r{i}@d{}.example", i % 3),
@@ -347,7 +359,7 @@ async fn journal_out(
         message_id: None,
         size: Some(20),
         attachments: vec![],
-        outcome: "delivered".into(),
+        outcome: outcome.into(),
         decided_by: "outbound".into(),
         final_reply: "250 2.0.0 Ok: queued".into(),
         replay_of: None,
@@ -381,6 +393,17 @@ async fn accounts_and_baselines(store: &Store) {
     )
     .await;
     journal_out(store, &format!("H2{tag}"), now - 72 * HOUR, &busy, None, 80).await;
+    // A burst of the account's that is still held (queued) is no habit.
+    journal_out_as(
+        store,
+        &format!("H3{tag}"),
+        now - 24 * HOUR,
+        &quiet,
+        Some(&account),
+        900,
+        "queued",
+    )
+    .await;
     // This hour: 3 forged senders, 40 recipients each, all by the account.
     for i in 0..3 {
         journal_out(

@@ -366,6 +366,8 @@ impl Store {
 
     /// The most recipients a sender (or an account) had accepted for outbound mail in one clock
     /// hour between `since_us` and `until_us`: the habit its current hour is measured against.
+    /// Only mail that has left the queue counts — a held burst must not become the habit that
+    /// lets the next one through (released mail counts once it is delivered).
     pub async fn outbound_busiest_hour(
         &self,
         who: &OutboundParty,
@@ -376,7 +378,7 @@ impl Store {
             "SELECT COALESCE(MAX(n), 0) FROM (SELECT j.time_us / 3600000000 AS hour, COUNT(*) AS n \
              FROM journal j JOIN journal_rcpt r ON r.journal_id = j.id \
              WHERE j.time_us >= $1 AND j.time_us < $3 AND j.direction = 'out' AND {} AND r.accepted = $4 \
-             AND j.outcome IN ('queued', 'delivered', 'refused') GROUP BY j.time_us / 3600000000) hours",
+             AND j.outcome IN ('delivered', 'refused') GROUP BY j.time_us / 3600000000) hours",
             who.condition()
         );
         with_pool!(self, pool => {
