@@ -370,6 +370,66 @@ async fn delivers_by_mx_preference_several_recipients_in_one_session_starttls_wh
 /// With PIPELINING (the test backend offers it, as Postfix does): a refused recipient among
 /// accepted ones gets its own answer; a waiting session that the server closed meanwhile costs
 /// the next message nothing — its pipelined RSET finds it dead, and a new session carries it.
+/// A destination none of whose MX hosts answers is not connected to again for a moment: the
+/// rest of its queue is deferred at once with the same error (an outage at a big destination
+/// costs one connection, not one per message), and tried again after the pause.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unreachable_destination_is_suspended_for_a_moment() {
+    let dns = TestDns::start(&[(
+        "down.test.insecure.zone",
+        zone("down.test", "@ MX 10 mx\nmx A 127.0.8.1"),
+    )]);
+    // An MX that takes the connection and closes it before its greeting, counting.
+    let listener = tokio::net::TcpListener::bind("127.0.8.1:25").await.unwrap();
+    let connects = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = connects.clone();
+    tokio::spawn(async move {
+        while let Ok((conn, _)) = listener.accept().await {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            drop(conn);
+        }
+    });
+    let (d, _dir) = delivery(&dns, "").await;
+    let send = |subject: &'static str| {
+        let d = &d;
+        async move {
+            d.deliver_domain(
+                "down.test",
+                "a@sender.example",
+                &rcpts(&["a@down.test"]),
+                &message(subject),
+            )
+            .await
+        }
+    };
+    let first = send("first").await;
+    assert_eq!(first.results[0].fate, Fate::Deferred, "{first:?}");
+    let tried = connects.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(tried >= 1, "the MX was tried");
+    let second = send("second").await;
+    assert_eq!(second.results[0].fate, Fate::Deferred, "{second:?}");
+    assert!(
+        second.results[0]
+            .reply
+            .starts_with(first.results[0].reply.as_str())
+            && second.results[0].reply.contains("suspended"),
+        "{second:?}"
+    );
+    assert_eq!(
+        connects.load(std::sync::atomic::Ordering::SeqCst),
+        tried,
+        "no new connection"
+    );
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let third = send("third").await;
+    assert_eq!(third.results[0].fate, Fate::Deferred, "{third:?}");
+    assert!(!third.results[0].reply.contains("suspended"), "{third:?}");
+    assert!(
+        connects.load(std::sync::atomic::Ordering::SeqCst) > tried,
+        "tried again after the pause"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn pipelined_transactions_and_a_waiting_session_the_server_closed() {
     let dns = TestDns::start(&[(

@@ -196,6 +196,7 @@ impl Store {
             address: address.into(),
             node: node.into(),
             reply: reply.into(),
+            later: None,
         };
         if let Store::Sqlite(pool) = self {
             // Many sessions' answers in one transaction: one writer, no contention for the lock.
@@ -203,7 +204,7 @@ impl Store {
         }
         with_pool!(self, pool => {
             let mut tx = pool.begin_write().await?;
-            let gone = record_done(&mut tx, &done).await?;
+            let gone = record_answer(&mut tx, &done).await?;
             tx.commit().await?;
             Ok(gone)
         })
@@ -220,12 +221,20 @@ impl Store {
         reply: &str,
         count_attempt: bool,
     ) -> Result<()> {
+        let later = Done {
+            queue_id: queue_id.into(),
+            address: address.into(),
+            node: node.into(),
+            reply: reply.into(),
+            later: Some((next_us, count_attempt)),
+        };
+        if let Store::Sqlite(pool) = self {
+            // With the final answers: a destination that is down defers many at once.
+            return done_writer(pool).write(later).await.map(|_| ());
+        }
         with_pool!(self, pool => {
             let mut tx = pool.begin_write().await?;
-            sqlx::query("UPDATE queue_rcpt SET next_attempt_us = $1, last_reply = $2, attempts = attempts + $3, lease_until_us = 0, leased_by = '' WHERE queue_id = $4 AND address = $5 AND leased_by = $6")
-                .bind(next_us).bind(reply).bind(i32::from(count_attempt)).bind(queue_id).bind(address).bind(node).execute(&mut *tx).await?;
-            // The queue page shows the message's last error.
-            sqlx::query("UPDATE queue SET last_reply = $1, attempts = attempts + $2 WHERE id = $3").bind(reply).bind(i32::from(count_attempt)).bind(queue_id).execute(&mut *tx).await?;
+            record_answer(&mut tx, &later).await?;
             tx.commit().await?;
             Ok(())
         })
@@ -471,11 +480,14 @@ where
 }
 
 /// A recipient's final answer, as `mx_done` records it.
+/// One MX recipient's answer: final, or (`later`: when, and whether it counts as an attempt)
+/// another try then.
 struct Done {
     queue_id: String,
     address: String,
     node: String,
     reply: String,
+    later: Option<(i64, bool)>,
 }
 
 /// Most answers one transaction records.
@@ -499,7 +511,7 @@ async fn record_group(pool: &sqlx::SqlitePool, items: &[Done]) -> Vec<Result<boo
         let mut tx = pool.begin_write().await?;
         let mut gone = Vec::with_capacity(items.len());
         for d in items {
-            gone.push(record_done(&mut tx, d).await?);
+            gone.push(record_answer(&mut tx, d).await?);
         }
         tx.commit().await?;
         Ok(gone)
@@ -522,8 +534,8 @@ async fn record_group(pool: &sqlx::SqlitePool, items: &[Done]) -> Vec<Result<boo
     }
 }
 
-/// One recipient's final answer inside a transaction; true when the message left the queue.
-async fn record_done<'c, DB: sqlx::Database>(
+/// One recipient's answer inside a transaction; true when the message left the queue.
+async fn record_answer<'c, DB: sqlx::Database>(
     tx: &mut sqlx::Transaction<'c, DB>,
     d: &Done,
 ) -> Result<bool>
@@ -537,6 +549,19 @@ where
     (i64,): for<'r> sqlx::FromRow<'r, DB::Row>,
     (String,): for<'r> sqlx::FromRow<'r, DB::Row>,
 {
+    if let Some((next_us, count_attempt)) = d.later {
+        sqlx::query("UPDATE queue_rcpt SET next_attempt_us = $1, last_reply = $2, attempts = attempts + $3, lease_until_us = 0, leased_by = '' WHERE queue_id = $4 AND address = $5 AND leased_by = $6")
+            .bind(next_us).bind(d.reply.as_str()).bind(i64::from(count_attempt)).bind(d.queue_id.as_str()).bind(d.address.as_str()).bind(d.node.as_str())
+            .execute(&mut **tx).await?;
+        // The queue page shows the message's last error.
+        sqlx::query("UPDATE queue SET last_reply = $1, attempts = attempts + $2 WHERE id = $3")
+            .bind(d.reply.as_str())
+            .bind(i64::from(count_attempt))
+            .bind(d.queue_id.as_str())
+            .execute(&mut **tx)
+            .await?;
+        return Ok(false);
+    }
     // Locks the message row first: whoever answers the last recipient removes it.
     sqlx::query("UPDATE queue SET last_reply = $1 WHERE id = $2")
         .bind(d.reply.as_str())

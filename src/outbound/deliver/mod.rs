@@ -69,7 +69,14 @@ pub struct Delivery {
     per_domain: Mutex<HashMap<String, Arc<Semaphore>>>,
     /// Sessions waiting for the next message to their domain.
     waiting: reuse::Sessions,
+    /// Domains none of whose MX hosts could be reached a moment ago, with that error: their
+    /// other messages are deferred without a connection each (Postfix's "delivery temporarily
+    /// suspended"), so an outage at a big destination does not cost a connect per message.
+    unreachable: Mutex<HashMap<String, (std::time::Instant, String)>>,
 }
+
+/// How long a domain whose MX hosts could not be reached is not tried again.
+const SUSPEND: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl Delivery {
     pub fn new(config: Arc<Config>, store: Store) -> anyhow::Result<Delivery> {
@@ -91,6 +98,7 @@ impl Delivery {
             sessions: Arc::new(Semaphore::new(d.max_sessions)),
             per_domain: Mutex::new(HashMap::new()),
             waiting: reuse::Sessions::default(),
+            unreachable: Mutex::new(HashMap::new()),
             store,
             config,
         })
@@ -161,6 +169,9 @@ impl Delivery {
                 .collect(),
             ..DomainOutcome::default()
         };
+        if let Some(reply) = self.suspended(&domain) {
+            return all(&reply, Fate::Deferred);
+        }
         let route = match route::route(&self.dns, &domain).await {
             Ok(r) => r,
             Err(e) => return all(&format!("451 4.4.3 {e:#}"), Fate::Deferred),
@@ -239,7 +250,28 @@ impl Delivery {
                 }
             }
         }
+        self.suspend(&domain, &last_error);
         all(&last_error, Fate::Deferred)
+    }
+
+    /// The deferral for a domain that could not be reached a moment ago, if it is suspended.
+    fn suspended(&self, domain: &str) -> Option<String> {
+        let mut unreachable = self.unreachable.lock().expect("unreachable domains");
+        let now = std::time::Instant::now();
+        unreachable.retain(|_, (until, _)| *until > now);
+        unreachable.get(domain).map(|(_, error)| {
+            format!("{error} (delivery to {domain} suspended for a moment after that)")
+        })
+    }
+
+    fn suspend(&self, domain: &str, error: &str) {
+        self.unreachable
+            .lock()
+            .expect("unreachable domains")
+            .insert(
+                domain.to_string(),
+                (std::time::Instant::now() + SUSPEND, error.to_string()),
+            );
     }
 
     /// One connection to one address of an MX host; Err: the host could not take the message
