@@ -1131,7 +1131,14 @@ async fn an_officer_makes_and_ends_an_order_in_chromium() {
     assert_eq!(delivered, 1);
     b.screenshot("intercept-order").await;
     b.click("#end-now button").await;
-    b.find("#notice").await;
+    // The page already shows a notice (from making the order): wait for the new one.
+    for _ in 0..100 {
+        if b.count("#notice").await == 1 && b.text("#notice").await == "The order was ended." {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(b.text("#notice").await, "The order was ended.");
     assert_eq!(b.text("#state").await, "ended");
     b.click("nav a[href='/intercept/audit']").await;
     b.find("#verification").await;
