@@ -27,6 +27,9 @@ def flush():
     db.executemany("INSERT INTO journal (id, time_us, client_ip, client_port, helo, sender, subject, size, outcome, decided_by, final_reply, search_text, direction) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", J)
     db.executemany("INSERT INTO journal_rcpt (journal_id, position, address, accepted, reply) VALUES (?,?,?,?,?)", R)
     db.executemany("INSERT INTO journal_party (address, journal_id, time_us) VALUES (?,?,?)", P)
+    # The search index takes new journal rows in bulk (as sponts does every few hundred records).
+    db.execute("INSERT INTO journal_fts (rowid, search_text) SELECT rowid, search_text FROM journal WHERE rowid > (SELECT upto FROM journal_fts_state) ORDER BY rowid")
+    db.execute("UPDATE journal_fts_state SET upto = MAX(upto, (SELECT COALESCE(MAX(rowid), 0) FROM journal))")
     db.executemany("INSERT INTO backup (id, time_us, size, stored_size, body) VALUES (?,?,?,?,?)", B)
     db.commit(); J.clear(); R.clear(); P.clear(); B.clear()
 for i in range(n):

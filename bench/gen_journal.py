@@ -29,6 +29,9 @@ def rows():
 J = "INSERT INTO journal (id, time_us, client_ip, client_port, helo, tls, sender, subject, message_id, size, outcome, decided_by, final_reply, search_text) VALUES ({})"
 P = "INSERT INTO journal_party (address, journal_id, time_us) VALUES (?,?,?)"
 R = "INSERT INTO journal_rcpt (journal_id, position, address, accepted, reply) VALUES ({})"
+# The search index takes new journal rows in bulk (sponts does the same every few hundred records).
+FTS_CATCH_UP = ["INSERT INTO journal_fts (rowid, search_text) SELECT rowid, search_text FROM journal WHERE rowid > (SELECT upto FROM journal_fts_state) ORDER BY rowid",
+                "UPDATE journal_fts_state SET upto = MAX(upto, (SELECT COALESCE(MAX(rowid), 0) FROM journal))"]
 A = "INSERT INTO journal_attachment (journal_id, position, filename, mime_type, size) VALUES ({})"
 
 if kind == "sqlite":
@@ -38,7 +41,9 @@ if kind == "sqlite":
     batch_j, batch_r, batch_a, batch_p = [], [], [], []
     def flush():
         db.executemany(J.format(",".join("?" * 14)), batch_j); db.executemany(R.format(",".join("?" * 5)), batch_r)
-        db.executemany(A.format(",".join("?" * 5)), batch_a); db.executemany(P, batch_p); db.commit()
+        db.executemany(A.format(",".join("?" * 5)), batch_a); db.executemany(P, batch_p)
+        for q in FTS_CATCH_UP: db.execute(q)
+        db.commit()
     for j, r, a, p in rows():
         batch_j.append(j); batch_r.append(r); batch_p.extend(p)
         if a: batch_a.append(a)

@@ -375,6 +375,41 @@ async fn filters_work_the_same_on_both_stores() {
     db.drop_db().await;
 }
 
+/// A synthetic record: every field set, some of them only for some `i`.
+fn record(i: i64) -> JournalEntry {
+    JournalEntry {
+        id: format!("BATCH{i:04}"),
+        time_us: 1_000_000 + i,
+        client_ip: "192.0.2.1".into(),
+        client_port: 1000,
+        helo: "h".into(),
+        tls: None,
+        sender: format!("s{i}@x.example"),
+        recipients: (0..(i % 3) as usize)
+            .map(|r| sponts::storage::RcptEntry {
+                address: format!("r{r}@example.org"),
+                accepted: r == 0,
+                reply: "250 ok".into(),
+                delivered_to: (r == 1).then(|| "owner@example.org".to_string()),
+            })
+            .collect(),
+        subject: Some(format!("subject {i}")),
+        message_id: None,
+        size: Some(i),
+        attachments: (0..(i % 2) as usize)
+            .map(|_| att("a.pdf", "application/pdf", i))
+            .collect(),
+        outcome: "delivered".into(),
+        decided_by: "backend".into(),
+        final_reply: "250 ok".into(),
+        replay_of: (i % 5 == 0).then(|| "ORIGINAL".to_string()),
+        actor: (i % 5 == 0).then(|| "cli:root".to_string()),
+        flag: (i % 7 == 0).then(|| "spam".to_string()),
+        notes: (i % 7 == 0).then(|| format!("uce: score {i}")),
+        outbound: false,
+    }
+}
+
 /// A batch larger than one INSERT statement holds, written and read back on both stores.
 #[tokio::test]
 async fn large_batches_round_trip() {
@@ -385,39 +420,7 @@ async fn large_batches_round_trip() {
         sponts::config::DatabaseLocation::Postgres(db.url.clone()),
     ] {
         let store = sponts::storage::Store::open(&location).await.unwrap();
-        let entries: Vec<JournalEntry> = (0..150)
-            .map(|i| JournalEntry {
-                id: format!("BATCH{i:04}"),
-                time_us: 1_000_000 + i,
-                client_ip: "192.0.2.1".into(),
-                client_port: 1000,
-                helo: "h".into(),
-                tls: None,
-                sender: format!("s{i}@x.example"),
-                recipients: (0..(i % 3) as usize)
-                    .map(|r| sponts::storage::RcptEntry {
-                        address: format!("r{r}@example.org"),
-                        accepted: r == 0,
-                        reply: "250 ok".into(),
-                        delivered_to: (r == 1).then(|| "owner@example.org".to_string()),
-                    })
-                    .collect(),
-                subject: Some(format!("subject {i}")),
-                message_id: None,
-                size: Some(i),
-                attachments: (0..(i % 2) as usize)
-                    .map(|_| att("a.pdf", "application/pdf", i))
-                    .collect(),
-                outcome: "delivered".into(),
-                decided_by: "backend".into(),
-                final_reply: "250 ok".into(),
-                replay_of: (i % 5 == 0).then(|| "ORIGINAL".to_string()),
-                actor: (i % 5 == 0).then(|| "cli:root".to_string()),
-                flag: (i % 7 == 0).then(|| "spam".to_string()),
-                notes: (i % 7 == 0).then(|| format!("uce: score {i}")),
-                outbound: false,
-            })
-            .collect();
+        let entries: Vec<JournalEntry> = (0..150).map(record).collect();
         store.insert_journal(&entries).await.unwrap();
         let mut back = store
             .query_journal(&sponts::storage::JournalFilter {
@@ -481,4 +484,61 @@ async fn the_text_view_and_id_show_attachments() {
         );
     }
     gw.stop().await;
+}
+
+/// SQLite's search index takes new records in bulk: a search finds a record before the index
+/// has taken it in, after, and when its rowid was used before (the newest record was deleted).
+#[tokio::test]
+async fn search_finds_records_indexed_or_not_yet() {
+    let dir = tempfile::tempdir().unwrap();
+    let location = sponts::config::DatabaseLocation::Sqlite(dir.path().join("j.db"));
+    let store = sponts::storage::Store::open(&location).await.unwrap();
+    for batch in 0..12 {
+        let entries: Vec<JournalEntry> = (batch * 50..batch * 50 + 50).map(record).collect();
+        store.insert_journal(&entries).await.unwrap();
+    }
+    let sponts::storage::Store::Sqlite(pool) = &store else {
+        unreachable!()
+    };
+    let upto: i64 = sqlx::query_scalar("SELECT upto FROM journal_fts_state")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    assert!(
+        (500..600).contains(&upto),
+        "the index took in a batch: {upto}"
+    );
+    // Indexed, and not yet indexed: each found once.
+    assert_eq!(ids(&store, "s17@x.example").await, ["BATCH0017"]);
+    assert_eq!(ids(&store, "s577@x.example").await, ["BATCH0577"]);
+    assert_eq!(ids(&store, "s599@x.example").await, ["BATCH0599"]);
+    // The newest indexed record goes; its rowid comes back for a new record, which the
+    // index takes in at once (its rows above stay as they were).
+    sqlx::query("DELETE FROM journal WHERE rowid >= $1")
+        .bind(upto)
+        .execute(pool)
+        .await
+        .unwrap();
+    assert!(ids(&store, "s577@x.example").await.is_empty());
+    let mut again = record(9000);
+    again.subject = Some("reused rowid".into());
+    store.insert_journal(&[again]).await.unwrap();
+    assert_eq!(ids(&store, "reused rowid").await, ["BATCH9000"]);
+    let indexed: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM journal_fts WHERE journal_fts MATCH '\"reused rowid\"'",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    assert_eq!(indexed, 1);
+    store.close().await;
+}
+
+async fn ids(store: &sponts::storage::Store, text: &str) -> Vec<String> {
+    let f = sponts::storage::JournalFilter {
+        text: Some(text.to_string()),
+        limit: Some(10),
+        ..Default::default()
+    };
+    store.journal_ids(&f).await.unwrap()
 }
