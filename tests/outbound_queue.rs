@@ -458,6 +458,19 @@ async fn accounts_and_baselines(store: &Store) {
             .unwrap(),
         None
     );
+    // A burst in the last 60 minutes but before the top of this hour is not its own habit.
+    let edge = format!("edge{tag}@example.org");
+    let this_hour = now - now.rem_euclid(HOUR);
+    let before_the_hour = (this_hour + now - HOUR) / 2;
+    journal_out(store, &format!("E{tag}"), before_the_hour, &edge, None, 100).await;
+    let held = sponts::outbound::guard::burst(&config, store, &edge, None, &next)
+        .await
+        .unwrap();
+    assert!(
+        held.as_deref()
+            .is_some_and(|r| r.contains("101 recipients")),
+        "{held:?}"
+    );
     // ... nor with baselines off (the fixed limits alone: 1000 recipients an hour).
     let off = sponts::config::Config::parse(
         "[domains]\nlocal = [\"example.org\"]\n[outbound]\nbaseline_factor = 0\n",

@@ -103,7 +103,7 @@ async fn party_burst(
 }
 
 /// Whether `recipients` in the last hour are past `who`'s habit: `baseline_factor` times the
-/// recipients of its busiest hour in the `baseline_days` before this hour (at least
+/// recipients of its busiest hour in the `baseline_days` before the previous clock hour (at least
 /// `baseline_floor`, so a new sender's first hours are judged against the floor).
 async fn past_baseline(
     config: &Config,
@@ -153,8 +153,11 @@ async fn busiest_hour(
             }
         }
     }
+    // History ends an hour before this clock hour: the hour being judged (the last 60 minutes)
+    // is never part of it, or a burst across the top of the hour would become its own habit.
+    let until = this_hour - HOUR_US;
     let n = store
-        .outbound_busiest_hour(who, this_hour - days as i64 * 24 * HOUR_US, this_hour)
+        .outbound_busiest_hour(who, until - days as i64 * 24 * HOUR_US, until)
         .await?;
     let mut cache = BUSIEST.lock().expect("baseline lock");
     let (hour, map) = cache.get_or_insert_with(|| (this_hour, HashMap::new()));
