@@ -428,6 +428,17 @@ async fn an_unreachable_destination_is_suspended_for_a_moment() {
         connects.load(std::sync::atomic::Ordering::SeqCst) > tried,
         "tried again after the pause"
     );
+    // Suspended again; an admin's retry (the CLI's, the web UI's) lifts it at the next round.
+    let tried = connects.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(send("fourth").await.results[0].reply.contains("suspended"));
+    d.store.mx_retry_now(None).await.unwrap();
+    d.lift_suspensions_on_retry().await.unwrap();
+    let fifth = send("fifth").await;
+    assert!(!fifth.results[0].reply.contains("suspended"), "{fifth:?}");
+    assert!(
+        connects.load(std::sync::atomic::Ordering::SeqCst) > tried,
+        "tried at once after the retry"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

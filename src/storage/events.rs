@@ -11,7 +11,8 @@ use super::{Store, with_pool};
 pub struct GatewayEvent {
     pub time_us: i64,
     pub node: String,
-    /// `queue_mode_on`, `queue_mode_off`, `queue_overdue`.
+    /// `queue_mode_on`, `queue_mode_off`, `queue_overdue`, `mx_retry` (an admin's retry of
+    /// outbound mail, which lifts the MX delivery's suspensions on every node).
     pub kind: String,
     pub detail: String,
 }
@@ -27,6 +28,17 @@ impl Store {
                 .execute(pool)
                 .await?;
             Ok(())
+        })
+    }
+
+    /// The time of the newest event of `kind` after `since_us`, if any.
+    pub async fn last_event_after(&self, kind: &str, since_us: i64) -> Result<Option<i64>> {
+        with_pool!(self, pool => {
+            Ok(sqlx::query_scalar("SELECT MAX(time_us) FROM gateway_events WHERE time_us > $1 AND kind = $2")
+                .bind(since_us)
+                .bind(kind)
+                .fetch_one(pool)
+                .await?)
         })
     }
 

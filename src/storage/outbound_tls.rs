@@ -148,12 +148,15 @@ impl Store {
     /// Makes waiting MX recipients due now (of one message, or all); how many.
     pub async fn mx_retry_now(&self, id: Option<&str>) -> Result<u64> {
         let now = crate::clock::now_us();
-        with_pool!(self, pool => {
+        let n: u64 = with_pool!(self, pool => {
             let r = match id {
                 Some(id) => sqlx::query("UPDATE queue_rcpt SET next_attempt_us = $1 WHERE queue_id = $2 AND route = 'mx' AND done = $3").bind(now).bind(id).bind(false).execute(pool).await?,
                 None => sqlx::query("UPDATE queue_rcpt SET next_attempt_us = $1 WHERE route = 'mx' AND done = $2").bind(now).bind(false).execute(pool).await?,
             };
-            Ok(r.rows_affected())
-        })
+            anyhow::Ok(r.rows_affected())
+        })?;
+        // Every node's MX delivery sees it and tries destinations it had suspended at once.
+        self.add_event("", "mx_retry", id.unwrap_or("all")).await?;
+        Ok(n)
     }
 }

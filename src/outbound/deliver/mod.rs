@@ -73,6 +73,9 @@ pub struct Delivery {
     /// other messages are deferred without a connection each (Postfix's "delivery temporarily
     /// suspended"), so an outage at a big destination does not cost a connect per message.
     unreachable: Mutex<HashMap<String, (std::time::Instant, String)>>,
+    /// The newest admin's retry (`mx_retry` event) seen: a retry lifts every suspension, so the
+    /// mail it made due is tried at once rather than deferred by a backoff.
+    retry_seen_us: std::sync::atomic::AtomicI64,
 }
 
 /// How long a domain whose MX hosts could not be reached is not tried again.
@@ -99,6 +102,7 @@ impl Delivery {
             per_domain: Mutex::new(HashMap::new()),
             waiting: reuse::Sessions::default(),
             unreachable: Mutex::new(HashMap::new()),
+            retry_seen_us: std::sync::atomic::AtomicI64::new(crate::clock::now_us()),
             store,
             config,
         })
@@ -252,6 +256,20 @@ impl Delivery {
         }
         self.suspend(&domain, &last_error);
         all(&last_error, Fate::Deferred)
+    }
+
+    /// Lifts the suspensions when an admin asked for a retry since the last look (on any node).
+    pub async fn lift_suspensions_on_retry(&self) -> anyhow::Result<()> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let seen = self.retry_seen_us.load(Relaxed);
+        if let Some(t) = self.store.last_event_after("mx_retry", seen).await? {
+            self.retry_seen_us.fetch_max(t, Relaxed);
+            self.unreachable
+                .lock()
+                .expect("unreachable domains")
+                .clear();
+        }
+        Ok(())
     }
 
     /// The deferral for a domain that could not be reached a moment ago, if it is suspended.

@@ -49,6 +49,7 @@ pub async fn run(config: crate::config::Config, store: crate::storage::Store) {
 /// One round: lease what is due, deliver each (message, domain) group at once (bounded by the
 /// session limits), record the answers. Returns how many recipients were leased.
 pub async fn run_once(d: &Arc<Delivery>, node: &str) -> anyhow::Result<usize> {
+    d.lift_suspensions_on_retry().await?;
     let leased = d
         .store
         .lease_mx(
