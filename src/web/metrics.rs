@@ -112,7 +112,7 @@ async fn render(web: &Web) -> anyhow::Result<String> {
     );
     let _ = write!(
         out,
-        "# HELP sponts_gateway_events_total Gateway events by kind (queue_mode_on, queue_mode_off, queue_overdue).\n# TYPE sponts_gateway_events_total counter\n"
+        "# HELP sponts_gateway_events_total Gateway events by kind (queue_mode_on, queue_mode_off, queue_overdue, outbound_held, mx_retry).\n# TYPE sponts_gateway_events_total counter\n"
     );
     for (kind, n) in web.store.event_counts().await? {
         let _ = writeln!(out, "sponts_gateway_events_total{{kind=\"{kind}\"}} {n}");
