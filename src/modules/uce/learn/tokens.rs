@@ -13,12 +13,17 @@ const MAX_TEXT: usize = 200 * 1024;
 /// The distinct token hashes of a message.
 pub fn hashes(message: &[u8]) -> Vec<i64> {
     let mut set = Tokens::default();
-    set.headers(message);
+    let list = set.headers(message);
     match MessageParser::default().parse(message) {
         Some(m) => {
             if let Some(s) = m.subject() {
-                set.words("s", s);
-                set.shape("s", s);
+                let s = if list {
+                    without_list_tags(s)
+                } else {
+                    s.to_string()
+                };
+                set.words("s", &s);
+                set.shape("s", &s);
             }
             if let Some(from) = m.from().and_then(|f| f.first()) {
                 if let Some(a) = from.address() {
@@ -43,7 +48,7 @@ pub fn hashes(message: &[u8]) -> Vec<i64> {
             for a in m.attachments() {
                 set.add("att", a.content_type().map(|c| c.ctype()).unwrap_or("none"));
             }
-            set.body(&text);
+            set.body(without_list_footer(&text));
         }
         None => set.body(&String::from_utf8_lossy(
             &message[..message.len().min(MAX_TEXT)],
@@ -74,9 +79,50 @@ const WORDY_HEADERS: &[&str] = &[
     "x-msmail-priority",
 ];
 
+/// Headers only a mailing list's copy has.
+const LIST_HEADERS: &[&str] = &[
+    "list-id",
+    "list-unsubscribe",
+    "list-post",
+    "mailing-list",
+    "x-mailman-version",
+    "x-beenthere",
+];
+
+/// The text without the footer a mailing list (or a free mail service) appends after a line of
+/// underscores: the list's words, not the sender's — spam sent through a list would otherwise
+/// carry the list's ham.
+fn without_list_footer(text: &str) -> &str {
+    const FOOTER: usize = 1000;
+    let tail_from = text.len().saturating_sub(FOOTER);
+    let mut cut = text.len();
+    let mut at = 0;
+    for line in text.split_inclusive('\n') {
+        if at >= tail_from
+            && line.trim_end().len() >= 20
+            && line.trim_end().bytes().all(|b| b == b'_')
+        {
+            cut = at;
+            break;
+        }
+        at += line.len();
+    }
+    &text[..cut]
+}
+
+/// A list's subject without its tags (`[ILUG]`, `[scoop]`): the list's words, not the sender's.
+fn without_list_tags(subject: &str) -> String {
+    subject
+        .split_whitespace()
+        .filter(|w| !(w.starts_with('[') && w.ends_with(']') && w.len() <= 32))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 impl Tokens {
     /// The words of the telling headers, from the raw header block (unfolded; CRLF or LF).
-    fn headers(&mut self, message: &[u8]) {
+    /// Whether the message is a mailing list's copy.
+    fn headers(&mut self, message: &[u8]) -> bool {
         let end = memchr::memmem::find(message, b"\r\n\r\n")
             .or_else(|| memchr::memmem::find(message, b"\n\n"))
             .unwrap_or(message.len())
@@ -92,15 +138,29 @@ impl Tokens {
                 _ => fields.push(line.to_string()),
             }
         }
+        let name_of = |field: &str| {
+            field
+                .split_once(':')
+                .map(|(n, _)| n.trim().to_ascii_lowercase())
+        };
+        // A list's mail carries the list's bounce address as its Return-Path: the list's word,
+        // not the sender's (spam sent to a list would borrow the list's ham).
+        let list = fields
+            .iter()
+            .any(|f| name_of(f).is_some_and(|n| LIST_HEADERS.contains(&n.as_str())));
         for field in &fields {
             let Some((name, value)) = field.split_once(':') else {
                 continue;
             };
             let name = name.trim().to_ascii_lowercase();
+            if list && name == "return-path" {
+                continue;
+            }
             if WORDY_HEADERS.contains(&name.as_str()) {
                 self.words(&format!("h:{name}"), value);
             }
         }
+        list
     }
 
     fn add(&mut self, kind: &str, value: &str) {
@@ -253,6 +313,44 @@ fn hash(kind: &str, value: &str) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_lists_footer_tags_and_bounce_address_are_not_the_senders_words() {
+        let footer = "_______________________________________________\r\nILUG mailing list\r\nhttp://www.linux.ie/mailman/listinfo/ilug\r\n";
+        let direct =
+            "Return-Path: <spammer@cheap.example>\r\nSubject: Cheap pills\r\n\r\nBuy now\r\n";
+        let listed = format!(
+            "Return-Path: <ilug-admin@linux.ie>\r\nList-Id: <ilug.linux.ie>\r\nSubject: [ILUG] Cheap pills\r\n\r\nBuy now\r\n{footer}"
+        );
+        let plain = format!(
+            "Return-Path: <ilug-admin@linux.ie>\r\nSubject: [ILUG] Cheap pills\r\n\r\nBuy now\r\n{footer}"
+        );
+        let (direct, listed, plain) = (
+            hashes(direct.as_bytes()),
+            hashes(listed.as_bytes()),
+            hashes(plain.as_bytes()),
+        );
+        assert!(direct.contains(&hash("h:return-path", "spammer")));
+        for t in [&listed, &plain] {
+            assert!(t.contains(&hash("s", "cheap")) && t.contains(&hash("b", "buy")));
+            // The footer after a line of underscores is left out, list or not.
+            assert!(!t.contains(&hash("b", "ilug")) && !t.contains(&hash("b", "mailing")));
+        }
+        // A list's copy: neither its bounce address nor its subject tag.
+        assert!(!listed.contains(&hash("h:return-path", "ilug-admin")));
+        assert!(
+            !listed.contains(&hash("s", "ilug")) && !listed.contains(&hash("s:caps", "[ilug]"))
+        );
+        assert!(
+            plain.contains(&hash("h:return-path", "ilug-admin"))
+                && plain.contains(&hash("s", "ilug"))
+        );
+        assert_eq!(
+            without_list_footer("a\n____\nb\n"),
+            "a\n____\nb\n",
+            "a short line is text"
+        );
+    }
 
     #[test]
     fn tokens_are_stable_and_distinct() {
