@@ -144,16 +144,10 @@ impl Conn {
 
     /// Takes in whatever the client has sent already, without waiting for more: the bytes are
     /// buffered, and whether any are is what a caller asks next.
-    pub async fn take_pending(&mut self) {
+    pub fn take_pending(&mut self) {
         // One poll of a read, not a zero timeout: Tokio's timer rounds a deadline up to its next
         // millisecond tick, so a zero timeout waited up to 1 ms at every DATA.
-        let fill = self.fill();
-        let mut fill = std::pin::pin!(fill);
-        std::future::poll_fn(|cx| {
-            let _ = fill.as_mut().poll(cx);
-            std::task::Poll::Ready(())
-        })
-        .await;
+        let _ = futures_util::FutureExt::now_or_never(self.fill());
     }
 
     /// Full size at once, before reading a message: big reads, few system calls.

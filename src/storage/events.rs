@@ -11,8 +11,8 @@ use super::{Store, with_pool};
 pub struct GatewayEvent {
     pub time_us: i64,
     pub node: String,
-    /// `queue_mode_on`, `queue_mode_off`, `queue_overdue`, `outbound_held`, `mx_retry` (an admin's retry of
-    /// outbound mail, which lifts the MX delivery's suspensions on every node).
+    /// `queue_mode_on`, `queue_mode_off`, `queue_overdue`, `outbound_held`, `mx_retry` (an
+    /// admin's retry of outbound mail, which lifts the MX delivery's suspensions on every node).
     pub kind: String,
     pub detail: String,
 }

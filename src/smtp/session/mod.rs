@@ -581,7 +581,7 @@ impl Session {
         // content or more commands — was sent without waiting for the 354: a spambot's shortcut
         // (and a smuggling vector). It never becomes content; the session ends, as Postfix does.
         if !self.conn.has_buffered_input() {
-            self.conn.take_pending().await;
+            self.conn.take_pending();
         }
         if self.conn.has_buffered_input() {
             let r = replies::improper_pipelining();

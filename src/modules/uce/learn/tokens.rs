@@ -138,25 +138,18 @@ impl Tokens {
                 _ => fields.push(line.to_string()),
             }
         }
-        let name_of = |field: &str| {
-            field
-                .split_once(':')
-                .map(|(n, _)| n.trim().to_ascii_lowercase())
-        };
+        let named: Vec<(String, &str)> = fields
+            .iter()
+            .filter_map(|f| f.split_once(':'))
+            .map(|(name, value)| (name.trim().to_ascii_lowercase(), value))
+            .collect();
         // A list's mail carries the list's bounce address as its Return-Path: the list's word,
         // not the sender's (spam sent to a list would borrow the list's ham).
-        let list = fields
+        let list = named
             .iter()
-            .any(|f| name_of(f).is_some_and(|n| LIST_HEADERS.contains(&n.as_str())));
-        for field in &fields {
-            let Some((name, value)) = field.split_once(':') else {
-                continue;
-            };
-            let name = name.trim().to_ascii_lowercase();
-            if list && name == "return-path" {
-                continue;
-            }
-            if WORDY_HEADERS.contains(&name.as_str()) {
+            .any(|(name, _)| LIST_HEADERS.contains(&name.as_str()));
+        for (name, value) in &named {
+            if WORDY_HEADERS.contains(&name.as_str()) && !(list && name == "return-path") {
                 self.words(&format!("h:{name}"), value);
             }
         }
