@@ -176,7 +176,7 @@ async fn tampering_is_found_and_named(pg: Option<&str>) {
     let old_b = b"Subject: yesterday\r\n\r\nnewer\r\n".to_vec();
     let before = Store::open(&location).await.unwrap();
     before
-        .insert_bodies(&[
+        .insert_bodies(vec![
             kept_at("OLDA", today - 3 * DAY + 3600, &old_a),
             kept_at("OLDB", today - DAY + 7200, &old_b),
         ])
@@ -268,7 +268,7 @@ async fn tampering_is_found_and_named(pg: Option<&str>) {
     assert!(ok, "{out}");
     assert_broken(&cfg, "missing message: OLDA");
     store
-        .insert_bodies(&[kept_at("OLDA", today - 3 * DAY + 3600, &old_a)])
+        .insert_bodies(vec![kept_at("OLDA", today - 3 * DAY + 3600, &old_a)])
         .await
         .unwrap();
     assert_intact(&cfg);
@@ -311,14 +311,14 @@ async fn tampering_is_found_and_named(pg: Option<&str>) {
     exec(&store, "DELETE FROM backup WHERE id = 'OLDB'").await;
     assert_broken(&cfg, "missing message: OLDB (day");
     store
-        .insert_bodies(&[kept_at("OLDB", today - DAY + 7200, &old_b)])
+        .insert_bodies(vec![kept_at("OLDB", today - DAY + 7200, &old_b)])
         .await
         .unwrap();
     assert_intact(&cfg);
 
     // A message slipped into a sealed day (with a correct digest: it is simply not in the seal).
     store
-        .insert_bodies(&[kept_at(
+        .insert_bodies(vec![kept_at(
             "FORGED",
             today - 2 * DAY + 60,
             b"Subject: backdated\r\n\r\nx\r\n",
@@ -712,7 +712,7 @@ async fn verify_speed() {
                 )
             })
             .collect();
-        store.insert_bodies(&bodies).await.unwrap();
+        store.insert_bodies(bodies.clone()).await.unwrap();
     }
     let t = std::time::Instant::now();
     sponts::archive::seal::seal_until(&store, now, false)

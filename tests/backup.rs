@@ -128,7 +128,7 @@ async fn purge_on(store: sponts::storage::Store) {
             digest: String::new(),
         })
         .collect();
-    store.insert_bodies(&bodies).await.unwrap();
+    store.insert_bodies(bodies.clone()).await.unwrap();
     let config = sponts::config::BackupConfig {
         retention_days: 5,
         max_bytes: None,
@@ -212,7 +212,7 @@ async fn a_big_body_is_kept_byte_exact_beside_small_ones() {
             digest: format!("d-{id}"),
         };
         store
-            .insert_bodies(&[
+            .insert_bodies(vec![
                 body("S1", b"small".to_vec()),
                 body("B1", big.clone()),
                 body("S2", b"tiny".to_vec()),
@@ -241,7 +241,7 @@ async fn a_big_body_is_kept_byte_exact_beside_small_ones() {
         // The same ids again: the batch fails as a whole and the big body is not written twice.
         assert!(
             store
-                .insert_bodies(&[body("B2", big.clone()), body("S1", b"again".to_vec())])
+                .insert_bodies(vec![body("B2", big.clone()), body("S1", b"again".to_vec())])
                 .await
                 .is_err()
         );

@@ -63,7 +63,7 @@ async fn archive(
     store.insert_journal(&[entry]).await.unwrap();
     let compressed = sponts::modules::backup::compress(message, 3).unwrap();
     store
-        .insert_bodies(&[StoredBody {
+        .insert_bodies(vec![StoredBody {
             id: id.clone(),
             time_us,
             size: message.len() as i64,

@@ -27,7 +27,7 @@ impl Backup {
     pub fn start(store: Store, config: &BackupConfig) -> Backup {
         let writer = BatchWriter::start(BATCH, move |bodies: Vec<StoredBody>| {
             let store = store.clone();
-            async move { store.insert_bodies(&bodies).await }
+            async move { store.insert_bodies(bodies).await }
         });
         Backup {
             writer,

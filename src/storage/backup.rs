@@ -5,6 +5,7 @@
 use anyhow::Result;
 use sqlx::Row;
 
+use super::sqlite_writer::{Op, Value};
 use super::{BeginWrite, Store, with_pool};
 
 /// A compressed message ready to be stored.
@@ -29,26 +30,15 @@ pub struct Purged {
 }
 
 impl Store {
-    pub async fn insert_bodies(&self, bodies: &[StoredBody]) -> Result<()> {
+    pub async fn insert_bodies(&self, bodies: Vec<StoredBody>) -> Result<()> {
         if let Store::Sqlite(pool) = self {
-            let mut tx = pool.begin_write().await?;
-            for b in bodies {
-                if b.compressed.len() > STREAM_LIMIT {
-                    insert_streamed(&mut tx, b).await?;
-                    continue;
-                }
-                sqlx::query("INSERT INTO backup (id, time_us, size, stored_size, body, digest) VALUES ($1, $2, $3, $4, $5, $6)")
-                    .bind(&b.id).bind(b.time_us).bind(b.size).bind(b.compressed.len() as i64).bind(&b.compressed).bind(&b.digest)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            tx.commit().await?;
-            return Ok(());
+            let ops = bodies.into_iter().flat_map(body_ops).collect();
+            return super::sqlite_writer::of(pool).run(ops, false).await;
         }
         with_pool!(self, pool => {
             let mut tx = pool.begin_write().await?;
             for b in bodies {
-                sqlx::query("INSERT INTO backup (id, time_us, size, stored_size, body, digest) VALUES ($1, $2, $3, $4, $5, $6)")
+                sqlx::query(INSERT_BODY)
                     .bind(&b.id)
                     .bind(b.time_us)
                     .bind(b.size)
@@ -83,91 +73,39 @@ impl Store {
     }
 }
 
+const INSERT_BODY: &str = "INSERT INTO backup (id, time_us, size, stored_size, body, digest) VALUES ($1, $2, $3, $4, $5, $6)";
+
 /// Compressed bodies bigger than this are written into SQLite piece by piece.
 const STREAM_LIMIT: usize = 1024 * 1024;
-/// The piece written at a time.
-const STREAM_PIECE: usize = 256 * 1024;
 
-/// Stores one big body without the three more whole copies binding it would make (sqlx's owned
-/// argument, SQLite's transient copy of the bound value and the record built from it): the row is
-/// inserted with a zeroblob of the right length, then the body is written into it through
-/// SQLite's incremental blob I/O, inside the caller's transaction (so it commits, or not, with
-/// the rest of its batch).
-async fn insert_streamed(
-    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
-    b: &StoredBody,
-) -> Result<()> {
-    let len = b.compressed.len();
+/// One kept body as steps for SQLite's writer. A big one is not bound whole (SQLite would build
+/// its record from one more whole copy): its row is inserted with a zeroblob of the right length
+/// and the body written into it through SQLite's incremental blob I/O, in the same transaction.
+fn body_ops(b: StoredBody) -> Vec<Op> {
+    let len = b.compressed.len() as i64;
+    if b.compressed.len() <= STREAM_LIMIT {
+        let args = vec![
+            b.id.into(),
+            b.time_us.into(),
+            b.size.into(),
+            len.into(),
+            Value::Blob(b.compressed),
+            b.digest.into(),
+        ];
+        return vec![Op::execute(INSERT_BODY, args)];
+    }
     // The digest goes to a table of its own: in `backup` it is the column after `body`, and
-    // SQLite expands a zeroblob that is followed by data in the record (two more whole copies
-    // of the body in memory); followed by an empty string, it stays a zeroblob.
-    let row = sqlx::query("INSERT INTO backup (id, time_us, size, stored_size, body, digest) VALUES ($1, $2, $3, $4, zeroblob($5), '')")
-        .bind(&b.id).bind(b.time_us).bind(b.size).bind(len as i64).bind(len as i64)
-        .execute(&mut **tx)
-        .await?
-        .last_insert_rowid();
-    sqlx::query("INSERT INTO backup_digest (id, digest) VALUES ($1, $2)")
-        .bind(&b.id)
-        .bind(&b.digest)
-        .execute(&mut **tx)
-        .await?;
-    let mut handle = tx.lock_handle().await?;
-    let db = handle.as_raw_handle().as_ptr();
-    // SAFETY: the handle is locked away from sqlx's worker thread while `handle` lives, and every
-    // pointer passed lives across the call; the blob is closed on every path.
-    unsafe {
-        use libsqlite3_sys as ffi;
-        let mut blob: *mut ffi::sqlite3_blob = std::ptr::null_mut();
-        let rc = ffi::sqlite3_blob_open(
-            db,
-            c"main".as_ptr(),
-            c"backup".as_ptr(),
-            c"body".as_ptr(),
-            row,
-            1,
-            &mut blob,
-        );
-        if rc != ffi::SQLITE_OK {
-            if !blob.is_null() {
-                ffi::sqlite3_blob_close(blob);
-            }
-            anyhow::bail!(
-                "cannot open the backup blob for writing: {}",
-                sqlite_error(db)
-            );
-        }
-        let mut at = 0;
-        while at < len {
-            let n = STREAM_PIECE.min(len - at);
-            let rc = ffi::sqlite3_blob_write(
-                blob,
-                b.compressed[at..].as_ptr().cast(),
-                n as i32,
-                at as i32,
-            );
-            if rc != ffi::SQLITE_OK {
-                let why = sqlite_error(db);
-                ffi::sqlite3_blob_close(blob);
-                anyhow::bail!("cannot write the backup blob: {why}");
-            }
-            at += n;
-        }
-        if ffi::sqlite3_blob_close(blob) != ffi::SQLITE_OK {
-            anyhow::bail!("cannot close the backup blob: {}", sqlite_error(db));
-        }
-    }
-    Ok(())
-}
-
-/// SQLite's last error message on this connection.
-///
-/// # Safety
-/// `db` is a valid connection handle locked for this thread.
-unsafe fn sqlite_error(db: *mut libsqlite3_sys::sqlite3) -> String {
-    // SAFETY: sqlite3_errmsg returns a NUL-terminated string owned by the connection.
-    unsafe {
-        std::ffi::CStr::from_ptr(libsqlite3_sys::sqlite3_errmsg(db))
-            .to_string_lossy()
-            .into_owned()
-    }
+    // SQLite expands a zeroblob that is followed by data in the record (two more whole copies of
+    // the body in memory); followed by an empty string, it stays a zeroblob.
+    vec![
+        Op::execute(
+            "INSERT INTO backup (id, time_us, size, stored_size, body, digest) VALUES ($1, $2, $3, $4, zeroblob($5), '')",
+            vec![(&b.id).into(), b.time_us.into(), b.size.into(), len.into(), len.into()],
+        ),
+        Op::FillBlob(c"backup", c"body", b.compressed),
+        Op::execute(
+            "INSERT INTO backup_digest (id, digest) VALUES ($1, $2)",
+            vec![b.id.into(), b.digest.into()],
+        ),
+    ]
 }

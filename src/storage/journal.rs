@@ -7,6 +7,7 @@ use sqlx::Row;
 use std::sync::atomic::Ordering::Relaxed;
 
 use super::{BeginWrite, Store, with_pool};
+use super::sqlite_writer::{Op, Value};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct JournalEntry {
@@ -155,6 +156,65 @@ const INDEX_CATCH_UP: &str = "INSERT INTO journal_fts (rowid, search_text) SELEC
 /// Rows per INSERT: 60 x 16 parameters stays far below both databases' limits.
 const ROWS_PER_STATEMENT: usize = 60;
 
+const INSERT_JOURNAL: &str = "INSERT INTO journal (id, time_us, client_ip, client_port, helo, tls, sender, subject, message_id, size, outcome, decided_by, final_reply, replay_of, actor, search_text, flag, notes, direction) VALUES ";
+const INSERT_RCPT: &str =
+    "INSERT INTO journal_rcpt (journal_id, position, address, accepted, reply, delivered_to) VALUES ";
+const INSERT_PARTY: &str = "INSERT INTO journal_party (address, journal_id, time_us) VALUES ";
+const INSERT_ATTACHMENT: &str =
+    "INSERT INTO journal_attachment (journal_id, position, filename, mime_type, size) VALUES ";
+
+/// A batch of records as steps for SQLite's writer: the same rows as PostgreSQL's statements.
+fn journal_ops(entries: &[JournalEntry]) -> Vec<Op> {
+    let mut ops = Vec::new();
+    let mut rows = |head: &str, cols: usize, rows: Vec<Vec<Value>>| {
+        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!("{head}{}", values(chunk.len(), cols));
+            ops.push(Op::execute(sql, chunk.concat()));
+        }
+    };
+    let direction = |e: &JournalEntry| if e.outbound { "out" } else { "in" };
+    rows(
+        INSERT_JOURNAL,
+        19,
+        entries
+            .iter()
+            .map(|e| {
+                vec![
+                    (&e.id).into(), e.time_us.into(), (&e.client_ip).into(), i32::from(e.client_port).into(),
+                    (&e.helo).into(), e.tls.clone().into(), (&e.sender).into(), e.subject.clone().into(),
+                    e.message_id.clone().into(), e.size.into(), (&e.outcome).into(), (&e.decided_by).into(),
+                    (&e.final_reply).into(), e.replay_of.clone().into(), e.actor.clone().into(),
+                    search_text(e).into(), e.flag.clone().into(), e.notes.clone().into(), direction(e).into(),
+                ]
+            })
+            .collect(),
+    );
+    let each_rcpt = entries.iter().flat_map(|e| e.recipients.iter().enumerate().map(move |(i, r)| (e, i, r)));
+    rows(
+        INSERT_RCPT,
+        6,
+        each_rcpt
+            .map(|(e, i, r)| {
+                vec![(&e.id).into(), (i as i64).into(), (&r.address).into(), r.accepted.into(), (&r.reply).into(), r.delivered_to.clone().into()]
+            })
+            .collect(),
+    );
+    rows(
+        INSERT_PARTY,
+        3,
+        parties(entries).into_iter().map(|(a, id, t)| vec![a.into(), id.into(), t.into()]).collect(),
+    );
+    let each_attachment = entries.iter().flat_map(|e| e.attachments.iter().enumerate().map(move |(i, a)| (e, i, a)));
+    rows(
+        INSERT_ATTACHMENT,
+        5,
+        each_attachment
+            .map(|(e, i, a)| vec![(&e.id).into(), (i as i64).into(), (&a.filename).into(), (&a.mime_type).into(), a.size.into()])
+            .collect(),
+    );
+    ops
+}
+
 /// `($1, $2), ($3, $4)` for `rows` rows of `cols` parameters.
 fn values(rows: usize, cols: usize) -> String {
     let mut out = String::with_capacity(rows * cols * 5);
@@ -206,6 +266,18 @@ impl Store {
     /// Stores records in one database transaction, many rows per statement (a batch costs a
     /// handful of statements, not three per record).
     pub async fn insert_journal(&self, entries: &[JournalEntry]) -> Result<()> {
+        if let Store::Sqlite(pool) = self {
+            let deltas = super::stats::deltas(entries);
+            let mut ops = journal_ops(entries);
+            ops.extend(super::stats::add_ops(&deltas));
+            if UNINDEXED.fetch_add(entries.len(), Relaxed) + entries.len() >= INDEX_BATCH {
+                UNINDEXED.store(0, Relaxed);
+                ops.push(Op::Script(INDEX_CATCH_UP));
+            }
+            super::sqlite_writer::of(pool).run(ops, false).await?;
+            super::stats::note_committed(&deltas);
+            return Ok(());
+        }
         let rcpts: Vec<(&str, i32, &RcptEntry)> = entries
             .iter()
             .flat_map(|e| {
@@ -228,10 +300,7 @@ impl Store {
         with_pool!(self, pool => {
             let mut tx = pool.begin_write().await?;
             for chunk in entries.chunks(ROWS_PER_STATEMENT) {
-                let sql = format!(
-                    "INSERT INTO journal (id, time_us, client_ip, client_port, helo, tls, sender, subject, message_id, size, outcome, decided_by, final_reply, replay_of, actor, search_text, flag, notes, direction) VALUES {}",
-                    values(chunk.len(), 19)
-                );
+                let sql = format!("{INSERT_JOURNAL}{}", values(chunk.len(), 19));
                 let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
                 for e in chunk {
                     q = q.bind(&e.id).bind(e.time_us).bind(&e.client_ip).bind(i32::from(e.client_port)).bind(&e.helo).bind(&e.tls)
@@ -241,7 +310,7 @@ impl Store {
                 q.execute(&mut *tx).await?;
             }
             for chunk in rcpts.chunks(ROWS_PER_STATEMENT) {
-                let sql = format!("INSERT INTO journal_rcpt (journal_id, position, address, accepted, reply, delivered_to) VALUES {}", values(chunk.len(), 6));
+                let sql = format!("{INSERT_RCPT}{}", values(chunk.len(), 6));
                 let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
                 for (id, i, r) in chunk {
                     q = q.bind(*id).bind(*i).bind(&r.address).bind(r.accepted).bind(&r.reply).bind(&r.delivered_to);
@@ -249,7 +318,7 @@ impl Store {
                 q.execute(&mut *tx).await?;
             }
             for chunk in parties.chunks(ROWS_PER_STATEMENT) {
-                let sql = format!("INSERT INTO journal_party (address, journal_id, time_us) VALUES {}", values(chunk.len(), 3));
+                let sql = format!("{INSERT_PARTY}{}", values(chunk.len(), 3));
                 let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
                 for (address, id, t) in chunk {
                     q = q.bind(address.clone()).bind(*id).bind(*t);
@@ -260,15 +329,14 @@ impl Store {
             let deltas = super::stats::deltas(entries);
             super::stats::add_in(&mut tx, &deltas).await?;
             for chunk in atts.chunks(ROWS_PER_STATEMENT) {
-                let sql = format!("INSERT INTO journal_attachment (journal_id, position, filename, mime_type, size) VALUES {}", values(chunk.len(), 5));
+                let sql = format!("{INSERT_ATTACHMENT}{}", values(chunk.len(), 5));
                 let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
                 for (id, i, a) in chunk {
                     q = q.bind(*id).bind(*i).bind(&a.filename).bind(&a.mime_type).bind(a.size);
                 }
                 q.execute(&mut *tx).await?;
             }
-            let sqlite = matches!(self, Store::Sqlite(_));
-            if sqlite && UNINDEXED.fetch_add(entries.len(), Relaxed) + entries.len() >= INDEX_BATCH {
+            if matches!(self, Store::Sqlite(_)) && UNINDEXED.fetch_add(entries.len(), Relaxed) + entries.len() >= INDEX_BATCH {
                 UNINDEXED.store(0, Relaxed);
                 sqlx::raw_sql(INDEX_CATCH_UP).execute(&mut *tx).await?;
             }

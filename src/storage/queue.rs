@@ -7,7 +7,7 @@ use anyhow::Result;
 use serde::Serialize;
 use sqlx::Row;
 
-use super::batch::{self, BatchWriter};
+use super::sqlite_writer::{self, Op, Value};
 use super::outbound::{NewQueued, Route, domain_of};
 use super::{BeginWrite, Store, with_pool};
 
@@ -64,7 +64,7 @@ impl Store {
     /// SQLite): on disk (fsync) before it returns.
     pub async fn enqueue_routed(&self, m: &NewQueued<'_>) -> Result<()> {
         if let Store::Sqlite(pool) = self {
-            return group_writer(pool).write(Enqueue::of(m)).await;
+            return sqlite_writer::of(pool).run(queued_ops(m), true).await;
         }
         with_pool!(self, pool => {
             let mut conn = pool.acquire().await?;
@@ -316,106 +316,51 @@ impl Store {
     }
 }
 
-/// One message for the queue's group commit (an owned `NewQueued`).
-struct Enqueue {
-    id: String,
-    time_us: i64,
-    sender: String,
-    size: i64,
-    compressed: Vec<u8>,
-    rcpts: Vec<(String, Route)>,
-    outbound: bool,
-    held: String,
-}
+const INSERT_QUEUE: &str = "INSERT INTO queue (id, time_us, sender, size, body, attempts, next_attempt_us, last_reply, lease_until_us, leased_by, direction, held) VALUES ($1, $2, $3, $4, $5, 0, $6, '', 0, '', $7, $8)";
+const INSERT_QUEUE_RCPT: &str = "INSERT INTO queue_rcpt (queue_id, address, done, last_reply, route, domain, next_attempt_us) VALUES ($1, $2, $3, '', $4, $5, $6)";
 
-impl Enqueue {
-    fn of(m: &NewQueued<'_>) -> Enqueue {
-        Enqueue {
-            id: m.id.to_string(),
-            time_us: m.time_us,
-            sender: m.sender.to_string(),
-            size: m.size,
-            compressed: m.compressed.to_vec(),
-            rcpts: m.rcpts.to_vec(),
-            outbound: m.outbound,
-            held: m.held.to_string(),
+/// The recipients to deliver to: the same recipient twice in one transaction is one delivery.
+fn distinct_rcpts<'a>(m: &'a NewQueued<'_>) -> Vec<&'a (String, Route)> {
+    let mut out: Vec<&(String, Route)> = Vec::with_capacity(m.rcpts.len());
+    for r in m.rcpts {
+        if !out.iter().any(|(seen, _)| seen.eq_ignore_ascii_case(&r.0)) {
+            out.push(r);
         }
     }
-
-    fn view(&self) -> NewQueued<'_> {
-        NewQueued {
-            id: &self.id,
-            time_us: self.time_us,
-            sender: &self.sender,
-            size: self.size,
-            compressed: &self.compressed,
-            rcpts: &self.rcpts,
-            outbound: self.outbound,
-            held: &self.held,
-        }
-    }
+    out
 }
 
-/// Most messages one commit takes.
-const GROUP: usize = 256;
-
-/// The group-commit writer of a SQLite database, one per database file in the process.
-fn group_writer(pool: &sqlx::SqlitePool) -> std::sync::Arc<BatchWriter<Enqueue>> {
-    static WRITERS: batch::Registry<Enqueue> = std::sync::OnceLock::new();
-    batch::per_database(&WRITERS, pool, |p| {
-        BatchWriter::start_each(GROUP, move |items: Vec<Enqueue>| {
-            let p = p.clone();
-            async move { commit_group(&p, &items).await }
-        })
-    })
-}
-
-/// Writes a group of messages in one transaction whose commit waits for the fsync of the WAL
-/// (`synchronous = FULL` on this connection, which also makes every earlier commit durable; the
-/// other connections stay at NORMAL). If the group fails, each message is tried on its own, so
-/// one bad message cannot refuse the others; each caller gets its own message's result.
-async fn commit_group(pool: &sqlx::SqlitePool, items: &[Enqueue]) -> Vec<Result<(), String>> {
-    let mut conn = match pool.acquire().await {
-        Ok(c) => c,
-        Err(e) => return vec![Err(format!("{e:#}")); items.len()],
-    };
-    if let Err(e) = sqlx::query("PRAGMA synchronous = FULL")
-        .execute(&mut *conn)
-        .await
-    {
-        return vec![Err(format!("{e:#}")); items.len()];
+/// The queue rows of one message for SQLite's writer, which commits many sessions' messages
+/// with one fsync (group commit; docs/storage.md says what is durable at the 250).
+fn queued_ops(m: &NewQueued<'_>) -> Vec<Op> {
+    let direction = if m.outbound { "out" } else { "in" };
+    let mut ops = vec![Op::execute(
+        INSERT_QUEUE,
+        vec![
+            m.id.into(),
+            m.time_us.into(),
+            m.sender.into(),
+            m.size.into(),
+            Value::Blob(m.compressed.to_vec()),
+            m.time_us.into(),
+            direction.into(),
+            m.held.into(),
+        ],
+    )];
+    for (address, route) in distinct_rcpts(m) {
+        ops.push(Op::execute(
+            INSERT_QUEUE_RCPT,
+            vec![
+                m.id.into(),
+                address.into(),
+                false.into(),
+                route.as_str().into(),
+                domain_of(address).into(),
+                m.time_us.into(),
+            ],
+        ));
     }
-    let results = match write_group(&mut conn, items).await {
-        Ok(()) => vec![Ok(()); items.len()],
-        Err(e) if items.len() == 1 => vec![Err(format!("{e:#}"))],
-        Err(_) => {
-            let mut results = Vec::with_capacity(items.len());
-            for item in items {
-                results.push(
-                    write_group(&mut conn, std::slice::from_ref(item))
-                        .await
-                        .map_err(|e| format!("{e:#}")),
-                );
-            }
-            results
-        }
-    };
-    let _ = sqlx::query("PRAGMA synchronous = NORMAL")
-        .execute(&mut *conn)
-        .await;
-    results
-}
-
-async fn write_group(
-    conn: &mut sqlx::pool::PoolConnection<sqlx::Sqlite>,
-    items: &[Enqueue],
-) -> Result<()> {
-    let mut tx = sqlx::Connection::begin_with(&mut **conn, "BEGIN IMMEDIATE").await?;
-    for m in items {
-        insert_queued(&mut tx, &m.view()).await?;
-    }
-    tx.commit().await?;
-    Ok(())
+    ops
 }
 
 /// The queue rows of one message (a route per recipient), inside the given transaction.
@@ -432,18 +377,12 @@ where
     for<'q> bool: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
     for<'q> <DB as sqlx::Database>::Arguments: sqlx::IntoArguments<DB>,
 {
-    sqlx::query("INSERT INTO queue (id, time_us, sender, size, body, attempts, next_attempt_us, last_reply, lease_until_us, leased_by, direction, held) VALUES ($1, $2, $3, $4, $5, 0, $6, '', 0, '', $7, $8)")
+    sqlx::query(INSERT_QUEUE)
         .bind(m.id).bind(m.time_us).bind(m.sender).bind(m.size).bind(m.compressed).bind(m.time_us)
         .bind(if m.outbound { "out" } else { "in" }).bind(m.held)
         .execute(&mut **tx).await?;
-    let mut seen: Vec<&str> = Vec::new();
-    for (address, route) in m.rcpts {
-        // The same recipient twice in one transaction is one delivery.
-        if seen.iter().any(|s| s.eq_ignore_ascii_case(address)) {
-            continue;
-        }
-        seen.push(address);
-        sqlx::query("INSERT INTO queue_rcpt (queue_id, address, done, last_reply, route, domain, next_attempt_us) VALUES ($1, $2, $3, '', $4, $5, $6)")
+    for (address, route) in distinct_rcpts(m) {
+        sqlx::query(INSERT_QUEUE_RCPT)
             .bind(m.id).bind(address.as_str()).bind(false).bind(route.as_str()).bind(domain_of(address)).bind(m.time_us)
             .execute(&mut **tx).await?;
     }

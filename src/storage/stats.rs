@@ -16,6 +16,7 @@ use sqlx::Row;
 use std::collections::BTreeMap;
 
 use super::journal::JournalEntry;
+use super::sqlite_writer::{Op, Value};
 use super::{BeginWrite, Store, with_pool};
 
 /// One increment: hour (start, µs), metric, key, amount.
@@ -167,6 +168,31 @@ where
     upsert_in(tx, &summed(deltas), ADD).await
 }
 
+/// Adds increments as steps of a SQLite writer's piece (the journal's).
+pub(super) fn add_ops(deltas: &[StatDelta]) -> Vec<Op> {
+    summed(deltas)
+        .chunks(ROWS)
+        .map(|chunk| {
+            let mut args = Vec::with_capacity(chunk.len() * 4);
+            for ((h, m, k), v) in chunk {
+                args.extend([Value::Int(*h), (*m).into(), (*k).into(), Value::Int(*v)]);
+            }
+            Op::execute(upsert_sql(chunk.len(), ADD), args)
+        })
+        .collect()
+}
+
+/// One upsert of `rows` rows, merging into existing ones with `merge`.
+fn upsert_sql(rows: usize, merge: &str) -> String {
+    let values = (0..rows)
+        .map(|i| format!("(${}, ${}, ${}, ${})", i * 4 + 1, i * 4 + 2, i * 4 + 3, i * 4 + 4))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "INSERT INTO stats (hour_us, metric, key, value) VALUES {values} ON CONFLICT (hour_us, metric, key) DO UPDATE SET value = {merge}"
+    )
+}
+
 /// Writes rows, many per statement, merging into existing ones with `merge`.
 async fn upsert_in<'c, DB: sqlx::Database>(
     tx: &mut sqlx::Transaction<'c, DB>,
@@ -180,21 +206,7 @@ where
     for<'q> <DB as sqlx::Database>::Arguments: sqlx::IntoArguments<DB>,
 {
     for chunk in rows.chunks(ROWS) {
-        let values = (0..chunk.len())
-            .map(|i| {
-                format!(
-                    "(${}, ${}, ${}, ${})",
-                    i * 4 + 1,
-                    i * 4 + 2,
-                    i * 4 + 3,
-                    i * 4 + 4
-                )
-            })
-            .collect::<Vec<_>>()
-            .join(", ");
-        let sql = format!(
-            "INSERT INTO stats (hour_us, metric, key, value) VALUES {values} ON CONFLICT (hour_us, metric, key) DO UPDATE SET value = {merge}"
-        );
+        let sql = upsert_sql(chunk.len(), merge);
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
         for ((h, m, k), v) in chunk {
             q = q.bind(*h).bind(*m).bind(*k).bind(*v);
