@@ -100,7 +100,13 @@ fn body_ops(b: StoredBody) -> Vec<Op> {
     vec![
         Op::execute(
             "INSERT INTO backup (id, time_us, size, stored_size, body, digest) VALUES ($1, $2, $3, $4, zeroblob($5), '')",
-            vec![(&b.id).into(), b.time_us.into(), b.size.into(), len.into(), len.into()],
+            vec![
+                (&b.id).into(),
+                b.time_us.into(),
+                b.size.into(),
+                len.into(),
+                len.into(),
+            ],
         ),
         Op::FillBlob(c"backup", c"body", b.compressed),
         Op::execute(

@@ -6,8 +6,8 @@ use serde::Serialize;
 use sqlx::Row;
 use std::sync::atomic::Ordering::Relaxed;
 
-use super::{BeginWrite, Store, with_pool};
 use super::sqlite_writer::{Op, Value};
+use super::{BeginWrite, Store, with_pool};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct JournalEntry {
@@ -157,8 +157,7 @@ const INDEX_CATCH_UP: &str = "INSERT INTO journal_fts (rowid, search_text) SELEC
 const ROWS_PER_STATEMENT: usize = 60;
 
 const INSERT_JOURNAL: &str = "INSERT INTO journal (id, time_us, client_ip, client_port, helo, tls, sender, subject, message_id, size, outcome, decided_by, final_reply, replay_of, actor, search_text, flag, notes, direction) VALUES ";
-const INSERT_RCPT: &str =
-    "INSERT INTO journal_rcpt (journal_id, position, address, accepted, reply, delivered_to) VALUES ";
+const INSERT_RCPT: &str = "INSERT INTO journal_rcpt (journal_id, position, address, accepted, reply, delivered_to) VALUES ";
 const INSERT_PARTY: &str = "INSERT INTO journal_party (address, journal_id, time_us) VALUES ";
 const INSERT_ATTACHMENT: &str =
     "INSERT INTO journal_attachment (journal_id, position, filename, mime_type, size) VALUES ";
@@ -180,36 +179,75 @@ fn journal_ops(entries: &[JournalEntry]) -> Vec<Op> {
             .iter()
             .map(|e| {
                 vec![
-                    (&e.id).into(), e.time_us.into(), (&e.client_ip).into(), i32::from(e.client_port).into(),
-                    (&e.helo).into(), e.tls.clone().into(), (&e.sender).into(), e.subject.clone().into(),
-                    e.message_id.clone().into(), e.size.into(), (&e.outcome).into(), (&e.decided_by).into(),
-                    (&e.final_reply).into(), e.replay_of.clone().into(), e.actor.clone().into(),
-                    search_text(e).into(), e.flag.clone().into(), e.notes.clone().into(), direction(e).into(),
+                    (&e.id).into(),
+                    e.time_us.into(),
+                    (&e.client_ip).into(),
+                    i32::from(e.client_port).into(),
+                    (&e.helo).into(),
+                    e.tls.clone().into(),
+                    (&e.sender).into(),
+                    e.subject.clone().into(),
+                    e.message_id.clone().into(),
+                    e.size.into(),
+                    (&e.outcome).into(),
+                    (&e.decided_by).into(),
+                    (&e.final_reply).into(),
+                    e.replay_of.clone().into(),
+                    e.actor.clone().into(),
+                    search_text(e).into(),
+                    e.flag.clone().into(),
+                    e.notes.clone().into(),
+                    direction(e).into(),
                 ]
             })
             .collect(),
     );
-    let each_rcpt = entries.iter().flat_map(|e| e.recipients.iter().enumerate().map(move |(i, r)| (e, i, r)));
+    let each_rcpt = entries
+        .iter()
+        .flat_map(|e| e.recipients.iter().enumerate().map(move |(i, r)| (e, i, r)));
     rows(
         INSERT_RCPT,
         6,
         each_rcpt
             .map(|(e, i, r)| {
-                vec![(&e.id).into(), (i as i64).into(), (&r.address).into(), r.accepted.into(), (&r.reply).into(), r.delivered_to.clone().into()]
+                vec![
+                    (&e.id).into(),
+                    (i as i64).into(),
+                    (&r.address).into(),
+                    r.accepted.into(),
+                    (&r.reply).into(),
+                    r.delivered_to.clone().into(),
+                ]
             })
             .collect(),
     );
     rows(
         INSERT_PARTY,
         3,
-        parties(entries).into_iter().map(|(a, id, t)| vec![a.into(), id.into(), t.into()]).collect(),
+        parties(entries)
+            .into_iter()
+            .map(|(a, id, t)| vec![a.into(), id.into(), t.into()])
+            .collect(),
     );
-    let each_attachment = entries.iter().flat_map(|e| e.attachments.iter().enumerate().map(move |(i, a)| (e, i, a)));
+    let each_attachment = entries.iter().flat_map(|e| {
+        e.attachments
+            .iter()
+            .enumerate()
+            .map(move |(i, a)| (e, i, a))
+    });
     rows(
         INSERT_ATTACHMENT,
         5,
         each_attachment
-            .map(|(e, i, a)| vec![(&e.id).into(), (i as i64).into(), (&a.filename).into(), (&a.mime_type).into(), a.size.into()])
+            .map(|(e, i, a)| {
+                vec![
+                    (&e.id).into(),
+                    (i as i64).into(),
+                    (&a.filename).into(),
+                    (&a.mime_type).into(),
+                    a.size.into(),
+                ]
+            })
             .collect(),
     );
     ops

@@ -7,8 +7,8 @@ use anyhow::Result;
 use serde::Serialize;
 use sqlx::Row;
 
-use super::sqlite_writer::{self, Op, Value};
 use super::outbound::{NewQueued, Route, domain_of};
+use super::sqlite_writer::{self, Op, Value};
 use super::{BeginWrite, Store, with_pool};
 
 /// A queued message as the queue runner and the CLI see it.
@@ -378,13 +378,26 @@ where
     for<'q> <DB as sqlx::Database>::Arguments: sqlx::IntoArguments<DB>,
 {
     sqlx::query(INSERT_QUEUE)
-        .bind(m.id).bind(m.time_us).bind(m.sender).bind(m.size).bind(m.compressed).bind(m.time_us)
-        .bind(if m.outbound { "out" } else { "in" }).bind(m.held)
-        .execute(&mut **tx).await?;
+        .bind(m.id)
+        .bind(m.time_us)
+        .bind(m.sender)
+        .bind(m.size)
+        .bind(m.compressed)
+        .bind(m.time_us)
+        .bind(if m.outbound { "out" } else { "in" })
+        .bind(m.held)
+        .execute(&mut **tx)
+        .await?;
     for (address, route) in distinct_rcpts(m) {
         sqlx::query(INSERT_QUEUE_RCPT)
-            .bind(m.id).bind(address.as_str()).bind(false).bind(route.as_str()).bind(domain_of(address)).bind(m.time_us)
-            .execute(&mut **tx).await?;
+            .bind(m.id)
+            .bind(address.as_str())
+            .bind(false)
+            .bind(route.as_str())
+            .bind(domain_of(address))
+            .bind(m.time_us)
+            .execute(&mut **tx)
+            .await?;
     }
     Ok(())
 }

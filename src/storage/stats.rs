@@ -185,7 +185,15 @@ pub(super) fn add_ops(deltas: &[StatDelta]) -> Vec<Op> {
 /// One upsert of `rows` rows, merging into existing ones with `merge`.
 fn upsert_sql(rows: usize, merge: &str) -> String {
     let values = (0..rows)
-        .map(|i| format!("(${}, ${}, ${}, ${})", i * 4 + 1, i * 4 + 2, i * 4 + 3, i * 4 + 4))
+        .map(|i| {
+            format!(
+                "(${}, ${}, ${}, ${})",
+                i * 4 + 1,
+                i * 4 + 2,
+                i * 4 + 3,
+                i * 4 + 4
+            )
+        })
         .collect::<Vec<_>>()
         .join(", ");
     format!(

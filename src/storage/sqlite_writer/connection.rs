@@ -210,8 +210,12 @@ impl Connection {
             let mut at = 0;
             while at < data.len() {
                 let n = BLOB_PIECE.min(data.len() - at);
-                let rc =
-                    ffi::sqlite3_blob_write(blob, data[at..].as_ptr().cast(), n as c_int, at as c_int);
+                let rc = ffi::sqlite3_blob_write(
+                    blob,
+                    data[at..].as_ptr().cast(),
+                    n as c_int,
+                    at as c_int,
+                );
                 if rc != ffi::SQLITE_OK {
                     let why = self.error();
                     ffi::sqlite3_blob_close(blob);

@@ -16,8 +16,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 use sqlx::SqlitePool;
 use tokio::sync::oneshot;
 
-pub use connection::Value;
 use connection::Connection;
+pub use connection::Value;
 
 /// One step of a piece of work.
 #[derive(Debug)]
@@ -73,11 +73,7 @@ impl Writer {
     pub async fn run(&self, ops: Vec<Op>, durable: bool) -> anyhow::Result<()> {
         let (done, answer) = oneshot::channel();
         self.pieces
-            .send(Piece {
-                ops,
-                durable,
-                done,
-            })
+            .send(Piece { ops, durable, done })
             .map_err(|_| anyhow::anyhow!("the SQLite writer has stopped"))?;
         answer
             .await
@@ -223,7 +219,11 @@ mod tests {
         let row = |i: i32| {
             Op::execute(
                 "INSERT INTO t (id, n, b) VALUES ($1, $2, $3)",
-                vec![i.to_string().into(), i64::from(i).into(), Value::Blob(vec![i as u8; 3])],
+                vec![
+                    i.to_string().into(),
+                    i64::from(i).into(),
+                    Value::Blob(vec![i as u8; 3]),
+                ],
             )
         };
         writer.run(vec![row(3)], false).await.unwrap();
@@ -234,8 +234,14 @@ mod tests {
                 // Piece 7 inserts a row of its own, then one that collides with piece 3's.
                 let ops = if i == 7 {
                     vec![
-                        Op::execute("INSERT INTO t (id, n) VALUES (?, ?)", vec!["x7".into(), 7i64.into()]),
-                        Op::execute("INSERT INTO t (id, n) VALUES (?, ?)", vec!["3".into(), 7i64.into()]),
+                        Op::execute(
+                            "INSERT INTO t (id, n) VALUES (?, ?)",
+                            vec!["x7".into(), 7i64.into()],
+                        ),
+                        Op::execute(
+                            "INSERT INTO t (id, n) VALUES (?, ?)",
+                            vec!["3".into(), 7i64.into()],
+                        ),
                     ]
                 } else {
                     vec![row(i)]
@@ -252,11 +258,20 @@ mod tests {
         assert_eq!(failed.len(), 1, "{failed:?}");
         assert_eq!(failed[0].0, 7);
         assert!(failed[0].1.contains("UNIQUE"), "{failed:?}");
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM t").fetch_one(&pool).await.unwrap();
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM t")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
         assert_eq!(n, 49);
-        let x7: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM t WHERE id = 'x7'").fetch_one(&pool).await.unwrap();
+        let x7: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM t WHERE id = 'x7'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
         assert_eq!(x7, 0, "a failed piece leaves nothing");
-        let b: Vec<u8> = sqlx::query_scalar("SELECT b FROM t WHERE id = '5'").fetch_one(&pool).await.unwrap();
+        let b: Vec<u8> = sqlx::query_scalar("SELECT b FROM t WHERE id = '5'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
         assert_eq!(b, vec![5u8; 3]);
     }
 
@@ -278,7 +293,10 @@ mod tests {
             )
             .await
             .unwrap();
-        let b: Vec<u8> = sqlx::query_scalar("SELECT b FROM t WHERE id = 'big'").fetch_one(&pool).await.unwrap();
+        let b: Vec<u8> = sqlx::query_scalar("SELECT b FROM t WHERE id = 'big'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
         assert!(b == data);
     }
 }
