@@ -14,7 +14,10 @@ use crate::storage::batch::BatchWriter;
 use crate::storage::{Store, StoredBody};
 
 pub struct Backup {
-    writer: BatchWriter<StoredBody>,
+    store: Store,
+    /// PostgreSQL: bodies grouped into one transaction here. SQLite's writer thread groups every
+    /// session's work itself, so there a body goes straight to it.
+    writer: Option<BatchWriter<StoredBody>>,
     level: i32,
 }
 
@@ -25,11 +28,15 @@ const INLINE_COMPRESS_LIMIT: usize = 128 * 1024;
 impl Backup {
     /// Starts the writer (needs a Tokio runtime).
     pub fn start(store: Store, config: &BackupConfig) -> Backup {
-        let writer = BatchWriter::start(BATCH, move |bodies: Vec<StoredBody>| {
+        let writer = matches!(store, Store::Postgres(_)).then(|| {
             let store = store.clone();
-            async move { store.insert_bodies(bodies).await }
+            BatchWriter::start(BATCH, move |bodies: Vec<StoredBody>| {
+                let store = store.clone();
+                async move { store.insert_bodies(bodies).await }
+            })
         });
         Backup {
+            store,
             writer,
             level: config.compression_level,
         }
@@ -105,7 +112,10 @@ impl Module for Backup {
             compressed,
             digest,
         };
-        self.writer.write(body).await
+        match &self.writer {
+            Some(writer) => writer.write(body).await,
+            None => self.store.insert_bodies(vec![body]).await,
+        }
     }
 }
 

@@ -12,7 +12,10 @@ use crate::storage::batch::BatchWriter;
 use crate::storage::{JournalEntry, RcptEntry, Store};
 
 pub struct Journal {
-    writer: BatchWriter<JournalEntry>,
+    store: Store,
+    /// PostgreSQL: records grouped into one transaction here. SQLite's writer thread groups
+    /// every session's work itself, so there a record goes straight to it.
+    writer: Option<BatchWriter<JournalEntry>>,
 }
 
 /// Records written in one database transaction, at most.
@@ -23,11 +26,14 @@ const INLINE_PARSE_LIMIT: usize = 256 * 1024;
 impl Journal {
     /// Starts the writer task (needs a Tokio runtime).
     pub fn start(store: Store) -> Journal {
-        let writer = BatchWriter::start(BATCH, move |entries: Vec<JournalEntry>| {
+        let writer = matches!(store, Store::Postgres(_)).then(|| {
             let store = store.clone();
-            async move { store.insert_journal(&entries).await }
+            BatchWriter::start(BATCH, move |entries: Vec<JournalEntry>| {
+                let store = store.clone();
+                async move { store.insert_journal(&entries).await }
+            })
         });
-        Journal { writer }
+        Journal { store, writer }
     }
 }
 /// The journal's view of a finished transaction.
@@ -82,6 +88,14 @@ impl Module for Journal {
     }
 
     async fn finish(&self, record: &TransactionRecord) -> anyhow::Result<()> {
-        self.writer.write(entry(record).await).await
+        let entry = entry(record).await;
+        match &self.writer {
+            Some(writer) => writer.write(entry).await,
+            None => {
+                self.store
+                    .insert_journal(std::slice::from_ref(&entry))
+                    .await
+            }
+        }
     }
 }
