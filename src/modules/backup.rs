@@ -14,10 +14,7 @@ use crate::storage::batch::BatchWriter;
 use crate::storage::{Store, StoredBody};
 
 pub struct Backup {
-    store: Store,
-    /// PostgreSQL: bodies grouped into one transaction here. SQLite's writer thread groups every
-    /// session's work itself, so there a body goes straight to it.
-    writer: Option<BatchWriter<StoredBody>>,
+    writer: BatchWriter<StoredBody>,
     level: i32,
 }
 
@@ -28,15 +25,11 @@ const INLINE_COMPRESS_LIMIT: usize = 128 * 1024;
 impl Backup {
     /// Starts the writer (needs a Tokio runtime).
     pub fn start(store: Store, config: &BackupConfig) -> Backup {
-        let writer = matches!(store, Store::Postgres(_)).then(|| {
+        let writer = BatchWriter::start(BATCH, move |bodies: Vec<StoredBody>| {
             let store = store.clone();
-            BatchWriter::start(BATCH, move |bodies: Vec<StoredBody>| {
-                let store = store.clone();
-                async move { store.insert_bodies(bodies).await }
-            })
+            async move { store.insert_bodies(bodies).await }
         });
         Backup {
-            store,
             writer,
             level: config.compression_level,
         }
@@ -112,10 +105,7 @@ impl Module for Backup {
             compressed,
             digest,
         };
-        match &self.writer {
-            Some(writer) => writer.write(body).await,
-            None => self.store.insert_bodies(vec![body]).await,
-        }
+        self.writer.write(body).await
     }
 }
 

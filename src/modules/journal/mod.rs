@@ -12,10 +12,7 @@ use crate::storage::batch::BatchWriter;
 use crate::storage::{JournalEntry, RcptEntry, Store};
 
 pub struct Journal {
-    store: Store,
-    /// PostgreSQL: records grouped into one transaction here. SQLite's writer thread groups
-    /// every session's work itself, so there a record goes straight to it.
-    writer: Option<BatchWriter<JournalEntry>>,
+    writer: BatchWriter<JournalEntry>,
 }
 
 /// Records written in one database transaction, at most.
@@ -26,14 +23,11 @@ const INLINE_PARSE_LIMIT: usize = 256 * 1024;
 impl Journal {
     /// Starts the writer task (needs a Tokio runtime).
     pub fn start(store: Store) -> Journal {
-        let writer = matches!(store, Store::Postgres(_)).then(|| {
+        let writer = BatchWriter::start(BATCH, move |entries: Vec<JournalEntry>| {
             let store = store.clone();
-            BatchWriter::start(BATCH, move |entries: Vec<JournalEntry>| {
-                let store = store.clone();
-                async move { store.insert_journal(&entries).await }
-            })
+            async move { store.insert_journal(&entries).await }
         });
-        Journal { store, writer }
+        Journal { writer }
     }
 }
 /// The journal's view of a finished transaction.
@@ -88,14 +82,6 @@ impl Module for Journal {
     }
 
     async fn finish(&self, record: &TransactionRecord) -> anyhow::Result<()> {
-        let entry = entry(record).await;
-        match &self.writer {
-            Some(writer) => writer.write(entry).await,
-            None => {
-                self.store
-                    .insert_journal(std::slice::from_ref(&entry))
-                    .await
-            }
-        }
+        self.writer.write(entry(record).await).await
     }
 }
