@@ -166,9 +166,11 @@ const INSERT_ATTACHMENT: &str =
 fn journal_ops(entries: &[JournalEntry]) -> Vec<Op> {
     let mut ops = Vec::new();
     let mut rows = |head: &str, cols: usize, rows: Vec<Vec<Value>>| {
-        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        let mut rows = rows.into_iter().peekable();
+        while rows.peek().is_some() {
+            let chunk: Vec<Vec<Value>> = rows.by_ref().take(ROWS_PER_STATEMENT).collect();
             let sql = format!("{head}{}", values(chunk.len(), cols));
-            ops.push(Op::execute(sql, chunk.concat()));
+            ops.push(Op::execute(sql, chunk.into_iter().flatten().collect()));
         }
     };
     let direction = |e: &JournalEntry| if e.outbound { "out" } else { "in" };

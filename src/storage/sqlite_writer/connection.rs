@@ -10,7 +10,7 @@ use std::path::Path;
 use libsqlite3_sys as ffi;
 
 /// A value bound to one `?` / `$N` of a statement, in order.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub enum Value {
     Null,
     Int(i64),
@@ -69,10 +69,6 @@ pub struct Connection {
     db: *mut ffi::sqlite3,
     statements: HashMap<String, *mut ffi::sqlite3_stmt>,
 }
-
-// SAFETY: a connection is opened on one thread and moved once into the writer's thread, which is
-// the only one that uses it (SQLite's "multi-thread" mode allows that).
-unsafe impl Send for Connection {}
 
 impl Connection {
     /// Opens an existing database (the schema is brought up to date by the pool first), with the

@@ -128,7 +128,8 @@ fn serve(path: &Path, pieces: mpsc::Receiver<Piece>) {
     }
 }
 
-/// One transaction for the whole batch; each piece in a savepoint of its own.
+/// One transaction for the whole batch; each piece in a savepoint of its own, so a piece that
+/// fails leaves nothing behind and the others still commit.
 fn commit(conn: &mut Connection, batch: &[Piece], full: &mut bool) -> Vec<Result<(), String>> {
     let durable = batch.iter().any(|p| p.durable);
     if durable != *full {
@@ -145,22 +146,10 @@ fn commit(conn: &mut Connection, batch: &[Piece], full: &mut bool) -> Vec<Result
     if let Err(e) = conn.script("BEGIN IMMEDIATE") {
         return vec![Err(e); batch.len()];
     }
-    let alone = batch.len() == 1;
-    let mut results = Vec::with_capacity(batch.len());
-    for piece in batch {
-        let result = if alone {
-            run_ops(conn, &piece.ops)
-        } else {
-            in_savepoint(conn, &piece.ops)
-        };
-        if let Err(e) = &result
-            && alone
-        {
-            let _ = conn.script("ROLLBACK");
-            return vec![Err(e.clone())];
-        }
-        results.push(result);
-    }
+    let results: Vec<_> = batch
+        .iter()
+        .map(|piece| in_savepoint(conn, &piece.ops))
+        .collect();
     match conn.script("COMMIT") {
         Ok(()) => results,
         Err(e) => {
