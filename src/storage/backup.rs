@@ -33,7 +33,10 @@ impl Store {
     pub async fn insert_bodies(&self, bodies: Vec<StoredBody>) -> Result<()> {
         if let Store::Sqlite(pool) = self {
             let ops = bodies.into_iter().flat_map(body_ops).collect();
-            return super::sqlite_writer::of(pool).run(ops, false).await;
+            return super::sqlite_writer::of(pool)
+                .run(ops, false)
+                .await
+                .map(drop);
         }
         with_pool!(self, pool => {
             let mut tx = pool.begin_write().await?;

@@ -661,6 +661,15 @@ END;
 "#,
         postgres: "",
     },
+    Migration {
+        version: 43,
+        // SQLite: the MX lease reads each queued message's `held` and `time_us`; in the table
+        // `held` comes after the body (an added column), so every read walked the body's
+        // overflow pages. An index holding both answers without the row.
+        sql: "",
+        sqlite: "CREATE INDEX queue_lease ON queue (id, held, time_us);",
+        postgres: "",
+    },
 ];
 
 pub async fn run(store: &Store) -> Result<()> {

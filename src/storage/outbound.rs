@@ -8,7 +8,7 @@ use anyhow::Result;
 use serde::Serialize;
 use sqlx::Row;
 
-use super::batch::{self, BatchWriter};
+use super::sqlite_writer::{self, Op};
 use super::{BeginWrite, Store, with_pool};
 
 /// Where a queued recipient goes.
@@ -199,8 +199,9 @@ impl Store {
             later: None,
         };
         if let Store::Sqlite(pool) = self {
-            // Many sessions' answers in one transaction: one writer, no contention for the lock.
-            return done_writer(pool).write(done).await;
+            // Many sessions' answers in one transaction, with the journal's and the queue's.
+            let removed = sqlite_writer::of(pool).run(answer_ops(done), false).await?;
+            return Ok(removed == 1);
         }
         with_pool!(self, pool => {
             let mut tx = pool.begin_write().await?;
@@ -230,7 +231,10 @@ impl Store {
         };
         if let Store::Sqlite(pool) = self {
             // With the final answers: a destination that is down defers many at once.
-            return done_writer(pool).write(later).await.map(|_| ());
+            return sqlite_writer::of(pool)
+                .run(answer_ops(later), false)
+                .await
+                .map(drop);
         }
         with_pool!(self, pool => {
             let mut tx = pool.begin_write().await?;
@@ -490,48 +494,70 @@ struct Done {
     later: Option<(i64, bool)>,
 }
 
-/// Most answers one transaction records.
-const DONE_GROUP: usize = 256;
-
-/// The writer of final answers of a SQLite database (one per database file).
-fn done_writer(pool: &sqlx::SqlitePool) -> std::sync::Arc<BatchWriter<Done, bool>> {
-    static WRITERS: batch::Registry<Done, bool> = std::sync::OnceLock::new();
-    batch::per_database(&WRITERS, pool, |p| {
-        BatchWriter::start_each(DONE_GROUP, move |items: Vec<Done>| {
-            let p = p.clone();
-            async move { record_group(&p, &items).await }
-        })
-    })
-}
-
-/// Records a group of answers in one transaction; if it fails, each on its own, so each caller
-/// gets its own answer's result.
-async fn record_group(pool: &sqlx::SqlitePool, items: &[Done]) -> Vec<Result<bool, String>> {
-    async fn all(pool: &sqlx::SqlitePool, items: &[Done]) -> Result<Vec<bool>> {
-        let mut tx = pool.begin_write().await?;
-        let mut gone = Vec::with_capacity(items.len());
-        for d in items {
-            gone.push(record_answer(&mut tx, d).await?);
-        }
-        tx.commit().await?;
-        Ok(gone)
+/// One recipient's answer as the SQLite writer's statements: the same steps as
+/// [`record_answer`], with the reads folded into the statements. For a final answer the last
+/// statement removes the message when it was its last recipient (one row changed).
+fn answer_ops(d: Done) -> Vec<Op> {
+    let Done {
+        queue_id,
+        address,
+        node,
+        reply,
+        later,
+    } = d;
+    if let Some((next_us, count_attempt)) = later {
+        let attempt = i64::from(count_attempt);
+        return vec![
+            Op::execute(
+                "UPDATE queue_rcpt SET next_attempt_us = ?, last_reply = ?, attempts = attempts + ?, lease_until_us = 0, leased_by = '' WHERE queue_id = ? AND address = ? AND leased_by = ?",
+                vec![
+                    next_us.into(),
+                    reply.as_str().into(),
+                    attempt.into(),
+                    queue_id.as_str().into(),
+                    address.into(),
+                    node.into(),
+                ],
+            ),
+            Op::execute(
+                "UPDATE queue SET last_reply = ?, attempts = attempts + ? WHERE id = ?",
+                vec![reply.into(), attempt.into(), queue_id.into()],
+            ),
+        ];
     }
-    match all(pool, items).await {
-        Ok(gone) => gone.into_iter().map(Ok).collect(),
-        Err(e) if items.len() == 1 => vec![Err(format!("{e:#}"))],
-        Err(_) => {
-            let mut results = Vec::with_capacity(items.len());
-            for d in items {
-                results.push(
-                    all(pool, std::slice::from_ref(d))
-                        .await
-                        .map(|g| g[0])
-                        .map_err(|e| format!("{e:#}")),
-                );
-            }
-            results
-        }
+    let mut ops = vec![
+        Op::execute(
+            "UPDATE queue SET last_reply = ? WHERE id = ?",
+            vec![reply.as_str().into(), queue_id.as_str().into()],
+        ),
+        Op::execute(
+            "UPDATE queue_rcpt SET done = 1, last_reply = ?, lease_until_us = 0, leased_by = '' WHERE queue_id = ? AND address = ? AND leased_by = ?",
+            vec![
+                reply.as_str().into(),
+                queue_id.as_str().into(),
+                address.as_str().into(),
+                node.into(),
+            ],
+        ),
+    ];
+    if reply.starts_with('5') {
+        ops.push(Op::execute(
+            "UPDATE journal_rcpt SET reply = ? WHERE journal_id = ? AND LOWER(address) = LOWER(?)",
+            vec![reply.into(), queue_id.as_str().into(), address.into()],
+        ));
     }
+    // The journal takes the outcome before the message (and its recipients) leave the queue.
+    ops.push(Op::execute(
+        "UPDATE journal SET outcome = CASE WHEN EXISTS (SELECT 1 FROM queue_rcpt WHERE queue_id = ?1 AND done = 1 AND last_reply LIKE '2%') THEN 'delivered' ELSE 'refused' END, \
+         final_reply = (SELECT last_reply FROM queue WHERE id = ?1) \
+         WHERE id = ?1 AND EXISTS (SELECT 1 FROM queue WHERE id = ?1) AND NOT EXISTS (SELECT 1 FROM queue_rcpt WHERE queue_id = ?1 AND done = 0)",
+        vec![queue_id.as_str().into()],
+    ));
+    ops.push(Op::execute(
+        "DELETE FROM queue WHERE id = ?1 AND NOT EXISTS (SELECT 1 FROM queue_rcpt WHERE queue_id = ?1 AND done = 0)",
+        vec![queue_id.into()],
+    ));
+    ops
 }
 
 /// One recipient's answer inside a transaction; true when the message left the queue.

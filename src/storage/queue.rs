@@ -64,7 +64,10 @@ impl Store {
     /// SQLite): on disk (fsync) before it returns.
     pub async fn enqueue_routed(&self, m: &NewQueued<'_>) -> Result<()> {
         if let Store::Sqlite(pool) = self {
-            return sqlite_writer::of(pool).run(queued_ops(m), true).await;
+            return sqlite_writer::of(pool)
+                .run(queued_ops(m), true)
+                .await
+                .map(drop);
         }
         with_pool!(self, pool => {
             let mut conn = pool.acquire().await?;
@@ -90,10 +93,13 @@ impl Store {
         } else {
             ""
         };
+        // `(r.route || '')`: SQLite would otherwise look a message's recipients up by the
+        // (route, done) index — every pending recipient of the queue for each message —
+        // instead of by the message's id.
         let sql = format!(
             "UPDATE queue SET lease_until_us = $1, leased_by = $2 WHERE id IN \
              (SELECT id FROM queue WHERE next_attempt_us <= $3 AND lease_until_us < $3 AND time_us < $3 - 2000000 AND held = '' \
-             AND (EXISTS (SELECT 1 FROM queue_rcpt r WHERE r.queue_id = queue.id AND r.done = $5 AND r.route = 'backend') \
+             AND (EXISTS (SELECT 1 FROM queue_rcpt r WHERE r.queue_id = queue.id AND r.done = $5 AND (r.route || '') = 'backend') \
                   OR NOT EXISTS (SELECT 1 FROM queue_rcpt r WHERE r.queue_id = queue.id AND r.done = $5)) ORDER BY time_us, id LIMIT $4{lock}) RETURNING id, time_us"
         );
         with_pool!(self, pool => {

@@ -21,10 +21,13 @@ use crate::storage::MxLease;
 pub const LEASE: Duration = Duration::from_secs(30);
 /// Recipients leased per round.
 const BATCH: i64 = 200;
+/// (message, domain) groups still in flight when the next recipients are leased.
+const REFILL: usize = BATCH as usize / 2;
 /// Messages up to this size (uncompressed) are read for a whole round in one query.
 const SMALL: i64 = 256 * 1024;
-/// A round when nothing was due.
-const IDLE: Duration = Duration::from_secs(1);
+/// The wait before looking again when nothing was due (a `queue retry` or new outbound mail is
+/// taken up within it).
+const IDLE: Duration = Duration::from_millis(250);
 
 /// Runs forever.
 pub async fn run(config: crate::config::Config, store: crate::storage::Store) {
@@ -36,19 +39,50 @@ pub async fn run(config: crate::config::Config, store: crate::storage::Store) {
             return;
         }
     };
+    // Sessions never wait for a round to end: once the groups in flight are down to REFILL, more
+    // is leased while the rest is still being delivered.
+    let mut running = tokio::task::JoinSet::new();
     loop {
-        match run_once(&delivery, &node).await {
-            Ok(n) if n as i64 == BATCH => continue,
-            Ok(_) => {}
-            Err(e) => tracing::warn!("MX delivery round failed: {e:#}"),
+        let leased = lease_round(&delivery, &node, &mut running)
+            .await
+            .unwrap_or_else(|e| {
+                tracing::warn!("MX delivery round failed: {e:#}");
+                0
+            });
+        if leased > 0 {
+            while running.len() > REFILL {
+                running.join_next().await;
+            }
+            continue;
         }
-        tokio::time::sleep(IDLE).await;
+        // Nothing due: look again after IDLE, collecting what finishes meanwhile.
+        let idle = tokio::time::sleep(IDLE);
+        tokio::pin!(idle);
+        loop {
+            tokio::select! {
+                Some(_) = running.join_next() => {}
+                _ = &mut idle => break,
+            }
+        }
     }
 }
 
 /// One round: lease what is due, deliver each (message, domain) group at once (bounded by the
 /// session limits), record the answers. Returns how many recipients were leased.
 pub async fn run_once(d: &Arc<Delivery>, node: &str) -> anyhow::Result<usize> {
+    let mut running = tokio::task::JoinSet::new();
+    let n = lease_round(d, node, &mut running).await?;
+    running.join_all().await;
+    Ok(n)
+}
+
+/// Leases what is due and starts delivering each (message, domain) group in `running`.
+/// Returns how many recipients were leased.
+async fn lease_round(
+    d: &Arc<Delivery>,
+    node: &str,
+    running: &mut tokio::task::JoinSet<()>,
+) -> anyhow::Result<usize> {
     d.lift_suspensions_on_retry().await?;
     let leased = d
         .store
@@ -76,19 +110,18 @@ pub async fn run_once(d: &Arc<Delivery>, node: &str) -> anyhow::Result<usize> {
         .collect();
     small.dedup();
     let mut bodies = d.store.queued_bodies(&small).await?;
-    let jobs = groups.into_values().map(|group| {
+    for group in groups.into_values() {
         let d = d.clone();
         let node = node.to_string();
         // A message with recipients at several domains is read again for the others.
         let body = bodies.remove(&group[0].queue_id);
-        tokio::spawn(async move {
+        running.spawn(async move {
             let id = group[0].queue_id.clone();
             if let Err(e) = deliver_group(&d, &node, group, body).await {
                 tracing::error!(%id, "MX delivery could not record its attempt: {e:#}");
             }
-        })
-    });
-    futures_util::future::join_all(jobs).await;
+        });
+    }
     Ok(n)
 }
 

@@ -168,6 +168,12 @@ impl Connection {
         }
     }
 
+    /// Rows the statement run last inserted, changed or deleted.
+    pub fn changes(&self) -> u64 {
+        // SAFETY: a valid handle.
+        unsafe { ffi::sqlite3_changes64(self.db) as u64 }
+    }
+
     /// The rowid of the row this connection inserted last.
     pub fn last_rowid(&self) -> i64 {
         // SAFETY: a valid handle.

@@ -42,7 +42,7 @@ const MAX_PIECES: usize = 512;
 struct Piece {
     ops: Vec<Op>,
     durable: bool,
-    done: oneshot::Sender<Result<(), String>>,
+    done: oneshot::Sender<Result<u64, String>>,
 }
 
 pub struct Writer {
@@ -69,8 +69,9 @@ impl Writer {
     /// Runs `ops` in the writer's next transaction and waits for its commit. `durable`: the
     /// commit waits for the fsync of the WAL (`synchronous = FULL` for that commit, which also
     /// makes every earlier commit durable); otherwise it survives a crash of sponts (NORMAL).
-    /// If a step fails, this piece's steps are undone and the others' still commit.
-    pub async fn run(&self, ops: Vec<Op>, durable: bool) -> anyhow::Result<()> {
+    /// If a step fails, this piece's steps are undone and the others' still commit. Returns the
+    /// rows its last statement inserted, changed or deleted.
+    pub async fn run(&self, ops: Vec<Op>, durable: bool) -> anyhow::Result<u64> {
         let (done, answer) = oneshot::channel();
         self.pieces
             .send(Piece { ops, durable, done })
@@ -130,7 +131,7 @@ fn serve(path: &Path, pieces: mpsc::Receiver<Piece>) {
 
 /// One transaction for the whole batch; each piece in a savepoint of its own, so a piece that
 /// fails leaves nothing behind and the others still commit.
-fn commit(conn: &mut Connection, batch: &[Piece], full: &mut bool) -> Vec<Result<(), String>> {
+fn commit(conn: &mut Connection, batch: &[Piece], full: &mut bool) -> Vec<Result<u64, String>> {
     let durable = batch.iter().any(|p| p.durable);
     if durable != *full {
         let set = if durable {
@@ -159,7 +160,7 @@ fn commit(conn: &mut Connection, batch: &[Piece], full: &mut bool) -> Vec<Result
     }
 }
 
-fn in_savepoint(conn: &mut Connection, ops: &[Op]) -> Result<(), String> {
+fn in_savepoint(conn: &mut Connection, ops: &[Op]) -> Result<u64, String> {
     conn.script("SAVEPOINT piece")?;
     let result = run_ops(conn, ops);
     if result.is_err() {
@@ -169,10 +170,14 @@ fn in_savepoint(conn: &mut Connection, ops: &[Op]) -> Result<(), String> {
     result
 }
 
-fn run_ops(conn: &mut Connection, ops: &[Op]) -> Result<(), String> {
+fn run_ops(conn: &mut Connection, ops: &[Op]) -> Result<u64, String> {
+    let mut changed = 0;
     for op in ops {
         match op {
-            Op::Execute(sql, args) => conn.execute(sql, args)?,
+            Op::Execute(sql, args) => {
+                conn.execute(sql, args)?;
+                changed = conn.changes();
+            }
             Op::Script(sql) => conn.script(sql)?,
             Op::FillBlob(table, column, data) => {
                 let row = conn.last_rowid();
@@ -180,7 +185,7 @@ fn run_ops(conn: &mut Connection, ops: &[Op]) -> Result<(), String> {
             }
         }
     }
-    Ok(())
+    Ok(changed)
 }
 
 #[cfg(test)]
