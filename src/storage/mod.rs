@@ -23,6 +23,7 @@ mod queue;
 mod sender_lists;
 mod sessions;
 mod snapshot;
+pub mod sqlite_reader;
 pub mod sqlite_writer;
 pub mod stats;
 mod twofactor;

@@ -100,10 +100,17 @@ impl Store {
     pub async fn sender_entries_for(&self, rcpt: &str) -> Result<Vec<SenderEntry>> {
         let rcpt = rcpt.to_lowercase();
         let domain = format!("@{}", rcpt.rsplit_once('@').map_or("", |(_, d)| d));
-        let rows: Vec<Row> = with_pool!(self, pool => {
-            sqlx::query_as("SELECT owner, pattern, verdict, created_us, created_by FROM sender_lists WHERE owner = $1 OR owner = $2 OR owner IN (SELECT address FROM user_aliases WHERE alias = $1)")
-                .bind(&rcpt).bind(&domain).fetch_all(pool).await?
-        });
+        const SQL: &str = "SELECT owner, pattern, verdict, created_us, created_by FROM sender_lists WHERE owner = $1 OR owner = $2 OR owner IN (SELECT address FROM user_aliases WHERE alias = $1)";
+        let rows: Vec<Row> = if let Store::Sqlite(pool) = self {
+            // Read for every recipient: on this thread, not through sqlx's.
+            super::sqlite_reader::query(pool, SQL, &[rcpt.into(), domain.into()], |c| {
+                (c.text(0), c.text(1), c.text(2), c.int(3), c.text(4))
+            })?
+        } else {
+            with_pool!(self, pool => {
+                sqlx::query_as(SQL).bind(&rcpt).bind(&domain).fetch_all(pool).await?
+            })
+        };
         rows.into_iter().map(entry).collect()
     }
 }

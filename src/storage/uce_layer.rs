@@ -180,8 +180,15 @@ impl Store {
     /// The account an address belongs to: itself, or the account it is an alias of.
     pub async fn account_of(&self, address: &str) -> Result<String> {
         let address = address.to_lowercase();
+        const SQL: &str = "SELECT address FROM user_aliases WHERE alias = $1";
+        if let Store::Sqlite(pool) = self {
+            // Read for every message: on this thread, not through sqlx's.
+            let owner =
+                super::sqlite_reader::query(pool, SQL, &[address.as_str().into()], |c| c.text(0))?;
+            return Ok(owner.into_iter().next().unwrap_or(address));
+        }
         with_pool!(self, pool => {
-            let owner: Option<String> = sqlx::query_scalar("SELECT address FROM user_aliases WHERE alias = $1").bind(&address).fetch_optional(pool).await?;
+            let owner: Option<String> = sqlx::query_scalar(SQL).bind(&address).fetch_optional(pool).await?;
             Ok(owner.unwrap_or(address))
         })
     }

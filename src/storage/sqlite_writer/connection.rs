@@ -1,6 +1,6 @@
-//! A SQLite connection of the writer's own, used by its thread only: statements are prepared once
-//! and kept, values are bound in place (no copy of a message body), and a big body is written
-//! into its row piece by piece through SQLite's incremental blob I/O.
+//! A SQLite connection of one thread's own (the writer's, or a worker thread's reader): statements
+//! are prepared once and kept, values are bound in place (no copy of a message body), and a big
+//! body is written into its row piece by piece through SQLite's incremental blob I/O.
 
 use std::collections::HashMap;
 use std::ffi::{CStr, CString, c_int};
@@ -65,6 +65,32 @@ const CACHED: usize = 256;
 /// The piece of a big blob written at a time.
 const BLOB_PIECE: usize = 256 * 1024;
 
+/// The columns of the row a query is on (valid during the call it is given to).
+pub struct Columns {
+    stmt: *mut ffi::sqlite3_stmt,
+}
+
+impl Columns {
+    pub fn int(&self, i: usize) -> i64 {
+        // SAFETY: the statement is on a row while `self` is lent out.
+        unsafe { ffi::sqlite3_column_int64(self.stmt, i as c_int) }
+    }
+
+    /// The column as text (NULL is empty).
+    pub fn text(&self, i: usize) -> String {
+        // SAFETY: as above; the pointer and length are read before any other call on the
+        // statement, and the bytes are copied.
+        unsafe {
+            let p = ffi::sqlite3_column_text(self.stmt, i as c_int);
+            if p.is_null() {
+                return String::new();
+            }
+            let n = ffi::sqlite3_column_bytes(self.stmt, i as c_int) as usize;
+            String::from_utf8_lossy(std::slice::from_raw_parts(p, n)).into_owned()
+        }
+    }
+}
+
 pub struct Connection {
     db: *mut ffi::sqlite3,
     statements: HashMap<String, *mut ffi::sqlite3_stmt>,
@@ -124,6 +150,27 @@ impl Connection {
 
     /// Runs one statement with `args` bound in order, to its end.
     pub fn execute(&mut self, sql: &str, args: &[Value]) -> Result<(), String> {
+        self.step_all(sql, args, &mut |_| {})
+    }
+
+    /// Runs a query with `args` bound in order; `row` makes a value of each result row.
+    pub fn query<T>(
+        &mut self,
+        sql: &str,
+        args: &[Value],
+        mut row: impl FnMut(&Columns) -> T,
+    ) -> Result<Vec<T>, String> {
+        let mut rows = Vec::new();
+        self.step_all(sql, args, &mut |c| rows.push(row(c)))?;
+        Ok(rows)
+    }
+
+    fn step_all(
+        &mut self,
+        sql: &str,
+        args: &[Value],
+        on_row: &mut dyn FnMut(&Columns),
+    ) -> Result<(), String> {
         let stmt = self.prepared(sql)?;
         // SAFETY: `stmt` belongs to this connection; every bound pointer lives in `args`, which
         // outlives the steps, and the bindings are cleared before returning.
@@ -157,7 +204,7 @@ impl Connection {
             }
             while result.is_ok() {
                 match ffi::sqlite3_step(stmt) {
-                    ffi::SQLITE_ROW => continue,
+                    ffi::SQLITE_ROW => on_row(&Columns { stmt }),
                     ffi::SQLITE_DONE => break,
                     rc => result = self.check(rc),
                 }

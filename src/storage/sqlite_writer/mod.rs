@@ -5,7 +5,7 @@
 //! piece instead of two per statement, and no two connections contending for SQLite's one write
 //! lock. PostgreSQL keeps its pool (it has no such lock).
 
-mod connection;
+pub(super) mod connection;
 
 use std::collections::HashMap;
 use std::ffi::CStr;
