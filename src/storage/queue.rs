@@ -231,8 +231,14 @@ impl Store {
 
     /// Did any recipient of this queued message get a 2xx (in any attempt)?
     pub async fn queue_any_delivered(&self, id: &str) -> Result<bool> {
+        const SQL: &str = "SELECT COUNT(*) FROM queue_rcpt WHERE queue_id = $1 AND done = $2 AND last_reply LIKE '2%'";
+        if let Store::Sqlite(pool) = self {
+            let n =
+                super::sqlite_reader::query(pool, SQL, &[id.into(), true.into()], |c| c.int(0))?;
+            return Ok(n.first().is_some_and(|&n| n > 0));
+        }
         with_pool!(self, pool => {
-            let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM queue_rcpt WHERE queue_id = $1 AND done = $2 AND last_reply LIKE '2%'").bind(id).bind(true).fetch_one(pool).await?;
+            let n: i64 = sqlx::query_scalar(SQL).bind(id).bind(true).fetch_one(pool).await?;
             Ok(n > 0)
         })
     }
@@ -275,6 +281,10 @@ impl Store {
 
     /// The queue in arrival order (or one message).
     pub async fn queue_list(&self, id: Option<&str>) -> Result<Vec<Queued>> {
+        if let (Store::Sqlite(pool), Some(id)) = (self, id) {
+            // The runner asks for every message it delivers: on this thread, not through sqlx's.
+            return queued_one(pool, id);
+        }
         with_pool!(self, pool => {
             let rows = match id {
                 Some(id) => sqlx::query("SELECT id, time_us, sender, size, attempts, next_attempt_us, last_reply, direction, held FROM queue WHERE id = $1").bind(id).fetch_all(pool).await?,
@@ -320,6 +330,40 @@ impl Store {
             Ok(n > 0)
         })
     }
+}
+
+/// One queued message with its pending recipients, read on the asking thread (SQLite).
+fn queued_one(pool: &sqlx::SqlitePool, id: &str) -> Result<Vec<Queued>> {
+    let routed = super::sqlite_reader::query(
+        pool,
+        "SELECT address, route FROM queue_rcpt WHERE queue_id = $1 AND done = 0 ORDER BY address",
+        &[id.into()],
+        |c| (c.text(0), c.text(1)),
+    )?;
+    let pending_mx: Vec<String> = routed
+        .iter()
+        .filter(|(_, route)| route == "mx")
+        .map(|(a, _)| a.clone())
+        .collect();
+    let pending: Vec<String> = routed.into_iter().map(|(a, _)| a).collect();
+    super::sqlite_reader::query(
+        pool,
+        "SELECT id, time_us, sender, size, attempts, next_attempt_us, last_reply, direction, held FROM queue WHERE id = $1",
+        &[id.into()],
+        |c| Queued {
+            id: c.text(0),
+            time_us: c.int(1),
+            sender: c.text(2),
+            size: c.int(3),
+            attempts: c.int(4) as i32,
+            next_attempt_us: c.int(5),
+            last_reply: c.text(6),
+            pending: pending.clone(),
+            pending_mx: pending_mx.clone(),
+            outbound: c.text(7) == "out",
+            held: c.text(8),
+        },
+    )
 }
 
 const INSERT_QUEUE: &str = "INSERT INTO queue (id, time_us, sender, size, body, attempts, next_attempt_us, last_reply, lease_until_us, leased_by, direction, held) VALUES ($1, $2, $3, $4, $5, 0, $6, '', 0, '', $7, $8)";
