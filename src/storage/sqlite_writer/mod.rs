@@ -129,8 +129,11 @@ fn serve(path: &Path, pieces: mpsc::Receiver<Piece>) {
     }
 }
 
-/// One transaction for the whole batch; each piece in a savepoint of its own, so a piece that
-/// fails leaves nothing behind and the others still commit.
+/// One transaction for the whole batch. Pieces rarely fail, so they first run one after the
+/// other without savepoints (a savepoint copies every page it changes into a sub-journal: a fifth
+/// of the writer's time); if one fails, that transaction is rolled back and the batch runs again
+/// with each piece in a savepoint of its own, so the failed piece leaves nothing behind and the
+/// others still commit.
 fn commit(conn: &mut Connection, batch: &[Piece], full: &mut bool) -> Vec<Result<u64, String>> {
     let durable = batch.iter().any(|p| p.durable);
     if durable != *full {
@@ -144,6 +147,9 @@ fn commit(conn: &mut Connection, batch: &[Piece], full: &mut bool) -> Vec<Result
         }
         *full = durable;
     }
+    if let Some(results) = all_at_once(conn, batch) {
+        return results;
+    }
     if let Err(e) = conn.script("BEGIN IMMEDIATE") {
         return vec![Err(e); batch.len()];
     }
@@ -151,11 +157,34 @@ fn commit(conn: &mut Connection, batch: &[Piece], full: &mut bool) -> Vec<Result
         .iter()
         .map(|piece| in_savepoint(conn, &piece.ops))
         .collect();
+    finish(conn, results)
+}
+
+/// Every piece in one go; `None` when a piece failed (nothing of the batch is left then).
+fn all_at_once(conn: &mut Connection, batch: &[Piece]) -> Option<Vec<Result<u64, String>>> {
+    if let Err(e) = conn.script("BEGIN IMMEDIATE") {
+        return Some(vec![Err(e); batch.len()]);
+    }
+    let mut results = Vec::with_capacity(batch.len());
+    for piece in batch {
+        match run_ops(conn, &piece.ops) {
+            Ok(changed) => results.push(Ok(changed)),
+            Err(_) => {
+                let _ = conn.script("ROLLBACK");
+                return None;
+            }
+        }
+    }
+    Some(finish(conn, results))
+}
+
+/// Commits; if that fails, every piece of the batch gets the error.
+fn finish(conn: &mut Connection, results: Vec<Result<u64, String>>) -> Vec<Result<u64, String>> {
     match conn.script("COMMIT") {
         Ok(()) => results,
         Err(e) => {
             let _ = conn.script("ROLLBACK");
-            vec![Err(format!("commit failed: {e}")); batch.len()]
+            vec![Err(format!("commit failed: {e}")); results.len()]
         }
     }
 }
