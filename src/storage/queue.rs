@@ -287,15 +287,14 @@ impl Store {
         }
         with_pool!(self, pool => {
             let rows = match id {
-                Some(id) => sqlx::query("SELECT id, time_us, sender, size, attempts, next_attempt_us, last_reply, direction, held FROM queue WHERE id = $1").bind(id).fetch_all(pool).await?,
-                None => sqlx::query("SELECT id, time_us, sender, size, attempts, next_attempt_us, last_reply, direction, held FROM queue ORDER BY time_us, id").fetch_all(pool).await?,
+                Some(id) => sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {QUEUED_COLUMNS} FROM queue WHERE id = $1"))).bind(id).fetch_all(pool).await?,
+                None => sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {QUEUED_COLUMNS} FROM queue ORDER BY time_us, id"))).fetch_all(pool).await?,
             };
             let mut out = Vec::with_capacity(rows.len());
             for r in rows {
                 let id: String = r.try_get("id")?;
-                let routed: Vec<(String, String)> = sqlx::query_as("SELECT address, route FROM queue_rcpt WHERE queue_id = $1 AND done = $2 ORDER BY address").bind(&id).bind(false).fetch_all(pool).await?;
-                let pending_mx = routed.iter().filter(|(_, route)| route == "mx").map(|(a, _)| a.clone()).collect();
-                let pending = routed.into_iter().map(|(a, _)| a).collect();
+                let routed: Vec<(String, String)> = sqlx::query_as(PENDING_RCPTS).bind(&id).bind(false).fetch_all(pool).await?;
+                let (pending, pending_mx) = split_pending(routed);
                 let direction: String = r.try_get("direction")?;
                 out.push(Queued {
                     id,
@@ -332,23 +331,27 @@ impl Store {
     }
 }
 
-/// One queued message with its pending recipients, read on the asking thread (SQLite).
-fn queued_one(pool: &sqlx::SqlitePool, id: &str) -> Result<Vec<Queued>> {
-    let routed = super::sqlite_reader::query(
-        pool,
-        "SELECT address, route FROM queue_rcpt WHERE queue_id = $1 AND done = 0 ORDER BY address",
-        &[id.into()],
-        |c| (c.text(0), c.text(1)),
-    )?;
-    let pending_mx: Vec<String> = routed
+const QUEUED_COLUMNS: &str =
+    "id, time_us, sender, size, attempts, next_attempt_us, last_reply, direction, held";
+const PENDING_RCPTS: &str =
+    "SELECT address, route FROM queue_rcpt WHERE queue_id = $1 AND done = $2 ORDER BY address";
+
+/// A message's pending recipients (address, route): all of them, and those routed to their MX.
+fn split_pending(routed: Vec<(String, String)>) -> (Vec<String>, Vec<String>) {
+    let mx = routed
         .iter()
         .filter(|(_, route)| route == "mx")
         .map(|(a, _)| a.clone())
         .collect();
-    let pending: Vec<String> = routed.into_iter().map(|(a, _)| a).collect();
-    super::sqlite_reader::query(
+    (routed.into_iter().map(|(a, _)| a).collect(), mx)
+}
+
+/// One queued message with its pending recipients, read on the asking thread (SQLite).
+fn queued_one(pool: &sqlx::SqlitePool, id: &str) -> Result<Vec<Queued>> {
+    use super::sqlite_reader::query;
+    let mut rows = query(
         pool,
-        "SELECT id, time_us, sender, size, attempts, next_attempt_us, last_reply, direction, held FROM queue WHERE id = $1",
+        &format!("SELECT {QUEUED_COLUMNS} FROM queue WHERE id = $1"),
         &[id.into()],
         |c| Queued {
             id: c.text(0),
@@ -358,12 +361,19 @@ fn queued_one(pool: &sqlx::SqlitePool, id: &str) -> Result<Vec<Queued>> {
             attempts: c.int(4) as i32,
             next_attempt_us: c.int(5),
             last_reply: c.text(6),
-            pending: pending.clone(),
-            pending_mx: pending_mx.clone(),
+            pending: Vec::new(),
+            pending_mx: Vec::new(),
             outbound: c.text(7) == "out",
             held: c.text(8),
         },
-    )
+    )?;
+    for q in &mut rows {
+        let routed = query(pool, PENDING_RCPTS, &[id.into(), false.into()], |c| {
+            (c.text(0), c.text(1))
+        })?;
+        (q.pending, q.pending_mx) = split_pending(routed);
+    }
+    Ok(rows)
 }
 
 const INSERT_QUEUE: &str = "INSERT INTO queue (id, time_us, sender, size, body, attempts, next_attempt_us, last_reply, lease_until_us, leased_by, direction, held) VALUES ($1, $2, $3, $4, $5, 0, $6, '', 0, '', $7, $8)";

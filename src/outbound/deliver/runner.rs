@@ -67,17 +67,8 @@ pub async fn run(config: crate::config::Config, store: crate::storage::Store) {
     }
 }
 
-/// One round: lease what is due, deliver each (message, domain) group at once (bounded by the
-/// session limits), record the answers. Returns how many recipients were leased.
-pub async fn run_once(d: &Arc<Delivery>, node: &str) -> anyhow::Result<usize> {
-    let mut running = tokio::task::JoinSet::new();
-    let n = lease_round(d, node, &mut running).await?;
-    running.join_all().await;
-    Ok(n)
-}
-
-/// Leases what is due and starts delivering each (message, domain) group in `running`.
-/// Returns how many recipients were leased.
+/// Leases what is due and starts delivering each (message, domain) group in `running` (bounded
+/// by the session limits; each records its answers). Returns how many recipients were leased.
 async fn lease_round(
     d: &Arc<Delivery>,
     node: &str,
