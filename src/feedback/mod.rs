@@ -124,7 +124,7 @@ async fn disagreement(
     config: &Config,
     store: &Store,
     owner: &str,
-    shared: Vec<(i64, f64)>,
+    shared: Vec<learn::Token>,
     spam: bool,
 ) -> anyhow::Result<Vec<i64>> {
     let (view, _) = learn::personal_view(store, owner, shared).await?;

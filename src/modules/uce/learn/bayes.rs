@@ -1,6 +1,8 @@
 //! Robinson's token probabilities combined by Fisher's chi-square method (as in SpamBayes):
 //! a message's spam probability from its most telling tokens. Pure arithmetic, no I/O.
 
+use super::Family;
+
 /// Robinson's strength of the prior (s) and the prior itself (x) for rarely seen tokens.
 const PRIOR_STRENGTH: f64 = 0.45;
 const PRIOR: f64 = 0.5;
@@ -20,11 +22,12 @@ pub fn spam_probability(
     if spam_messages <= 0 || ham_messages <= 0 {
         return None;
     }
-    combine(
-        counts
-            .iter()
-            .map(|&(s, h)| token_probability(s, h, spam_messages, ham_messages)),
-    )
+    combine(counts.iter().map(|&(s, h)| {
+        (
+            Family::FREE,
+            token_probability(s, h, spam_messages, ham_messages),
+        )
+    }))
 }
 
 /// Robinson's probability that a message with this token is spam, from its counts: near 0.5
@@ -46,17 +49,24 @@ pub fn telling(probability: f64) -> bool {
     (probability - 0.5).abs() >= MIN_STRENGTH
 }
 
-/// Fisher's combination of the most telling token probabilities; None when none tells.
-pub fn combine(probabilities: impl Iterator<Item = f64>) -> Option<f64> {
-    let mut probs: Vec<f64> = probabilities
-        .filter(|f| telling(*f))
-        .map(|f| f.clamp(1e-6, 1.0 - 1e-6))
+/// Fisher's combination of the most telling token probabilities, a family's strongest token
+/// alone speaking for it; None when none tells.
+pub fn combine(tokens: impl Iterator<Item = (Family, f64)>) -> Option<f64> {
+    let mut telling_tokens: Vec<(Family, f64)> = tokens
+        .filter(|t| telling(t.1))
+        .map(|(family, f)| (family, f.clamp(1e-6, 1.0 - 1e-6)))
+        .collect();
+    telling_tokens.sort_by(|a, b| (b.1 - 0.5).abs().total_cmp(&(a.1 - 0.5).abs()));
+    let mut heard = std::collections::HashSet::new();
+    let probs: Vec<f64> = telling_tokens
+        .into_iter()
+        .filter(|(family, _)| *family == Family::FREE || heard.insert(*family))
+        .map(|t| t.1)
+        .take(MAX_DISCRIMINATORS)
         .collect();
     if probs.is_empty() {
         return None;
     }
-    probs.sort_by(|a, b| (b - 0.5).abs().total_cmp(&(a - 0.5).abs()));
-    probs.truncate(MAX_DISCRIMINATORS);
     let n = probs.len();
     let ln_ham: f64 = probs.iter().map(|f| f.ln()).sum();
     let ln_spam: f64 = probs.iter().map(|f| (1.0 - f).ln()).sum();
@@ -104,6 +114,24 @@ mod tests {
             spam_probability(&spammy, 0, 100),
             None,
             "nothing learned, no verdict"
+        );
+    }
+
+    #[test]
+    fn a_family_speaks_once() {
+        let tags = Family(7);
+        // Twenty tags of an HTML newsletter, each a little spammy, against three hammy words.
+        let newsletter = std::iter::repeat((tags, 0.93)).take(20).chain([
+            (Family::FREE, 0.1),
+            (Family::FREE, 0.2),
+            (Family::FREE, 0.3),
+        ]);
+        let p = combine(newsletter.clone()).unwrap();
+        assert!(p < 0.5, "the words decide, not the tags' number: {p}");
+        let as_free = newsletter.map(|(_, f)| (Family::FREE, f));
+        assert!(
+            combine(as_free).unwrap() > 0.9,
+            "counted one by one, the same tags would have made it spam"
         );
     }
 

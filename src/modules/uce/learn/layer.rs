@@ -15,7 +15,7 @@
 //! by one person's taste. A token nobody clicked keeps the shared probability: one person's
 //! layer changes nothing for anyone else.
 
-use super::bayes;
+use super::{Token, bayes};
 
 /// How many of a person's own clicks the shared filter's opinion of a token is worth.
 pub const SHARED_STRENGTH: f64 = 0.5;
@@ -33,17 +33,18 @@ pub fn personal(shared: f64, spam_clicks: i64, ham_clicks: i64) -> f64 {
 /// "Not spam" takes every token that leaned to spam; a "Spam" only those that clearly spoke
 /// for ham — a neutral word made spammy for someone would push all their mail towards refusal,
 /// and a refused ham is worse than a tagged spam.
-pub fn disagreeing(tokens: &[(i64, f64)], spam: bool) -> Vec<i64> {
+pub fn disagreeing(tokens: &[Token], spam: bool) -> Vec<i64> {
     tokens
         .iter()
-        .filter(|(_, f)| {
+        .filter(|t| {
+            let f = t.probability;
             if spam {
-                *f < 0.5 && bayes::telling(*f)
+                f < 0.5 && bayes::telling(f)
             } else {
-                *f > 0.5 + 1e-9
+                f > 0.5 + 1e-9
             }
         })
-        .map(|(h, _)| *h)
+        .map(|t| t.hash)
         .collect()
 }
 
@@ -61,7 +62,14 @@ mod tests {
         );
         assert!(personal(0.99, 0, 2) < one, "more clicks, more weight");
         assert!(personal(0.2, 1, 0) > 0.7, "a spam click on a hammy token");
-        let tokens = [(1, 0.99), (2, 0.5), (3, 0.55), (4, 0.45), (5, 0.1)];
+        let tokens =
+            [(1, 0.99), (2, 0.5), (3, 0.55), (4, 0.45), (5, 0.1)].map(|(hash, probability)| {
+                Token {
+                    hash,
+                    family: crate::modules::uce::learn::Family::FREE,
+                    probability,
+                }
+            });
         assert_eq!(
             disagreeing(&tokens, false),
             vec![1, 3],

@@ -4,6 +4,8 @@
 //! person, from that person's layer on top ([`layer`]).
 
 mod bayes;
+pub use bayes::token_probability;
+pub use tokens::Family;
 pub mod layer;
 pub mod tokens;
 
@@ -42,15 +44,24 @@ impl Source {
     }
 }
 
+/// One token of a message as the filter sees it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Token {
+    pub hash: i64,
+    pub family: Family,
+    /// The probability that a message with this token is spam.
+    pub probability: f64,
+}
+
 /// A message's tokens with their shared probabilities, or None while the filter has learned
 /// fewer than `min_messages` of spam or of ham.
 pub async fn shared_view(
     store: &Store,
     message: &[u8],
     min_messages: u64,
-) -> Result<Option<Vec<(i64, f64)>>> {
-    let mut hashes = tokens::hashes(message);
-    let mut all = hashes.clone();
+) -> Result<Option<Vec<Token>>> {
+    let mut hashes = tokens::with_families(message);
+    let mut all: Vec<i64> = hashes.iter().map(|t| t.0).collect();
     all.push(TOTALS_TOKEN);
     let rows = store.token_counts(&all).await?;
     let (spam, ham) = rows
@@ -70,9 +81,13 @@ pub async fn shared_view(
     Ok(Some(
         hashes
             .into_iter()
-            .map(|h| {
-                let (s, hm) = counts.get(&h).copied().unwrap_or((0, 0));
-                (h, bayes::token_probability(s, hm, spam, ham))
+            .map(|(hash, family)| {
+                let (s, hm) = counts.get(&hash).copied().unwrap_or((0, 0));
+                Token {
+                    hash,
+                    family,
+                    probability: bayes::token_probability(s, hm, spam, ham),
+                }
             })
             .collect(),
     ))
@@ -83,9 +98,9 @@ pub async fn shared_view(
 pub async fn personal_view(
     store: &Store,
     owner: &str,
-    shared: Vec<(i64, f64)>,
-) -> Result<(Vec<(i64, f64)>, bool)> {
-    let hashes: Vec<i64> = shared.iter().map(|t| t.0).collect();
+    shared: Vec<Token>,
+) -> Result<(Vec<Token>, bool)> {
+    let hashes: Vec<i64> = shared.iter().map(|t| t.hash).collect();
     let clicks: std::collections::HashMap<i64, (i64, i64)> = store
         .user_token_counts(owner, &hashes)
         .await?
@@ -95,9 +110,12 @@ pub async fn personal_view(
     let changed = !clicks.is_empty();
     let view = shared
         .into_iter()
-        .map(|(h, f)| match clicks.get(&h) {
-            Some(&(s, hm)) => (h, layer::personal(f, s, hm)),
-            None => (h, f),
+        .map(|t| match clicks.get(&t.hash) {
+            Some(&(s, hm)) => Token {
+                probability: layer::personal(t.probability, s, hm),
+                ..t
+            },
+            None => t,
         })
         .collect();
     Ok((view, changed))
@@ -134,8 +152,8 @@ pub async fn classify_for(
 }
 
 /// The message's probability from its tokens' probabilities.
-pub fn combine(view: &[(i64, f64)]) -> Option<f64> {
-    bayes::combine(view.iter().map(|t| t.1))
+pub fn combine(view: &[Token]) -> Option<f64> {
+    bayes::combine(view.iter().map(|t| (t.family, t.probability)))
 }
 
 /// The filter's points: from 0 at probability 0.5 up to `weight` at `spam_probability`, and

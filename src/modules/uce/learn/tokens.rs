@@ -2,8 +2,8 @@
 //! text, the sender's domain, link domains, a few telling header values — each hashed to 64 bits
 //! (FNV-1a, stable across versions and machines, so every node counts the same token alike).
 
-use mail_parser::{MessageParser, MimeHeaders};
-use std::collections::HashSet;
+use mail_parser::{MessageParser, MimeHeaders, PartType};
+use std::collections::HashMap;
 
 /// Tokens kept per message, at most (the first ones): bounds the cost of a huge message.
 const MAX_TOKENS: usize = 1500;
@@ -12,12 +12,66 @@ const MAX_TEXT: usize = 200 * 1024;
 
 /// The distinct token hashes of a message.
 pub fn hashes(message: &[u8]) -> Vec<i64> {
-    let mut set = Tokens::default();
+    collect(message, Tokens::default())
+        .hashes
+        .into_keys()
+        .collect()
+}
+
+/// The distinct token hashes of a message, each with its [`Family`].
+pub fn with_families(message: &[u8]) -> Vec<(i64, Family)> {
+    collect(message, Tokens::default())
+        .hashes
+        .into_iter()
+        .collect()
+}
+
+/// Tokens of one family say one thing many times over — an HTML mail's tags, the words of one
+/// header, the pieces of its links — and the filter counts a family once, by its most telling
+/// token: combined as independent evidence, the twenty tags of any HTML newsletter made it
+/// spam. [`Family::FREE`]: a token that counts on its own (the words of the text and subject).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Family(pub u32);
+
+impl Family {
+    pub const FREE: Family = Family(0);
+
+    fn of(kind: &str) -> Family {
+        let name = if kind.starts_with("h:") {
+            // `h:from` and `h:from:long` alike.
+            kind.splitn(3, ':').take(2).collect::<Vec<_>>().join(":")
+        } else if matches!(kind, "tag" | "url:label" | "url:path") {
+            kind.to_string()
+        } else {
+            return Family::FREE;
+        };
+        match hash("family", &name) as u32 {
+            0 => Family(1),
+            f => Family(f),
+        }
+    }
+}
+
+/// The tokens with their names (`kind:value`), for reading why a message scored as it did.
+pub fn named(message: &[u8]) -> Vec<(i64, String)> {
+    let set = collect(
+        message,
+        Tokens {
+            names: Some(Default::default()),
+            ..Default::default()
+        },
+    );
+    set.names.unwrap_or_default().into_iter().collect()
+}
+
+fn collect(message: &[u8], mut set: Tokens) -> Tokens {
     let list = set.headers(message);
+    let is_list = list.is_some();
+    let list = list.unwrap_or_default();
     match MessageParser::default().parse(message) {
         Some(m) => {
             if let Some(s) = m.subject() {
-                let s = if list {
+                let s = if is_list {
                     without_list_tags(s)
                 } else {
                     s.to_string()
@@ -40,26 +94,31 @@ pub fn hashes(message: &[u8]) -> Vec<i64> {
                     text.push('\n');
                 }
             }
-            for i in 0..m.html_body_count().min(4) {
-                if let Some(h) = m.body_html(i) {
-                    set.html_tags(&h);
+            // Only real HTML: the parser offers a plain text body as HTML too (with the
+            // footer cut off the text above still in it).
+            for part in m.html_bodies().take(4) {
+                if let PartType::Html(h) = &part.body {
+                    set.html_tags(h);
                 }
             }
             for a in m.attachments() {
                 set.add("att", a.content_type().map(|c| c.ctype()).unwrap_or("none"));
             }
-            set.body(without_list_footer(&text));
+            set.body(without_list_footer(&text, &list));
         }
         None => set.body(&String::from_utf8_lossy(
             &message[..message.len().min(MAX_TEXT)],
         )),
     }
-    set.hashes.into_iter().collect()
+    set
 }
 
 #[derive(Default)]
 struct Tokens {
-    hashes: HashSet<i64>,
+    /// Each token's hash and family.
+    hashes: HashMap<i64, Family>,
+    /// Each token's name, when asked for ([`named`]).
+    names: Option<HashMap<i64, String>>,
 }
 
 /// Headers whose words are telling (the subject comes decoded from the parser). Routing and
@@ -89,25 +148,58 @@ const LIST_HEADERS: &[&str] = &[
     "x-beenthere",
 ];
 
-/// The text without the footer a mailing list (or a free mail service) appends after a line of
-/// underscores: the list's words, not the sender's — spam sent through a list would otherwise
-/// carry the list's ham.
-fn without_list_footer(text: &str) -> &str {
+/// The text without the footer a mailing list (or a free mail service) appends: the list's
+/// words, not the sender's — spam sent through a list would otherwise carry the list's ham. A
+/// footer is what follows a line of underscores near the end (with the sponsor's block a list
+/// puts above it after a line of dashes), or, on a list's copy, what follows the last
+/// separator (`-- `, a rule of dashes) that names the list's domain (`list_domains`).
+fn without_list_footer<'a>(text: &'a str, list_domains: &[String]) -> &'a str {
     const FOOTER: usize = 1000;
     let tail_from = text.len().saturating_sub(FOOTER);
-    let mut cut = text.len();
+    let rule = |line: &str, c: u8| {
+        let line = line.trim_end();
+        line.len() >= 20 && line.bytes().all(|b| b == c)
+    };
+    let mut dashes = None;
+    let mut separators = Vec::new();
     let mut at = 0;
     for line in text.split_inclusive('\n') {
-        if at >= tail_from
-            && line.trim_end().len() >= 20
-            && line.trim_end().bytes().all(|b| b == b'_')
-        {
-            cut = at;
-            break;
+        if at >= tail_from {
+            if rule(line, b'_') {
+                return &text[..dashes.unwrap_or(at)];
+            }
+            if rule(line, b'-') && dashes.is_none() {
+                dashes = Some(at);
+            }
+            if line.trim_end() == "--" || rule(line, b'-') {
+                separators.push(at);
+            }
         }
         at += line.len();
     }
-    &text[..cut]
+    for &cut in separators.iter().rev() {
+        let footer = text[cut..].to_ascii_lowercase();
+        if list_domains.iter().any(|d| footer.contains(d.as_str())) {
+            return &text[..cut];
+        }
+    }
+    text
+}
+
+/// The domains a list's headers name (`List-Id: <ilug.linux.ie>` -> `linux.ie`): its footer
+/// names them too.
+fn list_domains(value: &str) -> impl Iterator<Item = String> + '_ {
+    value
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '.' || c == '-'))
+        .filter(|w| w.contains('.'))
+        .filter_map(|w| {
+            let labels: Vec<&str> = w.trim_matches('.').rsplit('.').take(2).collect();
+            (labels.len() == 2
+                && labels
+                    .iter()
+                    .all(|l| l.bytes().any(|b| b.is_ascii_alphabetic())))
+            .then(|| format!("{}.{}", labels[1], labels[0]).to_ascii_lowercase())
+        })
 }
 
 /// A list's subject without its tags (`[ILUG]`, `[scoop]`): the list's words, not the sender's.
@@ -121,8 +213,8 @@ fn without_list_tags(subject: &str) -> String {
 
 impl Tokens {
     /// The words of the telling headers, from the raw header block (unfolded; CRLF or LF).
-    /// Whether the message is a mailing list's copy.
-    fn headers(&mut self, message: &[u8]) -> bool {
+    /// The domains a mailing list's headers name; None unless the message is a list's copy.
+    fn headers(&mut self, message: &[u8]) -> Option<Vec<String>> {
         let end = memchr::memmem::find(message, b"\r\n\r\n")
             .or_else(|| memchr::memmem::find(message, b"\n\n"))
             .unwrap_or(message.len())
@@ -153,12 +245,23 @@ impl Tokens {
                 self.words(&format!("h:{name}"), value);
             }
         }
-        list
+        list.then(|| {
+            named
+                .iter()
+                .filter(|(name, _)| LIST_HEADERS.contains(&name.as_str()))
+                .flat_map(|(_, value)| list_domains(value))
+                .collect()
+        })
     }
 
     fn add(&mut self, kind: &str, value: &str) {
         if self.hashes.len() < MAX_TOKENS {
-            self.hashes.insert(hash(kind, &value.to_lowercase()));
+            let value = value.to_lowercase();
+            let h = hash(kind, &value);
+            self.hashes.insert(h, Family::of(kind));
+            if let Some(names) = &mut self.names {
+                names.insert(h, format!("{kind}:{value}"));
+            }
         }
     }
 
@@ -339,10 +442,53 @@ mod tests {
                 && plain.contains(&hash("s", "ilug"))
         );
         assert_eq!(
-            without_list_footer("a\n____\nb\n"),
+            without_list_footer("a\n____\nb\n", &[]),
             "a\n____\nb\n",
             "a short line is text"
         );
+    }
+
+    #[test]
+    fn a_lists_signature_footer_and_sponsor_block_are_left_out() {
+        let ilug = "List-Id: Irish Linux Users' Group social events <social.linux.ie>\r\nSubject: Cheap pills\r\n\r\nBuy now\r\n-- \r\nIrish Linux Users' Group Social Events: social@linux.ie\r\nList maintainer: listmaster@linux.ie\r\n";
+        let t = hashes(ilug.as_bytes());
+        assert!(t.contains(&hash("b", "buy")));
+        assert!(!t.contains(&hash("b", "maintainer")) && !t.contains(&hash("b", "irish")));
+        // A person's signature that does not name the list stays theirs.
+        let signed = ilug.replace("-- \r\nIrish", "-- \r\nJohn Smith, Acme\r\n-- \r\nIrish");
+        let t = hashes(signed.as_bytes());
+        assert!(t.contains(&hash("b", "acme")) && !t.contains(&hash("b", "irish")));
+        let sponsored = "Subject: Cheap pills\r\n\r\nBuy now\r\n\r\n-------------------------------------------------------\r\nThis sf.net email is sponsored by: Jabber\r\nhttp://www.jabber.com/osdn/xim\r\n_______________________________________________\r\nSightings mailing list\r\n";
+        let t = hashes(sponsored.as_bytes());
+        assert!(t.contains(&hash("b", "buy")));
+        assert!(!t.contains(&hash("b", "jabber")) && !t.contains(&hash("url", "www.jabber.com")));
+        assert_eq!(
+            list_domains("<mailto:ilug@linux.ie>, 2.0.11").collect::<Vec<_>>(),
+            vec!["linux.ie"]
+        );
+    }
+
+    #[test]
+    fn families() {
+        let html = b"Subject: Hi\r\nContent-Type: text/html\r\n\r\n<html><body><p>Hello there</p></body></html>\r\n";
+        let t = with_families(html);
+        let of = |name: &str, value: &str| t.iter().find(|x| x.0 == hash(name, value)).unwrap().1;
+        assert_eq!(
+            of("tag", "html"),
+            of("tag", "body"),
+            "every tag: one family"
+        );
+        assert_ne!(of("tag", "html"), Family::FREE);
+        assert_eq!(
+            of("b", "hello"),
+            Family::FREE,
+            "the words count on their own"
+        );
+        assert_eq!(Family::of("h:from"), Family::of("h:from:long"));
+        assert_ne!(Family::of("h:from"), Family::of("h:x-mailer"));
+        // A plain text body is not HTML, whatever the parser offers.
+        let plain = hashes(b"Subject: Hi\r\n\r\nHello there\r\n");
+        assert!(!plain.contains(&hash("tag", "html")));
     }
 
     #[test]
