@@ -7,7 +7,7 @@
 //! `bench/spam-eval` splits a corpus (KEEP=1 keeps it). `misses` lists the spam that was not
 //! refused and the ham that was, each with its most telling tokens.
 
-use sponts::modules::uce::learn::{Token, combine, token_probability, tokens};
+use sponts::modules::uce::learn::{combine, token_probability, tokens, view};
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -40,18 +40,8 @@ fn main() {
             continue;
         };
         let raw = std::fs::read(path).unwrap();
-        let view: Vec<Token> = tokens::with_families(&raw)
-            .into_iter()
-            .map(|(hash, family)| {
-                let (s, hm) = counts.get(&hash).copied().unwrap_or((0, 0));
-                Token {
-                    hash,
-                    family,
-                    probability: token_probability(s, hm, spam_n, ham_n),
-                }
-            })
-            .collect();
-        let p = combine(&view).unwrap_or(0.5);
+        let tokens_seen = view(tokens::with_families(&raw), &counts, spam_n, ham_n);
+        let p = combine(&tokens_seen).unwrap_or(0.5);
         let spam = label == "spam";
         if misses && ((spam && p < REFUSE) || (!spam && p >= REFUSE)) {
             let mut named: Vec<(f64, String)> = tokens::named(&raw)

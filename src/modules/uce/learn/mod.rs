@@ -78,19 +78,28 @@ pub async fn shared_view(
         .map(|r| (r.0, (r.1, r.2)))
         .collect();
     hashes.sort_unstable();
-    Ok(Some(
-        hashes
-            .into_iter()
-            .map(|(hash, family)| {
-                let (s, hm) = counts.get(&hash).copied().unwrap_or((0, 0));
-                Token {
-                    hash,
-                    family,
-                    probability: bayes::token_probability(s, hm, spam, ham),
-                }
-            })
-            .collect(),
-    ))
+    Ok(Some(view(hashes, &counts, spam, ham)))
+}
+
+/// A message's tokens with their probabilities from `counts` (token -> (spam, ham)), given how
+/// many spam and ham messages were learned.
+pub fn view(
+    tokens: Vec<(i64, Family)>,
+    counts: &std::collections::HashMap<i64, (i64, i64)>,
+    spam: i64,
+    ham: i64,
+) -> Vec<Token> {
+    tokens
+        .into_iter()
+        .map(|(hash, family)| {
+            let (s, hm) = counts.get(&hash).copied().unwrap_or((0, 0));
+            Token {
+                hash,
+                family,
+                probability: bayes::token_probability(s, hm, spam, ham),
+            }
+        })
+        .collect()
 }
 
 /// The tokens as `owner` sees them: the shared probabilities with the owner's layer on top.
