@@ -39,13 +39,15 @@ impl Family {
     fn of(kind: &str) -> Family {
         let name = if kind.starts_with("h:") {
             // `h:from` and `h:from:long` alike.
-            kind.splitn(3, ':').take(2).collect::<Vec<_>>().join(":")
+            kind.match_indices(':')
+                .nth(1)
+                .map_or(kind, |(i, _)| &kind[..i])
         } else if matches!(kind, "tag" | "url:label" | "url:path") {
-            kind.to_string()
+            kind
         } else {
             return Family::FREE;
         };
-        match hash("family", &name) as u32 {
+        match hash("family", name) as u32 {
             0 => Family(1),
             f => Family(f),
         }
