@@ -1,9 +1,10 @@
 # Helpers for the bench scripts: start and stop real peers on loopback (sourced, not run).
 # smtp-sink (fake backend that counts), a separate Postfix instance as a pure relay, and sponts.
 
+# bench_install [PACKAGE ...]: Postfix, Python and the bench's own extra packages from Debian.
 bench_install() {
   local missing=()
-  for p in postfix python3; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+  for p in postfix python3 "$@"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
   if [ ${#missing[@]} -gt 0 ]; then
     apt-get update -qq
     echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
@@ -96,4 +97,43 @@ stop_pid() {
   local p; p=$(cat "$1/pid"); kill "$p" 2>/dev/null || return 0
   for _ in $(seq 1 100); do kill -0 "$p" 2>/dev/null || return 0; sleep 0.05; done
   kill -9 "$p" 2>/dev/null; true
+}
+
+# haraka_start LISTEN FORWARD DIR: Haraka (Node.js, from npm, kept in bench/.cache/haraka) as an
+# in-line forwarding relay for dest.bench.test, one worker per core, no DNS, logging warnings only.
+# Returns 1 (and says why) when Node.js or the package is not to be had.
+haraka_start() {
+  local listen=$1 fwd=$2 dir=$3 cache=$PWD/bench/.cache/haraka
+  command -v npm >/dev/null || { echo "haraka: npm not installed" >&2; return 1; }
+  local bin=$cache/node_modules/Haraka/bin/haraka
+  if [ ! -f "$bin" ]; then
+    mkdir -p "$cache"
+    npm install --prefix "$cache" --no-audit --no-fund --loglevel=error Haraka@3.3.4 >&2 || true
+  fi
+  [ -f "$bin" ] || { echo "haraka: npm install failed" >&2; return 1; }
+  mkdir -p "$dir"
+  node "$bin" -i "$dir/app" >/dev/null
+  local c=$dir/app/config
+  printf 'listen=%s\nnodes=%s\ninactivity_timeout=60\n' "$listen" "$(nproc)" > "$c/smtp.ini"
+  printf '[main]\nlevel=warn\n' > "$c/log.ini"
+  echo relay-haraka.bench.test > "$c/me"
+  echo dest.bench.test > "$c/host_list"
+  printf '[main]\nhost=%s\nport=%s\nenable_tls=false\nenable_outbound=false\n' "${fwd%:*}" "${fwd##*:}" > "$c/smtp_forward.ini"
+  # Haraka looks up every client's reverse DNS unless a plugin answers first.
+  mkdir -p "$dir/app/plugins"
+  printf "exports.hook_lookup_rdns = (next) => next(OK, 'localhost')\n" > "$dir/app/plugins/bench_no_rdns.js"
+  printf 'bench_no_rdns\nrcpt_to.in_host_list\nqueue/smtp_forward\n' > "$c/plugins"
+  node "$bin" -c "$dir/app" >"$dir/log" 2>&1 &
+  echo $! > "$dir/pid"
+  wait_port "${listen%:*}" "${listen##*:}"
+  # The port answers with the first worker: give the others time to join.
+  sleep 2
+}
+
+# haraka_stop DIR: the master and its workers.
+haraka_stop() {
+  [ -f "$1/pid" ] || return 0
+  local w; w=$(pgrep -P "$(cat "$1/pid")" || true)
+  stop_pid "$1"
+  for p in $w; do kill -9 "$p" 2>/dev/null; done; true
 }
