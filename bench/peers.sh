@@ -99,6 +99,21 @@ stop_pid() {
   kill -9 "$p" 2>/dev/null; true
 }
 
+# cpu_ticks PID: a process's CPU time so far in clock ticks (utime + stime, fields 14 and 15 of
+# /proc/PID/stat; `getconf CLK_TCK` ticks a second).
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+
+# haproxy_start LISTEN FORWARD DIR: HAProxy in TCP mode, two threads like sponts' two workers, no
+# logging: the bytes copied and nothing else, the floor under any proxy.
+haproxy_start() {
+  local listen=$1 fwd=$2 dir=$3
+  mkdir -p "$dir"
+  printf 'global\n  nbthread 2\n  maxconn 4096\ndefaults\n  mode tcp\n  timeout connect 5s\n  timeout client 60s\n  timeout server 60s\nlisten relay\n  bind %s\n  server sink %s\n' "$listen" "$fwd" > "$dir/haproxy.cfg"
+  haproxy -f "$dir/haproxy.cfg" -db >"$dir/log" 2>&1 &
+  echo $! > "$dir/pid"
+  wait_port "${listen%:*}" "${listen##*:}"
+}
+
 # haraka_start LISTEN FORWARD DIR: Haraka (Node.js, from npm, kept in bench/.cache/haraka) as an
 # in-line forwarding relay for dest.bench.test, one worker per core, no DNS, logging warnings only.
 # Returns 1 (and says why) when Node.js or the package is not to be had.
