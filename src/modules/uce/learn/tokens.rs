@@ -242,6 +242,13 @@ impl Tokens {
         let list = named
             .iter()
             .any(|(name, _)| LIST_HEADERS.contains(&name.as_str()));
+        // The bottom Received header: where the message entered the mail system. A list's
+        // copy keeps its sender's first hop (the list's own hops are added above it).
+        if let Some((_, first)) = named.iter().rev().find(|(name, _)| name == "received") {
+            for (kind, value) in first_hop(first) {
+                self.add(kind, &value);
+            }
+        }
         for (name, value) in &named {
             if WORDY_HEADERS.contains(&name.as_str()) && !(list && name == "return-path") {
                 self.words(&format!("h:{name}"), value);
@@ -346,6 +353,55 @@ impl Tokens {
             }
         }
     }
+}
+
+/// The first hop of a message, from its bottom Received header `from HELO (NAME [ADDRESS])`: the
+/// sending host's domain (its name's last two labels) and its address's networks (an IPv4 /16
+/// and /24, an IPv6 /32 and /48) — where mail comes from says as much as its words.
+fn first_hop(received: &str) -> Vec<(&'static str, String)> {
+    let mut out = Vec::new();
+    let Some(rest) = received.trim_start().strip_prefix("from ") else {
+        return out;
+    };
+    let Some(inner) = rest
+        .split_once('(')
+        .and_then(|(_, r)| r.split_once(')'))
+        .map(|(inner, _)| inner.to_ascii_lowercase())
+    else {
+        return out;
+    };
+    let address = inner
+        .split_once('[')
+        .and_then(|(_, r)| r.split_once(']'))
+        .map(|(a, _)| a.trim_start_matches("ipv6:"));
+    match address.and_then(|a| a.parse::<std::net::IpAddr>().ok()) {
+        Some(std::net::IpAddr::V4(ip)) => {
+            let [a, b, c, _] = ip.octets();
+            out.push(("rcv:net", format!("{a}.{b}")));
+            out.push(("rcv:net", format!("{a}.{b}.{c}")));
+        }
+        Some(std::net::IpAddr::V6(ip)) => {
+            let s = ip.segments();
+            out.push(("rcv:net", format!("{:x}:{:x}", s[0], s[1])));
+            out.push(("rcv:net", format!("{:x}:{:x}:{:x}", s[0], s[1], s[2])));
+        }
+        None => {}
+    }
+    if let Some(name) = inner.split_whitespace().find(|w| !w.starts_with('[')) {
+        let host = name
+            .rsplit('@')
+            .next()
+            .unwrap_or(name)
+            .trim_end_matches('.');
+        let mut labels = host.rsplit('.');
+        if let (Some(top), Some(second)) = (labels.next(), labels.next()) {
+            if !top.is_empty() && !second.is_empty() && top.chars().any(|c| c.is_ascii_alphabetic())
+            {
+                out.push(("rcv:domain", format!("{second}.{top}")));
+            }
+        }
+    }
+    out
 }
 
 /// The host of an http(s) URL, lowercase, without port and credentials.
@@ -525,5 +581,39 @@ mod tests {
         assert_eq!(url_host("http://x"), None);
         assert_eq!(url_host("HTTP://A.example/"), Some("a.example".into()));
         assert_eq!(url_host("ftp://a.example"), None);
+    }
+
+    #[test]
+    fn the_first_hop_is_where_the_message_entered() {
+        let hop = |r: &str| -> Vec<String> {
+            first_hop(r)
+                .into_iter()
+                .map(|(k, v)| format!("{k}:{v}"))
+                .collect()
+        };
+        assert_eq!(
+            hop("from mx.shop.example (mail70.Bulk.Example.NET [198.64.154.99]) by a.example"),
+            [
+                "rcv:net:198.64",
+                "rcv:net:198.64.154",
+                "rcv:domain:example.net"
+            ]
+        );
+        assert_eq!(
+            hop("from juno.com ([211.185.172.65]) by einstein.example with SMTP"),
+            ["rcv:net:211.185", "rcv:net:211.185.172"],
+            "no name: the address alone"
+        );
+        assert_eq!(
+            hop("from x (cpunks@[IPv6:2001:db8:7:1::5]) by y"),
+            ["rcv:net:2001:db8", "rcv:net:2001:db8:7"]
+        );
+        assert!(hop("by mx.example with LMTP").is_empty());
+        // A list's copy: its hops come on top; the bottom one is the sender's.
+        let listed = b"Received: from list.example (list.example [192.0.2.1]) by mx\r\nReceived: from pc (dsl-9.isp.example [203.0.113.9]) by smtp.isp.example\r\nSubject: hi\r\n\r\nhello there\r\n";
+        let t = hashes(listed);
+        assert!(t.contains(&hash("rcv:net", "203.0.113")));
+        assert!(t.contains(&hash("rcv:domain", "isp.example")));
+        assert!(!t.contains(&hash("rcv:net", "192.0.2")));
     }
 }
