@@ -250,6 +250,18 @@ impl Tokens {
             }
         }
         for (name, value) in &named {
+            match name.as_str() {
+                // The sender's software and locale show in how it writes the time zone.
+                "date" => self.add("h:date:zone", date_zone(value)),
+                // No visible recipient, one, or a crowd.
+                "to" | "cc" => self.add(
+                    "h:rcpts",
+                    &format!("{name}{}", value.matches('@').count().min(5)),
+                ),
+                _ => {}
+            }
+        }
+        for (name, value) in &named {
             if WORDY_HEADERS.contains(&name.as_str()) && !(list && name == "return-path") {
                 self.words(&format!("h:{name}"), value);
             }
@@ -353,6 +365,16 @@ impl Tokens {
             }
         }
     }
+}
+
+/// The time zone of a Date header as written (`-0500`, `GMT`, `(CDT)` after a numeric one is
+/// left out): the word after the time of day, or `none`.
+fn date_zone(value: &str) -> &str {
+    let mut words = value.split_whitespace();
+    words.find(|w| {
+        w.matches(':').count() >= 1 && w.chars().next().is_some_and(|c| c.is_ascii_digit())
+    });
+    words.next().unwrap_or("none")
 }
 
 /// The first hop of a message, from its bottom Received header `from HELO (NAME [ADDRESS])`: the
@@ -581,6 +603,21 @@ mod tests {
         assert_eq!(url_host("http://x"), None);
         assert_eq!(url_host("HTTP://A.example/"), Some("a.example".into()));
         assert_eq!(url_host("ftp://a.example"), None);
+    }
+
+    #[test]
+    fn date_zone_and_visible_recipients() {
+        assert_eq!(date_zone("Mon, 22 Jul 2002 10:00:00 -0500 (CDT)"), "-0500");
+        assert_eq!(date_zone("22 Jul 2002 10:00 GMT"), "GMT");
+        assert_eq!(date_zone("Mon, 22 Jul 2002"), "none");
+        let t = hashes(b"To: undisclosed-recipients:;\r\nDate: Tue, 23 Jul 2002 01:02:03 +0900\r\nSubject: hi\r\n\r\nhello there\r\n");
+        assert!(t.contains(&hash("h:rcpts", "to0")));
+        assert!(t.contains(&hash("h:date:zone", "+0900")));
+        let crowd = hashes(b"To: a@x.example, b@x.example, c@x.example, d@x.example, e@x.example, f@x.example\r\n\r\nhello\r\n");
+        assert!(
+            crowd.contains(&hash("h:rcpts", "to5")),
+            "five or more are a crowd"
+        );
     }
 
     #[test]
