@@ -103,6 +103,9 @@ stop_pid() {
 # /proc/PID/stat; `getconf CLK_TCK` ticks a second).
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 
+# median NUMBER...: the median of the numbers (given as arguments, or as one space-separated word).
+median() { printf '%s\n' $* | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+
 # haproxy_start LISTEN FORWARD DIR: HAProxy in TCP mode, two threads like sponts' two workers, no
 # logging: the bytes copied and nothing else, the floor under any proxy.
 haproxy_start() {

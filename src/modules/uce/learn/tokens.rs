@@ -260,8 +260,6 @@ impl Tokens {
                 ),
                 _ => {}
             }
-        }
-        for (name, value) in &named {
             if WORDY_HEADERS.contains(&name.as_str()) && !(list && name == "return-path") {
                 self.words(&format!("h:{name}"), value);
             }
@@ -371,9 +369,7 @@ impl Tokens {
 /// left out): the word after the time of day, or `none`.
 fn date_zone(value: &str) -> &str {
     let mut words = value.split_whitespace();
-    words.find(|w| {
-        w.matches(':').count() >= 1 && w.chars().next().is_some_and(|c| c.is_ascii_digit())
-    });
+    words.find(|w| w.contains(':') && w.starts_with(|c: char| c.is_ascii_digit()));
     words.next().unwrap_or("none")
 }
 
