@@ -7,6 +7,8 @@
 # Usage: scripts/peers/spamd_start.sh PORT DIR      (PORT 0 = pick a free port)
 #   Env SPONTS_SPAMD_RULES=debian (default): Debian's shipped rules + the test rules (realistic).
 #                         =minimal: only GTUBE + the test rules (faster start; ham scores 0).
+#   Env SPONTS_SPAMD_BAYES=DIR: use Bayes with its database in DIR (DIR/bayes_*), learned
+#                         beforehand with sa-learn --siteconfigpath=DIR_OF_SPAMD/site; no auto-learning.
 #   Waits (at most SPONTS_PEER_WAIT seconds, default 60) until spamd answers PING, then prints
 #   SPAMD_PORT=N, SPAMD_PID=N, SPAMD_DIR=..., SPAMD_STARTUP_S=... one per line; exit 1 on failure.
 # Stop:  scripts/peers/stop.sh DIR
@@ -41,6 +43,11 @@ body     SPONTS_HAM_TEST   /SPONTS-HAM-TEST/
 score    SPONTS_HAM_TEST   -5.0
 describe SPONTS_HAM_TEST   sponts test ham marker
 CF
+if [ -n "${SPONTS_SPAMD_BAYES:-}" ]; then
+  mkdir -p "$SPONTS_SPAMD_BAYES"
+  BAYES=$(cd "$SPONTS_SPAMD_BAYES" && pwd)
+  sed -i "s|^use_bayes 0|use_bayes 1\nbayes_path $BAYES/bayes\nbayes_auto_expire 0|" "$DIR/site/local.cf"
+fi
 RULES=()
 if [ "${SPONTS_SPAMD_RULES:-debian}" = minimal ]; then
   mkdir -p "$DIR/rules"
