@@ -239,6 +239,9 @@ pub struct AuthConfig {
     pub enabled: bool,
     pub spf_fail: f64,
     pub dkim_fail: f64,
+    /// The client's address has no reverse name, or its name does not resolve back to it
+    /// (RFC 8601 `iprev`): what most bots look like, and some small servers too.
+    pub iprev_fail: f64,
     /// A DMARC failure whose domain asks for `reject` / `quarantine`.
     pub dmarc_reject: f64,
     pub dmarc_quarantine: f64,
@@ -250,6 +253,7 @@ impl Default for AuthConfig {
             enabled: false,
             spf_fail: 3.0,
             dkim_fail: 1.0,
+            iprev_fail: 1.5,
             dmarc_reject: 10.0,
             dmarc_quarantine: 5.0,
         }

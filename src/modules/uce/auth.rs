@@ -1,13 +1,15 @@
-//! SPF, DKIM and DMARC verification (`mail-auth`), with the points each failure adds and an
-//! `Authentication-Results:` header for the backend.
+//! SPF, DKIM, DMARC and iprev verification (`mail-auth`), with the points each failure adds and
+//! an `Authentication-Results:` header for the backend.
 
+use mail_auth::DnsError;
 use mail_auth::common::headers::HeaderWriter;
 use mail_auth::dmarc::Policy;
 use mail_auth::dmarc::verify::DmarcParameters;
+use mail_auth::hickory_resolver::proto::op::ResponseCode;
 use mail_auth::spf::verify::SpfParameters;
 use mail_auth::{
-    AuthenticatedMessage, AuthenticationResults, DkimResult, DmarcResult, MessageAuthenticator,
-    SpfResult,
+    AuthenticatedMessage, AuthenticationResults, DkimResult, DmarcResult, IprevOutput, IprevResult,
+    MessageAuthenticator, SpfResult,
 };
 
 use super::score::Score;
@@ -32,7 +34,7 @@ pub async fn verify(
         .as_ref()
         .map(|a| a.to_string())
         .unwrap_or_default();
-    let dkim = auth.verify_dkim(&am).await;
+    let (dkim, iprev) = tokio::join!(auth.verify_dkim(&am), auth.verify_iprev(ip));
     let spf = auth
         .verify_spf(SpfParameters::verify_mail_from(
             ip, &helo, hostname, &sender,
@@ -46,6 +48,9 @@ pub async fn verify(
     let dmarc = auth
         .verify_dmarc(DmarcParameters::new(&am, &dkim, &mail_from_domain, &spf))
         .await;
+    if let Some(why) = iprev_failure(&iprev) {
+        score.add(config.iprev_fail, format!("iprev fail ({why})"));
+    }
     if spf.result() == SpfResult::Fail {
         score.add(config.spf_fail, "spf fail".into());
     }
@@ -73,6 +78,92 @@ pub async fn verify(
         .with_dkim_results(&dkim, am.from())
         .with_spf_mailfrom_result(&spf, ip, &sender, &helo)
         .with_dmarc_result(&dmarc)
+        .with_iprev_result(&iprev, ip)
         .to_header();
     Some(header.trim_end().to_string())
+}
+
+/// Why the client's address fails iprev: it has no reverse name, or the name does not lead
+/// back to it. None when it passes, or when DNS could not tell (a timeout is not the client's
+/// fault).
+fn iprev_failure(iprev: &IprevOutput) -> Option<String> {
+    let answered = |e: &mail_auth::Error| {
+        matches!(
+            e,
+            mail_auth::Error::Dns(DnsError::RecordNotFound(
+                ResponseCode::NXDomain | ResponseCode::NoError
+            ))
+        )
+    };
+    match iprev.result() {
+        // The name's addresses do not include the client's, or there is no such record (an
+        // answer, not a server failure).
+        IprevResult::Fail(_) => {}
+        IprevResult::PermError(e) if answered(e) => {}
+        _ => return None,
+    }
+    Some(match iprev.ptr.as_ref().and_then(|names| names.first()) {
+        Some(name) => format!("{} does not resolve back", name.trim_end_matches('.')),
+        None => "no reverse name".into(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mail_auth::Error;
+    use std::sync::Arc;
+
+    fn output(result: IprevResult, ptr: &[&str]) -> IprevOutput {
+        IprevOutput {
+            result,
+            ptr: (!ptr.is_empty()).then(|| ptr.iter().map(|n| Box::from(*n)).collect::<Arc<[_]>>()),
+        }
+    }
+
+    #[test]
+    fn what_fails_iprev_and_what_does_not() {
+        let nxdomain = || Error::Dns(DnsError::RecordNotFound(ResponseCode::NXDomain));
+        assert_eq!(
+            iprev_failure(&output(IprevResult::Pass, &["mx.example."])),
+            None
+        );
+        assert_eq!(
+            iprev_failure(&output(IprevResult::PermError(nxdomain()), &[])).as_deref(),
+            Some("no reverse name"),
+            "NXDOMAIN for the address's reverse name"
+        );
+        assert_eq!(
+            iprev_failure(&output(
+                IprevResult::Fail(Error::NotAligned),
+                &["dyn.example."]
+            ))
+            .as_deref(),
+            Some("dyn.example does not resolve back")
+        );
+        assert_eq!(
+            iprev_failure(&output(
+                IprevResult::PermError(nxdomain()),
+                &["gone.example."]
+            ))
+            .as_deref(),
+            Some("gone.example does not resolve back"),
+            "the name itself does not exist"
+        );
+        // The DNS could not tell: a timeout, a server failure, an answer it could not read.
+        let servfail = Error::Dns(DnsError::RecordNotFound(ResponseCode::ServFail));
+        let timeout = Error::Dns(DnsError::Resolver("timed out".into()));
+        assert_eq!(
+            iprev_failure(&output(IprevResult::PermError(servfail), &[])),
+            None
+        );
+        assert_eq!(
+            iprev_failure(&output(IprevResult::TempError(timeout), &[])),
+            None
+        );
+        assert_eq!(
+            iprev_failure(&output(IprevResult::PermError(Error::ParseError), &[])),
+            None
+        );
+    }
 }
