@@ -178,6 +178,58 @@ async fn spf_dmarc_and_iprev_failures_count_and_results_are_recorded() {
 }
 
 #[tokio::test]
+async fn a_client_greeting_as_us_or_as_someone_else_is_tagged() {
+    let cap = Capture::start(CaptureOptions::default()).await;
+    let gw = gateway(cap.addr, "[uce]\ntarpit_delay = \"0s\"\n").await;
+    // (EHLO name, the journal's reason or None)
+    let cases = [
+        (
+            "gw.test.example",
+            Some("helo forged (gw.test.example is this gateway) +5.0"),
+        ),
+        (
+            "example.org",
+            Some("helo forged (example.org is a domain this gateway receives mail for) +5.0"),
+        ),
+        (
+            "[203.0.113.9]",
+            Some("helo forged ([203.0.113.9] is not the client's address) +5.0"),
+        ),
+        ("[127.0.0.1]", None),
+        ("client.test", None),
+    ];
+    for (n, (helo, reason)) in cases.into_iter().enumerate() {
+        let mut c = Client::connect(gw.addr).await;
+        c.expect(&format!("EHLO {helo}"), 250).await;
+        let reply = c
+            .send_mail(
+                "a@sender.example",
+                &["u@example.org"],
+                &msg("a@sender.example", "hello", "see you"),
+            )
+            .await;
+        assert!(reply.starts_with("250 "), "{helo}: {reply}");
+        let d = cap.wait_for(n + 1).await;
+        let text = String::from_utf8_lossy(&d[n].data).to_string();
+        let notes = journal_entry(&gw.store, &id_of(&gw.store, &reply).await)
+            .await
+            .notes
+            .unwrap_or_default();
+        match reason {
+            Some(r) => {
+                assert!(notes.contains(r), "{helo}: {notes}");
+                assert!(text.contains("X-Spam-Flag: YES"), "{helo}: {text}");
+            }
+            None => {
+                assert!(!notes.contains("helo"), "{helo}: {notes}");
+                assert!(!text.contains("X-Spam-Flag: YES"), "{helo}: {text}");
+            }
+        }
+    }
+    gw.stop().await;
+}
+
+#[tokio::test]
 async fn spamd_and_rspamd_verdicts_and_fail_open() {
     let spamd = Engine::spamd();
     let rspamd = Engine::rspamd();

@@ -42,6 +42,9 @@ pub struct UceConfig {
     /// talks in between is a bot — tarpitted, boxed and refused at RCPT per the domain's policy.
     /// A client that waited is not paused again for a day; our own networks never are (0: off).
     pub greet_delay: Duration,
+    /// Points for a client that greets as this gateway, as a domain it receives mail for, or
+    /// with a public address literal not its own (0: off).
+    pub helo_forged: f64,
     /// `HOST:PORT` of the DNS resolver for DNSBL, URIBL and SPF/DKIM. Empty: the system's.
     pub resolver: String,
     pub dns_timeout: Duration,
@@ -76,6 +79,7 @@ impl Default for UceConfig {
             tarpit_unknown_recipients: 3,
             tarpit_errors: 3,
             greet_delay: Duration(std::time::Duration::from_millis(500)),
+            helo_forged: 5.0,
             resolver: String::new(),
             dns_timeout: Duration::secs(3),
             dnsbl: Vec::new(),

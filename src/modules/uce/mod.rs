@@ -7,10 +7,11 @@
 //!   answer, "user unknown" by default; a disposable address goes to its owner or, used up,
 //!   is unknown; greylisting asks strangers to come back. A sender on the recipient's (or its
 //!   domain's) block list makes the recipient unknown; an allow list is remembered for DATA.
-//! - At the end of DATA: points from the DNS lists, URI lists, SPF/DKIM/DMARC, the learning
-//!   filter and the engines (rspamd, spamd) give a level — clean, tag or spam — and the
-//!   domain's policy decides — unless every recipient allows the sender, then nothing is scored
-//!   (the `virus` module still scans). Every decision is noted in the journal with its scores.
+//! - At the end of DATA: points from the DNS lists, a forged EHLO name, URI lists,
+//!   SPF/DKIM/DMARC, the learning filter and the engines (rspamd, spamd) give a level — clean,
+//!   tag or spam — and the domain's policy decides — unless every recipient allows the sender,
+//!   then nothing is scored (the `virus` module still scans). Every decision is noted in the
+//!   journal with its scores.
 
 pub mod auth;
 pub mod callback;
@@ -18,6 +19,7 @@ pub mod disposable;
 pub mod dns;
 pub mod engines;
 pub mod greylist;
+pub mod helo;
 pub mod learn;
 pub mod score;
 pub mod senders;
@@ -375,6 +377,15 @@ impl Uce {
         };
         if let Some(reason) = self.penalty(s.peer.ip()).filter(|_| !outbound) {
             score.sure = Some(format!("penalty box: {reason}"));
+        }
+        let helo = s
+            .helo
+            .as_deref()
+            .filter(|_| !outbound && self.config.helo_forged != 0.0);
+        if let Some(why) =
+            helo.and_then(|h| helo::forged(h, s.peer.ip(), &self.hostname, &self.local_domains))
+        {
+            score.add(self.config.helo_forged, format!("helo forged ({why})"));
         }
         let timeout = self.config.dns_timeout.0;
         let uri = async {
