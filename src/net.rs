@@ -1,4 +1,5 @@
-//! Small network helpers shared by the config and the modules: CIDR networks and `HOST:PORT`.
+//! Small network helpers shared by the config and the modules: CIDR networks, `HOST:PORT` and
+//! whether an address is on the public internet.
 
 use serde::{Deserialize, Deserializer};
 use std::fmt;
@@ -65,6 +66,28 @@ impl<'de> Deserialize<'de> for Cidr {
         Cidr::parse(&s).ok_or_else(|| {
             serde::de::Error::custom(format!("`{s}` is not an IP network (e.g. 192.0.2.0/24)"))
         })
+    }
+}
+
+/// An address on the public internet: not private, shared (100.64.0.0/10), loopback,
+/// link-local or unspecified — the spaces of a network behind NAT, or of this machine.
+pub fn is_public(address: IpAddr) -> bool {
+    match address.to_canonical() {
+        IpAddr::V4(a) => {
+            !(a.is_private()
+                || a.is_loopback()
+                || a.is_link_local()
+                || a.is_unspecified()
+                || a.is_broadcast()
+                || (a.octets()[0] == 100 && (a.octets()[1] & 0xc0) == 64))
+        }
+        IpAddr::V6(a) => {
+            let first = a.segments()[0];
+            !(a.is_loopback()
+                || a.is_unspecified()
+                || (first & 0xfe00) == 0xfc00
+                || (first & 0xffc0) == 0xfe80)
+        }
     }
 }
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Start an offline SpamAssassin spamd on 127.0.0.1:PORT for sponts tests, state in DIR.
-# Offline: local tests only (-L), no DNS/Razor/Pyzor/DCC, no Bayes/AWL/TxRep, no user config.
+# Offline: local tests only (-L), no DNS/Razor/Pyzor/DCC, no AWL/TxRep, no user config; no Bayes
+# unless SPONTS_SPAMD_BAYES is set (below).
 # Test rules: body SPONTS-SPAM-TEST -> +20 (SPONTS_SPAM_TEST), SPONTS-HAM-TEST -> -5
 # (SPONTS_HAM_TEST); GTUBE -> +1000. required_score 5.
 #

@@ -14,6 +14,7 @@ use mail_auth::{
 
 use super::score::Score;
 use crate::config::AuthConfig;
+use crate::net::is_public;
 use crate::pipeline::{SessionInfo, TxInfo};
 
 /// Verifies the message; adds the failures' points to `score` and returns the header line.
@@ -48,7 +49,9 @@ pub async fn verify(
     let dmarc = auth
         .verify_dmarc(DmarcParameters::new(&am, &dkim, &mail_from_domain, &spf))
         .await;
-    if let Some(why) = iprev_failure(&iprev) {
+    // A private or loopback client (our own network, not in relay_networks) rarely has a
+    // public reverse name: only the internet's clients are held to it.
+    if let Some(why) = iprev_failure(&iprev).filter(|_| is_public(ip)) {
         score.add(config.iprev_fail, format!("iprev fail ({why})"));
     }
     if spf.result() == SpfResult::Fail {

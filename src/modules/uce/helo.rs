@@ -1,58 +1,81 @@
 //! The client's EHLO/HELO name against what it cannot honestly be: this gateway, a domain the
 //! gateway receives mail for, or a public address other than the one it connects from. Bots
 //! greet with the recipient's own domain or a borrowed address; a real server names itself.
-//! A name without a dot, or a private address literal (a server behind NAT), is not held
-//! against anyone: both are common among real senders.
+//! A name without a dot (`localhost`, `laptop`) or a private address literal (a server behind
+//! NAT) is not held against anyone: both are common among real senders.
 
+use mail_auth::MessageAuthenticator;
 use std::net::IpAddr;
 
-/// Why `helo` is forged, or None. `hostname`: this gateway's name; `local_domains`: the
-/// domains it receives mail for; `client`: the address the client connects from.
+use crate::net::is_public;
+
+/// A forged greeting: why, and the name it claims when DNS could still show the claim true (a
+/// host of ours that greets as the domain it serves and resolves to the client's address).
+#[derive(Debug, PartialEq)]
+pub struct Forged {
+    pub reason: String,
+    pub name: Option<String>,
+}
+
+/// Is `helo` forged? `hostname`: this gateway's name; `local_domains`: the domains it receives
+/// mail for; `client`: the address the client connects from.
 pub fn forged(
     helo: &str,
     client: IpAddr,
     hostname: &str,
     local_domains: &[String],
-) -> Option<String> {
+) -> Option<Forged> {
     let name = helo.trim().trim_end_matches('.');
-    if let Some(literal) = name.strip_prefix('[').and_then(|n| n.strip_suffix(']')) {
-        let literal = literal
-            .strip_prefix("IPv6:")
-            .or_else(|| literal.strip_prefix("ipv6:"))
-            .unwrap_or(literal);
-        let address: IpAddr = literal.parse().ok()?;
-        let address = address.to_canonical();
-        return (address != client.to_canonical() && public(address))
-            .then(|| format!("[{address}] is not the client's address"));
+    if let Some(inner) = name.strip_prefix('[').and_then(|n| n.strip_suffix(']')) {
+        let literal = match inner.get(..5) {
+            Some(tag) if tag.eq_ignore_ascii_case("IPv6:") => &inner[5..],
+            _ => inner,
+        };
+        let address = literal.parse::<IpAddr>().ok()?.to_canonical();
+        return (!same_host(address, client.to_canonical()) && is_public(address)).then(|| {
+            Forged {
+                reason: format!("[{address}] is not the client's address"),
+                name: None,
+            }
+        });
     }
-    if name.eq_ignore_ascii_case(hostname.trim_end_matches('.')) {
-        return Some(format!("{name} is this gateway"));
+    // `localhost.localdomain` is what unconfigured machines say, ours included.
+    if !name.contains('.') || name.to_ascii_lowercase().starts_with("localhost") {
+        return None;
     }
-    local_domains
-        .iter()
-        .any(|d| d.eq_ignore_ascii_case(name))
-        .then(|| format!("{name} is a domain this gateway receives mail for"))
+    let reason = if name.eq_ignore_ascii_case(hostname.trim_end_matches('.')) {
+        format!("{name} is this gateway")
+    } else if local_domains.iter().any(|d| d.eq_ignore_ascii_case(name)) {
+        format!("{name} is a domain this gateway receives mail for")
+    } else {
+        return None;
+    };
+    Some(Forged {
+        reason,
+        name: Some(name.to_string()),
+    })
 }
 
-/// An address on the public internet: not private, shared (100.64.0.0/10), loopback,
-/// link-local or unspecified — the spaces where a server behind NAT finds its own literal.
-fn public(address: IpAddr) -> bool {
-    match address {
-        IpAddr::V4(a) => {
-            !(a.is_private()
-                || a.is_loopback()
-                || a.is_link_local()
-                || a.is_unspecified()
-                || a.is_broadcast()
-                || a.octets()[0] == 100 && (a.octets()[1] & 0xc0) == 64)
-        }
-        IpAddr::V6(a) => {
-            let first = a.segments()[0];
-            !(a.is_loopback()
-                || a.is_unspecified()
-                || (first & 0xfe00) == 0xfc00
-                || (first & 0xffc0) == 0xfe80)
-        }
+/// The same address, or for IPv6 the same /64: a host that names its stable address while it
+/// sends from a temporary one of its network.
+fn same_host(a: IpAddr, b: IpAddr) -> bool {
+    match (a, b) {
+        (IpAddr::V6(a), IpAddr::V6(b)) => a.segments()[..4] == b.segments()[..4],
+        _ => a == b,
+    }
+}
+
+/// Does `name` resolve to `client`? False when it does not, or when DNS cannot tell.
+pub async fn resolves_to(dns: &MessageAuthenticator, name: &str, client: IpAddr) -> bool {
+    match client.to_canonical() {
+        IpAddr::V4(ip) => dns
+            .ipv4_lookup_raw(name)
+            .await
+            .is_ok_and(|found| found.entry.contains(&ip)),
+        IpAddr::V6(ip) => dns
+            .ipv6_lookup_raw(name)
+            .await
+            .is_ok_and(|found| found.entry.contains(&ip)),
     }
 }
 
@@ -61,8 +84,8 @@ mod tests {
     use super::forged;
 
     fn judge(helo: &str, client: &str) -> Option<String> {
-        let local = vec!["example.org".to_string()];
-        forged(helo, client.parse().unwrap(), "gw.example.net", &local)
+        let local = vec!["example.org".to_string(), "localhost".to_string()];
+        forged(helo, client.parse().unwrap(), "gw.example.net", &local).map(|f| f.reason)
     }
 
     #[test]
@@ -80,8 +103,8 @@ mod tests {
             Some("[203.0.113.9] is not the client's address")
         );
         assert_eq!(
-            judge("[IPv6:2001:db8::1]", "2001:db8::2").as_deref(),
-            Some("[2001:db8::1] is not the client's address")
+            judge("[IPV6:2001:db8:1::1]", "2001:db8:2::1").as_deref(),
+            Some("[2001:db8:1::1] is not the client's address")
         );
     }
 
@@ -91,14 +114,30 @@ mod tests {
             ("mx.sender.example", "198.51.100.7"),
             ("mail.example.org", "198.51.100.7"), // a host in our domain, not the domain
             ("laptop", "198.51.100.7"),           // no dot: common, not forged
-            ("[198.51.100.7]", "198.51.100.7"),   // its own address
-            ("[192.168.1.20]", "198.51.100.7"),   // behind NAT
+            ("localhost", "198.51.100.7"),        // a local domain by default, but no dot
+            ("localhost.localdomain", "198.51.100.7"),
+            ("[198.51.100.7]", "198.51.100.7"), // its own address
+            ("[192.168.1.20]", "198.51.100.7"), // behind NAT
             ("[10.0.0.5]", "198.51.100.7"),
             ("[IPv6:2001:db8::2]", "2001:db8::2"),
+            ("[ipv6:2001:db8::1:1]", "2001:db8::2"), // its own /64
             ("[198.51.100.7]", "::ffff:198.51.100.7"),
             ("[not an address]", "198.51.100.7"),
         ] {
             assert_eq!(judge(helo, client), None, "{helo} from {client}");
         }
+    }
+
+    #[test]
+    fn a_name_dns_could_vindicate_is_named() {
+        let f = forged(
+            "example.org",
+            "198.51.100.7".parse().unwrap(),
+            "gw",
+            &["example.org".into()],
+        );
+        assert_eq!(f.unwrap().name.as_deref(), Some("example.org"));
+        let f = forged("[203.0.113.9]", "198.51.100.7".parse().unwrap(), "gw", &[]);
+        assert_eq!(f.unwrap().name, None, "an address literal is what it is");
     }
 }

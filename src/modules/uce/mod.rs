@@ -382,10 +382,18 @@ impl Uce {
             .helo
             .as_deref()
             .filter(|_| !outbound && self.config.helo_forged != 0.0);
-        if let Some(why) =
+        if let Some(forged) =
             helo.and_then(|h| helo::forged(h, s.peer.ip(), &self.hostname, &self.local_domains))
         {
-            score.add(self.config.helo_forged, format!("helo forged ({why})"));
+            // A host of ours that greets as the domain it serves, from its own address.
+            let vindicated = match (&forged.name, &self.dns) {
+                (Some(name), Some(dns)) => helo::resolves_to(dns, name, s.peer.ip()).await,
+                _ => false,
+            };
+            if !vindicated {
+                let why = forged.reason;
+                score.add(self.config.helo_forged, format!("helo forged ({why})"));
+            }
         }
         let timeout = self.config.dns_timeout.0;
         let uri = async {
