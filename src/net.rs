@@ -91,6 +91,15 @@ pub fn is_public(address: IpAddr) -> bool {
     }
 }
 
+/// The address that stands for one client: an IPv4 address as it is (also when it came
+/// IPv4-mapped), an IPv6 address by its /64, which a single client usually has whole.
+pub fn client_key(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => IpAddr::V6((u128::from(v6) & !((1u128 << 64) - 1)).into()),
+        v4 => v4,
+    }
+}
+
 /// Splits `host:port` or `[v6]:port`; the host is not resolved here.
 pub fn parse_host_port(text: &str) -> Option<(String, u16)> {
     let (host, port) = if let Some(rest) = text.strip_prefix('[') {

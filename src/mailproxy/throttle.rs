@@ -9,6 +9,8 @@ use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use crate::net::client_key;
+
 /// Addresses remembered at most; beyond that, those whose block has passed are forgotten first.
 const MAX_ADDRESSES: usize = 100_000;
 
@@ -33,7 +35,7 @@ impl Throttle {
             return false;
         }
         let map = self.failures.lock().expect("throttle lock");
-        map.get(&key(ip))
+        map.get(&client_key(ip))
             .is_some_and(|(n, last)| *n >= self.max_failures && last.elapsed() < self.block)
     }
 
@@ -46,21 +48,12 @@ impl Throttle {
         if map.len() >= MAX_ADDRESSES {
             map.retain(|_, (_, last)| last.elapsed() < self.block);
         }
-        let entry = map.entry(key(ip)).or_insert((0, Instant::now()));
+        let entry = map.entry(client_key(ip)).or_insert((0, Instant::now()));
         if entry.1.elapsed() >= self.block {
             entry.0 = 0;
         }
         entry.0 += 1;
         entry.1 = Instant::now();
-    }
-}
-
-/// An IPv4 address as it is (also when it came IPv4-mapped); an IPv6 address by its /64, which a
-/// single client usually has whole.
-fn key(ip: IpAddr) -> IpAddr {
-    match ip.to_canonical() {
-        IpAddr::V6(v6) => IpAddr::V6((u128::from(v6) & !((1u128 << 64) - 1)).into()),
-        v4 => v4,
     }
 }
 

@@ -7,7 +7,8 @@
 use mail_auth::MessageAuthenticator;
 use std::net::IpAddr;
 
-use crate::net::is_public;
+use crate::address::literal_address;
+use crate::net::{client_key, is_public};
 
 /// A forged greeting: why, and the name it claims when DNS could still show the claim true (a
 /// host of ours that greets as the domain it serves and resolves to the client's address).
@@ -26,17 +27,12 @@ pub fn forged(
     local_domains: &[String],
 ) -> Option<Forged> {
     let name = helo.trim().trim_end_matches('.');
-    if let Some(inner) = name.strip_prefix('[').and_then(|n| n.strip_suffix(']')) {
-        let literal = match inner.get(..5) {
-            Some(tag) if tag.eq_ignore_ascii_case("IPv6:") => &inner[5..],
-            _ => inner,
-        };
-        let address = literal.parse::<IpAddr>().ok()?.to_canonical();
-        return (!same_host(address, client.to_canonical()) && is_public(address)).then(|| {
-            Forged {
-                reason: format!("[{address}] is not the client's address"),
-                name: None,
-            }
+    if name.starts_with('[') {
+        let address = literal_address(name)?.to_canonical();
+        let own = client_key(address) == client_key(client);
+        return (!own && is_public(address)).then(|| Forged {
+            reason: format!("[{address}] is not the client's address"),
+            name: None,
         });
     }
     // `localhost.localdomain` is what unconfigured machines say, ours included.
@@ -54,15 +50,6 @@ pub fn forged(
         reason,
         name: Some(name.to_string()),
     })
-}
-
-/// The same address, or for IPv6 the same /64: a host that names its stable address while it
-/// sends from a temporary one of its network.
-fn same_host(a: IpAddr, b: IpAddr) -> bool {
-    match (a, b) {
-        (IpAddr::V6(a), IpAddr::V6(b)) => a.segments()[..4] == b.segments()[..4],
-        _ => a == b,
-    }
 }
 
 /// Does `name` resolve to `client`? False when it does not, or when DNS cannot tell.
