@@ -729,11 +729,8 @@ async fn copies_wait_for_an_agency_that_is_down_or_not_trusted() {
     let pki = Pki::new();
     let stranger = Pki::new();
     let untrusted = Agency::start(&stranger, 0);
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    // The agency's script listens on 127.0.0.1 only.
+    let port = free_port();
     let cap = Capture::start(CaptureOptions::default()).await;
     let gw = gateway(
         cap.addr,

@@ -458,18 +458,17 @@ async fn the_submission_listener_takes_only_our_own_clients() {
 async fn outbound_mail_survives_kill_9_after_the_250() {
     let cap = Capture::start(CaptureOptions::default()).await;
     let dir = tempfile::tempdir().unwrap();
-    let port = dead_address().port();
+    let addr = dead_address();
     let cfg = dir.path().join("sponts.toml");
     std::fs::write(
         &cfg,
         format!(
-            "[smtp]\nlisten = [\"127.0.0.1:{port}\"]\nhostname = \"gw.test.example\"\nrelay_networks = [\"127.0.0.0/8\"]\n[web]\nlisten = \"127.0.0.1:0\"\n[pop3]\nlisten = \"127.0.0.1:0\"\n[backend]\naddress = \"{}\"\nstarttls = \"off\"\n[domains]\nlocal = [\"example.org\"]\n[storage]\ndata_dir = \"{}\"\n[uce]\ngreet_delay = \"0s\"\n",
+            "[smtp]\nlisten = [\"{addr}\"]\nhostname = \"gw.test.example\"\nrelay_networks = [\"127.0.0.0/8\"]\n[web]\nlisten = \"127.0.0.1:0\"\n[pop3]\nlisten = \"127.0.0.1:0\"\n[backend]\naddress = \"{}\"\nstarttls = \"off\"\n[domains]\nlocal = [\"example.org\"]\n[storage]\ndata_dir = \"{}\"\n[uce]\ngreet_delay = \"0s\"\n",
             cap.addr,
             dir.path().join("data").display()
         ),
     )
     .unwrap();
-    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_sponts"))
         .args(["serve", "--config"])
         .arg(&cfg)

@@ -234,12 +234,12 @@ s.quit()
 async fn binary_serves_and_journal_prints_records() {
     let cap = Capture::start(CaptureOptions::default()).await;
     let dir = tempfile::tempdir().unwrap();
-    let port = dead_address().port();
+    let addr = dead_address();
     let cfg = dir.path().join("sponts.toml");
     std::fs::write(
         &cfg,
         format!(
-            "[smtp]\nlisten = [\"127.0.0.1:{port}\"]\nhostname = \"bin.test.example\"\n[web]\nlisten = \"127.0.0.1:0\"\n[pop3]\nlisten = \"127.0.0.1:0\"\n[backend]\naddress = \"{}\"\nstarttls = \"off\"\n[domains]\nlocal = [\"example.org\"]\n[storage]\ndata_dir = \"{}\"\n",
+            "[smtp]\nlisten = [\"{addr}\"]\nhostname = \"bin.test.example\"\n[web]\nlisten = \"127.0.0.1:0\"\n[pop3]\nlisten = \"127.0.0.1:0\"\n[backend]\naddress = \"{}\"\nstarttls = \"off\"\n[domains]\nlocal = [\"example.org\"]\n[storage]\ndata_dir = \"{}\"\n",
             cap.addr,
             dir.path().join("data").display()
         ),
@@ -253,7 +253,6 @@ async fn binary_serves_and_journal_prints_records() {
         .spawn()
         .unwrap();
     let _kill = KillOnPanic(child.id());
-    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let mut up = false;
     for _ in 0..3000 {
         if tokio::net::TcpStream::connect(addr).await.is_ok() {

@@ -532,15 +532,14 @@ async fn the_dashboard_in_a_browser() {
 #[tokio::test]
 async fn metrics_on_their_own_listener() {
     let cap = Capture::start(CaptureOptions::default()).await;
-    let port = dead_address().port();
+    let metrics_addr = dead_address();
     let gw = gateway(
         cap.addr,
-        &format!("[metrics]\nlisten = \"127.0.0.1:{port}\"\n"),
+        &format!("[metrics]\nlisten = \"{metrics_addr}\"\n"),
     )
     .await;
     let mut c = Client::connect(gw.addr).await;
     c.expect("EHLO a.test", 250).await;
-    let metrics_addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let r = common::http::request(metrics_addr, "GET", "/metrics", &[], None).await;
     assert_eq!(r.status, 200);
     let text = r.text();

@@ -26,7 +26,7 @@ impl Browser {
                 "{p} is needed (scripts/test installs chromium and chromium-driver)"
             );
         }
-        let addr = super::dead_address();
+        let addr = SocketAddr::from(([127, 0, 0, 1], super::free_port()));
         let driver = Command::new(CHROMEDRIVER)
             .arg(format!("--port={}", addr.port()))
             .stdout(Stdio::null())

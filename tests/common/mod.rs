@@ -184,9 +184,26 @@ pub async fn wait_listening(addr: SocketAddr) {
     panic!("sponts did not start listening on {addr}");
 }
 
+/// An address nobody listens on: a backend that is down, or a listener a test starts later.
+/// Each is on a loopback address of its own (127.64.0.1 to 127.253.255.254): a port merely
+/// found free on 127.0.0.1 can be taken by another test's listener before it is used, and a
+/// "dead" backend then answers; no other test binds these addresses.
 pub fn dead_address() -> SocketAddr {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    use std::hash::{BuildHasher, Hasher};
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(std::process::id());
+    h.write_u64(NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+    let r = h.finish().to_le_bytes();
+    let ip = std::net::Ipv4Addr::new(127, 64 + r[0] % 190, r[1], 1 + r[2] % 254);
+    let l = std::net::TcpListener::bind((ip, 0)).unwrap();
     l.local_addr().unwrap()
+}
+
+/// A port free on 127.0.0.1 just now, for a program that only takes a port.
+pub fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
 }
 
 pub fn fixture(name: &str) -> PathBuf {
