@@ -279,17 +279,27 @@ async fn under_journald_each_line_carries_its_priority() {
         .unwrap()
         .replace("level = \"info\"", "level = \"debug\"");
     std::fs::write(&files.cfg, text).unwrap();
-    signal(&server, "HUP");
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    signal(&server, "TERM");
-    let logged = tokio::task::spawn_blocking(move || {
-        server.wait().unwrap();
+    // TERM only once the warning is out: a reload still under way would not log it.
+    let (seen, warned) = std::sync::mpsc::channel();
+    let reader = tokio::task::spawn_blocking(move || {
         let mut text = String::new();
-        std::io::Read::read_to_string(&mut { ours }, &mut text).unwrap();
+        for line in std::io::BufRead::lines(std::io::BufReader::new(ours)) {
+            let line = line.unwrap();
+            if line.contains("log: changed") {
+                let _ = seen.send(());
+            }
+            text.push_str(&line);
+            text.push('\n');
+        }
         text
-    })
-    .await
-    .unwrap();
+    });
+    signal(&server, "HUP");
+    let _ = tokio::task::spawn_blocking(move || warned.recv_timeout(Duration::from_secs(30))).await;
+    signal(&server, "TERM");
+    tokio::task::spawn_blocking(move || server.wait().unwrap())
+        .await
+        .unwrap();
+    let logged = reader.await.unwrap();
     let stderr = logged.as_str();
     let lines: Vec<&str> = stderr.lines().collect();
     assert!(

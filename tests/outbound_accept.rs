@@ -270,17 +270,14 @@ async fn a_mixed_transaction_is_queued_whole_and_its_local_part_reaches_the_back
         .await;
     assert!(r.starts_with("250 2.0.0 Ok: queued"), "{r}");
     let id = reply_id(&r);
-    // Right after the 250 (no runner leases within two seconds of arrival): one row, two routes.
+    // One row, two routes (whether a runner has answered one yet depends on the machine's pace).
     let routes = gw.store.queue_routes(&id).await.unwrap();
     assert_eq!(
         routes
             .iter()
-            .map(|(a, route, done, _)| (a.as_str(), route.as_str(), *done))
+            .map(|(a, route, _, _)| (a.as_str(), route.as_str()))
             .collect::<Vec<_>>(),
-        vec![
-            ("bob@example.org", "backend", false),
-            ("x@partner.example", "mx", false)
-        ]
+        vec![("bob@example.org", "backend"), ("x@partner.example", "mx")]
     );
     // The queue runner hands bob's copy to the backend; x's is MX delivery's, never the backend's
     // (partner.example does not resolve here: MX delivery bounces it to alice, through the backend).

@@ -941,11 +941,20 @@ async fn queued_mail_is_delivered_per_domain_retried_and_returned_with_delay_and
     // The organisation's mail server, which gets the DSNs for its sender.
     let backend = common::Capture::start(Default::default()).await;
     let extra = format!(
-        "[queue]\nprobe = \"1s\"\n[outbound]\nresolver = \"{}\"\nretry = \"1s\"\nmax_retry = \"1s\"\ndelay_dsn_after = \"3s\"\nlifetime = \"8s\"\n",
+        "[queue]\nprobe = \"1s\"\n[outbound]\nresolver = \"{}\"\nretry = \"1s\"\nmax_retry = \"1s\"\ndelay_dsn_after = \"3s\"\nlifetime = \"15s\"\n",
         dns.resolver
     );
     let (config, dir) = common::config(backend.addr, &extra);
     let gw = common::start_with(config, dir).await;
+    // The admin signs in first: the checks below must fit in the message's lifetime.
+    let pw = sponts::auth::hash_password("password for tests").unwrap();
+    gw.store
+        .add_user("admin@example.org", &pw, sponts::storage::Role::Admin)
+        .await
+        .unwrap();
+    let admin = common::http::login(gw.web, "admin@example.org", "password for tests")
+        .await
+        .unwrap();
     let msg = message("queued");
     enqueue(
         &gw.store,
@@ -1010,14 +1019,6 @@ async fn queued_mail_is_delivered_per_domain_retried_and_returned_with_delay_and
         !listing.lines().any(|l| l.starts_with("ok.test ")),
         "delivered mail no longer waits: {listing}"
     );
-    let pw = sponts::auth::hash_password("password for tests").unwrap();
-    gw.store
-        .add_user("admin@example.org", &pw, sponts::storage::Role::Admin)
-        .await
-        .unwrap();
-    let admin = common::http::login(gw.web, "admin@example.org", "password for tests")
-        .await
-        .unwrap();
     let page = common::http::request(
         gw.web,
         "GET",
@@ -1068,7 +1069,7 @@ async fn queued_mail_is_delivered_per_domain_retried_and_returned_with_delay_and
     assert!(
         failed.contains("Action: failed")
             && failed.contains("c@down.test")
-            && failed.contains("given up after 8s"),
+            && failed.contains("given up after 15s"),
         "{failed}"
     );
     assert!(

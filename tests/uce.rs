@@ -506,7 +506,7 @@ async fn clients_that_talk_before_the_greeting_ends_cannot_send_mail() {
     let cap = Capture::start(CaptureOptions::default()).await;
     let gw = gateway(
         cap.addr,
-        "[uce]\ngreet_delay = \"500ms\"\ntarpit_delay = \"50ms\"\n",
+        "[uce]\ngreet_delay = \"1500ms\"\ntarpit_delay = \"50ms\"\n",
     )
     .await;
 
@@ -552,7 +552,7 @@ async fn clients_that_talk_before_the_greeting_ends_cannot_send_mail() {
     let mut c = Client::connect_from(gw.addr, "127.0.0.2").await;
     let first_cost = start.elapsed();
     assert!(
-        first_cost >= Duration::from_millis(450) && first_cost < Duration::from_millis(1000),
+        first_cost >= Duration::from_millis(1400) && first_cost < Duration::from_millis(3000),
         "the honest cost is the pause: {first_cost:?}"
     );
     c.expect("EHLO polite.test", 250).await;
@@ -564,7 +564,7 @@ async fn clients_that_talk_before_the_greeting_ends_cannot_send_mail() {
     let start = Instant::now();
     let mut c = Client::connect_from(gw.addr, "127.0.0.2").await;
     assert!(
-        start.elapsed() < Duration::from_millis(300),
+        start.elapsed() < Duration::from_millis(1000),
         "a client that passed is not paused again: {:?}",
         start.elapsed()
     );

@@ -3,6 +3,7 @@
 STARTTLS with the given certificate (mail is refused before TLS), each message saved as
 N.eml with N.json (envelope, TLS) in --dir. Prints AGENCY_PORT=n when it listens."""
 import argparse, asyncio, json, os, socket, ssl, sys, time
+import free_port  # beside this script
 from aiosmtpd.controller import Controller
 
 
@@ -32,10 +33,7 @@ def main():
     a = p.parse_args()
     port = a.port
     if port == 0:
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-        s.close()
+        port = free_port.ports(1)[0]
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(a.cert, a.key)
     controller = Controller(Save(a.dir), hostname="127.0.0.1", port=port, tls_context=context, require_starttls=True, decode_data=False)

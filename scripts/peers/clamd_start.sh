@@ -15,7 +15,7 @@ DIR="${2:?usage: clamd_start.sh PORT DIR}"
 WAIT="${SPONTS_PEER_WAIT:-60}"
 HERE=$(cd "$(dirname "$0")" && pwd)
 if [ "$PORT" = 0 ]; then
-  PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  PORT=$(python3 "$(dirname "$0")/free_port.py")
 fi
 mkdir -p "$DIR/db"
 DIR=$(cd "$DIR" && pwd)

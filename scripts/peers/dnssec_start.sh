@@ -28,8 +28,7 @@ set -euo pipefail
 DIR=$(cd "${1:?usage: dnssec_start.sh DIR}" && pwd)
 [ -d "$DIR/zones" ] || { echo "no $DIR/zones" >&2; exit 1; }
 for b in knotd unbound ldns-signzone ldns-keygen; do command -v $b >/dev/null || { echo "missing $b" >&2; exit 1; }; done
-port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
-AUTH=$(port); RES=$(port)
+read -r AUTH RES < <(python3 "$(dirname "$0")/free_port.py" 2)
 mkdir -p "$DIR/keys" "$DIR/signed" "$DIR/knot-run" "$DIR/knot-db"
 chmod 755 "$DIR" "$DIR/signed" "$DIR/knot-run" "$DIR/knot-db"
 : > "$DIR/anchors"

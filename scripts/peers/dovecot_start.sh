@@ -113,11 +113,7 @@ CONF
 
 # Free ports now may be taken by someone else before dovecot binds them: then new ports, twice.
 for ATTEMPT in 1 2 3; do
-  read -r IMAP_PORT POP3_PORT IMAPS_PORT POP3S_PORT < <(python3 -c '
-import socket
-ss = [socket.socket() for _ in range(4)]
-for s in ss: s.bind(("127.0.0.1", 0))
-print(*[s.getsockname()[1] for s in ss])')
+  read -r IMAP_PORT POP3_PORT IMAPS_PORT POP3S_PORT < <(python3 "$(dirname "$0")/free_port.py" 4)
   cat > "$DIR/ports.conf" <<CONF
 service imap-login {
   inet_listener imap {

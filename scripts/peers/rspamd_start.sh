@@ -19,7 +19,7 @@ PORT="${1:?usage: rspamd_start.sh PORT DIR}"
 DIR="${2:?usage: rspamd_start.sh PORT DIR}"
 WAIT="${SPONTS_PEER_WAIT:-60}"
 if [ "$PORT" = 0 ]; then
-  PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  PORT=$(python3 "$(dirname "$0")/free_port.py")
 fi
 mkdir -p "$DIR/db" "$DIR/run"
 DIR=$(cd "$DIR" && pwd)

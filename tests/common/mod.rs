@@ -189,21 +189,40 @@ pub async fn wait_listening(addr: SocketAddr) {
 /// found free on 127.0.0.1 can be taken by another test's listener before it is used, and a
 /// "dead" backend then answers; no other test binds these addresses.
 pub fn dead_address() -> SocketAddr {
-    use std::hash::{BuildHasher, Hasher};
-    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u32(std::process::id());
-    h.write_u64(NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
-    let r = h.finish().to_le_bytes();
+    let r = random_u64().to_le_bytes();
     let ip = std::net::Ipv4Addr::new(127, 64 + r[0] % 190, r[1], 1 + r[2] % 254);
     let l = std::net::TcpListener::bind((ip, 0)).unwrap();
     l.local_addr().unwrap()
 }
 
-/// A port free on 127.0.0.1 just now, for a program that only takes a port.
+/// A port free on 127.0.0.1 for a program that only takes a port and binds it a moment later.
+/// Drawn below the kernel's ephemeral range, like scripts/peers/free_port.py: the kernel never
+/// hands such a port to another test's listener meanwhile.
 pub fn free_port() -> u16 {
+    let ephemeral: u16 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32768);
+    if ephemeral > 11_000 {
+        for _ in 0..1000 {
+            let port = 10_000 + (random_u64() % u64::from(ephemeral - 10_000)) as u16;
+            if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+                return port;
+            }
+        }
+    }
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     l.local_addr().unwrap().port()
+}
+
+/// A number different in each process and call.
+fn random_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(std::process::id());
+    h.write_u64(NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+    h.finish()
 }
 
 pub fn fixture(name: &str) -> PathBuf {
