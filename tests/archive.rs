@@ -169,7 +169,8 @@ async fn tampering_is_found_and_named(pg: Option<&str>) {
         None => sponts::config::DatabaseLocation::Sqlite(data.path().join("sponts.db")),
     };
     // Two earlier days, as an earlier run kept them; the serve process seals the finished days
-    // when it starts (and after each day's end).
+    // when it starts (and a grace after each day's end: none of it may be under way now).
+    clear_of_boundary(DAY, sponts::archive::seal::GRACE_US + 30_000_000).await;
     let now = sponts::clock::now_us();
     let today = now - now.rem_euclid(DAY);
     let old_a = b"Subject: three days ago\r\n\r\nold\r\n".to_vec();

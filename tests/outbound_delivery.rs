@@ -1195,13 +1195,16 @@ impl Drop for Postfix {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn postfix_relayhost_to_sponts_to_the_mx_a_receiving_postfix_dkim_signed() {
+    // An address of its own: a Postfix is a daemon, and one left behind by a killed run would
+    // hold a fixed address's port 25.
+    let mx_ip = common::dead_address().ip();
     let dns = TestDns::start(&[(
         "far.test.zone",
-        zone("far.test", "@ MX 10 mx\nmx A 127.0.7.1"),
+        zone("far.test", &format!("@ MX 10 mx\nmx A {mx_ip}")),
     )]);
     // The receiving side: a Postfix on far.test's MX (STARTTLS offered), handing on to a capture.
     let inbox = common::Capture::start(Default::default()).await;
-    let _mx = Postfix::start("127.0.7.1:25", inbox.addr, true);
+    let _mx = Postfix::start(&format!("{mx_ip}:25"), inbox.addr, true);
     let backend = common::Capture::start(Default::default()).await;
     let (config, dir) = common::config(
         backend.addr,

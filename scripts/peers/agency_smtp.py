@@ -3,7 +3,7 @@
 STARTTLS with the given certificate (mail is refused before TLS), each message saved as
 N.eml with N.json (envelope, TLS) in --dir. Prints AGENCY_PORT=n when it listens."""
 import argparse, asyncio, json, os, socket, ssl, sys, time
-import free_port  # beside this script
+import free_port, with_parent  # beside this script
 from aiosmtpd.controller import Controller
 
 
@@ -31,6 +31,7 @@ def main():
     p.add_argument("--dir", required=True)
     p.add_argument("--port", type=int, default=0, help="0: a free one")
     a = p.parse_args()
+    with_parent.exit_with_parent()
     port = a.port
     if port == 0:
         port = free_port.ports(1)[0]

@@ -4,6 +4,7 @@ the given certificate (python3's http.server and ssl); a POST's body is kept as
 ROOT/posted/N.bin (with its Content-Type in N.type) and answered 201. Prints HTTPS_READY=ADDR
 when it listens."""
 import argparse, functools, http.server, os, ssl
+import with_parent  # beside this script
 
 
 class Handler(http.server.SimpleHTTPRequestHandler):
@@ -28,6 +29,7 @@ def main():
     p.add_argument("--cert", required=True)
     p.add_argument("--key", required=True)
     a = p.parse_args()
+    with_parent.exit_with_parent()
     handler = functools.partial(Handler, directory=a.root)
     httpd = http.server.ThreadingHTTPServer((a.addr, 443), handler)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)

@@ -6,6 +6,7 @@ that reply; with --rcpt-delay S each RCPT is answered after S seconds. Prints MX
 import argparse, asyncio, json, os, ssl, time
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP
+import with_parent  # beside this script
 
 
 class Save:
@@ -43,6 +44,7 @@ def main():
     p.add_argument("--refuse")
     p.add_argument("--rcpt-delay", type=float, default=0)
     a = p.parse_args()
+    with_parent.exit_with_parent()
     context = None
     if a.cert:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)

@@ -250,11 +250,23 @@ pub async fn journal_entry(
 /// the next hour, so the test's traffic and its checks fall in the same bucket.
 #[allow(dead_code)]
 pub async fn clear_of_hour_boundary() {
-    let hour = 3_600_000_000i64;
-    let left = hour - sponts::clock::now_us().rem_euclid(hour);
-    if left < 90_000_000 {
-        tokio::time::sleep(std::time::Duration::from_micros(left as u64 + 100_000)).await;
-    }
+    clear_of_boundary(3_600_000_000, 0).await;
+}
+
+/// Waits while a UTC `period` (in µs) ends in less than 90 s or began less than `settle` µs
+/// ago: a test that counts on which days are over (the archive seals a day some minutes after
+/// its end) must not straddle a midnight.
+#[allow(dead_code)]
+pub async fn clear_of_boundary(period: i64, settle: i64) {
+    let into = sponts::clock::now_us().rem_euclid(period);
+    let wait = if into < settle {
+        settle - into
+    } else if period - into < 90_000_000 {
+        period - into + settle
+    } else {
+        return;
+    };
+    tokio::time::sleep(std::time::Duration::from_micros(wait as u64 + 100_000)).await;
 }
 
 /// `id=XXXX` from a final reply.
