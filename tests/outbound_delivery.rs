@@ -947,14 +947,7 @@ async fn queued_mail_is_delivered_per_domain_retried_and_returned_with_delay_and
     let (config, dir) = common::config(backend.addr, &extra);
     let gw = common::start_with(config, dir).await;
     // The admin signs in first: the checks below must fit in the message's lifetime.
-    let pw = sponts::auth::hash_password("password for tests").unwrap();
-    gw.store
-        .add_user("admin@example.org", &pw, sponts::storage::Role::Admin)
-        .await
-        .unwrap();
-    let admin = common::http::login(gw.web, "admin@example.org", "password for tests")
-        .await
-        .unwrap();
+    let admin = common::signed_in_admin(&gw).await;
     let msg = message("queued");
     enqueue(
         &gw.store,

@@ -579,14 +579,7 @@ async fn deliver_by_hand_to_another_host() {
     c.expect("QUIT", 221).await;
     let standby = Capture::start(CaptureOptions::default()).await;
     let (config, _dir) = config(dead_address(), "");
-    let pw = sponts::auth::hash_password("password for tests").unwrap();
-    gw.store
-        .add_user("admin@example.org", &pw, sponts::storage::Role::Admin)
-        .await
-        .unwrap();
-    let admin = common::http::login(gw.web, "admin@example.org", "password for tests")
-        .await
-        .unwrap();
+    let admin = common::signed_in_admin(&gw).await;
     let body = format!("csrf={}&id={id}&host={}", admin.csrf, standby.addr);
     let r = common::http::request(
         gw.web,

@@ -307,6 +307,15 @@ pub async fn add_user(store: &sponts::storage::Store, address: &str, role: spont
 
 pub const PASSWORD: &str = "password for tests";
 
+/// A new admin account (admin@example.org), signed in over the web.
+#[allow(dead_code)]
+pub async fn signed_in_admin(gw: &Gateway) -> http::Login {
+    add_user(&gw.store, "admin@example.org", sponts::storage::Role::Admin).await;
+    http::login(gw.web, "admin@example.org", PASSWORD)
+        .await
+        .unwrap()
+}
+
 /// Runs a command off the test's runtime thread. An in-process gateway shares that thread, and a
 /// database transaction it holds open would never finish while the thread waits for the command.
 pub async fn output(mut command: std::process::Command) -> std::process::Output {
