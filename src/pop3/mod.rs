@@ -142,7 +142,7 @@ pub async fn sign_in(
     if throttle.blocked(ip, user).is_some() {
         return SignIn::Blocked;
     }
-    throttle.failed(ip, user);
+    let _attempt = throttle.failed(ip, user);
     let account = crate::directory::sign_in(store, config, user, password)
         .await
         .ok()

@@ -67,8 +67,9 @@ pub async fn sign_in(
             ),
         ));
     }
-    // Counted before the (slow) check, so parallel attempts cannot slip past the throttle.
-    web.throttle.failed(ip, &username);
+    // Counted before the (slow) check, so parallel attempts cannot slip past the throttle; a
+    // wait it brings runs from the end of the sign-in.
+    let _attempt = web.throttle.failed(ip, &username);
     let user = crate::directory::sign_in(&web.store, &web.config, &username, password)
         .await
         .map_err(|_| {

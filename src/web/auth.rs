@@ -244,18 +244,28 @@ impl Throttle {
             .max()
     }
 
-    pub fn failed(&self, ip: IpAddr, account: &str) {
+    /// Counts an attempt as failed before its (slow) check, so parallel attempts cannot slip
+    /// past the throttle. The wait it may bring runs from when the check is over — when the
+    /// returned attempt is dropped: a check that takes seconds (a directory's bind) does not
+    /// use the wait up.
+    #[must_use = "the wait runs from when the attempt is dropped"]
+    pub fn failed(&self, ip: IpAddr, account: &str) -> Attempt<'_> {
+        let keys = Self::keys(ip, account);
         let mut map = self.failures.lock().expect("throttle lock");
         if map.len() > 100_000 {
             map.retain(|_, (_, last)| last.elapsed() < WINDOW);
         }
-        for k in Self::keys(ip, account) {
-            let e = map.entry(k).or_insert((0, Instant::now()));
+        for k in &keys {
+            let e = map.entry(k.clone()).or_insert((0, Instant::now()));
             if e.1.elapsed() >= WINDOW {
                 e.0 = 0;
             }
             e.0 += 1;
             e.1 = Instant::now();
+        }
+        Attempt {
+            throttle: self,
+            keys,
         }
     }
 
@@ -281,6 +291,25 @@ impl Throttle {
     }
 }
 
+/// An attempt counted by [`Throttle::failed`] whose check is under way.
+pub struct Attempt<'a> {
+    throttle: &'a Throttle,
+    keys: [String; 2],
+}
+
+impl Drop for Attempt<'_> {
+    fn drop(&mut self) {
+        let Ok(mut map) = self.throttle.failures.lock() else {
+            return;
+        };
+        for k in &self.keys {
+            if let Some(e) = map.get_mut(k) {
+                e.1 = Instant::now();
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -291,7 +320,7 @@ mod tests {
         let ip: IpAddr = "192.0.2.1".parse().unwrap();
         for _ in 0..FREE {
             assert!(t.blocked(ip, "a@example.org").is_none());
-            t.failed(ip, "a@example.org");
+            let _ = t.failed(ip, "a@example.org");
         }
         assert!(t.blocked(ip, "a@example.org").is_some());
         assert!(t.blocked(ip, "other@example.org").is_some(), "same address");
@@ -304,6 +333,21 @@ mod tests {
             t.blocked("192.0.2.2".parse().unwrap(), "b@example.org")
                 .is_none()
         );
+    }
+
+    #[test]
+    fn the_wait_runs_from_the_end_of_a_slow_check() {
+        let t = Throttle::default();
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        for _ in 1..FREE {
+            let _ = t.failed(ip, "a@example.org");
+        }
+        let fifth = t.failed(ip, "a@example.org");
+        // The check outlasts the first wait (one second).
+        std::thread::sleep(Duration::from_millis(1100));
+        drop(fifth);
+        let wait = t.blocked(ip, "a@example.org").expect("still blocked");
+        assert!(wait > Duration::from_millis(800), "{wait:?}");
     }
 
     #[test]

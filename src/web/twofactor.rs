@@ -131,7 +131,7 @@ where
             ),
         ));
     }
-    web.throttle.failed(ip, address);
+    let _attempt = web.throttle.failed(ip, address);
     match check().await.map_err(storage_error)? {
         Some(t) => {
             web.throttle.succeeded(ip, address);
