@@ -320,21 +320,24 @@ async fn throttling_and_timing_do_not_tell_which_accounts_exist() {
     )
     .await;
     add_user(&gw.store, "alice@example.org", sponts::storage::Role::User).await;
-    let mut seen = Vec::new();
-    for (n, name) in [(1, "alice@example.org"), (2, "nobody@example.org")] {
-        // Each attempt from an address of its own: only the name's count grows.
-        let mut answers = Vec::new();
-        let mut time = std::time::Duration::ZERO;
-        for i in 1..=5 {
+    let names = [(1, "alice@example.org"), (2, "nobody@example.org")];
+    // (answers, the fastest failure) per name. The two names take turns, so a busy moment of
+    // the machine falls on both; each attempt comes from an address of its own: only the
+    // name's count grows.
+    let mut seen: Vec<(Vec<(String, bool)>, std::time::Duration)> =
+        vec![(Vec::new(), std::time::Duration::MAX); 2];
+    for i in 1..=5 {
+        for (k, (n, name)) in names.iter().enumerate() {
             let (answer, took, open) =
                 failed_sign_in(gw.pop3, &format!("127.0.{n}.{i}"), name).await;
-            answers.push((answer, open));
-            time += took;
+            seen[k].0.push((answer, open));
+            seen[k].1 = seen[k].1.min(took);
         }
-        // The sixth comes at once: the name is throttled now.
+    }
+    // The sixth comes at once: the name is throttled now.
+    for (k, (n, name)) in names.iter().enumerate() {
         let (answer, _, open) = failed_sign_in(gw.pop3, &format!("127.0.{n}.9"), name).await;
-        answers.push((answer, open));
-        seen.push((answers, time));
+        seen[k].0.push((answer, open));
     }
     let (known, unknown) = (&seen[0], &seen[1]);
     assert!(
@@ -356,7 +359,7 @@ async fn throttling_and_timing_do_not_tell_which_accounts_exist() {
     let ratio = known.1.as_secs_f64() / unknown.1.as_secs_f64();
     assert!(
         (0.5..2.0).contains(&ratio),
-        "five failures took {:?} for a known name, {:?} for an unknown one",
+        "the fastest of five failures took {:?} for a known name, {:?} for an unknown one",
         known.1,
         unknown.1
     );
