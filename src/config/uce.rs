@@ -45,6 +45,9 @@ pub struct UceConfig {
     /// Points for a client that greets as this gateway, as a domain it receives mail for, or
     /// with a public address literal not its own (0: off).
     pub helo_forged: f64,
+    /// Points for a greeting that is no host name: a bare address, characters or labels no
+    /// name has (0: off). A name without a dot is not counted.
+    pub helo_invalid: f64,
     /// `HOST:PORT` of the DNS resolver for DNSBL, URIBL and SPF/DKIM. Empty: the system's.
     pub resolver: String,
     pub dns_timeout: Duration,
@@ -80,6 +83,7 @@ impl Default for UceConfig {
             tarpit_errors: 3,
             greet_delay: Duration(std::time::Duration::from_millis(500)),
             helo_forged: 5.0,
+            helo_invalid: 2.0,
             resolver: String::new(),
             dns_timeout: Duration::secs(3),
             dnsbl: Vec::new(),

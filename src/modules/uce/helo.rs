@@ -2,7 +2,9 @@
 //! gateway receives mail for, or a public address other than the one it connects from. Bots
 //! greet with the recipient's own domain or a borrowed address; a real server names itself.
 //! A name without a dot (`localhost`, `laptop`) or a private address literal (a server behind
-//! NAT) is not held against anyone: both are common among real senders.
+//! NAT) is not held against anyone: both are common among real senders. A greeting that is no
+//! host name at all — a bare address, characters or labels no name has — is what ratware
+//! sends; it counts less (`invalid`).
 
 use mail_auth::MessageAuthenticator;
 use std::net::IpAddr;
@@ -52,6 +54,39 @@ pub fn forged(
     })
 }
 
+/// Why `helo` is no host name (RFC 5321: a domain, or an address in brackets): a bare address,
+/// an empty or over-long label, a label that starts or ends with a hyphen, a character no name
+/// has, or a top label of digits only. Address literals are `forged`'s; an underscore (some
+/// Windows hosts' names) and a name without a dot pass.
+pub fn invalid(helo: &str) -> Option<String> {
+    let name = helo.trim().trim_end_matches('.');
+    if name.starts_with('[') {
+        return None;
+    }
+    if let Ok(address) = name.parse::<IpAddr>() {
+        let bracketed = match address {
+            IpAddr::V4(_) => format!("[{address}]"),
+            IpAddr::V6(_) => format!("[IPv6:{address}]"),
+        };
+        return Some(format!("bare address {name}, not {bracketed}"));
+    }
+    let labels: Vec<&str> = name.split('.').collect();
+    let bad_label = labels.iter().find(|l| {
+        l.is_empty()
+            || l.len() > 63
+            || l.starts_with('-')
+            || l.ends_with('-')
+            || !l
+                .chars()
+                .all(|c| c.is_alphanumeric() || c == '-' || c == '_')
+    });
+    let numeric_top = labels.len() > 1
+        && labels
+            .last()
+            .is_some_and(|l| l.bytes().all(|b| b.is_ascii_digit()));
+    (bad_label.is_some() || numeric_top).then(|| format!("{name} is not a host name"))
+}
+
 /// Does `name` resolve to `client`? False when it does not, or when DNS cannot tell.
 pub async fn resolves_to(dns: &MessageAuthenticator, name: &str, client: IpAddr) -> bool {
     match client.to_canonical() {
@@ -68,7 +103,7 @@ pub async fn resolves_to(dns: &MessageAuthenticator, name: &str, client: IpAddr)
 
 #[cfg(test)]
 mod tests {
-    use super::forged;
+    use super::{forged, invalid};
 
     fn judge(helo: &str, client: &str) -> Option<String> {
         let local = vec!["example.org".to_string(), "localhost".to_string()];
@@ -126,5 +161,47 @@ mod tests {
         assert_eq!(f.unwrap().name.as_deref(), Some("example.org"));
         let f = forged("[203.0.113.9]", "198.51.100.7".parse().unwrap(), "gw", &[]);
         assert_eq!(f.unwrap().name, None, "an address literal is what it is");
+    }
+
+    #[test]
+    fn greetings_that_are_no_host_name() {
+        for (helo, why) in [
+            ("203.0.113.9", "bare address 203.0.113.9, not [203.0.113.9]"),
+            (
+                "2001:db8::1",
+                "bare address 2001:db8::1, not [IPv6:2001:db8::1]",
+            ),
+            ("mail..example.com", "mail..example.com is not a host name"),
+            (".example.com", ".example.com is not a host name"),
+            ("-mx.example.com", "-mx.example.com is not a host name"),
+            ("mx-.example.com", "mx-.example.com is not a host name"),
+            ("mx!.example.com", "mx!.example.com is not a host name"),
+            ("host.123", "host.123 is not a host name"),
+            ("10.0.0", "10.0.0 is not a host name"),
+        ] {
+            assert_eq!(invalid(helo).as_deref(), Some(why), "{helo}");
+        }
+        let long = format!("{}.example.com", "a".repeat(64));
+        assert!(invalid(&long).is_some());
+    }
+
+    #[test]
+    fn names_and_literals_are_valid() {
+        for helo in [
+            "mx.example.com",
+            "mx.example.com.",
+            "MX-1.Example.COM",
+            "laptop",
+            "localhost",
+            "win_server.corp.example",
+            "xn--bcher-kva.example",
+            "bücher.example",
+            "1password.example",
+            "[203.0.113.9]",
+            "[IPv6:2001:db8::1]",
+            "[not an address]",
+        ] {
+            assert_eq!(invalid(helo), None, "{helo}");
+        }
     }
 }

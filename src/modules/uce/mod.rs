@@ -378,12 +378,16 @@ impl Uce {
         if let Some(reason) = self.penalty(s.peer.ip()).filter(|_| !outbound) {
             score.sure = Some(format!("penalty box: {reason}"));
         }
-        let helo = s
-            .helo
-            .as_deref()
-            .filter(|_| !outbound && self.config.helo_forged != 0.0);
-        if let Some(forged) =
-            helo.and_then(|h| helo::forged(h, s.peer.ip(), &self.hostname, &self.local_domains))
+        let helo = s.helo.as_deref().filter(|_| !outbound);
+        if let Some(why) = helo
+            .filter(|_| self.config.helo_invalid != 0.0)
+            .and_then(helo::invalid)
+        {
+            score.add(self.config.helo_invalid, format!("helo invalid ({why})"));
+        }
+        if let Some(forged) = helo
+            .filter(|_| self.config.helo_forged != 0.0)
+            .and_then(|h| helo::forged(h, s.peer.ip(), &self.hostname, &self.local_domains))
         {
             // A host of ours that greets as the domain it serves, from its own address.
             let vindicated = match (&forged.name, &self.dns) {
