@@ -222,6 +222,19 @@ async fn a_client_greeting_as_us_as_someone_else_or_as_no_host_counts() {
             Some("helo invalid (mx..sender.example is not a host name) +2.0"),
             false,
         ),
+        (
+            "[mx.sender.example]",
+            "127.0.0.1",
+            Some("helo invalid ([mx.sender.example] is no address literal) +2.0"),
+            false,
+        ),
+        // Bare and someone else's: both.
+        (
+            "203.0.113.9",
+            "127.0.0.1",
+            Some("helo forged (203.0.113.9 is not the client's address) +5.0"),
+            true,
+        ),
         ("[127.0.0.1]", "127.0.0.1", None, false),
         ("client.test", "127.0.0.1", None, false),
         ("localhost", "127.0.0.1", None, false),
@@ -253,6 +266,28 @@ async fn a_client_greeting_as_us_as_someone_else_or_as_no_host_counts() {
             "{helo}: {notes}: {text}"
         );
     }
+    gw.stop().await;
+
+    // Each check can be turned off.
+    let gw = gateway(
+        cap.addr,
+        "[uce]\ntarpit_delay = \"0s\"\nhelo_invalid = 0.0\nhelo_forged = 0.0\n",
+    )
+    .await;
+    let mut c = Client::connect(gw.addr).await;
+    c.expect("EHLO 203.0.113.9", 250).await;
+    let reply = c
+        .send_mail(
+            "a@sender.example",
+            &["u@example.org"],
+            &msg("a@sender.example", "hello", "see you"),
+        )
+        .await;
+    let notes = journal_entry(&gw.store, &id_of(&gw.store, &reply).await)
+        .await
+        .notes
+        .unwrap_or_default();
+    assert!(!notes.contains("helo"), "{notes}");
     gw.stop().await;
 }
 

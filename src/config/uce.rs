@@ -45,8 +45,8 @@ pub struct UceConfig {
     /// Points for a client that greets as this gateway, as a domain it receives mail for, or
     /// with a public address literal not its own (0: off).
     pub helo_forged: f64,
-    /// Points for a greeting that is no host name: a bare address, characters or labels no
-    /// name has (0: off). A name without a dot is not counted.
+    /// Points for a greeting that is no host name: a bare address, brackets around no address,
+    /// characters or labels no name has (0: off). A name without a dot is not counted.
     pub helo_invalid: f64,
     /// `HOST:PORT` of the DNS resolver for DNSBL, URIBL and SPF/DKIM. Empty: the system's.
     pub resolver: String,

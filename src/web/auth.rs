@@ -255,17 +255,22 @@ impl Throttle {
         if map.len() > 100_000 {
             map.retain(|_, (_, last)| last.elapsed() < WINDOW);
         }
-        for k in &keys {
-            let e = map.entry(k.clone()).or_insert((0, Instant::now()));
-            if e.1.elapsed() >= WINDOW {
+        let now = Instant::now();
+        let mut counted = [(0, now, None); 2];
+        for (k, slot) in keys.iter().zip(&mut counted) {
+            let e = map.entry(k.clone()).or_insert((0, now));
+            let before = (e.0 > 0 && e.1.elapsed() < WINDOW).then_some(e.1);
+            if before.is_none() {
                 e.0 = 0;
             }
             e.0 += 1;
-            e.1 = Instant::now();
+            e.1 = now;
+            *slot = (e.0, now, before);
         }
         Attempt {
             throttle: self,
             keys,
+            counted,
         }
     }
 
@@ -295,16 +300,24 @@ impl Throttle {
 pub struct Attempt<'a> {
     throttle: &'a Throttle,
     keys: [String; 2],
+    /// Per key: its count with this attempt in it, the time it was stamped with, and the stamp
+    /// it had before.
+    counted: [(u32, Instant, Option<Instant>); 2],
 }
 
 impl Drop for Attempt<'_> {
+    /// A record the attempt still counts in waits from now; one it was taken back from (by
+    /// `succeeded` or `forgive`) gets its earlier time back.
     fn drop(&mut self) {
         let Ok(mut map) = self.throttle.failures.lock() else {
             return;
         };
-        for k in &self.keys {
-            if let Some(e) = map.get_mut(k) {
+        for (k, (count, stamped, before)) in self.keys.iter().zip(self.counted) {
+            let Some(e) = map.get_mut(k) else { continue };
+            if e.0 >= count {
                 e.1 = Instant::now();
+            } else if let Some(before) = before.filter(|_| e.1 == stamped) {
+                e.1 = before;
             }
         }
     }
@@ -348,6 +361,25 @@ mod tests {
         drop(fifth);
         let wait = t.blocked(ip, "a@example.org").expect("still blocked");
         assert!(wait > Duration::from_millis(800), "{wait:?}");
+    }
+
+    #[test]
+    fn a_success_or_a_right_password_does_not_restart_the_wait() {
+        let t = Throttle::default();
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        for _ in 0..FREE {
+            let _ = t.failed(ip, "a@example.org");
+        }
+        std::thread::sleep(Duration::from_millis(1100));
+        // The address's wait is over; someone at it signs in, someone else gets the code page.
+        let attempt = t.failed(ip, "a@example.org");
+        t.succeeded(ip, "a@example.org");
+        drop(attempt);
+        assert_eq!(t.blocked(ip, "a@example.org"), None);
+        let attempt = t.failed(ip, "b@example.org");
+        t.forgive(ip, "b@example.org");
+        drop(attempt);
+        assert_eq!(t.blocked(ip, "b@example.org"), None);
     }
 
     #[test]

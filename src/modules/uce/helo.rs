@@ -29,11 +29,21 @@ pub fn forged(
     local_domains: &[String],
 ) -> Option<Forged> {
     let name = helo.trim().trim_end_matches('.');
-    if name.starts_with('[') {
-        let address = literal_address(name)?.to_canonical();
+    // An address, as RFC 5321 writes it or bare (which `invalid` counts besides).
+    let address = if name.starts_with('[') {
+        Some(literal_address(name)?)
+    } else {
+        name.parse::<IpAddr>().ok()
+    };
+    if let Some(address) = address.map(|a| a.to_canonical()) {
         let own = client_key(address) == client_key(client);
+        let shown = if name.starts_with('[') {
+            format!("[{address}]")
+        } else {
+            address.to_string()
+        };
         return (!own && is_public(address)).then(|| Forged {
-            reason: format!("[{address}] is not the client's address"),
+            reason: format!("{shown} is not the client's address"),
             name: None,
         });
     }
@@ -54,14 +64,18 @@ pub fn forged(
     })
 }
 
-/// Why `helo` is no host name (RFC 5321: a domain, or an address in brackets): a bare address,
-/// an empty or over-long label, a label that starts or ends with a hyphen, a character no name
-/// has, or a top label of digits only. Address literals are `forged`'s; an underscore (some
-/// Windows hosts' names) and a name without a dot pass.
+/// Why `helo` is no host name (RFC 5321: a domain, or an address in brackets): an address
+/// without its brackets (even the client's own), brackets around no address, an empty or
+/// over-long label, a label that starts or ends with a hyphen, a character no name has, or a
+/// top label of digits only. A name without a dot (`laptop`) and an underscore (some Windows
+/// hosts' names) pass.
 pub fn invalid(helo: &str) -> Option<String> {
-    let name = helo.trim().trim_end_matches('.');
+    let name = helo.trim();
+    let name = name.strip_suffix('.').unwrap_or(name);
     if name.starts_with('[') {
-        return None;
+        return literal_address(name)
+            .is_none()
+            .then(|| format!("{name} is no address literal"));
     }
     if let Ok(address) = name.parse::<IpAddr>() {
         let bracketed = match address {
@@ -70,21 +84,23 @@ pub fn invalid(helo: &str) -> Option<String> {
         };
         return Some(format!("bare address {name}, not {bracketed}"));
     }
+    if !name.contains('.') {
+        return None;
+    }
     let labels: Vec<&str> = name.split('.').collect();
-    let bad_label = labels.iter().find(|l| {
+    let bad_label = labels.iter().any(|l| {
         l.is_empty()
             || l.len() > 63
             || l.starts_with('-')
             || l.ends_with('-')
             || !l
-                .chars()
-                .all(|c| c.is_alphanumeric() || c == '-' || c == '_')
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
     });
-    let numeric_top = labels.len() > 1
-        && labels
-            .last()
-            .is_some_and(|l| l.bytes().all(|b| b.is_ascii_digit()));
-    (bad_label.is_some() || numeric_top).then(|| format!("{name} is not a host name"))
+    let numeric_top = labels
+        .last()
+        .is_some_and(|l| l.bytes().all(|b| b.is_ascii_digit()));
+    (bad_label || numeric_top).then(|| format!("{name} is not a host name"))
 }
 
 /// Does `name` resolve to `client`? False when it does not, or when DNS cannot tell.
@@ -128,6 +144,11 @@ mod tests {
             judge("[IPV6:2001:db8:1::1]", "2001:db8:2::1").as_deref(),
             Some("[2001:db8:1::1] is not the client's address")
         );
+        assert_eq!(
+            judge("203.0.113.9", "198.51.100.7").as_deref(),
+            Some("203.0.113.9 is not the client's address"),
+            "bare, too"
+        );
     }
 
     #[test]
@@ -144,6 +165,8 @@ mod tests {
             ("[IPv6:2001:db8::2]", "2001:db8::2"),
             ("[ipv6:2001:db8::1:1]", "2001:db8::2"), // its own /64
             ("[198.51.100.7]", "::ffff:198.51.100.7"),
+            ("198.51.100.7", "198.51.100.7"), // bare: `invalid`'s, not forged
+            ("192.168.1.20", "198.51.100.7"),
             ("[not an address]", "198.51.100.7"),
         ] {
             assert_eq!(judge(helo, client), None, "{helo} from {client}");
@@ -178,6 +201,10 @@ mod tests {
             ("mx!.example.com", "mx!.example.com is not a host name"),
             ("host.123", "host.123 is not a host name"),
             ("10.0.0", "10.0.0 is not a host name"),
+            ("mx.example.com..", "mx.example.com. is not a host name"),
+            ("[not an address]", "[not an address] is no address literal"),
+            ("[localhost]", "[localhost] is no address literal"),
+            ("[1.2.3]", "[1.2.3] is no address literal"),
         ] {
             assert_eq!(invalid(helo).as_deref(), Some(why), "{helo}");
         }
@@ -195,11 +222,11 @@ mod tests {
             "localhost",
             "win_server.corp.example",
             "xn--bcher-kva.example",
-            "bücher.example",
             "1password.example",
+            "my#pc", // no dot: not judged
             "[203.0.113.9]",
             "[IPv6:2001:db8::1]",
-            "[not an address]",
+            "[ipv6:2001:db8::1]",
         ] {
             assert_eq!(invalid(helo), None, "{helo}");
         }
