@@ -240,22 +240,10 @@ async fn a_client_greeting_as_us_as_someone_else_or_as_no_host_counts() {
         ("localhost", "127.0.0.1", None, false),
     ];
     for (n, (helo, client, reason, tagged)) in cases.into_iter().enumerate() {
-        let mut c = Client::connect_from(gw.addr, client).await;
-        c.expect(&format!("EHLO {helo}"), 250).await;
-        let reply = c
-            .send_mail(
-                "a@sender.example",
-                &["u@example.org"],
-                &msg("a@sender.example", "hello", "see you"),
-            )
-            .await;
+        let (reply, notes) = greeted_as(&gw, helo, client).await;
         assert!(reply.starts_with("250 "), "{helo}: {reply}");
         let d = cap.wait_for(n + 1).await;
         let text = String::from_utf8_lossy(&d[n].data).to_string();
-        let notes = journal_entry(&gw.store, &id_of(&gw.store, &reply).await)
-            .await
-            .notes
-            .unwrap_or_default();
         match reason {
             Some(r) => assert!(notes.contains(r), "{helo}: {notes}"),
             None => assert!(!notes.contains("helo"), "{helo}: {notes}"),
@@ -274,8 +262,15 @@ async fn a_client_greeting_as_us_as_someone_else_or_as_no_host_counts() {
         "[uce]\ntarpit_delay = \"0s\"\nhelo_invalid = 0.0\nhelo_forged = 0.0\n",
     )
     .await;
-    let mut c = Client::connect(gw.addr).await;
-    c.expect("EHLO 203.0.113.9", 250).await;
+    let (_, notes) = greeted_as(&gw, "203.0.113.9", "127.0.0.1").await;
+    assert!(!notes.contains("helo"), "{notes}");
+    gw.stop().await;
+}
+
+/// Greets as `helo` from `client` and sends one message: the final reply and the journal's notes.
+async fn greeted_as(gw: &Gateway, helo: &str, client: &str) -> (String, String) {
+    let mut c = Client::connect_from(gw.addr, client).await;
+    c.expect(&format!("EHLO {helo}"), 250).await;
     let reply = c
         .send_mail(
             "a@sender.example",
@@ -287,8 +282,7 @@ async fn a_client_greeting_as_us_as_someone_else_or_as_no_host_counts() {
         .await
         .notes
         .unwrap_or_default();
-    assert!(!notes.contains("helo"), "{notes}");
-    gw.stop().await;
+    (reply, notes)
 }
 
 #[tokio::test]
