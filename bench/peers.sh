@@ -14,7 +14,7 @@ bench_install() {
   fi
 }
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+free_port() { python3 scripts/peers/free_port.py; }
 
 wait_port() {
   local host=$1 port=$2

@@ -9,7 +9,7 @@
 use mail_auth::MessageAuthenticator;
 use std::net::IpAddr;
 
-use crate::address::literal_address;
+use crate::address::{is_domain, literal_address};
 use crate::net::{client_key, is_public};
 
 /// A forged greeting: why, and the name it claims when DNS could still show the claim true (a
@@ -30,14 +30,15 @@ pub fn forged(
 ) -> Option<Forged> {
     let name = helo.trim().trim_end_matches('.');
     // An address, as RFC 5321 writes it or bare (which `invalid` counts besides).
-    let address = if name.starts_with('[') {
+    let bracketed = name.starts_with('[');
+    let address = if bracketed {
         Some(literal_address(name)?)
     } else {
         name.parse::<IpAddr>().ok()
     };
     if let Some(address) = address.map(|a| a.to_canonical()) {
         let own = client_key(address) == client_key(client);
-        let shown = if name.starts_with('[') {
+        let shown = if bracketed {
             format!("[{address}]")
         } else {
             address.to_string()
@@ -87,20 +88,13 @@ pub fn invalid(helo: &str) -> Option<String> {
     if !name.contains('.') {
         return None;
     }
-    let labels: Vec<&str> = name.split('.').collect();
-    let bad_label = labels.iter().any(|l| {
-        l.is_empty()
-            || l.len() > 63
-            || l.starts_with('-')
-            || l.ends_with('-')
-            || !l
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    });
-    let numeric_top = labels
-        .last()
+    // An underscore counts as a letter here: some Windows hosts' names carry one.
+    let numeric_top = name
+        .rsplit('.')
+        .next()
         .is_some_and(|l| l.bytes().all(|b| b.is_ascii_digit()));
-    (bad_label || numeric_top).then(|| format!("{name} is not a host name"))
+    (!is_domain(&name.replace('_', "u")) || numeric_top)
+        .then(|| format!("{name} is not a host name"))
 }
 
 /// Does `name` resolve to `client`? False when it does not, or when DNS cannot tell.
